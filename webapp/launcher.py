@@ -1,0 +1,81 @@
+"""Runs the whole service on one machine for development and the demo.
+
+Starts a private Redis when none is configured, then the web portal under gunicorn,
+and stops everything cleanly on Ctrl-C (SIGINT) or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+
+from webapp.config import VAR_DIR, Config
+
+
+def start_private_redis() -> tuple[subprocess.Popen, str]:
+    """A Redis of our own on a Unix socket under var/, gone when we stop."""
+    server = shutil.which("redis-server")
+    if server is None:
+        raise SystemExit(
+            "No Redis is configured (AUTOCALL_REDIS_URL) and redis-server is not installed: "
+            "install the Debian package redis-server or point AUTOCALL_REDIS_URL at a Redis."
+        )
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    sock = VAR_DIR / "redis.sock"
+    proc = subprocess.Popen(
+        [server, "--port", "0", "--unixsocket", str(sock), "--unixsocketperm", "700",
+         "--save", "", "--appendonly", "no", "--dir", str(VAR_DIR)],
+        stdout=subprocess.DEVNULL,
+    )
+    for _ in range(100):
+        if sock.exists():
+            break
+        time.sleep(0.05)
+    return proc, f"unix://{sock}"
+
+
+def run_service(config: Config, host: str, port: int | None) -> int:
+    children: list[subprocess.Popen] = []
+    if not config.redis_url:
+        redis_proc, redis_url = start_private_redis()
+        children.append(redis_proc)
+        config = replace(config, redis_url=redis_url)
+        print(f"Private Redis at {redis_url}", flush=True)
+
+    env = dict(os.environ, AUTOCALL_REDIS_URL=config.redis_url)
+    port = port or config.web_port
+    web = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py",
+         "--bind", f"{host}:{port}", "webapp:create_app()"],
+        env=env,
+    )
+    children.append(web)
+    print(f"AutoCall Cloud portal: http://{host}:{port}/  (Ctrl-C stops everything)", flush=True)
+
+    stopping = False
+
+    def stop(signum, frame):
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        while not stopping and all(child.poll() is None for child in children):
+            time.sleep(0.2)
+    finally:
+        for child in reversed(children):
+            if child.poll() is None:
+                child.terminate()
+        for child in reversed(children):
+            try:
+                child.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                child.kill()
+    failed = [c for c in children if c.returncode not in (0, -signal.SIGTERM)]
+    return 1 if failed and not stopping else 0
