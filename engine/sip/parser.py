@@ -64,7 +64,7 @@ class Request(_Message):
 
 
 class Response(_Message):
-    __slots__ = ("status", "reason")
+    __slots__ = ("reason", "status")
 
     @property
     def start_line(self) -> str:
@@ -175,8 +175,7 @@ def parse(data: bytes) -> Request | Response:
                 checked = check(value)
                 if key == "cseq" and isinstance(msg, Request) and checked.method != msg.method:
                     raise ValueError(
-                        f"the method {checked.method!r} does not match the request's "
-                        f"{msg.method!r}"
+                        f"the method {checked.method!r} does not match the request's {msg.method!r}"
                     )
             except ValueError as e:
                 raise ParseError(f"{canonical_name(key)}: {e}", number) from None
