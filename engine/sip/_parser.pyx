@@ -726,9 +726,9 @@ cdef class _Message:
             i = address_params(s, n)
         while True:
             i = skip_ws(s, i, n)
-            if i >= n:
+            if i >= n or s[i] != b";":  # the end, or the next Via of a list
                 return None
-            i = skip_ws(s, i + 1, n)  # past ';'
+            i = skip_ws(s, i + 1, n)
             name_start = i
             while i < n and CLS[s[i]] & C_TOKEN:
                 i += 1

@@ -286,3 +286,10 @@ def test_parse_error_is_a_value_error_with_line_and_reason(impl):
 def test_quoted_pair_may_escape_a_control_character(impl):
     msg = impl.parse(b'OPTIONS sip:a@b SIP/2.0\r\nFrom: "a\\\x07b" <sip:a@b>;tag=1\r\n\r\n')
     assert msg.from_.display_name == "a\x07b"
+
+
+def test_the_branch_is_the_top_vias_even_when_it_has_none(impl):
+    """Found by the fuzzer: the second Via's branch must not leak into the first's."""
+    msg = impl.parse(b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP h;rport, SIP/2.0/UDP k;branch=z\r\n\r\n")
+    assert msg.branch is None
+    assert msg.vias[1].branch == "z"
