@@ -697,3 +697,42 @@ class HeaderAccess:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.start_line!r}>"
+
+
+# --- building outgoing messages -------------------------------------------------------------
+
+
+def format_request(
+    method: str, uri: str, headers: list[tuple[str, str]], body: bytes = b""
+) -> bytes:
+    """A request as bytes; Content-Length is added from the body."""
+    lines = [f"{method} {uri} SIP/2.0"]
+    lines += [f"{name}: {value}" for name, value in headers]
+    lines.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+def format_response(
+    request,
+    status: int,
+    reason: str,
+    headers: list[tuple[str, str]] = (),
+    body: bytes = b"",
+    to_tag: str | None = None,
+) -> bytes:
+    """A response to `request` (RFC 3261 section 8.2.6): its Via, From, Call-ID and CSeq
+    copied, To copied with `to_tag` added when it has none."""
+    lines = [f"SIP/2.0 {status} {reason}"]
+    lines += [f"Via: {via}" for via in request.get_all("via")]
+    to = request.get("to") or ""
+    if to_tag and request.to_tag is None:
+        to = f"{to};tag={to_tag}"
+    lines += [
+        f"From: {request.get('from') or ''}",
+        f"To: {to}",
+        f"Call-ID: {request.call_id or ''}",
+        f"CSeq: {request.get('cseq') or ''}",
+    ]
+    lines += [f"{name}: {value}" for name, value in headers]
+    lines.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body

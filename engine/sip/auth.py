@@ -1,0 +1,102 @@
+"""Digest authentication of our requests (RFC 3261 section 22, RFC 7616, RFC 8760).
+
+HA1 = H(username:realm:password); HA2 = H(method:digest-uri); with qop=auth the response is
+H(HA1:nonce:nc:cnonce:qop:HA2), without qop H(HA1:nonce:HA2). SHA-256 is preferred when the
+PBX offers it beside MD5. Whether to answer a challenge at all is the user agent's decision
+(only for our own transaction, from the configured PBX, for the expected realm): see ua.py.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass, field
+
+from engine.sip.message import Challenge
+
+#: Algorithms we answer, best first; "-sess" variants hash the nonces into HA1.
+ALGORITHMS = {
+    "SHA-256": hashlib.sha256,
+    "SHA-256-sess": hashlib.sha256,
+    "MD5": hashlib.md5,
+    "MD5-sess": hashlib.md5,
+}
+
+
+@dataclass(frozen=True)
+class Credentials:
+    username: str
+    password: str = field(repr=False)
+    auth_username: str | None = None  # when the PBX wants another name for auth than for SIP
+    realm: str | None = None  # when set, a challenge for any other realm is not answered
+
+    @property
+    def login(self) -> str:
+        return self.auth_username or self.username
+
+
+_BY_UPPER = {name.upper(): name for name in ALGORITHMS}
+
+
+def algorithm_of(challenge: Challenge) -> str | None:
+    """The challenge's algorithm as we spell it, or None when we do not know it."""
+    return _BY_UPPER.get(challenge.algorithm.upper())
+
+
+def choose(challenges: list[Challenge]) -> Challenge | None:
+    """The challenge to answer: Digest, with the best algorithm we know."""
+    usable = [c for c in challenges if c.scheme.lower() == "digest" and algorithm_of(c)]
+    ranking = list(ALGORITHMS)
+    usable.sort(key=lambda c: ranking.index(algorithm_of(c)))
+    return usable[0] if usable else None
+
+
+def _quote(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+@dataclass
+class DigestClient:
+    """Answers challenges for one account, counting nonce uses (nc) as RFC 7616 wants."""
+
+    credentials: Credentials
+    _counts: dict[str, int] = field(default_factory=dict)
+
+    def authorization(self, challenge: Challenge, method: str, uri: str, body: bytes = b"",
+                      cnonce: str | None = None) -> str:  # fmt: skip
+        """The value of an Authorization or Proxy-Authorization header answering `challenge`
+        (`cnonce` is drawn at random unless given)."""
+        algorithm = algorithm_of(challenge)
+        digest = ALGORITHMS[algorithm]
+
+        def h(text: str | bytes) -> str:
+            return digest(text if isinstance(text, bytes) else text.encode()).hexdigest()
+
+        realm = challenge.realm or ""
+        nonce = challenge.params.get("nonce", "")
+        qops = [q.strip() for q in challenge.params.get("qop", "").split(",") if q.strip()]
+        qop = "auth" if "auth" in qops else ("auth-int" if "auth-int" in qops else None)
+        cnonce = cnonce or secrets.token_hex(8)
+        ha1 = h(f"{self.credentials.login}:{realm}:{self.credentials.password}")
+        if algorithm.endswith("-sess"):
+            ha1 = h(f"{ha1}:{nonce}:{cnonce}")
+        ha2 = h(f"{method}:{uri}:{h(body)}") if qop == "auth-int" else h(f"{method}:{uri}")
+        parts = [
+            f"username={_quote(self.credentials.login)}",
+            f"realm={_quote(realm)}",
+            f"nonce={_quote(nonce)}",
+            f"uri={_quote(uri)}",
+        ]
+        if qop:
+            count = self._counts.get(nonce, 0) + 1
+            self._counts[nonce] = count
+            nc = f"{count:08x}"
+            response = h(f"{ha1}:{nonce}:{nc}:{cnonce}:{qop}:{ha2}")
+            parts += [f"response={_quote(response)}", f"qop={qop}", f"nc={nc}",
+                      f"cnonce={_quote(cnonce)}"]  # fmt: skip
+        else:
+            parts.append(f"response={_quote(h(f'{ha1}:{nonce}:{ha2}'))}")
+        parts.append(f"algorithm={algorithm}")
+        if "opaque" in challenge.params:
+            parts.append(f"opaque={_quote(challenge.params['opaque'])}")
+        return "Digest " + ", ".join(parts)

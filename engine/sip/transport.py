@@ -1,0 +1,115 @@
+"""SIP over UDP on asyncio: one socket, datagrams in and out (RFC 3261 section 18).
+
+A datagram that does not parse is answered with 400 when it looks like a request and the
+headers a response needs can be found (section 16.3 / 8.2); otherwise it is dropped. Either
+way it is counted, and nothing reaches the layers above.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from engine.sip import ParseError, Request, Response, parse
+from engine.sip.message import header_key
+
+log = logging.getLogger(__name__)
+
+Address = tuple[str, int]
+
+#: The header lines a 400 response must copy, found in a datagram that did not parse.
+_COPIED = re.compile(rb"^(Via|v|From|f|To|t|Call-ID|i|CSeq)[ \t]*:[^\r\n]*", re.I | re.M)
+
+
+@dataclass
+class TransportStats:
+    received: int = 0
+    sent: int = 0
+    malformed: int = 0
+    foreign: int = 0  # datagrams from addresses we do not talk to, dropped unread
+    send_errors: int = 0
+
+
+class Transport(asyncio.DatagramProtocol):
+    """A UDP endpoint. `on_message(msg, source)` gets every message that parses and comes
+    from an address `accepts(source)` approves (all, when it is None)."""
+
+    def __init__(self, on_message: Callable[[Request | Response, Address], None],
+                 accepts: Callable[[Address], bool] | None = None):  # fmt: skip
+        self.on_message = on_message
+        self.accepts = accepts
+        self.stats = TransportStats()
+        self._transport: asyncio.DatagramTransport | None = None
+        self.closed = asyncio.get_running_loop().create_future()
+
+    @classmethod
+    async def open(cls, on_message: Callable[[Request | Response, Address], None], host: str,
+                   port: int = 0, accepts: Callable[[Address], bool] | None = None):  # fmt: skip
+        loop = asyncio.get_running_loop()
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        _, protocol = await loop.create_datagram_endpoint(
+            lambda: cls(on_message, accepts), local_addr=(host, port), family=family
+        )
+        return protocol
+
+    @property
+    def local_address(self) -> Address:
+        host, port = self._transport.get_extra_info("sockname")[:2]
+        return host, port
+
+    def connection_made(self, transport):
+        self._transport = transport
+
+    def connection_lost(self, exc):
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+    def send(self, data: bytes, destination: Address) -> None:
+        if self._transport is None or self._transport.is_closing():
+            return
+        self.stats.sent += 1
+        self._transport.sendto(data, destination)
+
+    def error_received(self, exc):
+        # ICMP errors (e.g. port unreachable) come here without saying for which datagram;
+        # transactions time out on their own (Timer B / F), so we only count them.
+        self.stats.send_errors += 1
+        log.debug("UDP error: %s", exc)
+
+    def datagram_received(self, data: bytes, source):
+        source = source[:2]
+        if self.accepts is not None and not self.accepts(source):
+            self.stats.foreign += 1  # not even a 400: strangers learn nothing from us
+            log.warning("dropped a datagram from %s:%s, which we do not talk to", *source)
+            return
+        if not data.strip(b"\r\n"):
+            return  # a keep-alive (RFC 5626 section 3.5.1)
+        self.stats.received += 1
+        try:
+            msg = parse(data)
+        except ParseError as error:
+            self.stats.malformed += 1
+            log.info("malformed SIP from %s:%s: %s", *source, error)
+            self._answer_bad_request(data, source, error)
+            return
+        self.on_message(msg, source)
+
+    def _answer_bad_request(self, data: bytes, source: Address, error: ParseError) -> None:
+        if data.lstrip(b"\r\n").startswith(b"SIP/"):
+            return  # a response: never answered
+        copied = [m.group(0) for m in _COPIED.finditer(data)]
+        names = {header_key(m.group(1).decode()) for m in _COPIED.finditer(data)}
+        if not {"via", "from", "to", "call-id", "cseq"} <= names:
+            return  # a response could not be routed or matched: drop
+        warning = str(error).replace('"', "'")[:200]
+        response = b"SIP/2.0 400 Bad Request\r\n" + b"\r\n".join(copied)
+        response += f'\r\nWarning: 399 autocall "{warning}"\r\nContent-Length: 0\r\n\r\n'.encode()
+        self.send(response, source)

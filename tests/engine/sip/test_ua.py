@@ -1,0 +1,388 @@
+"""The user agent against a real SIP peer: SIPp plays the tenant's PBX (tests/sipp/*.xml).
+
+Each test checks what our user agent concluded and what SIPp saw. Timers are shortened
+(T1 = 50 ms, so Timer B is 3.2 s) to keep the suite quick; the logic is the RFC's.
+"""
+
+import asyncio
+import hashlib
+import re
+import socket
+import time
+
+import pytest
+
+from engine.sip import parse
+from engine.sip.transaction import Timers
+from engine.sip.ua import Account, Outcome, UserAgent, classify
+from tests.sipp import SIPp
+
+FAST = Timers(t1=0.05, t2=0.4, t4=0.5)
+NUMBER = "+79161234567"
+
+
+@pytest.fixture
+def pbx(tmp_path):
+    started = []
+
+    def start(scenario: str, **kwargs) -> SIPp:
+        peer = SIPp(scenario, tmp_path, **kwargs)
+        started.append(peer)
+        return peer
+
+    yield start
+    for peer in started:
+        peer.stop()
+
+
+def user_agent(peer: SIPp, **account) -> UserAgent:
+    account = {"username": "dialer", "password": "secret", **account}
+    return UserAgent(Account("127.0.0.1", peer.port, **account), local_host="127.0.0.1",
+                     timers=FAST)  # fmt: skip
+
+
+def call(peer: SIPp, refer_to="sip:101@127.0.0.1", ua_options=None, **options):
+    async def run():
+        async with user_agent(peer, **(ua_options or {})) as ua:
+            target = f"sip:{NUMBER}@127.0.0.1:{peer.port}"
+            return await ua.place_call(target, refer_to, **options)
+
+    return asyncio.run(run())
+
+
+def test_answered_and_transferred_then_the_pbx_hangs_up(pbx):
+    peer = pbx("transfer_ok.xml")
+    attempt = call(peer, refer_to="sip:101@127.0.0.1:5060")
+    seen = peer.wait()
+    assert seen.succeeded, seen.errors
+    assert seen.logged("REFER-TO") == ["sip:101@127.0.0.1:5060"]
+    assert (attempt.outcome, attempt.transfer, attempt.detail) == ("answered", "succeeded", None)
+    assert (attempt.sip_code, attempt.transfer_code, attempt.transfer_reason) == (200, 200, "OK")
+    times = [attempt.invite_at, attempt.ringing_at, attempt.answer_at, attempt.refer_at,
+             attempt.transfer_result_at, attempt.end_at]  # fmt: skip
+    assert times == sorted(times) and None not in times
+    assert attempt.refer_at - attempt.answer_at < 0.5  # REFER follows the answer at once
+
+
+def test_we_leave_with_bye_when_the_pbx_does_not(pbx):
+    peer = pbx("transfer_ok_we_leave.xml")
+    attempt = call(peer, bye_grace=0.2)
+    seen = peer.wait()
+    assert seen.succeeded, seen.errors  # SIPp received our BYE and answered it
+    assert (attempt.outcome, attempt.transfer) == ("answered", "succeeded")
+
+
+@pytest.mark.parametrize(
+    "status", ["405 Method Not Allowed", "403 Forbidden", "501 Not Implemented"]
+)
+def test_refer_refused_is_a_technical_error_and_we_leave(pbx, status):
+    peer = pbx("refer_refused.xml", fill={"refer_status": status})
+    attempt = call(peer)
+    assert peer.wait().succeeded
+    assert (attempt.outcome, attempt.detail, attempt.transfer) == (
+        "technical_error", "refer_refused", "failed",
+    )  # fmt: skip
+    assert f"{attempt.transfer_code} {attempt.transfer_reason}" == status
+
+
+@pytest.mark.parametrize("sipfrag", ["SIP/2.0 486 Busy Here", "SIP/2.0 603 Declined"])
+def test_transfer_failing_in_the_notify(pbx, sipfrag):
+    peer = pbx("transfer_declined.xml", fill={"sipfrag": sipfrag})
+    attempt = call(peer)
+    assert peer.wait().succeeded
+    assert (attempt.outcome, attempt.detail, attempt.transfer) == (
+        "technical_error", "transfer_failed", "failed",
+    )  # fmt: skip
+    assert f"SIP/2.0 {attempt.transfer_code} {attempt.transfer_reason}" == sipfrag
+
+
+def test_no_final_notify_ends_with_our_transfer_timer(pbx):
+    peer = pbx("no_final_notify.xml")
+    attempt = call(peer, transfer_timeout=0.6)
+    assert peer.wait().succeeded
+    assert (attempt.outcome, attempt.detail) == ("technical_error", "transfer_timeout")
+
+
+def test_no_free_operator_at_answer(pbx):
+    peer = pbx("answer_then_bye.xml")
+
+    async def nobody_free():
+        return None
+
+    attempt = call(peer, refer_to=nobody_free)
+    assert peer.wait().succeeded
+    assert (attempt.outcome, attempt.detail, attempt.refer_to) == (
+        "technical_error", "no_free_operator", None,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("scenario", "final", "outcome"),
+    [
+        ("final.xml", "486 Busy Here", "busy"),
+        ("final.xml", "600 Busy Everywhere", "busy"),
+        ("final.xml", "404 Not Found", "unavailable"),
+        ("final.xml", "480 Temporarily Unavailable", "unavailable"),
+        ("final.xml", "503 Service Unavailable", "unavailable"),
+        ("final.xml", "604 Does Not Exist Anywhere", "unavailable"),
+        ("final.xml", "408 Request Timeout", "no_answer"),
+        ("final.xml", "500 Server Internal Error", "technical_error"),
+        ("ring_then_final.xml", "480 Temporarily Unavailable", "no_answer"),
+        ("ring_then_final.xml", "486 Busy Here", "busy"),
+    ],
+)
+def test_final_responses_map_to_outcomes(pbx, scenario, final, outcome):
+    peer = pbx(scenario, fill={"final": final})
+    attempt = call(peer)
+    assert peer.wait().succeeded  # and SIPp got our ACK
+    assert attempt.outcome == outcome
+    assert f"{attempt.sip_code} {attempt.sip_reason}" == final
+    assert attempt.answer_at is None and attempt.refer_at is None
+
+
+def test_ring_timeout_cancels_the_call(pbx):
+    peer = pbx("ring_no_answer.xml")
+    attempt = call(peer, ring_timeout=0.4)
+    seen = peer.wait()
+    assert seen.succeeded  # SIPp got our CANCEL and the ACK of its 487
+    assert (attempt.outcome, attempt.detail, attempt.sip_code) == ("no_answer", "ring_timeout", 487)
+    assert 0.4 <= attempt.end_at - attempt.invite_at < 2
+    cancel = next(m for m in seen.messages.split("\n\n") if m.lstrip().startswith("CANCEL"))
+    assert re.search(r"CSeq: 1 CANCEL", cancel)
+
+
+def test_no_response_at_all_is_unavailable_after_timer_b(pbx):
+    peer = pbx("no_response.xml", fill={"silence": "5000"})
+    started = time.monotonic()
+    attempt = call(peer)
+    assert (attempt.outcome, attempt.detail, attempt.sip_code) == (
+        "unavailable",
+        "no_response",
+        None,
+    )
+    assert 64 * FAST.t1 <= time.monotonic() - started < 64 * FAST.t1 + 2
+    seen = peer.wait()
+    # Timer A: the INVITE went out again and again (T1, 2T1, 4T1, ... within Timer B).
+    assert seen.messages.count("INVITE sip:") >= 5
+
+
+def digest(algorithm: str, *parts: str) -> str:
+    h = hashlib.sha256 if algorithm == "SHA-256" else hashlib.md5
+    return h(":".join(parts).encode()).hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("status", "header", "algorithm"),
+    [
+        ("401 Unauthorized", "WWW-Authenticate", "MD5"),
+        ("407 Proxy Authentication Required", "Proxy-Authenticate", "SHA-256"),
+        ("401 Unauthorized", "WWW-Authenticate", "SHA-256"),
+    ],
+)
+def test_digest_challenge_is_answered(pbx, status, header, algorithm):
+    peer = pbx("auth_challenge.xml", fill={"auth_status": status, "auth_header": header,
+                                          "algorithm": algorithm, "nonce": "4f2a9c"})  # fmt: skip
+    attempt = call(peer)
+    seen = peer.wait()
+    assert seen.succeeded, seen.errors
+    assert attempt.outcome == "busy"  # the authenticated INVITE got 486
+    assert len(seen.logged("AUTHORIZATION")) == 1  # SIPp found the header in the new INVITE
+    reply = "Proxy-Authorization" if header.startswith("Proxy") else "Authorization"
+    (authorization,) = re.findall(rf"^{reply}: (.*)$", seen.messages, re.M)
+    assert seen.logged("CSEQ") == ["2"]  # the new INVITE has the next CSeq
+    fields = dict(re.findall(r'(\w+)="?([^",]*)"?', authorization))
+    assert fields["username"] == "dialer" and fields["realm"] == "autocall-test"
+    assert fields["algorithm"] == algorithm and fields["qop"] == "auth"
+    uri = f"sip:{NUMBER}@127.0.0.1:{peer.port}"
+    assert fields["uri"] == uri
+    ha1 = digest(algorithm, "dialer", "autocall-test", "secret")
+    ha2 = digest(algorithm, "INVITE", uri)
+    expected = digest(algorithm, ha1, "4f2a9c", fields["nc"], fields["cnonce"], "auth", ha2)
+    assert fields["response"] == expected
+
+
+def test_wrong_password_is_answered_once_then_reported(pbx):
+    peer = pbx("auth_rejected.xml")
+    attempt = call(peer, ua_options={"password": "wrong"})
+    assert peer.wait().succeeded  # exactly one authenticated try, then nothing
+    assert (attempt.outcome, attempt.detail, attempt.sip_code) == (
+        "technical_error", "auth_failed", 401,
+    )  # fmt: skip
+
+
+def test_a_challenge_for_another_realm_gets_no_credentials(pbx):
+    peer = pbx("auth_rejected.xml", timeout=3)
+    attempt = call(peer, ua_options={"realm": "our-pbx"})
+    seen = peer.wait()
+    assert (attempt.outcome, attempt.detail) == ("technical_error", "auth_failed")
+    assert "Authorization:" not in seen.messages  # SIPp waited in vain for our answer
+
+
+def test_calls_complete_through_ten_percent_loss(pbx):
+    calls = 8
+    peer = pbx("transfer_lossy.xml", calls=calls, timeout=60)
+
+    async def run():
+        async with user_agent(peer) as ua:
+            target = f"sip:{NUMBER}@127.0.0.1:{peer.port}"
+            attempts = [
+                await ua.place_call(
+                    target,
+                    "sip:101@127.0.0.1",
+                    bye_grace=5.0,
+                    transfer_timeout=8.0,
+                    ring_timeout=10.0,
+                )
+                for _ in range(calls)
+            ]
+            # Stay up a while, as a running engine would, to answer SIPp's retransmissions
+            # of the last call's messages whose answers it dropped.
+            await asyncio.sleep(1.5)
+            return attempts
+
+    attempts = asyncio.run(run())
+    seen = peer.wait()
+    assert [(a.outcome, a.transfer, a.detail) for a in attempts] == [
+        ("answered", "succeeded", None)
+    ] * calls
+    assert seen.succeeded, seen.errors
+
+
+def test_hostile_source_cannot_touch_a_live_call(pbx):
+    peer = pbx("transfer_ok.xml")
+
+    async def run():
+        async with user_agent(peer) as ua:
+            target = f"sip:{NUMBER}@127.0.0.1:{peer.port}"
+            task = asyncio.ensure_future(ua.place_call(target, "sip:101@127.0.0.1"))
+            while not ua._calls or next(iter(ua._calls.values())).dialog is None:
+                await asyncio.sleep(0.005)
+            dialog = next(iter(ua._calls.values())).dialog
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as hostile:
+                hostile.bind(("127.0.0.1", 0))
+                hostile.setblocking(False)
+                for method in ("BYE", "REFER"):
+                    message = sip_request(
+                        method, f"sip:dialer@127.0.0.1:{ua.port}", hostile.getsockname()[1],
+                        from_tag=dialog.remote_tag, to_tag=dialog.local_tag,
+                        call_id=dialog.call_id, extra="Refer-To: <sip:attacker@evil>\r\n",
+                    )  # fmt: skip
+                    hostile.sendto(message, ("127.0.0.1", ua.port))
+                attempt = await task
+                await asyncio.sleep(0.1)
+                with pytest.raises(BlockingIOError):
+                    hostile.recv(2048)  # nothing was answered
+            return attempt, ua.transport.stats.foreign
+
+    attempt, dropped = asyncio.run(run())
+    assert peer.wait().succeeded
+    assert (attempt.outcome, attempt.transfer) == ("answered", "succeeded")
+    assert dropped == 2
+
+
+def test_registration_with_digest(pbx):
+    peer = pbx("register.xml", fill={"nonce": "abc123", "username": "dialer",
+                                     "password": "secret", "expires": "120"})  # fmt: skip
+
+    async def run():
+        async with user_agent(peer) as ua:
+            return await ua.register(expires=300)
+
+    registration = asyncio.run(run())
+    assert peer.wait().succeeded  # SIPp's own verifyauth accepted our digest
+    assert (registration.state, registration.code, registration.expires) == ("registered", 200, 120)
+
+
+def test_registration_with_a_wrong_password_is_reported_in_words(pbx):
+    peer = pbx("register.xml", fill={"nonce": "abc123", "username": "dialer",
+                                     "password": "secret", "expires": "120"})  # fmt: skip
+
+    async def run():
+        async with user_agent(peer, password="wrong") as ua:
+            return await ua.register()
+
+    registration = asyncio.run(run())
+    peer.wait()
+    assert (registration.state, registration.code) == ("failed", 403)
+    assert registration.detail == "the PBX refused this account (403)"
+
+
+def test_registration_is_refreshed_before_it_expires(pbx):
+    # A refresh keeps the Call-ID (RFC 3261 section 10.2.4); SIPp must forget the first
+    # registration's "call" at once to take the second as new.
+    fill = {"nonce": "n", "username": "dialer", "password": "secret", "expires": "1"}
+    peer = pbx("register.xml", calls=2, extra=["-deadcall_wait", "0"], fill=fill)
+
+    async def run():
+        async with user_agent(peer) as ua:
+            ua.keep_registered(expires=1)
+            await asyncio.sleep(1.6)
+            return ua.registration
+
+    registration = asyncio.run(run())
+    seen = peer.wait()
+    assert seen.succeeded, seen.errors  # two registrations, each verified
+    assert registration.state == "registered"
+
+
+def test_registration_reports_a_silent_pbx(tmp_path):
+    async def run():
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+            silent.bind(("127.0.0.1", 0))
+            account = Account("127.0.0.1", silent.getsockname()[1], "dialer", "secret")
+            async with UserAgent(account, local_host="127.0.0.1", timers=Timers(t1=0.02)) as ua:
+                return await ua.register()
+
+    registration = asyncio.run(run())
+    assert (registration.state, registration.detail) == ("failed", "the PBX did not answer")
+
+
+def test_requests_outside_our_calls_get_the_right_answers():
+    """A PBX (here a plain UDP socket) sends what a UA may receive out of the blue."""
+
+    async def run():
+        pbx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        pbx.bind(("127.0.0.1", 0))
+        pbx.settimeout(2)
+        account = Account("127.0.0.1", pbx.getsockname()[1], "dialer", "secret")
+        answers = {}
+        async with UserAgent(account, local_host="127.0.0.1", timers=FAST) as ua:
+            cases = [("OPTIONS", ""), ("REFER", "Refer-To: <sip:x@y>\r\n"), ("BYE", ""),
+                     ("NOTIFY", "Event: refer\r\n"), ("INVITE", ""), ("MESSAGE", ""),
+                     ("BROKEN", "Max-Forwards: 999\r\n")]  # fmt: skip
+            for case, extra in cases:
+                method = "OPTIONS" if case == "BROKEN" else case
+                message = sip_request(method, "sip:dialer@127.0.0.1", pbx.getsockname()[1],
+                                      call_id=f"unsolicited-{case}", extra=extra)  # fmt: skip
+                pbx.sendto(message, ("127.0.0.1", ua.port))
+                data = await asyncio.get_running_loop().run_in_executor(None, pbx.recv, 4096)
+                answers[case] = parse(data)
+        pbx.close()
+        return answers
+
+    answers = asyncio.run(run())
+    assert {m: r.status for m, r in answers.items()} == {
+        "OPTIONS": 200, "REFER": 403, "BYE": 481, "NOTIFY": 481, "INVITE": 403, "MESSAGE": 405,
+        "BROKEN": 400,
+    }  # fmt: skip
+    assert "REFER" in answers["OPTIONS"].get("Allow")
+    assert "Max-Forwards" in answers["BROKEN"].get("Warning")
+
+
+def sip_request(method, uri, port, *, call_id, from_tag="p1", to_tag=None, extra=""):
+    """A request as a PBX (or an impostor) on 127.0.0.1:port would send it."""
+    to = "<sip:dialer@127.0.0.1>" + (f";tag={to_tag}" if to_tag else "")
+    return (
+        f"{method} {uri} SIP/2.0\r\n"
+        f"Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK{method}{len(call_id)}\r\n"
+        f"From: <sip:pbx@127.0.0.1>;tag={from_tag}\r\nTo: {to}\r\n"
+        f"Call-ID: {call_id}\r\nCSeq: 900 {method}\r\n{extra}Content-Length: 0\r\n\r\n"
+    ).encode()
+
+
+def test_classify():
+    assert classify(486, rang=False) is Outcome.BUSY
+    assert classify(480, rang=True) is Outcome.NO_ANSWER
+    assert classify(480, rang=False) is Outcome.UNAVAILABLE
+    assert classify(487, rang=True) is Outcome.NO_ANSWER
+    assert classify(415, rang=True) is Outcome.TECHNICAL_ERROR
