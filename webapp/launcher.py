@@ -28,8 +28,21 @@ def start_private_redis() -> tuple[subprocess.Popen, str]:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     sock = VAR_DIR / "redis.sock"
     proc = subprocess.Popen(
-        [server, "--port", "0", "--unixsocket", str(sock), "--unixsocketperm", "700",
-         "--save", "", "--appendonly", "no", "--dir", str(VAR_DIR)],
+        [
+            server,
+            "--port",
+            "0",
+            "--unixsocket",
+            str(sock),
+            "--unixsocketperm",
+            "700",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(VAR_DIR),
+        ],
         stdout=subprocess.DEVNULL,
     )
     for _ in range(100):
@@ -50,8 +63,16 @@ def run_service(config: Config, host: str, port: int | None) -> int:
     env = dict(os.environ, AUTOCALL_REDIS_URL=config.redis_url)
     port = port or config.web_port
     web = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py",
-         "--bind", f"{host}:{port}", "webapp:create_app()"],
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-c",
+            "deploy/gunicorn.conf.py",
+            "--bind",
+            f"{host}:{port}",
+            "webapp:create_app()",
+        ],
         env=env,
     )
     children.append(web)
