@@ -79,7 +79,7 @@ def test_every_message_is_translated_with_the_same_placeholders():
     with (TRANSLATIONS_DIR / "ru/LC_MESSAGES/messages.po").open("rb") as po_file:
         catalog = read_po(po_file)
     translated = {m.id: m.string for m in catalog if m.id}
-    assert extracted - set(translated) == set(), "run the extraction of docs/portal.md"
+    assert extracted - set(translated) == set(), "extract and translate: docs/portal.md, Languages"
     for message_id, text in translated.items():
         assert text, message_id
         assert sorted(PLACEHOLDER.findall(message_id)) == sorted(PLACEHOLDER.findall(text))
