@@ -1,8 +1,6 @@
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
-from flask import flash, redirect, render_template, request, session, url_for
+from flask import current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import select
@@ -27,6 +25,7 @@ from webapp.models import User
 from webapp.models.base import utcnow
 from webapp.ratelimit import login_throttle
 from webapp.services.accounts import EmailTaken, create_tenant_with_admin
+from webapp.urls import safe_next
 
 #: Endpoints a user who must change the password may still reach.
 _ALLOWED_BEFORE_PASSWORD_CHANGE = {
@@ -73,21 +72,7 @@ def _sign_in(user: User, remember: bool = False) -> None:
     db.session.commit()
 
 
-def _safe_next(target: str | None) -> str | None:
-    """Only same-site paths: `next` must never send a user to another host."""
-    if not target:
-        return None
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
-        return None
-    if "\\" in target:
-        return None
-    return target
-
-
 def _verification_on() -> bool:
-    from flask import current_app
-
     return current_app.extensions["autocall.config"].email_verification
 
 
@@ -151,7 +136,7 @@ def login():
             else:
                 throttle.succeeded(email)
                 _sign_in(user, remember=form.remember.data)
-                return redirect(_safe_next(request.args.get("next")) or url_for("pages.index"))
+                return redirect(safe_next(request.args.get("next")) or url_for("pages.index"))
     return render_template("auth/login.html", form=form), status
 
 

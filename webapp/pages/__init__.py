@@ -6,9 +6,9 @@ from flask import Blueprint, redirect, render_template, request, session, url_fo
 from flask_babel import gettext as _
 from flask_login import current_user
 
-from webapp.auth.views import _safe_next
 from webapp.i18n import LANGUAGES
 from webapp.models import Role
+from webapp.urls import safe_next
 
 bp = Blueprint("pages", __name__)
 
@@ -32,7 +32,7 @@ def set_language(code: str):
     """Changing the language only changes how pages read, so a link (GET) is enough."""
     if code in LANGUAGES:
         session["lang"] = code
-    return redirect(_safe_next(request.args.get("next")) or url_for("pages.index"))
+    return redirect(safe_next(request.args.get("next")) or url_for("pages.index"))
 
 
 def _error(status: int, title: str, message: str):

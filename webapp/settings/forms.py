@@ -69,6 +69,13 @@ def _sip_user(form, field):
         raise ValidationError(_l("Use letters, digits and - _ . only; no spaces, no '@'."))
 
 
+def _realm(form, field):
+    # The realm is quoted in the digest header (RFC 3261 section 22.4): no quotes or controls.
+    value = field.data or ""
+    if any(c in '"\\' or not c.isprintable() for c in value):
+        raise ValidationError(_l("The realm cannot contain quotes, backslashes or line breaks."))
+
+
 class SipAccountForm(FlaskForm):
     sip_host = StringField(
         _l("PBX host"),
@@ -115,7 +122,7 @@ class SipAccountForm(FlaskForm):
     )
     sip_realm = StringField(
         _l("Realm"),
-        validators=[Optional(), Length(max=255)],
+        validators=[Optional(), Length(max=255), _realm],
         description=_l("Optional; the dialer answers challenges from your PBX only."),
     )
 

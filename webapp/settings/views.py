@@ -126,13 +126,23 @@ def formats_preview():
     return jsonify(ok=ok, text=text)
 
 
+def _can_dial(form: CallingForm, tenant) -> bool:
+    """Automatic dialing needs a SIP account to dial with."""
+    if form.dialing_enabled.data and not (tenant.sip_host and tenant.sip_username):
+        form.dialing_enabled.errors.append(
+            _("Enter the SIP account first: dialing needs the PBX host and a username.")
+        )
+        return False
+    return True
+
+
 @bp.route("/calling", methods=["GET", "POST"])
 @tenant_reader
 def calling():
     tenant = current_tenant()
     form = CallingForm()
     _load(form, tenant, _CALLING_FIELDS)
-    if form.validate_on_submit():
+    if form.validate_on_submit() and _can_dial(form, tenant):
         _store(form, tenant, _CALLING_FIELDS)
         db.session.commit()
         flash(_("The calling settings are saved."), "success")

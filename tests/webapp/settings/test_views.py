@@ -91,6 +91,7 @@ def test_the_saved_password_can_be_removed(app, client, admin):
         ("sip_username", "dial er", "no spaces"),
         ("sip_outbound_proxy", "sip:proxy", "host or host:port"),
         ("sip_transport", "sctp", "Not a valid choice"),
+        ("sip_realm", 'a"b', "cannot contain quotes"),
     ],
 )
 def test_sip_account_explains_bad_values(client, admin, field, value, words):
@@ -152,6 +153,7 @@ def test_live_preview(client, admin):
 
 
 def test_calling_settings(app, client, admin):
+    client.post("/settings/sip", data=SIP)
     response = client.post(
         "/settings/calling", data={**CALLING, "hide_numbers": "y", "dialing_enabled": "y"}
     )
@@ -165,6 +167,13 @@ def test_calling_settings(app, client, admin):
     assert 'value="1.20"' in page
     # Unticked boxes switch off.
     client.post("/settings/calling", data=CALLING)
+    assert _tenant(app, admin.id).dialing_enabled is False
+
+
+def test_dialing_cannot_be_switched_on_without_a_sip_account(app, client, admin):
+    response = client.post("/settings/calling", data={**CALLING, "dialing_enabled": "y"})
+    assert response.status_code == 200
+    assert "Enter the SIP account first" in response.get_data(as_text=True)
     assert _tenant(app, admin.id).dialing_enabled is False
 
 
