@@ -21,13 +21,20 @@ def create_app(config: Config | dict | None = None) -> Flask:
         config = Config.from_env(overrides=config)
     app = Flask(__name__)
     app.config.from_mapping(config.flask_settings())
+    app.jinja_env.trim_blocks = True
+    app.jinja_env.lstrip_blocks = True
+    if config.trusted_proxies:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        n = config.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)
     app.extensions["autocall.config"] = config
 
     from webapp.services.secrets import SecretBox
 
     app.extensions["autocall.secrets"] = SecretBox(config.encryption_key)
 
-    from webapp import i18n, mail, models, ratelimit, tenancy
+    from webapp import i18n, mail, models, ratelimit, security, tenancy
     from webapp.extensions import csrf, db, login_manager, migrate
 
     # Order matters: the database first, then what uses it (migrations, logins),
@@ -41,6 +48,7 @@ def create_app(config: Config | dict | None = None) -> Flask:
     mail.init_app(app)
     ratelimit.init_app(app)
     tenancy.init_app(app)
+    security.init_app(app)
 
     from webapp import auth, console, health, operators, pages, settings, staff
 

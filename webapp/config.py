@@ -44,6 +44,10 @@ class Config:
     login_attempts: int = 5
     login_attempts_per_ip: int = 30
     login_window_seconds: int = 900
+    #: How many reverse proxies (nginx, a load balancer) stand in front of the portal and
+    #: set X-Forwarded-For / -Proto; 0 trusts no such header. Rate limits need the real
+    #: client address, and Secure cookies need to know the request came over HTTPS.
+    trusted_proxies: int = 0
 
     @classmethod
     def from_env(
@@ -95,6 +99,8 @@ class Config:
             raise ConfigError(
                 f"AUTOCALL_MAIL_BACKEND must be console or memory, not {self.mail_backend!r}"
             )
+        if self.trusted_proxies < 0:
+            raise ConfigError("AUTOCALL_TRUSTED_PROXIES must be 0 or more")
         for name in ("login_attempts", "login_attempts_per_ip", "login_window_seconds"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"AUTOCALL_{name.upper()} must be at least 1")
