@@ -23,6 +23,7 @@ from webapp.extensions import db, login_manager
 from webapp.mail import send_mail
 from webapp.models import User
 from webapp.models.base import utcnow
+from webapp.models.user import password_matches
 from webapp.ratelimit import login_throttle
 from webapp.services.accounts import EmailTaken, create_tenant_with_admin
 from webapp.urls import safe_next
@@ -122,7 +123,7 @@ def login():
             status = 429
         else:
             user = db.session.scalar(select(User).where(User.email == email))
-            if user is None or not user.check_password(form.password.data):
+            if not password_matches(user, form.password.data):
                 throttle.failed(email, ip)
                 flash(_("Wrong email or password."), "error")
                 status = 401

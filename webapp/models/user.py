@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from contextlib import suppress
 from datetime import datetime
 from enum import StrEnum
 
@@ -17,6 +18,7 @@ from webapp.models.base import BigId, one_of, utcnow
 from webapp.models.tenant import Tenant
 
 _hasher = PasswordHasher()
+_dummy_hashes: dict[int, str] = {}
 
 
 class Role(StrEnum):
@@ -85,3 +87,16 @@ class User(UserMixin, db.Model):
 
     def __repr__(self) -> str:
         return f"<User {self.id} {self.role}>"
+
+
+def password_matches(user: User | None, password: str) -> bool:
+    """Checks a sign-in. Without a user it still spends one hash verification, so the time
+    of the answer does not tell which email addresses have an account."""
+    if user is not None:
+        return user.check_password(password)
+    dummy = _dummy_hashes.get(id(_hasher))
+    if dummy is None:
+        dummy = _dummy_hashes[id(_hasher)] = _hasher.hash("no such user")
+    with suppress(VerificationError, InvalidHashError):
+        _hasher.verify(dummy, password)
+    return False

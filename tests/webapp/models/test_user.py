@@ -15,6 +15,25 @@ def test_passwords_are_hashed_with_argon2(app):
         assert not user.check_password("wrong")
 
 
+def test_a_missing_user_never_matches_but_costs_a_hash(monkeypatch):
+    from argon2 import PasswordHasher
+
+    from webapp.models import user as user_module
+
+    calls = []
+
+    class CountingHasher(PasswordHasher):
+        def verify(self, hash, password):
+            calls.append(hash)
+            return super().verify(hash, password)
+
+    hasher = CountingHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    monkeypatch.setattr(user_module, "_hasher", hasher)
+    assert user_module.password_matches(None, "anything") is False
+    assert user_module.password_matches(None, "no such user") is False
+    assert len(calls) == 2
+
+
 def test_session_id_changes_with_the_password(app):
     with app.app_context():
         user = User(id=7, email="a@b.example", role=Role.STAFF.value)
