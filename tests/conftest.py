@@ -72,14 +72,28 @@ def _fast_password_hashing(monkeypatch):
     )
 
 
-@pytest.fixture(autouse=True)
-def _clean_login_counters():
+#: Every Redis key of this test session starts with this, so concurrent runs on the same
+#: Redis (another worktree, CI) never share sign-in counters.
+REDIS_PREFIX = f"ac-test-{uuid.uuid4().hex[:12]}:"
+
+
+def _delete_own_keys() -> None:
     client = redis.Redis.from_url(REDIS_URL)
-    keys = list(client.scan_iter("ac:login:*"))
+    keys = list(client.scan_iter(REDIS_PREFIX + "*"))
     if keys:
         client.delete(*keys)
-    yield
     client.close()
+
+
+@pytest.fixture(autouse=True)
+def _clean_redis_keys():
+    _delete_own_keys()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _remove_redis_keys_at_the_end():
+    yield
+    _delete_own_keys()
 
 
 def app_config(database_url: str, **overrides) -> dict:
@@ -88,6 +102,7 @@ def app_config(database_url: str, **overrides) -> dict:
         "secret_key": "test-secret-key",
         "database_url": database_url,
         "redis_url": REDIS_URL,
+        "redis_prefix": REDIS_PREFIX,
         "mail_backend": "memory",
         **overrides,
     }

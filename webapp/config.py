@@ -32,6 +32,9 @@ class Config:
     secret_key: str = DEV_SECRET_KEY
     database_url: str = f"sqlite:///{VAR_DIR / 'autocall.db'}"
     redis_url: str = ""  # empty: `autocall run` starts a private Redis under VAR_DIR
+    #: The start of every Redis key this deployment writes (`ac:t:{tenant_id}:...`), so
+    #: deployments (or test runs) can share one Redis without seeing each other's keys.
+    redis_prefix: str = "ac:"
     web_port: int = 5000
     #: Fernet key (urlsafe base64 of 32 bytes) that encrypts tenants' SIP passwords.
     encryption_key: str = DEV_ENCRYPTION_KEY

@@ -13,8 +13,6 @@ import time
 import redis
 from flask import Flask, current_app
 
-PREFIX = "ac:login:"
-
 
 class _MemoryCounter:
     def __init__(self) -> None:
@@ -59,20 +57,21 @@ class _RedisCounter:
 
 
 class LoginThrottle:
-    def __init__(self, counter, per_email: int, per_ip: int, window: int) -> None:
+    def __init__(
+        self, counter, per_email: int, per_ip: int, window: int, prefix: str = "ac:"
+    ) -> None:
         self.counter = counter
+        self.prefix = prefix + "login:"
         self.per_email = per_email
         self.per_ip = per_ip
         self.window = window
 
-    @staticmethod
-    def _email_key(email: str) -> str:
+    def _email_key(self, email: str) -> str:
         # Hashed: Redis never holds the address itself.
-        return PREFIX + "email:" + hashlib.sha256(email.encode()).hexdigest()[:32]
+        return self.prefix + "email:" + hashlib.sha256(email.encode()).hexdigest()[:32]
 
-    @staticmethod
-    def _ip_key(ip: str) -> str:
-        return PREFIX + "ip:" + ip
+    def _ip_key(self, ip: str) -> str:
+        return self.prefix + "ip:" + ip
 
     def blocked(self, email: str, ip: str) -> bool:
         return (
@@ -92,7 +91,11 @@ def init_app(app: Flask) -> None:
     config = app.extensions["autocall.config"]
     counter = _RedisCounter(config.redis_url) if config.redis_url else _MemoryCounter()
     app.extensions["autocall.login_throttle"] = LoginThrottle(
-        counter, config.login_attempts, config.login_attempts_per_ip, config.login_window_seconds
+        counter,
+        config.login_attempts,
+        config.login_attempts_per_ip,
+        config.login_window_seconds,
+        prefix=config.redis_prefix,
     )
 
 

@@ -3,7 +3,7 @@ import uuid
 
 import pytest
 
-from tests.conftest import REDIS_URL
+from tests.conftest import REDIS_PREFIX, REDIS_URL
 from webapp.ratelimit import LoginThrottle, _MemoryCounter, _RedisCounter
 
 
@@ -14,7 +14,7 @@ def counter(request):
 
 def test_blocks_after_the_limit_per_email_and_per_address(counter):
     email = f"{uuid.uuid4().hex}@x.example"
-    throttle = LoginThrottle(counter, per_email=2, per_ip=3, window=60)
+    throttle = LoginThrottle(counter, per_email=2, per_ip=3, window=60, prefix=REDIS_PREFIX)
     assert not throttle.blocked(email, "192.0.2.1")
     throttle.failed(email, "192.0.2.1")
     throttle.failed(email, "192.0.2.1")
@@ -30,7 +30,7 @@ def test_blocks_after_the_limit_per_email_and_per_address(counter):
 
 def test_the_window_expires(counter):
     email = f"{uuid.uuid4().hex}@x.example"
-    throttle = LoginThrottle(counter, per_email=1, per_ip=100, window=1)
+    throttle = LoginThrottle(counter, per_email=1, per_ip=100, window=1, prefix=REDIS_PREFIX)
     throttle.failed(email, "192.0.2.2")
     assert throttle.blocked(email, "192.0.2.2")
     time.sleep(1.1)
@@ -38,5 +38,6 @@ def test_the_window_expires(counter):
 
 
 def test_redis_never_holds_the_email_address():
-    key = LoginThrottle._email_key("anna@x.example")
+    throttle = LoginThrottle(_MemoryCounter(), per_email=1, per_ip=1, window=1)
+    key = throttle._email_key("anna@x.example")
     assert "anna" not in key and key.startswith("ac:login:email:")
