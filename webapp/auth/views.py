@@ -26,6 +26,7 @@ from webapp.models.base import utcnow
 from webapp.models.user import password_matches
 from webapp.ratelimit import login_throttle
 from webapp.services.accounts import EmailTaken, create_tenant_with_admin
+from webapp.tenancy import remember_scope
 from webapp.urls import safe_next
 
 #: Endpoints a user who must change the password may still reach.
@@ -48,6 +49,7 @@ def load_user(session_id: str) -> User | None:
     user = db.session.get(User, int(user_id))
     if user is None or not user.active or fingerprint != user.password_fingerprint:
         return None
+    remember_scope(user)
     return user
 
 
