@@ -127,6 +127,15 @@ class SipAccountForm(FlaskForm):
     )
 
 
+class CommaDecimalField(DecimalField):
+    """A decimal that also accepts a comma: Russian (and most European) users write 1,2."""
+
+    def process_formdata(self, valuelist):
+        if valuelist:
+            valuelist = [value.strip().replace(",", ".") for value in valuelist]
+        super().process_formdata(valuelist)
+
+
 def _format_check(kind: str):
     def check(form, field):
         try:
@@ -209,13 +218,13 @@ class CallingForm(FlaskForm):
             ),
         ],
     )
-    call_multiplier = DecimalField(
+    call_multiplier = CommaDecimalField(
         _l("Call multiplier"),
         places=2,
         validators=[InputRequired(), NumberRange(1, 5)],
         description=_l("1.0 to 5.0; e.g. 1.2 runs 6 calls for 5 free operators."),
     )
-    abandon_rate_cap_percent = DecimalField(
+    abandon_rate_cap_percent = CommaDecimalField(
         _l("Abandon rate cap, %"),
         places=1,
         validators=[InputRequired(), NumberRange(0.1, 20)],

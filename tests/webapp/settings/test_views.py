@@ -170,6 +170,13 @@ def test_calling_settings(app, client, admin):
     assert _tenant(app, admin.id).dialing_enabled is False
 
 
+def test_decimals_may_be_written_with_a_comma(app, client, admin):
+    data = {**CALLING, "call_multiplier": "1,35", "abandon_rate_cap_percent": " 2,5 "}
+    assert client.post("/settings/calling", data=data).status_code == 302
+    tenant = _tenant(app, admin.id)
+    assert (tenant.call_multiplier, tenant.abandon_rate_cap_percent) == (1.35, 2.5)
+
+
 def test_dialing_cannot_be_switched_on_without_a_sip_account(app, client, admin):
     response = client.post("/settings/calling", data={**CALLING, "dialing_enabled": "y"})
     assert response.status_code == 200
