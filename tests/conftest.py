@@ -168,6 +168,7 @@ class TenantFixture:
     operator_email: str
     team_id: int
     operator_id: int
+    supervisor_id: int
 
 
 def make_tenant(app, name: str) -> TenantFixture:
@@ -179,7 +180,7 @@ def make_tenant(app, name: str) -> TenantFixture:
     with app.app_context():
         admin = create_tenant_with_admin(name, f"admin@{slug}.example", PASSWORD)
         tenant = admin.tenant
-        new_user(f"supervisor@{slug}.example", PASSWORD, Role.SUPERVISOR, tenant)
+        supervisor = new_user(f"supervisor@{slug}.example", PASSWORD, Role.SUPERVISOR, tenant)
         team = Team(tenant_id=tenant.id, name=f"{name} team")
         db.session.add(team)
         db.session.flush()
@@ -200,6 +201,7 @@ def make_tenant(app, name: str) -> TenantFixture:
             operator_email=operator.user.email,
             team_id=team.id,
             operator_id=operator.id,
+            supervisor_id=supervisor.id,
         )
 
 

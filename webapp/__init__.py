@@ -50,13 +50,14 @@ def create_app(config: Config | dict | None = None) -> Flask:
     tenancy.init_app(app)
     security.init_app(app)
 
-    from webapp import auth, console, health, operators, pages, settings, staff
+    from webapp import auth, console, health, operators, pages, people, settings, staff
 
     app.register_blueprint(health.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(settings.bp)
     app.register_blueprint(operators.bp)
+    app.register_blueprint(people.bp)
     app.register_blueprint(console.bp)
     app.register_blueprint(staff.bp)
     return app

@@ -16,7 +16,7 @@ from sqlalchemy import Select, event, select, text
 from sqlalchemy.orm import Session
 
 from webapp.extensions import db
-from webapp.models import Tenant, TenantOwned
+from webapp.models import Tenant, TenantOwned, User
 
 M = TypeVar("M", bound=TenantOwned)
 
@@ -43,8 +43,11 @@ def _require_tenant_id() -> int:
 
 
 def scoped(model: type[M]) -> Select[tuple[M]]:
-    """SELECT of `model` limited to the current tenant; add filters and ordering to it."""
-    if not issubclass(model, TenantOwned):
+    """SELECT of `model` limited to the current tenant; add filters and ordering to it.
+
+    `User` is accepted too: its rows with a tenant belong to that tenant (staff rows have
+    none and so never match)."""
+    if not (issubclass(model, TenantOwned) or model is User):
         raise TypeError(f"{model.__name__} is not tenant-owned")
     return select(model).where(model.tenant_id == _require_tenant_id())
 

@@ -4,10 +4,14 @@ tenant B's objects: each answers 404, and nothing of tenant B changes or shows."
 import pytest
 
 from webapp.extensions import db
-from webapp.models import Operator, Team
+from webapp.models import Operator, Team, User
 
 #: URL arguments that name a tenant-owned object, and the fixture attribute holding B's id.
-OBJECT_ARGUMENTS = {"operator_id": "operator_id", "team_id": "team_id"}
+OBJECT_ARGUMENTS = {
+    "operator_id": "operator_id",
+    "team_id": "team_id",
+    "user_id": "supervisor_id",
+}
 
 
 def _object_rules(app):
@@ -43,7 +47,7 @@ def test_tenant_a_gets_404_for_every_object_of_tenant_b(
         assert response.status_code == 404, (rule.endpoint, method)
         assert "Bravo" not in response.get_data(as_text=True)
         tried += 1
-    assert tried >= (2 if method == "GET" else 5)
+    assert tried >= (2 if method == "GET" else 7)
     with app.app_context():
         operator = db.session.get(Operator, tenant_b.operator_id)
         assert (operator.name, operator.extension, operator.active) == (
@@ -52,6 +56,7 @@ def test_tenant_a_gets_404_for_every_object_of_tenant_b(
             True,
         )
         assert db.session.get(Team, tenant_b.team_id).name == "Bravo team"
+        assert db.session.get(User, tenant_b.supervisor_id).active is True
 
 
 def test_lists_show_only_the_own_tenant(client, auth, tenant_a, tenant_b):

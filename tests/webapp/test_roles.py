@@ -23,6 +23,10 @@ RULES = {
     "operators.new_team": ({A}, {A}),
     "operators.edit_team": ({A, S}, {A}),
     "operators.delete_team": (None, {A}),
+    "people.index": ({A, S}, None),
+    "people.new": ({A}, {A}),
+    "people.deactivate": (None, {A}),
+    "people.activate": (None, {A}),
     "console.index": ({OP}, None),
     "staff.index": ({ST}, None),
 }
@@ -43,10 +47,11 @@ PUBLIC = {
 
 
 def _url(rule, tenant):
-    values = {"operator_id": tenant.operator_id, "team_id": tenant.team_id}
-    return rule.rule.replace("<int:operator_id>", str(values["operator_id"])).replace(
-        "<int:team_id>", str(values["team_id"])
-    )
+    url = rule.rule
+    for argument in ("operator_id", "team_id", "user_id"):
+        attribute = "supervisor_id" if argument == "user_id" else argument
+        url = url.replace(f"<int:{argument}>", str(getattr(tenant, attribute)))
+    return url
 
 
 def test_every_endpoint_has_a_rule(app):

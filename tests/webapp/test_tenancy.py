@@ -2,7 +2,7 @@ import pytest
 from werkzeug.exceptions import NotFound
 
 from webapp.extensions import db
-from webapp.models import Operator, Team, User
+from webapp.models import Operator, Team, Tenant, User
 from webapp.tenancy import current_tenant, get_or_404, scoped
 
 
@@ -44,11 +44,13 @@ def test_users_without_a_tenant_see_nothing(app, tenant_a, staff_email):
         ctx.pop()
 
 
-def test_scoped_refuses_tables_that_are_not_tenant_owned(app, tenant_a):
+def test_scoped_refuses_tables_that_are_not_tenant_owned(app, tenant_a, tenant_b, staff_email):
     ctx = _as(app, tenant_a.admin_email)
     try:
         with pytest.raises(TypeError):
-            scoped(User)
+            scoped(Tenant)
+        emails = set(db.session.scalars(scoped(User).with_only_columns(User.email)))
+        assert emails == {tenant_a.admin_email, tenant_a.supervisor_email, tenant_a.operator_email}
     finally:
         ctx.pop()
 
