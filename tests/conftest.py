@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import pytest
 import redis
@@ -169,11 +170,12 @@ class TenantFixture:
     team_id: int
     operator_id: int
     supervisor_id: int
+    lead_id: int
 
 
 def make_tenant(app, name: str) -> TenantFixture:
     from webapp.extensions import db
-    from webapp.models import Role, Team
+    from webapp.models import Attempt, Lead, Role, Team
     from webapp.services.accounts import create_operator, create_tenant_with_admin, new_user
 
     slug = name.lower().replace(" ", "-")
@@ -193,6 +195,28 @@ def make_tenant(app, name: str) -> TenantFixture:
             team_id=team.id,
         )
         operator.user.must_change_password = False
+        lead = Lead(
+            tenant_id=tenant.id,
+            phone="+15550100" + str(tenant.id).zfill(3),
+            name=f"{name} lead",
+            external_id=f"{slug}-crm-1",
+            card={"order": f"{name} order"},
+        )
+        db.session.add(lead)
+        db.session.flush()
+        db.session.add(
+            Attempt(
+                tenant_id=tenant.id,
+                lead_id=lead.id,
+                operator_id=operator.id,
+                dialed_uri=f"sip:{lead.phone}@pbx.{slug}.example",
+                outcome="answered",
+                sip_code=200,
+                sip_reason="OK",
+                invite_at=datetime.now(UTC),
+                transfer_result="transferred",
+            )
+        )
         db.session.commit()
         return TenantFixture(
             id=tenant.id,
@@ -202,6 +226,7 @@ def make_tenant(app, name: str) -> TenantFixture:
             team_id=team.id,
             operator_id=operator.id,
             supervisor_id=supervisor.id,
+            lead_id=lead.id,
         )
 
 

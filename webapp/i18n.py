@@ -48,6 +48,14 @@ def select_locale() -> str:
     return request.accept_languages.best_match(list(LANGUAGES)) or "en"
 
 
+def select_timezone() -> str | None:
+    """Times show in the tenant's time zone; None falls back to UTC."""
+    from webapp.tenancy import current_tenant
+
+    tenant = current_tenant()
+    return tenant.time_zone if tenant is not None else None
+
+
 def init_app(app: Flask) -> None:
     try:
         compile_translations()
@@ -56,6 +64,7 @@ def init_app(app: Flask) -> None:
     babel.init_app(
         app,
         locale_selector=select_locale,
+        timezone_selector=select_timezone,
         default_translation_directories=str(TRANSLATIONS_DIR),
     )
     app.jinja_env.globals["LANGUAGES"] = LANGUAGES

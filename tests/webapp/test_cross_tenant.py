@@ -11,6 +11,7 @@ OBJECT_ARGUMENTS = {
     "operator_id": "operator_id",
     "team_id": "team_id",
     "user_id": "supervisor_id",
+    "lead_id": "lead_id",
 }
 
 
@@ -47,7 +48,7 @@ def test_tenant_a_gets_404_for_every_object_of_tenant_b(
         assert response.status_code == 404, (rule.endpoint, method)
         assert "Bravo" not in response.get_data(as_text=True)
         tried += 1
-    assert tried >= (2 if method == "GET" else 7)
+    assert tried >= (3 if method == "GET" else 7)
     with app.app_context():
         operator = db.session.get(Operator, tenant_b.operator_id)
         assert (operator.name, operator.extension, operator.active) == (
@@ -64,6 +65,14 @@ def test_lists_show_only_the_own_tenant(client, auth, tenant_a, tenant_b):
     page = client.get("/operators/").get_data(as_text=True)
     assert "Alpha operator" in page
     assert "Bravo" not in page
+
+
+def test_the_lead_list_and_search_show_only_the_own_tenant(client, auth, tenant_a, tenant_b):
+    auth.login(tenant_a.admin_email)
+    for query in ({}, {"q": "+1555"}, {"q": "bravo-crm-1"}, {"q": "lead"}):
+        page = client.get("/leads/", query_string=query).get_data(as_text=True)
+        # (the search text itself comes back in the form and the language links)
+        assert "Bravo lead" not in page and f"/leads/{tenant_b.lead_id}" not in page
 
 
 def test_settings_are_the_own_tenants(client, auth, tenant_a, tenant_b):

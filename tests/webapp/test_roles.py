@@ -27,6 +27,8 @@ RULES = {
     "people.new": ({A}, {A}),
     "people.deactivate": (None, {A}),
     "people.activate": (None, {A}),
+    "leads.index": ({A, S}, None),
+    "leads.detail": ({A, S}, None),
     "console.index": ({OP}, None),
     "staff.index": ({ST}, None),
 }
@@ -48,7 +50,7 @@ PUBLIC = {
 
 def _url(rule, tenant):
     url = rule.rule
-    for argument in ("operator_id", "team_id", "user_id"):
+    for argument in ("operator_id", "team_id", "user_id", "lead_id"):
         attribute = "supervisor_id" if argument == "user_id" else argument
         url = url.replace(f"<int:{argument}>", str(getattr(tenant, attribute)))
     return url
