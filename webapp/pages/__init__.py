@@ -49,6 +49,11 @@ def not_found(error):
     return _error(404, _("Not found"), _("There is no such page."))
 
 
+@bp.app_errorhandler(405)
+def method_not_allowed(error):
+    return _error(405, _("Not allowed"), _("This page cannot be used this way."))
+
+
 @bp.app_errorhandler(400)
 def bad_request(error):
     from flask_wtf.csrf import CSRFError

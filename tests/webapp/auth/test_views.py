@@ -65,7 +65,9 @@ def test_login_and_logout(client, auth, tenant_a):
 
 def test_logout_is_post_only(client, auth, tenant_a):
     auth.login(tenant_a.admin_email)
-    assert client.get("/logout").status_code == 405
+    response = client.get("/logout")
+    assert response.status_code == 405
+    assert "cannot be used this way" in response.get_data(as_text=True)
 
 
 def test_wrong_password_says_so_without_saying_which_part(client, auth, tenant_a):
