@@ -41,3 +41,22 @@ def test_pages_link_the_stylesheet_and_no_cdn(client):
     assert "/static/app.css" in page
     assert "https://" not in page and "http://" not in page
     assert client.get("/static/app.css").status_code == 200
+
+
+def test_every_template_static_file_and_translation_is_packaged():
+    """pyproject.toml's package-data must name them, or a wheel ships a portal without pages."""
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    patterns = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-data"
+    ]["webapp"]
+    webapp = root / "webapp"
+    packaged = {path for pattern in patterns for path in webapp.glob(pattern)}
+    wanted = {
+        *webapp.rglob("*.html"),
+        *(webapp / "static").iterdir(),
+        *webapp.rglob("*.po"),
+    }
+    assert wanted - packaged == set()
