@@ -32,7 +32,8 @@ REQUIRED_MACRO = {"dial": "number", "refer": "extension"}
 
 #: Characters a SIP URI may hold besides letters and digits (RFC 3261 section 25.1:
 #: unreserved, escaped, user-unreserved, param and header characters, IPv6 brackets).
-_URI_PUNCTUATION = set("-_.!~*'()%&=+$,;?/:@[]#")
+#: '#' is not among them: a PBX prefix with '#' is written %23.
+_URI_PUNCTUATION = set("-_.!~*'()%&=+$,;?/:@[]")
 _MACRO_NAME = re.compile(r"[a-z_]+\Z")
 #: RFC 3261 section 25.1 `token`, the shape of a header name.
 _TOKEN = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+\Z")

@@ -44,6 +44,7 @@ def test_default_refer_format():
         ("8{number}@{host};user=phone", "sip:815550100@pbx.example.com;user=phone"),
         ("{number}@{server}", "sip:15550100@dialer.example.net"),
         ("00{number}@10.0.0.1:5080", "sip:0015550100@10.0.0.1:5080"),
+        ("%2331%23{number}@{host}", "sip:%2331%2315550100@pbx.example.com"),
     ],
 )
 def test_accepted_dial_formats(source, expected):
@@ -76,6 +77,7 @@ def test_accepted_dial_formats(source, expected):
         ("<{number}@{host}>", "bad_character", "'<'"),
         ('"{number}"@{host}', "bad_character", "not allowed"),
         ("+{number}@хост", "bad_character", "not allowed"),
+        ("#31#{number}@{host}", "bad_character", "'#'"),
     ],
 )
 def test_refused_dial_formats_name_the_problem(source, code, words):
