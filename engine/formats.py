@@ -34,6 +34,8 @@ REQUIRED_MACRO = {"dial": "number", "refer": "extension"}
 #: unreserved, escaped, user-unreserved, param and header characters, IPv6 brackets).
 #: '#' is not among them: a PBX prefix with '#' is written %23.
 _URI_PUNCTUATION = set("-_.!~*'()%&=+$,;?/:@[]")
+#: Text where every '%' starts an escape of two hex digits (RFC 3261 section 25.1 `escaped`).
+_ESCAPES = re.compile(r"(?:[^%]|%[0-9A-Fa-f]{2})*")
 _MACRO_NAME = re.compile(r"[a-z_]+\Z")
 #: RFC 3261 section 25.1 `token`, the shape of a header name.
 _TOKEN = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+\Z")
@@ -71,6 +73,7 @@ class FormatError(ValueError):
         "unknown_macro": "Unknown macro {{{name}}}; use one of: {allowed}.",
         "missing_macro": "The format must contain {{{name}}}.",
         "bad_character": "The character {char!r} is not allowed in a SIP address.",
+        "bad_escape": "A '%' must be followed by two hexadecimal digits, e.g. %23 for '#'.",
         "no_at_sign": "The address needs exactly one '@' between the user part and the host.",
         "empty_user": "The address has nothing before '@'.",
         "empty_host": "The address has nothing after '@'.",
@@ -211,6 +214,8 @@ def parse_uri_format(source: str, kind: str) -> tuple[str, Template]:
             for c in part:
                 if not _uri_char(c):
                     raise FormatError("bad_character", char=c)
+            if not _ESCAPES.fullmatch(part):
+                raise FormatError("bad_escape")
     required = REQUIRED_MACRO[kind]
     if required not in template.macros:
         raise FormatError("missing_macro", name=required)

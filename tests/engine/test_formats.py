@@ -78,6 +78,8 @@ def test_accepted_dial_formats(source, expected):
         ('"{number}"@{host}', "bad_character", "not allowed"),
         ("+{number}@хост", "bad_character", "not allowed"),
         ("#31#{number}@{host}", "bad_character", "'#'"),
+        ("%2{number}@{host}", "bad_escape", "two hexadecimal digits"),
+        ("{number}%@{host}", "bad_escape", "two hexadecimal digits"),
     ],
 )
 def test_refused_dial_formats_name_the_problem(source, code, words):

@@ -47,6 +47,11 @@ def format_error_message(error: FormatError) -> str:
         "bad_character": lambda: _(
             "The character %(char)s is not allowed in a SIP address.", char=repr(p["char"])
         ),
+        "bad_escape": lambda: _(
+            "A %(percent)s must be followed by two hexadecimal digits, e.g. %(example)s for '#'.",
+            percent="'%'",
+            example="%23",
+        ),
         "no_at_sign": lambda: _(
             "The address needs exactly one '@' between the user part and the host."
         ),
