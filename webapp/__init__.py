@@ -3,9 +3,16 @@
 Nothing here does I/O at import time; `create_app` builds an app from a `Config`.
 """
 
+from __future__ import annotations
+
+from pathlib import Path
+
 from flask import Flask
 
 from webapp.config import Config
+
+#: Migrations live at the top of the repository (see docs/portal.md).
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 
 def create_app(config: Config | dict | None = None) -> Flask:
@@ -14,9 +21,44 @@ def create_app(config: Config | dict | None = None) -> Flask:
         config = Config.from_env(overrides=config)
     app = Flask(__name__)
     app.config.from_mapping(config.flask_settings())
+    app.jinja_env.trim_blocks = True
+    app.jinja_env.lstrip_blocks = True
+    if config.trusted_proxies:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        n = config.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)
     app.extensions["autocall.config"] = config
 
-    from webapp import health
+    from webapp.services.secrets import SecretBox
+
+    app.extensions["autocall.secrets"] = SecretBox(config.encryption_key)
+
+    from webapp import i18n, mail, models, ratelimit, security, tenancy
+    from webapp.extensions import csrf, db, login_manager, migrate
+
+    # Order matters: the database first, then what uses it (migrations, logins),
+    # then request-wide guards (CSRF), then the language of the pages.
+    db.init_app(app)
+    models.register_sqlite_pragmas(app)
+    migrate.init_app(app, db, directory=str(MIGRATIONS_DIR))
+    login_manager.init_app(app)
+    csrf.init_app(app)
+    i18n.init_app(app)
+    mail.init_app(app)
+    ratelimit.init_app(app)
+    tenancy.init_app(app)
+    security.init_app(app)
+
+    from webapp import auth, console, health, leads, operators, pages, people, settings, staff
 
     app.register_blueprint(health.bp)
+    app.register_blueprint(pages.bp)
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(settings.bp)
+    app.register_blueprint(operators.bp)
+    app.register_blueprint(people.bp)
+    app.register_blueprint(leads.bp)
+    app.register_blueprint(console.bp)
+    app.register_blueprint(staff.bp)
     return app

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -11,6 +13,11 @@ from pathlib import Path
 VAR_DIR = Path(os.environ.get("AUTOCALL_VAR_DIR", Path.cwd() / "var"))
 
 DEV_SECRET_KEY = "dev-only-secret-key-change-me"
+#: A Fernet key for development only; production must set AUTOCALL_ENCRYPTION_KEY.
+DEV_ENCRYPTION_KEY = "ZGV2LW9ubHktZW5jcnlwdGlvbi1rZXktY2hnLW1lISE="
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
 
 
 class ConfigError(ValueError):
@@ -25,7 +32,25 @@ class Config:
     secret_key: str = DEV_SECRET_KEY
     database_url: str = f"sqlite:///{VAR_DIR / 'autocall.db'}"
     redis_url: str = ""  # empty: `autocall run` starts a private Redis under VAR_DIR
+    #: The start of every Redis key this deployment writes (`ac:t:{tenant_id}:...`), so
+    #: deployments (or test runs) can share one Redis without seeing each other's keys.
+    redis_prefix: str = "ac:"
     web_port: int = 5000
+    #: Fernet key (urlsafe base64 of 32 bytes) that encrypts tenants' SIP passwords.
+    encryption_key: str = DEV_ENCRYPTION_KEY
+    #: `console` prints mail to standard output; `memory` keeps it in a list (tests).
+    mail_backend: str = "console"
+    mail_sender: str = "AutoCall Cloud <no-reply@autocall.local>"
+    #: Whether new accounts must confirm their email address before they can sign in.
+    email_verification: bool = False
+    #: Failed sign-ins allowed per email address, and per client address, in the window.
+    login_attempts: int = 5
+    login_attempts_per_ip: int = 30
+    login_window_seconds: int = 900
+    #: How many reverse proxies (nginx, a load balancer) stand in front of the portal and
+    #: set X-Forwarded-For / -Proto; 0 trusts no such header. Rate limits need the real
+    #: client address, and Secure cookies need to know the request came over HTTPS.
+    trusted_proxies: int = 0
 
     @classmethod
     def from_env(
@@ -34,16 +59,19 @@ class Config:
         environ = os.environ if environ is None else environ
         values: dict = {}
         for field in fields(cls):
-            raw = environ.get(f"AUTOCALL_{field.name.upper()}")
+            name = f"AUTOCALL_{field.name.upper()}"
+            raw = environ.get(name)
             if raw is None:
                 continue
             if field.type == "int":
                 try:
                     values[field.name] = int(raw)
                 except ValueError:
-                    raise ConfigError(
-                        f"AUTOCALL_{field.name.upper()} must be a whole number, not {raw!r}"
-                    ) from None
+                    raise ConfigError(f"{name} must be a whole number, not {raw!r}") from None
+            elif field.type == "bool":
+                if raw.strip().lower() not in _TRUE | _FALSE:
+                    raise ConfigError(f"{name} must be 1 or 0 (true or false), not {raw!r}")
+                values[field.name] = raw.strip().lower() in _TRUE
             else:
                 values[field.name] = raw
         values.update(overrides or {})
@@ -58,9 +86,44 @@ class Config:
             )
         if self.env == "production" and self.secret_key == DEV_SECRET_KEY:
             raise ConfigError("AUTOCALL_SECRET_KEY must be set in production")
+        if self.env == "production" and self.encryption_key == DEV_ENCRYPTION_KEY:
+            raise ConfigError("AUTOCALL_ENCRYPTION_KEY must be set in production")
+        try:
+            key = base64.urlsafe_b64decode(self.encryption_key.encode("ascii"))
+        except (binascii.Error, UnicodeEncodeError, ValueError):
+            key = b""
+        if len(key) != 32:
+            raise ConfigError(
+                "AUTOCALL_ENCRYPTION_KEY must be a Fernet key (urlsafe base64 of 32 bytes); "
+                "make one with: python -c 'from cryptography.fernet import Fernet; "
+                "print(Fernet.generate_key().decode())'"
+            )
+        if self.mail_backend not in ("console", "memory"):
+            raise ConfigError(
+                f"AUTOCALL_MAIL_BACKEND must be console or memory, not {self.mail_backend!r}"
+            )
+        if self.trusted_proxies < 0:
+            raise ConfigError("AUTOCALL_TRUSTED_PROXIES must be 0 or more")
+        for name in ("login_attempts", "login_attempts_per_ip", "login_window_seconds"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"AUTOCALL_{name.upper()} must be at least 1")
 
     def flask_settings(self) -> dict:
+        production = self.env == "production"
         return {
             "SECRET_KEY": self.secret_key,
             "TESTING": self.env == "testing",
+            "SQLALCHEMY_DATABASE_URI": self.database_url,
+            "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+            # Cookies: never readable by scripts, not sent on cross-site posts, HTTPS only
+            # in production (development runs on plain http://127.0.0.1).
+            "SESSION_COOKIE_HTTPONLY": True,
+            "SESSION_COOKIE_SAMESITE": "Lax",
+            "SESSION_COOKIE_SECURE": production,
+            "REMEMBER_COOKIE_HTTPONLY": True,
+            "REMEMBER_COOKIE_SAMESITE": "Lax",
+            "REMEMBER_COOKIE_SECURE": production,
+            "WTF_CSRF_ENABLED": True,
+            "BABEL_DEFAULT_LOCALE": "en",
+            "BABEL_DEFAULT_TIMEZONE": "UTC",
         }

@@ -1,0 +1,210 @@
+import logging
+
+import pytest
+
+from webapp.extensions import db
+from webapp.models import Tenant
+
+SIP = {
+    "sip_host": "pbx.alpha.example",
+    "sip_port": "5060",
+    "sip_transport": "udp",
+    "sip_username": "dialer",
+    "sip_auth_username": "",
+    "sip_password": "",
+    "sip_outbound_proxy": "",
+    "sip_realm": "",
+}
+
+CALLING = {
+    "retry_no_answer_minutes": "90",
+    "retry_unavailable_minutes": "90",
+    "retry_busy_minutes": "5",
+    "retry_technical_error_minutes": "10",
+    "max_attempts": "5",
+    "ring_timeout_seconds": "30",
+    "calling_hours_start": "09:00",
+    "calling_hours_end": "21:00",
+    "time_zone": "Europe/Moscow",
+    "default_phone_region": "RU",
+    "pacing_mode": "multiplier",
+    "call_multiplier": "1.2",
+    "abandon_rate_cap_percent": "3",
+}
+
+
+@pytest.fixture
+def admin(client, auth, tenant_a):
+    auth.login(tenant_a.admin_email)
+    return tenant_a
+
+
+def _tenant(app, tenant_id) -> Tenant:
+    with app.app_context():
+        tenant = db.session.get(Tenant, tenant_id)
+        db.session.expunge(tenant)
+        return tenant
+
+
+def test_settings_start_with_the_sip_account(client, admin):
+    assert client.get("/settings/").headers["Location"].endswith("/settings/sip")
+
+
+def test_sip_password_is_encrypted_never_shown_and_never_logged(app, client, admin, caplog):
+    caplog.set_level(logging.DEBUG)
+    secret = "s3cret-SIP-pass"
+    response = client.post("/settings/sip", data={**SIP, "sip_password": secret})
+    assert response.status_code == 302
+    tenant = _tenant(app, admin.id)
+    assert tenant.sip_host == "pbx.alpha.example"
+    assert tenant.sip_password_encrypted and secret not in tenant.sip_password_encrypted
+    box = app.extensions["autocall.secrets"]
+    assert box.decrypt(tenant.sip_password_encrypted) == secret
+    page = client.get("/settings/sip").get_data(as_text=True)
+    assert secret not in page
+    assert tenant.sip_password_encrypted not in page
+    assert "A password is saved." in page
+    assert secret not in caplog.text
+
+
+def test_an_empty_password_field_keeps_the_saved_password(app, client, admin):
+    client.post("/settings/sip", data={**SIP, "sip_password": "first"})
+    before = _tenant(app, admin.id).sip_password_encrypted
+    client.post("/settings/sip", data={**SIP, "sip_port": "5080"})
+    tenant = _tenant(app, admin.id)
+    assert tenant.sip_port == 5080
+    assert tenant.sip_password_encrypted == before
+
+
+def test_the_saved_password_can_be_removed(app, client, admin):
+    client.post("/settings/sip", data={**SIP, "sip_password": "first"})
+    client.post("/settings/sip", data={**SIP, "clear_password": "y"})
+    assert _tenant(app, admin.id).sip_password_encrypted is None
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "words"),
+    [
+        ("sip_host", "sip:pbx.example.com", "without sip:"),
+        ("sip_host", "pbx example", "without sip:"),
+        ("sip_port", "70000", "between 1 and 65535"),
+        ("sip_username", "dial er", "no spaces"),
+        ("sip_outbound_proxy", "sip:proxy", "host or host:port"),
+        ("sip_transport", "sctp", "Not a valid choice"),
+        ("sip_realm", 'a"b', "cannot contain quotes"),
+    ],
+)
+def test_sip_account_explains_bad_values(client, admin, field, value, words):
+    response = client.post("/settings/sip", data={**SIP, field: value})
+    assert response.status_code == 200
+    assert words in response.get_data(as_text=True)
+
+
+def test_formats_save_and_show_a_preview(app, client, admin):
+    client.post("/settings/sip", data=SIP)
+    data = {
+        "dial_format": "8{number}@{host}",
+        "refer_format": "{extension}@{host}:{port}",
+        "refer_headers": "Referred-By: <sip:{server}>",
+    }
+    assert client.post("/settings/formats", data=data).status_code == 302
+    tenant = _tenant(app, admin.id)
+    assert tenant.dial_format == "8{number}@{host}"
+    assert tenant.refer_headers == "Referred-By: <sip:{server}>"
+    page = client.get("/settings/formats").get_data(as_text=True)
+    assert "sip:8" in page and "@pbx.alpha.example</span>" in page
+    assert "sip:101@pbx.alpha.example:5060" in page
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "words"),
+    [
+        ("dial_format", "+{phone}@{host}", "Unknown macro {phone}"),
+        ("dial_format", "+{number@{host}", "is not closed before the next"),
+        ("dial_format", "+{number} @{host}", "have no spaces"),
+        ("dial_format", "{host}@{port}", "must contain {number}"),
+        ("dial_format", "", "The format is empty."),
+        ("refer_format", "{number}@{host}", "Unknown macro {number}"),
+        ("refer_headers", "Refer-To: x", "sets the Refer-To header itself"),
+    ],
+)
+def test_formats_refuse_broken_syntax_with_a_clear_message(client, admin, field, value, words):
+    data = {"dial_format": "+{number}@{host}:{port}", "refer_format": "{extension}@{host}"}
+    response = client.post("/settings/formats", data={**data, field: value})
+    assert response.status_code == 200
+    assert words in response.get_data(as_text=True)
+
+
+def test_live_preview(client, admin):
+    answer = client.get(
+        "/settings/formats/preview", query_string={"kind": "dial", "format": "+{number}@{host}"}
+    ).get_json()
+    assert answer["ok"] is True
+    assert answer["text"].startswith("sip:+1") and answer["text"].endswith("@pbx.example.com")
+    answer = client.get(
+        "/settings/formats/preview", query_string={"kind": "refer", "format": "{ext}@{host}"}
+    ).get_json()
+    assert answer == {
+        "ok": False,
+        "text": "Unknown macro {ext}; use one of: {extension}, {host}, {port}, {server}.",
+    }
+    response = client.get("/settings/formats/preview", query_string={"kind": "other"})
+    assert response.status_code == 400
+
+
+def test_calling_settings(app, client, admin):
+    client.post("/settings/sip", data=SIP)
+    response = client.post(
+        "/settings/calling", data={**CALLING, "hide_numbers": "y", "dialing_enabled": "y"}
+    )
+    assert response.status_code == 302
+    tenant = _tenant(app, admin.id)
+    assert tenant.call_multiplier == 1.2
+    assert tenant.time_zone == "Europe/Moscow"
+    assert tenant.default_phone_region == "RU"
+    assert tenant.hide_numbers is True and tenant.dialing_enabled is True
+    page = client.get("/settings/calling").get_data(as_text=True)
+    assert 'value="1.20"' in page
+    # Unticked boxes switch off.
+    client.post("/settings/calling", data=CALLING)
+    assert _tenant(app, admin.id).dialing_enabled is False
+
+
+def test_decimals_may_be_written_with_a_comma(app, client, admin):
+    data = {**CALLING, "call_multiplier": "1,35", "abandon_rate_cap_percent": " 2,5 "}
+    assert client.post("/settings/calling", data=data).status_code == 302
+    tenant = _tenant(app, admin.id)
+    assert (tenant.call_multiplier, tenant.abandon_rate_cap_percent) == (1.35, 2.5)
+
+
+def test_dialing_cannot_be_switched_on_without_a_sip_account(app, client, admin):
+    response = client.post("/settings/calling", data={**CALLING, "dialing_enabled": "y"})
+    assert response.status_code == 200
+    assert "Enter the SIP account first" in response.get_data(as_text=True)
+    assert _tenant(app, admin.id).dialing_enabled is False
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "words"),
+    [
+        ("call_multiplier", "0.5", "between 1 and 5"),
+        ("retry_busy_minutes", "0", "between 1 and 10080"),
+        ("calling_hours_end", "08:00", "must be after the start"),
+        ("time_zone", "Mars/Olympus", "Not a valid choice"),
+        ("pacing_mode", "preview", "Not a valid choice"),
+    ],
+)
+def test_calling_settings_explain_bad_values(client, admin, field, value, words):
+    response = client.post("/settings/calling", data={**CALLING, field: value})
+    assert response.status_code == 200
+    assert words in response.get_data(as_text=True)
+
+
+def test_supervisors_read_settings_but_cannot_change_them(app, client, auth, tenant_a):
+    auth.login(tenant_a.supervisor_email)
+    for page in ("/settings/sip", "/settings/formats", "/settings/calling"):
+        text = client.get(page).get_data(as_text=True)
+        assert "only an admin can change them" in text
+        assert 'type="submit">Save' not in text
+        assert client.post(page, data={**SIP, **CALLING}).status_code == 403
+    assert _tenant(app, tenant_a.id).sip_host == ""

@@ -1,0 +1,68 @@
+import pytest
+
+from webapp.config import DEV_ENCRYPTION_KEY, Config, ConfigError
+
+
+def test_defaults_are_usable_for_development():
+    config = Config.from_env(environ={})
+    assert config.env == "development"
+    assert config.email_verification is False
+    assert config.encryption_key == DEV_ENCRYPTION_KEY
+
+
+def test_reads_typed_values_from_the_environment():
+    config = Config.from_env(
+        environ={
+            "AUTOCALL_WEB_PORT": "8080",
+            "AUTOCALL_EMAIL_VERIFICATION": "yes",
+            "AUTOCALL_LOGIN_ATTEMPTS": "3",
+            "AUTOCALL_MAIL_BACKEND": "memory",
+        }
+    )
+    assert config.web_port == 8080
+    assert config.email_verification is True
+    assert config.login_attempts == 3
+    assert config.mail_backend == "memory"
+
+
+@pytest.mark.parametrize(
+    ("environ", "words"),
+    [
+        ({"AUTOCALL_WEB_PORT": "eighty"}, "AUTOCALL_WEB_PORT must be a whole number"),
+        ({"AUTOCALL_EMAIL_VERIFICATION": "maybe"}, "AUTOCALL_EMAIL_VERIFICATION must be 1 or 0"),
+        ({"AUTOCALL_ENCRYPTION_KEY": "short"}, "AUTOCALL_ENCRYPTION_KEY must be a Fernet key"),
+        ({"AUTOCALL_MAIL_BACKEND": "smtp"}, "AUTOCALL_MAIL_BACKEND must be console or memory"),
+        ({"AUTOCALL_LOGIN_ATTEMPTS": "0"}, "AUTOCALL_LOGIN_ATTEMPTS must be at least 1"),
+        ({"AUTOCALL_ENV": "staging"}, "AUTOCALL_ENV must be"),
+    ],
+)
+def test_bad_values_fail_loudly_and_name_the_variable(environ, words):
+    with pytest.raises(ConfigError, match=words):
+        Config.from_env(environ=environ)
+
+
+def test_production_needs_its_own_secret_and_encryption_keys():
+    with pytest.raises(ConfigError, match="AUTOCALL_SECRET_KEY"):
+        Config.from_env(environ={"AUTOCALL_ENV": "production"})
+    with pytest.raises(ConfigError, match="AUTOCALL_ENCRYPTION_KEY must be set"):
+        Config.from_env(environ={"AUTOCALL_ENV": "production", "AUTOCALL_SECRET_KEY": "s"})
+
+
+def test_cookies_are_http_only_same_site_and_secure_in_production():
+    from cryptography.fernet import Fernet
+
+    dev = Config.from_env(environ={}).flask_settings()
+    prod = Config.from_env(
+        environ={
+            "AUTOCALL_ENV": "production",
+            "AUTOCALL_SECRET_KEY": "a-real-secret",
+            "AUTOCALL_ENCRYPTION_KEY": Fernet.generate_key().decode(),
+        }
+    ).flask_settings()
+    for settings in (dev, prod):
+        assert settings["SESSION_COOKIE_HTTPONLY"] is True
+        assert settings["SESSION_COOKIE_SAMESITE"] == "Lax"
+        assert settings["REMEMBER_COOKIE_HTTPONLY"] is True
+    assert dev["SESSION_COOKIE_SECURE"] is False
+    assert prod["SESSION_COOKIE_SECURE"] is True
+    assert prod["REMEMBER_COOKIE_SECURE"] is True

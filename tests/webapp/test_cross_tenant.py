@@ -1,0 +1,86 @@
+"""Signed in as tenant A's admin, every route that takes an object id is tried with
+tenant B's objects: each answers 404, and nothing of tenant B changes or shows."""
+
+import pytest
+
+from webapp.extensions import db
+from webapp.models import Operator, Team, User
+
+#: URL arguments that name a tenant-owned object, and the fixture attribute holding B's id.
+OBJECT_ARGUMENTS = {
+    "operator_id": "operator_id",
+    "team_id": "team_id",
+    "user_id": "supervisor_id",
+    "lead_id": "lead_id",
+}
+
+
+def _object_rules(app):
+    for rule in app.url_map.iter_rules():
+        if rule.arguments and rule.endpoint != "static":
+            yield rule
+
+
+def test_every_object_argument_is_covered(app):
+    unknown = set()
+    for rule in _object_rules(app):
+        if rule.endpoint.startswith(("auth.", "pages.")):
+            continue  # tokens and language codes, not tenant objects
+        unknown |= set(rule.arguments) - set(OBJECT_ARGUMENTS)
+    assert unknown == set()
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_tenant_a_gets_404_for_every_object_of_tenant_b(
+    app, client, auth, tenant_a, tenant_b, method
+):
+    auth.login(tenant_a.admin_email)
+    tried = 0
+    for rule in _object_rules(app):
+        if set(rule.arguments) - set(OBJECT_ARGUMENTS) or method not in rule.methods:
+            continue
+        url = rule.rule
+        for argument, attribute in OBJECT_ARGUMENTS.items():
+            url = url.replace(f"<int:{argument}>", str(getattr(tenant_b, attribute)))
+        response = client.open(
+            url, method=method, data={"name": "Hacked", "extension": "666", "team_id": "0"}
+        )
+        assert response.status_code == 404, (rule.endpoint, method)
+        assert "Bravo" not in response.get_data(as_text=True)
+        tried += 1
+    assert tried >= (3 if method == "GET" else 7)
+    with app.app_context():
+        operator = db.session.get(Operator, tenant_b.operator_id)
+        assert (operator.name, operator.extension, operator.active) == (
+            "Bravo operator",
+            "101",
+            True,
+        )
+        assert db.session.get(Team, tenant_b.team_id).name == "Bravo team"
+        assert db.session.get(User, tenant_b.supervisor_id).active is True
+
+
+def test_lists_show_only_the_own_tenant(client, auth, tenant_a, tenant_b):
+    auth.login(tenant_a.admin_email)
+    page = client.get("/operators/").get_data(as_text=True)
+    assert "Alpha operator" in page
+    assert "Bravo" not in page
+
+
+def test_the_lead_list_and_search_show_only_the_own_tenant(client, auth, tenant_a, tenant_b):
+    auth.login(tenant_a.admin_email)
+    for query in ({}, {"q": "+1555"}, {"q": "bravo-crm-1"}, {"q": "lead"}):
+        page = client.get("/leads/", query_string=query).get_data(as_text=True)
+        # (the search text itself comes back in the form and the language links)
+        assert "Bravo lead" not in page and f"/leads/{tenant_b.lead_id}" not in page
+
+
+def test_settings_are_the_own_tenants(client, auth, tenant_a, tenant_b):
+    auth.login(tenant_b.admin_email)
+    client.post(
+        "/settings/formats",
+        data={"dial_format": "9{number}@{host}", "refer_format": "{extension}@{host}"},
+    )
+    auth.logout()
+    auth.login(tenant_a.admin_email)
+    assert "9{number}" not in client.get("/settings/formats").get_data(as_text=True)

@@ -1,0 +1,92 @@
+"""The role matrix: every route of the portal, every role, the expected answer.
+
+The table below must name every endpoint; a new view fails this test until its rule is
+written down here.
+"""
+
+import pytest
+
+A, S, OP, ST = "admin", "supervisor", "operator", "staff"
+
+#: endpoint -> (roles that may GET, roles that may POST); None: the method does not exist.
+RULES = {
+    "settings.index": ({A, S}, None),
+    "settings.sip": ({A, S}, {A}),
+    "settings.formats": ({A, S}, {A}),
+    "settings.formats_preview": ({A, S}, None),
+    "settings.calling": ({A, S}, {A}),
+    "operators.index": ({A, S}, None),
+    "operators.new": ({A}, {A}),
+    "operators.edit": ({A, S}, {A}),
+    "operators.deactivate": (None, {A}),
+    "operators.activate": (None, {A}),
+    "operators.new_team": ({A}, {A}),
+    "operators.edit_team": ({A, S}, {A}),
+    "operators.delete_team": (None, {A}),
+    "people.index": ({A, S}, None),
+    "people.new": ({A}, {A}),
+    "people.deactivate": (None, {A}),
+    "people.activate": (None, {A}),
+    "leads.index": ({A, S}, None),
+    "leads.detail": ({A, S}, None),
+    "console.index": ({OP}, None),
+    "staff.index": ({ST}, None),
+}
+#: Open to visitors, or about the visitor's own session; not tenant pages.
+PUBLIC = {
+    "static",
+    "health.healthz",
+    "pages.index",
+    "pages.set_language",
+    "auth.signup",
+    "auth.login",
+    "auth.logout",
+    "auth.reset_request",
+    "auth.reset_password",
+    "auth.verify_email",
+    "auth.change_password",
+}
+
+
+def _url(rule, tenant):
+    url = rule.rule
+    for argument in ("operator_id", "team_id", "user_id", "lead_id"):
+        attribute = "supervisor_id" if argument == "user_id" else argument
+        url = url.replace(f"<int:{argument}>", str(getattr(tenant, attribute)))
+    return url
+
+
+def test_every_endpoint_has_a_rule(app):
+    endpoints = {rule.endpoint for rule in app.url_map.iter_rules()}
+    assert endpoints == set(RULES) | PUBLIC
+
+
+@pytest.mark.parametrize("role", [A, S, OP, ST, None])
+def test_role_matrix(app, client, auth, tenant_a, staff_email, role):
+    emails = {
+        A: tenant_a.admin_email,
+        S: tenant_a.supervisor_email,
+        OP: tenant_a.operator_email,
+        ST: staff_email,
+    }
+    if role is not None:
+        assert auth.login(emails[role]).status_code == 302
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint not in RULES:
+            continue
+        url = _url(rule, tenant_a)
+        for method, allowed in zip(("GET", "POST"), RULES[rule.endpoint], strict=True):
+            if allowed is None:
+                assert method not in rule.methods, (rule.endpoint, method)
+                continue
+            # POSTs send an empty form: allowed roles get a form error or a redirect.
+            query = {"kind": "dial"} if rule.endpoint == "settings.formats_preview" else {}
+            response = client.open(url, method=method, data={}, query_string=query)
+            status = response.status_code
+            where = (rule.endpoint, method, role, status)
+            if role is None:
+                assert status == 302 and "/login" in response.headers["Location"], where
+            elif role in allowed:
+                assert status in (200, 302), where
+            else:
+                assert status == 403, where

@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+import re
+
+from flask import render_template, request
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import or_
+
+from webapp.extensions import db
+from webapp.leads import bp
+from webapp.models import Attempt, Lead, LeadStatus, Operator, Outcome
+from webapp.roles import tenant_reader
+from webapp.tenancy import get_or_404, scoped
+
+PAGE_SIZE = 50
+_PHONE = re.compile(r"\+?[0-9]{2,15}\Z")
+
+STATUS_LABELS = {
+    LeadStatus.NEW.value: _l("new"),
+    LeadStatus.DIALING.value: _l("dialing"),
+    LeadStatus.RETRY.value: _l("waiting for retry"),
+    LeadStatus.REACHED.value: _l("reached"),
+    LeadStatus.EXHAUSTED.value: _l("attempts exhausted"),
+    LeadStatus.CANCELLED.value: _l("cancelled"),
+}
+OUTCOME_LABELS = {
+    Outcome.ANSWERED.value: _l("answered"),
+    Outcome.NO_ANSWER.value: _l("no answer"),
+    Outcome.BUSY.value: _l("busy"),
+    Outcome.UNAVAILABLE.value: _l("unavailable"),
+    Outcome.TECHNICAL_ERROR.value: _l("technical error"),
+}
+
+
+@bp.app_context_processor
+def labels() -> dict:
+    return {"STATUS_LABELS": STATUS_LABELS, "OUTCOME_LABELS": OUTCOME_LABELS}
+
+
+def _search(query, text: str):
+    """A number (digits, maybe '+', spaces or dashes) matches phones that start with it;
+    other text matches the CRM's id exactly or the name in part."""
+    compact = re.sub(r"[\s\-().]", "", text)
+    if _PHONE.match(compact):
+        return query.where(Lead.phone.startswith("+" + compact.lstrip("+"), autoescape=True))
+    return query.where(or_(Lead.external_id == text, Lead.name.icontains(text, autoescape=True)))
+
+
+@bp.get("/")
+@tenant_reader
+def index():
+    """Newest first, paged by id (keyset): every page costs the same however deep it is."""
+    status = request.args.get("status", "")
+    outcome = request.args.get("outcome", "")
+    text = request.args.get("q", "").strip()[:100]
+    before = request.args.get("before", type=int)
+
+    query = scoped(Lead)
+    if status in STATUS_LABELS:
+        query = query.where(Lead.status == status)
+    if outcome in OUTCOME_LABELS:
+        query = query.where(Lead.last_outcome == outcome)
+    if text:
+        query = _search(query, text)
+    if before is not None:
+        query = query.where(Lead.id < before)
+    leads = db.session.scalars(query.order_by(Lead.id.desc()).limit(PAGE_SIZE + 1)).all()
+    more = len(leads) > PAGE_SIZE
+    leads = leads[:PAGE_SIZE]
+    filters = {"status": status, "outcome": outcome, "q": text}
+    return render_template(
+        "leads/index.html",
+        leads=leads,
+        filters=filters,
+        next_before=leads[-1].id if more else None,
+        first_page=before is None,
+    )
+
+
+@bp.get("/<int:lead_id>")
+@tenant_reader
+def detail(lead_id: int):
+    lead = get_or_404(Lead, lead_id)
+    rows = db.session.execute(
+        scoped(Attempt)
+        .add_columns(Operator.name)
+        .outerjoin(
+            Operator,
+            (Operator.id == Attempt.operator_id) & (Operator.tenant_id == Attempt.tenant_id),
+        )
+        .where(Attempt.lead_id == lead.id)
+        .order_by(Attempt.invite_at.desc())
+    ).all()
+    return render_template("leads/detail.html", lead=lead, attempts=rows)

@@ -1,0 +1,43 @@
+"""The data model. Importing this package registers every table on `db.metadata`."""
+
+from webapp.models.base import TenantOwned
+from webapp.models.call import NO_FREE_OPERATORS, Attempt, Outcome, TransferResult
+from webapp.models.lead import Lead, LeadStatus
+from webapp.models.operator import Operator, Team
+from webapp.models.tenant import PacingMode, Tenant, Transport
+from webapp.models.user import Role, User
+
+__all__ = [
+    "NO_FREE_OPERATORS",
+    "Attempt",
+    "Lead",
+    "LeadStatus",
+    "Operator",
+    "Outcome",
+    "PacingMode",
+    "Role",
+    "Team",
+    "Tenant",
+    "TenantOwned",
+    "TransferResult",
+    "Transport",
+    "User",
+]
+
+
+def _sqlite_foreign_keys_on(dbapi_connection, connection_record) -> None:
+    """SQLite checks foreign keys only when asked, per connection."""
+    import sqlite3
+
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+
+def register_sqlite_pragmas(app) -> None:
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    if not event.contains(Engine, "connect", _sqlite_foreign_keys_on):
+        event.listen(Engine, "connect", _sqlite_foreign_keys_on)

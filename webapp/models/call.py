@@ -1,0 +1,68 @@
+"""Attempts: one call to a lead, and its call detail record (CDR)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import DateTime, ForeignKeyConstraint, Index, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from webapp.extensions import db
+from webapp.models.base import BigId, TenantOwned, one_of
+
+
+class Outcome(StrEnum):
+    ANSWERED = "answered"
+    NO_ANSWER = "no_answer"
+    BUSY = "busy"
+    UNAVAILABLE = "unavailable"
+    TECHNICAL_ERROR = "technical_error"
+
+
+class TransferResult(StrEnum):
+    TRANSFERRED = "transferred"  # the NOTIFY reported 2xx
+    FAILED = "failed"  # REFER refused, or the NOTIFY reported a failure
+
+
+#: Details of a technical error the product reports apart.
+NO_FREE_OPERATORS = "no_free_operators"
+
+
+class Attempt(TenantOwned, db.Model):
+    __tablename__ = "attempts"
+    __table_args__ = (
+        one_of("outcome", Outcome),
+        one_of("transfer_result", TransferResult),
+        ForeignKeyConstraint(
+            ["tenant_id", "lead_id"], ["leads.tenant_id", "leads.id"], ondelete="CASCADE"
+        ),
+        ForeignKeyConstraint(
+            ["tenant_id", "operator_id"],
+            ["operators.tenant_id", "operators.id"],
+            ondelete="RESTRICT",
+        ),
+        Index(None, "tenant_id", "lead_id"),
+        Index(None, "tenant_id", "invite_at"),
+        Index(None, "tenant_id", "operator_id", "invite_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    lead_id: Mapped[int] = mapped_column(BigId)
+    operator_id: Mapped[int | None] = mapped_column(BigId)
+    dialed_uri: Mapped[str] = mapped_column(String(255))
+    #: Null while the attempt is in progress.
+    outcome: Mapped[str | None] = mapped_column(String(16))
+    #: Finer reason inside an outcome, e.g. `no_free_operators`, `refer_refused`.
+    detail: Mapped[str | None] = mapped_column(String(64))
+    sip_code: Mapped[int | None] = mapped_column(Integer)
+    sip_reason: Mapped[str | None] = mapped_column(String(255))
+    invite_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ringing_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    answer_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    refer_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    transfer_result_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    end_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    transfer_result: Mapped[str | None] = mapped_column(String(16))
+    #: SIP status from the NOTIFY's sipfrag (RFC 3515 section 2.4.5), or the REFER's refusal.
+    transfer_sip_code: Mapped[int | None] = mapped_column(Integer)

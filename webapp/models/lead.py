@@ -1,0 +1,53 @@
+"""Leads: customers to call, with their number, name and card data from the CRM."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Index, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from webapp.extensions import db
+from webapp.models.base import BigId, TenantOwned, one_of, utcnow
+from webapp.models.call import Outcome
+
+
+class LeadStatus(StrEnum):
+    NEW = "new"  # never dialed
+    DIALING = "dialing"  # an attempt is in progress (claimed by an engine)
+    RETRY = "retry"  # waits for next_attempt_at
+    REACHED = "reached"  # answered and transferred to an operator
+    EXHAUSTED = "exhausted"  # the attempt limit is hit
+    CANCELLED = "cancelled"  # cancelled by the tenant or its CRM
+
+
+class Lead(TenantOwned, db.Model):
+    __tablename__ = "leads"
+    __table_args__ = (
+        one_of("status", LeadStatus),
+        one_of("last_outcome", Outcome),
+        UniqueConstraint("tenant_id", "id"),
+        # Idempotency on the CRM's id; NULLs (no external id) never collide.
+        UniqueConstraint("tenant_id", "external_id"),
+        # The engine's claim: due leads of a tenant by status and time.
+        Index(None, "tenant_id", "status", "next_attempt_at"),
+        Index(None, "tenant_id", "phone"),
+        Index(None, "tenant_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    #: E.164, with the leading '+'.
+    phone: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    external_id: Mapped[str | None] = mapped_column(String(128))
+    card: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    #: IANA zone of the customer; null means the tenant's time zone.
+    time_zone: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default=LeadStatus.NEW.value)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_outcome: Mapped[str | None] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

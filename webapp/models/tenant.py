@@ -1,0 +1,86 @@
+"""A tenant: one client company, and every setting its admin owns."""
+
+from __future__ import annotations
+
+from datetime import datetime, time
+from enum import StrEnum
+
+from sqlalchemy import DateTime, Float, Integer, String, Text, Time
+from sqlalchemy.orm import Mapped, mapped_column
+
+from engine.formats import DEFAULT_DIAL_FORMAT, DEFAULT_REFER_FORMAT
+from webapp.extensions import db
+from webapp.models.base import BigId, one_of, utcnow
+
+
+class Transport(StrEnum):
+    UDP = "udp"
+    TCP = "tcp"  # recorded for later; the engine speaks UDP today
+    TLS = "tls"
+
+
+class PacingMode(StrEnum):
+    MULTIPLIER = "multiplier"
+    PROGRESSIVE = "progressive"
+    PREDICTIVE = "predictive"
+
+
+class Tenant(db.Model):
+    __tablename__ = "tenants"
+    __table_args__ = (
+        one_of("sip_transport", Transport),
+        one_of("pacing_mode", PacingMode),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    # SIP account on the tenant's PBX. The password is a Fernet token (webapp.crypto),
+    # encrypted with the deployment's key, which never is in the database.
+    sip_host: Mapped[str] = mapped_column(String(255), default="")
+    sip_port: Mapped[int] = mapped_column(Integer, default=5060)
+    sip_transport: Mapped[str] = mapped_column(String(8), default=Transport.UDP.value)
+    sip_username: Mapped[str] = mapped_column(String(255), default="")
+    sip_auth_username: Mapped[str] = mapped_column(String(255), default="")
+    sip_password_encrypted: Mapped[str | None] = mapped_column(Text)
+    sip_outbound_proxy: Mapped[str] = mapped_column(String(255), default="")
+    sip_realm: Mapped[str] = mapped_column(String(255), default="")
+
+    # Formats (engine.formats) and extra headers of the REFER, one "Name: value" a line.
+    dial_format: Mapped[str] = mapped_column(String(255), default=DEFAULT_DIAL_FORMAT)
+    refer_format: Mapped[str] = mapped_column(String(255), default=DEFAULT_REFER_FORMAT)
+    refer_headers: Mapped[str] = mapped_column(Text, default="")
+
+    # Retry time per outcome, in minutes.
+    retry_no_answer_minutes: Mapped[int] = mapped_column(Integer, default=90)
+    retry_unavailable_minutes: Mapped[int] = mapped_column(Integer, default=90)
+    retry_busy_minutes: Mapped[int] = mapped_column(Integer, default=5)
+    retry_technical_error_minutes: Mapped[int] = mapped_column(Integer, default=10)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=5)
+    ring_timeout_seconds: Mapped[int] = mapped_column(Integer, default=30)
+
+    # Calling hours in the customer's time zone (the lead's, else the tenant's).
+    calling_hours_start: Mapped[time] = mapped_column(Time, default=time(9, 0))
+    calling_hours_end: Mapped[time] = mapped_column(Time, default=time(21, 0))
+    time_zone: Mapped[str] = mapped_column(String(64), default="UTC")
+
+    pacing_mode: Mapped[str] = mapped_column(String(16), default=PacingMode.MULTIPLIER.value)
+    call_multiplier: Mapped[float] = mapped_column(Float, default=1.0)
+    abandon_rate_cap_percent: Mapped[float] = mapped_column(Float, default=3.0)
+
+    hide_numbers: Mapped[bool] = mapped_column(default=False)
+    dialing_enabled: Mapped[bool] = mapped_column(default=False)
+    #: ISO 3166 region used to read numbers written without a country code.
+    default_phone_region: Mapped[str] = mapped_column(String(2), default="US")
+
+    @property
+    def has_sip_password(self) -> bool:
+        return bool(self.sip_password_encrypted)
+
+    def retry_minutes(self, outcome: str) -> int:
+        """The tenant's retry time for a failed attempt's outcome."""
+        return getattr(self, f"retry_{outcome}_minutes")
+
+    def __repr__(self) -> str:  # never shows the SIP password
+        return f"<Tenant {self.id} {self.name!r}>"

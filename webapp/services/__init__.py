@@ -1,0 +1,1 @@
+"""Business logic shared by views, jobs and the engine. No Flask request objects here."""

@@ -1,0 +1,7 @@
+"""Company settings: the SIP account, dial and REFER formats, and how calls are made."""
+
+from flask import Blueprint
+
+bp = Blueprint("settings", __name__, url_prefix="/settings", template_folder="templates")
+
+from webapp.settings import views  # noqa: E402,F401

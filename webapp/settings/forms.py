@@ -1,0 +1,243 @@
+from __future__ import annotations
+
+import re
+from functools import cache
+from zoneinfo import available_timezones
+
+import phonenumbers
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import (
+    BooleanField,
+    DecimalField,
+    IntegerField,
+    PasswordField,
+    SelectField,
+    StringField,
+    TextAreaField,
+    TimeField,
+)
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import (
+    DataRequired,
+    InputRequired,
+    Length,
+    NumberRange,
+    Optional,
+    ValidationError,
+)
+
+from engine.formats import FormatError, parse_refer_headers, parse_uri_format
+from webapp.models import PacingMode, Transport
+from webapp.settings.formats import format_error_message
+
+#: A host name, IPv4 address or bracketed IPv6 address; no scheme, no spaces, no user part.
+_HOST_PART = r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9\-.]*[A-Za-z0-9])?)"
+_HOST = re.compile(_HOST_PART + r"\Z")
+_HOST_PORT = re.compile(_HOST_PART + r"(:\d{1,5})?\Z")
+_SIP_USER = re.compile(r"[A-Za-z0-9\-_.!~*'()&=+$,;?/%]+\Z")
+
+
+@cache
+def time_zone_choices() -> list[SelectChoice]:
+    zones = sorted(z for z in available_timezones() if "/" in z or z == "UTC")
+    return [SelectChoice(zone, zone) for zone in zones]
+
+
+@cache
+def region_choices() -> list[SelectChoice]:
+    return [
+        SelectChoice(region, f"{region} (+{phonenumbers.country_code_for_region(region)})")
+        for region in sorted(phonenumbers.SUPPORTED_REGIONS)
+    ]
+
+
+def _host(pattern: re.Pattern, message):
+    def check(form, field):
+        value = (field.data or "").strip()
+        field.data = value
+        if value and not pattern.match(value):
+            raise ValidationError(message)
+
+    return check
+
+
+def _sip_user(form, field):
+    value = (field.data or "").strip()
+    field.data = value
+    if value and not _SIP_USER.match(value):
+        raise ValidationError(_l("Use letters, digits and - _ . only; no spaces, no '@'."))
+
+
+def _realm(form, field):
+    # The realm is quoted in the digest header (RFC 3261 section 22.4): no quotes or controls.
+    value = field.data or ""
+    if any(c in '"\\' or not c.isprintable() for c in value):
+        raise ValidationError(_l("The realm cannot contain quotes, backslashes or line breaks."))
+
+
+class SipAccountForm(FlaskForm):
+    sip_host = StringField(
+        _l("PBX host"),
+        validators=[
+            DataRequired(),
+            Length(max=255),
+            _host(_HOST, _l("Write a host name or IP address, without sip: and without a port.")),
+        ],
+        description=_l("The address of your PBX, e.g. pbx.example.com or 203.0.113.10."),
+    )
+    sip_port = IntegerField(
+        _l("Port"), default=5060, validators=[InputRequired(), NumberRange(1, 65535)]
+    )
+    sip_transport = SelectField(
+        _l("Transport"),
+        choices=[
+            SelectChoice(Transport.UDP.value, "UDP"),
+            SelectChoice(Transport.TCP.value, _l("TCP (later)")),
+            SelectChoice(Transport.TLS.value, _l("TLS (later)")),
+        ],
+        description=_l("The dialer speaks UDP today; TCP and TLS are recorded for later."),
+    )
+    sip_username = StringField(
+        _l("Username"), validators=[DataRequired(), Length(max=255), _sip_user]
+    )
+    sip_auth_username = StringField(
+        _l("Authentication username"),
+        validators=[Optional(), Length(max=255), _sip_user],
+        description=_l("Only if your PBX asks for a different name when it checks the password."),
+    )
+    sip_password = PasswordField(
+        _l("Password"),
+        validators=[Optional(), Length(max=255)],
+        description=_l("Stored encrypted and never shown again. Leave empty to keep it."),
+    )
+    clear_password = BooleanField(_l("Remove the saved password"))
+    sip_outbound_proxy = StringField(
+        _l("Outbound proxy"),
+        validators=[
+            Optional(),
+            Length(max=255),
+            _host(_HOST_PORT, _l("Write host or host:port, without sip:.")),
+        ],
+    )
+    sip_realm = StringField(
+        _l("Realm"),
+        validators=[Optional(), Length(max=255), _realm],
+        description=_l("Optional; the dialer answers challenges from your PBX only."),
+    )
+
+
+class CommaDecimalField(DecimalField):
+    """A decimal that also accepts a comma: Russian (and most European) users write 1,2."""
+
+    def process_formdata(self, valuelist):
+        if valuelist:
+            valuelist = [value.strip().replace(",", ".") for value in valuelist]
+        super().process_formdata(valuelist)
+
+
+def _format_check(kind: str):
+    def check(form, field):
+        try:
+            parse_uri_format(field.data or "", kind)
+        except FormatError as error:
+            raise ValidationError(format_error_message(error)) from None
+
+    return check
+
+
+def _headers_check(form, field):
+    try:
+        parse_refer_headers(field.data or "")
+    except FormatError as error:
+        raise ValidationError(format_error_message(error)) from None
+
+
+class FormatsForm(FlaskForm):
+    dial_format = StringField(
+        _l("Dial format"),
+        validators=[Length(max=255), _format_check("dial")],
+        description=_l(
+            "Macros: {number} the customer's number without '+', {host} and {port} of your "
+            "PBX, {server} the dialer's address. sip: is added for you."
+        ),
+    )
+    refer_format = StringField(
+        _l("REFER format"),
+        validators=[Length(max=255), _format_check("refer")],
+        description=_l(
+            "Where an answered call goes (Refer-To). Macros: {extension} the operator's "
+            "extension, {host}, {port}, {server}."
+        ),
+    )
+    refer_headers = TextAreaField(
+        _l("Extra REFER headers"),
+        validators=[Length(max=2000), _headers_check],
+        description=_l("Optional, one 'Name: value' a line, e.g. Referred-By: <sip:{server}>"),
+    )
+
+
+class CallingForm(FlaskForm):
+    retry_no_answer_minutes = IntegerField(
+        _l("No answer"), validators=[InputRequired(), NumberRange(1, 10080)]
+    )
+    retry_unavailable_minutes = IntegerField(
+        _l("Unavailable"), validators=[InputRequired(), NumberRange(1, 10080)]
+    )
+    retry_busy_minutes = IntegerField(
+        _l("Busy"), validators=[InputRequired(), NumberRange(1, 10080)]
+    )
+    retry_technical_error_minutes = IntegerField(
+        _l("Technical error"), validators=[InputRequired(), NumberRange(1, 10080)]
+    )
+    max_attempts = IntegerField(
+        _l("Maximum attempts"), validators=[InputRequired(), NumberRange(1, 100)]
+    )
+    ring_timeout_seconds = IntegerField(
+        _l("Ring timeout, seconds"), validators=[InputRequired(), NumberRange(5, 300)]
+    )
+    calling_hours_start = TimeField(_l("Calling hours from"), validators=[InputRequired()])
+    calling_hours_end = TimeField(_l("Calling hours until"), validators=[InputRequired()])
+    time_zone = SelectField(_l("Time zone"))
+    default_phone_region = SelectField(
+        _l("Default phone region"),
+        description=_l("Used for numbers written without a country code."),
+    )
+    pacing_mode = SelectField(
+        _l("Pacing mode"),
+        choices=[
+            SelectChoice(
+                PacingMode.MULTIPLIER.value, _l("Multiplier: free operators × call multiplier")
+            ),
+            SelectChoice(
+                PacingMode.PROGRESSIVE.value, _l("Progressive: one call per free operator")
+            ),
+            SelectChoice(
+                PacingMode.PREDICTIVE.value,
+                _l("Predictive: keeps the abandon rate under the cap"),
+            ),
+        ],
+    )
+    call_multiplier = CommaDecimalField(
+        _l("Call multiplier"),
+        places=2,
+        validators=[InputRequired(), NumberRange(1, 5)],
+        description=_l("1.0 to 5.0; e.g. 1.2 runs 6 calls for 5 free operators."),
+    )
+    abandon_rate_cap_percent = CommaDecimalField(
+        _l("Abandon rate cap, %"),
+        places=1,
+        validators=[InputRequired(), NumberRange(0.1, 20)],
+    )
+    hide_numbers = BooleanField(_l("Hide customers' numbers from operators"))
+    dialing_enabled = BooleanField(_l("Automatic dialing is on"))
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.time_zone.choices = time_zone_choices()
+        self.default_phone_region.choices = region_choices()
+
+    def validate_calling_hours_end(self, field):
+        start = self.calling_hours_start.data
+        if start and field.data and field.data <= start:
+            raise ValidationError(_l("The end of calling hours must be after the start."))

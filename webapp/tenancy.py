@@ -1,0 +1,120 @@
+"""Which tenant a request acts for, and the one way to read tenant-owned rows.
+
+Every read of a tenant-owned table in the portal goes through `scoped()` or
+`get_or_404()`: both filter on the signed-in user's tenant, so a forgotten filter cannot
+happen in a view. A row of another tenant is answered exactly like a row that does not
+exist (404), so ids of other tenants cannot even be probed.
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from flask import Flask, abort, g, has_request_context
+from flask_login import current_user, user_logged_in, user_logged_out
+from sqlalchemy import Select, event, select, text
+from sqlalchemy.orm import Session
+
+from webapp.extensions import db
+from webapp.models import Tenant, TenantOwned, User
+
+M = TypeVar("M", bound=TenantOwned)
+
+
+def current_tenant() -> Tenant | None:
+    """The signed-in user's tenant; None for staff and anonymous visitors."""
+    if "tenant" not in g:
+        tenant_id = current_tenant_id()
+        g.tenant = db.session.get(Tenant, tenant_id) if tenant_id is not None else None
+    return g.tenant
+
+
+def current_tenant_id() -> int | None:
+    if not current_user.is_authenticated:
+        return None
+    return current_user.tenant_id
+
+
+def _require_tenant_id() -> int:
+    tenant_id = current_tenant_id()
+    if tenant_id is None:
+        abort(404)
+    return tenant_id
+
+
+def scoped(model: type[M]) -> Select[tuple[M]]:
+    """SELECT of `model` limited to the current tenant; add filters and ordering to it.
+
+    `User` is accepted too: its rows with a tenant belong to that tenant (staff rows have
+    none and so never match)."""
+    if not (issubclass(model, TenantOwned) or model is User):
+        raise TypeError(f"{model.__name__} is not tenant-owned")
+    return select(model).where(model.tenant_id == _require_tenant_id())
+
+
+def get_or_404(model: type[M], object_id: int) -> M:
+    """The row of the current tenant with this id, or 404 (also for other tenants' rows)."""
+    row = db.session.scalar(scoped(model).where(model.id == object_id))
+    if row is None:
+        abort(404)
+    return row
+
+
+#: Value of `autocall.tenant_id` for trusted server code outside requests (see migration 0002).
+ALL_TENANTS = "all"
+
+
+def scope_for(user) -> str:
+    """The `autocall.tenant_id` of a signed-in user: the tenant's id, `all` for staff."""
+    return ALL_TENANTS if user.tenant_id is None else str(user.tenant_id)
+
+
+def remember_scope(user) -> None:
+    """Called whenever the request's user becomes known (loaded from the session, signed in
+    or out): the database hook below must not touch the ORM, so the scope waits on `g`."""
+    g.autocall_scope = scope_for(user) if user is not None else ""
+
+
+def database_scope() -> str:
+    """What PostgreSQL's row-level security lets this transaction see: in a request, the
+    signed-in user's tenant (`all` for platform staff, read-only by their role; nothing for
+    visitors); outside requests (command line, jobs), `all`."""
+    if not has_request_context():
+        return ALL_TENANTS
+    return g.get("autocall_scope", "")
+
+
+def _set_scope(session: Session, transaction, connection) -> None:
+    if connection.dialect.name == "postgresql":
+        connection.execute(
+            text("SELECT set_config('autocall.tenant_id', :scope, true)"),
+            {"scope": database_scope()},
+        )
+
+
+def init_app(app: Flask) -> None:
+    from webapp.extensions import db
+
+    @app.context_processor
+    def inject_tenant() -> dict:
+        return {"current_tenant": current_tenant()}
+
+    if not event.contains(Session, "after_begin", _set_scope):
+        event.listen(Session, "after_begin", _set_scope)
+
+    def signed_in(sender, user, **extra) -> None:
+        remember_scope(user)
+
+    def signed_out(sender, user, **extra) -> None:
+        remember_scope(None)
+
+    # weak=False: the receivers are local functions, kept alive by the signal itself.
+    user_logged_in.connect(signed_in, app, weak=False)
+    user_logged_out.connect(signed_out, app, weak=False)
+
+    @app.before_request
+    def scope_the_database_to_the_user() -> None:
+        """Load the signed-in user first, then end that transaction: every later
+        transaction of the request begins with the user's tenant as its scope."""
+        if current_user.is_authenticated and db.engine.dialect.name == "postgresql":
+            db.session.commit()
