@@ -246,3 +246,20 @@ def staff_email(app) -> str:
 
     with app.app_context():
         return create_staff("staff@autocall.example", PASSWORD).email
+
+
+@pytest.fixture
+def pbx(tmp_path):
+    """Start SIPp playing a PBX from tests/sipp/SCENARIO (see tests/sipp.py); stopped after."""
+    from tests.sipp import SIPp
+
+    started = []
+
+    def start(scenario: str, **kwargs) -> SIPp:
+        peer = SIPp(scenario, tmp_path, **kwargs)
+        started.append(peer)
+        return peer
+
+    yield start
+    for peer in started:
+        peer.stop()

@@ -64,6 +64,48 @@ def cmd_create_staff(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pbx_address(text: str) -> tuple[str, int]:
+    """HOST, HOST:PORT or [IPv6]:PORT; the port defaults to 5060."""
+    import re
+
+    bracketed, plain = r"\[([0-9A-Fa-f:.]+)\]", r"([^:\[\]]+)"
+    match = re.fullmatch(rf"{bracketed}|{plain}|(?:{bracketed}|{plain}):(\d+)", text)
+    if match is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is not HOST, HOST:PORT or [IPv6]:PORT")
+    host = next(group for group in match.groups()[:4] if group)
+    port = int(match.group(5) or 5060)
+    if not 0 < port < 65536:
+        raise argparse.ArgumentTypeError(f"the port in {text!r} must be from 1 to 65535")
+    return host, port
+
+
+def cmd_test_call(args: argparse.Namespace) -> int:
+    import asyncio
+    import json
+
+    from engine.formats import FormatError
+    from engine.probe import test_call
+    from engine.sip.ua import Account
+
+    host, port = args.pbx
+    account = Account(host, port, args.user, args.password, auth_username=args.auth_user,
+                      realm=args.realm)  # fmt: skip
+    try:
+        result = asyncio.run(test_call(
+            account, args.number, args.refer_to, dial_format=args.dial_format,
+            refer_format=args.refer_format, refer_headers="\n".join(args.refer_header),
+            ring_timeout=args.ring_timeout, register=args.register, local_host=args.local_host,
+        ))  # fmt: skip
+    except FormatError as error:
+        print(f"autocall test-call: {error.message}", file=sys.stderr)
+        return 2
+    except OSError as error:  # e.g. a PBX name that does not resolve
+        print(f"autocall test-call: cannot reach the PBX {host}:{port}: {error}", file=sys.stderr)
+        return 2
+    print(json.dumps(result, default=str))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="autocall", description="AutoCall Cloud: a multi-tenant outbound dialer."
@@ -74,6 +116,33 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--host", default="127.0.0.1", help="address the portal listens on")
     run.add_argument("--port", type=int, default=None, help="portal port (default 5000)")
     run.set_defaults(func=cmd_run)
+
+    call = sub.add_parser(
+        "test-call",
+        help="place one call through a PBX and transfer it; print the outcome as JSON",
+        description="Register (optionally), dial NUMBER through the PBX, and when it answers "
+        "transfer it to EXTENSION with REFER. Prints one JSON line with the outcome, the "
+        "transfer result, SIP codes, reasons and timings. Exit status 0 when the attempt ran, "
+        "whatever its outcome; 2 on bad arguments.",
+    )
+    call.add_argument("--pbx", required=True, type=_pbx_address, metavar="HOST[:PORT]")
+    call.add_argument("--user", required=True, help="the SIP account's username")
+    call.add_argument("--password", default="", help="its password (visible to `ps`)")
+    call.add_argument("--auth-user", default=None, help="auth username when it differs")
+    call.add_argument("--realm", default=None, help="answer challenges only for this realm")
+    call.add_argument("--number", required=True, help="the customer's number to dial")
+    call.add_argument("--refer-to", required=True, metavar="EXTENSION",
+                      help="the operator's extension to transfer to")  # fmt: skip
+    call.add_argument("--dial-format", default="+{number}@{host}:{port}")
+    call.add_argument("--refer-format", default="{extension}@{host}:{port}")
+    call.add_argument(
+        "--refer-header", action="append", default=[], metavar="'NAME: VALUE'",
+        help="an extra REFER header, e.g. 'Referred-By: <sip:{extension}@{host}>'",
+    )  # fmt: skip
+    call.add_argument("--ring-timeout", type=float, default=30.0, metavar="SECONDS")
+    call.add_argument("--register", action="store_true", help="REGISTER before calling")
+    call.add_argument("--local-host", default="0.0.0.0", help="local address to bind")
+    call.set_defaults(func=cmd_test_call)
 
     upgrade = sub.add_parser(
         "db-upgrade", help="create or upgrade the database schema (same as `flask db upgrade`)"

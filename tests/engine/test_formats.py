@@ -152,7 +152,7 @@ def test_refused_refer_headers(text, code):
 @given(st.text(max_size=40))
 def test_any_text_either_parses_or_raises_format_error(source):
     try:
-        scheme, template = parse_uri_format(source, "dial")
+        scheme, _template = parse_uri_format(source, "dial")
     except FormatError as error:
         assert error.message
     else:

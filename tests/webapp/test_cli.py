@@ -29,3 +29,41 @@ def test_create_staff(tmp_path, monkeypatch, capsys):
 def test_help_lists_the_commands():
     with pytest.raises(SystemExit):
         build_parser().parse_args(["--help"])
+
+
+def test_test_call_prints_one_json_line_and_exits_0(pbx):
+    import json
+    import subprocess
+    import sys
+
+    peer = pbx("transfer_ok.xml")
+    command = [sys.executable, "-m", "webapp.cli", "test-call", "--pbx", f"127.0.0.1:{peer.port}",
+               "--user", "acme", "--password", "s3cret", "--number", "+79161234567",
+               "--refer-to", "101", "--local-host", "127.0.0.1", "--ring-timeout", "5"]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    (line,) = done.stdout.splitlines()
+    result = json.loads(line)
+    assert (result["outcome"], result["transfer"], result["refer_to"]) == (
+        "answered", "succeeded", f"sip:101@127.0.0.1:{peer.port}",
+    )  # fmt: skip
+    assert peer.wait().succeeded
+
+
+@pytest.mark.parametrize(
+    ("arguments", "complaint"),
+    [
+        (["--pbx", "pbx:x"], "is not HOST, HOST:PORT"),
+        (["--pbx", "pbx", "--dial-format", "{phone}@{host}"], "Unknown macro {phone}"),
+        (["--pbx", "pbx", "--refer-format", "{extension"], "never closed"),
+        (["--pbx", "pbx", "--ring-timeout", "soon"], "invalid float value"),
+    ],
+)
+def test_test_call_bad_arguments_exit_2_saying_why(arguments, complaint, capsys):
+    base = ["test-call", "--user", "u", "--number", "1", "--refer-to", "101"]
+    try:
+        status = main(base + arguments)
+    except SystemExit as exit:
+        status = exit.code
+    assert status == 2
+    assert complaint in capsys.readouterr().err

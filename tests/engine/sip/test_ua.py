@@ -21,20 +21,6 @@ FAST = Timers(t1=0.05, t2=0.4, t4=0.5)
 NUMBER = "+79161234567"
 
 
-@pytest.fixture
-def pbx(tmp_path):
-    started = []
-
-    def start(scenario: str, **kwargs) -> SIPp:
-        peer = SIPp(scenario, tmp_path, **kwargs)
-        started.append(peer)
-        return peer
-
-    yield start
-    for peer in started:
-        peer.stop()
-
-
 def user_agent(peer: SIPp, **account) -> UserAgent:
     account = {"username": "dialer", "password": "secret", **account}
     return UserAgent(Account("127.0.0.1", peer.port, **account), local_host="127.0.0.1",
