@@ -9,7 +9,7 @@ is rare, and the error path may be slow.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
-from cpython.object cimport PyTypeObject
+from cpython.object cimport PyObject, PyTypeObject
 from cpython.ref cimport Py_INCREF
 from cpython.tuple cimport PyTuple_SET_ITEM
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
@@ -44,8 +44,14 @@ cdef extern from "Python.h":
 cdef extern from *:
     int __builtin_ctzll(unsigned long long x) nogil
 
-cdef extern from "strings.h":
-    int strncasecmp(const char* a, const char* b, size_t n) nogil
+cdef inline bint same_lower(const char* text, const char* lower, Py_ssize_t n) noexcept nogil:
+    """Whether `text` equals `lower` (lower case) ignoring ASCII case. Setting bit 5 lowers
+    letters and leaves digits, '-', '.', '/' and ':' alone: enough for names and versions."""
+    cdef Py_ssize_t k
+    for k in range(n):
+        if (text[k] | 32) != lower[k]:
+            return False
+    return True
 
 ctypedef unsigned char uchar
 
@@ -65,6 +71,8 @@ cdef enum:
     C_HIGH = 64
     C_ALPHA = 128
     C_SPECIAL = 256   # ends or may spoil a line: LF, CR, control characters, non-ASCII
+    C_ADDR_SPEC_STOP = 512  # '?' and ',': a URI holding them must be inside <>
+    C_SCHEME = 1024   # what follows a scheme's first letter: letters, digits, '+', '-', '.'
 
 cdef unsigned short CLS[256]
 
@@ -95,6 +103,10 @@ cdef void _init_classes():
     for c in range(256):
         if CLS[c] & (C_CTRL | C_HIGH) or c == 10 or c == 13:
             CLS[c] |= C_SPECIAL
+        if CLS[c] & (C_ALPHA | C_DIGIT) or c in b"+-.":
+            CLS[c] |= C_SCHEME
+    CLS[ord("?")] |= C_ADDR_SPEC_STOP
+    CLS[ord(",")] |= C_ADDR_SPEC_STOP
 
 
 _init_classes()
@@ -188,7 +200,7 @@ cdef inline int header_id(const char* name, Py_ssize_t n) noexcept nogil:
     if n > MAX_NAME_LEN:
         return H_OTHER
     for i in range(BY_LEN[n], BY_LEN[n + 1]):
-        if (name[0] | 32) == NAME_PTR[i][0] and strncasecmp(name, NAME_PTR[i], n) == 0:
+        if same_lower(name, NAME_PTR[i], n):
             return NAME_ID[i]
     return H_OTHER
 
@@ -225,29 +237,37 @@ cdef inline Py_ssize_t find(const uchar* s, Py_ssize_t i, Py_ssize_t n, uchar c)
 
 cdef bint check_uri(const uchar* s, Py_ssize_t a, Py_ssize_t b, bint in_angles) noexcept nogil:
     cdef Py_ssize_t i
+    # Spaces never; '?' and ',' only inside <> (RFC 3261 section 20).
+    cdef unsigned short refused = C_WSP if in_angles else C_WSP | C_ADDR_SPEC_STOP
     if a >= b:
         return False
     for i in range(a, b):
-        if CLS[s[i]] & C_WSP:
+        if CLS[s[i]] & refused:
             return False
     if not CLS[s[a]] & C_ALPHA:
         return False
     i = a + 1
-    while i < b and (CLS[s[i]] & (C_ALPHA | C_DIGIT) or s[i] == b"+" or s[i] == b"-"
-                     or s[i] == b"."):
+    while i < b and CLS[s[i]] & C_SCHEME:
         i += 1
-    if i >= b or s[i] != b":":
-        return False
-    if not in_angles:
-        for i in range(a, b):
-            if s[i] == b"?" or s[i] == b",":
-                return False
-    return True
+    return i < b and s[i] == b":"
 
 
-cdef Py_ssize_t check_params(const uchar* s, Py_ssize_t i, Py_ssize_t n) noexcept nogil:
-    """`*( SEMI param )` from s[i:]; returns n when valid, -1 when not."""
+cdef struct Span:
+    # A header parameter sought while its header is checked (the From tag, the top branch),
+    # so that reading it later costs one decode.
+    const char* name  # lower case
+    Py_ssize_t name_len
+    bint found
+    const uchar* start  # its value; NULL when it has none
+    const uchar* end
+
+
+cdef Py_ssize_t check_params(const uchar* s, Py_ssize_t i, Py_ssize_t n,
+                             Span* want) noexcept nogil:
+    """`*( SEMI param )` from s[i:]; returns n when valid, -1 when not. Notes where the
+    first parameter named `want.name` has its value, when `want` is given."""
     cdef Py_ssize_t start
+    cdef bint sought
     while True:
         i = skip_ws(s, i, n)
         if i >= n:
@@ -260,19 +280,27 @@ cdef Py_ssize_t check_params(const uchar* s, Py_ssize_t i, Py_ssize_t n) noexcep
             i += 1
         if i == start:
             return -1
+        sought = (want != NULL and not want.found and i - start == want.name_len
+                  and same_lower(<const char*>s + start, want.name, want.name_len))
+        if sought:
+            want.found = True
+            want.start = NULL
         i = skip_ws(s, i, n)
         if i < n and s[i] == b"=":
             i = skip_ws(s, i + 1, n)
+            start = i
             if i < n and s[i] == b'"':
                 i = quoted_end(s, i, n)
                 if i < 0:
                     return -1
             else:
-                start = i
                 while i < n and CLS[s[i]] & C_PVALUE:
                     i += 1
                 if i == start:
                     return -1
+            if sought:
+                want.start = s + start
+                want.end = s + i
 
 
 cdef inline void strip(const uchar* s, Py_ssize_t* a, Py_ssize_t* b) noexcept nogil:
@@ -313,13 +341,13 @@ cdef Py_ssize_t address_params(const uchar* s, Py_ssize_t n) noexcept nogil:
     return close + 1
 
 
-cdef bint check_address(const uchar* s, Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+cdef bint check_address(const uchar* s, Py_ssize_t a, Py_ssize_t b, Span* want) noexcept nogil:
     strip(s, &a, &b)
     cdef Py_ssize_t at = address_params(s + a, b - a)
-    return at >= 0 and check_params(s + a, at, b - a) >= 0
+    return at >= 0 and check_params(s + a, at, b - a, want) >= 0
 
 
-cdef bint check_via(const uchar* s, Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+cdef bint check_via(const uchar* s, Py_ssize_t a, Py_ssize_t b, Span* want) noexcept nogil:
     cdef Py_ssize_t i, start, after, j, port
     cdef int part
     strip(s, &a, &b)
@@ -363,7 +391,7 @@ cdef bint check_via(const uchar* s, Py_ssize_t a, Py_ssize_t b) noexcept nogil:
             i += 1
         if i == start or i - start > 5 or port > 65535:
             return False
-    return check_params(s, i, n) >= 0
+    return check_params(s, i, n, want) >= 0
 
 
 cdef Py_ssize_t list_item_end(const uchar* s, Py_ssize_t i, Py_ssize_t n) noexcept nogil:
@@ -387,7 +415,9 @@ cdef Py_ssize_t list_item_end(const uchar* s, Py_ssize_t i, Py_ssize_t n) noexce
     return n
 
 
-cdef bint check_list(const uchar* s, Py_ssize_t a, Py_ssize_t b, int hid) noexcept nogil:
+cdef bint check_list(const uchar* s, Py_ssize_t a, Py_ssize_t b, int hid,
+                     Span* want) noexcept nogil:
+    """Each element of a list header; `want` is looked for in the first element only."""
     cdef Py_ssize_t end, x, y
     cdef bint ok
     cdef bint single = find(s, a, b, b",") < 0
@@ -399,12 +429,13 @@ cdef bint check_list(const uchar* s, Py_ssize_t a, Py_ssize_t b, int hid) noexce
         if x == y:
             return False
         if hid == H_VIA:
-            ok = check_via(s, x, y)
+            ok = check_via(s, x, y, want)
         elif hid == H_WARNING:
             ok = (y - x >= 3 and CLS[s[x]] & CLS[s[x + 1]] & CLS[s[x + 2]] & C_DIGIT
                   and (y - x == 3 or CLS[s[x + 3]] & C_WSP))
         else:
-            ok = check_address(s, x, y)
+            ok = check_address(s, x, y, want)
+        want = NULL
         if not ok:
             return False
         if end >= b:
@@ -496,19 +527,19 @@ cdef bint check_date(const uchar* s, Py_ssize_t a, Py_ssize_t b) noexcept nogil:
 
 
 cdef bint check_value(int hid, const uchar* s, Py_ssize_t a, Py_ssize_t b, const uchar* method,
-                      Py_ssize_t method_len) noexcept nogil:
+                      Py_ssize_t method_len, Span* want) noexcept nogil:
     cdef Py_ssize_t x, y
     if hid <= H_REPLY_TO:
-        return check_address(s, a, b)
+        return check_address(s, a, b, want)
     if hid == H_CONTACT:
         x = a
         y = b
         strip(s, &x, &y)
         if y - x == 1 and s[x] == b"*":
             return True
-        return check_list(s, a, b, hid)
+        return check_list(s, a, b, hid, NULL)
     if hid == H_ROUTE or hid == H_RECORD_ROUTE or hid == H_VIA or hid == H_WARNING:
-        return check_list(s, a, b, hid)
+        return check_list(s, a, b, hid, want)
     if hid == H_CSEQ:
         return check_cseq(s, a, b, method, method_len)
     if hid == H_MAX_FORWARDS:
@@ -539,7 +570,7 @@ cdef bint check_request_line(const uchar* s, Py_ssize_t n, Py_ssize_t* sp1, Py_s
     for i in range(sp1[0]):
         if not CLS[s[i]] & C_TOKEN:
             return False
-    if n - sp2[0] - 1 != 7 or strncasecmp(<const char*>s + sp2[0] + 1, b"SIP/2.0", 7) != 0:
+    if n - sp2[0] - 1 != 7 or not same_lower(<const char*>s + sp2[0] + 1, b"sip/2.0", 7):
         return False
     # The Request-URI: no <>, no whitespace, a scheme, and no headers in a SIP URI.
     i = sp1[0] + 1
@@ -550,14 +581,13 @@ cdef bint check_request_line(const uchar* s, Py_ssize_t n, Py_ssize_t* sp1, Py_s
     if not CLS[s[i]] & C_ALPHA:
         return False
     k = i + 1
-    while k < sp2[0] and (CLS[s[k]] & (C_ALPHA | C_DIGIT) or s[k] == b"+" or s[k] == b"-"
-                          or s[k] == b"."):
+    while k < sp2[0] and CLS[s[k]] & C_SCHEME:
         k += 1
     if k >= sp2[0] or s[k] != b":":
         return False
     scheme_end = k
-    if (scheme_end - i == 3 and strncasecmp(<const char*>s + i, b"sip", 3) == 0) or (
-            scheme_end - i == 4 and strncasecmp(<const char*>s + i, b"sips", 4) == 0):
+    if (scheme_end - i == 3 and same_lower(<const char*>s + i, b"sip", 3)) or (
+            scheme_end - i == 4 and same_lower(<const char*>s + i, b"sips", 4)):
         at = sp2[0] - 1
         while at > i and s[at] != b"@":
             at -= 1
@@ -569,7 +599,7 @@ cdef bint check_request_line(const uchar* s, Py_ssize_t n, Py_ssize_t* sp1, Py_s
 cdef bint check_status_line(const uchar* s, Py_ssize_t n, Py_ssize_t* reason_start) noexcept nogil:
     cdef Py_ssize_t sp1 = find(s, 0, n, b" ")
     cdef Py_ssize_t version_end = n if sp1 < 0 else sp1
-    if version_end != 7 or strncasecmp(<const char*>s, b"SIP/2.0", 7) != 0 or sp1 < 0:
+    if version_end != 7 or not same_lower(<const char*>s, b"sip/2.0", 7) or sp1 < 0:
         return False
     if n < sp1 + 4 or not (b"1" <= s[sp1 + 1] <= b"6") or not (
             CLS[s[sp1 + 2]] & CLS[s[sp1 + 3]] & C_DIGIT):
@@ -583,6 +613,15 @@ cdef bint check_status_line(const uchar* s, Py_ssize_t n, Py_ssize_t* reason_sta
     return True
 
 # --- messages ----------------------------------------------------------------------------------
+
+cdef enum:
+    NOTE_FROM_TAG = 0
+    NOTE_TO_TAG = 1
+    NOTE_BRANCH = 2
+    NOTED_UNKNOWN = 0  # the header was folded: ask the reference grammar
+    NOTED_NONE = 1  # no such header, parameter or value
+    NOTED_VALUE = 2
+
 
 cdef struct Field:
     # Offsets into the message; 32 bits are plenty for a datagram and keep messages small.
@@ -601,6 +640,8 @@ cdef class _Message:
     cdef Py_ssize_t _capacity
     cdef Py_ssize_t _body_start
     cdef Py_ssize_t _body_end
+    cdef uint8_t _noted_state[3]  # per NOTE_*: NOTED_UNKNOWN / NOTED_NONE / NOTED_VALUE
+    cdef uint32_t _noted_at[6]  # per NOTE_*: the value's start and end offsets
     cdef Field _inline[INLINE_FIELDS]
 
     def __cinit__(self):
@@ -707,65 +748,34 @@ cdef class _Message:
         start = skip_ws(s, i, f.value_end)
         return _cseq(number, PyUnicode_DecodeUTF8(<const char*>s + start, f.value_end - start, NULL))
 
-    cdef object _param(self, int hid, const char* name, Py_ssize_t name_len):
-        """A header parameter of the first header `hid` (an address, or the top Via)."""
-        cdef Field* f = self._first(hid)
-        cdef const uchar* s
-        cdef Py_ssize_t n, i, start, name_start, name_end, value_start
-        if f == NULL:
+    cdef object _noted(self, int which):
+        """A parameter noted while parsing (see Span), or _NOT_NOTED when its header was
+        folded and only the reference grammar reads it."""
+        if self._noted_state[which] == NOTED_VALUE:
+            return PyUnicode_DecodeUTF8(
+                PyBytes_AS_STRING(self._data) + self._noted_at[2 * which],
+                self._noted_at[2 * which + 1] - self._noted_at[2 * which], NULL)
+        if self._noted_state[which] == NOTED_NONE:
             return None
-        if f.folded:
-            return _NOT_FAST
-        s = <const uchar*>PyBytes_AS_STRING(self._data) + f.value_start
-        n = f.value_end - f.value_start
-        if hid == H_VIA:
-            i = find(s, 0, n, b";")
-            if i < 0 or 0 <= find(s, 0, i, b",") < i:
-                return None  # the top Via has no parameters
-        else:
-            i = address_params(s, n)
-        while True:
-            i = skip_ws(s, i, n)
-            if i >= n or s[i] != b";":  # the end, or the next Via of a list
-                return None
-            i = skip_ws(s, i + 1, n)
-            name_start = i
-            while i < n and CLS[s[i]] & C_TOKEN:
-                i += 1
-            name_end = i
-            i = skip_ws(s, i, n)
-            value_start = -1
-            if i < n and s[i] == b"=":
-                i = skip_ws(s, i + 1, n)
-                value_start = i
-                if s[i] == b'"':
-                    i = quoted_end(s, i, n)
-                else:
-                    while i < n and CLS[s[i]] & C_PVALUE:
-                        i += 1
-            if name_end - name_start == name_len and strncasecmp(
-                    <const char*>s + name_start, name, name_len) == 0:
-                if value_start < 0:
-                    return None
-                return PyUnicode_DecodeUTF8(<const char*>s + value_start, i - value_start, NULL)
+        return _NOT_NOTED
 
     @property
     def from_tag(self):
-        tag = self._param(H_FROM, b"tag", 3)
-        return self.from_.tag if tag is _NOT_FAST else tag
+        tag = self._noted(NOTE_FROM_TAG)
+        return self.from_.tag if tag is _NOT_NOTED else tag
 
     @property
     def to_tag(self):
-        tag = self._param(H_TO, b"tag", 3)
-        return self.to.tag if tag is _NOT_FAST else tag
+        tag = self._noted(NOTE_TO_TAG)
+        return self.to.tag if tag is _NOT_NOTED else tag
 
     @property
     def branch(self):
-        branch = self._param(H_VIA, b"branch", 6)
-        return self.via.branch if branch is _NOT_FAST else branch
+        branch = self._noted(NOTE_BRANCH)
+        return self.via.branch if branch is _NOT_NOTED else branch
 
 
-cdef object _NOT_FAST = object()
+cdef object _NOT_NOTED = object()
 
 
 cdef object _cseq(long number, str method):
@@ -805,6 +815,17 @@ class Response(_Response, HeaderAccess):
     __slots__ = ()
 
 
+# The Python classes above are made by calling their type's tp_new slot directly: the
+# generic `__new__` call costs more than the rest of parsing a short response.
+cdef type _REQUEST = Request
+cdef type _RESPONSE = Response
+cdef tuple _NO_ARGS = ()
+
+
+cdef inline _Message _new(type cls):
+    return <_Message>(<PyTypeObject*>cls).tp_new(cls, <PyObject*>_NO_ARGS, NULL)
+
+
 cdef object _explain(bytes data):
     """Word the error for an invalid message with the reference parser."""
     try:
@@ -829,6 +850,10 @@ def parse(data):
     cdef bint high, first = True
     cdef uchar c
     cdef uint64_t chunk
+    cdef Span notes[3]
+    cdef Span* want
+    cdef bint seen[3]
+    cdef int k
     cdef _Message msg = None
     cdef Field* f
     cdef Py_ssize_t i
@@ -879,10 +904,10 @@ def parse(data):
                 raise _explain(raw)
         if first:
             first = False
-            if end - pos >= 4 and strncasecmp(<const char*>p + pos, b"SIP/", 4) == 0:
+            if end - pos >= 4 and same_lower(<const char*>p + pos, b"sip/", 4):
                 if not check_status_line(p + pos, end - pos, &reason_start):
                     raise _explain(raw)
-                msg = _Response.__new__(Response)
+                msg = _new(_RESPONSE)
                 (<_Response>msg).status = (
                     (p[pos + 8] - 48) * 100 + (p[pos + 9] - 48) * 10 + (p[pos + 10] - 48))
                 (<_Response>msg).reason = PyUnicode_DecodeUTF8(
@@ -890,7 +915,7 @@ def parse(data):
             else:
                 if not check_request_line(p + pos, end - pos, &sp1, &sp2):
                     raise _explain(raw)
-                msg = _Request.__new__(Request)
+                msg = _new(_REQUEST)
                 (<_Request>msg).method = PyUnicode_DecodeUTF8(<const char*>p + pos, sp1, NULL)
                 (<_Request>msg).uri = PyUnicode_DecodeUTF8(
                     <const char*>p + pos + sp1 + 1, sp2 - sp1 - 1, NULL)
@@ -927,11 +952,30 @@ def parse(data):
             f.value_end = b
         pos = lf + 1
 
-    # The checks of the values that the grammar constrains, and the body's length.
+    # The checks of the values that the grammar constrains, and the body's length. On the
+    # way, note the From and To tags and the top Via's branch (the first header of each).
+    notes[NOTE_FROM_TAG].name = b"tag"
+    notes[NOTE_TO_TAG].name = b"tag"
+    notes[NOTE_BRANCH].name = b"branch"
+    for k in range(3):
+        notes[k].name_len = 6 if k == NOTE_BRANCH else 3
+        notes[k].found = False
+        seen[k] = False
+        notes[k].start = NULL
+        msg._noted_state[k] = NOTED_NONE
     for i in range(msg._count):
         f = &msg._fields[i]
         if f.hid == H_OTHER or f.hid > H_CONTENT_LENGTH:
             continue
+        k = (NOTE_FROM_TAG if f.hid == H_FROM else NOTE_TO_TAG if f.hid == H_TO
+             else NOTE_BRANCH if f.hid == H_VIA else -1)
+        want = NULL
+        if k >= 0 and not seen[k]:
+            seen[k] = True
+            if f.folded:
+                msg._noted_state[k] = NOTED_UNKNOWN
+            else:
+                want = &notes[k]
         if f.folded:
             value = msg._value(f)
             try:
@@ -944,8 +988,12 @@ def parse(data):
             if f.hid == H_CONTENT_LENGTH and content_length < 0:
                 content_length = min(int(value), size)
             continue
-        if not check_value(f.hid, p, f.value_start, f.value_end, method, method_len):
+        if not check_value(f.hid, p, f.value_start, f.value_end, method, method_len, want):
             raise _explain(raw)
+        if want != NULL and want.start != NULL:
+            msg._noted_state[k] = NOTED_VALUE
+            msg._noted_at[2 * k] = want.start - p
+            msg._noted_at[2 * k + 1] = want.end - p
         if f.hid == H_CONTENT_LENGTH and content_length < 0:
             content_length = 0
             for q in range(f.value_start, f.value_end):
