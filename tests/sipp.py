@@ -16,9 +16,13 @@ from pathlib import Path
 SCENARIOS = Path(__file__).parent / "sipp"
 
 
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+def free_udp_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(_family(host), socket.SOCK_DGRAM) as s:
+        s.bind((host, 0))
         return s.getsockname()[1]
 
 
@@ -43,11 +47,13 @@ class SIPp:
     """One SIPp process acting as a UAS (the PBX) for `calls` calls."""
 
     def __init__(self, scenario: str, workdir: Path, *, calls: int = 1, timeout: float = 30,
-                 fill: dict[str, str] | None = None, extra: list[str] = ()):  # fmt: skip
+                 fill: dict[str, str] | None = None, extra: list[str] = (),
+                 host: str = "127.0.0.1"):  # fmt: skip
         binary = shutil.which("sipp")
         assert binary, "SIPp is not installed: ./dev test installs Debian's sip-tester"
-        self.port = free_udp_port()
-        self.address = ("127.0.0.1", self.port)
+        self.host = host  # 127.0.0.1 or ::1: loopback only
+        self.port = free_udp_port(host)
+        self.address = (host, self.port)
         self.workdir = workdir
         name = Path(scenario).stem
         self.files = {kind: workdir / f"sipp-{name}-{self.port}.{kind}" for kind in
@@ -61,7 +67,7 @@ class SIPp:
         filled = workdir / f"{name}-{self.port}.xml"
         filled.write_text(text)
         command = [
-            binary, "-sf", str(filled), "-i", "127.0.0.1", "-p", str(self.port),
+            binary, "-sf", str(filled), "-i", host, "-p", str(self.port),
             "-m", str(calls), "-timeout", f"{timeout}s", "-timeout_error", "-nostdin",
             "-trace_logs", "-log_file", str(self.files["log"]),
             "-trace_msg", "-message_file", str(self.files["msg"]),
@@ -77,7 +83,7 @@ class SIPp:
     def _wait_until_listening(self) -> None:
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline and self.process.poll() is None:
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            with socket.socket(_family(self.host), socket.SOCK_DGRAM) as probe:
                 try:
                     probe.bind(self.address)
                 except OSError:

@@ -153,10 +153,11 @@ class UserAgent:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self.pbx = await self._resolve(self.account.host, self.account.port)
         proxy = self.account.outbound_proxy
-        self.destination = await self._resolve(*proxy) if proxy else self.pbx
-        self.allowed_sources = {self.pbx, self.destination}
+        # With an outbound proxy every message goes through it, and only it may talk to us;
+        # the PBX's name then only appears in URIs and need not resolve here.
+        self.destination = await self._resolve(*(proxy or (self.account.host, self.account.port)))
+        self.allowed_sources = {self.destination}
         self.transport = await Transport.open(
             self._on_message, self.local_host, self.local_port, self.allowed_sources.__contains__
         )

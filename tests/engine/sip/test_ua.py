@@ -196,6 +196,15 @@ def test_wrong_password_is_answered_once_then_reported(pbx):
     )  # fmt: skip
 
 
+def test_a_stale_nonce_is_answered_again(pbx):
+    peer = pbx("auth_stale.xml")
+    attempt = call(peer)
+    seen = peer.wait()
+    assert seen.succeeded
+    assert attempt.outcome == "busy"
+    assert 'nonce="n2"' in seen.messages.split("stale=true", 1)[1]  # answered with the new nonce
+
+
 def test_a_challenge_for_another_realm_gets_no_credentials(pbx):
     peer = pbx("auth_rejected.xml", timeout=3)
     attempt = call(peer, ua_options={"realm": "our-pbx"})
@@ -364,6 +373,36 @@ def sip_request(method, uri, port, *, call_id, from_tag="p1", to_tag=None, extra
         f"From: <sip:pbx@127.0.0.1>;tag={from_tag}\r\nTo: {to}\r\n"
         f"Call-ID: {call_id}\r\nCSeq: 900 {method}\r\n{extra}Content-Length: 0\r\n\r\n"
     ).encode()
+
+
+def test_everything_goes_through_the_outbound_proxy(pbx):
+    peer = pbx("transfer_ok.xml")  # SIPp plays the proxy; the PBX's name needs no DNS here
+
+    async def run():
+        account = Account("pbx.example.invalid", 5060, "dialer", "secret",
+                          outbound_proxy=("127.0.0.1", peer.port))  # fmt: skip
+        async with UserAgent(account, local_host="127.0.0.1", timers=FAST) as ua:
+            return await ua.place_call(f"sip:{NUMBER}@pbx.example.invalid", "sip:101@pbx")
+
+    attempt = asyncio.run(run())
+    seen = peer.wait()
+    assert seen.succeeded
+    assert f"INVITE sip:{NUMBER}@pbx.example.invalid SIP/2.0" in seen.messages
+    assert (attempt.outcome, attempt.transfer) == ("answered", "succeeded")
+
+
+def test_a_call_over_ipv6(pbx):
+    peer = pbx("transfer_ok.xml", host="::1")
+
+    async def run():
+        account = Account("::1", peer.port, "dialer", "secret")
+        async with UserAgent(account, local_host="::1", timers=FAST) as ua:
+            assert ua.contact.startswith("<sip:dialer@[::1]:")
+            return await ua.place_call(f"sip:{NUMBER}@[::1]:{peer.port}", "sip:101@[::1]")
+
+    attempt = asyncio.run(run())
+    assert peer.wait().succeeded
+    assert (attempt.outcome, attempt.transfer) == ("answered", "succeeded")
 
 
 def test_classify():
