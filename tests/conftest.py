@@ -214,7 +214,7 @@ def make_tenant(app, name: str) -> TenantFixture:
                 sip_code=200,
                 sip_reason="OK",
                 invite_at=datetime.now(UTC),
-                transfer_result="transferred",
+                transfer_result="succeeded",
             )
         )
         db.session.commit()

@@ -18,8 +18,8 @@ import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
-from enum import StrEnum
 
+from engine.outcomes import Detail, Outcome, TransferResult
 from engine.sip import Request, Response, parse
 from engine.sip.auth import Credentials, DigestClient, choose
 from engine.sip.dialog import Dialog
@@ -30,16 +30,6 @@ from engine.sip.transport import Address, Transport
 log = logging.getLogger(__name__)
 
 ALLOW = "INVITE, ACK, CANCEL, BYE, REFER, NOTIFY, OPTIONS"
-
-
-class Outcome(StrEnum):
-    """How an attempt ended, in the product's words (docs/sip.md has the mapping)."""
-
-    ANSWERED = "answered"
-    NO_ANSWER = "no_answer"
-    BUSY = "busy"
-    UNAVAILABLE = "unavailable"
-    TECHNICAL_ERROR = "technical_error"
 
 
 def classify(status: int, rang: bool) -> Outcome:
@@ -78,13 +68,13 @@ class Attempt:
     dialed_uri: str
     call_id: str = ""
     outcome: Outcome | None = None
-    detail: str | None = None  # e.g. ring_timeout, no_response, auth_failed, refer_refused
+    detail: Detail | None = None
     sip_code: int | None = None  # the final response to the INVITE
     sip_reason: str | None = None
     refer_to: str | None = None
-    transfer: str | None = None  # succeeded / failed / unconfirmed
-    transfer_code: int | None = None  # REFER's refusal, or the status in the final NOTIFY
-    transfer_reason: str | None = None
+    transfer_result: TransferResult | None = None
+    transfer_sip_code: int | None = None  # REFER's refusal, or the status in the final NOTIFY
+    transfer_sip_reason: str | None = None
     invite_at: float | None = None  # wall-clock seconds
     ringing_at: float | None = None
     answer_at: float | None = None
@@ -492,7 +482,7 @@ class Call:
         ]
         self.ua.send("CANCEL", invite.uri, headers, b"", lambda tx, r: None, lambda tx: None)
 
-    def _finish(self, outcome: Outcome, detail: str | None = None) -> Attempt:
+    def _finish(self, outcome: Outcome, detail: Detail | None = None) -> Attempt:
         self.attempt.outcome = outcome
         self.attempt.detail = detail
         self.attempt.end_at = time.time()
@@ -509,7 +499,7 @@ class Call:
             event = await self.events.get(wait)
             if event is None:
                 if cancelled:  # no final response 64*T1 after our CANCEL (section 9.1)
-                    return self._finish(Outcome.NO_ANSWER, "ring_timeout")
+                    return self._finish(Outcome.NO_ANSWER, Detail.RING_TIMEOUT)
                 if provisional:
                     self._cancel()
                     cancelled = True
@@ -519,7 +509,7 @@ class Call:
                 continue
             kind, response = event
             if kind == "invite_timeout":
-                return self._finish(Outcome.UNAVAILABLE, "no_response")
+                return self._finish(Outcome.UNAVAILABLE, Detail.NO_RESPONSE)
             if kind != "invite":
                 continue  # nothing else happens before there is a dialog
             status = response.status
@@ -541,10 +531,10 @@ class Call:
                     answered_challenge = True
                     self._send_invite(answer)
                     continue
-                return self._finish(Outcome.TECHNICAL_ERROR, "auth_failed")
+                return self._finish(Outcome.TECHNICAL_ERROR, Detail.AUTH_FAILED)
             if status >= 300:
                 if cancelled and status == 487:
-                    return self._finish(Outcome.NO_ANSWER, "ring_timeout")
+                    return self._finish(Outcome.NO_ANSWER, Detail.RING_TIMEOUT)
                 return self._finish(classify(status, attempt.ringing_at is not None))
             return await self._answered(response)
 
@@ -560,7 +550,7 @@ class Call:
         refer_to = self.refer_to if isinstance(self.refer_to, str) else await self.refer_to()
         if refer_to is None:
             await self._bye()
-            return self._finish(Outcome.TECHNICAL_ERROR, "no_free_operator")
+            return self._finish(Outcome.TECHNICAL_ERROR, Detail.NO_FREE_OPERATOR)
         attempt.refer_to = refer_to
         headers = dialog.headers("REFER", "")
         headers += [("Contact", self.ua.contact), ("Refer-To", f"<{refer_to}>")]
@@ -573,54 +563,57 @@ class Call:
 
         deadline = self.loop.time() + self.transfer_timeout
         accepted = bye_received = False
-        while attempt.transfer is None:
+        while attempt.transfer_result is None:
             event = await self.events.get(deadline - self.loop.time())
             if event is None:
-                self._transfer_failed(None, "transfer_timeout")
+                self._transfer_failed(None, Detail.TRANSFER_TIMEOUT)
                 break
             kind, msg = event
             if kind == "refer":
                 if msg is None and not accepted:
-                    self._transfer_failed(None, "transfer_timeout")
+                    self._transfer_failed(None, Detail.TRANSFER_TIMEOUT)
                 elif msg is not None and msg.status >= 300:
-                    self._transfer_failed(msg, "refer_refused")
+                    self._transfer_failed(msg, Detail.REFER_REFUSED)
                 else:
                     accepted = True
             elif kind == "notify":
                 accepted = True  # a NOTIFY may overtake the 202 (RFC 3515 section 2.4.4)
                 status = msg.sipfrag
                 if status is not None and status.status >= 200:
-                    attempt.transfer_code, attempt.transfer_reason = status
+                    attempt.transfer_sip_code, attempt.transfer_sip_reason = status
                     attempt.transfer_result_at = time.time()
                     if status.status < 300:
-                        attempt.transfer = "succeeded"
+                        attempt.transfer_result = TransferResult.SUCCEEDED
                     else:
-                        self._transfer_failed(None, "transfer_failed")
+                        self._transfer_failed(None, Detail.TRANSFER_FAILED)
             elif kind == "bye":
                 bye_received = True
                 if accepted:  # the PBX took the call away without the final NOTIFY
-                    attempt.transfer = "unconfirmed"
+                    attempt.transfer_result = TransferResult.UNCONFIRMED
                     attempt.transfer_result_at = time.time()
                 else:
-                    attempt.transfer = "failed"
-                    return self._finish(Outcome.TECHNICAL_ERROR, "customer_hung_up")
-        if attempt.transfer != "failed" and not bye_received:
+                    attempt.transfer_result = TransferResult.FAILED
+                    return self._finish(Outcome.TECHNICAL_ERROR, Detail.CUSTOMER_HUNG_UP)
+        if attempt.transfer_result != TransferResult.FAILED and not bye_received:
             # After a transfer the PBX usually ends our leg itself (Asterisk does); give it a
             # moment before we leave with our own BYE, as RFC 5589's flows do.
             bye_received = await self._wait_for_bye(self.bye_grace)
         if not bye_received:
             await self._bye()
-        if attempt.transfer == "failed":
+        if attempt.transfer_result == TransferResult.FAILED:
             return self._finish(Outcome.TECHNICAL_ERROR, attempt.detail)
         return self._finish(Outcome.ANSWERED)
 
-    def _transfer_failed(self, response: Response | None, detail: str) -> None:
+    def _transfer_failed(self, response: Response | None, detail: Detail) -> None:
         attempt = self.attempt
-        attempt.transfer = "failed"
+        attempt.transfer_result = TransferResult.FAILED
         attempt.detail = detail
         attempt.transfer_result_at = time.time()
         if response is not None:
-            attempt.transfer_code, attempt.transfer_reason = response.status, response.reason
+            attempt.transfer_sip_code, attempt.transfer_sip_reason = (
+                response.status,
+                response.reason,
+            )
 
     async def _wait_for_bye(self, seconds: float) -> bool:
         deadline = self.loop.time() + seconds

@@ -190,6 +190,7 @@ def upgrade():
         sa.Column("lead_id", BigId, nullable=False),
         sa.Column("operator_id", BigId, nullable=True),
         sa.Column("dialed_uri", sa.String(255), nullable=False),
+        sa.Column("refer_to", sa.String(255), nullable=True),
         sa.Column("outcome", sa.String(16), nullable=True),
         sa.Column("detail", sa.String(64), nullable=True),
         sa.Column("sip_code", sa.Integer(), nullable=True),
@@ -202,9 +203,11 @@ def upgrade():
         sa.Column("end_at", tz_datetime(), nullable=True),
         sa.Column("transfer_result", sa.String(16), nullable=True),
         sa.Column("transfer_sip_code", sa.Integer(), nullable=True),
+        sa.Column("transfer_sip_reason", sa.String(255), nullable=True),
         sa.CheckConstraint(f"outcome IN ({OUTCOMES})", name="ck_attempts_outcome"),
         sa.CheckConstraint(
-            "transfer_result IN ('transferred', 'failed')", name="ck_attempts_transfer_result"
+            "transfer_result IN ('succeeded', 'failed', 'unconfirmed')",
+            name="ck_attempts_transfer_result",
         ),
         tenant_fk("attempts"),
         sa.ForeignKeyConstraint(

@@ -42,7 +42,7 @@ def test_call_renders_the_formats_and_transfers(pbx):
     assert result["dialed_uri"] == f"sip:879161234567@127.0.0.1:{peer.port}"
     assert seen.logged("REFER-TO") == ["sip:104@127.0.0.1"]
     assert "Referred-By: <sip:dialer@127.0.0.1>" in seen.messages
-    assert (result["outcome"], result["transfer"]) == ("answered", "succeeded")
+    assert (result["outcome"], result["transfer_result"]) == ("answered", "succeeded")
     assert result["delays_ms"]["answer_to_refer"] < 500
 
 

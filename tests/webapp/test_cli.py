@@ -44,7 +44,7 @@ def test_test_call_prints_one_json_line_and_exits_0(pbx):
     assert done.returncode == 0, done.stderr
     (line,) = done.stdout.splitlines()
     result = json.loads(line)
-    assert (result["outcome"], result["transfer"], result["refer_to"]) == (
+    assert (result["outcome"], result["transfer_result"], result["refer_to"]) == (
         "answered", "succeeded", f"sip:101@127.0.0.1:{peer.port}",
     )  # fmt: skip
     assert peer.wait().succeeded

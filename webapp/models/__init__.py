@@ -1,14 +1,13 @@
 """The data model. Importing this package registers every table on `db.metadata`."""
 
 from webapp.models.base import TenantOwned
-from webapp.models.call import NO_FREE_OPERATORS, Attempt, Outcome, TransferResult
+from webapp.models.call import Attempt, Outcome, TransferResult
 from webapp.models.lead import Lead, LeadStatus
 from webapp.models.operator import Operator, Team
 from webapp.models.tenant import PacingMode, Tenant, Transport
 from webapp.models.user import Role, User
 
 __all__ = [
-    "NO_FREE_OPERATORS",
     "Attempt",
     "Lead",
     "LeadStatus",

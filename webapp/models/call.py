@@ -3,30 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 
 from sqlalchemy import DateTime, ForeignKeyConstraint, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
+from engine.outcomes import Outcome, TransferResult
 from webapp.extensions import db
 from webapp.models.base import BigId, TenantOwned, one_of
-
-
-class Outcome(StrEnum):
-    ANSWERED = "answered"
-    NO_ANSWER = "no_answer"
-    BUSY = "busy"
-    UNAVAILABLE = "unavailable"
-    TECHNICAL_ERROR = "technical_error"
-
-
-class TransferResult(StrEnum):
-    TRANSFERRED = "transferred"  # the NOTIFY reported 2xx
-    FAILED = "failed"  # REFER refused, or the NOTIFY reported a failure
-
-
-#: Details of a technical error the product reports apart.
-NO_FREE_OPERATORS = "no_free_operators"
 
 
 class Attempt(TenantOwned, db.Model):
@@ -51,9 +34,11 @@ class Attempt(TenantOwned, db.Model):
     lead_id: Mapped[int] = mapped_column(BigId)
     operator_id: Mapped[int | None] = mapped_column(BigId)
     dialed_uri: Mapped[str] = mapped_column(String(255))
+    #: The Refer-To URI the call was transferred to.
+    refer_to: Mapped[str | None] = mapped_column(String(255))
     #: Null while the attempt is in progress.
     outcome: Mapped[str | None] = mapped_column(String(16))
-    #: Finer reason inside an outcome, e.g. `no_free_operators`, `refer_refused`.
+    #: Finer reason inside an outcome (engine.outcomes.Detail), e.g. `no_free_operator`.
     detail: Mapped[str | None] = mapped_column(String(64))
     sip_code: Mapped[int | None] = mapped_column(Integer)
     sip_reason: Mapped[str | None] = mapped_column(String(255))
@@ -66,3 +51,4 @@ class Attempt(TenantOwned, db.Model):
     transfer_result: Mapped[str | None] = mapped_column(String(16))
     #: SIP status from the NOTIFY's sipfrag (RFC 3515 section 2.4.5), or the REFER's refusal.
     transfer_sip_code: Mapped[int | None] = mapped_column(Integer)
+    transfer_sip_reason: Mapped[str | None] = mapped_column(String(255))

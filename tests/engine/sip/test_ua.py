@@ -12,9 +12,10 @@ import time
 
 import pytest
 
+from engine.outcomes import Outcome
 from engine.sip import parse
 from engine.sip.transaction import Timers
-from engine.sip.ua import Account, Outcome, UserAgent, classify
+from engine.sip.ua import Account, UserAgent, classify
 from tests.sipp import SIPp
 
 FAST = Timers(t1=0.05, t2=0.4, t4=0.5)
@@ -42,8 +43,16 @@ def test_answered_and_transferred_then_the_pbx_hangs_up(pbx):
     seen = peer.wait()
     assert seen.succeeded, seen.errors
     assert seen.logged("REFER-TO") == ["sip:101@127.0.0.1:5060"]
-    assert (attempt.outcome, attempt.transfer, attempt.detail) == ("answered", "succeeded", None)
-    assert (attempt.sip_code, attempt.transfer_code, attempt.transfer_reason) == (200, 200, "OK")
+    assert (attempt.outcome, attempt.transfer_result, attempt.detail) == (
+        "answered",
+        "succeeded",
+        None,
+    )
+    assert (attempt.sip_code, attempt.transfer_sip_code, attempt.transfer_sip_reason) == (
+        200,
+        200,
+        "OK",
+    )
     times = [attempt.invite_at, attempt.ringing_at, attempt.answer_at, attempt.refer_at,
              attempt.transfer_result_at, attempt.end_at]  # fmt: skip
     assert times == sorted(times) and None not in times
@@ -55,7 +64,7 @@ def test_we_leave_with_bye_when_the_pbx_does_not(pbx):
     attempt = call(peer, bye_grace=0.2)
     seen = peer.wait()
     assert seen.succeeded, seen.errors  # SIPp received our BYE and answered it
-    assert (attempt.outcome, attempt.transfer) == ("answered", "succeeded")
+    assert (attempt.outcome, attempt.transfer_result) == ("answered", "succeeded")
 
 
 @pytest.mark.parametrize(
@@ -65,10 +74,10 @@ def test_refer_refused_is_a_technical_error_and_we_leave(pbx, status):
     peer = pbx("refer_refused.xml", fill={"refer_status": status})
     attempt = call(peer)
     assert peer.wait().succeeded
-    assert (attempt.outcome, attempt.detail, attempt.transfer) == (
+    assert (attempt.outcome, attempt.detail, attempt.transfer_result) == (
         "technical_error", "refer_refused", "failed",
     )  # fmt: skip
-    assert f"{attempt.transfer_code} {attempt.transfer_reason}" == status
+    assert f"{attempt.transfer_sip_code} {attempt.transfer_sip_reason}" == status
 
 
 @pytest.mark.parametrize("sipfrag", ["SIP/2.0 486 Busy Here", "SIP/2.0 603 Declined"])
@@ -76,10 +85,10 @@ def test_transfer_failing_in_the_notify(pbx, sipfrag):
     peer = pbx("transfer_declined.xml", fill={"sipfrag": sipfrag})
     attempt = call(peer)
     assert peer.wait().succeeded
-    assert (attempt.outcome, attempt.detail, attempt.transfer) == (
+    assert (attempt.outcome, attempt.detail, attempt.transfer_result) == (
         "technical_error", "transfer_failed", "failed",
     )  # fmt: skip
-    assert f"SIP/2.0 {attempt.transfer_code} {attempt.transfer_reason}" == sipfrag
+    assert f"SIP/2.0 {attempt.transfer_sip_code} {attempt.transfer_sip_reason}" == sipfrag
 
 
 def test_no_final_notify_ends_with_our_transfer_timer(pbx):
@@ -237,7 +246,7 @@ def test_calls_complete_through_ten_percent_loss(pbx):
 
     attempts = asyncio.run(run())
     seen = peer.wait()
-    assert [(a.outcome, a.transfer, a.detail) for a in attempts] == [
+    assert [(a.outcome, a.transfer_result, a.detail) for a in attempts] == [
         ("answered", "succeeded", None)
     ] * calls
     assert seen.succeeded, seen.errors
@@ -271,7 +280,7 @@ def test_hostile_source_cannot_touch_a_live_call(pbx):
 
     attempt, dropped = asyncio.run(run())
     assert peer.wait().succeeded
-    assert (attempt.outcome, attempt.transfer) == ("answered", "succeeded")
+    assert (attempt.outcome, attempt.transfer_result) == ("answered", "succeeded")
     assert dropped == 2
 
 
@@ -388,7 +397,7 @@ def test_everything_goes_through_the_outbound_proxy(pbx):
     seen = peer.wait()
     assert seen.succeeded
     assert f"INVITE sip:{NUMBER}@pbx.example.invalid SIP/2.0" in seen.messages
-    assert (attempt.outcome, attempt.transfer) == ("answered", "succeeded")
+    assert (attempt.outcome, attempt.transfer_result) == ("answered", "succeeded")
 
 
 def test_a_call_over_ipv6(pbx):
@@ -402,7 +411,7 @@ def test_a_call_over_ipv6(pbx):
 
     attempt = asyncio.run(run())
     assert peer.wait().succeeded
-    assert (attempt.outcome, attempt.transfer) == ("answered", "succeeded")
+    assert (attempt.outcome, attempt.transfer_result) == ("answered", "succeeded")
 
 
 def test_classify():

@@ -74,7 +74,7 @@ def test_a_lead_page_shows_the_card_and_the_attempts(app, client, admin):
                 lead_id=admin.lead_id,
                 dialed_uri="sip:x@y",
                 outcome="technical_error",
-                detail="no_free_operators",
+                detail="no_free_operator",
                 sip_code=200,
                 invite_at=datetime.now(UTC),
             )

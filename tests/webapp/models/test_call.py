@@ -3,8 +3,9 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy.exc import IntegrityError
 
+from engine.outcomes import Detail
 from webapp.extensions import db
-from webapp.models import NO_FREE_OPERATORS, Attempt, Lead, Outcome
+from webapp.models import Attempt, Lead, Outcome
 
 
 def _lead(tenant_id):
@@ -24,7 +25,7 @@ def test_an_attempt_records_the_call(app, tenant_a):
             operator_id=None,
             dialed_uri="sip:+15550100@pbx.example.com:5060",
             outcome=Outcome.TECHNICAL_ERROR.value,
-            detail=NO_FREE_OPERATORS,
+            detail=Detail.NO_FREE_OPERATOR,
             sip_code=200,
             sip_reason="OK",
             invite_at=now,
@@ -33,7 +34,7 @@ def test_an_attempt_records_the_call(app, tenant_a):
         )
         db.session.add(attempt)
         db.session.commit()
-        assert db.session.get(Attempt, attempt.id).detail == "no_free_operators"
+        assert db.session.get(Attempt, attempt.id).detail == "no_free_operator"
 
 
 def test_an_attempt_cannot_point_at_another_tenants_lead_or_operator(app, tenant_a, tenant_b):

@@ -1,0 +1,32 @@
+"""How an attempt ended, in the product's words: one vocabulary for the engine, the database
+and the portal (docs/sip.md has the SIP behind each word)."""
+
+from enum import StrEnum
+
+
+class Outcome(StrEnum):
+    ANSWERED = "answered"
+    NO_ANSWER = "no_answer"
+    BUSY = "busy"
+    UNAVAILABLE = "unavailable"
+    TECHNICAL_ERROR = "technical_error"
+
+
+class TransferResult(StrEnum):
+    SUCCEEDED = "succeeded"  # the final NOTIFY reported 2xx
+    FAILED = "failed"  # REFER refused, a failure in the NOTIFY, or no result in time
+    UNCONFIRMED = "unconfirmed"  # the PBX took the call away without a final NOTIFY
+
+
+class Detail(StrEnum):
+    """The finer reason inside an outcome, where the product reports one apart."""
+
+    RING_TIMEOUT = "ring_timeout"
+    NO_RESPONSE = "no_response"
+    AUTH_FAILED = "auth_failed"
+    REFER_REFUSED = "refer_refused"
+    TRANSFER_FAILED = "transfer_failed"
+    TRANSFER_TIMEOUT = "transfer_timeout"
+    NO_FREE_OPERATOR = "no_free_operator"
+    CUSTOMER_HUNG_UP = "customer_hung_up"
+    ENGINE_LOST = "engine_lost"
