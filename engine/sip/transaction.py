@@ -52,17 +52,20 @@ class ClientTransaction:
     responses, and for 2xx retransmissions of an INVITE) and `on_timeout(tx)`.
     """
 
-    def __init__(self, layer: TransactionLayer, request: bytes, method: str, branch: str,
+    def __init__(self, layer: TransactionLayer, request: Request, raw: bytes,
                  destination: Address, on_response, on_timeout):  # fmt: skip
         self.layer = layer
         self.request = request
-        self.method = method
-        self.branch = branch
+        self.raw = raw
+        self.method = request.method
+        self.branch = request.branch
         self.destination = destination
         self.on_response = on_response
         self.on_timeout = on_timeout
         self.state = "trying"  # INVITE: calling
         self.final: Response | None = None
+        #: The ACK of a 2xx, set by the user agent: then 2xx copies are ACKed here.
+        self.ack: bytes | None = None
         self._retransmit: asyncio.TimerHandle | None = None
         self._interval = layer.timers.t1
         self._give_up = layer.loop.call_later(layer.timers.b, self._timeout)  # Timer B / F
@@ -75,7 +78,7 @@ class ClientTransaction:
         return (self.branch, self.method)
 
     def _send(self) -> None:
-        self.layer.transport.send(self.request, self.destination)
+        self.layer.transport.send(self.raw, self.destination)
 
     def _timer_a_or_e(self) -> None:
         self._send()
@@ -88,8 +91,9 @@ class ClientTransaction:
 
     def _timeout(self) -> None:
         if self.state in ("trying", "proceeding"):
+            on_timeout = self.on_timeout
             self._terminate()
-            self.on_timeout(self)
+            on_timeout(self)
 
     def _stop_retransmitting(self) -> None:
         if self._retransmit is not None:
@@ -97,15 +101,23 @@ class ClientTransaction:
             self._retransmit = None
 
     def _linger(self, seconds: float) -> None:
-        """Stay a while to absorb retransmitted responses (Timers D, K and M)."""
+        """Stay a while to absorb retransmitted responses (Timers D, K and M), holding as
+        little as possible: thousands of calls a minute linger at once."""
         self._stop_retransmitting()
         self._give_up.cancel()
+        self._give_up = None
+        if self.method != "INVITE" or self.state != "accepted":
+            self.on_response = self.on_timeout = None  # the user agent has its answer
         self._end = self.layer.loop.call_later(seconds, self._terminate)
 
     def _terminate(self) -> None:
         self._stop_retransmitting()
-        self._give_up.cancel()
+        if self._give_up is not None:
+            self._give_up.cancel()
         self.state = "terminated"
+        # Break the cycles through timer handles and callbacks, so that reference counting
+        # frees a finished call at once instead of leaving it to the garbage collector.
+        self._give_up = self._end = self.on_response = self.on_timeout = None
         self.layer.forget(self)
 
     def receive(self, response: Response) -> None:
@@ -123,6 +135,7 @@ class ClientTransaction:
                 self.on_response(self, response)
                 return
             self.final = response
+            deliver = self.on_response  # lingering lets go of the user agent
             if self.method == "INVITE" and status < 300:
                 self.state = "accepted"  # RFC 6026: 2xx retransmissions go to the TU
                 self._linger(self.layer.timers.b)  # Timer M
@@ -133,15 +146,18 @@ class ClientTransaction:
             else:
                 self.state = "completed"
                 self._linger(self.layer.timers.t4)  # Timer K
-            self.on_response(self, response)
+            deliver(self, response)
         elif self.state == "accepted" and 200 <= status < 300:
-            self.on_response(self, response)  # the TU ACKs every 2xx copy
+            if self.ack is not None:  # every 2xx copy gets the ACK again (section 13.2.2.4)
+                self.layer.transport.send(self.ack, self.destination)
+            elif self.on_response is not None:
+                self.on_response(self, response)
         elif self.state == "completed" and self.method == "INVITE" and status >= 300:
             self._send_ack(response)  # a retransmitted final response: ACK it again
 
     def _send_ack(self, response: Response) -> None:
         """ACK for a non-2xx final response: part of this transaction (section 17.1.1.3)."""
-        request = self.layer.sent_requests[self.key]
+        request = self.request
         headers = [("Via", request.get_all("via")[0])]
         headers += [("Route", route) for route in request.get_all("route")]
         headers += [
@@ -155,9 +171,9 @@ class ClientTransaction:
 
     def cancel_timers(self) -> None:
         self._stop_retransmitting()
-        self._give_up.cancel()
-        if self._end is not None:
-            self._end.cancel()
+        for handle in (self._give_up, self._end):
+            if handle is not None:
+                handle.cancel()
 
 
 class ServerTransaction:
@@ -198,6 +214,7 @@ class ServerTransaction:
     def terminate(self) -> None:
         self.acknowledged()
         self._end.cancel()
+        self._end = None  # no cycle through the timer handle
         self.layer.server.pop(self.key, None)
 
 
@@ -210,22 +227,16 @@ class TransactionLayer:
         self.loop = asyncio.get_running_loop()
         self.client: dict[tuple[str, str], ClientTransaction] = {}
         self.server: dict[tuple, ServerTransaction] = {}
-        self.sent_requests: dict[tuple[str, str], Request] = {}
         self.retransmissions = 0
 
     def send_request(self, request: Request, raw: bytes, destination: Address,
                      on_response: Callable, on_timeout: Callable) -> ClientTransaction:  # fmt: skip
-        branch = request.branch
-        key = (branch, request.method)
-        self.sent_requests[key] = request
-        tx = ClientTransaction(self, raw, request.method, branch, destination, on_response,
-                               on_timeout)  # fmt: skip
-        self.client[key] = tx
+        tx = ClientTransaction(self, request, raw, destination, on_response, on_timeout)
+        self.client[tx.key] = tx
         return tx
 
     def forget(self, tx: ClientTransaction) -> None:
         self.client.pop(tx.key, None)
-        self.sent_requests.pop(tx.key, None)
 
     def receive_response(self, response: Response) -> bool:
         """Hand a response to its transaction (section 17.1.3); False when none matches."""

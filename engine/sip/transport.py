@@ -8,6 +8,7 @@ way it is counted, and nothing reaches the layers above.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import socket
@@ -20,6 +21,9 @@ from engine.sip.message import header_key
 log = logging.getLogger(__name__)
 
 Address = tuple[str, int]
+
+#: Bytes of receive queue asked of the kernel for each socket.
+RECEIVE_BUFFER = 4 * 1024 * 1024
 
 #: The header lines a 400 response must copy, found in a datagram that did not parse.
 _COPIED = re.compile(rb"^(Via|v|From|f|To|t|Call-ID|i|CSeq)[ \t]*:[^\r\n]*", re.I | re.M)
@@ -51,9 +55,14 @@ class Transport(asyncio.DatagramProtocol):
                    port: int = 0, accepts: Callable[[Address], bool] | None = None):  # fmt: skip
         loop = asyncio.get_running_loop()
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        _, protocol = await loop.create_datagram_endpoint(
+        transport, protocol = await loop.create_datagram_endpoint(
             lambda: cls(on_message, accepts), local_addr=(host, port), family=family
         )
+        # A deep receive queue rides out a stalled loop (a GC pause, a slow tick) instead of
+        # dropping datagrams; the kernel caps it at net.core.rmem_max (docs/sip.md).
+        sock = transport.get_extra_info("socket")
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
         return protocol
 
     @property

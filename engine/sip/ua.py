@@ -24,7 +24,13 @@ from engine.sip import Request, Response, parse
 from engine.sip.auth import Credentials, DigestClient, choose
 from engine.sip.dialog import Dialog
 from engine.sip.message import format_request, format_response
-from engine.sip.transaction import DEFAULT_TIMERS, Timers, TransactionLayer, new_branch
+from engine.sip.transaction import (
+    DEFAULT_TIMERS,
+    ClientTransaction,
+    Timers,
+    TransactionLayer,
+    new_branch,
+)
 from engine.sip.transport import Address, Transport
 
 log = logging.getLogger(__name__)
@@ -217,13 +223,11 @@ class UserAgent:
         ).encode()
 
     def send(self, method: str, uri: str, headers: list[tuple[str, str]], body: bytes,
-             on_response: Callable, on_timeout: Callable) -> Request:  # fmt: skip
-        """Start a client transaction for a request; returns the request as sent."""
+             on_response: Callable, on_timeout: Callable) -> ClientTransaction:  # fmt: skip
+        """Start a client transaction for a request (`.request` is the request as sent)."""
         headers = [*headers, ("User-Agent", self.user_agent)]
         raw = format_request(method, uri, headers, body)
-        request = parse(raw)
-        self.layer.send_request(request, raw, self.destination, on_response, on_timeout)
-        return request
+        return self.layer.send_request(parse(raw), raw, self.destination, on_response, on_timeout)
 
     async def transact(self, method: str, uri: str, headers: list[tuple[str, str]],
                        body: bytes = b"") -> Response | None:  # fmt: skip
@@ -420,15 +424,12 @@ class Call:
         self.events = _Events()
         self.dialog: Dialog | None = None
         self.invite: Request | None = None
-        self._ack: bytes | None = None
+        self.invite_tx: ClientTransaction | None = None
         self._seq = 0
 
     # events from the transaction layer and the user agent
 
     def _on_invite_response(self, tx, response: Response) -> None:
-        if self._ack is not None and 200 <= response.status < 300:
-            self.ua.transport.send(self._ack, self.ua.destination)  # ACK every 2xx copy
-            return
         self.events.put("invite", response)
 
     def _on_invite_timeout(self, tx) -> None:
@@ -465,9 +466,10 @@ class Call:
         ]
         if authorization:
             headers.append(authorization)
-        self.invite = self.ua.send("INVITE", self.attempt.dialed_uri, headers,
-                                   self.ua.sdp_offer(), self._on_invite_response,
-                                   self._on_invite_timeout)  # fmt: skip
+        self.invite_tx = self.ua.send("INVITE", self.attempt.dialed_uri, headers,
+                                      self.ua.sdp_offer(), self._on_invite_response,
+                                      self._on_invite_timeout)  # fmt: skip
+        self.invite = self.invite_tx.request
 
     def _cancel(self) -> None:
         """CANCEL the INVITE: same branch, Call-ID, From, To and CSeq number (section 9.1)."""
@@ -544,8 +546,11 @@ class Call:
         attempt.answer_at = time.time()
         self.dialog = dialog = Dialog.from_2xx(self.invite, response)
         ack_headers = dialog.headers("ACK", self.ua.via(new_branch()), seq=dialog.local_seq)
-        self._ack = format_request("ACK", dialog.remote_target, ack_headers)
-        self.ua.transport.send(self._ack, self.ua.destination)
+        ack = format_request("ACK", dialog.remote_target, ack_headers)
+        self.ua.transport.send(ack, self.ua.destination)
+        # The transaction ACKs the PBX's 2xx copies from now on, without this call.
+        self.invite_tx.ack = ack
+        self.invite_tx.on_response = None
 
         refer_to = self.refer_to if isinstance(self.refer_to, str) else await self.refer_to()
         if refer_to is None:
