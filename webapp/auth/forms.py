@@ -6,9 +6,10 @@ from wtforms.validators import DataRequired, Email, EqualTo, Length
 MIN_PASSWORD = 10
 
 
-def new_password_fields():
-    password = PasswordField(
-        _l("New password"),
+def password_field(label, description=None) -> PasswordField:
+    """A password someone chooses or is given: at least MIN_PASSWORD characters."""
+    return PasswordField(
+        label,
         validators=[
             DataRequired(),
             Length(
@@ -17,7 +18,12 @@ def new_password_fields():
                 message=_l("Use at least %(n)d characters.", n=MIN_PASSWORD),
             ),
         ],
+        description=description,
     )
+
+
+def new_password_fields():
+    password = password_field(_l("New password"))
     confirm = PasswordField(
         _l("Repeat the password"),
         validators=[DataRequired(), EqualTo("password", message=_l("The passwords differ."))],

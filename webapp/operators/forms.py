@@ -4,10 +4,10 @@ import re
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import EmailField, PasswordField, SelectField, StringField
+from wtforms import EmailField, SelectField, StringField
 from wtforms.validators import DataRequired, Email, Length, ValidationError
 
-from webapp.auth.forms import MIN_PASSWORD
+from webapp.auth.forms import password_field
 
 _EXTENSION = re.compile(r"[A-Za-z0-9_.+\-*#]{1,32}\Z")
 
@@ -33,17 +33,9 @@ class NewOperatorForm(OperatorForm):
         _l("Email (the operator's login)"),
         validators=[DataRequired(), Email(check_deliverability=False), Length(max=254)],
     )
-    password = PasswordField(
+    password = password_field(
         _l("First password"),
-        validators=[
-            DataRequired(),
-            Length(
-                min=MIN_PASSWORD,
-                max=200,
-                message=_l("Use at least %(n)d characters.", n=MIN_PASSWORD),
-            ),
-        ],
-        description=_l("Give it to the operator; the first sign-in asks for a new one."),
+        _l("Give it to the operator; the first sign-in asks for a new one."),
     )
 
 

@@ -1,10 +1,10 @@
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import EmailField, PasswordField, SelectField
+from wtforms import EmailField, SelectField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Email, Length
 
-from webapp.auth.forms import MIN_PASSWORD
+from webapp.auth.forms import password_field
 from webapp.models import Role
 
 
@@ -22,15 +22,7 @@ class PersonForm(FlaskForm):
             SelectChoice(Role.ADMIN.value, _l("Admin: changes everything")),
         ],
     )
-    password = PasswordField(
+    password = password_field(
         _l("First password"),
-        validators=[
-            DataRequired(),
-            Length(
-                min=MIN_PASSWORD,
-                max=200,
-                message=_l("Use at least %(n)d characters.", n=MIN_PASSWORD),
-            ),
-        ],
-        description=_l("Give it to the person; the first sign-in asks for a new one."),
+        _l("Give it to the person; the first sign-in asks for a new one."),
     )
