@@ -43,11 +43,15 @@ class Dialog:
             and request.from_tag == self.remote_tag
         )
 
+    def next_seq(self) -> int:
+        """The CSeq number of our next request in the dialog (section 12.2.1.1)."""
+        self.local_seq += 1
+        return self.local_seq
+
     def headers(self, method: str, via: str, seq: int | None = None) -> list[tuple[str, str]]:
         """Headers of a request inside the dialog; a new CSeq unless `seq` is given (ACK)."""
         if seq is None:
-            self.local_seq += 1
-            seq = self.local_seq
+            seq = self.next_seq()
         return [
             ("Via", via),
             *(("Route", route) for route in self.route_set),

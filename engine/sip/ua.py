@@ -230,17 +230,18 @@ class UserAgent:
         return self.layer.send_request(parse(raw), raw, self.destination, on_response, on_timeout)
 
     async def transact(self, method: str, uri: str, headers: list[tuple[str, str]],
-                       body: bytes = b"") -> Response | None:  # fmt: skip
+                       next_seq: Callable[[], int]) -> Response | None:  # fmt: skip
         """Send a non-INVITE request and wait for its final response, answering the PBX's
-        digest challenge once (again only when it says the nonce was stale). None when
-        nothing came back before Timer F."""
+        digest challenge once (again only when it says the nonce was stale); the request
+        sent again takes its CSeq number from `next_seq`. None when nothing came back
+        before Timer F."""
         authorization = None
         for _ in range(3):
             branch = new_branch()
             extra = [authorization] if authorization else []
             head = [(name, value if name != "Via" else self.via(branch)) for name, value in headers]
             done, on_response, on_timeout = _final_response()
-            self.send(method, uri, head + extra, body, on_response, on_timeout)
+            self.send(method, uri, head + extra, b"", on_response, on_timeout)
             response = await done
             if response is None or response.status not in (401, 407):
                 return response
@@ -248,7 +249,7 @@ class UserAgent:
             if answer is None:
                 return response
             authorization = answer
-            headers = [(n, v) if n != "CSeq" else (n, _next_cseq(v)) for n, v in headers]
+            headers = [(n, v) if n != "CSeq" else (n, f"{next_seq()} {method}") for n, v in headers]
         return response
 
     def answer_challenge(self, response: Response, method: str, uri: str,
@@ -273,7 +274,6 @@ class UserAgent:
     async def register(self, expires: int = 3600) -> Registration:
         """REGISTER once (with digest when challenged); the result is also kept in
         `self.registration`, worded for the admin."""
-        self._register_seq += 1
         registrar = f"sip:{_host(self.account.host)}:{self.account.port}"
         headers = [
             ("Via", ""),
@@ -281,14 +281,13 @@ class UserAgent:
             ("From", f"<{self.aor}>;tag={self._register_tag}"),
             ("To", f"<{self.aor}>"),
             ("Call-ID", self._register_call_id),
-            ("CSeq", f"{self._register_seq} REGISTER"),
+            ("CSeq", f"{self._next_register_seq()} REGISTER"),
             ("Contact", self.contact),
             ("Expires", str(expires)),
             ("Allow", ALLOW),
         ]
         self.registration.state = "registering"
-        response = await self.transact("REGISTER", registrar, headers)
-        self._register_seq += 2  # transact may have used the next numbers for auth
+        response = await self.transact("REGISTER", registrar, headers, self._next_register_seq)
         result = Registration(at=time.time())
         if response is None:
             result.state, result.detail = "failed", "the PBX did not answer"
@@ -310,6 +309,10 @@ class UserAgent:
                 result.detail = f"the PBX answered {response.status} {response.reason}"
         self.registration = result
         return result
+
+    def _next_register_seq(self) -> int:
+        self._register_seq += 1
+        return self._register_seq
 
     def keep_registered(self, expires: int = 3600, max_backoff: float = 300.0) -> None:
         """Register now and refresh before expiry; after a failure retry with backoff."""
@@ -399,11 +402,6 @@ def _final_response():
             done.set_result(None)
 
     return done, on_response, on_timeout
-
-
-def _next_cseq(value: str) -> str:
-    number, method = value.split()
-    return f"{int(number) + 1} {method}"
 
 
 class Call:
@@ -560,7 +558,9 @@ class Call:
         headers = dialog.headers("REFER", "")
         headers += [("Contact", self.ua.contact), ("Refer-To", f"<{refer_to}>")]
         headers += self.refer_headers
-        refer = asyncio.ensure_future(self.ua.transact("REFER", dialog.remote_target, headers))
+        refer = asyncio.ensure_future(
+            self.ua.transact("REFER", dialog.remote_target, headers, dialog.next_seq)
+        )
         refer.add_done_callback(
             lambda task: task.cancelled() or self.events.put("refer", task.result())
         )
@@ -628,4 +628,7 @@ class Call:
         return False
 
     async def _bye(self) -> None:
-        await self.ua.transact("BYE", self.dialog.remote_target, self.dialog.headers("BYE", ""))
+        dialog = self.dialog
+        await self.ua.transact(
+            "BYE", dialog.remote_target, dialog.headers("BYE", ""), dialog.next_seq
+        )
