@@ -79,3 +79,6 @@ def test_sign_up_set_the_dial_format_and_add_an_operator(portal, page):
     expect(page.get_by_text("Operator Olga Ivanova is added.")).to_be_visible()
     row = page.locator("tr", has=page.get_by_role("link", name="Olga Ivanova"))
     expect(row).to_contain_text("101")
+    row.get_by_role("button", name="Deactivate").click()
+    row = page.locator("tr", has=page.get_by_role("link", name="Olga Ivanova"))
+    expect(row.get_by_role("button", name="Activate")).to_be_visible()
