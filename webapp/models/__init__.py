@@ -2,13 +2,14 @@
 
 from webapp.models.base import TenantOwned
 from webapp.models.call import Attempt, Outcome, TransferResult
-from webapp.models.lead import Lead, LeadStatus
+from webapp.models.lead import DoNotCall, Lead, LeadStatus
 from webapp.models.operator import Operator, Team
 from webapp.models.tenant import PacingMode, Tenant, Transport
 from webapp.models.user import Role, User
 
 __all__ = [
     "Attempt",
+    "DoNotCall",
     "Lead",
     "LeadStatus",
     "Operator",

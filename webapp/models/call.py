@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, ForeignKeyConstraint, Index, Integer, String
+from sqlalchemy import DateTime, ForeignKeyConstraint, Index, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from engine.outcomes import Outcome, TransferResult
@@ -28,6 +28,14 @@ class Attempt(TenantOwned, db.Model):
         Index(None, "tenant_id", "lead_id"),
         Index(None, "tenant_id", "invite_at"),
         Index(None, "tenant_id", "operator_id", "invite_at"),
+        # Attempts in progress, for the engine that takes over a tenant after a crash.
+        Index(
+            "ix_attempts_in_progress",
+            "tenant_id",
+            "engine",
+            postgresql_where=text("outcome IS NULL"),
+            sqlite_where=text("outcome IS NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -52,3 +60,6 @@ class Attempt(TenantOwned, db.Model):
     #: SIP status from the NOTIFY's sipfrag (RFC 3515 section 2.4.5), or the REFER's refusal.
     transfer_sip_code: Mapped[int | None] = mapped_column(Integer)
     transfer_sip_reason: Mapped[str | None] = mapped_column(String(255))
+    #: The engine that placed the call (host and lease), so that the engine taking the
+    #: tenant over after a crash knows which attempts in progress are not its own.
+    engine: Mapped[str | None] = mapped_column(String(64))

@@ -21,6 +21,7 @@ class LeadStatus(StrEnum):
     REACHED = "reached"  # answered and transferred to an operator
     EXHAUSTED = "exhausted"  # the attempt limit is hit
     CANCELLED = "cancelled"  # cancelled by the tenant or its CRM
+    DO_NOT_CALL = "do_not_call"  # its number is on the tenant's do-not-call list
 
 
 class Lead(TenantOwned, db.Model):
@@ -50,4 +51,24 @@ class Lead(TenantOwned, db.Model):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_outcome: Mapped[str | None] = mapped_column(String(16))
+    #: The operator who last took this lead's call: the engine offers it to them again
+    #: when they are free. A hint, not a reference: no foreign key.
+    last_operator_id: Mapped[int | None] = mapped_column(BigId)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class DoNotCall(TenantOwned, db.Model):
+    """A number, or a prefix of numbers, that the tenant's engine must never dial."""
+
+    __tablename__ = "do_not_call"
+    __table_args__ = (UniqueConstraint("tenant_id", "number", "prefix"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    #: E.164 with the leading '+'; with `prefix`, every number that starts with it.
+    number: Mapped[str] = mapped_column(String(16))
+    prefix: Mapped[bool] = mapped_column(default=False)
+    note: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    def matches(self, phone: str) -> bool:
+        return phone.startswith(self.number) if self.prefix else phone == self.number

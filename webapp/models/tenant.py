@@ -68,6 +68,15 @@ class Tenant(db.Model):
     pacing_mode: Mapped[str] = mapped_column(String(16), default=PacingMode.MULTIPLIER.value)
     call_multiplier: Mapped[float] = mapped_column(Float, default=1.0)
     abandon_rate_cap_percent: Mapped[float] = mapped_column(Float, default=3.0)
+    # Ceilings that protect the PBX and the trunk, whatever the pacing mode asks for.
+    max_concurrent_calls: Mapped[int] = mapped_column(Integer, default=30)
+    max_calls_per_second: Mapped[int] = mapped_column(Integer, default=10)
+
+    # Operators. After a transfer the operator is busy with the lead until they finish it
+    # in the console, or until this many seconds have passed (0: only the console frees them).
+    wrap_up_timeout_seconds: Mapped[int] = mapped_column(Integer, default=600)
+    #: Failed transfers in a row after which an operator is taken off line (0: never).
+    failed_transfers_limit: Mapped[int] = mapped_column(Integer, default=3)
 
     hide_numbers: Mapped[bool] = mapped_column(default=False)
     dialing_enabled: Mapped[bool] = mapped_column(default=False)

@@ -3,7 +3,7 @@
 from webapp.extensions import db
 from webapp.models import TenantOwned
 
-TENANT_OWNED = {"teams", "operators", "leads", "attempts"}
+TENANT_OWNED = {"do_not_call", "teams", "operators", "leads", "attempts"}
 
 
 def test_tenant_owned_tables_are_the_expected_ones(app):

@@ -1,0 +1,267 @@
+"""Operators' presence in Redis: who is on line, who is free, who is busy with which lead.
+
+The console (through webapp/services) and the engine change it; every change is one Lua
+script, so that two engines, or an engine and a console, never both take the same free
+operator. One value per operator on line, in the hash `t:{id}:presence`:
+
+    state|since|lead_id|failed_transfers_in_row
+
+States: `free`, `transferring` (taken at the customer's answer, REFER under way), `busy`
+(the customer was transferred; until the operator finishes the lead or the wrap-up timeout),
+`wrap_up` (the console says the talk is over). Off line = not in the hash. The sorted set
+`t:{id}:free` holds free operators by the time they became free (the longest-waiting is
+offered first); `t:{id}:seen` holds each console's last heartbeat: an operator whose console
+went quiet for `heartbeat_ttl` seconds is taken off line (a closed tab leaves no ghost).
+
+Methods return what the Redis client returns, so the same class serves the portal's
+synchronous client and the engine's asyncio one (whose calls are awaited).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from engine.bus import TenantKeys, event
+
+FREE, TRANSFERRING, BUSY, WRAP_UP, OFF_LINE = "free", "transferring", "busy", "wrap_up", "off_line"
+
+_LIB = """
+local function parse(v)
+  local state, since, lead, fails = string.match(v, '^([^|]*)|([^|]*)|([^|]*)|([^|]*)$')
+  return state, since, lead, tonumber(fails)
+end
+local function put(op, state, now, lead, fails)
+  redis.call('HSET', KEYS[1], op, state .. '|' .. now .. '|' .. lead .. '|' .. fails)
+end
+local function gone(op)
+  redis.call('HDEL', KEYS[1], op); redis.call('ZREM', KEYS[2], op); redis.call('ZREM', KEYS[3], op)
+end
+"""
+
+# KEYS: presence, free, seen, wake channel. ARGV: now, operator, wake payload.
+_GO_ON_LINE = (
+    _LIB
+    + """
+redis.call('ZADD', KEYS[3], ARGV[1], ARGV[2])
+local current = redis.call('HGET', KEYS[1], ARGV[2])
+if current then return current end
+put(ARGV[2], 'free', ARGV[1], '', 0)
+redis.call('ZADD', KEYS[2], ARGV[1], ARGV[2])
+redis.call('PUBLISH', KEYS[4], ARGV[3])
+return redis.call('HGET', KEYS[1], ARGV[2])
+"""
+)
+
+_GO_OFF_LINE = (
+    _LIB
+    + """
+local was = redis.call('HGET', KEYS[1], ARGV[2])
+gone(ARGV[2])
+if was then redis.call('PUBLISH', KEYS[4], ARGV[3]) end
+return was
+"""
+)
+
+# The console's heartbeat: only for an operator on line.
+_HEARTBEAT = """
+if redis.call('HEXISTS', KEYS[1], ARGV[2]) == 1 then
+  redis.call('ZADD', KEYS[3], ARGV[1], ARGV[2]); return 1
+end
+return 0
+"""
+
+# The operator finished the lead (or the wrap-up timeout did): free again.
+_FINISH = (
+    _LIB
+    + """
+local current = redis.call('HGET', KEYS[1], ARGV[2])
+if not current then return false end
+local state, since, lead, fails = parse(current)
+if state == 'free' then return current end
+put(ARGV[2], 'free', ARGV[1], '', fails)
+redis.call('ZADD', KEYS[2], ARGV[1], ARGV[2])
+redis.call('PUBLISH', KEYS[4], ARGV[3])
+return redis.call('HGET', KEYS[1], ARGV[2])
+"""
+)
+
+# KEYS: presence, free, seen. ARGV: now, fresh_since, preferred operator or '', lead.
+# Takes the preferred operator when free, else the one free the longest; consoles that
+# went quiet are taken off line on the way.
+_TAKE = (
+    _LIB
+    + """
+local function fresh(op)
+  local seen = redis.call('ZSCORE', KEYS[3], op)
+  return seen and tonumber(seen) >= tonumber(ARGV[2])
+end
+local function take(op)
+  local state, since, lead, fails = parse(redis.call('HGET', KEYS[1], op))
+  redis.call('ZREM', KEYS[2], op)
+  put(op, 'transferring', ARGV[1], ARGV[4], fails)
+  return op
+end
+if ARGV[3] ~= '' and redis.call('ZSCORE', KEYS[2], ARGV[3]) and fresh(ARGV[3]) then
+  return take(ARGV[3])
+end
+for _, op in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+  if fresh(op) then return take(op) end
+  gone(op)
+end
+return false
+"""
+)
+
+# The REFER to a taken operator ended. ARGV: now, operator, succeeded 1/0, failure limit.
+# Returns the operator's new state: busy, free, or off_line (too many failures in a row).
+_TRANSFERRED = (
+    _LIB
+    + """
+local current = redis.call('HGET', KEYS[1], ARGV[2])
+if not current then return 'off_line' end
+local state, since, lead, fails = parse(current)
+if ARGV[3] == '1' then put(ARGV[2], 'busy', ARGV[1], lead, 0); return 'busy' end
+fails = fails + 1
+local limit = tonumber(ARGV[4])
+if limit > 0 and fails >= limit then gone(ARGV[2]); return 'off_line' end
+put(ARGV[2], 'free', ARGV[1], '', fails)
+redis.call('ZADD', KEYS[2], ARGV[1], ARGV[2])
+return 'free'
+"""
+)
+
+# A taken operator was not needed after all (the customer hung up before the REFER).
+_RELEASE = (
+    _LIB
+    + """
+local current = redis.call('HGET', KEYS[1], ARGV[2])
+if not current then return false end
+local state, since, lead, fails = parse(current)
+if state ~= 'transferring' then return current end
+put(ARGV[2], 'free', ARGV[1], '', fails)
+redis.call('ZADD', KEYS[2], ARGV[1], ARGV[2])
+return 1
+"""
+)
+
+# Housekeeping, about once a second. ARGV: now, fresh_since, busy_since.
+# Quiet consoles go off line; busy operators past the wrap-up timeout become free.
+# Returns the operators it changed, as [id, new state, ...].
+_SWEEP = (
+    _LIB
+    + """
+local changed = {}
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  local op = all[i]
+  local state, since, lead, fails = parse(all[i + 1])
+  local seen = redis.call('ZSCORE', KEYS[3], op)
+  if tonumber(ARGV[2]) > 0 and (not seen or tonumber(seen) < tonumber(ARGV[2])) then
+    gone(op); table.insert(changed, op); table.insert(changed, 'off_line')
+  elseif tonumber(ARGV[3]) > 0 and (state == 'busy' or state == 'wrap_up')
+      and tonumber(since) < tonumber(ARGV[3]) then
+    put(op, 'free', ARGV[1], '', fails)
+    redis.call('ZADD', KEYS[2], ARGV[1], op)
+    table.insert(changed, op); table.insert(changed, 'free')
+  end
+end
+return changed
+"""
+)
+
+
+@dataclass(frozen=True)
+class OperatorState:
+    state: str
+    since: float
+    lead_id: int | None
+    failed_transfers: int
+
+
+def decode(value: bytes | str) -> OperatorState:
+    text = value.decode() if isinstance(value, bytes) else value
+    state, since, lead, fails = text.split("|")
+    return OperatorState(state, float(since), int(lead) if lead else None, int(fails))
+
+
+def decode_all(raw: dict) -> dict[int, OperatorState]:
+    """HGETALL of the presence hash -> {operator id: state}."""
+    return {int(op): decode(value) for op, value in raw.items()}
+
+
+class Presence:
+    """One tenant's operators on line. `client` is a redis.Redis or a redis.asyncio.Redis."""
+
+    #: Seconds without a console heartbeat after which an operator is off line (0: never).
+    DEFAULT_HEARTBEAT_TTL = 45.0
+
+    def __init__(self, client, keys: TenantKeys, heartbeat_ttl: float = DEFAULT_HEARTBEAT_TTL):
+        self.client = client
+        self.keys = keys
+        self.heartbeat_ttl = heartbeat_ttl
+        self._scripts = {
+            name: client.register_script(source)
+            for name, source in (
+                ("on", _GO_ON_LINE), ("off", _GO_OFF_LINE), ("beat", _HEARTBEAT),
+                ("finish", _FINISH), ("take", _TAKE), ("transferred", _TRANSFERRED),
+                ("release", _RELEASE), ("sweep", _SWEEP),
+            )
+        }  # fmt: skip
+
+    def _run(self, name: str, *args, now: float | None = None, wake: bool = False):
+        keys = [self.keys.presence, self.keys.free, self.keys.seen]
+        if wake:
+            keys.append(self.keys.wake)
+            args = (*args, event("presence"))
+        now = time.time() if now is None else now
+        return self._scripts[name](keys=keys, args=[repr(now), *args])
+
+    def _fresh_since(self, now: float | None) -> str:
+        if not self.heartbeat_ttl:
+            return "0"
+        return repr((time.time() if now is None else now) - self.heartbeat_ttl)
+
+    # --- the console's side ----------------------------------------------------------------
+
+    def go_on_line(self, operator_id: int, now: float | None = None):
+        return self._run("on", operator_id, now=now, wake=True)
+
+    def go_off_line(self, operator_id: int, now: float | None = None):
+        return self._run("off", operator_id, now=now, wake=True)
+
+    def heartbeat(self, operator_id: int, now: float | None = None):
+        return self._run("beat", operator_id, now=now)
+
+    def finish(self, operator_id: int, now: float | None = None):
+        """The operator finished their lead: free again."""
+        return self._run("finish", operator_id, now=now, wake=True)
+
+    # --- the engine's side -----------------------------------------------------------------
+
+    def take(self, lead_id: int, preferred: int | None = None, now: float | None = None):
+        """Atomically take a free operator for a customer who answered; returns the
+        operator's id (bytes) or None."""
+        preferred_arg = "" if preferred is None else str(preferred)
+        return self._run("take", self._fresh_since(now), preferred_arg, lead_id, now=now)
+
+    def transferred(self, operator_id: int, succeeded: bool, failure_limit: int,
+                    now: float | None = None):  # fmt: skip
+        return self._run("transferred", operator_id, int(succeeded), failure_limit, now=now)
+
+    def release(self, operator_id: int, now: float | None = None):
+        return self._run("release", operator_id, now=now)
+
+    def sweep(self, wrap_up_timeout: float, now: float | None = None):
+        now = time.time() if now is None else now
+        busy_since = repr(now - wrap_up_timeout) if wrap_up_timeout else "0"
+        return self._run("sweep", self._fresh_since(now), busy_since, now=now)
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def free_count(self):
+        return self.client.zcard(self.keys.free)
+
+    def states(self):
+        """HGETALL of the presence hash; decode it with `decode_all`."""
+        return self.client.hgetall(self.keys.presence)
