@@ -1,0 +1,46 @@
+"""RQ queues and the application context jobs run in.
+
+Two queues (docs/architecture.md): `engines` holds the long-lived engine-host jobs,
+`default` the short ones (lead imports, connection checks, webhooks, report roll-ups).
+A job function takes ids, not objects, and does its work inside `job_context()`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from flask import Flask, current_app, has_app_context
+from rq import Queue
+
+from webapp import bus
+
+DEFAULT = "default"
+ENGINES = "engines"
+
+_worker_app: Flask | None = None
+
+
+def queue(name: str = DEFAULT) -> Queue:
+    """The named queue on the portal's Redis (inside an app context)."""
+    connection = bus.client()
+    if connection is None:
+        raise RuntimeError("background jobs need Redis: set AUTOCALL_REDIS_URL")
+    prefix = current_app.extensions["autocall.config"].redis_prefix
+    return Queue(f"{prefix}{name}", connection=connection)
+
+
+@contextmanager
+def job_context() -> Iterator[Flask]:
+    """The app a job works with: the current one when there is one (a test running the
+    job in its own process), else one built from the environment, once per worker."""
+    global _worker_app
+    if has_app_context():
+        yield current_app._get_current_object()
+        return
+    if _worker_app is None:
+        from webapp import create_app
+
+        _worker_app = create_app()
+    with _worker_app.app_context():
+        yield _worker_app
