@@ -96,6 +96,10 @@ class SIPp:
             self.process.wait(timeout=self.timeout + 10)
         finally:
             self.stop()
+        return self.result()
+
+    def result(self) -> SIPpResult:
+        """What SIPp did so far (after `stop()`, everything it did)."""
 
         def read(kind: str) -> str:
             path = self.files[kind]

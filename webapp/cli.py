@@ -33,6 +33,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     return run_service(config, host=args.host, port=args.port)
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from webapp.config import Config
+    from webapp.launcher import run_workers
+
+    config = Config.from_env()
+    if args.engine_workers is not None:
+        config = replace(config, engine_workers=args.engine_workers)
+    return run_workers(config)
+
+
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
     from webapp.config import VAR_DIR, Config
 
@@ -116,6 +128,20 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--host", default="127.0.0.1", help="address the portal listens on")
     run.add_argument("--port", type=int, default=None, help="portal port (default 5000)")
     run.set_defaults(func=cmd_run)
+
+    worker = sub.add_parser(
+        "worker",
+        help="run this machine's workers: engine hosts, short jobs and the scheduler",
+        description="Starts RQ workers for the `engines` queue (each runs one engine host: "
+        "the dialing engines of up to AUTOCALL_ENGINE_CAPACITY tenants), one worker for the "
+        "`default` queue with RQ's scheduler, and the cron scheduler that keeps enough engine "
+        "hosts enqueued. SIGTERM or Ctrl-C drains the engine hosts: calls in flight end first.",
+    )
+    worker.add_argument(
+        "--engine-workers", type=int, default=None, metavar="N",
+        help="engine-host processes (default AUTOCALL_ENGINE_WORKERS, 1)",
+    )  # fmt: skip
+    worker.set_defaults(func=cmd_worker)
 
     call = sub.add_parser(
         "test-call",

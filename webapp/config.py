@@ -51,6 +51,12 @@ class Config:
     #: set X-Forwarded-For / -Proto; 0 trusts no such header. Rate limits need the real
     #: client address, and Secure cookies need to know the request came over HTTPS.
     trusted_proxies: int = 0
+    #: Tenants one engine host runs at most (each with its own UDP socket and registration).
+    engine_capacity: int = 50
+    #: Local address the engines' SIP sockets bind to (0.0.0.0: any IPv4; :: for IPv6).
+    engine_bind: str = "0.0.0.0"
+    #: Engine-host worker processes `autocall worker` and `autocall run` start.
+    engine_workers: int = 1
 
     @classmethod
     def from_env(
@@ -104,7 +110,8 @@ class Config:
             )
         if self.trusted_proxies < 0:
             raise ConfigError("AUTOCALL_TRUSTED_PROXIES must be 0 or more")
-        for name in ("login_attempts", "login_attempts_per_ip", "login_window_seconds"):
+        for name in ("login_attempts", "login_attempts_per_ip", "login_window_seconds",
+                     "engine_capacity", "engine_workers"):  # fmt: skip
             if getattr(self, name) < 1:
                 raise ConfigError(f"AUTOCALL_{name.upper()} must be at least 1")
 

@@ -1,7 +1,8 @@
 """Runs the whole service on one machine for development and the demo.
 
-Starts a private Redis when none is configured, then the web portal under gunicorn,
-and stops everything cleanly on Ctrl-C (SIGINT) or SIGTERM.
+Starts a private Redis when none is configured, then the web portal under gunicorn and
+the workers (engine hosts, short jobs, the cron scheduler), and stops everything cleanly on
+Ctrl-C (SIGINT) or SIGTERM.
 """
 
 from __future__ import annotations
@@ -52,7 +53,15 @@ def start_private_redis() -> tuple[subprocess.Popen, str]:
     return proc, f"unix://{sock}"
 
 
+def worker_commands(config: Config) -> list[list[str]]:
+    """The worker processes of a deployment: engine hosts, short jobs, the cron scheduler."""
+    python = [sys.executable, "-m", "engine.jobs"]
+    return [*([[*python, "engines"]] * config.engine_workers), [*python, "default"],
+            [*python, "cron"]]  # fmt: skip
+
+
 def run_service(config: Config, host: str, port: int | None) -> int:
+    """`autocall run`: a private Redis when none is configured, the portal and the workers."""
     children: list[subprocess.Popen] = []
     if not config.redis_url:
         redis_proc, redis_url = start_private_redis()
@@ -62,22 +71,26 @@ def run_service(config: Config, host: str, port: int | None) -> int:
 
     env = dict(os.environ, AUTOCALL_REDIS_URL=config.redis_url)
     port = port or config.web_port
-    web = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "-c",
-            "deploy/gunicorn.conf.py",
-            "--bind",
-            f"{host}:{port}",
-            "webapp:create_app()",
-        ],
-        env=env,
-    )
-    children.append(web)
+    web = [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py",
+           "--bind", f"{host}:{port}", "webapp:create_app()"]  # fmt: skip
+    for command in [web, *worker_commands(config)]:
+        children.append(subprocess.Popen(command, env=env))
     print(f"AutoCall Cloud portal: http://{host}:{port}/  (Ctrl-C stops everything)", flush=True)
+    return supervise(children)
 
+
+def run_workers(config: Config) -> int:
+    """`autocall worker`: the worker processes of one machine."""
+    if not config.redis_url:
+        raise SystemExit("autocall worker needs a Redis: set AUTOCALL_REDIS_URL")
+    children = [subprocess.Popen(command) for command in worker_commands(config)]
+    return supervise(children)
+
+
+def supervise(children: list[subprocess.Popen]) -> int:
+    """Wait until a signal or a child's death, then stop all children, newest first.
+
+    Engine hosts drain on SIGTERM (calls in flight end), so they get a long grace time."""
     stopping = False
 
     def stop(signum, frame):
@@ -95,7 +108,7 @@ def run_service(config: Config, host: str, port: int | None) -> int:
                 child.terminate()
         for child in reversed(children):
             try:
-                child.wait(timeout=20)
+                child.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 child.kill()
     failed = [c for c in children if c.returncode not in (0, -signal.SIGTERM)]

@@ -13,10 +13,11 @@ from contextlib import contextmanager
 from flask import Flask, current_app, has_app_context
 from rq import Queue
 
+from engine import jobs
+from engine.jobs import DEFAULT, ENGINES
 from webapp import bus
 
-DEFAULT = "default"
-ENGINES = "engines"
+__all__ = ["DEFAULT", "ENGINES", "job_context", "queue"]
 
 _worker_app: Flask | None = None
 
@@ -26,8 +27,7 @@ def queue(name: str = DEFAULT) -> Queue:
     connection = bus.client()
     if connection is None:
         raise RuntimeError("background jobs need Redis: set AUTOCALL_REDIS_URL")
-    prefix = current_app.extensions["autocall.config"].redis_prefix
-    return Queue(f"{prefix}{name}", connection=connection)
+    return jobs.queue(name, connection, current_app.extensions["autocall.config"].redis_prefix)
 
 
 @contextmanager

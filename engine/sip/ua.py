@@ -335,7 +335,7 @@ class UserAgent:
     async def place_call(
         self,
         target_uri: str,
-        refer_to: str | Callable[[], Awaitable[str | None]],
+        refer_to: str | Callable[[], Awaitable[str | tuple[str, list] | None]],
         *,
         ring_timeout: float = 30.0,
         transfer_timeout: float = 10.0,
@@ -343,8 +343,9 @@ class UserAgent:
         refer_headers: list[tuple[str, str]] = (),
     ) -> Attempt:
         """Dial `target_uri`; when answered, transfer to `refer_to` (a URI, or a coroutine
-        function that picks one at the moment of answer and may return None: no free
-        operator). Returns the attempt's outcome and timings."""
+        function that picks one at the moment of answer, optionally with the REFER's extra
+        headers as `(uri, headers)`, and may return None: no free operator). Returns the
+        attempt's outcome and timings."""
         call = Call(self, target_uri, refer_to, ring_timeout, transfer_timeout, bye_grace,
                     refer_headers)  # fmt: skip
         self._calls[call.call_id] = call
@@ -554,10 +555,13 @@ class Call:
         if refer_to is None:
             await self._bye()
             return self._finish(Outcome.TECHNICAL_ERROR, Detail.NO_FREE_OPERATOR)
+        extra = self.refer_headers
+        if isinstance(refer_to, tuple):  # the picker chose the headers with the target
+            refer_to, extra = refer_to
         attempt.refer_to = refer_to
         headers = dialog.headers("REFER", "")
         headers += [("Contact", self.ua.contact), ("Refer-To", f"<{refer_to}>")]
-        headers += self.refer_headers
+        headers += extra
         refer = asyncio.ensure_future(
             self.ua.transact("REFER", dialog.remote_target, headers, dialog.next_seq)
         )

@@ -1,0 +1,511 @@
+"""One tenant's engine: the loop that ties presence, pacing, leads, the user agent and CDRs.
+
+Each tick (`TICK` seconds, and at once when the portal wakes it: an operator went on line,
+a lead arrived, settings changed) the engine:
+
+1. counts the free operators (engine/presence.py);
+2. asks the pacer how many new calls to start (engine/_pacer.pyx);
+3. claims that many due leads from the database in one transaction (the store marks them
+   `dialing` and opens their attempts), so no lead is ever in two calls at once;
+4. places each call through the user agent; when a customer answers, it takes a free
+   operator (preferring the one who served the lead before), publishes the screen pop and
+   sends REFER to that operator's extension; nobody free: `no_free_operator`;
+5. writes each finished attempt and the lead's next step (reached, retry at the tenant's
+   retry time for the outcome, exhausted) in batches, off the event loop.
+
+The database work is behind `Store` (webapp/services/dialing.py implements it); it runs in
+the host's database thread, so SQL never blocks the SIP timers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from datetime import time as clock
+from functools import lru_cache
+from typing import Protocol
+from zoneinfo import ZoneInfo, available_timezones
+
+from engine.bus import TenantKeys, event
+from engine.formats import FormatError, render_dial_uri, render_refer_headers, render_refer_uri
+from engine.outcomes import Detail, Outcome, TransferResult
+from engine.presence import OFF_LINE, Presence
+from engine.sip.transaction import DEFAULT_TIMERS, Timers
+from engine.sip.ua import Account, Attempt, UserAgent
+
+try:
+    from engine._pacer import Pacer
+except ImportError:  # the extension is not built: the pure-Python twin
+    from engine.pacer import Pacer
+
+log = logging.getLogger(__name__)
+
+#: Seconds between ticks when nothing wakes the engine.
+TICK = 0.1
+#: Seconds between looks for due leads after a look found none. New leads, operators going
+#: on line and settings wake the engine at once; this only finds retries that became due.
+IDLE_POLL = 1.0
+#: Calls in a row that got no response at all before the engine stops dialing and checks
+#: the PBX with a REGISTER: a dead PBX must not burn through the leads as `unavailable`.
+PBX_SILENCE_LIMIT = 3
+#: REFERs refused in a row before the engine says "the PBX refuses REFER".
+REFER_REFUSED_LIMIT = 3
+
+
+# --- what the engine needs from the database -----------------------------------------------
+
+
+@dataclass(frozen=True)
+class TenantSettings:
+    """A snapshot of a tenant's settings, reloaded when the portal says they changed."""
+
+    tenant_id: int
+    account: Account
+    dial_format: str
+    refer_format: str
+    refer_headers: str
+    ring_timeout: float
+    retry_minutes: dict[str, int]
+    max_attempts: int
+    calling_hours: tuple[clock, clock]
+    time_zone: str
+    pacing_mode: str
+    multiplier: float
+    max_concurrent_calls: int
+    max_calls_per_second: int
+    wrap_up_timeout: float
+    failed_transfers_limit: int
+    dialing_enabled: bool
+    #: Active operators: id -> extension.
+    operators: dict[int, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A lead claimed for one attempt: the lead is `dialing`, the attempt is open."""
+
+    lead_id: int
+    attempt_id: int
+    phone: str
+    dialed_uri: str
+    attempts: int  # attempts made, this one included
+    last_operator_id: int | None
+
+
+@dataclass(frozen=True)
+class Finished:
+    """An attempt's CDR and what becomes of its lead."""
+
+    attempt_id: int
+    lead_id: int
+    operator_id: int | None
+    attempt: Attempt
+    lead_status: str
+    next_attempt_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Window:
+    """Where it is calling time now: every zone (`zones` None), or only these zones, and
+    whether the tenant's own zone (for leads without one) is inside its hours."""
+
+    tenant_zone_open: bool
+    zones: tuple[str, ...] | None
+
+
+class Store(Protocol):
+    def settings(self, tenant_id: int) -> TenantSettings | None: ...
+    def recover(self, tenant_id: int, engine: str, settings: TenantSettings) -> int: ...
+    def claim(self, settings: TenantSettings, engine: str, count: int, window: Window,
+              dial_uri: Callable[[str], str]) -> list[Claimed]: ...  # fmt: skip
+    def finish(self, tenant_id: int, finished: list[Finished]) -> int: ...
+    def idle_reason(self, settings: TenantSettings) -> str: ...
+
+
+# --- pure decisions ------------------------------------------------------------------------
+
+
+def lead_after(
+    settings: TenantSettings, attempts: int, attempt: Attempt
+) -> tuple[str, datetime | None]:
+    """What becomes of a lead after an attempt: (status, next attempt time).
+
+    Reached only when the customer answered and was handed to an operator (the outcome is
+    `answered` only then); otherwise the lead is retried after the tenant's retry time for
+    the outcome, until the attempt limit."""
+    if attempt.outcome == Outcome.ANSWERED:
+        return "reached", None
+    if attempts >= settings.max_attempts:
+        return "exhausted", None
+    outcome = attempt.outcome or Outcome.TECHNICAL_ERROR
+    ended = datetime.fromtimestamp(attempt.end_at or time.time(), UTC)
+    return "retry", ended + timedelta(minutes=settings.retry_minutes[outcome])
+
+
+@lru_cache(maxsize=1)
+def _all_zones() -> tuple[tuple[str, ZoneInfo], ...]:
+    return tuple((name, ZoneInfo(name)) for name in sorted(available_timezones()))
+
+
+def _inside(hours: tuple[clock, clock], local: datetime) -> bool:
+    start, end = hours
+    now = local.time()
+    return start <= now < end if start <= end else (now >= start or now < end)
+
+
+def calling_window(settings: TenantSettings, now: datetime) -> Window:
+    """The zones where it is calling time now (customers' local time)."""
+    start, end = settings.calling_hours
+    tenant_open = _inside(settings.calling_hours, now.astimezone(ZoneInfo(settings.time_zone)))
+    if start == end:  # all day
+        return Window(True, None)
+    zones = tuple(name for name, zone in _all_zones() if _inside(settings.calling_hours,
+                                                                 now.astimezone(zone)))  # fmt: skip
+    return Window(tenant_open, None if len(zones) == len(_all_zones()) else zones)
+
+
+def pacing_mode(settings: TenantSettings) -> str:
+    # Predictive pacing is its own issue; until it exists a predictive tenant is paced
+    # progressively, which never abandons a customer.
+    return "multiplier" if settings.pacing_mode == "multiplier" else "progressive"
+
+
+# --- the engine ----------------------------------------------------------------------------
+
+
+class TenantEngine:
+    """The engine of one tenant, run as a task by an engine host."""
+
+    def __init__(self, tenant_id: int, *, store: Store, redis, prefix: str, engine_id: str,
+                 database: Callable, local_host: str = "0.0.0.0",
+                 timers: Timers = DEFAULT_TIMERS, heartbeat_ttl: float | None = None,
+                 register_backoff: float = 30.0, bye_grace: float = 1.0,
+                 idle_poll: float = IDLE_POLL):  # fmt: skip
+        self.tenant_id = tenant_id
+        self.store = store
+        self.redis = redis
+        self.keys = TenantKeys(prefix, tenant_id)
+        self.presence = Presence(redis, self.keys) if heartbeat_ttl is None else Presence(
+            redis, self.keys, heartbeat_ttl)  # fmt: skip
+        self.engine_id = engine_id
+        self.database = database  # awaitable runner of store calls in the database thread
+        self.local_host = local_host
+        self.timers = timers
+        self.register_backoff = register_backoff
+        self.bye_grace = bye_grace
+        self.idle_poll = idle_poll
+        self.claim_at = 0.0  # no look for due leads before this (monotonic seconds)
+        self.settings: TenantSettings | None = None
+        self.ua: UserAgent | None = None
+        self.pacer = None
+        self.calls: set[asyncio.Task] = set()
+        self.done: list[Finished] = []
+        self.wakened = asyncio.Event()
+        self.stopping = False
+        self.reload = True
+        self.reload_operators = False
+        self.pbx_silent = 0
+        self.refer_refused = 0
+        self.state: dict = {}
+        self.window_at = 0.0
+        self.window: Window | None = None
+        self.sweep_at = 0.0
+        self.idle_at = 0.0
+        self.idle_reason = ""
+        self._ua_generation: list[UserAgent] = []
+        self._recheck: asyncio.Future | None = None
+
+    # --- control from the host --------------------------------------------------------------
+
+    def wake(self, reason: str = "") -> None:
+        self.claim_at = 0.0
+        if reason in ("settings", "do_not_call"):
+            self.reload = True
+        elif reason == "operators":
+            self.reload_operators = True
+        self.wakened.set()
+
+    def stop(self) -> None:
+        """Start no new call; run() returns when the calls in flight have ended."""
+        self.stopping = True
+        self.wakened.set()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self.calls)
+
+    # --- the loop ---------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        try:
+            closed = None
+            while not (self.stopping and not self.calls):
+                if self.reload or self.reload_operators:
+                    if not await self._load():
+                        break
+                    if closed is None:
+                        closed = await self.database(self.store.recover, self.tenant_id,
+                                                     self.engine_id, self.settings)  # fmt: skip
+                        if closed:
+                            log.warning("tenant %s: closed %d attempts left by a lost engine",
+                                        self.tenant_id, closed)  # fmt: skip
+                await self._tick()
+                await self._flush()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wakened.wait(), TICK)
+                self.wakened.clear()
+            await self._flush()
+        finally:
+            for task in list(self.calls):
+                task.cancel()
+            await self._flush()
+            for ua in self._ua_generation:
+                await ua.close()
+            self._ua_generation.clear()
+            await self._publish_state({"state": "stopped"})
+
+    async def _load(self) -> bool:
+        """(Re)load the tenant's settings; a changed SIP account gets a new user agent."""
+        settings = await self.database(self.store.settings, self.tenant_id)
+        self.reload = self.reload_operators = False
+        if settings is None or not settings.dialing_enabled:
+            self.stop()
+            return bool(self.calls)  # go on only to see the calls in flight end
+        previous, self.settings = self.settings, settings
+        mode = pacing_mode(settings)
+        if self.pacer is None or previous is None or (
+            (previous.pacing_mode, previous.multiplier, previous.max_concurrent_calls,
+             previous.max_calls_per_second)
+            != (settings.pacing_mode, settings.multiplier, settings.max_concurrent_calls,
+                settings.max_calls_per_second)
+        ):  # fmt: skip
+            self.pacer = Pacer(mode, settings.multiplier, settings.max_concurrent_calls,
+                               float(settings.max_calls_per_second), time.monotonic())  # fmt: skip
+        self.window_at = 0.0
+        if previous is None or previous.account != settings.account:
+            await self._new_user_agent()
+        return True
+
+    async def _new_user_agent(self) -> None:
+        ua = UserAgent(self.settings.account, local_host=self.local_host, timers=self.timers)
+        try:
+            await ua.start()
+        except OSError as error:  # the PBX's name does not resolve, no route...
+            log.warning("tenant %s: cannot reach the PBX: %s", self.tenant_id, error)
+            self.ua = None
+            self._note_problem(f"cannot reach the PBX: {error}")
+            self.reload = True  # try again on the next tick
+            await asyncio.sleep(1.0)
+            return
+        ua.keep_registered(max_backoff=self.register_backoff)
+        old, self.ua = self.ua, ua
+        self._ua_generation.append(ua)
+        if old is not None and not any(getattr(t, "ua", None) is old for t in self.calls):
+            self._ua_generation.remove(old)
+            await old.close()
+
+    def _note_problem(self, text: str) -> None:
+        self.idle_reason = text
+
+    async def _tick(self) -> None:
+        now = time.monotonic()
+        settings = self.settings
+        if settings is None:
+            return
+        if now >= self.sweep_at:
+            self.sweep_at = now + 1.0
+            await self.presence.sweep(settings.wrap_up_timeout)
+            await self._close_idle_user_agents()
+        reason = await self._start_calls(settings, now)
+        await self._publish_state({
+            "state": "stopping" if self.stopping else ("dialing" if not reason else "waiting"),
+            "reason": reason,
+            "in_flight": self.in_flight,
+            "registration": self.ua.registration.state if self.ua else "none",
+            "registration_detail": self.ua.registration.detail if self.ua else "",
+            "engine": self.engine_id,
+        })  # fmt: skip
+
+    async def _start_calls(self, settings: TenantSettings, now: float) -> str:
+        """Start the calls the pacer allows; returns why not dialing ('' when dialing)."""
+        if self.stopping:
+            return "stopping"
+        if self.ua is None:
+            return self.idle_reason or "the PBX cannot be reached"
+        registration = self.ua.registration
+        if registration.state != "registered":
+            self.pbx_silent = 0
+            if registration.state == "failed":
+                return f"registration failed: {registration.detail}"
+            return "registering with the PBX"
+        if self.pbx_silent >= PBX_SILENCE_LIMIT:
+            return "the PBX does not answer calls"
+        free = await self.presence.free_count()
+        if free == 0:
+            return "no operator on line" if not await self.presence.states() else (
+                "no free operator")  # fmt: skip
+        if now < self.claim_at:
+            return self.idle_reason
+        count = self.pacer.calls_to_start(free, self.in_flight, now)
+        if count <= 0:
+            return ""
+        if now >= self.window_at:  # the calling window moves slowly: once a minute
+            self.window_at = now + 60.0
+            self.window = calling_window(settings, datetime.now(UTC))
+        ua = self.ua
+        where = {"host": settings.account.host, "port": settings.account.port,
+                 "server": ua.contact_host}  # fmt: skip
+
+        def dial_uri(phone: str) -> str:
+            return render_dial_uri(settings.dial_format, number=phone.lstrip("+"), **where)
+
+        try:
+            claimed = await self.database(self.store.claim, settings, self.engine_id, count,
+                                          self.window, dial_uri)  # fmt: skip
+        except FormatError as error:
+            return f"the dial format is wrong: {error.message}"
+        # Leads not found: give back the tokens; the next tick asks again.
+        self.pacer.tokens = min(self.pacer.calls_per_second,
+                                self.pacer.tokens + count - len(claimed))  # fmt: skip
+        for lead in claimed:
+            task = asyncio.ensure_future(self._call(ua, settings, lead))
+            task.ua = ua
+            self.calls.add(task)
+            task.add_done_callback(self._call_done)
+        if claimed:
+            return ""
+        self.claim_at = now + self.idle_poll
+        if now >= self.idle_at:
+            self.idle_at = now + 1.0
+            self.idle_reason = await self.database(self.store.idle_reason, settings)
+        return self.idle_reason
+
+    def _call_done(self, task: asyncio.Task) -> None:
+        self.calls.discard(task)
+        self.wakened.set()
+
+    async def _close_idle_user_agents(self) -> None:
+        for ua in list(self._ua_generation):
+            if ua is not self.ua and not any(getattr(t, "ua", None) is ua for t in self.calls):
+                self._ua_generation.remove(ua)
+                await ua.close()
+
+    # --- one call ---------------------------------------------------------------------------
+
+    async def _call(self, ua: UserAgent, settings: TenantSettings, lead: Claimed) -> None:
+        operator: int | None = None
+        where = {"host": settings.account.host, "port": settings.account.port,
+                 "server": ua.contact_host}  # fmt: skip
+
+        async def pick_operator():
+            nonlocal operator
+            taken = await self.presence.take(lead.lead_id, lead.last_operator_id)
+            if taken is None:
+                return None
+            operator = int(taken)
+            extension = self.settings.operators.get(operator)
+            if extension is None:  # added since the last load
+                fresh = await self.database(self.store.settings, self.tenant_id)
+                extension = fresh.operators.get(operator) if fresh else None
+            if extension is None:  # deactivated, or deleted: not a target
+                await self.presence.go_off_line(operator)
+                operator = None
+                return None
+            uri = render_refer_uri(settings.refer_format, extension=extension, **where)
+            headers = render_refer_headers(settings.refer_headers, extension=extension, **where)
+            await self._screen_pop(operator, lead)
+            return uri, headers
+
+        try:
+            attempt = await ua.place_call(lead.dialed_uri, pick_operator,
+                                          ring_timeout=settings.ring_timeout,
+                                          bye_grace=self.bye_grace)  # fmt: skip
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("tenant %s: attempt %s failed", self.tenant_id, lead.attempt_id)
+            attempt = Attempt(lead.dialed_uri, outcome=Outcome.TECHNICAL_ERROR,
+                              end_at=time.time())  # fmt: skip
+        if attempt.detail == Detail.NO_RESPONSE:
+            self.pbx_silent += 1
+            if self.pbx_silent == PBX_SILENCE_LIMIT:  # check the PBX before dialing again
+                ua.registration.state = "registering"
+                self._recheck = asyncio.ensure_future(self._recheck_pbx(ua))
+        elif attempt.sip_code is not None:
+            self.pbx_silent = 0
+        if attempt.detail == Detail.REFER_REFUSED:
+            self.refer_refused += 1
+        elif attempt.transfer_result is not None:
+            self.refer_refused = 0
+        if operator is not None:
+            await self._after_transfer(settings, operator, lead, attempt)
+        status, next_at = lead_after(settings, lead.attempts, attempt)
+        self.done.append(Finished(lead.attempt_id, lead.lead_id, operator, attempt, status,
+                                  next_at))  # fmt: skip
+
+    async def _recheck_pbx(self, ua: UserAgent) -> None:
+        result = await ua.register()
+        if result.state == "registered":
+            self.pbx_silent = 0
+            self.wakened.set()
+
+    async def _after_transfer(self, settings: TenantSettings, operator: int, lead: Claimed,
+                              attempt: Attempt) -> None:  # fmt: skip
+        if attempt.refer_at is None:  # taken, but the customer was gone before the REFER
+            await self.presence.release(operator)
+            return
+        succeeded = attempt.transfer_result in (TransferResult.SUCCEEDED,
+                                                TransferResult.UNCONFIRMED)  # fmt: skip
+        state = await self.presence.transferred(operator, succeeded,
+                                                settings.failed_transfers_limit)  # fmt: skip
+        if not succeeded:
+            await self.redis.publish(self.keys.events, event(
+                "transfer_failed", operator_id=operator, lead_id=lead.lead_id,
+                attempt_id=lead.attempt_id, detail=str(attempt.detail or ""),
+                sip_code=attempt.transfer_sip_code))  # fmt: skip
+            if (state.decode() if isinstance(state, bytes) else state) == OFF_LINE:
+                await self.redis.publish(self.keys.events, event(
+                    "operator_off_line", operator_id=operator,
+                    reason="failed_transfers"))  # fmt: skip
+
+    async def _screen_pop(self, operator: int, lead: Claimed) -> None:
+        payload = event("screen_pop", operator_id=operator, lead_id=lead.lead_id,
+                        attempt_id=lead.attempt_id, at=time.time())  # fmt: skip
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.xadd(self.keys.pops(operator), {"event": payload}, maxlen=100, approximate=True)
+        pipe.publish(self.keys.events, payload)
+        await pipe.execute()
+
+    # --- writing ----------------------------------------------------------------------------
+
+    async def _flush(self) -> None:
+        """Write the finished attempts (one transaction for all that ended since the last)."""
+        if not self.done:
+            return
+        batch, self.done = self.done, []
+        try:
+            await self.database(self.store.finish, self.tenant_id, batch)
+        except Exception:
+            log.exception("tenant %s: could not write %d attempts; will retry",
+                          self.tenant_id, len(batch))  # fmt: skip
+            self.done[:0] = batch
+            await asyncio.sleep(1.0)
+
+    async def _publish_state(self, state: dict) -> None:
+        """The engine's live state and why it is not dialing, for the portal and ops."""
+        if state == self.state:
+            return
+        self.state = state
+        fields = {k: json.dumps(v) for k, v in state.items()}
+        fields["updated_at"] = json.dumps(time.time())
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.delete(self.keys.state)
+        pipe.hset(self.keys.state, mapping=fields)
+        pipe.publish(self.keys.events, event("state", **state))
+        await pipe.execute()

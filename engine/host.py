@@ -1,0 +1,203 @@
+"""An engine host: one asyncio loop that runs the engines of the tenants it holds leases for.
+
+Every `LEASE_TICK` the host renews its leases (`t:{id}:lease`, a Redis string with the host's
+id, PX `lease_ms`), takes leases of tenants that want an engine and have none (`SET NX PX`)
+up to its capacity, and starts a `TenantEngine` for each. A lease it cannot renew (another
+host holds it now) stops that engine at once. A lease that vanished (Redis restarted) is
+simply taken again. Wake messages of the held tenants arrive on one pub/sub connection and
+are handed to their engines.
+
+`stop()` (SIGTERM through the worker) drains: no new calls, the calls in flight end, the
+leases are released, `run()` returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import socket
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from engine.bus import BadEvent, TenantKeys, hosts_key, parse_event
+from engine.dialer import TenantEngine
+
+log = logging.getLogger(__name__)
+
+LEASE_TICK = 1.0
+
+# KEYS: lease. ARGV: host id, lease ms. 1: held (renewed, or taken again after it vanished);
+# 0: another host holds it.
+_RENEW = """
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
+if not holder then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end
+return 0
+"""
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+def new_host_id() -> str:
+    return f"{socket.gethostname()[:32]}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+class EngineHost:
+    def __init__(self, store, redis_url: str, prefix: str, *, capacity: int = 50,
+                 lease_ms: int = 5000, host_id: str | None = None, **engine_options):  # fmt: skip
+        self.store = store
+        self.redis_url = redis_url
+        self.prefix = prefix
+        self.capacity = capacity
+        self.lease_ms = lease_ms
+        self.host_id = host_id or new_host_id()
+        self.engine_options = engine_options
+        self.engines: dict[int, TenantEngine] = {}
+        self.tasks: dict[int, asyncio.Task] = {}
+        self.draining = asyncio.Event()
+        self._channels: dict[bytes, int] = {}  # wake channel -> tenant
+        self._subscribe = asyncio.Event()  # the set of channels changed
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="engine-db")
+
+    def stop(self) -> None:
+        """Drain: start no new call, let calls in flight end, release leases, return."""
+        self.draining.set()
+
+    async def database(self, function, *args):
+        """Run a store call in the host's database thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
+
+    async def run(self, lifetime: float | None = None) -> None:
+        self.redis = aioredis.Redis.from_url(self.redis_url)
+        self._renew = self.redis.register_script(_RENEW)
+        self._release = self.redis.register_script(_RELEASE)
+        self.pubsub = self.redis.pubsub()
+        listener = asyncio.ensure_future(self._listen())
+        ends_at = None if lifetime is None else time.monotonic() + lifetime
+        log.info("engine host %s: started (capacity %d)", self.host_id, self.capacity)
+        try:
+            while not self.draining.is_set():
+                try:
+                    await self._keep_leases()
+                except RedisError as error:
+                    log.warning("engine host %s: Redis: %s", self.host_id, error)
+                if ends_at is not None and time.monotonic() >= ends_at:
+                    break
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.draining.wait(), LEASE_TICK)
+            await self._drain()
+        finally:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError, RedisError):
+                await listener
+            for task in self.tasks.values():
+                task.cancel()
+            with contextlib.suppress(RedisError):
+                await self.redis.zrem(hosts_key(self.prefix), self.host_id)
+            with contextlib.suppress(RedisError):
+                await self.pubsub.aclose()
+            await self.redis.aclose()
+            self._executor.shutdown(wait=True)
+            log.info("engine host %s: stopped", self.host_id)
+
+    async def _keep_leases(self) -> None:
+        await self.redis.zadd(hosts_key(self.prefix), {self.host_id: time.time()})
+        for tenant_id, task in list(self.tasks.items()):
+            if task.done():
+                await self._forget(tenant_id)
+                continue
+            held = await self._renew(keys=[self._keys(tenant_id).lease],
+                                     args=[self.host_id, self.lease_ms])  # fmt: skip
+            if not held:  # another host took it over: stop at once
+                log.warning("engine host %s: lost tenant %s", self.host_id, tenant_id)
+                task.cancel()
+                await self._forget(tenant_id, release=False)
+        wanted = await self.database(self.store.tenants_to_dial)
+        for tenant_id in wanted:
+            if len(self.tasks) >= self.capacity:
+                break
+            if tenant_id in self.tasks:
+                continue
+            lease = self._keys(tenant_id).lease
+            if await self.redis.set(lease, self.host_id, nx=True, px=self.lease_ms):
+                self._start(tenant_id)
+        for tenant_id in set(self.tasks) - set(wanted):
+            self.engines[tenant_id].wake("settings")  # it reloads, sees dialing off, stops
+
+    def _keys(self, tenant_id: int) -> TenantKeys:
+        return TenantKeys(self.prefix, tenant_id)
+
+    def _start(self, tenant_id: int) -> None:
+        engine = TenantEngine(tenant_id, store=self.store, redis=self.redis, prefix=self.prefix,
+                              engine_id=self.host_id, database=self.database,
+                              **self.engine_options)  # fmt: skip
+        self.engines[tenant_id] = engine
+        self.tasks[tenant_id] = asyncio.ensure_future(engine.run())
+        self._channels[self._keys(tenant_id).wake.encode()] = tenant_id
+        self._subscribe.set()
+        log.info("engine host %s: runs tenant %s", self.host_id, tenant_id)
+
+    async def _forget(self, tenant_id: int, release: bool = True) -> None:
+        task = self.tasks.pop(tenant_id)
+        self.engines.pop(tenant_id, None)
+        self._channels.pop(self._keys(tenant_id).wake.encode(), None)
+        self._subscribe.set()
+        if task.done() and not task.cancelled() and task.exception() is not None:
+            log.error("engine host %s: tenant %s engine failed", self.host_id, tenant_id,
+                      exc_info=task.exception())  # fmt: skip
+        if release:
+            with contextlib.suppress(RedisError):
+                await self._release(keys=[self._keys(tenant_id).lease], args=[self.host_id])
+
+    async def _drain(self) -> None:
+        for engine in self.engines.values():
+            engine.stop()
+        if self.tasks:
+            await asyncio.wait(list(self.tasks.values()))
+        for tenant_id in list(self.tasks):
+            await self._forget(tenant_id)
+
+    # --- wake messages ----------------------------------------------------------------------
+
+    async def _listen(self) -> None:
+        """Deliver wake messages to engines; resubscribe after Redis comes back."""
+        subscribed: set[bytes] = set()
+        while True:
+            try:
+                wanted = set(self._channels)
+                if wanted - subscribed:
+                    await self.pubsub.subscribe(*(wanted - subscribed))
+                if subscribed - wanted:
+                    await self.pubsub.unsubscribe(*(subscribed - wanted))
+                subscribed = wanted
+                self._subscribe.clear()
+                if not subscribed:
+                    await self._subscribe.wait()
+                    continue
+                message = await self.pubsub.get_message(ignore_subscribe_messages=True,
+                                                        timeout=0.2)  # fmt: skip
+                if message is None or message["type"] != "message":
+                    continue
+                tenant_id = self._channels.get(message["channel"])
+                engine = self.engines.get(tenant_id)
+                if engine is None:
+                    continue
+                try:
+                    engine.wake(parse_event(message["data"])["type"])
+                except BadEvent as error:
+                    log.warning("tenant %s: ignored a wake message: %s", tenant_id, error)
+            except RedisError as error:
+                log.warning("engine host %s: pub/sub: %s; reconnecting", self.host_id, error)
+                subscribed = set()
+                with contextlib.suppress(RedisError):
+                    await self.pubsub.aclose()
+                self.pubsub = self.redis.pubsub()
+                await asyncio.sleep(0.5)

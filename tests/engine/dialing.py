@@ -1,0 +1,175 @@
+"""Helpers for the engine's tests: tenants that dial a SIPp PBX, an engine host run in a
+thread of the test (its own event loop), and reading back what the engine wrote."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import Callable
+from datetime import time as clock
+
+from sqlalchemy import select
+
+from tests.conftest import PASSWORD, REDIS_PREFIX, REDIS_URL
+from webapp import bus
+from webapp.extensions import db
+from webapp.models import Attempt, Lead, Tenant
+from webapp.services.accounts import create_operator, create_tenant_with_admin
+from webapp.services.leads import NewLead, create_lead
+
+
+def dialing_tenant(app, name: str, pbx, extensions=("101", "102"), **settings) -> tuple[int, dict]:
+    """A tenant with dialing on, its SIP account at the SIPp `pbx`, operators with these
+    extensions (returned as {extension: operator id}), calls of every hour."""
+    slug = name.lower()
+    with app.app_context():
+        admin = create_tenant_with_admin(name, f"admin@{slug}.example", PASSWORD)
+        tenant = admin.tenant
+        values = dict(
+            sip_host=pbx.host, sip_port=pbx.port, sip_username=f"{slug}-trunk",
+            dialing_enabled=True, ring_timeout_seconds=1, pacing_mode="progressive",
+            calling_hours_start=clock(0, 0), calling_hours_end=clock(0, 0),
+            retry_no_answer_minutes=7, retry_busy_minutes=3, retry_unavailable_minutes=11,
+            retry_technical_error_minutes=2, wrap_up_timeout_seconds=0,
+        )  # fmt: skip
+        values.update(settings)
+        for key, value in values.items():
+            setattr(tenant, key, value)
+        operators = {}
+        for extension in extensions:
+            operator = create_operator(tenant, name=f"Operator {extension}",
+                                       email=f"op{extension}@{slug}.example",
+                                       extension=extension, password=PASSWORD,
+                                       team_id=None)  # fmt: skip
+            db.session.flush()
+            operators[extension] = operator.id
+        db.session.commit()
+        return tenant.id, operators
+
+
+def add_leads(app, tenant_id: int, phones) -> list[int]:
+    with app.app_context():
+        tenant = db.session.get(Tenant, tenant_id)
+        return [create_lead(tenant, NewLead(phone=phone))[0].id for phone in phones]
+
+
+def go_on_line(app, tenant_id: int, *operator_ids: int) -> None:
+    """What the console does when an operator presses Go on line."""
+    with app.app_context():
+        for operator_id in operator_ids:
+            bus.presence(tenant_id).go_on_line(operator_id)
+
+
+def set_tenant(app, tenant_id: int, **values) -> None:
+    """Change settings as the portal does: save, then wake the engine."""
+    with app.app_context():
+        tenant = db.session.get(Tenant, tenant_id)
+        for key, value in values.items():
+            setattr(tenant, key, value)
+        db.session.commit()
+        bus.wake_engine(tenant_id, "settings")
+
+
+def engine_state(app, tenant_id: int) -> dict:
+    with app.app_context():
+        raw = bus.client().hgetall(bus.keys(tenant_id).state)
+    return {key.decode(): json.loads(value) for key, value in raw.items()}
+
+
+def finish_as_they_come(app, tenant_id: int, count: int, timeout: float = 30.0) -> None:
+    """Be the operators: finish each lead as soon as it reaches them, until `count`
+    attempts have ended."""
+    from engine.presence import BUSY, decode_all
+
+    deadline = time.monotonic() + timeout
+    while not settled(app, tenant_id, count)():
+        assert time.monotonic() < deadline, f"{count} attempts did not end in {timeout} s"
+        with app.app_context():
+            presence = bus.presence(tenant_id)
+            for operator_id, state in decode_all(presence.states()).items():
+                if state.state == BUSY:
+                    presence.finish(operator_id)
+        time.sleep(0.1)
+
+
+def leads_of(app, tenant_id: int) -> dict[str, Lead]:
+    with app.app_context():
+        rows = db.session.scalars(select(Lead).where(Lead.tenant_id == tenant_id)).all()
+        db.session.expunge_all()
+        return {lead.phone: lead for lead in rows}
+
+
+def attempts_of(app, tenant_id: int) -> list[Attempt]:
+    with app.app_context():
+        rows = db.session.scalars(
+            select(Attempt).where(Attempt.tenant_id == tenant_id).order_by(Attempt.id)
+        ).all()
+        db.session.expunge_all()
+        return rows
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 30.0, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"not within {timeout} s: {what}")
+
+
+def settled(app, tenant_id: int, count: int) -> Callable[[], bool]:
+    """All `count` leads attempted and no attempt in progress."""
+
+    def check() -> bool:
+        attempts = attempts_of(app, tenant_id)
+        leads = leads_of(app, tenant_id).values()
+        return (
+            len({a.lead_id for a in attempts}) >= count
+            and all(a.outcome is not None for a in attempts)
+            and not any(lead.status == "dialing" for lead in leads)
+        )
+
+    return check
+
+
+class HostThread:
+    """An EngineHost running in a thread with its own event loop, like in a worker."""
+
+    def __init__(self, database_url: str, **options):
+        from engine.host import EngineHost
+        from webapp.config import DEV_ENCRYPTION_KEY
+        from webapp.services.dialing import DialingStore
+        from webapp.services.secrets import SecretBox
+
+        self.store = DialingStore(database_url, SecretBox(DEV_ENCRYPTION_KEY))
+        options.setdefault("local_host", "127.0.0.1")
+        self.host = EngineHost(self.store, REDIS_URL, REDIS_PREFIX, **options)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        try:
+            self.loop.run_until_complete(self.host.run())
+        except BaseException as error:  # surfaced by stop()
+            self.error = error
+        finally:
+            self.loop.close()
+
+    def __enter__(self) -> HostThread:
+        self.thread.start()
+        return self
+
+    def stop(self, timeout: float = 30.0) -> None:
+        if self.thread.is_alive():
+            self.loop.call_soon_threadsafe(self.host.stop)
+            self.thread.join(timeout)
+        assert not self.thread.is_alive(), "the engine host did not drain in time"
+        self.store.close()
+        if self.error is not None:
+            raise self.error
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

@@ -1,0 +1,176 @@
+"""The dialing engine end to end: a real engine host, real Redis, the real database (SQLite
+and PostgreSQL), SIPp as the tenant's PBX (tests/sipp/pbx.xml: the last digit of the dialed
+number says how the customer answers)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from tests.engine.dialing import (
+    HostThread,
+    add_leads,
+    attempts_of,
+    dialing_tenant,
+    engine_state,
+    finish_as_they_come,
+    go_on_line,
+    leads_of,
+    set_tenant,
+    settled,
+    wait_until,
+)
+
+ANSWERS, BUSY, NO_ANSWER, UNAVAILABLE = (f"+1555000001{digit}" for digit in "0234")
+
+
+def test_each_outcome_is_recorded_and_retried_after_its_retry_time(app, database_url, pbx):
+    peer = pbx("pbx.xml", calls=50, timeout=60, fill={"ring_ms": 100})
+    tenant_id, operators = dialing_tenant(app, "Acme", peer)
+    add_leads(app, tenant_id, [ANSWERS, BUSY, NO_ANSWER, UNAVAILABLE])
+    go_on_line(app, tenant_id, *operators.values())
+    with HostThread(database_url):
+        wait_until(settled(app, tenant_id, 4), what="four attempts")
+
+    leads = leads_of(app, tenant_id)
+    attempts = {a.lead_id: a for a in attempts_of(app, tenant_id)}
+    assert len(attempts) == 4  # one attempt each, none dialed twice
+
+    reached = attempts[leads[ANSWERS].id]
+    assert (reached.outcome, reached.transfer_result) == ("answered", "succeeded")
+    assert reached.sip_code == 200 and reached.operator_id in operators.values()
+    extension = next(e for e, op in operators.items() if op == reached.operator_id)
+    assert reached.refer_to == f"sip:{extension}@{peer.host}:{peer.port}"
+    assert reached.engine and reached.answer_at and reached.refer_at and reached.end_at
+    assert leads[ANSWERS].status == "reached"
+    assert leads[ANSWERS].last_operator_id == reached.operator_id
+
+    expected = {BUSY: ("busy", 486, 3), NO_ANSWER: ("no_answer", 487, 7),
+                UNAVAILABLE: ("unavailable", 404, 11)}  # fmt: skip
+    for phone, (outcome, code, minutes) in expected.items():
+        lead, attempt = leads[phone], attempts[leads[phone].id]
+        assert (attempt.outcome, attempt.sip_code) == (outcome, code), phone
+        assert (lead.status, lead.last_outcome, lead.attempts) == ("retry", outcome, 1)
+        retry_in = lead.next_attempt_at.replace(tzinfo=None) - attempt.end_at.replace(tzinfo=None)
+        assert abs(retry_in - timedelta(minutes=minutes)) < timedelta(seconds=2), phone
+    assert attempts[leads[NO_ANSWER].id].detail == "ring_timeout"
+
+    peer.stop()
+    assert peer.result().logged("REFER-TO") == [f"{reached.refer_to} FOR sip:{ANSWERS}"]
+
+
+def test_no_free_operator_at_answer_drops_the_customer(app, database_url, pbx):
+    # Multiplier 2 with one operator: two customers answer, one operator to give them to.
+    peer = pbx("pbx.xml", calls=50, timeout=60, fill={"ring_ms": 400})
+    tenant_id, operators = dialing_tenant(
+        app, "Acme", peer, extensions=("101",), pacing_mode="multiplier", call_multiplier=2.0
+    )
+    first, second = "+15550000020", "+15550000030"
+    add_leads(app, tenant_id, [first, second])
+    go_on_line(app, tenant_id, *operators.values())
+    with HostThread(database_url):
+        wait_until(settled(app, tenant_id, 2), what="two attempts")
+
+    attempts = attempts_of(app, tenant_id)
+    assert sorted((a.outcome, a.detail) for a in attempts) == [
+        ("answered", None), ("technical_error", "no_free_operator")]  # fmt: skip
+    dropped = next(a for a in attempts if a.detail == "no_free_operator")
+    assert dropped.answer_at and dropped.refer_at is None and dropped.operator_id is None
+    lead = next(lead for lead in leads_of(app, tenant_id).values() if lead.id == dropped.lead_id)
+    assert (lead.status, lead.last_outcome) == ("retry", "technical_error")
+    peer.stop()
+    assert len(peer.result().logged("REFER-TO")) == 1
+
+
+def overlap(attempts) -> int:
+    """The most attempts that were in progress at the same moment."""
+    edges = sorted([(a.invite_at, 1) for a in attempts] + [(a.end_at, -1) for a in attempts])
+    most = current = 0
+    for _, step in edges:
+        current += step
+        most = max(most, current)
+    return most
+
+
+def test_the_multiplier_holds_the_number_of_calls_in_flight(app, database_url, pbx):
+    # Two free operators x 1.5 = 3 calls at once; nobody answers, so they stay free.
+    peer = pbx("pbx.xml", calls=100, timeout=60, fill={"ring_ms": 0})
+    tenant_id, operators = dialing_tenant(app, "Acme", peer, pacing_mode="multiplier",
+                                          call_multiplier=1.5)  # fmt: skip
+    add_leads(app, tenant_id, [f"+1555000{n:02d}03" for n in range(9)])
+    go_on_line(app, tenant_id, *operators.values())
+    with HostThread(database_url):
+        wait_until(settled(app, tenant_id, 9), what="nine attempts")
+    attempts = attempts_of(app, tenant_id)
+    assert len(attempts) == 9 and {a.outcome for a in attempts} == {"no_answer"}
+    assert overlap(attempts) == 3
+
+
+def test_two_tenants_each_dial_their_own_pbx_and_transfer_to_their_own_operators(
+    app, database_url, pbx
+):
+    peer_a = pbx("pbx.xml", calls=50, timeout=60, fill={"ring_ms": 0})
+    peer_b = pbx("pbx.xml", calls=50, timeout=60, fill={"ring_ms": 0})
+    tenant_a, operators_a = dialing_tenant(app, "Alpha", peer_a, extensions=("101", "102"))
+    tenant_b, operators_b = dialing_tenant(app, "Bravo", peer_b, extensions=("201",))
+    add_leads(app, tenant_a, ["+15550000040", "+15550000050", "+15550000060"])
+    add_leads(app, tenant_b, ["+15550000070", "+15550000080"])
+    go_on_line(app, tenant_a, *operators_a.values())
+    go_on_line(app, tenant_b, *operators_b.values())
+    with HostThread(database_url):
+        # Operators are busy after a transfer until they finish the lead: the console's
+        # "finish" frees them (here the test does it, as an operator would).
+        for tenant, count in ((tenant_a, 3), (tenant_b, 2)):
+            finish_as_they_come(app, tenant, count)
+
+    for tenant, peer, extensions in ((tenant_a, peer_a, ("101", "102")),
+                                     (tenant_b, peer_b, ("201",))):  # fmt: skip
+        attempts = attempts_of(app, tenant)
+        assert {a.outcome for a in attempts} == {"answered"}
+        peer.stop()
+        refers = peer.result().logged("REFER-TO")
+        assert len(refers) == len(attempts)
+        for line in refers:
+            target = line.split(" FOR ")[0]
+            assert target.removeprefix("sip:").split("@")[0] in extensions
+            assert target.endswith(f"@{peer.host}:{peer.port}")
+
+
+def test_numbers_on_the_do_not_call_list_are_never_dialed(app, database_url, pbx):
+    from webapp.extensions import db
+    from webapp.models import Tenant
+    from webapp.services.leads import add_do_not_call
+
+    peer = pbx("pbx.xml", calls=50, timeout=60, fill={"ring_ms": 0})
+    tenant_id, operators = dialing_tenant(app, "Acme", peer)
+    blocked, by_prefix, allowed = "+15550000090", "+15559990010", "+15550000110"
+    with app.app_context():
+        tenant = db.session.get(Tenant, tenant_id)
+        add_do_not_call(tenant, blocked)
+        add_do_not_call(tenant, "+1555999*")
+    add_leads(app, tenant_id, [blocked, by_prefix, allowed])
+    go_on_line(app, tenant_id, *operators.values())
+    with HostThread(database_url):
+        wait_until(settled(app, tenant_id, 1), what="one attempt")
+        wait_until(lambda: leads_of(app, tenant_id)[by_prefix].status == "do_not_call")
+    leads = leads_of(app, tenant_id)
+    assert leads[blocked].status == leads[by_prefix].status == "do_not_call"
+    assert [a.lead_id for a in attempts_of(app, tenant_id)] == [leads[allowed].id]
+
+
+def test_a_new_lead_wakes_the_engine_and_settings_reach_it_at_once(app, database_url, pbx):
+    # The engine looks for due leads on its own only every 10 minutes here: what it dials
+    # sooner, it dials because the portal woke it.
+    peer = pbx("pbx.xml", calls=50, timeout=60, fill={"ring_ms": 0})
+    tenant_id, operators = dialing_tenant(app, "Acme", peer)
+    go_on_line(app, tenant_id, *operators.values())
+    with HostThread(database_url, idle_poll=600):
+        wait_until(lambda: engine_state(app, tenant_id).get("reason") == "no due leads",
+                   what="an idle engine")  # fmt: skip
+        add_leads(app, tenant_id, ["+15550000122"])
+        wait_until(settled(app, tenant_id, 1), timeout=20, what="the new lead dialed")
+        set_tenant(app, tenant_id, dial_format="7{number}@{host}:{port}")
+        add_leads(app, tenant_id, ["+15550000132"])
+        wait_until(settled(app, tenant_id, 2), timeout=20, what="the second lead dialed")
+    first, second = attempts_of(app, tenant_id)
+    assert first.dialed_uri == f"sip:+15550000122@{peer.host}:{peer.port}"
+    assert second.dialed_uri == f"sip:715550000132@{peer.host}:{peer.port}"

@@ -1,0 +1,376 @@
+"""The engine's database work (engine/dialer.py `Store`): settings, claims, CDRs, recovery.
+
+It runs in an engine host's database thread with a plain SQLAlchemy engine (no Flask app
+context), on the models' tables. Each method is one short transaction:
+
+- `claim` marks due leads `dialing` and opens their attempts in the same transaction. On
+  PostgreSQL the candidate rows are locked with `FOR UPDATE SKIP LOCKED`, so two engines
+  racing for one tenant never get the same lead; on SQLite the transaction starts with
+  `BEGIN IMMEDIATE`, which serialises writers. The do-not-call list is checked here, at
+  claim time, in the same transaction: a lead whose number is on it becomes `do_not_call`.
+- `finish` writes CDRs and leads' next steps; an attempt another engine already closed
+  (after taking the tenant over) is left alone: the write is fenced by `outcome IS NULL`.
+- `recover` closes the attempts left open by an engine that is gone (`engine_lost`) and
+  reschedules their leads.
+
+On PostgreSQL every transaction first names its tenant (`autocall.tenant_id`), so the
+row-level security of leads, attempts and the do-not-call list applies to the engine too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import and_, create_engine, event, func, or_, select, text, update
+from sqlalchemy.engine import Connection, Engine
+
+from engine.dialer import Claimed, Finished, TenantSettings, Window
+from engine.outcomes import Detail, Outcome
+from engine.sip.ua import Account
+from webapp.models import Attempt, DoNotCall, Lead, LeadStatus, Operator, Tenant
+from webapp.services.secrets import SecretBox, SecretError
+
+leads = Lead.__table__
+attempts = Attempt.__table__
+do_not_call = DoNotCall.__table__
+DIALABLE = (LeadStatus.NEW.value, LeadStatus.RETRY.value)
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    """SQLite gives naive datetimes back; they are UTC."""
+    if moment is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment
+
+
+def _time(seconds: float | None) -> datetime | None:
+    return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
+
+
+def _proxy(text_: str) -> tuple[str, int] | None:
+    text_ = text_.strip().removeprefix("sip:")
+    if not text_:
+        return None
+    host, _, port = text_.rpartition(":") if text_.count(":") == 1 or "]" in text_ else (
+        text_, "", "")  # fmt: skip
+    return (host.strip("[]"), int(port)) if port.isdigit() else (text_.strip("[]"), 5060)
+
+
+class DialingStore:
+    def __init__(self, database_url: str, secrets: SecretBox):
+        self.secrets = secrets
+        self.sqlite = database_url.startswith("sqlite")
+        if self.sqlite:
+            self.db: Engine = create_engine(database_url, connect_args={"timeout": 30})
+            event.listen(self.db, "connect", _sqlite_connect)
+            event.listen(self.db, "begin", _sqlite_begin_immediate)
+        else:
+            self.db = create_engine(database_url, pool_pre_ping=True, pool_size=2)
+
+    def close(self) -> None:
+        self.db.dispose()
+
+    def _begin(self, tenant_id: int | str):
+        connection = self.db.connect()
+        transaction = connection.begin()
+        if not self.sqlite:
+            connection.execute(text("SELECT set_config('autocall.tenant_id', :t, true)"),
+                               {"t": str(tenant_id)})  # fmt: skip
+        return _Unit(connection, transaction)
+
+    # --- which tenants, and their settings -------------------------------------------------
+
+    def tenants_to_dial(self) -> list[int]:
+        """Tenants whose engine should run: dialing on and a PBX set."""
+        with self._begin("all") as connection:
+            rows = connection.execute(
+                select(Tenant.id).where(Tenant.dialing_enabled.is_(True), Tenant.sip_host != "")
+            )
+            return [row[0] for row in rows]
+
+    def settings(self, tenant_id: int) -> TenantSettings | None:
+        with self._begin(tenant_id) as connection:
+            tenant = connection.execute(
+                select(Tenant.__table__).where(Tenant.id == tenant_id)
+            ).mappings().first()  # fmt: skip
+            if tenant is None:
+                return None
+            operators = connection.execute(
+                select(Operator.id, Operator.extension).where(
+                    Operator.tenant_id == tenant_id, Operator.active.is_(True)
+                )
+            )
+            extensions = {row.id: row.extension for row in operators}
+        password = ""
+        if tenant["sip_password_encrypted"]:
+            try:
+                password = self.secrets.decrypt(tenant["sip_password_encrypted"])
+            except SecretError:
+                password = ""  # registration then fails with "wrong username or password"
+        account = Account(
+            host=tenant["sip_host"], port=tenant["sip_port"], username=tenant["sip_username"],
+            password=password, auth_username=tenant["sip_auth_username"] or None,
+            realm=tenant["sip_realm"] or None,
+            outbound_proxy=_proxy(tenant["sip_outbound_proxy"] or ""),
+        )  # fmt: skip
+        retry = {
+            outcome.value: tenant[f"retry_{outcome.value}_minutes"]
+            for outcome in Outcome
+            if outcome != Outcome.ANSWERED
+        }
+        return TenantSettings(
+            tenant_id=tenant_id, account=account, dial_format=tenant["dial_format"],
+            refer_format=tenant["refer_format"], refer_headers=tenant["refer_headers"] or "",
+            ring_timeout=float(tenant["ring_timeout_seconds"]), retry_minutes=retry,
+            max_attempts=tenant["max_attempts"],
+            calling_hours=(tenant["calling_hours_start"], tenant["calling_hours_end"]),
+            time_zone=tenant["time_zone"], pacing_mode=tenant["pacing_mode"],
+            multiplier=tenant["call_multiplier"],
+            max_concurrent_calls=tenant["max_concurrent_calls"],
+            max_calls_per_second=tenant["max_calls_per_second"],
+            wrap_up_timeout=float(tenant["wrap_up_timeout_seconds"]),
+            failed_transfers_limit=tenant["failed_transfers_limit"],
+            dialing_enabled=bool(tenant["dialing_enabled"]) and bool(tenant["sip_host"]),
+            operators=extensions,
+        )  # fmt: skip
+
+    # --- claiming ----------------------------------------------------------------------------
+
+    def _due(self, settings: TenantSettings, now: datetime, window: Window | None):
+        conditions = [
+            leads.c.tenant_id == settings.tenant_id,
+            leads.c.status.in_(DIALABLE),
+            or_(leads.c.next_attempt_at.is_(None), leads.c.next_attempt_at <= now),
+            leads.c.attempts < settings.max_attempts,
+        ]
+        if window is not None and window.zones is not None:
+            in_hours = leads.c.time_zone.in_(window.zones)
+            if window.tenant_zone_open:
+                in_hours = or_(in_hours, leads.c.time_zone.is_(None))
+            conditions.append(in_hours)
+        elif window is not None and not window.tenant_zone_open:
+            conditions.append(leads.c.time_zone.is_not(None))
+        return and_(*conditions)
+
+    def claim(self, settings: TenantSettings, engine: str, count: int, window: Window,
+              dial_uri: Callable[[str], str]) -> list[Claimed]:  # fmt: skip
+        """Claim up to `count` due leads: new ones first, then by priority and due time."""
+        now = datetime.now(UTC)
+        order = (
+            (leads.c.status == LeadStatus.NEW.value).desc(),
+            leads.c.priority.desc(),
+            leads.c.next_attempt_at,
+            leads.c.id,
+        )
+        query = (
+            select(leads.c.id, leads.c.phone, leads.c.attempts, leads.c.last_operator_id)
+            .where(self._due(settings, now, window))
+            .order_by(*order)
+            .limit(count)
+        )
+        if not self.sqlite:
+            query = query.with_for_update(skip_locked=True, of=leads)
+        with self._begin(settings.tenant_id) as connection:
+            candidates = connection.execute(query).all()
+            if not candidates:
+                return []
+            blocked = self._on_do_not_call(connection, settings.tenant_id,
+                                           [row.phone for row in candidates])  # fmt: skip
+            if blocked:
+                connection.execute(
+                    update(leads)
+                    .where(leads.c.tenant_id == settings.tenant_id,
+                           leads.c.id.in_([r.id for r in candidates if r.phone in blocked]))
+                    .values(status=LeadStatus.DO_NOT_CALL.value)
+                )  # fmt: skip
+            chosen = [row for row in candidates if row.phone not in blocked]
+            if not chosen:
+                return []
+            uris = {row.id: dial_uri(row.phone) for row in chosen}
+            connection.execute(
+                update(leads)
+                .where(leads.c.tenant_id == settings.tenant_id,
+                       leads.c.id.in_([row.id for row in chosen]))
+                .values(status=LeadStatus.DIALING.value, attempts=leads.c.attempts + 1)
+            )  # fmt: skip
+            ids = connection.execute(
+                attempts.insert().returning(attempts.c.id, sort_by_parameter_order=True),
+                [
+                    {"tenant_id": settings.tenant_id, "lead_id": row.id,
+                     "dialed_uri": uris[row.id], "invite_at": now, "engine": engine}
+                    for row in chosen
+                ],
+            ).scalars().all()  # fmt: skip
+        return [
+            Claimed(row.id, attempt_id, row.phone, uris[row.id], row.attempts + 1,
+                    row.last_operator_id)
+            for row, attempt_id in zip(chosen, ids, strict=True)
+        ]  # fmt: skip
+
+    @staticmethod
+    def _on_do_not_call(connection: Connection, tenant_id: int, phones: list[str]) -> set[str]:
+        """The phones among these that the tenant's do-not-call list forbids."""
+        prefixes = {phone[:n] for phone in phones for n in range(2, len(phone) + 1)}
+        entries = connection.execute(
+            select(do_not_call.c.number, do_not_call.c.prefix).where(
+                do_not_call.c.tenant_id == tenant_id, do_not_call.c.number.in_(prefixes)
+            )
+        ).all()
+        if not entries:
+            return set()
+        exact = {e.number for e in entries if not e.prefix}
+        starts = tuple(e.number for e in entries if e.prefix)
+        return {p for p in phones if p in exact or (starts and p.startswith(starts))}
+
+    def idle_reason(self, settings: TenantSettings) -> str:
+        """Why a claim found nothing, in the admin's words."""
+        now = datetime.now(UTC)
+        with self._begin(settings.tenant_id) as connection:
+            due = connection.execute(
+                select(leads.c.id).where(self._due(settings, now, None)).limit(1)
+            ).first()  # fmt: skip
+        return "outside calling hours for the due leads" if due else "no due leads"
+
+    # --- writing results ---------------------------------------------------------------------
+
+    def finish(self, tenant_id: int, finished: list[Finished]) -> int:
+        """Write CDRs and leads' next steps; returns how many were still ours to write."""
+        written = 0
+        with self._begin(tenant_id) as connection:
+            for item in finished:
+                a = item.attempt
+                values = {
+                    "operator_id": item.operator_id,
+                    "refer_to": a.refer_to,
+                    "outcome": (a.outcome or Outcome.TECHNICAL_ERROR).value,
+                    "detail": a.detail.value if a.detail else None,
+                    "sip_code": a.sip_code,
+                    "sip_reason": (a.sip_reason or None) and a.sip_reason[:255],
+                    "ringing_at": _time(a.ringing_at),
+                    "answer_at": _time(a.answer_at),
+                    "refer_at": _time(a.refer_at),
+                    "transfer_result_at": _time(a.transfer_result_at),
+                    "end_at": _time(a.end_at) or datetime.now(UTC),
+                    "transfer_result": a.transfer_result.value if a.transfer_result else None,
+                    "transfer_sip_code": a.transfer_sip_code,
+                    "transfer_sip_reason": (a.transfer_sip_reason or None)
+                    and a.transfer_sip_reason[:255],
+                }
+                if a.invite_at is not None:
+                    values["invite_at"] = _time(a.invite_at)
+                result = connection.execute(
+                    update(attempts)
+                    .where(attempts.c.tenant_id == tenant_id, attempts.c.id == item.attempt_id,
+                           attempts.c.outcome.is_(None))
+                    .values(**values)
+                )  # fmt: skip
+                if result.rowcount != 1:
+                    continue  # closed by the engine that took the tenant over
+                written += 1
+                lead_values = {
+                    "status": item.lead_status,
+                    "next_attempt_at": item.next_attempt_at,
+                    "last_outcome": values["outcome"],
+                }
+                if item.operator_id is not None:
+                    lead_values["last_operator_id"] = item.operator_id
+                connection.execute(
+                    update(leads)
+                    .where(leads.c.tenant_id == tenant_id, leads.c.id == item.lead_id,
+                           leads.c.status == LeadStatus.DIALING.value)
+                    .values(**lead_values)
+                )  # fmt: skip
+        return written
+
+    def recover(self, tenant_id: int, engine: str, settings: TenantSettings) -> int:
+        """Close attempts in progress of engines other than `engine` (`engine_lost`) and
+        put their leads back; also any lead left `dialing` without an open attempt."""
+        now = datetime.now(UTC)
+        retry_at = now + timedelta(minutes=settings.retry_minutes[Outcome.TECHNICAL_ERROR])
+        with self._begin(tenant_id) as connection:
+            lost = connection.execute(
+                select(attempts.c.id, attempts.c.lead_id).where(
+                    attempts.c.tenant_id == tenant_id,
+                    attempts.c.outcome.is_(None),
+                    or_(attempts.c.engine.is_(None), attempts.c.engine != engine),
+                )
+            ).all()
+            if lost:
+                connection.execute(
+                    update(attempts)
+                    .where(attempts.c.tenant_id == tenant_id,
+                           attempts.c.id.in_([row.id for row in lost]),
+                           attempts.c.outcome.is_(None))
+                    .values(outcome=Outcome.TECHNICAL_ERROR.value,
+                            detail=Detail.ENGINE_LOST.value, end_at=now)
+                )  # fmt: skip
+            open_attempt = (
+                select(attempts.c.id)
+                .where(attempts.c.tenant_id == leads.c.tenant_id,
+                       attempts.c.lead_id == leads.c.id, attempts.c.outcome.is_(None))
+                .exists()
+            )  # fmt: skip
+            stranded = and_(
+                leads.c.tenant_id == tenant_id,
+                leads.c.status == LeadStatus.DIALING.value,
+                ~open_attempt,
+            )
+            connection.execute(
+                update(leads)
+                .where(stranded, leads.c.attempts >= settings.max_attempts)
+                .values(status=LeadStatus.EXHAUSTED.value, next_attempt_at=None,
+                        last_outcome=Outcome.TECHNICAL_ERROR.value)
+            )  # fmt: skip
+            connection.execute(
+                update(leads)
+                .where(stranded)
+                .values(status=LeadStatus.RETRY.value, next_attempt_at=retry_at,
+                        last_outcome=Outcome.TECHNICAL_ERROR.value)
+            )  # fmt: skip
+        return len(lost)
+
+    # --- for tests and reports ---------------------------------------------------------------
+
+    def count_leads(self, tenant_id: int) -> dict[str, int]:
+        with self._begin(tenant_id) as connection:
+            rows = connection.execute(
+                select(leads.c.status, func.count())
+                .where(leads.c.tenant_id == tenant_id)
+                .group_by(leads.c.status)
+            )  # fmt: skip
+            return {row[0]: row[1] for row in rows}
+
+
+class _Unit:
+    """A connection with its transaction: commit on success, roll back on error."""
+
+    def __init__(self, connection: Connection, transaction):
+        self.connection = connection
+        self.transaction = transaction
+
+    def __enter__(self) -> Connection:
+        return self.connection
+
+    def __exit__(self, kind, error, tb) -> None:
+        try:
+            if kind is None:
+                self.transaction.commit()
+            else:
+                self.transaction.rollback()
+        finally:
+            self.connection.close()
+
+
+def _sqlite_connect(dbapi_connection, record) -> None:
+    # Transactions are begun by us (BEGIN IMMEDIATE below), not by the driver; WAL lets the
+    # portal read while the engine writes.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.close()
+
+
+def _sqlite_begin_immediate(connection) -> None:
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
