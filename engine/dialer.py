@@ -32,6 +32,8 @@ from functools import lru_cache
 from typing import Protocol
 from zoneinfo import ZoneInfo, available_timezones
 
+from redis.exceptions import RedisError
+
 from engine.bus import TenantKeys, event
 from engine.formats import FormatError, render_dial_uri, render_refer_headers, render_refer_uri
 from engine.outcomes import Detail, Outcome, TransferResult
@@ -255,7 +257,11 @@ class TenantEngine:
                         if closed:
                             log.warning("tenant %s: closed %d attempts left by a lost engine",
                                         self.tenant_id, closed)  # fmt: skip
-                await self._tick()
+                try:
+                    await self._tick()
+                except RedisError as error:  # Redis restarting: the database still holds
+                    log.warning("tenant %s: Redis: %s", self.tenant_id, error)
+                    await asyncio.sleep(0.5)
                 await self._flush()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.wakened.wait(), TICK)
@@ -268,7 +274,8 @@ class TenantEngine:
             for ua in self._ua_generation:
                 await ua.close()
             self._ua_generation.clear()
-            await self._publish_state({"state": "stopped"})
+            with contextlib.suppress(RedisError):
+                await self._publish_state({"state": "stopped"})
 
     async def _load(self) -> bool:
         """(Re)load the tenant's settings; a changed SIP account gets a new user agent."""
@@ -405,7 +412,11 @@ class TenantEngine:
 
         async def pick_operator():
             nonlocal operator
-            taken = await self.presence.take(lead.lead_id, lead.last_operator_id)
+            try:
+                taken = await self.presence.take(lead.lead_id, lead.last_operator_id)
+            except RedisError as error:  # nobody can be taken: the customer is let go
+                log.warning("tenant %s: no operator taken: %s", self.tenant_id, error)
+                return None
             if taken is None:
                 return None
             operator = int(taken)
@@ -419,7 +430,10 @@ class TenantEngine:
                 return None
             uri = render_refer_uri(settings.refer_format, extension=extension, **where)
             headers = render_refer_headers(settings.refer_headers, extension=extension, **where)
-            await self._screen_pop(operator, lead)
+            try:
+                await self._screen_pop(operator, lead)
+            except RedisError as error:  # the console asks for what it missed on reconnect
+                log.warning("tenant %s: screen pop not sent: %s", self.tenant_id, error)
             return uri, headers
 
         try:
@@ -444,16 +458,23 @@ class TenantEngine:
         elif attempt.transfer_result is not None:
             self.refer_refused = 0
         if operator is not None:
-            await self._after_transfer(settings, operator, lead, attempt)
+            try:
+                await self._after_transfer(settings, operator, lead, attempt)
+            except RedisError as error:  # the console re-publishes presence when Redis is back
+                log.warning("tenant %s: operator %s not updated: %s", self.tenant_id,
+                            operator, error)  # fmt: skip
         status, next_at = lead_after(settings, lead.attempts, attempt)
         self.done.append(Finished(lead.attempt_id, lead.lead_id, operator, attempt, status,
                                   next_at))  # fmt: skip
 
     async def _recheck_pbx(self, ua: UserAgent) -> None:
-        result = await ua.register()
-        if result.state == "registered":
-            self.pbx_silent = 0
-            self.wakened.set()
+        """REGISTER until the PBX answers again, then dial again."""
+        backoff = 0.5
+        while (await ua.register()).state != "registered":
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, self.register_backoff)
+        self.pbx_silent = 0
+        self.wakened.set()
 
     async def _after_transfer(self, settings: TenantSettings, operator: int, lead: Claimed,
                               attempt: Attempt) -> None:  # fmt: skip

@@ -136,8 +136,11 @@ class EngineHost:
         return TenantKeys(self.prefix, tenant_id)
 
     def _start(self, tenant_id: int) -> None:
+        # Each engine run has an id of its own: the attempts it opens carry it, and an
+        # engine starting for the tenant closes every open attempt that is not its own.
+        engine_id = f"{self.host_id}/{secrets.token_hex(3)}"
         engine = TenantEngine(tenant_id, store=self.store, redis=self.redis, prefix=self.prefix,
-                              engine_id=self.host_id, database=self.database,
+                              engine_id=engine_id, database=self.database,
                               **self.engine_options)  # fmt: skip
         self.engines[tenant_id] = engine
         self.tasks[tenant_id] = asyncio.ensure_future(engine.run())

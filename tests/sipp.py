@@ -48,11 +48,11 @@ class SIPp:
 
     def __init__(self, scenario: str, workdir: Path, *, calls: int = 1, timeout: float = 30,
                  fill: dict[str, str] | None = None, extra: list[str] = (),
-                 host: str = "127.0.0.1"):  # fmt: skip
+                 host: str = "127.0.0.1", port: int | None = None):  # fmt: skip
         binary = shutil.which("sipp")
         assert binary, "SIPp is not installed: ./dev test installs Debian's sip-tester"
         self.host = host  # 127.0.0.1 or ::1: loopback only
-        self.port = free_udp_port(host)
+        self.port = port or free_udp_port(host)
         self.address = (host, self.port)
         self.workdir = workdir
         name = Path(scenario).stem

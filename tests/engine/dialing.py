@@ -110,13 +110,14 @@ def attempts_of(app, tenant_id: int) -> list[Attempt]:
         return rows
 
 
-def wait_until(condition: Callable[[], bool], timeout: float = 30.0, what: str = "") -> None:
+def wait_until(condition: Callable[[], bool], timeout: float = 30.0,
+               what: str | Callable[[], str] = "") -> None:  # fmt: skip
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():
             return
         time.sleep(0.1)
-    raise AssertionError(f"not within {timeout} s: {what}")
+    raise AssertionError(f"not within {timeout} s: {what() if callable(what) else what}")
 
 
 def settled(app, tenant_id: int, count: int) -> Callable[[], bool]:
@@ -137,7 +138,7 @@ def settled(app, tenant_id: int, count: int) -> Callable[[], bool]:
 class HostThread:
     """An EngineHost running in a thread with its own event loop, like in a worker."""
 
-    def __init__(self, database_url: str, **options):
+    def __init__(self, database_url: str, redis_url: str = REDIS_URL, **options):
         from engine.host import EngineHost
         from webapp.config import DEV_ENCRYPTION_KEY
         from webapp.services.dialing import DialingStore
@@ -145,7 +146,7 @@ class HostThread:
 
         self.store = DialingStore(database_url, SecretBox(DEV_ENCRYPTION_KEY))
         options.setdefault("local_host", "127.0.0.1")
-        self.host = EngineHost(self.store, REDIS_URL, REDIS_PREFIX, **options)
+        self.host = EngineHost(self.store, redis_url, REDIS_PREFIX, **options)
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, daemon=True)
 

@@ -1,0 +1,210 @@
+"""Crash safety: the database is the source of truth. A host killed with SIGKILL in the
+middle of calls, Redis restarted, the PBX gone for a while: every lead ends in a correct
+state, no lead is ever in two calls at once, no attempt is lost.
+
+The engine hosts here are real RQ workers (`python -m engine.jobs engines`) fed by the
+same `ensure_hosts` job the cron scheduler runs, against a Redis of the test's own (so it
+can be restarted without disturbing anything else)."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from engine.sip.transaction import Timers
+from tests.conftest import REDIS_PREFIX
+from tests.engine.dialing import (
+    HostThread,
+    add_leads,
+    attempts_of,
+    dialing_tenant,
+    engine_state,
+    go_on_line,
+    leads_of,
+    settled,
+    wait_until,
+)
+
+
+class PrivateRedis:
+    def __init__(self, workdir):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.workdir = workdir
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.start()
+
+    def start(self) -> None:
+        command = [shutil.which("redis-server"), "--port", str(self.port), "--bind", "127.0.0.1",
+                   "--save", "", "--appendonly", "no", "--dir", str(self.workdir)]  # fmt: skip
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            time.sleep(0.02)
+        raise AssertionError("redis-server did not start")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+
+    def restart(self) -> None:
+        """Everything in Redis is gone: leases, presence, queues."""
+        self.stop()
+        self.start()
+
+
+@pytest.fixture
+def private_redis(tmp_path):
+    server = PrivateRedis(tmp_path)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def config_overrides(private_redis):
+    return {"redis_url": private_redis.url}
+
+
+class Worker:
+    """`python -m engine.jobs engines` in its own process group (kill -9 takes the horse too)."""
+
+    def __init__(self, database_url: str, redis_url: str, workdir):
+        env = dict(os.environ, AUTOCALL_DATABASE_URL=database_url, AUTOCALL_REDIS_URL=redis_url,
+                   AUTOCALL_REDIS_PREFIX=REDIS_PREFIX, AUTOCALL_ENGINE_BIND="127.0.0.1",
+                   AUTOCALL_ENV="testing")  # fmt: skip
+        self.env = env
+        self.log = open(workdir / f"worker-{time.monotonic_ns()}.log", "w")  # noqa: SIM115
+        self.process = subprocess.Popen([sys.executable, "-m", "engine.jobs", "engines"],
+                                        env=env, stdout=self.log, stderr=subprocess.STDOUT,
+                                        start_new_session=True)  # fmt: skip
+
+    def enqueue_hosts(self) -> None:
+        """What the cron scheduler does every few seconds."""
+        code = "from engine.jobs import ensure_hosts; print(ensure_hosts())"
+        subprocess.run([sys.executable, "-c", code], env=self.env, check=True, timeout=30)
+
+    def kill(self, redis_url: str) -> None:
+        """SIGKILL the worker and the engine hosts it runs (each in a work horse of its own
+        process group: RQ forks it so)."""
+        import redis
+
+        from engine.bus import hosts_key
+
+        connection = redis.Redis.from_url(redis_url)
+        for host_id in connection.zrange(hosts_key(REDIS_PREFIX), 0, -1):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(host_id.decode().split(":")[1]), signal.SIGKILL)
+        connection.close()
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)  # warm: the host drains
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+        self.log.close()
+
+
+def in_progress(app, tenant_id: int) -> int:
+    return sum(a.outcome is None for a in attempts_of(app, tenant_id))
+
+
+def never_twice_at_once(attempts) -> None:
+    by_lead: dict[int, list] = {}
+    for attempt in attempts:
+        by_lead.setdefault(attempt.lead_id, []).append(attempt)
+    for lead_attempts in by_lead.values():
+        ordered = sorted(lead_attempts, key=lambda a: a.invite_at)
+        for earlier, later in itertools.pairwise(ordered):
+            assert earlier.end_at <= later.invite_at, "a lead was in two calls at once"
+
+
+def test_kill_9_a_host_mid_call_and_restart_redis(app, database_url, pbx, private_redis,
+                                                   tmp_path):  # fmt: skip
+    peer = pbx("pbx.xml", calls=200, timeout=120, fill={"ring_ms": 2000})
+    tenant_id, operators = dialing_tenant(app, "Acme", peer, pacing_mode="multiplier",
+                                          call_multiplier=2.0, wrap_up_timeout_seconds=1,
+                                          retry_technical_error_minutes=0,
+                                          ring_timeout_seconds=10)  # fmt: skip
+    phones = [f"+1555000{n:02d}00" for n in range(8)]
+    add_leads(app, tenant_id, phones)
+    go_on_line(app, tenant_id, *operators.values())
+
+    first = Worker(database_url, private_redis.url, tmp_path)
+    try:
+        first.enqueue_hosts()
+        wait_until(lambda: in_progress(app, tenant_id) >= 2, what="calls in flight")
+        first.kill(private_redis.url)  # SIGKILL, in the middle of ringing calls
+    finally:
+        first.stop()
+    lost = in_progress(app, tenant_id)
+    assert lost >= 2
+
+    private_redis.restart()  # leases, presence and queues are gone
+    go_on_line(app, tenant_id, *operators.values())  # consoles publish their presence again
+    second = Worker(database_url, private_redis.url, tmp_path)
+    try:
+        second.enqueue_hosts()
+        wait_until(
+            settled(app, tenant_id, len(phones)),
+            timeout=60,
+            what=lambda: f"all leads attempted: {engine_state(app, tenant_id)}",
+        )
+        wait_until(lambda: all(lead.status == "reached"
+                               for lead in leads_of(app, tenant_id).values()),
+                   timeout=60, what="every lead reached")  # fmt: skip
+    finally:
+        second.stop()
+
+    attempts = attempts_of(app, tenant_id)
+    engine_lost = [a for a in attempts if a.detail == "engine_lost"]
+    assert len(engine_lost) == lost  # every attempt of the dead host closed, none forgotten
+    assert all(a.outcome == "technical_error" and a.end_at for a in engine_lost)
+    assert len({a.engine for a in attempts}) == 2  # the dead host's, and its successor's
+    never_twice_at_once(attempts)
+    assert all(a.outcome is not None for a in attempts)
+
+
+def test_a_pbx_gone_for_a_while_loses_no_lead(app, database_url, pbx, private_redis):
+    """The engine stops dialing after a few calls get no response, checks the PBX with
+    REGISTER, and dials again when it answers; no lead is lost or dialed twice at once."""
+    peer = pbx("pbx.xml", calls=200, timeout=120, fill={"ring_ms": 0})
+    tenant_id, operators = dialing_tenant(app, "Acme", peer, wrap_up_timeout_seconds=1,
+                                          retry_unavailable_minutes=0)  # fmt: skip
+    phones = [f"+1555000{n:02d}10" for n in range(10)]
+    go_on_line(app, tenant_id, *operators.values())
+    short = Timers(t1=0.05, t2=0.2, t4=0.2)
+    with HostThread(database_url, private_redis.url, timers=short, register_backoff=0.5):
+        wait_until(lambda: engine_state(app, tenant_id).get("registration") == "registered")
+        peer.stop()  # the PBX is gone
+        add_leads(app, tenant_id, phones)
+        wait_until(lambda: engine_state(app, tenant_id).get("reason", "").startswith(
+            ("the PBX does not answer", "registration failed")), timeout=30,
+            what="the engine notices")  # fmt: skip
+        silent = len(attempts_of(app, tenant_id))
+        back = pbx("pbx.xml", calls=200, timeout=120, fill={"ring_ms": 0}, port=peer.port)
+        wait_until(lambda: all(lead.status == "reached"
+                               for lead in leads_of(app, tenant_id).values()),
+                   timeout=60, what="every lead reached once the PBX is back")  # fmt: skip
+        back.stop()
+    attempts = attempts_of(app, tenant_id)
+    unanswered = [a for a in attempts if a.outcome != "answered"]
+    assert silent <= 3 + 2 and len(unanswered) == silent  # it stopped after a few
+    assert {(a.outcome, a.detail) for a in unanswered} <= {("unavailable", "no_response")}
+    never_twice_at_once(attempts)
