@@ -1,0 +1,85 @@
+"""Operators' presence: the Lua scripts against the real Redis."""
+
+from __future__ import annotations
+
+import redis
+
+from engine.bus import TenantKeys
+from engine.presence import BUSY, FREE, TRANSFERRING, Presence, decode_all
+from tests.conftest import REDIS_PREFIX, REDIS_URL
+
+
+def presence(heartbeat_ttl: float = 45.0) -> Presence:
+    return Presence(redis.Redis.from_url(REDIS_URL), TenantKeys(REDIS_PREFIX, 7), heartbeat_ttl)
+
+
+def states(p: Presence) -> dict:
+    return {op: s.state for op, s in decode_all(p.states()).items()}
+
+
+def test_the_longest_free_operator_is_taken_unless_the_preferred_one_is_free():
+    p = presence()
+    p.go_on_line(1, now=100.0)
+    p.go_on_line(2, now=101.0)
+    p.go_on_line(3, now=102.0)
+    assert p.take(lead_id=50, now=103.0) == b"1"  # free the longest
+    assert p.take(lead_id=51, preferred=3, now=103.0) == b"3"  # served this lead before
+    assert p.take(lead_id=52, preferred=1, now=103.0) == b"2"  # 1 is not free: anyone
+    assert p.take(lead_id=53, now=103.0) is None
+    assert states(p) == {1: TRANSFERRING, 2: TRANSFERRING, 3: TRANSFERRING}
+    assert decode_all(p.states())[3].lead_id == 51
+
+
+def test_a_transfer_makes_the_operator_busy_and_finishing_frees_them():
+    p = presence()
+    p.go_on_line(1, now=100.0)
+    p.take(lead_id=9, now=101.0)
+    assert p.transferred(1, True, failure_limit=3, now=102.0) == b"busy"
+    assert p.free_count() == 0 and states(p) == {1: BUSY}
+    p.finish(1, now=110.0)
+    assert states(p) == {1: FREE} and p.free_count() == 1
+
+
+def test_failed_transfers_in_a_row_take_the_operator_off_line():
+    p = presence()
+    p.go_on_line(1, now=100.0)
+    for _ in range(2):
+        p.take(lead_id=9, now=101.0)
+        assert p.transferred(1, False, failure_limit=3, now=102.0) == b"free"
+    p.take(lead_id=9, now=103.0)
+    assert p.transferred(1, True, failure_limit=3, now=104.0) == b"busy"  # the count resets
+    p.finish(1, now=105.0)
+    for expected in (b"free", b"free", b"off_line"):
+        p.take(lead_id=9, now=106.0)
+        assert p.transferred(1, False, failure_limit=3, now=107.0) == expected
+    assert states(p) == {}
+
+
+def test_a_quiet_console_leaves_no_ghost_and_busy_operators_are_freed_after_wrap_up():
+    p = presence(heartbeat_ttl=30.0)
+    p.go_on_line(1, now=100.0)
+    p.go_on_line(2, now=100.0)
+    p.take(lead_id=9, preferred=2, now=100.0)
+    p.transferred(2, True, failure_limit=0, now=100.0)
+    p.heartbeat(2, now=125.0)
+    # Operator 1's tab closed at 100: not taken at 131, and off line.
+    assert p.take(lead_id=10, now=131.0) is None
+    assert states(p) == {2: BUSY}
+    p.heartbeat(2, now=150.0)
+    assert p.sweep(wrap_up_timeout=60.0, now=155.0) == []
+    assert p.sweep(wrap_up_timeout=60.0, now=161.0) == [b"2", b"free"]
+    assert states(p) == {2: FREE}
+
+
+def test_going_on_line_wakes_the_engine_and_again_keeps_the_state():
+    p = presence()
+    listener = p.client.pubsub()
+    listener.subscribe(p.keys.wake)
+    listener.get_message(timeout=1)  # the subscription itself
+    p.go_on_line(1, now=100.0)
+    message = listener.get_message(timeout=1)
+    assert message and b'"type":"presence"' in message["data"]
+    p.take(lead_id=9, now=101.0)
+    p.go_on_line(1, now=102.0)  # the console reconnects: the operator stays transferring
+    assert states(p) == {1: TRANSFERRING}
+    listener.close()
