@@ -138,7 +138,8 @@ def settled(app, tenant_id: int, count: int) -> Callable[[], bool]:
 class HostThread:
     """An EngineHost running in a thread with its own event loop, like in a worker."""
 
-    def __init__(self, database_url: str, redis_url: str = REDIS_URL, **options):
+    def __init__(self, database_url: str, redis_url: str = REDIS_URL,
+                 prefix: str = REDIS_PREFIX, **options):  # fmt: skip
         from engine.host import EngineHost
         from webapp.config import DEV_ENCRYPTION_KEY
         from webapp.services.dialing import DialingStore
@@ -146,7 +147,7 @@ class HostThread:
 
         self.store = DialingStore(database_url, SecretBox(DEV_ENCRYPTION_KEY))
         options.setdefault("local_host", "127.0.0.1")
-        self.host = EngineHost(self.store, redis_url, REDIS_PREFIX, **options)
+        self.host = EngineHost(self.store, redis_url, prefix, **options)
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, daemon=True)
 
