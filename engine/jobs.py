@@ -127,8 +127,10 @@ def main(argv: list[str] | None = None) -> int:
     elif kind == "cron":
         from rq.cron import CronScheduler
 
+        from engine import jobs  # by its module name: `python -m` runs this as __main__
+
         cron = CronScheduler(connection=connection)
-        cron.register(ensure_hosts, f"{config.redis_prefix}{DEFAULT}", interval=ENSURE_EVERY)
+        cron.register(jobs.ensure_hosts, f"{config.redis_prefix}{DEFAULT}", interval=ENSURE_EVERY)
         cron.start()
     else:
         print("usage: python -m engine.jobs engines|default|cron", file=sys.stderr)
