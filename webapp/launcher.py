@@ -63,9 +63,10 @@ def worker_commands(config: Config) -> list[list[str]]:
 def run_service(config: Config, host: str, port: int | None) -> int:
     """`autocall run`: a private Redis when none is configured, the portal and the workers."""
     children: list[subprocess.Popen] = []
+    services: list[subprocess.Popen] = []  # stopped after the others, which use them
     if not config.redis_url:
         redis_proc, redis_url = start_private_redis()
-        children.append(redis_proc)
+        services.append(redis_proc)
         config = replace(config, redis_url=redis_url)
         print(f"Private Redis at {redis_url}", flush=True)
 
@@ -76,7 +77,7 @@ def run_service(config: Config, host: str, port: int | None) -> int:
     for command in [web, *worker_commands(config)]:
         children.append(subprocess.Popen(command, env=env))
     print(f"AutoCall Cloud portal: http://{host}:{port}/  (Ctrl-C stops everything)", flush=True)
-    return supervise(children)
+    return supervise(children, services)
 
 
 def run_workers(config: Config) -> int:
@@ -87,8 +88,9 @@ def run_workers(config: Config) -> int:
     return supervise(children)
 
 
-def supervise(children: list[subprocess.Popen]) -> int:
-    """Wait until a signal or a child's death, then stop all children, newest first.
+def supervise(children: list[subprocess.Popen], services: list[subprocess.Popen] = ()) -> int:
+    """Wait until a signal or a child's death, then stop the children, and then the
+    services they use (the private Redis).
 
     Engine hosts drain on SIGTERM (calls in flight end), so they get a long grace time."""
     stopping = False
@@ -100,16 +102,17 @@ def supervise(children: list[subprocess.Popen]) -> int:
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     try:
-        while not stopping and all(child.poll() is None for child in children):
+        while not stopping and all(c.poll() is None for c in [*children, *services]):
             time.sleep(0.2)
     finally:
-        for child in reversed(children):
-            if child.poll() is None:
-                child.terminate()
-        for child in reversed(children):
-            try:
-                child.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                child.kill()
-    failed = [c for c in children if c.returncode not in (0, -signal.SIGTERM)]
+        for group in (children, services):
+            for child in reversed(group):
+                if child.poll() is None:
+                    child.terminate()
+            for child in reversed(group):
+                try:
+                    child.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    child.kill()
+    failed = [c for c in [*children, *services] if c.returncode not in (0, -signal.SIGTERM)]
     return 1 if failed and not stopping else 0
