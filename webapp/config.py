@@ -51,6 +51,11 @@ class Config:
     #: set X-Forwarded-For / -Proto; 0 trusts no such header. Rate limits need the real
     #: client address, and Secure cookies need to know the request came over HTTPS.
     trusted_proxies: int = 0
+    #: Where uploaded CSV files wait for the import job; the web processes and the workers
+    #: must both reach it (one machine, or a shared volume). Each file is deleted after import.
+    upload_dir: str = str(VAR_DIR / "uploads")
+    #: The largest CSV file of leads the portal takes, in megabytes.
+    import_max_megabytes: int = 50
 
     @classmethod
     def from_env(
@@ -104,7 +109,12 @@ class Config:
             )
         if self.trusted_proxies < 0:
             raise ConfigError("AUTOCALL_TRUSTED_PROXIES must be 0 or more")
-        for name in ("login_attempts", "login_attempts_per_ip", "login_window_seconds"):
+        for name in (
+            "login_attempts",
+            "login_attempts_per_ip",
+            "login_window_seconds",
+            "import_max_megabytes",
+        ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"AUTOCALL_{name.upper()} must be at least 1")
 
