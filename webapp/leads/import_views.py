@@ -78,7 +78,7 @@ def import_upload():
             except imports.ImportFileError as error:
                 form.file.errors.append(str(error))
             else:
-                return redirect(url_for("leads.import_mapping", token=upload.token))
+                return redirect(url_for("leads.import_mapping", upload_id=upload.token))
     return render_template("leads/import_upload.html", form=form)
 
 
@@ -104,11 +104,11 @@ def _mapping_errors(mapping: list[str]) -> list[str]:
     return errors
 
 
-@bp.route("/import/<token>", methods=["GET", "POST"])
+@bp.route("/import/<upload_id>", methods=["GET", "POST"])
 @tenant_writer
-def import_mapping(token: str):
+def import_mapping(upload_id: str):
     tenant = current_tenant()
-    upload = imports.find_upload(tenant.id, token)
+    upload = imports.find_upload(tenant.id, upload_id)
     if upload is None:
         abort(404)
     if upload.job_id:  # already started (a second click, the back button)
@@ -121,7 +121,7 @@ def import_mapping(token: str):
     mapping = [column.data or "" for column in columns]
     errors = _mapping_errors(mapping) if form.is_submitted() else []
     if form.validate_on_submit() and not errors and "start" in request.form:
-        job = jobs.start("import", tenant.id, imports.import_leads, tenant.id, token, mapping,
+        job = jobs.start("import", tenant.id, imports.import_leads, tenant.id, upload_id, mapping,
                          header, timeout=3600)  # fmt: skip
         imports.mark_started(upload, job.id)
         return redirect(url_for("leads.import_job", job_id=job.id))
