@@ -67,7 +67,8 @@ def add():
     form = EntryForm()
     if form.validate_on_submit():
         try:
-            entry = add_do_not_call(current_tenant(), form.number.data, (form.note.data or "").strip())
+            note = (form.note.data or "").strip()
+            entry = add_do_not_call(current_tenant(), form.number.data, note)
         except LeadError as error:
             form.number.errors.append(error.message)
         else:
