@@ -107,3 +107,10 @@ def test_the_list_shows_only_the_own_tenant(app, client, auth, tenant_a, tenant_
         assert "+12125550999" not in client.get("/do-not-call/", query_string=query).get_data(
             as_text=True
         )
+
+
+def test_the_page_speaks_russian(client, admin):
+    client.get("/lang/ru")
+    page = client.get("/do-not-call/").get_data(as_text=True)
+    assert "Стоп-лист" in page and "Добавить номер или префикс" in page
+    assert "Импорт из файла CSV" in client.get("/leads/").get_data(as_text=True)
