@@ -110,7 +110,8 @@ def _sip_page(form: SipAccountForm, call_form: TestCallForm):
         )  # fmt: skip
     check = jobs.find(request.args.get("check", ""), checks.KIND)
     state = jobs.state(check) if check is not None else None
-    ok, words = checks.describe(check.return_value()) if state == "done" else (None, [])
+    result = check.return_value() if state == "done" else None
+    ok, words = checks.describe(result) if result else (None, [])
     return render_template(
         "settings/sip.html", form=form, call_form=call_form, tenant=tenant,
         editable=can_change(), check=check, check_state=state, check_ok=ok, check_words=words,
