@@ -50,7 +50,18 @@ def create_app(config: Config | dict | None = None) -> Flask:
     tenancy.init_app(app)
     security.init_app(app)
 
-    from webapp import auth, console, health, leads, operators, pages, people, settings, staff
+    from webapp import (
+        auth,
+        console,
+        donotcall,
+        health,
+        leads,
+        operators,
+        pages,
+        people,
+        settings,
+        staff,
+    )
 
     app.register_blueprint(health.bp)
     app.register_blueprint(pages.bp)
@@ -59,6 +70,7 @@ def create_app(config: Config | dict | None = None) -> Flask:
     app.register_blueprint(operators.bp)
     app.register_blueprint(people.bp)
     app.register_blueprint(leads.bp)
+    app.register_blueprint(donotcall.bp)
     app.register_blueprint(console.bp)
     app.register_blueprint(staff.bp)
     return app

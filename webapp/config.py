@@ -57,6 +57,11 @@ class Config:
     engine_bind: str = "0.0.0.0"
     #: Engine-host worker processes `autocall worker` and `autocall run` start.
     engine_workers: int = 1
+    #: Where uploaded CSV files wait for the import job; the web processes and the workers
+    #: must both reach it (one machine, or a shared volume). Each file is deleted after import.
+    upload_dir: str = str(VAR_DIR / "uploads")
+    #: The largest CSV file of leads the portal takes, in megabytes.
+    import_max_megabytes: int = 50
 
     @classmethod
     def from_env(
@@ -110,8 +115,14 @@ class Config:
             )
         if self.trusted_proxies < 0:
             raise ConfigError("AUTOCALL_TRUSTED_PROXIES must be 0 or more")
-        for name in ("login_attempts", "login_attempts_per_ip", "login_window_seconds",
-                     "engine_capacity", "engine_workers"):  # fmt: skip
+        for name in (
+            "login_attempts",
+            "login_attempts_per_ip",
+            "login_window_seconds",
+            "import_max_megabytes",
+            "engine_capacity",
+            "engine_workers",
+        ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"AUTOCALL_{name.upper()} must be at least 1")
 

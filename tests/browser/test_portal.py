@@ -2,7 +2,8 @@
 served for real (migrated SQLite database, CSRF on, the real Redis).
 
 A new company signs up, fills its dial format wrongly and then rightly (watching the live
-preview), and adds an operator.
+preview), and adds an operator; another imports a CSV file with a bad row (a real RQ worker
+runs the import while the page watches its progress).
 """
 
 import re
@@ -13,6 +14,7 @@ from playwright.sync_api import expect, sync_playwright
 from werkzeug.serving import make_server
 
 from tests.conftest import PASSWORD, app_config
+from tests.webapp.jobs import run_jobs
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's package; ./dev test installs it
 #: Flags for a headless Chromium as root on a machine without outside network.
@@ -21,19 +23,26 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 
 
 @pytest.fixture
-def portal(tmp_path):
-    """The base URL of the portal served on 127.0.0.1 from a freshly migrated database."""
+def served(tmp_path):
+    """The portal served on 127.0.0.1 from a freshly migrated database: (base URL, app)."""
     from webapp import create_app
     from webapp.cli import upgrade_database
 
-    config = app_config(f"sqlite:///{tmp_path / 'portal.db'}")
+    config = app_config(f"sqlite:///{tmp_path / 'portal.db'}", upload_dir=str(tmp_path / "up"))
     upgrade_database(config)
-    server = make_server("127.0.0.1", 0, create_app(config), threaded=True)
+    app = create_app(config)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
+    yield f"http://127.0.0.1:{server.server_port}", app
     server.shutdown()
     thread.join(5)
+
+
+@pytest.fixture
+def portal(served):
+    """The base URL of the portal."""
+    return served[0]
 
 
 @pytest.fixture
@@ -47,14 +56,18 @@ def page(tmp_path):
         browser.close()
 
 
-def test_sign_up_set_the_dial_format_and_add_an_operator(portal, page):
+def sign_up(portal, page, company: str = "Acme Call Centre") -> None:
     page.goto(f"{portal}/signup")
-    page.fill("input[name=company]", "Acme Call Centre")
+    page.fill("input[name=company]", company)
     page.fill("input[name=email]", "admin@acme.example")
     page.fill("input[name=password]", PASSWORD)
     page.fill("input[name=confirm]", PASSWORD)
     page.click("form:has(input[name=company]) button[type=submit]")
     expect(page).to_have_url(re.compile(r"/settings/sip$"))
+
+
+def test_sign_up_set_the_dial_format_and_add_an_operator(portal, page):
+    sign_up(portal, page)
 
     page.goto(f"{portal}/settings/formats")
     dial = page.locator("input[name=dial_format]")
@@ -82,3 +95,35 @@ def test_sign_up_set_the_dial_format_and_add_an_operator(portal, page):
     row.get_by_role("button", name="Deactivate").click()
     row = page.locator("tr", has=page.get_by_role("link", name="Olga Ivanova"))
     expect(row.get_by_role("button", name="Activate")).to_be_visible()
+
+
+def test_import_a_csv_file_with_a_bad_row(served, page):
+    portal, app = served
+    sign_up(portal, page)
+    page.goto(f"{portal}/leads/")
+    page.get_by_role("link", name="Import from a CSV file").click()
+    content = (
+        "Phone;Name;Order\n+1 212 555 0101;Mary Major;shoes\n12;Bad Row;hat\n"
+        "+1 212 555 0102;Ann Lee;coat\n"
+    )
+    page.set_input_files(
+        "input[name=file]",
+        files=[{"name": "leads.csv", "mimeType": "text/csv", "buffer": content.encode()}],
+    )
+    page.get_by_role("button", name="Upload").click()
+    expect(page.locator("select[name=col0]")).to_have_value("phone")
+    expect(page.locator("select[name=col1]")).to_have_value("name")
+    expect(page.locator(".preview-rows")).to_contain_text("'12' cannot be a phone number")
+    page.get_by_role("button", name="Import 3 rows").click()
+    expect(page).to_have_url(re.compile(r"/leads/import/jobs/"))
+    expect(page.locator("progress")).to_be_visible()
+
+    run_jobs(app)  # a real RQ worker takes the job; the page polls and shows the report
+    expect(page.locator("#import-summary")).to_contain_text("Imported 2 of 3 rows.")
+    expect(page.locator("#bad-rows")).to_contain_text("3")
+    expect(page.locator("#bad-rows")).to_contain_text("cannot be a phone number")
+
+    page.get_by_role("link", name="Go to the leads").click()
+    expect(page.get_by_role("link", name="+12125550101")).to_be_visible()
+    expect(page.get_by_role("link", name="+12125550102")).to_be_visible()
+    expect(page.locator("table")).not_to_contain_text("Bad Row")

@@ -33,6 +33,7 @@ def test_reads_typed_values_from_the_environment():
         ({"AUTOCALL_ENCRYPTION_KEY": "short"}, "AUTOCALL_ENCRYPTION_KEY must be a Fernet key"),
         ({"AUTOCALL_MAIL_BACKEND": "smtp"}, "AUTOCALL_MAIL_BACKEND must be console or memory"),
         ({"AUTOCALL_LOGIN_ATTEMPTS": "0"}, "AUTOCALL_LOGIN_ATTEMPTS must be at least 1"),
+        ({"AUTOCALL_IMPORT_MAX_MEGABYTES": "0"}, "AUTOCALL_IMPORT_MAX_MEGABYTES must be at"),
         ({"AUTOCALL_ENV": "staging"}, "AUTOCALL_ENV must be"),
     ],
 )

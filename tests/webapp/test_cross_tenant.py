@@ -1,10 +1,14 @@
 """Signed in as tenant A's admin, every route that takes an object id is tried with
 tenant B's objects: each answers 404, and nothing of tenant B changes or shows."""
 
+import re
+
 import pytest
 
+from tests.webapp.objects import add_portal_objects
 from webapp.extensions import db
-from webapp.models import Operator, Team, User
+from webapp.leads import imports
+from webapp.models import DoNotCall, Operator, Team, User
 
 #: URL arguments that name a tenant-owned object, and the fixture attribute holding B's id.
 OBJECT_ARGUMENTS = {
@@ -12,7 +16,17 @@ OBJECT_ARGUMENTS = {
     "team_id": "team_id",
     "user_id": "supervisor_id",
     "lead_id": "lead_id",
+    "entry_id": "entry_id",
+    "upload_id": "upload_id",
+    "job_id": "import_job_id",
 }
+#: A route's job id names an import, or (under /settings/) a connection check.
+CHECK_JOBS = "/settings/"
+
+
+@pytest.fixture
+def config_overrides(tmp_path):
+    return {"upload_dir": str(tmp_path / "uploads")}
 
 
 def _object_rules(app):
@@ -32,23 +46,30 @@ def test_every_object_argument_is_covered(app):
 
 @pytest.mark.parametrize("method", ["GET", "POST"])
 def test_tenant_a_gets_404_for_every_object_of_tenant_b(
-    app, client, auth, tenant_a, tenant_b, method
+    app, client, auth, tenant_a, tenant_b, method, request
 ):
+    add_portal_objects(app, tenant_a, request)
+    add_portal_objects(app, tenant_b, request)
     auth.login(tenant_a.admin_email)
     tried = 0
     for rule in _object_rules(app):
         if set(rule.arguments) - set(OBJECT_ARGUMENTS) or method not in rule.methods:
             continue
-        url = rule.rule
-        for argument, attribute in OBJECT_ARGUMENTS.items():
-            url = url.replace(f"<int:{argument}>", str(getattr(tenant_b, attribute)))
+
+        def value(match, rule=rule):
+            attribute = OBJECT_ARGUMENTS[match.group(1)]
+            if attribute == "import_job_id" and rule.rule.startswith(CHECK_JOBS):
+                attribute = "check_id"
+            return str(getattr(tenant_b, attribute))
+
+        url = re.sub(r"<(?:\w+:)?(\w+)>", value, rule.rule)
         response = client.open(
             url, method=method, data={"name": "Hacked", "extension": "666", "team_id": "0"}
         )
         assert response.status_code == 404, (rule.endpoint, method)
         assert "Bravo" not in response.get_data(as_text=True)
         tried += 1
-    assert tried >= (3 if method == "GET" else 7)
+    assert tried >= (7 if method == "GET" else 9)
     with app.app_context():
         operator = db.session.get(Operator, tenant_b.operator_id)
         assert (operator.name, operator.extension, operator.active) == (
@@ -58,6 +79,8 @@ def test_tenant_a_gets_404_for_every_object_of_tenant_b(
         )
         assert db.session.get(Team, tenant_b.team_id).name == "Bravo team"
         assert db.session.get(User, tenant_b.supervisor_id).active is True
+        assert db.session.get(DoNotCall, tenant_b.entry_id) is not None
+        assert imports.find_upload(tenant_b.id, tenant_b.upload_id) is not None
 
 
 def test_lists_show_only_the_own_tenant(client, auth, tenant_a, tenant_b):

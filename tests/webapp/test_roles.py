@@ -4,7 +4,11 @@ The table below must name every endpoint; a new view fails this test until its r
 written down here.
 """
 
+import re
+
 import pytest
+
+from tests.webapp.objects import add_portal_objects
 
 A, S, OP, ST = "admin", "supervisor", "operator", "staff"
 
@@ -29,6 +33,17 @@ RULES = {
     "people.activate": (None, {A}),
     "leads.index": ({A, S}, None),
     "leads.detail": ({A, S}, None),
+    "leads.import_upload": ({A}, {A}),
+    "leads.import_mapping": ({A}, {A}),
+    "leads.import_job": ({A}, None),
+    "leads.import_status": ({A}, None),
+    "donotcall.index": ({A, S}, None),
+    "donotcall.add": (None, {A}),
+    "donotcall.bulk": (None, {A}),
+    "donotcall.delete": (None, {A}),
+    "settings.test_connection": (None, {A}),
+    "settings.test_call": (None, {A}),
+    "settings.check_status": ({A, S}, None),
     "console.index": ({OP}, None),
     "staff.index": ({ST}, None),
 }
@@ -49,11 +64,18 @@ PUBLIC = {
 
 
 def _url(rule, tenant):
-    url = rule.rule
-    for argument in ("operator_id", "team_id", "user_id", "lead_id"):
-        attribute = "supervisor_id" if argument == "user_id" else argument
-        url = url.replace(f"<int:{argument}>", str(getattr(tenant, attribute)))
-    return url
+    job = "check_id" if rule.rule.startswith("/settings/") else "import_job_id"
+    attributes = {"user_id": "supervisor_id", "job_id": job}
+
+    def value(match):
+        return str(getattr(tenant, attributes.get(match.group(1), match.group(1))))
+
+    return re.sub(r"<(?:\w+:)?(\w+)>", value, rule.rule)
+
+
+@pytest.fixture
+def config_overrides(tmp_path):
+    return {"upload_dir": str(tmp_path / "uploads")}
 
 
 def test_every_endpoint_has_a_rule(app):
@@ -62,7 +84,8 @@ def test_every_endpoint_has_a_rule(app):
 
 
 @pytest.mark.parametrize("role", [A, S, OP, ST, None])
-def test_role_matrix(app, client, auth, tenant_a, staff_email, role):
+def test_role_matrix(app, client, auth, tenant_a, staff_email, role, request):
+    add_portal_objects(app, tenant_a, request)
     emails = {
         A: tenant_a.admin_email,
         S: tenant_a.supervisor_email,

@@ -4,4 +4,4 @@ from flask import Blueprint
 
 bp = Blueprint("leads", __name__, url_prefix="/leads", template_folder="templates")
 
-from webapp.leads import views  # noqa: E402,F401
+from webapp.leads import import_views, views  # noqa: E402,F401

@@ -9,7 +9,7 @@ from sqlalchemy import or_
 from webapp.extensions import db
 from webapp.leads import bp
 from webapp.models import Attempt, Lead, LeadStatus, Operator, Outcome
-from webapp.roles import tenant_reader
+from webapp.roles import can_change, tenant_reader
 from webapp.tenancy import get_or_404, scoped
 
 PAGE_SIZE = 50
@@ -22,6 +22,7 @@ STATUS_LABELS = {
     LeadStatus.REACHED.value: _l("reached"),
     LeadStatus.EXHAUSTED.value: _l("attempts exhausted"),
     LeadStatus.CANCELLED.value: _l("cancelled"),
+    LeadStatus.DO_NOT_CALL.value: _l("on the do-not-call list"),
 }
 OUTCOME_LABELS = {
     Outcome.ANSWERED.value: _l("answered"),
@@ -74,6 +75,7 @@ def index():
         filters=filters,
         next_before=leads[-1].id if more else None,
         first_page=before is None,
+        editable=can_change(),
     )
 
 

@@ -6,6 +6,7 @@ from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from wtforms.fields.choices import SelectChoice
 
+from webapp.bus import wake_engine
 from webapp.extensions import db
 from webapp.models import Operator, Team
 from webapp.operators import bp
@@ -84,6 +85,7 @@ def new():
                     team_id=form.team_id.data or None,
                 )
                 db.session.commit()
+                wake_engine(current_tenant().id, "operators")
             except EmailTaken:
                 db.session.rollback()
                 form.email.errors.append(_("An account with this email already exists."))
@@ -118,6 +120,7 @@ def edit(operator_id: int):
                 db.session.rollback()
                 form.extension.errors.append(_extension_taken_message(None, form.extension.data))
             else:
+                wake_engine(operator.tenant_id, "operators")
                 flash(_("Operator %(name)s is saved.", name=operator.name), "success")
                 return redirect(url_for("operators.index"))
     return render_template(
@@ -130,6 +133,7 @@ def _set_active(operator_id: int, active: bool):
     operator.active = active
     operator.user.active = active  # a deactivated operator cannot sign in
     db.session.commit()
+    wake_engine(operator.tenant_id, "operators")
     if active:
         flash(_("Operator %(name)s is active again.", name=operator.name), "success")
     else:

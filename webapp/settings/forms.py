@@ -29,6 +29,7 @@ from wtforms.validators import (
 
 from engine.formats import FormatError, parse_refer_headers, parse_uri_format
 from webapp.models import PacingMode, Transport
+from webapp.operators.forms import _extension
 from webapp.settings.formats import format_error_message
 
 #: A host name, IPv4 address or bracketed IPv6 address; no scheme, no spaces, no user part.
@@ -229,6 +230,30 @@ class CallingForm(FlaskForm):
         places=1,
         validators=[InputRequired(), NumberRange(0.1, 20)],
     )
+    max_concurrent_calls = IntegerField(
+        _l("Most calls at once"),
+        validators=[InputRequired(), NumberRange(1, 1000)],
+        description=_l("A ceiling that protects your PBX and trunk, whatever the pacing asks."),
+    )
+    max_calls_per_second = IntegerField(
+        _l("Most new calls per second"),
+        validators=[InputRequired(), NumberRange(1, 500)],
+    )
+    wrap_up_timeout_seconds = IntegerField(
+        _l("Wrap-up time, seconds"),
+        validators=[InputRequired(), NumberRange(0, 86400)],
+        description=_l(
+            "After a transfer the operator is busy with the lead until they finish it in the "
+            "console, or until this time passes. 0: only the console frees the operator."
+        ),
+    )
+    failed_transfers_limit = IntegerField(
+        _l("Failed transfers before an operator goes off line"),
+        validators=[InputRequired(), NumberRange(0, 100)],
+        description=_l(
+            "Failed transfers in a row after which the operator is taken off line. 0: never."
+        ),
+    )
     hide_numbers = BooleanField(_l("Hide customers' numbers from operators"))
     dialing_enabled = BooleanField(_l("Automatic dialing is on"))
 
@@ -241,3 +266,15 @@ class CallingForm(FlaskForm):
         start = self.calling_hours_start.data
         if start and field.data and field.data <= start:
             raise ValidationError(_l("The end of calling hours must be after the start."))
+
+
+class TestCallForm(FlaskForm):
+    """ "Test call": a number to dial and the extension to transfer the answered call to."""
+
+    number = StringField(
+        _l("Number to call"), validators=[DataRequired(), Length(max=40)],
+        description=_l("Your own mobile, for example: answer it and hear the transfer."),
+    )  # fmt: skip
+    extension = StringField(
+        _l("Transfer to extension"), validators=[DataRequired(), Length(max=32), _extension]
+    )

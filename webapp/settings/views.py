@@ -6,12 +6,16 @@ from decimal import Decimal
 from flask import current_app, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
+from webapp import jobs
+from webapp.bus import wake_engine
 from webapp.extensions import db
-from webapp.roles import can_change, tenant_reader
-from webapp.settings import bp
+from webapp.models import Operator
+from webapp.roles import can_change, tenant_reader, tenant_writer
+from webapp.services.leads import LeadError, normalize_phone
+from webapp.settings import bp, checks
 from webapp.settings.formats import preview
-from webapp.settings.forms import CallingForm, FormatsForm, SipAccountForm
-from webapp.tenancy import current_tenant
+from webapp.settings.forms import CallingForm, FormatsForm, SipAccountForm, TestCallForm
+from webapp.tenancy import current_tenant, scoped
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +43,10 @@ _CALLING_FIELDS = (
     "pacing_mode",
     "call_multiplier",
     "abandon_rate_cap_percent",
+    "max_concurrent_calls",
+    "max_calls_per_second",
+    "wrap_up_timeout_seconds",
+    "failed_transfers_limit",
     "hide_numbers",
     "dialing_enabled",
 )
@@ -82,11 +90,81 @@ def sip():
             box = current_app.extensions["autocall.secrets"]
             tenant.sip_password_encrypted = box.encrypt(form.sip_password.data)
         db.session.commit()
+        wake_engine(tenant.id, "settings")  # a running engine registers again at once
         log.info("tenant %s changed its SIP account", tenant.id)  # never the password
         flash(_("The SIP account is saved."), "success")
         return redirect(url_for("settings.sip"))
+    return _sip_page(form, TestCallForm(formdata=None))
+
+
+def _sip_page(form: SipAccountForm, call_form: TestCallForm):
+    """The SIP account form, the two check buttons, and the check asked for in `?check=`
+    (only a check of this tenant; any other id shows nothing)."""
+    tenant = current_tenant()
     form.sip_password.data = ""  # a password is never sent back to the browser
-    return render_template("settings/sip.html", form=form, tenant=tenant, editable=can_change())
+    if not call_form.extension.data:
+        call_form.extension.data = db.session.scalar(
+            scoped(Operator).where(Operator.active).order_by(Operator.id).with_only_columns(
+                Operator.extension
+            )
+        )  # fmt: skip
+    check = jobs.find(request.args.get("check", ""), checks.KIND)
+    state = jobs.state(check) if check is not None else None
+    result = check.return_value() if state == "done" else None
+    ok, words = checks.describe(result) if result else (None, [])
+    return render_template(
+        "settings/sip.html", form=form, call_form=call_form, tenant=tenant,
+        editable=can_change(), check=check, check_state=state, check_ok=ok, check_words=words,
+    )  # fmt: skip
+
+
+def _start_check(call: bool, *args):
+    tenant = current_tenant()
+    function = checks.check_call if call else checks.check_connection
+    job = jobs.start(checks.KIND, tenant.id, function, tenant.id, *args,
+                     timeout=checks.job_timeout(tenant, call))  # fmt: skip
+    return redirect(url_for("settings.sip", check=job.id, _anchor="check"))
+
+
+def _account_missing() -> bool:
+    tenant = current_tenant()
+    if tenant.sip_host and tenant.sip_username:
+        return False
+    flash(_("Enter and save the SIP account first."), "error")
+    return True
+
+
+@bp.post("/sip/test-connection")
+@tenant_writer
+def test_connection():
+    if _account_missing():
+        return redirect(url_for("settings.sip"))
+    return _start_check(False)
+
+
+@bp.post("/sip/test-call")
+@tenant_writer
+def test_call():
+    if _account_missing():
+        return redirect(url_for("settings.sip"))
+    call_form = TestCallForm()
+    valid = call_form.validate_on_submit()
+    number = None
+    if not call_form.number.errors:
+        try:
+            number = normalize_phone(call_form.number.data, current_tenant().default_phone_region)
+        except LeadError as error:
+            call_form.number.errors.append(error.message)
+    if valid and number is not None:
+        return _start_check(True, number, call_form.extension.data)
+    return _sip_page(SipAccountForm(formdata=None, obj=current_tenant()), call_form)
+
+
+@bp.get("/checks/<job_id>")
+@tenant_reader
+def check_status(job_id: str):
+    """What the SIP page asks for while a check runs."""
+    return jsonify(state=jobs.state(jobs.find_or_404(job_id, checks.KIND)))
 
 
 @bp.route("/formats", methods=["GET", "POST"])
@@ -99,6 +177,7 @@ def formats():
         form.refer_headers.data = (form.refer_headers.data or "").strip()
         _store(form, tenant, _FORMAT_FIELDS)
         db.session.commit()
+        wake_engine(tenant.id, "settings")
         flash(_("The formats are saved."), "success")
         return redirect(url_for("settings.formats"))
     previews = {
@@ -145,6 +224,7 @@ def calling():
     if form.validate_on_submit() and _can_dial(form, tenant):
         _store(form, tenant, _CALLING_FIELDS)
         db.session.commit()
+        wake_engine(tenant.id, "settings")
         flash(_("The calling settings are saved."), "success")
         return redirect(url_for("settings.calling"))
     return render_template("settings/calling.html", form=form, tenant=tenant, editable=can_change())

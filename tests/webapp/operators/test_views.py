@@ -140,3 +140,19 @@ def test_supervisors_read_operators_but_change_nothing(app, client, auth, tenant
         assert db.session.get(Operator, tenant_a.operator_id).name == "Alpha operator"
         assert db.session.scalar(db.select(User).where(User.email == tenant_a.operator_email))
     assert PASSWORD
+
+
+def test_adding_editing_and_deactivating_operators_wakes_the_engine(client, auth, tenant_a):
+    from tests.webapp.jobs import Wakes
+
+    auth.login(tenant_a.admin_email)
+    wakes = Wakes(tenant_a.id)
+    client.post("/operators/new", data={"name": "Olga", "email": "olga@alpha.example",
+                                        "extension": "102", "password": "correct horse battery",
+                                        "team_id": "0"})  # fmt: skip
+    client.post(f"/operators/{tenant_a.operator_id}",
+                data={"name": "Renamed", "extension": "103", "team_id": "0"})  # fmt: skip
+    client.post(f"/operators/{tenant_a.operator_id}/deactivate")
+    client.post(f"/operators/{tenant_a.operator_id}/activate")
+    assert wakes.types() == ["operators"] * 4
+    wakes.close()

@@ -1,0 +1,41 @@
+"""Helpers for tests of jobs the portal starts: a real RQ worker in burst mode on the real
+Redis, and a listener on a tenant's wake channel (what its engine hears)."""
+
+from __future__ import annotations
+
+import json
+
+import redis
+from rq import SimpleWorker
+
+from tests.conftest import REDIS_PREFIX, REDIS_URL
+
+
+def run_jobs(app) -> None:
+    """Run every job queued on the portal's `default` queue, then return (burst mode).
+    The worker runs in this process, inside the app's context: jobs use the test's app."""
+    from webapp.queues import queue
+
+    with app.app_context():
+        default = queue()
+        SimpleWorker([default], connection=default.connection).work(burst=True)
+
+
+class Wakes:
+    """Subscribed to a tenant's wake channel; `types()` lists what arrived so far."""
+
+    def __init__(self, tenant_id: int) -> None:
+        self.client = redis.Redis.from_url(REDIS_URL)
+        self.pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+        self.pubsub.subscribe(f"{REDIS_PREFIX}t:{tenant_id}:wake")
+        self.pubsub.get_message(timeout=1.0)  # the subscription's confirmation
+
+    def types(self) -> list[str]:
+        seen = []
+        while (message := self.pubsub.get_message(timeout=0.2)) is not None:
+            seen.append(json.loads(message["data"])["type"])
+        return seen
+
+    def close(self) -> None:
+        self.pubsub.close()
+        self.client.close()

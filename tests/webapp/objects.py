@@ -1,0 +1,37 @@
+"""Objects of the pages that take more than the fixture's tenant has: a do-not-call entry,
+an uploaded CSV file, a lead import and a connection check (queued, never run). The role
+and cross-tenant matrices give one of each to a tenant; jobs are deleted afterwards."""
+
+from __future__ import annotations
+
+from rq.job import Job
+
+from webapp.extensions import db
+from webapp.models import DoNotCall
+
+
+def add_portal_objects(app, tenant, request) -> None:
+    from webapp import bus, jobs
+    from webapp.leads import imports
+    from webapp.settings import checks
+
+    with app.app_context():
+        entry = DoNotCall(tenant_id=tenant.id, number=f"+1212555{tenant.id:04d}", note="note")
+        db.session.add(entry)
+        db.session.commit()
+        tenant.entry_id = entry.id
+        upload = imports.save_upload(tenant.id, "leads.csv", b"phone\n+12125550100\n")
+        tenant.upload_id = upload.token
+        started = [
+            jobs.start("import", tenant.id, imports.import_leads, tenant.id, upload.token,
+                       ["phone"], True, timeout=60),
+            jobs.start(checks.KIND, tenant.id, checks.check_connection, tenant.id, timeout=60),
+        ]  # fmt: skip
+        tenant.import_job_id, tenant.check_id = (job.id for job in started)
+        connection = bus.client()
+
+    def delete_jobs() -> None:
+        for job in started:
+            Job.fetch(job.id, connection=connection).delete()
+
+    request.addfinalizer(delete_jobs)

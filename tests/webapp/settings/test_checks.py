@@ -1,0 +1,139 @@
+"""The SIP page's "Test connection" and "Test call", run by a real RQ worker (burst mode)
+on the real Redis, against real SIP peers: SIPp playing the PBX, and a plain UDP socket
+that never answers."""
+
+import re
+import socket
+
+import pytest
+
+from tests.webapp.jobs import run_jobs
+from webapp.extensions import db
+from webapp.models import Tenant
+
+T1 = 0.02  # SIP's T1 for these tests: a silent PBX is given up after 64 * T1 = 1.3 s
+
+
+@pytest.fixture
+def app(app):
+    app.config["SIP_CHECK_T1"] = T1
+    return app
+
+
+@pytest.fixture
+def admin(client, auth, tenant_a):
+    auth.login(tenant_a.admin_email)
+    return tenant_a
+
+
+def set_account(app, tenant_id, port, password="", username="acme"):
+    with app.app_context():
+        tenant = db.session.get(Tenant, tenant_id)
+        tenant.sip_host, tenant.sip_port, tenant.sip_username = "127.0.0.1", port, username
+        box = app.extensions["autocall.secrets"]
+        tenant.sip_password_encrypted = box.encrypt(password) if password else None
+        db.session.commit()
+
+
+def check_url(response) -> str:
+    assert response.status_code == 302, response.get_data(as_text=True)
+    location = response.headers["Location"]
+    assert re.search(r"/settings/sip\?check=[0-9a-f\-]+#check$", location), location
+    return location
+
+
+def result_of(app, client, url: str) -> str:
+    page = client.get(url).get_data(as_text=True)
+    assert "checking…" in page and "<progress" in page and "Refresh" in page
+    check_id = url.split("check=")[1].split("#")[0]
+    assert client.get(f"/settings/checks/{check_id}").get_json() == {"state": "waiting"}
+    run_jobs(app)
+    assert client.get(f"/settings/checks/{check_id}").get_json() == {"state": "done"}
+    page = client.get(url).get_data(as_text=True)
+    return page.split('id="check-result"')[1].split("</div>")[0]
+
+
+def test_a_pbx_that_never_answers(app, client, admin):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        set_account(app, admin.id, silent.getsockname()[1], password="s3cret")
+        result = result_of(app, client, check_url(client.post("/settings/sip/test-connection")))
+        silent.settimeout(1)
+        assert silent.recv(65535).startswith(b"REGISTER sip:127.0.0.1:")
+    assert "Test connection" in result
+    assert "The PBX did not answer: check the host and the port" in result
+
+
+def test_registered(app, client, admin, pbx):
+    fill = {"nonce": "n", "username": "acme", "password": "s3cret", "expires": "60"}
+    peer = pbx("register.xml", fill=fill)
+    set_account(app, admin.id, peer.port, password="s3cret")
+    result = result_of(app, client, check_url(client.post("/settings/sip/test-connection")))
+    assert peer.wait().succeeded
+    assert "Registered: the PBX accepted the account (for 60 seconds)." in result
+
+
+def test_a_wrong_password_is_refused(app, client, admin, pbx):
+    fill = {"nonce": "n", "username": "acme", "password": "s3cret", "expires": "60"}
+    peer = pbx("register.xml", fill=fill)
+    set_account(app, admin.id, peer.port, password="wrong")
+    result = result_of(app, client, check_url(client.post("/settings/sip/test-connection")))
+    peer.wait()
+    assert "The PBX refused this account (403 Forbidden)." in result
+
+
+def test_a_test_call_is_answered_and_transferred(app, client, admin, pbx):
+    peer = pbx("transfer_ok.xml")
+    set_account(app, admin.id, peer.port)  # no password: the call goes without registering
+    response = client.post(
+        "/settings/sip/test-call", data={"number": "+1 212 555 0123", "extension": "104"}
+    )
+    result = result_of(app, client, check_url(response))
+    seen = peer.wait()
+    assert seen.succeeded
+    assert seen.logged("REFER-TO") == [f"sip:104@127.0.0.1:{peer.port}"]
+    assert "Test call" in result
+    assert "Outcome: answered (SIP 200 OK)" in result
+    assert "Transfer: transferred (SIP 200 OK)" in result
+    assert f"Dialed sip:+12125550123@127.0.0.1:{peer.port}" in result
+
+
+def test_a_test_call_needs_a_number_and_an_extension(app, client, admin):
+    set_account(app, admin.id, 5060)
+    page = client.post("/settings/sip/test-call", data={"number": "12", "extension": "1 2"})
+    assert page.status_code == 200
+    text = page.get_data(as_text=True)
+    assert "cannot be a phone number" in text and "no spaces" in text
+
+
+def test_checks_need_a_saved_account(client, admin):
+    response = client.post("/settings/sip/test-connection", follow_redirects=True)
+    assert "Enter and save the SIP account first." in response.get_data(as_text=True)
+
+
+def test_supervisors_see_no_buttons_and_cannot_check(app, client, auth, tenant_a):
+    set_account(app, tenant_a.id, 5060)
+    auth.login(tenant_a.supervisor_email)
+    page = client.get("/settings/sip").get_data(as_text=True)
+    assert "Test connection" not in page and "test-call-form" not in page
+    assert client.post("/settings/sip/test-connection").status_code == 403
+    assert (
+        client.post("/settings/sip/test-call", data={"number": "+12125550123"}).status_code == 403
+    )
+
+
+def test_another_tenants_check_is_not_shown(app, client, auth, tenant_a, tenant_b):
+    set_account(app, tenant_b.id, 5060)
+    auth.login(tenant_b.admin_email)
+    url = check_url(client.post("/settings/sip/test-connection"))
+    check_id = url.split("check=")[1].split("#")[0]
+    auth.logout()
+    auth.login(tenant_a.admin_email)
+    assert client.get(f"/settings/checks/{check_id}").status_code == 404
+    assert "check-running" not in client.get(url).get_data(as_text=True)
+    with app.app_context():
+        from rq.job import Job
+
+        from webapp import bus
+
+        Job.fetch(check_id, connection=bus.client()).delete()

@@ -1,0 +1,181 @@
+"""The SIP page's "Test connection" and "Test call": jobs on the `default` queue that run
+`engine.probe` with the tenant's saved account, and their results in plain words.
+
+A job takes ids and plain values, reads the tenant inside `job_context()`, decrypts the
+saved SIP password there (it never travels through Redis), and returns a small dict that
+`describe()` words for the page in the reader's language.
+
+SIP's timers are RFC 3261's (a PBX that never answers is given up after 32 s); the Flask
+setting `SIP_CHECK_T1` (seconds) shortens them, for tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+from flask import current_app
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+
+from engine import probe
+from engine.formats import FormatError
+from engine.sip.transaction import DEFAULT_TIMERS, Timers
+from engine.sip.ua import Account
+from webapp.extensions import db
+from webapp.models import Tenant
+from webapp.queues import job_context
+from webapp.services.secrets import SecretError
+
+KIND = "sip_check"
+_HOST_PORT = re.compile(r"\[?([^\[\]]+?)\]?(?::(\d+))?\Z")
+
+
+def timers() -> Timers:
+    t1 = current_app.config.get("SIP_CHECK_T1")
+    return DEFAULT_TIMERS if t1 is None else Timers(t1=t1, t2=8 * t1, t4=10 * t1)
+
+
+def job_timeout(tenant: Tenant, call: bool) -> int:
+    """Seconds a check may run: the registration's own timeout, and a call's ring time."""
+    seconds = 2 * timers().b + 30
+    return int(seconds + (tenant.ring_timeout_seconds + 30 if call else 0))
+
+
+def account(tenant: Tenant) -> Account:
+    """The tenant's saved SIP account, its password decrypted (SecretError when the
+    deployment's key changed since it was saved)."""
+    password = ""
+    if tenant.sip_password_encrypted:
+        password = current_app.extensions["autocall.secrets"].decrypt(tenant.sip_password_encrypted)
+    proxy = None
+    match = _HOST_PORT.match(tenant.sip_outbound_proxy or "")
+    if tenant.sip_outbound_proxy and match:
+        proxy = (match.group(1), int(match.group(2) or 5060))
+    return Account(
+        tenant.sip_host, tenant.sip_port, tenant.sip_username, password,
+        auth_username=tenant.sip_auth_username or None, realm=tenant.sip_realm or None,
+        outbound_proxy=proxy,
+    )  # fmt: skip
+
+
+def _run(kind: str, tenant_id: int, probing) -> dict:
+    with job_context():
+        tenant = db.session.get(Tenant, tenant_id)
+        try:
+            return {"kind": kind, **asyncio.run(probing(tenant, account(tenant), timers()))}
+        except SecretError:
+            return {"kind": kind, "error": "password_key"}
+        except FormatError as error:
+            return {"kind": kind, "error": "format", "text": error.message}
+        except OSError as error:  # a host name that does not resolve, a network down
+            return {"kind": kind, "error": "unreachable", "text": str(error)}
+
+
+def check_connection(tenant_id: int) -> dict:
+    """The job of "Test connection": register once with the saved account."""
+
+    async def probing(tenant, sip_account, sip_timers):
+        registration = await probe.test_connection(sip_account, timers=sip_timers)
+        return {"registration": vars(registration)}
+
+    return _run("connection", tenant_id, probing)
+
+
+def check_call(tenant_id: int, number: str, extension: str) -> dict:
+    """The job of "Test call": one attempt to `number` (E.164) through the saved account
+    and formats, transferred to `extension`, as the engine would place it."""
+
+    async def probing(tenant, sip_account, sip_timers):
+        return await probe.test_call(
+            sip_account, number, extension, dial_format=tenant.dial_format,
+            refer_format=tenant.refer_format, refer_headers=tenant.refer_headers,
+            ring_timeout=tenant.ring_timeout_seconds, register=tenant.has_sip_password,
+            timers=sip_timers,
+        )  # fmt: skip
+
+    return _run("call", tenant_id, probing)
+
+
+# --- in plain words --------------------------------------------------------------------------
+
+
+def _registration_words(registration: dict) -> tuple[bool, str]:
+    code, reason = registration.get("code"), registration.get("reason") or ""
+    if code is None:
+        return False, _(
+            "The PBX did not answer: check the host and the port, and that the PBX (or its "
+            "firewall) lets this server in."
+        )
+    if 200 <= code < 300:
+        return True, _(
+            "Registered: the PBX accepted the account (for %(seconds)s seconds).",
+            seconds=registration.get("expires") or "?",
+        )
+    if code in (401, 407):
+        return False, _(
+            "Wrong username or password: the PBX refused the credentials (%(code)s %(reason)s).",
+            code=code,
+            reason=reason,
+        )
+    if code == 403:
+        return False, _("The PBX refused this account (403 %(reason)s).", reason=reason)
+    return False, _("The PBX answered %(code)s %(reason)s.", code=code, reason=reason)
+
+
+def _error_words(result: dict) -> str:
+    if result["error"] == "password_key":
+        return _("The saved SIP password cannot be read with this server's key: enter it again.")
+    if result["error"] == "format":
+        return _("A format is wrong: %(error)s", error=result["text"])
+    return _("Cannot reach the PBX: %(error)s", error=result["text"])
+
+
+def describe(result: dict) -> tuple[bool, list[str]]:
+    """(success, lines): what a finished check found, for the admin."""
+    from webapp.leads.views import OUTCOME_LABELS
+
+    if "error" in result:
+        return False, [_error_words(result)]
+    if result["kind"] == "connection":
+        ok, words = _registration_words(result["registration"])
+        return ok, [words]
+    lines = []
+    registration = result.get("registration")
+    if registration is not None:
+        ok, words = _registration_words(registration)
+        lines.append(words)
+        if not ok:
+            return False, [*lines, _("The call was not placed.")]
+    outcome = result.get("outcome")
+    code = result.get("sip_code")
+    sip = f" (SIP {code} {result.get('sip_reason') or ''})".rstrip() if code else ""
+    lines.append(_("Outcome: %(outcome)s", outcome=OUTCOME_LABELS.get(outcome, outcome)) + sip)
+    detail = DETAILS.get(result.get("detail") or "")
+    if detail is not None:
+        lines.append(str(detail))
+    transfer = result.get("transfer_result")
+    if transfer is not None:
+        code = result.get("transfer_sip_code")
+        sip = f" (SIP {code} {result.get('transfer_sip_reason') or ''})".rstrip() if code else ""
+        lines.append(_("Transfer: %(result)s", result=TRANSFERS.get(transfer, transfer)) + sip)
+    lines.append(_("Dialed %(uri)s", uri=result.get("dialed_uri") or ""))
+    if result.get("refer_to"):
+        lines.append(_("Transferred to %(uri)s", uri=result["refer_to"]))
+    return outcome == "answered" and transfer == "succeeded", lines
+
+
+DETAILS = {
+    "ring_timeout": _l("Nobody answered within the ring timeout."),
+    "no_response": _l("The PBX did not answer the call."),
+    "auth_failed": _l("The PBX refused the credentials for the call."),
+    "refer_refused": _l("The PBX refused the transfer (REFER): it may not support it."),
+    "transfer_failed": _l("The transfer failed: the operator's phone was not reached."),
+    "transfer_timeout": _l("The PBX did not report the transfer's result in time."),
+    "customer_hung_up": _l("The customer hung up before the transfer."),
+}
+TRANSFERS = {
+    "succeeded": _l("transferred"),
+    "failed": _l("failed"),
+    "unconfirmed": _l("transferred, not confirmed"),
+}
