@@ -82,31 +82,32 @@ def time_arg(name: str) -> datetime | None:
         return None
     try:
         value = datetime.fromisoformat(text.strip())
-    except ValueError:
+        return (as_utc(value) or value).astimezone(UTC)
+    except (ValueError, OverflowError):  # (year 1 at +14:00 is before datetime.min in UTC)
         raise invalid(
             name, f"{text!r} is not a date-time; write e.g. 2026-05-01T09:00:00Z."
         ) from None
-    return (as_utc(value) or value).astimezone(UTC)
 
 
 def page_args() -> tuple[int, int | None]:
     """(limit, cursor): how many rows, and the id the previous page ended at."""
-    limit = _int_arg("limit", DEFAULT_LIMIT)
-    if not 1 <= limit <= MAX_LIMIT:
-        raise invalid("limit", f"The limit must be from 1 to {MAX_LIMIT}.")
-    cursor = _int_arg("cursor", None)
+    limit = _number_arg("limit", f"The limit must be a whole number from 1 to {MAX_LIMIT}.")
+    if limit is None:
+        limit = DEFAULT_LIMIT
+    elif not 1 <= limit <= MAX_LIMIT:
+        raise invalid("limit", f"The limit must be a whole number from 1 to {MAX_LIMIT}.")
+    cursor = _number_arg("cursor", "This cursor was not given by the API.")
     if cursor is not None and cursor < 1:
         raise invalid("cursor", "This cursor was not given by the API.")
     return limit, cursor
 
 
-def _int_arg(name: str, default: int | None) -> int | None:
+def _number_arg(name: str, message: str) -> int | None:
     text = request.args.get(name)
     if text is None:
-        return default
+        return None
     if not (text.isascii() and text.isdigit() and len(text) <= 18):
-        raise invalid(name, f"{name} must be a whole number." if name == "limit" else
-                      "This cursor was not given by the API.")  # fmt: skip
+        raise invalid(name, message)
     return int(text)
 
 

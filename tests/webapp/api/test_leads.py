@@ -242,3 +242,15 @@ def test_unknown_paths_and_methods_answer_json(api):
     response = api.delete("/leads")
     assert response.status_code == 405
     assert response.get_json()["error"]["code"] == "method_not_allowed"
+
+
+def test_a_date_time_at_the_edge_of_the_calendar_is_a_422(api):
+    response = api.get("/leads", created_from="0001-01-01T00:00:00+14:00")
+    assert response.status_code == 422
+    assert response.get_json()["error"]["field"] == "created_from"
+
+
+def test_a_body_over_8_mib_is_a_413(api):
+    response = api.post("/leads", {"phone": "+12125551234", "name": "x" * (9 * 1024 * 1024)})
+    assert response.status_code == 413
+    assert response.get_json()["error"]["code"] == "too_large"
