@@ -171,12 +171,15 @@ class TenantFixture:
     operator_id: int
     supervisor_id: int
     lead_id: int
+    api_token_id: int
+    api_client_id: int
 
 
 def make_tenant(app, name: str) -> TenantFixture:
     from webapp.extensions import db
     from webapp.models import Attempt, Lead, Role, Team
     from webapp.services.accounts import create_operator, create_tenant_with_admin, new_user
+    from webapp.services.api_access import create_client, create_token
 
     slug = name.lower().replace(" ", "-")
     with app.app_context():
@@ -218,6 +221,8 @@ def make_tenant(app, name: str) -> TenantFixture:
             )
         )
         db.session.commit()
+        api_token, _bearer = create_token(tenant.id, f"{name} CRM")
+        api_client, _secret = create_client(tenant.id, f"{name} website")
         return TenantFixture(
             id=tenant.id,
             admin_email=admin.email,
@@ -227,6 +232,8 @@ def make_tenant(app, name: str) -> TenantFixture:
             operator_id=operator.id,
             supervisor_id=supervisor.id,
             lead_id=lead.id,
+            api_token_id=api_token.id,
+            api_client_id=api_client.id,
         )
 
 

@@ -73,4 +73,8 @@ def create_app(config: Config | dict | None = None) -> Flask:
     app.register_blueprint(donotcall.bp)
     app.register_blueprint(console.bp)
     app.register_blueprint(staff.bp)
+
+    from webapp import api
+
+    api.init_app(app)
     return app

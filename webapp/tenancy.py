@@ -30,9 +30,22 @@ def current_tenant() -> Tenant | None:
 
 
 def current_tenant_id() -> int | None:
+    """The tenant a request acts for: its API credential's (webapp/api), else the
+    signed-in user's; None for staff and visitors."""
+    if "api_tenant_id" in g:
+        return g.api_tenant_id
     if not current_user.is_authenticated:
         return None
     return current_user.tenant_id
+
+
+def act_for_tenant(tenant_id: int) -> None:
+    """An API request proved a credential of this tenant: from here on it acts for the
+    tenant (scoped reads, row-level security), whoever the session's user may be."""
+    g.api_tenant_id = tenant_id
+    g.pop("tenant", None)
+    g.autocall_scope = str(tenant_id)
+    db.session.commit()  # the next transaction begins with the tenant's scope
 
 
 def _require_tenant_id() -> int:

@@ -26,8 +26,8 @@ def test_every_post_without_a_token_is_refused(csrf_app, client, tenant_a):
     assert response.status_code == 302
     posted = 0
     for rule in csrf_app.url_map.iter_rules():
-        if "POST" not in rule.methods:
-            continue
+        if "POST" not in rule.methods or rule.endpoint.startswith("api."):
+            continue  # the API takes bearer tokens, never cookies: no CSRF to guard against
         url = re.sub(r"<[^>]+>", "1", rule.rule)
         response = client.post(url, data={"name": "x"})
         assert response.status_code == 400, rule.endpoint

@@ -19,6 +19,11 @@ RULES = {
     "settings.formats": ({A, S}, {A}),
     "settings.formats_preview": ({A, S}, None),
     "settings.calling": ({A, S}, {A}),
+    "settings.api_access_page": ({A, S}, None),
+    "settings.new_api_token": (None, {A}),
+    "settings.revoke_api_token": (None, {A}),
+    "settings.new_api_client": (None, {A}),
+    "settings.delete_api_client": (None, {A}),
     "operators.index": ({A, S}, None),
     "operators.new": ({A}, {A}),
     "operators.edit": ({A, S}, {A}),
@@ -63,6 +68,23 @@ PUBLIC = {
 }
 
 
+#: The REST API (webapp/api): bearer tokens only, no session gives access; its own tests
+#: (tests/webapp/api/) try every endpoint with each kind of credential and none.
+API = {
+    "api.new_lead",
+    "api.new_leads",
+    "api.list_leads",
+    "api.get_lead",
+    "api.cancel_lead",
+    "api.list_attempts",
+    "api.list_do_not_call",
+    "api.add_to_do_not_call",
+    "api.remove_from_do_not_call",
+}
+#: Open to anyone: the API's document and its OAuth token endpoint.
+API_PUBLIC = {"api.openapi", "api.oauth_token"}
+
+
 def _url(rule, tenant):
     job = "check_id" if rule.rule.startswith("/settings/") else "import_job_id"
     attributes = {"user_id": "supervisor_id", "job_id": job}
@@ -80,7 +102,28 @@ def config_overrides(tmp_path):
 
 def test_every_endpoint_has_a_rule(app):
     endpoints = {rule.endpoint for rule in app.url_map.iter_rules()}
-    assert endpoints == set(RULES) | PUBLIC
+    assert endpoints == set(RULES) | PUBLIC | API | API_PUBLIC
+
+
+@pytest.mark.parametrize("role", [A, S, OP, ST])
+def test_no_session_opens_the_api(app, client, auth, tenant_a, staff_email, role):
+    """Signed in as anyone, even the tenant's admin, the API still asks for a bearer token."""
+    emails = {
+        A: tenant_a.admin_email,
+        S: tenant_a.supervisor_email,
+        OP: tenant_a.operator_email,
+        ST: staff_email,
+    }
+    assert auth.login(emails[role]).status_code == 302
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint not in API:
+            continue
+        url = rule.rule.replace("<int:lead_id>", str(tenant_a.lead_id))
+        url = url.replace("<int:entry_id>", "1")
+        for method in rule.methods - {"HEAD", "OPTIONS"}:
+            response = client.open(url, method=method, json={"phone": "+12125551234"})
+            assert response.status_code == 401, (rule.endpoint, method, role)
+            assert response.get_json()["error"]["code"] == "unauthorized"
 
 
 @pytest.mark.parametrize("role", [A, S, OP, ST, None])

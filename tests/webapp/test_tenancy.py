@@ -174,3 +174,21 @@ def test_requests_are_scoped_from_their_first_query(rls_app):
     assert client.get("/test/lead-tenants").get_json() == {"tenants": [b.id]}
     client.post("/logout")
     assert client.get("/test/lead-tenants").get_json() == {"tenants": []}
+
+
+def test_an_api_request_acts_for_its_tokens_tenant_under_row_level_security(rls_app):
+    from tests.conftest import make_tenant
+    from webapp.services.api_access import create_token
+
+    a, b = make_tenant(rls_app, "Alpha"), make_tenant(rls_app, "Bravo")
+    with rls_app.app_context():
+        bearer = create_token(a.id, "CRM")[1]
+    client = rls_app.test_client()
+    headers = {"Authorization": f"Bearer {bearer}"}
+    leads = client.get("/api/v1/leads", headers=headers).get_json()["leads"]
+    assert [lead["id"] for lead in leads] == [a.lead_id]
+    assert client.get(f"/api/v1/leads/{b.lead_id}", headers=headers).status_code == 404
+    created = client.post("/api/v1/leads", json={"phone": "+12125551234"}, headers=headers)
+    assert created.status_code == 201  # the policy's WITH CHECK accepts the tenant's own row
+    entry = client.post("/api/v1/do-not-call", json={"number": "+7916*"}, headers=headers)
+    assert entry.status_code == 201

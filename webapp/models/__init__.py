@@ -1,5 +1,6 @@
 """The data model. Importing this package registers every table on `db.metadata`."""
 
+from webapp.models.api import ApiClient, ApiToken
 from webapp.models.base import TenantOwned
 from webapp.models.call import Attempt, Outcome, TransferResult
 from webapp.models.lead import DoNotCall, Lead, LeadStatus
@@ -8,6 +9,8 @@ from webapp.models.tenant import PacingMode, Tenant, Transport
 from webapp.models.user import Role, User
 
 __all__ = [
+    "ApiClient",
+    "ApiToken",
     "Attempt",
     "DoNotCall",
     "Lead",

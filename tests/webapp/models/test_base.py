@@ -3,7 +3,15 @@
 from webapp.extensions import db
 from webapp.models import TenantOwned
 
-TENANT_OWNED = {"do_not_call", "teams", "operators", "leads", "attempts"}
+TENANT_OWNED = {
+    "do_not_call",
+    "teams",
+    "operators",
+    "leads",
+    "attempts",
+    "api_clients",
+    "api_tokens",
+}
 
 
 def test_tenant_owned_tables_are_the_expected_ones(app):
