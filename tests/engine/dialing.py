@@ -55,6 +55,21 @@ def add_leads(app, tenant_id: int, phones) -> list[int]:
         return [create_lead(tenant, NewLead(phone=phone))[0].id for phone in phones]
 
 
+def add_leads_through_the_api(app, tenant_id: int, phones) -> list[int]:
+    """What a tenant's CRM does: POST /api/v1/leads/bulk with an API token."""
+    from webapp.services.api_access import create_token
+
+    with app.app_context():
+        _token, bearer = create_token(tenant_id, "CRM")
+        db.session.commit()
+    response = app.test_client().post(
+        "/api/v1/leads/bulk", json={"leads": [{"phone": phone} for phone in phones]},
+        headers={"Authorization": f"Bearer {bearer}"},
+    )  # fmt: skip
+    assert response.status_code == 200, response.get_json()
+    return [item["lead"]["id"] for item in response.get_json()["results"]]
+
+
 def go_on_line(app, tenant_id: int, *operator_ids: int) -> None:
     """What the console does when an operator presses Go on line."""
     with app.app_context():

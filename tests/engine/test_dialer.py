@@ -9,6 +9,7 @@ from datetime import timedelta
 from tests.engine.dialing import (
     HostThread,
     add_leads,
+    add_leads_through_the_api,
     attempts_of,
     dialing_tenant,
     engine_state,
@@ -112,8 +113,9 @@ def test_two_tenants_each_dial_their_own_pbx_and_transfer_to_their_own_operators
     peer_b = pbx("pbx.xml", calls=50, timeout=60, fill={"ring_ms": 0})
     tenant_a, operators_a = dialing_tenant(app, "Alpha", peer_a, extensions=("101", "102"))
     tenant_b, operators_b = dialing_tenant(app, "Bravo", peer_b, extensions=("201",))
-    add_leads(app, tenant_a, ["+15550000040", "+15550000050", "+15550000060"])
-    add_leads(app, tenant_b, ["+15550000070", "+15550000080"])
+    # Leads arrive through the REST API, as from each tenant's CRM.
+    add_leads_through_the_api(app, tenant_a, ["+15550000040", "+15550000050", "+15550000060"])
+    add_leads_through_the_api(app, tenant_b, ["+15550000070", "+15550000080"])
     go_on_line(app, tenant_a, *operators_a.values())
     go_on_line(app, tenant_b, *operators_b.values())
     with HostThread(database_url):
@@ -171,6 +173,15 @@ def test_a_new_lead_wakes_the_engine_and_settings_reach_it_at_once(app, database
         set_tenant(app, tenant_id, dial_format="7{number}@{host}:{port}")
         add_leads(app, tenant_id, ["+15550000132"])
         wait_until(settled(app, tenant_id, 2), timeout=20, what="the second lead dialed")
-    first, second = attempts_of(app, tenant_id)
+        # A new SIP account: the engine registers it before it dials again.
+        set_tenant(app, tenant_id, sip_username="acme-second-trunk")
+        add_leads(app, tenant_id, ["+15550000142"])
+        wait_until(settled(app, tenant_id, 3), timeout=20, what="the third lead dialed")
+    first, second, third = attempts_of(app, tenant_id)
     assert first.dialed_uri == f"sip:+15550000122@{peer.host}:{peer.port}"
     assert second.dialed_uri == f"sip:715550000132@{peer.host}:{peer.port}"
+    peer.stop()
+    messages = peer.result().messages
+    assert "REGISTER sip:" in messages and "From: <sip:acme-second-trunk@" in messages
+    third_invite = messages[messages.index("INVITE sip:715550000142") :]
+    assert "From: \"AutoCall\" <sip:acme-second-trunk@" in third_invite.split("\n\n")[0]

@@ -61,7 +61,7 @@ def check_time_zone(name: str | None) -> str | None:
         return None
     try:
         ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: "America", a long name
         raise LeadError(
             "time_zone", f"{name!r} is not a time zone; use an IANA name like Europe/Moscow."
         ) from None
