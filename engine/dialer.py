@@ -56,8 +56,12 @@ IDLE_POLL = 1.0
 #: Calls in a row that got no response at all before the engine stops dialing and checks
 #: the PBX with a REGISTER: a dead PBX must not burn through the leads as `unavailable`.
 PBX_SILENCE_LIMIT = 3
-#: REFERs refused in a row before the engine says "the PBX refuses REFER".
+#: REFERs refused in a row before the engine warns that the PBX refuses REFER.
 REFER_REFUSED_LIMIT = 3
+#: Why an engine is not dialing (the `reason` of its live state); the portal words them.
+REASONS = ("stopping", "pbx_unreachable", "registering", "registration_failed", "pbx_silent",
+           "no_operator_on_line", "no_free_operator", "no_due_leads", "outside_calling_hours",
+           "dial_format_wrong")  # fmt: skip
 
 
 # --- what the engine needs from the database -----------------------------------------------
@@ -127,7 +131,7 @@ class Store(Protocol):
     def claim(self, settings: TenantSettings, engine: str, count: int, window: Window,
               dial_uri: Callable[[str], str]) -> list[Claimed]: ...  # fmt: skip
     def finish(self, tenant_id: int, finished: list[Finished]) -> int: ...
-    def idle_reason(self, settings: TenantSettings) -> str: ...
+    def idle_reason(self, settings: TenantSettings) -> str: ...  # a code of REASONS
 
 
 # --- pure decisions ------------------------------------------------------------------------
@@ -219,7 +223,7 @@ class TenantEngine:
         self.window: Window | None = None
         self.sweep_at = 0.0
         self.idle_at = 0.0
-        self.idle_reason = ""
+        self.idle_reason: tuple[str, str] = ("", "")
         self._ua_generation: list[UserAgent] = []
         self._recheck: asyncio.Future | None = None
 
@@ -306,7 +310,7 @@ class TenantEngine:
         except OSError as error:  # the PBX's name does not resolve, no route...
             log.warning("tenant %s: cannot reach the PBX: %s", self.tenant_id, error)
             self.ua = None
-            self._note_problem(f"cannot reach the PBX: {error}")
+            self.idle_reason = ("pbx_unreachable", str(error))
             self.reload = True  # try again on the next tick
             await asyncio.sleep(1.0)
             return
@@ -317,9 +321,6 @@ class TenantEngine:
             self._ua_generation.remove(old)
             await old.close()
 
-    def _note_problem(self, text: str) -> None:
-        self.idle_reason = text
-
     async def _tick(self) -> None:
         now = time.monotonic()
         settings = self.settings
@@ -329,39 +330,42 @@ class TenantEngine:
             self.sweep_at = now + 1.0
             await self.presence.sweep(settings.wrap_up_timeout)
             await self._close_idle_user_agents()
-        reason = await self._start_calls(settings, now)
+        reason, detail = await self._start_calls(settings, now)
         await self._publish_state({
             "state": "stopping" if self.stopping else ("dialing" if not reason else "waiting"),
             "reason": reason,
+            "detail": detail,
+            "warning": "pbx_refuses_refer" if self.refer_refused >= REFER_REFUSED_LIMIT else "",
             "in_flight": self.in_flight,
             "registration": self.ua.registration.state if self.ua else "none",
             "registration_detail": self.ua.registration.detail if self.ua else "",
             "engine": self.engine_id,
         })  # fmt: skip
 
-    async def _start_calls(self, settings: TenantSettings, now: float) -> str:
-        """Start the calls the pacer allows; returns why not dialing ('' when dialing)."""
+    async def _start_calls(self, settings: TenantSettings, now: float) -> tuple[str, str]:
+        """Start the calls the pacer allows; returns why not dialing, as a reason code
+        (REASONS) and a detail from the PBX or the format; ("", "") while dialing."""
         if self.stopping:
-            return "stopping"
+            return "stopping", ""
         if self.ua is None:
-            return self.idle_reason or "the PBX cannot be reached"
+            return self.idle_reason
         registration = self.ua.registration
         if registration.state != "registered":
             self.pbx_silent = 0
             if registration.state == "failed":
-                return f"registration failed: {registration.detail}"
-            return "registering with the PBX"
+                return "registration_failed", registration.detail
+            return "registering", ""
         if self.pbx_silent >= PBX_SILENCE_LIMIT:
-            return "the PBX does not answer calls"
+            return "pbx_silent", ""
         free = await self.presence.free_count()
         if free == 0:
-            return "no operator on line" if not await self.presence.states() else (
-                "no free operator")  # fmt: skip
+            return ("no_free_operator" if await self.presence.states()
+                    else "no_operator_on_line"), ""  # fmt: skip
         if now < self.claim_at:
             return self.idle_reason
         count = self.pacer.calls_to_start(free, self.in_flight, now)
         if count <= 0:
-            return ""
+            return "", ""
         if now >= self.window_at:  # the calling window moves slowly: once a minute
             self.window_at = now + 60.0
             self.window = calling_window(settings, datetime.now(UTC))
@@ -376,7 +380,7 @@ class TenantEngine:
             claimed = await self.database(self.store.claim, settings, self.engine_id, count,
                                           self.window, dial_uri)  # fmt: skip
         except FormatError as error:
-            return f"the dial format is wrong: {error.message}"
+            return "dial_format_wrong", error.message
         # Leads not found: give back the tokens; the next tick asks again.
         self.pacer.tokens = min(self.pacer.calls_per_second,
                                 self.pacer.tokens + count - len(claimed))  # fmt: skip
@@ -386,11 +390,11 @@ class TenantEngine:
             self.calls.add(task)
             task.add_done_callback(self._call_done)
         if claimed:
-            return ""
+            return "", ""
         self.claim_at = now + self.idle_poll
         if now >= self.idle_at:
             self.idle_at = now + 1.0
-            self.idle_reason = await self.database(self.store.idle_reason, settings)
+            self.idle_reason = (await self.database(self.store.idle_reason, settings), "")
         return self.idle_reason
 
     def _call_done(self, task: asyncio.Task) -> None:

@@ -166,7 +166,7 @@ def test_a_new_lead_wakes_the_engine_and_settings_reach_it_at_once(app, database
     tenant_id, operators = dialing_tenant(app, "Acme", peer)
     go_on_line(app, tenant_id, *operators.values())
     with HostThread(database_url, idle_poll=600):
-        wait_until(lambda: engine_state(app, tenant_id).get("reason") == "no due leads",
+        wait_until(lambda: engine_state(app, tenant_id).get("reason") == "no_due_leads",
                    what="an idle engine")  # fmt: skip
         add_leads(app, tenant_id, ["+15550000122"])
         wait_until(settled(app, tenant_id, 1), timeout=20, what="the new lead dialed")
@@ -177,11 +177,29 @@ def test_a_new_lead_wakes_the_engine_and_settings_reach_it_at_once(app, database
         set_tenant(app, tenant_id, sip_username="acme-second-trunk")
         add_leads(app, tenant_id, ["+15550000142"])
         wait_until(settled(app, tenant_id, 3), timeout=20, what="the third lead dialed")
-    first, second, third = attempts_of(app, tenant_id)
+    first, second, _ = attempts_of(app, tenant_id)
     assert first.dialed_uri == f"sip:+15550000122@{peer.host}:{peer.port}"
     assert second.dialed_uri == f"sip:715550000132@{peer.host}:{peer.port}"
     peer.stop()
     messages = peer.result().messages
     assert "REGISTER sip:" in messages and "From: <sip:acme-second-trunk@" in messages
     third_invite = messages[messages.index("INVITE sip:715550000142") :]
-    assert "From: \"AutoCall\" <sip:acme-second-trunk@" in third_invite.split("\n\n")[0]
+    assert 'From: "AutoCall" <sip:acme-second-trunk@' in third_invite.split("\n\n")[0]
+
+
+def test_the_settings_pages_say_why_the_engine_is_not_dialing(app, database_url, pbx):
+    from tests.conftest import PASSWORD
+
+    peer = pbx("pbx.xml", calls=50, timeout=60, fill={"ring_ms": 0})
+    tenant_id, _ = dialing_tenant(app, "Acme", peer)
+    client = app.test_client()
+    client.post("/login", data={"email": "admin@acme.example", "password": PASSWORD})
+    with HostThread(database_url):
+        wait_until(lambda: engine_state(app, tenant_id).get("reason") == "no_operator_on_line")
+        page = client.get("/settings/calling").get_data(as_text=True)
+        assert "Not dialing: No operator is on line." in page
+        client.get("/lang/ru")
+        page = client.get("/settings/calling").get_data(as_text=True)
+        assert "Обзвон не идёт: Нет операторов на линии." in page
+    page = client.get("/settings/calling").get_data(as_text=True)
+    assert "движок запускается" in page  # stopped: on, but no engine runs it now

@@ -224,13 +224,13 @@ class DialingStore:
         return {p for p in phones if p in exact or (starts and p.startswith(starts))}
 
     def idle_reason(self, settings: TenantSettings) -> str:
-        """Why a claim found nothing, in the admin's words."""
+        """Why a claim found nothing (a reason code of engine.dialer.REASONS)."""
         now = datetime.now(UTC)
         with self._begin(settings.tenant_id) as connection:
             due = connection.execute(
                 select(leads.c.id).where(self._due(settings, now, None)).limit(1)
             ).first()  # fmt: skip
-        return "outside calling hours for the due leads" if due else "no due leads"
+        return "outside_calling_hours" if due else "no_due_leads"
 
     # --- writing results ---------------------------------------------------------------------
 

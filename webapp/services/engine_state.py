@@ -1,0 +1,63 @@
+"""What a tenant's engine is doing, as the portal shows it: read from the engine's live
+state in Redis (engine/dialer.py publishes it) and worded in the user's language."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import redis
+from flask_babel import lazy_gettext as _l
+
+from webapp import bus
+
+#: engine.dialer.REASONS, in the admin's words.
+REASON_TEXT = {
+    "stopping": _l("The engine is stopping; calls in progress are finishing."),
+    "pbx_unreachable": _l("The PBX cannot be reached."),
+    "registering": _l("Registering with the PBX."),
+    "registration_failed": _l("The PBX refused the registration."),
+    "pbx_silent": _l("The PBX does not answer calls; checking it again."),
+    "no_operator_on_line": _l("No operator is on line."),
+    "no_free_operator": _l("All operators on line are busy."),
+    "no_due_leads": _l("No leads are due."),
+    "outside_calling_hours": _l("The due leads are outside calling hours."),
+    "dial_format_wrong": _l("The dial format is wrong."),
+}
+WARNING_TEXT = {
+    "pbx_refuses_refer": _l(
+        "The PBX refuses REFER: customers cannot be transferred to operators. "
+        "Allow transfers for this SIP account on the PBX."
+    ),
+}
+
+
+@dataclass(frozen=True)
+class EngineState:
+    running: bool
+    dialing: bool = False
+    reason: str = ""
+    detail: str = ""
+    warning: str = ""
+    in_flight: int = 0
+
+
+def engine_state(tenant_id: int) -> EngineState:
+    connection = bus.client()
+    if connection is None:
+        return EngineState(running=False)
+    try:
+        raw = connection.hgetall(bus.keys(tenant_id).state)
+    except redis.RedisError:
+        return EngineState(running=False)
+    state = {key.decode(): json.loads(value) for key, value in raw.items()}
+    if not state or state.get("state") == "stopped":
+        return EngineState(running=False)
+    return EngineState(
+        running=True,
+        dialing=state.get("state") == "dialing",
+        reason=str(REASON_TEXT.get(state.get("reason", ""), "")),
+        detail=state.get("detail", ""),
+        warning=str(WARNING_TEXT.get(state.get("warning", ""), "")),
+        in_flight=int(state.get("in_flight", 0)),
+    )
