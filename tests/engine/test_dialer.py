@@ -203,3 +203,25 @@ def test_the_settings_pages_say_why_the_engine_is_not_dialing(app, database_url,
         assert "Обзвон не идёт: Нет операторов на линии." in page
     page = client.get("/settings/calling").get_data(as_text=True)
     assert "движок запускается" in page  # stopped: on, but no engine runs it now
+
+
+def test_a_stopping_host_lets_calls_in_flight_end_and_releases_its_tenants(app, database_url, pbx):
+    import redis
+
+    from engine.bus import TenantKeys
+    from tests.conftest import REDIS_PREFIX, REDIS_URL
+
+    peer = pbx("pbx.xml", calls=50, timeout=60, fill={"ring_ms": 1500})
+    tenant_id, operators = dialing_tenant(app, "Acme", peer, ring_timeout_seconds=10)
+    add_leads(app, tenant_id, ["+15550000150", "+15550000160"])
+    go_on_line(app, tenant_id, *operators.values())
+    host = HostThread(database_url).__enter__()
+    try:
+        wait_until(lambda: sum(a.outcome is None for a in attempts_of(app, tenant_id)) == 2,
+                   what="two calls ringing")  # fmt: skip
+    finally:
+        host.stop()  # what SIGTERM does: drain
+    attempts = attempts_of(app, tenant_id)
+    assert [(a.outcome, a.transfer_result) for a in attempts] == [("answered", "succeeded")] * 2
+    lease = TenantKeys(REDIS_PREFIX, tenant_id).lease
+    assert redis.Redis.from_url(REDIS_URL).exists(lease) == 0
