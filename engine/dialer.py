@@ -489,19 +489,23 @@ class TenantEngine:
                                                 TransferResult.UNCONFIRMED)  # fmt: skip
         state = await self.presence.transferred(operator, succeeded,
                                                 settings.failed_transfers_limit)  # fmt: skip
-        if not succeeded:
-            await self.redis.publish(self.keys.events, event(
+        if not succeeded:  # the card says so, and the live wall
+            await self._tell(operator, event(
                 "transfer_failed", operator_id=operator, lead_id=lead.lead_id,
                 attempt_id=lead.attempt_id, detail=str(attempt.detail or ""),
                 sip_code=attempt.transfer_sip_code))  # fmt: skip
             if (state.decode() if isinstance(state, bytes) else state) == OFF_LINE:
-                await self.redis.publish(self.keys.events, event(
+                await self._tell(operator, event(
                     "operator_off_line", operator_id=operator,
                     reason="failed_transfers"))  # fmt: skip
 
     async def _screen_pop(self, operator: int, lead: Claimed) -> None:
-        payload = event("screen_pop", operator_id=operator, lead_id=lead.lead_id,
-                        attempt_id=lead.attempt_id, at=time.time())  # fmt: skip
+        await self._tell(operator, event("screen_pop", operator_id=operator, lead_id=lead.lead_id,
+                                         attempt_id=lead.attempt_id, at=time.time()))  # fmt: skip
+
+    async def _tell(self, operator: int, payload: str) -> None:
+        """An event for one operator's console (a capped stream it resumes from after a
+        drop) and for the live wall (pub/sub)."""
         pipe = self.redis.pipeline(transaction=False)
         pipe.xadd(self.keys.pops(operator), {"event": payload}, maxlen=100, approximate=True)
         pipe.publish(self.keys.events, payload)

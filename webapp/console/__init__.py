@@ -1,14 +1,7 @@
-"""The operator console. A placeholder for now: Go on line / Go off line come with the engine."""
+"""The operator console: Go on line, the lead card that opens by itself, finishing a lead."""
 
-from flask import Blueprint, render_template
-
-from webapp.models import Role
-from webapp.roles import role_required
+from flask import Blueprint
 
 bp = Blueprint("console", __name__, url_prefix="/console", template_folder="templates")
 
-
-@bp.get("/")
-@role_required(Role.OPERATOR)
-def index():
-    return render_template("console/index.html")
+from webapp.console import views  # noqa: E402,F401

@@ -1,0 +1,106 @@
+"""The console's routes against the real Redis: presence, heartbeats, the card, finishing,
+and the event stream with its resume."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from engine.bus import event
+from engine.presence import decode_all
+from webapp import bus
+from webapp.console import views
+
+
+@pytest.fixture
+def operator_client(client, auth, tenant_a):
+    auth.login(tenant_a.operator_email)
+    return client
+
+
+def presence_of(app, tenant):
+    with app.app_context():
+        return decode_all(bus.presence(tenant.id).states())
+
+
+def test_going_on_and_off_line_and_the_heartbeat(app, operator_client, tenant_a):
+    json_headers = {"Accept": "application/json"}
+    answer = operator_client.post("/console/on-line", headers=json_headers).get_json()
+    assert answer["state"] == "free" and presence_of(app, tenant_a)[tenant_a.operator_id]
+    assert operator_client.post("/console/heartbeat").get_json()["state"] == "free"
+    page = operator_client.get("/console/").get_data(as_text=True)
+    assert "On line: waiting for a call" in page
+    answer = operator_client.post("/console/off-line", headers=json_headers).get_json()
+    assert answer["state"] == "off_line" and presence_of(app, tenant_a) == {}
+    assert operator_client.get("/console/card").status_code == 204
+
+
+def take_for(app, tenant, lead_id):
+    """What the engine does when a customer answers: take the operator for the lead."""
+    with app.app_context():
+        presence = bus.presence(tenant.id)
+        presence.take(lead_id)
+        return presence
+
+
+def test_the_card_shows_the_lead_being_transferred_and_finishing_frees_the_operator(
+    app, operator_client, tenant_a
+):
+    operator_client.post("/console/on-line")
+    presence = take_for(app, tenant_a, tenant_a.lead_id)
+    card = operator_client.get("/console/card").get_data(as_text=True)
+    assert "Alpha lead" in card and "Alpha order" in card and "+15550100" in card
+    with app.app_context():
+        presence.transferred(tenant_a.operator_id, True, failure_limit=3)
+    answer = operator_client.post(
+        "/console/finish", data={"disposition": "Call back", "call_back_at": "2030-01-02T10:30"},
+        headers={"Accept": "application/json"},
+    ).get_json()  # fmt: skip
+    assert answer["state"] == "free"
+    from webapp.extensions import db
+    from webapp.models import Lead
+
+    with app.app_context():
+        lead = db.session.get(Lead, tenant_a.lead_id)
+        assert lead.status == "retry" and lead.next_attempt_at.year == 2030
+        assert lead.last_operator_id == tenant_a.operator_id
+
+
+def test_hidden_numbers_are_masked_on_the_card(app, operator_client, tenant_a):
+    from webapp.extensions import db
+    from webapp.models import Tenant
+
+    with app.app_context():
+        db.session.get(Tenant, tenant_a.id).hide_numbers = True
+        db.session.commit()
+    operator_client.post("/console/on-line")
+    take_for(app, tenant_a, tenant_a.lead_id)
+    card = operator_client.get("/console/card").get_data(as_text=True)
+    assert "+15550100" not in card and "••••" in card
+
+
+def test_the_event_stream_resumes_after_the_last_event_id(app, operator_client, tenant_a,
+                                                          monkeypatch):  # fmt: skip
+    monkeypatch.setattr(views, "STREAM_SECONDS", 0.5)
+    monkeypatch.setattr(views, "KEEP_ALIVE_SECONDS", 0.2)
+    with app.app_context():
+        key = bus.keys(tenant_a.id).pops(tenant_a.operator_id)
+        connection = bus.client()
+        ids = [connection.xadd(key, {"event": event("screen_pop", lead_id=n)}).decode()
+               for n in (1, 2, 3)]  # fmt: skip
+    response = operator_client.get("/console/events", headers={"Last-Event-ID": ids[0]})
+    assert response.mimetype == "text/event-stream"
+    body = response.get_data(as_text=True)
+    frames = [f for f in body.split("\n\n") if f.startswith("id:")]
+    assert [f.split("\n")[0] for f in frames] == [f"id: {ids[1]}", f"id: {ids[2]}"]
+    assert json.loads(frames[0].split("data: ")[1])["lead_id"] == 2
+    # A new page starts after the newest event: nothing old pops up again.
+    body = operator_client.get("/console/events").get_data(as_text=True)
+    assert "id:" not in body and ": keep-alive" in body
+
+
+def test_admins_and_operators_of_other_tenants_get_nothing(client, auth, tenant_a):
+    auth.login(tenant_a.admin_email)
+    assert client.get("/console/").status_code == 403
+    assert client.post("/console/on-line").status_code == 403

@@ -1,0 +1,189 @@
+"""The console's pages and its event stream.
+
+The stream is Server-Sent Events read from the operator's Redis stream of events (engine:
+`t:{id}:op:{op}:pops`): each event carries the stream's id, so a browser that lost the
+connection reconnects with `Last-Event-ID` and gets what it missed. A connection lasts at most
+`STREAM_SECONDS`, then the browser reconnects by itself: no thread is held forever.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from flask import Response, abort, jsonify, redirect, render_template, request, url_for
+from flask import stream_with_context
+from flask_babel import lazy_gettext as _l
+
+from engine.bus import BadEvent, parse_event
+from engine.presence import BUSY, FREE, TRANSFERRING, WRAP_UP
+from webapp import bus
+from webapp.console import bp
+from webapp.extensions import db
+from webapp.leads.views import OUTCOME_LABELS
+from webapp.models import Lead, Role
+from webapp.roles import role_required
+from webapp.services import console
+from webapp.tenancy import current_tenant
+
+#: How long one event-stream connection lasts, and the keep-alive comment's interval.
+STREAM_SECONDS = 300
+KEEP_ALIVE_SECONDS = 15
+
+STATE_LABELS = {
+    None: _l("Off line"),
+    FREE: _l("On line: waiting for a call"),
+    TRANSFERRING: _l("A call is coming"),
+    BUSY: _l("With a customer"),
+    WRAP_UP: _l("Wrap-up"),
+}
+DISPOSITIONS = (_l("Sale"), _l("Not interested"), _l("Call back"), _l("Wrong number"))
+
+operator_only = role_required(Role.OPERATOR)
+
+
+def _operator():
+    operator = console.current_operator()
+    if operator is None:
+        abort(403)
+    return operator
+
+
+def _state_json(operator) -> dict:
+    state = console.state_of(operator)
+    return {
+        "state": state.state if state else "off_line",
+        "label": str(STATE_LABELS[state.state if state else None]),
+        "since": state.since if state else None,
+        "lead_id": state.lead_id if state else None,
+    }
+
+
+@bp.get("/")
+@operator_only
+def index():
+    operator = _operator()
+    state = console.state_of(operator)
+    return render_template("console/index.html", operator=operator, state=state,
+                           state_label=STATE_LABELS[state.state if state else None],
+                           dispositions=DISPOSITIONS)  # fmt: skip
+
+
+@bp.post("/on-line")
+@operator_only
+def on_line():
+    console.go_on_line(_operator())
+    return _answer()
+
+
+@bp.post("/off-line")
+@operator_only
+def off_line():
+    console.go_off_line(_operator())
+    return _answer()
+
+
+@bp.post("/heartbeat")
+@operator_only
+def heartbeat():
+    operator = _operator()
+    console.heartbeat(operator)
+    return jsonify(_state_json(operator))
+
+
+@bp.get("/state")
+@operator_only
+def state():
+    return jsonify(_state_json(_operator()))
+
+
+def _answer():
+    if request.accept_mimetypes.best == "application/json":
+        return jsonify(_state_json(_operator()))
+    return redirect(url_for("console.index"))
+
+
+@bp.get("/card")
+@operator_only
+def card():
+    """The card of the lead this operator is busy with (or about to be)."""
+    operator = _operator()
+    state = console.state_of(operator)
+    if state is None or state.lead_id is None:
+        return "", 204
+    lead = db.session.get(Lead, state.lead_id)
+    if lead is None or lead.tenant_id != operator.tenant_id:
+        return "", 204
+    tenant = current_tenant()
+    return render_template("console/_card.html", lead=lead, state=state,
+                           phone=_masked(lead.phone) if tenant.hide_numbers else lead.phone,
+                           attempts=console.previous_attempts(lead),
+                           OUTCOME_LABELS=OUTCOME_LABELS, dispositions=DISPOSITIONS)  # fmt: skip
+
+
+def _masked(phone: str) -> str:
+    return phone[:-6] + "••••" + phone[-2:] if len(phone) > 8 else "••••"
+
+
+@bp.post("/finish")
+@operator_only
+def finish():
+    """The operator records the result: free again; "call back at" schedules the lead."""
+    operator = _operator()
+    state = console.state_of(operator)
+    lead = None
+    if state is not None and state.lead_id is not None:
+        lead = db.session.get(Lead, state.lead_id)
+    call_back_at = None
+    text = request.form.get("call_back_at", "").strip()
+    if text and lead is not None:
+        try:
+            local = datetime.fromisoformat(text)
+        except ValueError:
+            abort(400)
+        zone = ZoneInfo(lead.time_zone or current_tenant().time_zone)
+        call_back_at = local.replace(tzinfo=zone) if local.tzinfo is None else local
+    console.finish(operator, lead, call_back_at)
+    return _answer()
+
+
+@bp.get("/events")
+@operator_only
+def events():
+    """Server-Sent Events: screen pops and transfer results for this operator."""
+    operator = _operator()
+    key = bus.keys(operator.tenant_id).pops(operator.id)
+    last = request.headers.get("Last-Event-ID") or request.args.get("after") or "$"
+    if last != "$" and not _stream_id(last):
+        last = "$"
+    connection = bus.client()
+    if last == "$":  # a new page: start after the newest event, by its id
+        newest = connection.xrevrange(key, count=1)
+        last = newest[0][0].decode() if newest else "0-0"
+
+    def stream():
+        nonlocal last
+        ends = time.monotonic() + STREAM_SECONDS
+        yield "retry: 1000\n\n"
+        while time.monotonic() < ends:
+            answer = connection.xread({key: last}, count=20, block=int(KEEP_ALIVE_SECONDS * 1000))
+            if not answer:
+                yield ": keep-alive\n\n"
+                continue
+            for event_id, fields in answer[0][1]:
+                last = event_id.decode()
+                try:
+                    payload = parse_event(fields[b"event"])
+                except (BadEvent, KeyError):
+                    continue
+                yield f"id: {last}\nevent: {payload['type']}\ndata: {json.dumps(payload)}\n\n"
+
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return Response(stream_with_context(stream()), mimetype="text/event-stream", headers=headers)
+
+
+def _stream_id(text: str) -> bool:
+    first, _, second = text.partition("-")
+    return first.isdigit() and second.isdigit()

@@ -1,0 +1,74 @@
+"""The operator console's side of presence and leads: going on and off line, heartbeats,
+the lead an operator is busy with, and finishing it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from flask_login import current_user
+from sqlalchemy import select
+
+from engine.presence import OperatorState, decode
+from webapp import bus
+from webapp.extensions import db
+from webapp.models import Attempt, Lead, LeadStatus, Operator
+from webapp.tenancy import scoped
+
+
+def current_operator() -> Operator | None:
+    """The signed-in user's operator record (active ones only)."""
+    return db.session.scalar(
+        scoped(Operator).where(Operator.user_id == current_user.id, Operator.active.is_(True))
+    )
+
+
+def state_of(operator: Operator) -> OperatorState | None:
+    """None: off line."""
+    raw = bus.client().hget(bus.keys(operator.tenant_id).presence, operator.id)
+    return decode(raw) if raw else None
+
+
+def go_on_line(operator: Operator) -> None:
+    bus.presence(operator.tenant_id).go_on_line(operator.id)
+
+
+def go_off_line(operator: Operator) -> None:
+    bus.presence(operator.tenant_id).go_off_line(operator.id)
+
+
+def heartbeat(operator: Operator) -> bool:
+    """False when the operator is no longer on line (taken off line meanwhile)."""
+    return bool(bus.presence(operator.tenant_id).heartbeat(operator.id))
+
+
+def attempt_for(operator: Operator, attempt_id: int) -> tuple[Attempt, Lead] | None:
+    """An attempt transferred to this operator, with its lead; None for anyone else's."""
+    row = db.session.execute(
+        select(Attempt, Lead)
+        .join(Lead, (Lead.tenant_id == Attempt.tenant_id) & (Lead.id == Attempt.lead_id))
+        .where(Attempt.tenant_id == operator.tenant_id, Attempt.id == attempt_id,
+               Attempt.operator_id == operator.id)
+    ).first()  # fmt: skip
+    return None if row is None else (row[0], row[1])
+
+
+def previous_attempts(lead: Lead, limit: int = 20) -> list[Attempt]:
+    return list(
+        db.session.scalars(
+            scoped(Attempt)
+            .where(Attempt.lead_id == lead.id)
+            .order_by(Attempt.invite_at.desc())
+            .limit(limit)
+        )
+    )
+
+
+def finish(operator: Operator, lead: Lead | None, call_back_at: datetime | None) -> None:
+    """The operator is done with the lead: free again; "call back at" makes the lead due
+    again then (the engine offers it to this operator first)."""
+    if lead is not None and call_back_at is not None:
+        lead.status = LeadStatus.RETRY.value
+        lead.next_attempt_at = call_back_at.astimezone(UTC)
+        lead.last_operator_id = operator.id
+        db.session.commit()
+    bus.presence(operator.tenant_id).finish(operator.id)

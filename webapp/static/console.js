@@ -1,0 +1,110 @@
+// The operator console: going on and off line without reloading, a heartbeat every ten
+// seconds (without it the engine takes the operator off line), and the event stream: a
+// screen pop loads the lead card at once, with a sound and a notification when the tab is
+// in the background. EventSource reconnects by itself with Last-Event-ID, so nothing is
+// missed after a dropped connection.
+(function () {
+  "use strict";
+  var box = document.querySelector("[data-console]");
+  if (!box) { return; }
+  var csrf = box.getAttribute("data-csrf");
+  var cardBox = document.querySelector("[data-card]");
+  var label = box.querySelector("[data-state-label]");
+  var since = box.querySelector("[data-state-since]");
+  var notice = box.querySelector("[data-notice]");
+  var onButton = box.querySelector("[data-go=on] button");
+  var offButton = box.querySelector("[data-go=off] button");
+
+  function post(url, body) {
+    return fetch(url, {
+      method: "POST", credentials: "same-origin", body: body || null,
+      headers: { "X-CSRFToken": csrf, Accept: "application/json" }
+    }).then(function (response) { return response.json(); });
+  }
+
+  function show(state) {
+    label.textContent = state.label;
+    since.setAttribute("data-since", state.since || "");
+    onButton.hidden = state.state !== "off_line";
+    offButton.hidden = state.state === "off_line";
+    box.setAttribute("data-state", state.state);
+    if (!state.lead_id) { cardBox.innerHTML = ""; }
+  }
+
+  function loadCard() {
+    fetch(box.getAttribute("data-card-url"), { credentials: "same-origin" })
+      .then(function (response) { return response.status === 200 ? response.text() : ""; })
+      .then(function (html) { if (html) { cardBox.innerHTML = html; } });
+  }
+
+  function beep() {
+    try {
+      var audio = new (window.AudioContext || window.webkitAudioContext)();
+      var tone = audio.createOscillator();
+      tone.frequency.value = 880;
+      tone.connect(audio.destination);
+      tone.start();
+      tone.stop(audio.currentTime + 0.25);
+    } catch (error) { /* no sound: the card still opens */ }
+  }
+
+  box.querySelectorAll("form[data-go]").forEach(function (form) {
+    form.addEventListener("submit", function (event) {
+      event.preventDefault();
+      if (window.Notification && Notification.permission === "default") {
+        Notification.requestPermission();
+      }
+      post(form.action).then(show);
+    });
+  });
+
+  cardBox.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (!form.matches("[data-finish]")) { return; }
+    event.preventDefault();
+    post(form.action, new FormData(form)).then(function (state) {
+      cardBox.innerHTML = "";
+      notice.hidden = true;
+      show(state);
+    });
+  });
+
+  function refresh() {
+    fetch(box.getAttribute("data-state-url"), { credentials: "same-origin" })
+      .then(function (response) { return response.json(); }).then(show);
+  }
+
+  var events = new EventSource(box.getAttribute("data-events-url"));
+  events.addEventListener("screen_pop", function () {
+    loadCard();
+    refresh();
+    if (document.hidden) {
+      beep();
+      if (window.Notification && Notification.permission === "granted") {
+        new Notification(label.textContent);
+      }
+    }
+  });
+  events.addEventListener("transfer_failed", function () {
+    notice.textContent = box.getAttribute("data-transfer-failed");
+    notice.hidden = false;
+    refresh();
+  });
+  events.addEventListener("operator_off_line", refresh);
+
+  setInterval(function () {
+    if (box.getAttribute("data-state") !== "off_line") {
+      post(box.getAttribute("data-heartbeat-url")).then(show).catch(function () {});
+    }
+  }, 10000);
+  setInterval(function () {
+    var start = parseFloat(since.getAttribute("data-since"));
+    if (!start) { since.textContent = ""; return; }
+    var seconds = Math.max(0, Math.round(Date.now() / 1000 - start));
+    since.textContent = " · " + Math.floor(seconds / 60) + ":" + String(seconds % 60).padStart(2, "0");
+  }, 1000);
+  if (box.querySelector("[data-card-loading]") || document.querySelector("[data-card-loading]")) {
+    loadCard();
+  }
+  box.setAttribute("data-state", onButton.hidden ? "on_line" : "off_line");
+})();
