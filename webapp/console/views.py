@@ -13,8 +13,16 @@ import time
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from flask import Response, abort, jsonify, redirect, render_template, request, url_for
-from flask import stream_with_context
+from flask import (
+    Response,
+    abort,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    stream_with_context,
+    url_for,
+)
 from flask_babel import lazy_gettext as _l
 
 from engine.bus import BadEvent, parse_event
