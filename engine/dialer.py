@@ -489,7 +489,11 @@ class TenantEngine:
                                                 TransferResult.UNCONFIRMED)  # fmt: skip
         state = await self.presence.transferred(operator, succeeded,
                                                 settings.failed_transfers_limit)  # fmt: skip
-        if not succeeded:  # the card says so, and the live wall
+        if succeeded:
+            await self._tell(operator, event(
+                "transferred", operator_id=operator, lead_id=lead.lead_id,
+                attempt_id=lead.attempt_id))  # fmt: skip
+        else:  # the card says so, and the live wall
             await self._tell(operator, event(
                 "transfer_failed", operator_id=operator, lead_id=lead.lead_id,
                 attempt_id=lead.attempt_id, detail=str(attempt.detail or ""),

@@ -90,6 +90,7 @@
     notice.hidden = false;
     refresh();
   });
+  events.addEventListener("transferred", refresh);
   events.addEventListener("operator_off_line", refresh);
 
   setInterval(function () {

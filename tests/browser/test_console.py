@@ -1,0 +1,75 @@
+"""The operator console in a real browser with the real engine: an operator goes on line, a
+lead comes in through the API, SIPp (the PBX) answers, the lead's card opens by itself, the
+operator records the result and is free again."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+
+from playwright.sync_api import expect
+
+from tests.browser.test_portal import page, served  # noqa: F401  (fixtures)
+from tests.conftest import PASSWORD
+from tests.engine.dialing import HostThread, attempts_of, dialing_tenant, wait_until
+
+
+def post_lead(base: str, app, tenant_id: int, lead: dict) -> None:
+    from webapp.extensions import db
+    from webapp.services.api_access import create_token
+
+    with app.app_context():
+        _token, bearer = create_token(tenant_id, "CRM")
+        db.session.commit()
+    request = urllib.request.Request(
+        f"{base}/api/v1/leads", data=json.dumps(lead).encode(), method="POST",
+        headers={"Authorization": f"Bearer {bearer}", "Content-Type": "application/json"},
+    )  # fmt: skip
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 201
+
+
+def operator_signs_in(base: str, page, email: str) -> None:  # noqa: F811
+    page.goto(f"{base}/login")
+    page.fill("input[name=email]", email)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    expect(page).to_have_url(f"{base}/console/")
+
+
+def test_the_card_opens_when_the_customer_answers_and_finishing_frees_the_operator(
+    served,  # noqa: F811
+    page,  # noqa: F811
+    pbx,
+):
+    from webapp.extensions import db
+    from webapp.models import User
+
+    base, app = served
+    peer = pbx("pbx.xml", calls=50, timeout=60, fill={"ring_ms": 200})
+    tenant_id, operators = dialing_tenant(app, "Acme", peer, extensions=("101",))
+    with app.app_context():
+        user = db.session.scalar(db.select(User).where(User.email == "op101@acme.example"))
+        user.must_change_password = False
+        db.session.commit()
+    database_url = app.extensions["autocall.config"].database_url
+
+    operator_signs_in(base, page, "op101@acme.example")
+    state = page.locator("[data-state-label]")
+    expect(state).to_have_text("Off line")
+    page.get_by_role("button", name="Go on line").click()
+    expect(state).to_have_text("On line: waiting for a call")
+
+    with HostThread(database_url):
+        post_lead(base, app, tenant_id, {"phone": "+15550000170", "name": "Ivan Petrov",
+                                         "card": {"order": "A-1001"}})  # fmt: skip
+        card = page.locator(".lead-card")
+        expect(card).to_contain_text("Ivan Petrov", timeout=15_000)
+        expect(card).to_contain_text("A-1001")
+        expect(state).to_have_text("With a customer")
+        page.select_option("select[name=disposition]", label="Sale")
+        page.get_by_role("button", name="Finish the lead").click()
+        expect(state).to_have_text("On line: waiting for a call")
+        expect(card).to_have_count(0)
+        wait_until(lambda: [a.outcome for a in attempts_of(app, tenant_id)] == ["answered"])
+    assert attempts_of(app, tenant_id)[0].operator_id == operators["101"]
