@@ -51,6 +51,24 @@ def choose(challenges: list[Challenge]) -> Challenge | None:
     return usable[0] if usable else None
 
 
+def digest_response(algorithm: str, login: str, realm: str, password: str, nonce: str,
+                    method: str, uri: str, *, qop: str | None = None, nc: str = "",
+                    cnonce: str = "", body: bytes = b"") -> str:  # fmt: skip
+    """The `response` of a digest answer; the PBX side (engine/sim/pbx.py) checks with it."""
+    digest = ALGORITHMS[algorithm]
+
+    def h(text: str | bytes) -> str:
+        return digest(text if isinstance(text, bytes) else text.encode()).hexdigest()
+
+    ha1 = h(f"{login}:{realm}:{password}")
+    if algorithm.endswith("-sess"):
+        ha1 = h(f"{ha1}:{nonce}:{cnonce}")
+    ha2 = h(f"{method}:{uri}:{h(body)}") if qop == "auth-int" else h(f"{method}:{uri}")
+    if qop:
+        return h(f"{ha1}:{nonce}:{nc}:{cnonce}:{qop}:{ha2}")
+    return h(f"{ha1}:{nonce}:{ha2}")
+
+
 def _quote(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
@@ -67,35 +85,29 @@ class DigestClient:
         """The value of an Authorization or Proxy-Authorization header answering `challenge`
         (`cnonce` is drawn at random unless given)."""
         algorithm = algorithm_of(challenge)
-        digest = ALGORITHMS[algorithm]
-
-        def h(text: str | bytes) -> str:
-            return digest(text if isinstance(text, bytes) else text.encode()).hexdigest()
-
         realm = challenge.realm or ""
         nonce = challenge.params.get("nonce", "")
         qops = [q.strip() for q in challenge.params.get("qop", "").split(",") if q.strip()]
         qop = "auth" if "auth" in qops else ("auth-int" if "auth-int" in qops else None)
         cnonce = cnonce or secrets.token_hex(8)
-        ha1 = h(f"{self.credentials.login}:{realm}:{self.credentials.password}")
-        if algorithm.endswith("-sess"):
-            ha1 = h(f"{ha1}:{nonce}:{cnonce}")
-        ha2 = h(f"{method}:{uri}:{h(body)}") if qop == "auth-int" else h(f"{method}:{uri}")
         parts = [
             f"username={_quote(self.credentials.login)}",
             f"realm={_quote(realm)}",
             f"nonce={_quote(nonce)}",
             f"uri={_quote(uri)}",
         ]
+        nc = ""
         if qop:
             count = self._counts.get(nonce, 0) + 1
             self._counts[nonce] = count
             nc = f"{count:08x}"
-            response = h(f"{ha1}:{nonce}:{nc}:{cnonce}:{qop}:{ha2}")
-            parts += [f"response={_quote(response)}", f"qop={qop}", f"nc={nc}",
-                      f"cnonce={_quote(cnonce)}"]  # fmt: skip
-        else:
-            parts.append(f"response={_quote(h(f'{ha1}:{nonce}:{ha2}'))}")
+        response = digest_response(
+            algorithm, self.credentials.login, realm, self.credentials.password, nonce,
+            method, uri, qop=qop, nc=nc, cnonce=cnonce, body=body,
+        )  # fmt: skip
+        parts.append(f"response={_quote(response)}")
+        if qop:
+            parts += [f"qop={qop}", f"nc={nc}", f"cnonce={_quote(cnonce)}"]
         parts.append(f"algorithm={algorithm}")
         if "opaque" in challenge.params:
             parts.append(f"opaque={_quote(challenge.params['opaque'])}")

@@ -1,0 +1,2 @@
+"""Simulators: the demo PBX (`engine/sim/pbx.py`), used by the one-command demo, tests and
+benchmarks; the call-centre simulator that judges pacing comes with predictive pacing."""
