@@ -30,7 +30,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if config.database_url.startswith("sqlite:///"):
         VAR_DIR.mkdir(parents=True, exist_ok=True)
     upgrade_database(config)
-    return run_service(config, host=args.host, port=args.port)
+    return run_service(config, host=args.host, port=args.port, demo=args.demo)
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -43,6 +43,17 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if args.engine_workers is not None:
         config = replace(config, engine_workers=args.engine_workers)
     return run_workers(config)
+
+
+def cmd_demo_pbx(args: argparse.Namespace) -> int:
+    import asyncio
+    import contextlib
+
+    from engine.sim.pbx import serve
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(args))
+    return 0
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
@@ -127,7 +138,18 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the whole service on this machine (Ctrl-C stops it)")
     run.add_argument("--host", default="127.0.0.1", help="address the portal listens on")
     run.add_argument("--port", type=int, default=None, help="portal port (default 5000)")
+    run.add_argument(
+        "--demo", action=argparse.BooleanOptionalAction, default=False,
+        help="also run the demo PBX with a demo tenant, operators and leads (./dev run does)",
+    )  # fmt: skip
     run.set_defaults(func=cmd_run)
+
+    demo_pbx = sub.add_parser("demo-pbx", help="run the demo PBX (a SIP server for trying "
+                              "the dialer without a real PBX)")  # fmt: skip
+    from engine.sim.pbx import add_arguments
+
+    add_arguments(demo_pbx)
+    demo_pbx.set_defaults(func=cmd_demo_pbx)
 
     worker = sub.add_parser(
         "worker",

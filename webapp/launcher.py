@@ -60,8 +60,36 @@ def worker_commands(config: Config) -> list[list[str]]:
             [*python, "cron"]]  # fmt: skip
 
 
-def run_service(config: Config, host: str, port: int | None) -> int:
-    """`autocall run`: a private Redis when none is configured, the portal and the workers."""
+DEMO_PBX = ("127.0.0.1", 5090)
+
+
+def start_demo(config: Config) -> tuple[subprocess.Popen, dict]:
+    """The demo PBX, and the demo tenant pointed at it."""
+    from webapp import create_app, demo
+    from webapp.services.secrets import SecretBox
+
+    host, port = DEMO_PBX
+    pbx = subprocess.Popen([sys.executable, "-m", "engine.sim.pbx", "--host", host,
+                            "--port", str(port), "--user", demo.PBX_USER,
+                            "--password", demo.PBX_PASSWORD, "--ring", "2-6"])  # fmt: skip
+    app = create_app(config)
+    with app.app_context():
+        logins = demo.seed(SecretBox(config.encryption_key), host, port)
+    return pbx, logins
+
+
+def print_logins(logins: dict) -> None:
+    email, password = logins["admin"]
+    print(f"  demo admin:     {email} / {password}")
+    for name, email, password in logins["operators"]:
+        print(f"  demo operator:  {email} / {password}  ({name})")
+    print("  Sign in as an operator and press Go on line: the demo PBX's customers answer,")
+    print("  and their cards open as the calls are transferred.", flush=True)
+
+
+def run_service(config: Config, host: str, port: int | None, demo: bool = False) -> int:
+    """`autocall run`: a private Redis when none is configured, the portal, the workers and,
+    with `demo`, the demo PBX with its demo tenant."""
     children: list[subprocess.Popen] = []
     services: list[subprocess.Popen] = []  # stopped after the others, which use them
     if not config.redis_url:
@@ -69,6 +97,10 @@ def run_service(config: Config, host: str, port: int | None) -> int:
         services.append(redis_proc)
         config = replace(config, redis_url=redis_url)
         print(f"Private Redis at {redis_url}", flush=True)
+    logins = None
+    if demo:
+        pbx, logins = start_demo(config)
+        services.append(pbx)
 
     env = dict(os.environ, AUTOCALL_REDIS_URL=config.redis_url)
     port = port or config.web_port
@@ -77,6 +109,8 @@ def run_service(config: Config, host: str, port: int | None) -> int:
     for command in [web, *worker_commands(config)]:
         children.append(subprocess.Popen(command, env=env))
     print(f"AutoCall Cloud portal: http://{host}:{port}/  (Ctrl-C stops everything)", flush=True)
+    if logins:
+        print_logins(logins)
     return supervise(children, services)
 
 

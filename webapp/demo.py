@@ -1,0 +1,79 @@
+"""The demo tenant of `./dev run`: a company whose PBX is the demo PBX, three operators and a
+few hundred leads, so a newcomer sees calls placed and transferred within a minute.
+
+Idempotent: run again, it updates the demo tenant's PBX address and tops its leads up.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import time
+
+from sqlalchemy import func, select
+
+from webapp.extensions import db
+from webapp.models import Lead, LeadStatus, Operator, Tenant, User
+from webapp.services.accounts import create_operator, create_tenant_with_admin
+from webapp.services.secrets import SecretBox
+
+COMPANY = "Demo Call Centre"
+ADMIN = ("demo-admin@autocall.local", "demo-admin-password")
+OPERATORS = [("Anna Smirnova", "101"), ("Boris Ivanov", "102"), ("Clara Jones", "103")]
+OPERATOR_PASSWORD = "demo-operator-password"
+PBX_USER, PBX_PASSWORD = "demo", "demo-pbx-secret"
+LEADS = 300
+
+_FIRST = ["Ivan", "Olga", "Pyotr", "Maria", "John", "Emma", "Dmitry", "Elena", "James", "Sofia"]
+_LAST = ["Petrov", "Volkova", "Smith", "Kuznetsov", "Brown", "Orlova", "Miller", "Sokolov"]
+_PRODUCTS = ["Internet 100", "TV Basic", "Mobile Plus", "Home Security", "Cloud Backup"]
+
+
+def operator_email(extension: str) -> str:
+    return f"operator{extension}@autocall.local"
+
+
+def seed(secrets: SecretBox, pbx_host: str, pbx_port: int) -> dict:
+    """Create or refresh the demo tenant (inside an app context); returns what to print."""
+    tenant = db.session.scalar(select(Tenant).where(Tenant.name == COMPANY))
+    if tenant is None:
+        tenant = create_tenant_with_admin(COMPANY, ADMIN[0], ADMIN[1]).tenant
+        for name, extension in OPERATORS:
+            operator = create_operator(tenant, name=name, email=operator_email(extension),
+                                       extension=extension, password=OPERATOR_PASSWORD,
+                                       team_id=None)  # fmt: skip
+            operator.user.must_change_password = False
+    values = dict(
+        sip_host=pbx_host, sip_port=pbx_port, sip_username=PBX_USER,
+        sip_password_encrypted=secrets.encrypt(PBX_PASSWORD), dialing_enabled=True,
+        calling_hours_start=time(0, 0), calling_hours_end=time(0, 0),
+        pacing_mode="multiplier", call_multiplier=1.5, ring_timeout_seconds=15,
+        wrap_up_timeout_seconds=30, retry_no_answer_minutes=2, retry_busy_minutes=1,
+        retry_unavailable_minutes=2, retry_technical_error_minutes=1, max_attempts=5,
+    )  # fmt: skip
+    for key, value in values.items():
+        setattr(tenant, key, value)
+    waiting = db.session.scalar(
+        select(func.count())
+        .select_from(Lead)
+        .where(
+            Lead.tenant_id == tenant.id,
+            Lead.status.in_((LeadStatus.NEW.value, LeadStatus.RETRY.value)),
+        )
+    )
+    rng = random.Random()
+    for _ in range(max(0, LEADS - waiting)):
+        db.session.add(Lead(
+            tenant_id=tenant.id, phone=f"+1555{rng.randrange(10**7):07d}",
+            name=f"{rng.choice(_FIRST)} {rng.choice(_LAST)}",
+            card={"product": rng.choice(_PRODUCTS), "order": f"D-{rng.randrange(10**5):05d}"},
+            status=LeadStatus.NEW.value, attempts=0, priority=0,
+        ))  # fmt: skip
+    db.session.commit()
+    operators = db.session.execute(
+        select(Operator.name, User.email).join(User, User.id == Operator.user_id)
+        .where(Operator.tenant_id == tenant.id).order_by(Operator.extension)
+    ).all()  # fmt: skip
+    return {
+        "admin": ADMIN,
+        "operators": [(name, email, OPERATOR_PASSWORD) for name, email in operators],
+    }
