@@ -1,17 +1,25 @@
 """The operator console in a real browser with the real engine: an operator goes on line, a
 lead comes in through the API, SIPp (the PBX) answers, the lead's card opens by itself, the
-operator records the result and is free again."""
+operator records the result and is free again; two operators get different leads; a dropped
+event stream catches up; a closed tab stops the calls to that operator."""
 
 from __future__ import annotations
 
 import json
+import re
 import urllib.request
 
 from playwright.sync_api import expect
 
 from tests.browser.test_portal import page, served  # noqa: F401  (fixtures)
 from tests.conftest import PASSWORD
-from tests.engine.dialing import HostThread, attempts_of, dialing_tenant, wait_until
+from tests.engine.dialing import (
+    HostThread,
+    attempts_of,
+    dialing_tenant,
+    engine_state,
+    wait_until,
+)
 
 
 def post_lead(base: str, app, tenant_id: int, lead: dict) -> None:
@@ -73,3 +81,74 @@ def test_the_card_opens_when_the_customer_answers_and_finishing_frees_the_operat
         expect(card).to_have_count(0)
         wait_until(lambda: [a.outcome for a in attempts_of(app, tenant_id)] == ["answered"])
     assert attempts_of(app, tenant_id)[0].operator_id == operators["101"]
+
+
+def ready_operators(app, extensions: tuple[str, ...]) -> None:
+    from webapp.extensions import db
+    from webapp.models import User
+
+    with app.app_context():
+        for extension in extensions:
+            email = f"op{extension}@acme.example"
+            db.session.scalar(
+                db.select(User).where(User.email == email)
+            ).must_change_password = False
+        db.session.commit()
+
+
+def test_two_operators_in_two_browsers_get_different_leads(served, page, pbx):  # noqa: F811
+    base, app = served
+    peer = pbx("pbx.xml", calls=50, timeout=60, fill={"ring_ms": 200})
+    tenant_id, _ = dialing_tenant(app, "Acme", peer, extensions=("101", "102"))
+    ready_operators(app, ("101", "102"))
+    second = page.context.browser.new_context(locale="en-US").new_page()
+    for p, email in ((page, "op101@acme.example"), (second, "op102@acme.example")):
+        operator_signs_in(base, p, email)
+        p.get_by_role("button", name="Go on line").click()
+        expect(p.locator("[data-state-label]")).to_have_text("On line: waiting for a call")
+    with HostThread(app.extensions["autocall.config"].database_url):
+        post_lead(base, app, tenant_id, {"phone": "+15550000180", "name": "First Customer"})
+        post_lead(base, app, tenant_id, {"phone": "+15550000190", "name": "Second Customer"})
+        names = set()
+        for p in (page, second):
+            card = p.locator(".lead-card [data-lead-name]")
+            expect(card).to_have_text(re.compile("(First|Second) Customer"), timeout=15_000)
+            names.add(card.inner_text())
+    assert names == {"First Customer", "Second Customer"}
+    second.context.close()
+
+
+def test_a_dropped_event_stream_catches_up_on_the_card(served, page, pbx):  # noqa: F811
+    base, app = served
+    peer = pbx("pbx.xml", calls=50, timeout=60, fill={"ring_ms": 200})
+    tenant_id, _ = dialing_tenant(app, "Acme", peer, extensions=("101",))
+    ready_operators(app, ("101",))
+    operator_signs_in(base, page, "op101@acme.example")
+    page.route("**/console/events*", lambda route: route.abort())  # the network drops
+    page.get_by_role("button", name="Go on line").click()
+    expect(page.locator("[data-state-label]")).to_have_text("On line: waiting for a call")
+    with HostThread(app.extensions["autocall.config"].database_url):
+        post_lead(base, app, tenant_id, {"phone": "+15550000200", "name": "Missed Pop"})
+        wait_until(lambda: any(a.refer_at or a.outcome for a in attempts_of(app, tenant_id)),
+                   what="the customer answered while the stream was down")  # fmt: skip
+        page.unroute("**/console/events*")  # back: EventSource reconnects by itself
+        expect(page.locator(".lead-card")).to_contain_text("Missed Pop", timeout=15_000)
+
+
+def test_a_closed_tab_stops_the_calls_to_that_operator(served, page, pbx):  # noqa: F811
+    base, app = served
+    peer = pbx("pbx.xml", calls=50, timeout=60, fill={"ring_ms": 200})
+    tenant_id, _ = dialing_tenant(app, "Acme", peer, extensions=("101",))
+    ready_operators(app, ("101",))
+    tab = page.context.browser.new_context(locale="en-US").new_page()
+    operator_signs_in(base, tab, "op101@acme.example")
+    tab.get_by_role("button", name="Go on line").click()
+    expect(tab.locator("[data-state-label]")).to_have_text("On line: waiting for a call")
+    tab.close()  # no more heartbeats
+    database_url = app.extensions["autocall.config"].database_url
+    with HostThread(database_url, heartbeat_ttl=2.0):
+        wait_until(lambda: engine_state(app, tenant_id).get("reason") == "no_operator_on_line",
+                   what="the operator taken off line")  # fmt: skip
+        post_lead(base, app, tenant_id, {"phone": "+15550000210", "name": "Nobody Calls"})
+        wait_until(lambda: engine_state(app, tenant_id).get("reason") == "no_operator_on_line")
+    assert attempts_of(app, tenant_id) == []

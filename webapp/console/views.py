@@ -74,7 +74,11 @@ def _state_json(operator) -> dict:
 def index():
     operator = _operator()
     state = console.state_of(operator)
-    return render_template("console/index.html", operator=operator, state=state,
+    # The event stream starts after the newest event as the page is made, so a pop that
+    # comes before the stream connects is not lost.
+    newest = bus.client().xrevrange(bus.keys(operator.tenant_id).pops(operator.id), count=1)
+    after = newest[0][0].decode() if newest else "0-0"
+    return render_template("console/index.html", operator=operator, state=state, after=after,
                            state_label=STATE_LABELS[state.state if state else None],
                            dispositions=DISPOSITIONS)  # fmt: skip
 

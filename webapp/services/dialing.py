@@ -19,6 +19,8 @@ row-level security of leads, attempts and the do-not-call list applies to the en
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -368,7 +370,8 @@ def _sqlite_connect(dbapi_connection, record) -> None:
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA journal_mode=WAL")
+    with contextlib.suppress(sqlite3.OperationalError):  # busy now: the next connection will
+        cursor.execute("PRAGMA journal_mode=WAL")
     cursor.close()
 
 
