@@ -3,11 +3,15 @@ served for real (migrated SQLite database, CSRF on, the real Redis).
 
 A new company signs up, fills its dial format wrongly and then rightly (watching the live
 preview), and adds an operator; another imports a CSV file with a bad row (a real RQ worker
-runs the import while the page watches its progress).
+runs the import while the page watches its progress); an admin signs out and in again (a
+wrong password first); an admin makes an API token, a CRM (plain urllib) posts a lead with
+it, and the lead is in the list.
 """
 
+import json
 import re
 import threading
+import urllib.request
 
 import pytest
 from playwright.sync_api import expect, sync_playwright
@@ -127,3 +131,82 @@ def test_import_a_csv_file_with_a_bad_row(served, page):
     expect(page.get_by_role("link", name="+12125550101")).to_be_visible()
     expect(page.get_by_role("link", name="+12125550102")).to_be_visible()
     expect(page.locator("table")).not_to_contain_text("Bad Row")
+
+
+def test_sign_out_then_sign_in_with_a_wrong_and_then_the_right_password(portal, page):
+    sign_up(portal, page)
+    page.get_by_role("button", name="Sign out").click()
+    expect(page).to_have_url(re.compile(r"/login$"))
+    expect(page.get_by_text("You are signed out.")).to_be_visible()
+
+    page.goto(f"{portal}/leads/")  # a signed-out visitor is sent to the sign-in page
+    expect(page).to_have_url(re.compile(r"/login\?next="))
+
+    page.fill("input[name=email]", "admin@acme.example")
+    page.fill("input[name=password]", "not the password")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator(".flash.error")).to_have_text("Wrong email or password.")
+    expect(page.get_by_role("button", name="Sign out")).to_have_count(0)
+
+    page.fill("input[name=email]", "admin@acme.example")
+    page.fill("input[name=password]", PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(re.compile(r"/leads/$"))  # back where the visitor was going
+    expect(page.locator(".who")).to_contain_text("admin@acme.example")
+    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+
+
+def post_json(url: str, bearer: str, body: dict) -> tuple[int, dict]:
+    """What a tenant's CRM does: a plain HTTP request with the bearer token."""
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Authorization": f"Bearer {bearer}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return response.status, json.load(response)
+
+
+def test_create_a_lead_through_the_api_and_see_it_in_the_list(portal, page):
+    sign_up(portal, page)
+    page.get_by_role("link", name="Company settings").click()
+    page.get_by_role("link", name="API access").click()
+    expect(page).to_have_url(re.compile(r"/settings/api$"))
+    expect(page.get_by_text("No API tokens yet.")).to_be_visible()
+    page.fill("input[name=token-name]", "Our CRM")
+    page.get_by_role("button", name="Create a token").click()
+    shown = page.locator("section:has(h2:text-is('Your new API token')) code")
+    expect(shown).to_have_text(re.compile(r"^act_\d+_\S+$"))
+    bearer = shown.inner_text()
+    row = page.locator("tr", has_text="Our CRM")
+    expect(row).to_contain_text(bearer.split("_")[1])  # the list shows only its start
+    expect(row).to_contain_text("never")
+
+    status, lead = post_json(
+        f"{portal}/api/v1/leads",
+        bearer,
+        {"phone": "+1 212 555 0199", "name": "Grace Hopper", "external_id": "crm-42",
+         "card": {"order": "compiler"}},
+    )  # fmt: skip
+    assert status == 201
+    assert lead["phone"] == "+12125550199" and lead["status"] == "new"
+
+    page.get_by_role("link", name="Leads", exact=True).click()
+    page.fill("input[name=q]", "Hopper")
+    page.get_by_role("button", name="Show").click()
+    expect(page).to_have_url(re.compile(r"/leads/\?.*q=Hopper"))
+    row = page.locator("tbody tr")
+    expect(row).to_have_count(1)
+    expect(row).to_contain_text("Grace Hopper")
+    expect(row).to_contain_text("crm-42")
+    expect(row).to_contain_text("new")
+    row.get_by_role("link", name="+12125550199").click()
+
+    expect(page).to_have_url(re.compile(rf"/leads/{lead['id']}$"))
+    expect(page.locator("h1")).to_have_text("Grace Hopper")
+    expect(page.locator("section.card table")).to_contain_text("compiler")
+    expect(page.get_by_text("No attempts yet.")).to_be_visible()
+
+    page.goto(f"{portal}/settings/api")  # the token's last use is noted
+    expect(page.locator("tr", has_text="Our CRM")).not_to_contain_text("never")

@@ -4,11 +4,12 @@ from flask import flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import contains_eager
 from wtforms.fields.choices import SelectChoice
 
 from webapp.bus import wake_engine
 from webapp.extensions import db
-from webapp.models import Operator, Team
+from webapp.models import Operator, Team, User
 from webapp.operators import bp
 from webapp.operators.forms import NewOperatorForm, OperatorForm, TeamForm
 from webapp.roles import can_change, tenant_reader, tenant_writer
@@ -44,8 +45,12 @@ def _extension_taken_message(owner: Operator | None, extension: str) -> str:
 @bp.get("/")
 @tenant_reader
 def index():
+    # Each row shows the operator's login: one join, not a query per operator.
     operators = db.session.scalars(
-        scoped(Operator).order_by(Operator.active.desc(), Operator.name)
+        scoped(Operator)
+        .join(User, (User.id == Operator.user_id) & (User.tenant_id == Operator.tenant_id))
+        .options(contains_eager(Operator.user))
+        .order_by(Operator.active.desc(), Operator.name)
     ).all()
     teams = db.session.scalars(scoped(Team).order_by(Team.name)).all()
     counts = dict(
