@@ -35,6 +35,8 @@ def test_reads_typed_values_from_the_environment():
         ({"AUTOCALL_LOGIN_ATTEMPTS": "0"}, "AUTOCALL_LOGIN_ATTEMPTS must be at least 1"),
         ({"AUTOCALL_IMPORT_MAX_MEGABYTES": "0"}, "AUTOCALL_IMPORT_MAX_MEGABYTES must be at"),
         ({"AUTOCALL_ENV": "staging"}, "AUTOCALL_ENV must be"),
+        ({"AUTOCALL_WEBHOOK_RETRY_SECONDS": "60,5m"}, "AUTOCALL_WEBHOOK_RETRY_SECONDS must be"),
+        ({"AUTOCALL_WEBHOOK_RETRY_SECONDS": "-1"}, "AUTOCALL_WEBHOOK_RETRY_SECONDS must be"),
     ],
 )
 def test_bad_values_fail_loudly_and_name_the_variable(environ, words):
