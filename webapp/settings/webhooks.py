@@ -21,6 +21,7 @@ from wtforms.validators import DataRequired, Length, ValidationError
 from webapp.extensions import db
 from webapp.models import WebhookDelivery, WebhookEndpoint
 from webapp.roles import can_change, tenant_reader, tenant_writer
+from webapp.services.secrets import SecretError
 from webapp.settings import bp
 from webapp.tenancy import current_tenant_id, get_or_404, scoped
 from webapp.webhooks import delivery
@@ -137,7 +138,7 @@ def show_webhook_secret(webhook_id: int):
     endpoint = get_or_404(WebhookEndpoint, webhook_id)
     try:
         return _page(shown_secret=(endpoint, _secret(endpoint)))
-    except ValueError:  # SecretError: the deployment's key changed
+    except SecretError:  # the deployment's key changed since it was made
         flash(_("The secret cannot be read with this server's key: delete the webhook and "
                 "add it again."), "error")  # fmt: skip
         return redirect(url_for("settings.webhooks_page"))

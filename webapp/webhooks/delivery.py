@@ -127,8 +127,8 @@ def post(url: str, body: bytes, headers: dict,
     kind = _HTTPS if parts.scheme == "https" else _HTTP
     try:
         connection = kind(parts.hostname, parts.port, timeout=TIMEOUT)
-    except http.client.InvalidURL as error:
-        return None, str(error)
+    except ValueError as error:  # a port that is not one (http.client.InvalidURL too)
+        return None, f"bad URL: {error}"
     connection.allow_private = allow_private
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     try:

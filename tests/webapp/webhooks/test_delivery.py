@@ -182,6 +182,11 @@ def test_what_is_not_an_http_url_is_never_fetched():
             None, "not an http:// or https:// URL")  # fmt: skip
 
 
+def test_a_port_that_is_not_one_is_an_error_not_a_crash():
+    status, error = delivery.post("http://example.com:99999/", b"{}", {}, allow_private=True)
+    assert status is None and error.startswith("bad URL: ")
+
+
 def test_an_inactive_webhook_gets_nothing(app, tenant_a):
     with Receiver(200) as receiver:
         point_at(app, tenant_a, receiver.url, active=False)
