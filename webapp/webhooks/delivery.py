@@ -38,7 +38,7 @@ from urllib.parse import urlsplit
 import redis
 from flask import current_app
 from rq import Queue
-from sqlalchemy import and_, delete, select
+from sqlalchemy import and_, delete, select, update
 
 from webapp.api.leads import attempt_json
 from webapp.extensions import db
@@ -233,14 +233,15 @@ def _payloads(tenant_id: int, attempt_ids: set[int]) -> dict[int, dict]:
     return {attempt.id: attempt_payload(attempt, lead) for attempt, lead in rows}
 
 
-def _secrets(endpoints) -> dict[int, str | None]:
+def _secrets(rows) -> dict[int, str | None]:
+    """Each endpoint's secret; None when it cannot be read with this deployment's key."""
     box = current_app.extensions["autocall.secrets"]
     readable = {}
-    for endpoint in endpoints:
+    for row in rows:
         try:
-            readable[endpoint.id] = box.decrypt(endpoint.secret_encrypted)
+            readable[row.endpoint_id] = box.decrypt(row.secret_encrypted)
         except SecretError:
-            readable[endpoint.id] = None
+            readable[row.endpoint_id] = None
     return readable
 
 
@@ -251,48 +252,53 @@ def _try(tenant_id: int, delivery_ids: list[int]) -> int:
     config = current_app.extensions["autocall.config"]
     retries = config.webhook_retries
     rows = db.session.execute(
-        select(WebhookDelivery, WebhookEndpoint)
+        select(WebhookDelivery.id, WebhookDelivery.event, WebhookDelivery.attempt_id,
+               WebhookDelivery.tries, WebhookDelivery.endpoint_id, WebhookEndpoint.url,
+               WebhookEndpoint.secret_encrypted)
         .join(WebhookEndpoint, and_(WebhookEndpoint.tenant_id == WebhookDelivery.tenant_id,
                                     WebhookEndpoint.id == WebhookDelivery.endpoint_id))
         .where(WebhookDelivery.tenant_id == tenant_id, WebhookDelivery.id.in_(delivery_ids),
                WebhookDelivery.next_try_at.is_not(None))
         .order_by(WebhookDelivery.id)
     ).all()  # fmt: skip
-    payloads = _payloads(tenant_id, {d.attempt_id for d, _ in rows if d.attempt_id is not None})
-    keys = _secrets({endpoint for _, endpoint in rows})
+    payloads = _payloads(tenant_id, {r.attempt_id for r in rows if r.attempt_id is not None})
+    keys = _secrets(rows)
     down: dict[int, str] = {}
     again: dict[int, list[int]] = defaultdict(list)
     delivered = 0
-    for delivery, endpoint in rows:
-        status, error, final = None, down.get(endpoint.id), False
-        attempt = payloads.get(delivery.attempt_id) if delivery.event != TEST else example_payload()
+    for row in rows:
+        status, error, final = None, down.get(row.endpoint_id), False
+        attempt = example_payload() if row.event == TEST else payloads.get(row.attempt_id)
         if attempt is None:
             error, final = "the attempt no longer exists", True
-        elif keys[endpoint.id] is None:
+        elif keys[row.endpoint_id] is None:
             error, final = "the secret cannot be read with this server's key", True
         elif error is None:
-            body = json.dumps({"event": delivery.event, "v": VERSION, "attempt": attempt},
+            body = json.dumps({"event": row.event, "v": VERSION, "attempt": attempt},
                               ensure_ascii=False, separators=(",", ":")).encode()  # fmt: skip
             headers = {
                 "Content-Type": "application/json",
                 "User-Agent": USER_AGENT,
-                "X-AutoCall-Delivery": str(delivery.id),
-                "X-AutoCall-Signature": sign(keys[endpoint.id], int(time.time()), body),
+                "X-AutoCall-Delivery": str(row.id),
+                "X-AutoCall-Signature": sign(keys[row.endpoint_id], int(time.time()), body),
             }
-            status, error = post(endpoint.url, body, headers, config.webhook_private_allowed)
+            status, error = post(row.url, body, headers, config.webhook_private_allowed)
             if status is None:
-                down[endpoint.id] = error
-        now = datetime.now(UTC)
-        delivery.tries += 1
-        delivery.status_code, delivery.error = status, error and error[:255]
-        delivery.next_try_at = None
+                down[row.endpoint_id] = error
+        now, tries = datetime.now(UTC), row.tries + 1
+        values = {"tries": tries, "status_code": status, "error": error and error[:255],
+                  "next_try_at": None}  # fmt: skip
         if error is None:
-            delivery.delivered_at = now
+            values["delivered_at"] = now
             delivered += 1
-        elif not final and delivery.tries <= len(retries):
-            delay = retries[delivery.tries - 1]
-            delivery.next_try_at = now + timedelta(seconds=delay)
-            again[delay].append(delivery.id)
+        elif not final and tries <= len(retries):
+            values["next_try_at"] = now + timedelta(seconds=retries[tries - 1])
+            again[retries[tries - 1]].append(row.id)
+        db.session.execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.tenant_id == tenant_id, WebhookDelivery.id == row.id)
+            .values(**values)
+        )
         db.session.commit()  # each try is written down as it happens
     for delay, ids in again.items():
         options = _job_options(len(ids))
