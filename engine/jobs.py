@@ -46,7 +46,8 @@ def _store(config):
     from webapp.services.dialing import DialingStore
     from webapp.services.secrets import SecretBox
 
-    return DialingStore(config.database_url, SecretBox(config.encryption_key))
+    default = queue(DEFAULT, Redis.from_url(config.redis_url), config.redis_prefix)
+    return DialingStore(config.database_url, SecretBox(config.encryption_key), default)
 
 
 def queue(name: str, connection: Redis, prefix: str) -> Queue:

@@ -173,11 +173,12 @@ class TenantFixture:
     lead_id: int
     api_token_id: int
     api_client_id: int
+    webhook_id: int
 
 
 def make_tenant(app, name: str) -> TenantFixture:
     from webapp.extensions import db
-    from webapp.models import Attempt, Lead, Role, Team
+    from webapp.models import Attempt, Lead, Role, Team, WebhookEndpoint
     from webapp.services.accounts import create_operator, create_tenant_with_admin, new_user
     from webapp.services.api_access import create_client, create_token
 
@@ -220,6 +221,11 @@ def make_tenant(app, name: str) -> TenantFixture:
                 transfer_result="succeeded",
             )
         )
+        webhook = WebhookEndpoint(
+            tenant_id=tenant.id, url=f"https://crm.{slug}.example/hooks",
+            secret_encrypted=app.extensions["autocall.secrets"].encrypt(f"{slug}-secret"),
+        )  # fmt: skip
+        db.session.add(webhook)
         db.session.commit()
         api_token, _bearer = create_token(tenant.id, f"{name} CRM")
         api_client, _secret = create_client(tenant.id, f"{name} website")
@@ -234,6 +240,7 @@ def make_tenant(app, name: str) -> TenantFixture:
             lead_id=lead.id,
             api_token_id=api_token.id,
             api_client_id=api_client.id,
+            webhook_id=webhook.id,
         )
 
 

@@ -62,6 +62,12 @@ class Config:
     upload_dir: str = str(VAR_DIR / "uploads")
     #: The largest CSV file of leads the portal takes, in megabytes.
     import_max_megabytes: int = 50
+    #: Seconds between a failed webhook delivery and its next try, one number a retry
+    #: (comma-separated); after the last, the delivery is given up.
+    webhook_retry_seconds: str = "60,300,1800,7200,21600"
+    #: Whether webhooks may go to private, loopback and link-local addresses. Always
+    #: allowed in development and testing; in production only with this set.
+    webhook_allow_private: bool = False
 
     @classmethod
     def from_env(
@@ -115,6 +121,15 @@ class Config:
             )
         if self.trusted_proxies < 0:
             raise ConfigError("AUTOCALL_TRUSTED_PROXIES must be 0 or more")
+        try:
+            retries = self.webhook_retries
+        except ValueError:
+            retries = (-1,)
+        if any(seconds < 0 for seconds in retries):
+            raise ConfigError(
+                "AUTOCALL_WEBHOOK_RETRY_SECONDS must be whole seconds separated by commas, "
+                f"not {self.webhook_retry_seconds!r}"
+            )
         for name in (
             "login_attempts",
             "login_attempts_per_ip",
@@ -125,6 +140,15 @@ class Config:
         ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"AUTOCALL_{name.upper()} must be at least 1")
+
+    @property
+    def webhook_retries(self) -> tuple[int, ...]:
+        """The delays of AUTOCALL_WEBHOOK_RETRY_SECONDS; empty: a single try."""
+        return tuple(int(part) for part in self.webhook_retry_seconds.split(",") if part.strip())
+
+    @property
+    def webhook_private_allowed(self) -> bool:
+        return self.env != "production" or self.webhook_allow_private
 
     def flask_settings(self) -> dict:
         production = self.env == "production"

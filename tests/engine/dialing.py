@@ -154,13 +154,14 @@ class HostThread:
     """An EngineHost running in a thread with its own event loop, like in a worker."""
 
     def __init__(self, database_url: str, redis_url: str = REDIS_URL,
-                 prefix: str = REDIS_PREFIX, **options):  # fmt: skip
+                 prefix: str = REDIS_PREFIX, queue=None, **options):  # fmt: skip
+        """`queue`: the `default` queue, for the store to enqueue webhooks on."""
         from engine.host import EngineHost
         from webapp.config import DEV_ENCRYPTION_KEY
         from webapp.services.dialing import DialingStore
         from webapp.services.secrets import SecretBox
 
-        self.store = DialingStore(database_url, SecretBox(DEV_ENCRYPTION_KEY))
+        self.store = DialingStore(database_url, SecretBox(DEV_ENCRYPTION_KEY), queue)
         options.setdefault("local_host", "127.0.0.1")
         self.host = EngineHost(self.store, redis_url, prefix, **options)
         self.error: BaseException | None = None

@@ -35,6 +35,8 @@ def test_reads_typed_values_from_the_environment():
         ({"AUTOCALL_LOGIN_ATTEMPTS": "0"}, "AUTOCALL_LOGIN_ATTEMPTS must be at least 1"),
         ({"AUTOCALL_IMPORT_MAX_MEGABYTES": "0"}, "AUTOCALL_IMPORT_MAX_MEGABYTES must be at"),
         ({"AUTOCALL_ENV": "staging"}, "AUTOCALL_ENV must be"),
+        ({"AUTOCALL_WEBHOOK_RETRY_SECONDS": "60,5m"}, "AUTOCALL_WEBHOOK_RETRY_SECONDS must be"),
+        ({"AUTOCALL_WEBHOOK_RETRY_SECONDS": "-1"}, "AUTOCALL_WEBHOOK_RETRY_SECONDS must be"),
     ],
 )
 def test_bad_values_fail_loudly_and_name_the_variable(environ, words):
@@ -67,3 +69,16 @@ def test_cookies_are_http_only_same_site_and_secure_in_production():
     assert dev["SESSION_COOKIE_SECURE"] is False
     assert prod["SESSION_COOKIE_SECURE"] is True
     assert prod["REMEMBER_COOKIE_SECURE"] is True
+
+
+def test_webhook_retries_and_private_addresses():
+    assert Config.from_env(environ={}).webhook_retries == (60, 300, 1800, 7200, 21600)
+    config = Config.from_env(environ={"AUTOCALL_WEBHOOK_RETRY_SECONDS": " 5, 10 "})
+    assert config.webhook_retries == (5, 10)
+    assert Config.from_env(environ={"AUTOCALL_WEBHOOK_RETRY_SECONDS": ""}).webhook_retries == ()
+    production = {"AUTOCALL_ENV": "production", "AUTOCALL_SECRET_KEY": "s",
+                  "AUTOCALL_ENCRYPTION_KEY": "a" * 43 + "="}  # fmt: skip
+    assert Config.from_env(environ={}).webhook_private_allowed is True
+    assert Config.from_env(environ=production).webhook_private_allowed is False
+    allowed = {**production, "AUTOCALL_WEBHOOK_ALLOW_PRIVATE": "1"}
+    assert Config.from_env(environ=allowed).webhook_private_allowed is True

@@ -4,11 +4,21 @@ tenant B's objects: each answers 404, and nothing of tenant B changes or shows."
 import re
 
 import pytest
+from sqlalchemy import func, select
 
 from tests.webapp.objects import add_portal_objects
 from webapp.extensions import db
 from webapp.leads import imports
-from webapp.models import ApiClient, ApiToken, DoNotCall, Operator, Team, User
+from webapp.models import (
+    ApiClient,
+    ApiToken,
+    DoNotCall,
+    Operator,
+    Team,
+    User,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 
 #: URL arguments that name a tenant-owned object, and the fixture attribute holding B's id.
 OBJECT_ARGUMENTS = {
@@ -21,6 +31,7 @@ OBJECT_ARGUMENTS = {
     "job_id": "import_job_id",
     "api_token_id": "api_token_id",
     "api_client_id": "api_client_id",
+    "webhook_id": "webhook_id",
 }
 #: A route's job id names an import, or (under /settings/) a connection check.
 CHECK_JOBS = "/settings/"
@@ -68,12 +79,14 @@ def test_tenant_a_gets_404_for_every_object_of_tenant_b(
 
         url = re.sub(r"<(?:\w+:)?(\w+)>", value, rule.rule)
         response = client.open(
-            url, method=method, data={"name": "Hacked", "extension": "666", "team_id": "0"}
-        )
+            url, method=method,
+            data={"name": "Hacked", "extension": "666", "team_id": "0",
+                  "url": "https://evil.example/hook", "active": "y"},
+        )  # fmt: skip
         assert response.status_code == 404, (rule.endpoint, method)
         assert "Bravo" not in response.get_data(as_text=True)
         tried += 1
-    assert tried >= (7 if method == "GET" else 9)
+    assert tried >= (8 if method == "GET" else 13)
     with app.app_context():
         operator = db.session.get(Operator, tenant_b.operator_id)
         assert (operator.name, operator.extension, operator.active) == (
@@ -87,6 +100,9 @@ def test_tenant_a_gets_404_for_every_object_of_tenant_b(
         assert imports.find_upload(tenant_b.id, tenant_b.upload_id) is not None
         assert db.session.get(ApiToken, tenant_b.api_token_id) is not None
         assert db.session.get(ApiClient, tenant_b.api_client_id) is not None
+        webhook = db.session.get(WebhookEndpoint, tenant_b.webhook_id)
+        assert (webhook.url, webhook.active) == ("https://crm.bravo.example/hooks", True)
+        assert db.session.scalar(select(func.count()).select_from(WebhookDelivery)) == 0
 
 
 def test_lists_show_only_the_own_tenant(client, auth, tenant_a, tenant_b):

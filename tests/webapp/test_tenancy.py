@@ -117,20 +117,21 @@ def rls_app(rls_database):
         db.engine.dispose()
 
 
-def _leads_seen(app, email=None) -> set[int]:
-    """Tenants whose leads a query without any tenant filter returns; `email=None` is
-    trusted code outside a request."""
+def _leads_seen(app, email=None, model=None) -> set[int]:
+    """Tenants whose leads (or rows of `model`) a query without any tenant filter returns;
+    `email=None` is trusted code outside a request."""
     from flask_login import login_user
 
     from webapp.models import Lead
 
+    model = model or Lead
     if email is None:
         with app.app_context():
-            return set(db.session.scalars(db.select(Lead.tenant_id)).all())
+            return set(db.session.scalars(db.select(model.tenant_id)).all())
     with app.test_request_context():
         login_user(db.session.scalar(db.select(User).where(User.email == email)))
         db.session.commit()  # what the before_request hook does: a fresh transaction
-        return set(db.session.scalars(db.select(Lead.tenant_id)).all())
+        return set(db.session.scalars(db.select(model.tenant_id)).all())
 
 
 def test_postgresql_hides_other_tenants_leads(rls_app):
@@ -149,6 +150,10 @@ def test_postgresql_hides_other_tenants_leads(rls_app):
     assert _leads_seen(rls_app, a.admin_email) == {a.id}  # no tenant filter in the query
     assert _leads_seen(rls_app, b.operator_email) == {b.id}
     assert _leads_seen(rls_app, staff_email) == {a.id, b.id}
+    from webapp.models import WebhookEndpoint
+
+    assert _leads_seen(rls_app, a.admin_email, WebhookEndpoint) == {a.id}  # so do webhooks
+    assert _leads_seen(rls_app, None, WebhookEndpoint) == {a.id, b.id}
 
     from flask_login import login_user
     from sqlalchemy.exc import ProgrammingError

@@ -7,6 +7,7 @@ from webapp.models.lead import DoNotCall, Lead, LeadStatus
 from webapp.models.operator import Operator, Team
 from webapp.models.tenant import PacingMode, Tenant, Transport
 from webapp.models.user import Role, User
+from webapp.models.webhook import WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "ApiClient",
@@ -25,6 +26,8 @@ __all__ = [
     "TransferResult",
     "Transport",
     "User",
+    "WebhookDelivery",
+    "WebhookEndpoint",
 ]
 
 

@@ -10,6 +10,7 @@ context), on the models' tables. Each method is one short transaction:
   claim time, in the same transaction: a lead whose number is on it becomes `do_not_call`.
 - `finish` writes CDRs and leads' next steps; an attempt another engine already closed
   (after taking the tenant over) is left alone: the write is fenced by `outcome IS NULL`.
+  When the tenant has an active webhook, one job then delivers the batch (webapp/webhooks).
 - `recover` closes the attempts left open by an engine that is gone (`engine_lost`) and
   reschedules their leads.
 
@@ -24,18 +25,21 @@ import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+from rq import Queue
 from sqlalchemy import and_, create_engine, event, func, or_, select, text, update
 from sqlalchemy.engine import Connection, Engine
 
 from engine.dialer import Claimed, Finished, TenantSettings, Window
 from engine.outcomes import Detail, Outcome
 from engine.sip.ua import Account
-from webapp.models import Attempt, DoNotCall, Lead, LeadStatus, Operator, Tenant
+from webapp.models import Attempt, DoNotCall, Lead, LeadStatus, Operator, Tenant, WebhookEndpoint
 from webapp.services.secrets import SecretBox, SecretError
+from webapp.webhooks.delivery import announce_finished
 
 leads = Lead.__table__
 attempts = Attempt.__table__
 do_not_call = DoNotCall.__table__
+webhooks = WebhookEndpoint.__table__
 DIALABLE = (LeadStatus.NEW.value, LeadStatus.RETRY.value)
 
 
@@ -60,8 +64,10 @@ def _proxy(text_: str) -> tuple[str, int] | None:
 
 
 class DialingStore:
-    def __init__(self, database_url: str, secrets: SecretBox):
+    def __init__(self, database_url: str, secrets: SecretBox, queue: Queue | None = None):
+        """`queue`: the `default` queue, for webhooks after `finish`; None sends none."""
         self.secrets = secrets
+        self.queue = queue
         self.sqlite = database_url.startswith("sqlite")
         if self.sqlite:
             self.db: Engine = create_engine(database_url, connect_args={"timeout": 30})
@@ -72,6 +78,8 @@ class DialingStore:
 
     def close(self) -> None:
         self.db.dispose()
+        if self.queue is not None:
+            self.queue.connection.close()
 
     def _begin(self, tenant_id: int | str):
         connection = self.db.connect()
@@ -237,8 +245,9 @@ class DialingStore:
     # --- writing results ---------------------------------------------------------------------
 
     def finish(self, tenant_id: int, finished: list[Finished]) -> int:
-        """Write CDRs and leads' next steps; returns how many were still ours to write."""
-        written = 0
+        """Write CDRs and leads' next steps; returns how many were still ours to write.
+        After the commit, the tenant's webhooks get the written attempts (one job)."""
+        written: list[int] = []
         with self._begin(tenant_id) as connection:
             for item in finished:
                 a = item.attempt
@@ -269,7 +278,7 @@ class DialingStore:
                 )  # fmt: skip
                 if result.rowcount != 1:
                     continue  # closed by the engine that took the tenant over
-                written += 1
+                written.append(item.attempt_id)
                 lead_values = {
                     "status": item.lead_status,
                     "next_attempt_at": item.next_attempt_at,
@@ -283,7 +292,13 @@ class DialingStore:
                            leads.c.status == LeadStatus.DIALING.value)
                     .values(**lead_values)
                 )  # fmt: skip
-        return written
+            hooked = self.queue is not None and written and connection.execute(
+                select(webhooks.c.id).where(webhooks.c.tenant_id == tenant_id,
+                                            webhooks.c.active.is_(True)).limit(1)
+            ).first()  # fmt: skip
+        if hooked:
+            announce_finished(self.queue, tenant_id, written)
+        return len(written)
 
     def recover(self, tenant_id: int, engine: str, settings: TenantSettings) -> int:
         """Close attempts in progress of engines other than `engine` (`engine_lost`) and

@@ -4,7 +4,7 @@ from flask import Blueprint
 
 bp = Blueprint("settings", __name__, url_prefix="/settings", template_folder="templates")
 
-from webapp.settings import api_access, views  # noqa: E402,F401
+from webapp.settings import api_access, views, webhooks  # noqa: E402,F401
 
 
 @bp.context_processor

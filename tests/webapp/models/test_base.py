@@ -11,6 +11,8 @@ TENANT_OWNED = {
     "attempts",
     "api_clients",
     "api_tokens",
+    "webhook_endpoints",
+    "webhook_deliveries",
 }
 
 
