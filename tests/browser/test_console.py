@@ -75,12 +75,15 @@ def test_the_card_opens_when_the_customer_answers_and_finishing_frees_the_operat
         expect(card).to_contain_text("Ivan Petrov", timeout=15_000)
         expect(card).to_contain_text("A-1001")
         expect(state).to_have_text("With a customer")
-        page.select_option("select[name=disposition]", label="Sale")
+        page.select_option("select[name=result]", label="Sale")
+        page.fill("textarea[name=comment]", "Wants the yearly plan")
         page.get_by_role("button", name="Finish the lead").click()
         expect(state).to_have_text("On line: waiting for a call")
         expect(card).to_have_count(0)
         wait_until(lambda: [a.outcome for a in attempts_of(app, tenant_id)] == ["answered"])
-    assert attempts_of(app, tenant_id)[0].operator_id == operators["101"]
+    attempt = attempts_of(app, tenant_id)[0]
+    assert (attempt.operator_id, attempt.result, attempt.comment) == (
+        operators["101"], "Sale", "Wants the yearly plan")  # fmt: skip
 
 
 def ready_operators(app, extensions: tuple[str, ...]) -> None:

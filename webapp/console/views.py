@@ -47,7 +47,6 @@ STATE_LABELS = {
     BUSY: _l("With a customer"),
     WRAP_UP: _l("Wrap-up"),
 }
-DISPOSITIONS = (_l("Sale"), _l("Not interested"), _l("Call back"), _l("Wrong number"))
 
 operator_only = role_required(Role.OPERATOR)
 
@@ -78,9 +77,9 @@ def index():
     # comes before the stream connects is not lost.
     newest = bus.client().xrevrange(bus.keys(operator.tenant_id).pops(operator.id), count=1)
     after = newest[0][0].decode() if newest else "0-0"
+    label = STATE_LABELS[state.state if state else None]
     return render_template("console/index.html", operator=operator, state=state, after=after,
-                           state_label=STATE_LABELS[state.state if state else None],
-                           dispositions=DISPOSITIONS)  # fmt: skip
+                           state_label=label)  # fmt: skip
 
 
 @bp.post("/on-line")
@@ -132,7 +131,8 @@ def card():
     return render_template("console/_card.html", lead=lead, state=state,
                            phone=_masked(lead.phone) if tenant.hide_numbers else lead.phone,
                            attempts=console.previous_attempts(lead),
-                           OUTCOME_LABELS=OUTCOME_LABELS, dispositions=DISPOSITIONS)  # fmt: skip
+                           OUTCOME_LABELS=OUTCOME_LABELS,
+                           results=tenant.result_choices)  # fmt: skip
 
 
 def _masked(phone: str) -> str:
@@ -157,7 +157,12 @@ def finish():
             abort(400)
         zone = ZoneInfo(lead.time_zone or current_tenant().time_zone)
         call_back_at = local.replace(tzinfo=zone) if local.tzinfo is None else local
-    console.finish(operator, lead, call_back_at)
+    tenant = current_tenant()
+    result = request.form.get("result", "").strip()
+    if result and result not in tenant.result_choices:
+        abort(400)
+    comment = request.form.get("comment", "").strip()[:2000]
+    console.finish(operator, lead, call_back_at, result, comment)
     return _answer()
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, ForeignKeyConstraint, Index, Integer, String, text
+from sqlalchemy import DateTime, ForeignKeyConstraint, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from engine.outcomes import Outcome, TransferResult
@@ -63,3 +63,6 @@ class Attempt(TenantOwned, db.Model):
     #: The engine that placed the call (host and lease), so that the engine taking the
     #: tenant over after a crash knows which attempts in progress are not its own.
     engine: Mapped[str | None] = mapped_column(String(64))
+    #: What the operator recorded on finishing the lead (one of the tenant's results), and why.
+    result: Mapped[str | None] = mapped_column(String(100))
+    comment: Mapped[str | None] = mapped_column(Text)

@@ -12,6 +12,8 @@ from engine.formats import DEFAULT_DIAL_FORMAT, DEFAULT_REFER_FORMAT
 from webapp.extensions import db
 from webapp.models.base import BigId, one_of, utcnow
 
+DEFAULT_RESULTS = "Sale\nNot interested\nCall back\nWrong number"
+
 
 class Transport(StrEnum):
     UDP = "udp"
@@ -78,6 +80,8 @@ class Tenant(db.Model):
     #: Failed transfers in a row after which an operator is taken off line (0: never).
     failed_transfers_limit: Mapped[int] = mapped_column(Integer, default=3)
 
+    #: The results an operator chooses from when finishing a lead, one a line.
+    results: Mapped[str] = mapped_column(Text, default=DEFAULT_RESULTS)
     hide_numbers: Mapped[bool] = mapped_column(default=False)
     dialing_enabled: Mapped[bool] = mapped_column(default=False)
     #: ISO 3166 region used to read numbers written without a country code.
@@ -86,6 +90,10 @@ class Tenant(db.Model):
     @property
     def has_sip_password(self) -> bool:
         return bool(self.sip_password_encrypted)
+
+    @property
+    def result_choices(self) -> list[str]:
+        return [line.strip() for line in self.results.splitlines() if line.strip()]
 
     def retry_minutes(self, outcome: str) -> int:
         """The tenant's retry time for a failed attempt's outcome."""

@@ -63,12 +63,24 @@ def previous_attempts(lead: Lead, limit: int = 20) -> list[Attempt]:
     )
 
 
-def finish(operator: Operator, lead: Lead | None, call_back_at: datetime | None) -> None:
-    """The operator is done with the lead: free again; "call back at" makes the lead due
-    again then (the engine offers it to this operator first)."""
-    if lead is not None and call_back_at is not None:
-        lead.status = LeadStatus.RETRY.value
-        lead.next_attempt_at = call_back_at.astimezone(UTC)
-        lead.last_operator_id = operator.id
+def finish(operator: Operator, lead: Lead | None, call_back_at: datetime | None,
+           result: str | None = None, comment: str | None = None) -> None:  # fmt: skip
+    """The operator is done with the lead: the result and comment go on its attempt (the one
+    just transferred to them), "call back at" makes the lead due again then (the engine offers
+    it to this operator first), and the operator is free again."""
+    if lead is not None:
+        attempt = db.session.scalar(
+            select(Attempt)
+            .where(Attempt.tenant_id == lead.tenant_id, Attempt.lead_id == lead.id)
+            .order_by(Attempt.invite_at.desc(), Attempt.id.desc())
+            .limit(1)
+        )
+        if attempt is not None and attempt.operator_id in (None, operator.id):
+            attempt.result = result or None
+            attempt.comment = comment or None
+        if call_back_at is not None:
+            lead.status = LeadStatus.RETRY.value
+            lead.next_attempt_at = call_back_at.astimezone(UTC)
+            lead.last_operator_id = operator.id
         db.session.commit()
     bus.presence(operator.tenant_id).finish(operator.id)

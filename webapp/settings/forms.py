@@ -254,6 +254,11 @@ class CallingForm(FlaskForm):
             "Failed transfers in a row after which the operator is taken off line. 0: never."
         ),
     )
+    results = TextAreaField(
+        _l("Results an operator can record"),
+        validators=[InputRequired()],
+        description=_l("One a line, e.g. Sale, Not interested, Call back."),
+    )
     hide_numbers = BooleanField(_l("Hide customers' numbers from operators"))
     dialing_enabled = BooleanField(_l("Automatic dialing is on"))
 
@@ -261,6 +266,14 @@ class CallingForm(FlaskForm):
         super().__init__(*args, **kwargs)
         self.time_zone.choices = time_zone_choices()
         self.default_phone_region.choices = region_choices()
+
+    def validate_results(self, field):
+        lines = [line.strip() for line in (field.data or "").splitlines() if line.strip()]
+        if not 1 <= len(lines) <= 30:
+            raise ValidationError(_l("Write from 1 to 30 results, one a line."))
+        if any(len(line) > 100 for line in lines):
+            raise ValidationError(_l("A result may have at most 100 characters."))
+        field.data = "\n".join(lines)
 
     def validate_calling_hours_end(self, field):
         start = self.calling_hours_start.data

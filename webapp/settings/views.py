@@ -47,6 +47,7 @@ _CALLING_FIELDS = (
     "max_calls_per_second",
     "wrap_up_timeout_seconds",
     "failed_transfers_limit",
+    "results",
     "hide_numbers",
     "dialing_enabled",
 )

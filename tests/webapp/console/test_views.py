@@ -54,17 +54,21 @@ def test_the_card_shows_the_lead_being_transferred_and_finishing_frees_the_opera
     with app.app_context():
         presence.transferred(tenant_a.operator_id, True, failure_limit=3)
     answer = operator_client.post(
-        "/console/finish", data={"disposition": "Call back", "call_back_at": "2030-01-02T10:30"},
+        "/console/finish", data={"result": "Call back", "comment": "after the holidays",
+              "call_back_at": "2030-01-02T10:30"},
         headers={"Accept": "application/json"},
     ).get_json()  # fmt: skip
     assert answer["state"] == "free"
     from webapp.extensions import db
-    from webapp.models import Lead
+    from webapp.models import Attempt, Lead
 
     with app.app_context():
         lead = db.session.get(Lead, tenant_a.lead_id)
         assert lead.status == "retry" and lead.next_attempt_at.year == 2030
         assert lead.last_operator_id == tenant_a.operator_id
+        attempt = db.session.scalar(db.select(Attempt).where(Attempt.lead_id == lead.id))
+        assert (attempt.result, attempt.comment) == ("Call back", "after the holidays")
+    assert operator_client.post("/console/finish", data={"result": "Made up"}).status_code == 400
 
 
 def test_hidden_numbers_are_masked_on_the_card(app, operator_client, tenant_a):

@@ -34,6 +34,7 @@ CALLING = {
     "max_calls_per_second": "10",
     "wrap_up_timeout_seconds": "600",
     "failed_transfers_limit": "3",
+    "results": "Продажа\n  Отказ  \n\nПерезвонить",
 }
 
 
@@ -167,6 +168,7 @@ def test_calling_settings(app, client, admin):
     assert tenant.time_zone == "Europe/Moscow"
     assert tenant.default_phone_region == "RU"
     assert tenant.hide_numbers is True and tenant.dialing_enabled is True
+    assert tenant.result_choices == ["Продажа", "Отказ", "Перезвонить"]
     page = client.get("/settings/calling").get_data(as_text=True)
     assert 'value="1.20"' in page
     # Unticked boxes switch off.
@@ -196,6 +198,8 @@ def test_dialing_cannot_be_switched_on_without_a_sip_account(app, client, admin)
         ("calling_hours_end", "08:00", "must be after the start"),
         ("time_zone", "Mars/Olympus", "Not a valid choice"),
         ("pacing_mode", "preview", "Not a valid choice"),
+        ("results", " \n ", "from 1 to 30 results"),
+        ("results", "x" * 101, "at most 100 characters"),
     ],
 )
 def test_calling_settings_explain_bad_values(client, admin, field, value, words):
