@@ -14,6 +14,7 @@ a version `v`; `event()` builds them and `parse_event()` refuses anything else, 
 | `t:{id}:events` | pub/sub channel | engine | live wall |
 | `t:{id}:op:{op}:pops` | stream of screen pops (capped) | engine | that operator's console |
 | `t:{id}:state` | hash: the engine's live state and diagnostics | engine | portal, ops |
+| `t:{id}:off_line_why` | hash operator id -> why the engine took them off | engine | live wall |
 """
 
 from __future__ import annotations
@@ -64,6 +65,10 @@ class TenantKeys:
     @property
     def state(self) -> str:
         return self._key("state")
+
+    @property
+    def off_line_why(self) -> str:
+        return self._key("off_line_why")
 
     def pops(self, operator_id: int) -> str:
         return self._key(f"op:{operator_id}:pops")

@@ -499,6 +499,7 @@ class TenantEngine:
                 attempt_id=lead.attempt_id, detail=str(attempt.detail or ""),
                 sip_code=attempt.transfer_sip_code))  # fmt: skip
             if (state.decode() if isinstance(state, bytes) else state) == OFF_LINE:
+                await self.redis.hset(self.keys.off_line_why, operator, "failed_transfers")
                 await self._tell(operator, event(
                     "operator_off_line", operator_id=operator,
                     reason="failed_transfers"))  # fmt: skip

@@ -39,10 +39,12 @@ local function gone(op)
 end
 """
 
-# KEYS: presence, free, seen, wake channel. ARGV: now, operator, wake payload.
+# KEYS: presence, free, seen, wake channel, off_line_why. ARGV: now, operator, wake payload.
+# Going on line by one's own choice forgets why the engine took one off line.
 _GO_ON_LINE = (
     _LIB
     + """
+redis.call('HDEL', KEYS[5], ARGV[2])
 redis.call('ZADD', KEYS[3], ARGV[1], ARGV[2])
 local current = redis.call('HGET', KEYS[1], ARGV[2])
 if current then return current end
@@ -214,6 +216,8 @@ class Presence:
         if wake:
             keys.append(self.keys.wake)
             args = (*args, event("presence"))
+        if name == "on":
+            keys.append(self.keys.off_line_why)
         now = time.time() if now is None else now
         return self._scripts[name](keys=keys, args=[repr(now), *args])
 

@@ -56,6 +56,7 @@ def create_app(config: Config | dict | None = None) -> Flask:
         donotcall,
         health,
         leads,
+        live,
         operators,
         pages,
         people,
@@ -72,6 +73,7 @@ def create_app(config: Config | dict | None = None) -> Flask:
     app.register_blueprint(leads.bp)
     app.register_blueprint(donotcall.bp)
     app.register_blueprint(console.bp)
+    app.register_blueprint(live.bp)
     app.register_blueprint(staff.bp)
 
     from webapp import api

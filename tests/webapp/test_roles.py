@@ -56,6 +56,8 @@ RULES = {
     "settings.test_call": (None, {A}),
     "settings.check_status": ({A, S}, None),
     "console.index": ({OP}, None),
+    "live.index": ({A, S}, None),
+    "live.state": ({A, S}, None),
     "console.state": ({OP}, None),
     "console.card": ({OP}, None),
     "console.events": ({OP}, None),
