@@ -239,9 +239,13 @@ def test_calls_complete_through_ten_percent_loss(pbx):
                 )
                 for _ in range(calls)
             ]
-            # Stay up a while, as a running engine would, to answer SIPp's retransmissions
-            # of the last call's messages whose answers it dropped.
-            await asyncio.sleep(1.5)
+            # Stay up, as a running engine would, answering SIPp's retransmissions of the
+            # messages whose answers it dropped, until SIPp has ended all its calls (its
+            # retransmissions can go on for 0.5 + 1 + 2 + 4 s after a last lost answer).
+            for _ in range(150):
+                if peer.process.poll() is not None:
+                    break
+                await asyncio.sleep(0.1)
             return attempts
 
     attempts = asyncio.run(run())
