@@ -1,6 +1,20 @@
-"""Liveness of the web process."""
+"""Liveness and readiness of the web process.
 
-from flask import Blueprint
+`/healthz`: the process answers. `/readyz`: it can do its work: the database answers, Redis
+answers, and workers listen on both queues (engine hosts on `engines`, short jobs on
+`default`). 503 with what is missing otherwise, for the load balancer and for ops.
+"""
+
+from __future__ import annotations
+
+import redis
+from flask import Blueprint, current_app
+from rq import Worker
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+from webapp import bus, queues
+from webapp.extensions import db
 
 bp = Blueprint("health", __name__)
 
@@ -8,3 +22,33 @@ bp = Blueprint("health", __name__)
 @bp.get("/healthz")
 def healthz():
     return {"status": "ok"}
+
+
+@bp.get("/readyz")
+def readyz():
+    checks: dict[str, object] = {}
+    try:
+        db.session.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except SQLAlchemyError as error:
+        checks["database"] = f"not answering: {type(error).__name__}"
+    connection = bus.client()
+    if connection is None:
+        checks["redis"] = "not configured"
+    else:
+        try:
+            connection.ping()
+            checks["redis"] = "ok"
+            checks["workers"] = {
+                name: sum(1 for _ in Worker.all(queue=queues.queue(name)))
+                for name in (queues.ENGINES, queues.DEFAULT)
+            }
+        except redis.RedisError as error:
+            checks["redis"] = f"not answering: {error}"
+    ready = (
+        checks["database"] == "ok"
+        and checks["redis"] == "ok"
+        and all(checks.get("workers", {}).values())
+    )
+    current_app.logger.debug("readiness: %s", checks)
+    return {"status": "ready" if ready else "not ready", **checks}, (200 if ready else 503)

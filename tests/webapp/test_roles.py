@@ -71,6 +71,7 @@ RULES = {
 PUBLIC = {
     "static",
     "health.healthz",
+    "health.readyz",
     "pages.index",
     "pages.set_language",
     "auth.signup",
