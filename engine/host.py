@@ -31,6 +31,7 @@ from engine.dialer import TenantEngine
 log = logging.getLogger(__name__)
 
 LEASE_TICK = 1.0
+MAX_REDIS_CONNECTIONS = 200
 
 # KEYS: lease. ARGV: host id, lease ms. 1: held (renewed, or taken again after it vanished);
 # 0: another host holds it.
@@ -76,7 +77,10 @@ class EngineHost:
         return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
 
     async def run(self, lifetime: float | None = None) -> None:
-        self.redis = aioredis.Redis.from_url(self.redis_url)
+        # Calls of all the host's tenants share one pool; when every connection is busy a
+        # call waits for one (redis-py's default pool would fail at 100).
+        self.redis = aioredis.Redis(connection_pool=aioredis.BlockingConnectionPool.from_url(
+            self.redis_url, max_connections=MAX_REDIS_CONNECTIONS, timeout=10))  # fmt: skip
         self._renew = self.redis.register_script(_RENEW)
         self._release = self.redis.register_script(_RELEASE)
         self.pubsub = self.redis.pubsub()

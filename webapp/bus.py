@@ -9,13 +9,29 @@ from flask import current_app
 from engine.bus import TenantKeys, event
 from engine.presence import Presence
 
+#: Connections one web process may open to Redis: every open console's event stream holds
+#: one while it waits (see deploy/gunicorn.conf.py), so redis-py's default of 100 is too few.
+MAX_CONNECTIONS = 1000
+
 
 def client() -> redis.Redis | None:
     """The app's Redis client, or None when the deployment has no Redis configured."""
-    if "autocall.redis" not in current_app.extensions:
+    return _client("autocall.redis", socket_timeout=5)
+
+
+def stream_client() -> redis.Redis | None:
+    """A client for commands that wait in Redis (the console's XREAD BLOCK): its socket
+    timeout is longer than any wait, which redis-py's default of 5 s is not."""
+    return _client("autocall.redis-streams", socket_timeout=60)
+
+
+def _client(name: str, socket_timeout: float) -> redis.Redis | None:
+    if name not in current_app.extensions:
         url = current_app.extensions["autocall.config"].redis_url
-        current_app.extensions["autocall.redis"] = redis.Redis.from_url(url) if url else None
-    return current_app.extensions["autocall.redis"]
+        current_app.extensions[name] = redis.Redis.from_url(
+            url, socket_timeout=socket_timeout, max_connections=MAX_CONNECTIONS
+        ) if url else None  # fmt: skip
+    return current_app.extensions[name]
 
 
 def keys(tenant_id: int) -> TenantKeys:

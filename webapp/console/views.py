@@ -175,10 +175,13 @@ def events():
     last = request.headers.get("Last-Event-ID") or request.args.get("after") or "$"
     if last != "$" and not _stream_id(last):
         last = "$"
-    connection = bus.client()
+    connection = bus.stream_client()
     if last == "$":  # a new page: start after the newest event, by its id
         newest = connection.xrevrange(key, count=1)
         last = newest[0][0].decode() if newest else "0-0"
+    # The stream needs no database: give the connection back to the pool now, or every
+    # open console would hold one for its whole life.
+    db.session.close()
 
     def stream():
         nonlocal last
