@@ -183,3 +183,11 @@ def test_a_first_password_need_not_be_changed_after_single_sign_on(app, client, 
     auth.logout()  # with the password, the first password must still be changed
     auth.login("new@gamma.example")
     assert client.get("/leads/").headers["Location"] == "/password"
+
+
+def test_the_button_and_the_messages_are_in_russian_too(client, provider):
+    client.get("/lang/ru")
+    assert "Войти через Example ID" in client.get("/login").get_data(as_text=True)
+    provider.user["email"] = "stranger@elsewhere.example"
+    page = page_after(client, sign_in_through(client, provider))
+    assert "Нет учётной записи с этим адресом (stranger@elsewhere.example)" in page
