@@ -54,7 +54,7 @@ def test_the_sign_in_page_offers_the_provider(client):
     page = client.get("/login").get_data(as_text=True)
     assert "Sign in with Example ID" in page
     page = client.get("/login?next=/leads/").get_data(as_text=True)
-    assert 'name="next" value="/leads/"' in page
+    assert 'href="/login/sso?next=/leads/"' in page
 
 
 def test_an_existing_user_signs_in_and_goes_where_they_were_going(app, client, provider, tenant_a):
