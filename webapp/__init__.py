@@ -76,6 +76,10 @@ def create_app(config: Config | dict | None = None) -> Flask:
     app.register_blueprint(live.bp)
     app.register_blueprint(staff.bp)
 
+    from webapp.auth import sso
+
+    sso.init_app(app)
+
     from webapp import api
 
     api.init_app(app)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
+from urllib.parse import urlsplit
 
 #: Where the embedded defaults keep their files (the SQLite database, a private Redis).
 VAR_DIR = Path(os.environ.get("AUTOCALL_VAR_DIR", Path.cwd() / "var"))
@@ -15,6 +17,9 @@ VAR_DIR = Path(os.environ.get("AUTOCALL_VAR_DIR", Path.cwd() / "var"))
 DEV_SECRET_KEY = "dev-only-secret-key-change-me"
 #: A Fernet key for development only; production must set AUTOCALL_ENCRYPTION_KEY.
 DEV_ENCRYPTION_KEY = "ZGV2LW9ubHktZW5jcnlwdGlvbi1rZXktY2hnLW1lISE="
+
+#: The name on the sign-in page's single sign-on button unless AUTOCALL_OIDC_NAME says another.
+DEFAULT_OIDC_NAME = "single sign-on"
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -68,6 +73,14 @@ class Config:
     #: Whether webhooks may go to private, loopback and link-local addresses. Always
     #: allowed in development and testing; in production only with this set.
     webhook_allow_private: bool = False
+    #: Single sign-on with OpenID Connect, off while all three are empty: the provider's
+    #: issuer URL (discovery at ISSUER/.well-known/openid-configuration), and the client id
+    #: and secret the provider gave this portal.
+    oidc_issuer: str = ""
+    oidc_client_id: str = ""
+    oidc_client_secret: str = ""
+    #: The provider's name on the sign-in button ("Sign in with <name>").
+    oidc_name: str = DEFAULT_OIDC_NAME
 
     @classmethod
     def from_env(
@@ -130,6 +143,7 @@ class Config:
                 "AUTOCALL_WEBHOOK_RETRY_SECONDS must be whole seconds separated by commas, "
                 f"not {self.webhook_retry_seconds!r}"
             )
+        self._check_oidc()
         for name in (
             "login_attempts",
             "login_attempts_per_ip",
@@ -140,6 +154,42 @@ class Config:
         ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"AUTOCALL_{name.upper()} must be at least 1")
+
+    def _check_oidc(self) -> None:
+        given = {
+            "AUTOCALL_OIDC_ISSUER": self.oidc_issuer,
+            "AUTOCALL_OIDC_CLIENT_ID": self.oidc_client_id,
+            "AUTOCALL_OIDC_CLIENT_SECRET": self.oidc_client_secret,
+        }
+        missing = [name for name, value in given.items() if not value.strip()]
+        if len(missing) == len(given):
+            return  # single sign-on is off
+        if missing:
+            raise ConfigError(
+                f"{' and '.join(missing)} must be set too: single sign-on needs the issuer, "
+                "the client id and the client secret (or none of them, to leave it off)"
+            )
+        issuer = urlsplit(self.oidc_issuer)
+        if not (
+            issuer.hostname
+            and not issuer.query
+            and not issuer.fragment
+            and (issuer.scheme == "https" or (issuer.scheme == "http" and _loopback(issuer)))
+        ):
+            raise ConfigError(
+                "AUTOCALL_OIDC_ISSUER must be the provider's https:// URL without query or "
+                f"fragment (http:// only on this machine), not {self.oidc_issuer!r}"
+            )
+        if not self.oidc_name.strip():
+            raise ConfigError("AUTOCALL_OIDC_NAME must not be empty (it names the button)")
+
+    @property
+    def oidc_enabled(self) -> bool:
+        return bool(self.oidc_issuer.strip())
+
+    @property
+    def oidc_discovery_url(self) -> str:
+        return self.oidc_issuer.rstrip("/") + "/.well-known/openid-configuration"
 
     @property
     def webhook_retries(self) -> tuple[int, ...]:
@@ -169,3 +219,12 @@ class Config:
             "BABEL_DEFAULT_LOCALE": "en",
             "BABEL_DEFAULT_TIMEZONE": "UTC",
         }
+
+
+def _loopback(url) -> bool:
+    if url.hostname == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(url.hostname).is_loopback
+    except ValueError:
+        return False

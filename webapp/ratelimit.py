@@ -73,14 +73,16 @@ class LoginThrottle:
     def _ip_key(self, ip: str) -> str:
         return self.prefix + "ip:" + ip
 
-    def blocked(self, email: str, ip: str) -> bool:
+    def blocked(self, email: str | None, ip: str) -> bool:
+        """Whether sign-ins are refused now; without an email (a single sign-on that has
+        not named one yet) only the client address counts."""
         return (
-            self.counter.get(self._email_key(email)) >= self.per_email
-            or self.counter.get(self._ip_key(ip)) >= self.per_ip
-        )
+            email is not None and self.counter.get(self._email_key(email)) >= self.per_email
+        ) or self.counter.get(self._ip_key(ip)) >= self.per_ip
 
-    def failed(self, email: str, ip: str) -> None:
-        self.counter.incr(self._email_key(email), self.window)
+    def failed(self, email: str | None, ip: str) -> None:
+        if email is not None:
+            self.counter.incr(self._email_key(email), self.window)
         self.counter.incr(self._ip_key(ip), self.window)
 
     def succeeded(self, email: str) -> None:

@@ -5,19 +5,22 @@ A new company signs up, fills its dial format wrongly and then rightly (watching
 preview), and adds an operator; another imports a CSV file with a bad row (a real RQ worker
 runs the import while the page watches its progress); an admin signs out and in again (a
 wrong password first); an admin makes an API token, a CRM (plain urllib) posts a lead with
-it, and the lead is in the list.
+it, and the lead is in the list; an admin signs in with single sign-on through an OpenID
+Connect provider (tests/oidc_provider.py) served beside the portal.
 """
 
 import json
 import re
 import threading
 import urllib.request
+from contextlib import contextmanager
 
 import pytest
 from playwright.sync_api import expect, sync_playwright
 from werkzeug.serving import make_server
 
 from tests.conftest import PASSWORD, app_config
+from tests.oidc_provider import OpenIDProvider
 from tests.webapp.jobs import run_jobs
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's package; ./dev test installs it
@@ -26,13 +29,15 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
 
 
-@pytest.fixture
-def served(tmp_path):
+@contextmanager
+def serve(tmp_path, **overrides):
     """The portal served on 127.0.0.1 from a freshly migrated database: (base URL, app)."""
     from webapp import create_app
     from webapp.cli import upgrade_database
 
-    config = app_config(f"sqlite:///{tmp_path / 'portal.db'}", upload_dir=str(tmp_path / "up"))
+    config = app_config(
+        f"sqlite:///{tmp_path / 'portal.db'}", upload_dir=str(tmp_path / "up"), **overrides
+    )
     upgrade_database(config)
     app = create_app(config)
     server = make_server("127.0.0.1", 0, app, threaded=True)
@@ -41,6 +46,12 @@ def served(tmp_path):
     yield f"http://127.0.0.1:{server.server_port}", app
     server.shutdown()
     thread.join(5)
+
+
+@pytest.fixture
+def served(tmp_path):
+    with serve(tmp_path) as served:
+        yield served
 
 
 @pytest.fixture
@@ -210,3 +221,31 @@ def test_create_a_lead_through_the_api_and_see_it_in_the_list(portal, page):
 
     page.goto(f"{portal}/settings/api")  # the token's last use is noted
     expect(page.locator("tr", has_text="Our CRM")).not_to_contain_text("never")
+
+
+def test_sign_in_with_single_sign_on(tmp_path, page):
+    with OpenIDProvider(redirect_uris=[], email="admin@acme.example") as provider:
+        sso = {
+            "oidc_issuer": provider.issuer,
+            "oidc_client_id": provider.client.client_id,
+            "oidc_client_secret": provider.client.client_secret,
+            "oidc_name": "Example ID",
+        }
+        with serve(tmp_path, **sso) as (portal, _app):
+            provider.client.redirect_uris.append(f"{portal}/login/sso/callback")
+            sign_up(portal, page)
+            page.get_by_role("button", name="Sign out").click()
+
+            page.goto(f"{portal}/leads/")
+            expect(page).to_have_url(re.compile(r"/login\?next="))
+            page.get_by_role("link", name="Sign in with Example ID").click()
+            expect(page).to_have_url(re.compile(r"/leads/$"))  # there and back, signed in
+            expect(page.locator(".who")).to_contain_text("admin@acme.example")
+            assert provider.requests[-1]["redirect_uri"] == f"{portal}/login/sso/callback"
+
+            page.get_by_role("button", name="Sign out").click()
+            provider.user["email"] = "nobody@acme.example"
+            page.get_by_role("link", name="Sign in with Example ID").click()
+            expect(page.locator(".flash.error")).to_contain_text(
+                "No account uses this email (nobody@acme.example); ask your admin to add you."
+            )

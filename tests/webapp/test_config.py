@@ -44,6 +44,45 @@ def test_bad_values_fail_loudly_and_name_the_variable(environ, words):
         Config.from_env(environ=environ)
 
 
+OIDC = {
+    "AUTOCALL_OIDC_ISSUER": "https://id.example.com/realms/callcentre",
+    "AUTOCALL_OIDC_CLIENT_ID": "autocall",
+    "AUTOCALL_OIDC_CLIENT_SECRET": "s3cret",
+}
+
+
+def test_single_sign_on_is_off_by_default_and_on_with_all_three_settings():
+    off = Config.from_env(environ={})
+    assert not off.oidc_enabled and off.oidc_name == "single sign-on"
+    on = Config.from_env(environ={**OIDC, "AUTOCALL_OIDC_NAME": "Keycloak"})
+    assert on.oidc_enabled and on.oidc_name == "Keycloak"
+    assert on.oidc_discovery_url == (
+        "https://id.example.com/realms/callcentre/.well-known/openid-configuration"
+    )
+    local = Config.from_env(environ={**OIDC, "AUTOCALL_OIDC_ISSUER": "http://127.0.0.1:8080/"})
+    assert local.oidc_discovery_url == "http://127.0.0.1:8080/.well-known/openid-configuration"
+
+
+@pytest.mark.parametrize(
+    ("environ", "words"),
+    [
+        (
+            {"AUTOCALL_OIDC_ISSUER": OIDC["AUTOCALL_OIDC_ISSUER"]},
+            "AUTOCALL_OIDC_CLIENT_ID and AUTOCALL_OIDC_CLIENT_SECRET must be set too",
+        ),
+        ({**OIDC, "AUTOCALL_OIDC_CLIENT_SECRET": ""}, "AUTOCALL_OIDC_CLIENT_SECRET must be set"),
+        ({**OIDC, "AUTOCALL_OIDC_ISSUER": " "}, "AUTOCALL_OIDC_ISSUER must be set too"),
+        ({**OIDC, "AUTOCALL_OIDC_ISSUER": "http://id.example.com"}, "must be the provider's"),
+        ({**OIDC, "AUTOCALL_OIDC_ISSUER": "id.example.com"}, "AUTOCALL_OIDC_ISSUER must be"),
+        ({**OIDC, "AUTOCALL_OIDC_ISSUER": "https://id.example.com/?x=1"}, "without query"),
+        ({**OIDC, "AUTOCALL_OIDC_NAME": " "}, "AUTOCALL_OIDC_NAME must not be empty"),
+    ],
+)
+def test_partial_or_bad_single_sign_on_settings_fail_and_name_what_is_wrong(environ, words):
+    with pytest.raises(ConfigError, match=words):
+        Config.from_env(environ=environ)
+
+
 def test_production_needs_its_own_secret_and_encryption_keys():
     with pytest.raises(ConfigError, match="AUTOCALL_SECRET_KEY"):
         Config.from_env(environ={"AUTOCALL_ENV": "production"})

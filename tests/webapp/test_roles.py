@@ -81,6 +81,8 @@ PUBLIC = {
     "auth.reset_password",
     "auth.verify_email",
     "auth.change_password",
+    "sso.login",  # single sign-on, on in this module's app
+    "sso.callback",
 }
 
 
@@ -113,7 +115,13 @@ def _url(rule, tenant):
 
 @pytest.fixture
 def config_overrides(tmp_path):
-    return {"upload_dir": str(tmp_path / "uploads")}
+    # Single sign-on on, so its pages are in the app (the provider is only read on use).
+    return {
+        "upload_dir": str(tmp_path / "uploads"),
+        "oidc_issuer": "https://id.example.com",
+        "oidc_client_id": "autocall",
+        "oidc_client_secret": "secret",
+    }
 
 
 def test_every_endpoint_has_a_rule(app):

@@ -29,6 +29,9 @@ from webapp.services.accounts import EmailTaken, create_tenant_with_admin
 from webapp.tenancy import remember_scope
 from webapp.urls import safe_next
 
+#: In the session of a user the single sign-on provider signed in.
+SSO_SESSION_KEY = "sso"
+
 #: Endpoints a user who must change the password may still reach.
 _ALLOWED_BEFORE_PASSWORD_CHANGE = {
     "auth.change_password",
@@ -55,21 +58,27 @@ def load_user(session_id: str) -> User | None:
 
 @bp.before_app_request
 def force_password_change():
+    # A single sign-on session never used the password, so it is not asked to change it
+    # (docs/portal.md, "Single sign-on"); signing in with the password asks again.
     if (
         current_user.is_authenticated
         and current_user.must_change_password
+        and not session.get(SSO_SESSION_KEY)
         and request.endpoint not in _ALLOWED_BEFORE_PASSWORD_CHANGE
     ):
         return redirect(url_for("auth.change_password"))
     return None
 
 
-def _sign_in(user: User, remember: bool = False) -> None:
+def sign_in(user: User, remember: bool = False, sso: bool = False) -> None:
+    """Start a session of `user`; `sso` marks one the provider signed in (no password)."""
     # A fresh session on sign-in (no session fixation); keep only the chosen language.
     lang = session.get("lang")
     session.clear()
     if lang:
         session["lang"] = lang
+    if sso:
+        session[SSO_SESSION_KEY] = True
     login_user(user, remember=remember)
     user.last_login_at = utcnow()
     db.session.commit()
@@ -104,7 +113,7 @@ def signup():
             if _verification_on():
                 _send_verification(user)
                 return render_template("auth/check_mail.html", email=user.email)
-            _sign_in(user)
+            sign_in(user)
             flash(_("Welcome! Your company is set up; start with the SIP account."), "success")
             return redirect(url_for("settings.sip"))
     return render_template("auth/signup.html", form=form)
@@ -138,7 +147,7 @@ def login():
                 status = 403
             else:
                 throttle.succeeded(email)
-                _sign_in(user, remember=form.remember.data)
+                sign_in(user, remember=form.remember.data)
                 return redirect(safe_next(request.args.get("next")) or url_for("pages.index"))
     return render_template("auth/login.html", form=form), status
 
@@ -221,7 +230,7 @@ def change_password():
             user.set_password(form.password.data)
             user.must_change_password = False
             db.session.commit()
-            _sign_in(user)  # the session id carries the new password's fingerprint
+            sign_in(user)  # the session id carries the new password's fingerprint
             flash(_("Your password is changed."), "success")
             return redirect(url_for("pages.index"))
     return render_template("auth/change_password.html", form=form)

@@ -208,3 +208,9 @@ def test_session_cookie_is_http_only_and_same_site(client, auth, tenant_a):
     cookie = response.headers["Set-Cookie"]
     assert "HttpOnly" in cookie
     assert "SameSite=Lax" in cookie
+
+
+def test_single_sign_on_is_off_unless_configured(client):
+    assert "Sign in with" not in client.get("/login").get_data(as_text=True)
+    assert client.get("/login/sso").status_code == 404
+    assert client.get("/login/sso/callback?code=x&state=y").status_code == 404
