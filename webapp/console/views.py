@@ -100,7 +100,7 @@ def off_line():
 @operator_only
 def heartbeat():
     operator = _operator()
-    console.heartbeat(operator)
+    console.heartbeat(operator, wants_on_line=request.form.get("on_line") == "1")
     return jsonify(_state_json(operator))
 
 

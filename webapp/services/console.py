@@ -36,9 +36,18 @@ def go_off_line(operator: Operator) -> None:
     bus.presence(operator.tenant_id).go_off_line(operator.id)
 
 
-def heartbeat(operator: Operator) -> bool:
-    """False when the operator is no longer on line (taken off line meanwhile)."""
-    return bool(bus.presence(operator.tenant_id).heartbeat(operator.id))
+def heartbeat(operator: Operator, wants_on_line: bool = False) -> bool:
+    """The console is alive. An operator whose presence expired while the page was away
+    (network lost, laptop asleep) and who still wants to be on line comes back on line;
+    one the engine took off line (failed transfers) does not. False: off line."""
+    presence = bus.presence(operator.tenant_id)
+    if presence.heartbeat(operator.id):
+        return True
+    taken_off = bus.client().hexists(bus.keys(operator.tenant_id).off_line_why, operator.id)
+    if wants_on_line and not taken_off:
+        presence.go_on_line(operator.id)
+        return True
+    return False
 
 
 def attempt_for(operator: Operator, attempt_id: int) -> tuple[Attempt, Lead] | None:

@@ -1,5 +1,6 @@
 // The operator console: going on and off line without reloading, a heartbeat every ten
-// seconds (without it the engine takes the operator off line), and the event stream: a
+// seconds (without it the engine takes the operator off line; with it, a console back from a
+// lost network puts the operator back on line), and the event stream: a
 // screen pop loads the lead card at once, with a sound and a notification when the tab is
 // in the background. EventSource reconnects by itself with Last-Event-ID, so nothing is
 // missed after a dropped connection.
@@ -48,9 +49,13 @@
     } catch (error) { /* no sound: the card still opens */ }
   }
 
+  // What the operator chose last: a console back from a lost network or a sleeping laptop
+  // asks to be on line again if so (the portal refuses when the engine took them off line).
+  var wantsOnLine = !onButton.hidden;
   box.querySelectorAll("form[data-go]").forEach(function (form) {
     form.addEventListener("submit", function (event) {
       event.preventDefault();
+      wantsOnLine = form.getAttribute("data-go") === "on";
       if (window.Notification && Notification.permission === "default") {
         Notification.requestPermission();
       }
@@ -94,8 +99,10 @@
   events.addEventListener("operator_off_line", refresh);
 
   setInterval(function () {
-    if (box.getAttribute("data-state") !== "off_line") {
-      post(box.getAttribute("data-heartbeat-url")).then(show).catch(function () {});
+    if (wantsOnLine) {
+      var body = new FormData();
+      body.append("on_line", "1");
+      post(box.getAttribute("data-heartbeat-url"), body).then(show).catch(function () {});
     }
   }, 10000);
   setInterval(function () {

@@ -108,3 +108,27 @@ def test_admins_and_operators_of_other_tenants_get_nothing(client, auth, tenant_
     auth.login(tenant_a.admin_email)
     assert client.get("/console/").status_code == 403
     assert client.post("/console/on-line").status_code == 403
+
+
+def test_a_console_back_from_a_lost_network_comes_back_on_line_unless_taken_off(
+    app, operator_client, tenant_a
+):
+    operator_client.post("/console/on-line")
+    with app.app_context():
+        presence = bus.presence(tenant_a.id)
+        presence.heartbeat_ttl = 30.0
+        presence.sweep(wrap_up_timeout=0, now=__import__("time").time() + 60)  # it expired
+        assert presence_of(app, tenant_a) == {}
+    # A heartbeat that does not ask to be on line leaves the operator off line.
+    assert operator_client.post("/console/heartbeat").get_json()["state"] == "off_line"
+    answer = operator_client.post("/console/heartbeat", data={"on_line": "1"}).get_json()
+    assert answer["state"] == "free"
+    # Taken off line by the engine for failed transfers: the console cannot undo that.
+    with app.app_context():
+        presence = bus.presence(tenant_a.id)
+        presence.take(tenant_a.lead_id)
+        presence.transferred(tenant_a.operator_id, False, failure_limit=1)
+        bus.client().hset(bus.keys(tenant_a.id).off_line_why, tenant_a.operator_id,
+                          "failed_transfers")  # fmt: skip
+    answer = operator_client.post("/console/heartbeat", data={"on_line": "1"}).get_json()
+    assert answer["state"] == "off_line"
