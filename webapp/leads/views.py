@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
 from flask import render_template, request
 from flask_babel import lazy_gettext as _l
@@ -32,9 +33,22 @@ OUTCOME_LABELS = {
 }
 
 
+DUE_LABELS = {"now": _l("due now"), "later": _l("due later")}
+
+
 @bp.app_context_processor
 def labels() -> dict:
-    return {"STATUS_LABELS": STATUS_LABELS, "OUTCOME_LABELS": OUTCOME_LABELS}
+    return {"STATUS_LABELS": STATUS_LABELS, "OUTCOME_LABELS": OUTCOME_LABELS,
+            "DUE_LABELS": DUE_LABELS}  # fmt: skip
+
+
+def _due(due: str):
+    """The next-attempt filter: leads the engine may dial now, or later."""
+    now = datetime.now(UTC)
+    waiting = Lead.status.in_((LeadStatus.NEW.value, LeadStatus.RETRY.value))
+    if due == "now":
+        return waiting & (Lead.next_attempt_at.is_(None) | (Lead.next_attempt_at <= now))
+    return waiting & (Lead.next_attempt_at > now)
 
 
 def _search(query, text: str):
@@ -61,6 +75,7 @@ def index():
     """Newest first, paged by id (keyset): every page costs the same however deep it is."""
     status = request.args.get("status", "")
     outcome = request.args.get("outcome", "")
+    due = request.args.get("due", "")
     text = request.args.get("q", "").strip()[:100]
     before = request.args.get("before", type=int)
 
@@ -69,6 +84,8 @@ def index():
         query = query.where(Lead.status == status)
     if outcome in OUTCOME_LABELS:
         query = query.where(Lead.last_outcome == outcome)
+    if due in DUE_LABELS:
+        query = query.where(_due(due))
     if text:
         query = _search(query, text)
     if before is not None:
@@ -76,7 +93,7 @@ def index():
     leads = db.session.scalars(query.order_by(Lead.id.desc()).limit(PAGE_SIZE + 1)).all()
     more = len(leads) > PAGE_SIZE
     leads = leads[:PAGE_SIZE]
-    filters = {"status": status, "outcome": outcome, "q": text}
+    filters = {"status": status, "outcome": outcome, "due": due, "q": text}
     return render_template(
         "leads/index.html",
         leads=leads,

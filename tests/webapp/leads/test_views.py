@@ -1,5 +1,5 @@
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -52,8 +52,10 @@ def test_keyset_paging(app, client, admin):
         ({"q": "customer 1"}, "Customer 1", "Customer 2"),
         ({"q": "alpha-crm-1"}, "Alpha lead", "Customer 1"),
         ({"status": "new", "outcome": "answered"}, "Alpha lead", "Customer 1"),
-        ({"status": "retry"}, "No leads match.", "Customer 1"),
+        ({"status": "exhausted"}, "No leads match.", "Customer 1"),
         ({"q": "%"}, "No leads match.", "Customer 1"),
+        ({"due": "now"}, "Customer 1", "Customer 2"),
+        ({"due": "later"}, "Customer 2", "Customer 1"),
     ],
 )
 def test_search_and_filters(app, client, admin, query, shown, hidden):
@@ -61,6 +63,10 @@ def test_search_and_filters(app, client, admin, query, shown, hidden):
     with app.app_context():
         lead = db.session.get(Lead, admin.lead_id)
         lead.last_outcome = "answered"
+        later, now = datetime.now(UTC) + timedelta(hours=2), datetime.now(UTC)
+        for lead in db.session.scalars(db.select(Lead).where(Lead.name.like("Customer %"))):
+            lead.status = "retry"
+            lead.next_attempt_at = later if lead.name == "Customer 2" else now
         db.session.commit()
     page = client.get("/leads/", query_string=query).get_data(as_text=True)
     assert shown in page and hidden not in page
