@@ -41,6 +41,8 @@ class Config:
     #: deployments (or test runs) can share one Redis without seeing each other's keys.
     redis_prefix: str = "ac:"
     web_port: int = 5000
+    #: Where `./dev run`'s demo PBX listens (on 127.0.0.1).
+    demo_pbx_port: int = 5090
     #: Fernet key (urlsafe base64 of 32 bytes) that encrypts tenants' SIP passwords.
     encryption_key: str = DEV_ENCRYPTION_KEY
     #: `console` prints mail to standard output; `memory` keeps it in a list (tests).

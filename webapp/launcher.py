@@ -60,7 +60,7 @@ def worker_commands(config: Config) -> list[list[str]]:
             [*python, "cron"]]  # fmt: skip
 
 
-DEMO_PBX = ("127.0.0.1", 5090)
+DEMO_PBX_HOST = "127.0.0.1"
 
 
 def start_demo(config: Config) -> tuple[subprocess.Popen, dict]:
@@ -68,7 +68,7 @@ def start_demo(config: Config) -> tuple[subprocess.Popen, dict]:
     from webapp import create_app, demo
     from webapp.services.secrets import SecretBox
 
-    host, port = DEMO_PBX
+    host, port = DEMO_PBX_HOST, config.demo_pbx_port
     pbx = subprocess.Popen([sys.executable, "-m", "engine.sim.pbx", "--host", host,
                             "--port", str(port), "--user", demo.PBX_USER,
                             "--password", demo.PBX_PASSWORD, "--ring", "2-6"])  # fmt: skip
