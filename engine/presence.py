@@ -147,6 +147,19 @@ return 1
 """
 )
 
+# The talk is over (the console says so): busy -> wrap_up, the lead kept, the clock restarted.
+_WRAP_UP = (
+    _LIB
+    + """
+local current = redis.call('HGET', KEYS[1], ARGV[2])
+if not current then return false end
+local state, since, lead, fails = parse(current)
+if state ~= 'busy' then return current end
+put(ARGV[2], 'wrap_up', ARGV[1], lead, fails)
+return redis.call('HGET', KEYS[1], ARGV[2])
+"""
+)
+
 # Housekeeping, about once a second. ARGV: now, fresh_since, busy_since.
 # Quiet consoles go off line; busy operators past the wrap-up timeout become free.
 # Returns the operators it changed, as [id, new state, ...].
@@ -207,7 +220,7 @@ class Presence:
             for name, source in (
                 ("on", _GO_ON_LINE), ("off", _GO_OFF_LINE), ("beat", _HEARTBEAT),
                 ("finish", _FINISH), ("take", _TAKE), ("transferred", _TRANSFERRED),
-                ("release", _RELEASE), ("sweep", _SWEEP),
+                ("release", _RELEASE), ("sweep", _SWEEP), ("wrap_up", _WRAP_UP),
             )
         }  # fmt: skip
 
@@ -236,6 +249,10 @@ class Presence:
 
     def heartbeat(self, operator_id: int, now: float | None = None):
         return self._run("beat", operator_id, now=now)
+
+    def wrap_up(self, operator_id: int, now: float | None = None):
+        """The talk is over; the operator writes the result (still not free)."""
+        return self._run("wrap_up", operator_id, now=now)
 
     def finish(self, operator_id: int, now: float | None = None):
         """The operator finished their lead: free again."""

@@ -75,6 +75,8 @@ def test_the_card_opens_when_the_customer_answers_and_finishing_frees_the_operat
         expect(card).to_contain_text("Ivan Petrov", timeout=15_000)
         expect(card).to_contain_text("A-1001")
         expect(state).to_have_text("With a customer")
+        page.get_by_role("button", name="The call is over").click()
+        expect(state).to_have_text("Wrap-up")
         page.select_option("select[name=result]", label="Sale")
         page.fill("textarea[name=comment]", "Wants the yearly plan")
         page.get_by_role("button", name="Finish the lead").click()

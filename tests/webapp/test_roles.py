@@ -65,6 +65,7 @@ RULES = {
     "console.off_line": (None, {OP}),
     "console.heartbeat": (None, {OP}),
     "console.finish": (None, {OP}),
+    "console.wrap_up": (None, {OP}),
     "staff.index": ({ST}, None),
 }
 #: Open to visitors, or about the visitor's own session; not tenant pages.

@@ -96,6 +96,15 @@ def off_line():
     return _answer()
 
 
+@bp.post("/wrap-up")
+@operator_only
+def wrap_up():
+    """The talk with the customer is over: the operator writes the result."""
+    operator = _operator()
+    bus.presence(operator.tenant_id).wrap_up(operator.id)
+    return _answer()
+
+
 @bp.post("/heartbeat")
 @operator_only
 def heartbeat():

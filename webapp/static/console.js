@@ -65,6 +65,11 @@
 
   cardBox.addEventListener("submit", function (event) {
     var form = event.target;
+    if (form.matches("[data-wrap-up]")) {
+      event.preventDefault();
+      post(form.action).then(function (state) { form.remove(); show(state); });
+      return;
+    }
     if (!form.matches("[data-finish]")) { return; }
     event.preventDefault();
     post(form.action, new FormData(form)).then(function (state) {

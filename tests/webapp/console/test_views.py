@@ -53,6 +53,10 @@ def test_the_card_shows_the_lead_being_transferred_and_finishing_frees_the_opera
     assert "Alpha lead" in card and "Alpha order" in card and "+15550100" in card
     with app.app_context():
         presence.transferred(tenant_a.operator_id, True, failure_limit=3)
+    assert "The call is over" in operator_client.get("/console/card").get_data(as_text=True)
+    answer = operator_client.post("/console/wrap-up", headers={"Accept": "application/json"})
+    assert (answer.get_json()["state"], answer.get_json()["label"]) == ("wrap_up", "Wrap-up")
+    assert "The call is over" not in operator_client.get("/console/card").get_data(as_text=True)
     answer = operator_client.post(
         "/console/finish", data={"result": "Call back", "comment": "after the holidays",
               "call_back_at": "2030-01-02T10:30"},
