@@ -280,3 +280,20 @@ def render_refer_headers(
 ) -> list[tuple[str, str]]:
     values = {"extension": extension, "host": host, "port": port, "server": server}
     return [(name, template.render(values)) for name, template in parse_refer_headers(text)]
+
+
+_BRACKETED, _PLAIN = r"\[([0-9A-Fa-f:.]+)\]", r"([^:\[\]]+)"
+_HOST_PORT = re.compile(rf"{_BRACKETED}|{_PLAIN}|(?:{_BRACKETED}|{_PLAIN}):(\d+)")
+
+
+def parse_host_port(text: str, default_port: int = 5060) -> tuple[str, int]:
+    """HOST, HOST:PORT or [IPv6]:PORT (a PBX, an outbound proxy) -> (host, port); ValueError
+    with a message for the person who wrote it."""
+    match = _HOST_PORT.fullmatch(text.strip())
+    if match is None:
+        raise ValueError(f"{text!r} is not HOST, HOST:PORT or [IPv6]:PORT")
+    host = next(group for group in match.groups()[:4] if group)
+    port = int(match.group(5) or default_port)
+    if not 0 < port < 65536:
+        raise ValueError(f"the port in {text!r} must be from 1 to 65535")
+    return host, port

@@ -89,17 +89,12 @@ def cmd_create_staff(args: argparse.Namespace) -> int:
 
 def _pbx_address(text: str) -> tuple[str, int]:
     """HOST, HOST:PORT or [IPv6]:PORT; the port defaults to 5060."""
-    import re
+    from engine.formats import parse_host_port
 
-    bracketed, plain = r"\[([0-9A-Fa-f:.]+)\]", r"([^:\[\]]+)"
-    match = re.fullmatch(rf"{bracketed}|{plain}|(?:{bracketed}|{plain}):(\d+)", text)
-    if match is None:
-        raise argparse.ArgumentTypeError(f"{text!r} is not HOST, HOST:PORT or [IPv6]:PORT")
-    host = next(group for group in match.groups()[:4] if group)
-    port = int(match.group(5) or 5060)
-    if not 0 < port < 65536:
-        raise argparse.ArgumentTypeError(f"the port in {text!r} must be from 1 to 65535")
-    return host, port
+    try:
+        return parse_host_port(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def cmd_test_call(args: argparse.Namespace) -> int:

@@ -8,6 +8,7 @@ from engine.formats import (
     DEFAULT_DIAL_FORMAT,
     DEFAULT_REFER_FORMAT,
     FormatError,
+    parse_host_port,
     parse_refer_headers,
     parse_uri_format,
     render_dial_uri,
@@ -160,3 +161,19 @@ def test_any_text_either_parses_or_raises_format_error(source):
         uri = render_dial_uri(source, number="1555", **PBX)
         assert uri.startswith(scheme)
         assert " " not in uri
+
+
+@pytest.mark.parametrize(
+    ("text", "address"),
+    [("pbx.example.com", ("pbx.example.com", 5060)), ("10.0.0.1:5080", ("10.0.0.1", 5080)),
+     ("[2001:db8::1]:5062", ("2001:db8::1", 5062)), ("[::1]", ("::1", 5060))],
+)  # fmt: skip
+def test_host_and_port_as_people_write_them(text, address):
+    assert parse_host_port(text) == address
+
+
+@pytest.mark.parametrize(("text", "words"), [("pbx:port", "is not HOST"),
+                                             ("pbx:70000", "from 1 to 65535")])  # fmt: skip
+def test_a_bad_host_and_port_says_why(text, words):
+    with pytest.raises(ValueError, match=words):
+        parse_host_port(text)

@@ -30,6 +30,7 @@ from sqlalchemy import and_, create_engine, event, func, or_, select, text, upda
 from sqlalchemy.engine import Connection, Engine
 
 from engine.dialer import Claimed, Finished, TenantSettings, Window
+from engine.formats import parse_host_port
 from engine.outcomes import Detail, Outcome
 from engine.sip.ua import Account
 from webapp.models import Attempt, DoNotCall, Lead, LeadStatus, Operator, Tenant, WebhookEndpoint
@@ -54,13 +55,10 @@ def _time(seconds: float | None) -> datetime | None:
     return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
 
 
-def _proxy(text_: str) -> tuple[str, int] | None:
-    text_ = text_.strip().removeprefix("sip:")
-    if not text_:
-        return None
-    host, _, port = text_.rpartition(":") if text_.count(":") == 1 or "]" in text_ else (
-        text_, "", "")  # fmt: skip
-    return (host.strip("[]"), int(port)) if port.isdigit() else (text_.strip("[]"), 5060)
+def _proxy(text: str) -> tuple[str, int] | None:
+    """The outbound proxy as the settings form took it (HOST or HOST:PORT), or None."""
+    text = text.strip().removeprefix("sip:")
+    return parse_host_port(text) if text else None
 
 
 class DialingStore:
