@@ -190,15 +190,15 @@ class TenantEngine:
 
     def __init__(self, tenant_id: int, *, store: Store, redis, prefix: str, engine_id: str,
                  database: Callable, local_host: str = "0.0.0.0",
-                 timers: Timers = DEFAULT_TIMERS, heartbeat_ttl: float | None = None,
+                 timers: Timers = DEFAULT_TIMERS,
+                 heartbeat_ttl: float = Presence.DEFAULT_HEARTBEAT_TTL,
                  register_backoff: float = 30.0, bye_grace: float = 1.0,
                  idle_poll: float = IDLE_POLL):  # fmt: skip
         self.tenant_id = tenant_id
         self.store = store
         self.redis = redis
         self.keys = TenantKeys(prefix, tenant_id)
-        self.presence = Presence(redis, self.keys) if heartbeat_ttl is None else Presence(
-            redis, self.keys, heartbeat_ttl)  # fmt: skip
+        self.presence = Presence(redis, self.keys, heartbeat_ttl)
         self.engine_id = engine_id
         self.database = database  # awaitable runner of store calls in the database thread
         self.local_host = local_host
@@ -215,7 +215,6 @@ class TenantEngine:
         self.wakened = asyncio.Event()
         self.stopping = False
         self.reload = True
-        self.reload_operators = False
         self.pbx_silent = 0
         self.refer_refused = 0
         self.state: dict = {}
@@ -230,11 +229,9 @@ class TenantEngine:
     # --- control from the host --------------------------------------------------------------
 
     def wake(self, reason: str = "") -> None:
-        self.claim_at = 0.0
-        if reason in ("settings", "do_not_call"):
+        self.claim_at = 0.0  # new leads, free operators or a shorter do-not-call list: look now
+        if reason in ("settings", "operators"):
             self.reload = True
-        elif reason == "operators":
-            self.reload_operators = True
         self.wakened.set()
 
     def stop(self) -> None:
@@ -252,7 +249,7 @@ class TenantEngine:
         try:
             closed = None
             while not (self.stopping and not self.calls):
-                if self.reload or self.reload_operators:
+                if self.reload:
                     if not await self._load():
                         break
                     if closed is None:
@@ -284,7 +281,7 @@ class TenantEngine:
     async def _load(self) -> bool:
         """(Re)load the tenant's settings; a changed SIP account gets a new user agent."""
         settings = await self.database(self.store.settings, self.tenant_id)
-        self.reload = self.reload_operators = False
+        self.reload = False
         if settings is None or not settings.dialing_enabled:
             self.stop()
             return bool(self.calls)  # go on only to see the calls in flight end
