@@ -15,3 +15,11 @@ worker_class = "gthread"
 threads = int(os.environ.get("AUTOCALL_WEB_THREADS", "600"))
 graceful_timeout = 20
 accesslog = "-"
+
+
+def post_worker_init(worker):
+    """The portal's logs in the deployment's format (AUTOCALL_LOG_FORMAT)."""
+    from engine import logs
+    from webapp.config import Config
+
+    logs.configure(Config.from_env().logs)

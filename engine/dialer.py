@@ -195,6 +195,7 @@ class TenantEngine:
                  register_backoff: float = 30.0, bye_grace: float = 1.0,
                  idle_poll: float = IDLE_POLL):  # fmt: skip
         self.tenant_id = tenant_id
+        self.log = logging.LoggerAdapter(log, {"tenant_id": tenant_id, "engine": engine_id})
         self.store = store
         self.redis = redis
         self.keys = TenantKeys(prefix, tenant_id)
@@ -256,12 +257,12 @@ class TenantEngine:
                         closed = await self.database(self.store.recover, self.tenant_id,
                                                      self.engine_id, self.settings)  # fmt: skip
                         if closed:
-                            log.warning("tenant %s: closed %d attempts left by a lost engine",
+                            self.log.warning("tenant %s: closed %d attempts left by a lost engine",
                                         self.tenant_id, closed)  # fmt: skip
                 try:
                     await self._tick()
                 except RedisError as error:  # Redis restarting: the database still holds
-                    log.warning("tenant %s: Redis: %s", self.tenant_id, error)
+                    self.log.warning("tenant %s: Redis: %s", self.tenant_id, error)
                     await asyncio.sleep(0.5)
                 await self._flush()
                 with contextlib.suppress(TimeoutError):
@@ -305,7 +306,7 @@ class TenantEngine:
         try:
             await ua.start()
         except OSError as error:  # the PBX's name does not resolve, no route...
-            log.warning("tenant %s: cannot reach the PBX: %s", self.tenant_id, error)
+            self.log.warning("tenant %s: cannot reach the PBX: %s", self.tenant_id, error)
             self.ua = None
             self.idle_reason = ("pbx_unreachable", str(error))
             self.reload = True  # try again on the next tick
@@ -416,7 +417,7 @@ class TenantEngine:
             try:
                 taken = await self.presence.take(lead.lead_id, lead.last_operator_id)
             except RedisError as error:  # nobody can be taken: the customer is let go
-                log.warning("tenant %s: no operator taken: %s", self.tenant_id, error)
+                self.log.warning("tenant %s: no operator taken: %s", self.tenant_id, error)
                 return None
             if taken is None:
                 return None
@@ -434,7 +435,7 @@ class TenantEngine:
             try:
                 await self._screen_pop(operator, lead)
             except RedisError as error:  # the console asks for what it missed on reconnect
-                log.warning("tenant %s: screen pop not sent: %s", self.tenant_id, error)
+                self.log.warning("tenant %s: screen pop not sent: %s", self.tenant_id, error)
             return uri, headers
 
         try:
@@ -444,7 +445,7 @@ class TenantEngine:
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("tenant %s: attempt %s failed", self.tenant_id, lead.attempt_id)
+            self.log.exception("tenant %s: attempt %s failed", self.tenant_id, lead.attempt_id)
             attempt = Attempt(lead.dialed_uri, outcome=Outcome.TECHNICAL_ERROR,
                               end_at=time.time())  # fmt: skip
         if attempt.detail == Detail.NO_RESPONSE:
@@ -462,7 +463,7 @@ class TenantEngine:
             try:
                 await self._after_transfer(settings, operator, lead, attempt)
             except RedisError as error:  # the console re-publishes presence when Redis is back
-                log.warning("tenant %s: operator %s not updated: %s", self.tenant_id,
+                self.log.warning("tenant %s: operator %s not updated: %s", self.tenant_id,
                             operator, error)  # fmt: skip
         status, next_at = lead_after(settings, lead.attempts, attempt)
         self.done.append(Finished(lead.attempt_id, lead.lead_id, operator, attempt, status,
@@ -523,7 +524,7 @@ class TenantEngine:
         try:
             await self.database(self.store.finish, self.tenant_id, batch)
         except Exception:
-            log.exception("tenant %s: could not write %d attempts; will retry",
+            self.log.exception("tenant %s: could not write %d attempts; will retry",
                           self.tenant_id, len(batch))  # fmt: skip
             self.done[:0] = batch
             await asyncio.sleep(1.0)

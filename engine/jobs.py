@@ -25,6 +25,7 @@ import time
 from redis import Redis
 from rq import Queue, Worker
 
+from engine import logs
 from engine.bus import hosts_key
 from engine.host import EngineHost
 
@@ -113,8 +114,8 @@ class EngineWorker(Worker):
 def main(argv: list[str] | None = None) -> int:
     """One worker process: `engines`, `default` (with RQ's scheduler) or `cron`."""
     kind = (argv or sys.argv[1:] or [""])[0]
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     config = _config()
+    logs.configure(config.logs)
     if not config.redis_url:
         print("engine.jobs: AUTOCALL_REDIS_URL is not set", file=sys.stderr)
         return 2

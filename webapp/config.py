@@ -41,6 +41,9 @@ class Config:
     #: deployments (or test runs) can share one Redis without seeing each other's keys.
     redis_prefix: str = "ac:"
     web_port: int = 5000
+    #: `text` or `json` (one object a line, with tenant and call ids); empty: json in
+    #: production, text elsewhere.
+    log_format: str = ""
     #: Where `./dev run`'s demo PBX listens (on 127.0.0.1).
     demo_pbx_port: int = 5090
     #: Fernet key (urlsafe base64 of 32 bytes) that encrypts tenants' SIP passwords.
@@ -134,6 +137,8 @@ class Config:
             raise ConfigError(
                 f"AUTOCALL_MAIL_BACKEND must be console or memory, not {self.mail_backend!r}"
             )
+        if self.log_format not in ("", "text", "json"):
+            raise ConfigError(f"AUTOCALL_LOG_FORMAT must be text or json, not {self.log_format!r}")
         if self.trusted_proxies < 0:
             raise ConfigError("AUTOCALL_TRUSTED_PROXIES must be 0 or more")
         try:
@@ -201,6 +206,11 @@ class Config:
     @property
     def webhook_private_allowed(self) -> bool:
         return self.env != "production" or self.webhook_allow_private
+
+    @property
+    def logs(self) -> str:
+        """The log format in effect."""
+        return self.log_format or ("json" if self.env == "production" else "text")
 
     def flask_settings(self) -> dict:
         production = self.env == "production"
