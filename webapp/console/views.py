@@ -75,8 +75,7 @@ def index():
     state = console.state_of(operator)
     # The event stream starts after the newest event as the page is made, so a pop that
     # comes before the stream connects is not lost.
-    newest = bus.client().xrevrange(bus.keys(operator.tenant_id).pops(operator.id), count=1)
-    after = newest[0][0].decode() if newest else "0-0"
+    after = _newest_event(bus.client(), bus.keys(operator.tenant_id).pops(operator.id))
     label = STATE_LABELS[state.state if state else None]
     return render_template("console/index.html", operator=operator, state=state, after=after,
                            state_label=label)  # fmt: skip
@@ -185,9 +184,8 @@ def events():
     if last != "$" and not _stream_id(last):
         last = "$"
     connection = bus.stream_client()
-    if last == "$":  # a new page: start after the newest event, by its id
-        newest = connection.xrevrange(key, count=1)
-        last = newest[0][0].decode() if newest else "0-0"
+    if last == "$":  # no place to start from: after the newest event
+        last = _newest_event(connection, key)
     # The stream needs no database: give the connection back to the pool now, or every
     # open console would hold one for its whole life.
     db.session.close()
@@ -211,6 +209,11 @@ def events():
 
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     return Response(stream_with_context(stream()), mimetype="text/event-stream", headers=headers)
+
+
+def _newest_event(connection, key: str) -> str:
+    newest = connection.xrevrange(key, count=1)
+    return newest[0][0].decode() if newest else "0-0"
 
 
 def _stream_id(text: str) -> bool:

@@ -1,11 +1,11 @@
 from __future__ import annotations
 
 from flask import jsonify, render_template
-from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from webapp.live import bp
 from webapp.roles import tenant_reader
+from webapp.services.engine_state import EngineState, describe
 from webapp.services.live import wall
 from webapp.tenancy import current_tenant
 
@@ -20,16 +20,7 @@ WHY_LABELS = {"failed_transfers": _l("taken off line: transfers to their phone f
 
 
 def engine_text(data: dict) -> str:
-    """Whether and why the engine dials, in the reader's language."""
-    engine = data["engine"]
-    if not data["dialing_enabled"]:
-        return _("Automatic dialing is off.")
-    if not engine["running"]:
-        return _("Automatic dialing is on; the engine is starting.")
-    if engine["dialing"]:
-        return _("Dialing: %(count)s calls in progress.", count=engine["in_flight"])
-    detail = f" ({engine['detail']})" if engine["detail"] else ""
-    return f"{_('Not dialing:')} {engine['reason']}{detail}"
+    return describe(EngineState(**data["engine"]), data["dialing_enabled"])
 
 
 @bp.get("/")

@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass
 
 import redis
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from webapp import bus
@@ -61,3 +62,15 @@ def engine_state(tenant_id: int) -> EngineState:
         warning=str(WARNING_TEXT.get(state.get("warning", ""), "")),
         in_flight=int(state.get("in_flight", 0)),
     )
+
+
+def describe(state: EngineState, dialing_enabled: bool) -> str:
+    """Whether and why the engine dials, in the reader's language (settings pages, live wall)."""
+    if not dialing_enabled:
+        return _("Automatic dialing is off.")
+    if not state.running:
+        return _("Automatic dialing is on; the engine is starting.")
+    if state.dialing:
+        return _("Dialing: %(count)s calls in progress.", count=state.in_flight)
+    detail = f" ({state.detail})" if state.detail else ""
+    return f"{_('Not dialing:')} {state.reason}{detail}"
