@@ -326,7 +326,13 @@ class TenantEngine:
             return
         if now >= self.sweep_at:
             self.sweep_at = now + 1.0
-            await self.presence.sweep(settings.wrap_up_timeout)
+            changed = await self.presence.sweep(settings.wrap_up_timeout)
+            for operator, state in zip(changed[::2], changed[1::2], strict=True):
+                if (state.decode() if isinstance(state, bytes) else state) == OFF_LINE:
+                    # the console went quiet: told like the failed-transfer limit (reports)
+                    gone = event("operator_off_line", operator_id=int(operator),
+                                 reason="heartbeat")  # fmt: skip
+                    await self._tell(int(operator), gone)
             await self._close_idle_user_agents()
         reason, detail = await self._start_calls(settings, now)
         await self._publish_state({

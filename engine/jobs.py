@@ -2,7 +2,8 @@
 
 - `run_engine_host` is the long-lived job of the `engines` queue (engine/host.py);
 - `ensure_hosts` runs every few seconds (RQ's cron scheduler) and enqueues engine hosts
-  when the tenants that want an engine need more than are alive or waiting;
+  when the tenants that want an engine need more than are alive or waiting; the same
+  scheduler enqueues the reports' roll-up every minute (webapp/reports/rollup.py);
 - `EngineWorker` is RQ's worker, except that a warm shutdown (the first SIGTERM or Ctrl-C)
   is passed on to the engine host running in its work horse, which then drains: no new
   calls, calls in flight end, leases released. A second signal is RQ's cold shutdown.
@@ -133,6 +134,11 @@ def main(argv: list[str] | None = None) -> int:
 
         cron = CronScheduler(connection=connection)
         cron.register(jobs.ensure_hosts, f"{config.redis_prefix}{DEFAULT}", interval=ENSURE_EVERY)
+        # The reports' roll-ups and operators' sessions (webapp/reports/rollup.py).
+        from webapp.reports import rollup
+
+        cron.register(rollup.roll_up_reports, f"{config.redis_prefix}{DEFAULT}",
+                      interval=rollup.EVERY, job_timeout=600)  # fmt: skip
         cron.start()
     else:
         print("usage: python -m engine.jobs engines|default|cron", file=sys.stderr)

@@ -60,6 +60,7 @@ def create_app(config: Config | dict | None = None) -> Flask:
         operators,
         pages,
         people,
+        reports,
         settings,
         staff,
     )
@@ -74,6 +75,7 @@ def create_app(config: Config | dict | None = None) -> Flask:
     app.register_blueprint(donotcall.bp)
     app.register_blueprint(console.bp)
     app.register_blueprint(live.bp)
+    app.register_blueprint(reports.bp)
     app.register_blueprint(staff.bp)
 
     from webapp.auth import sso

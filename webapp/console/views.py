@@ -32,6 +32,7 @@ from webapp.console import bp
 from webapp.extensions import db
 from webapp.leads.views import OUTCOME_LABELS
 from webapp.models import Lead, Role
+from webapp.reports import sessions
 from webapp.roles import role_required
 from webapp.services import console
 from webapp.tenancy import current_tenant
@@ -84,14 +85,19 @@ def index():
 @bp.post("/on-line")
 @operator_only
 def on_line():
-    console.go_on_line(_operator())
+    operator = _operator()
+    sessions.settle(operator.tenant_id, operator.id)
+    console.go_on_line(operator)
+    sessions.on_line(operator.tenant_id, operator.id)
     return _answer()
 
 
 @bp.post("/off-line")
 @operator_only
 def off_line():
-    console.go_off_line(_operator())
+    operator = _operator()
+    console.go_off_line(operator)
+    sessions.off_line(operator.tenant_id, operator.id, "console")
     return _answer()
 
 
@@ -100,6 +106,8 @@ def off_line():
 def wrap_up():
     """The talk with the customer is over: the operator writes the result."""
     operator = _operator()
+    state = console.state_of(operator)
+    sessions.talk_ended(operator.tenant_id, operator.id, state.lead_id if state else None)
     bus.presence(operator.tenant_id).wrap_up(operator.id)
     return _answer()
 
@@ -108,7 +116,9 @@ def wrap_up():
 @operator_only
 def heartbeat():
     operator = _operator()
-    console.heartbeat(operator, wants_on_line=request.form.get("on_line") == "1")
+    sessions.settle(operator.tenant_id, operator.id)
+    if console.heartbeat(operator, wants_on_line=request.form.get("on_line") == "1"):
+        sessions.on_line(operator.tenant_id, operator.id)
     return jsonify(_state_json(operator))
 
 
@@ -170,6 +180,8 @@ def finish():
     if result and result not in tenant.result_choices:
         abort(400)
     comment = request.form.get("comment", "").strip()[:2000]
+    if lead is not None:
+        sessions.talk_ended(operator.tenant_id, operator.id, lead.id)
     console.finish(operator, lead, call_back_at, result, comment)
     return _answer()
 

@@ -5,6 +5,7 @@ from webapp.models.base import TenantOwned
 from webapp.models.call import Attempt, Outcome, TransferResult
 from webapp.models.lead import DoNotCall, Lead, LeadStatus
 from webapp.models.operator import Operator, Team
+from webapp.models.report import OperatorSession, ReportHour, ReportOperatorHour, ReportRollup
 from webapp.models.tenant import PacingMode, Tenant, Transport
 from webapp.models.user import Role, User
 from webapp.models.webhook import WebhookDelivery, WebhookEndpoint
@@ -17,8 +18,12 @@ __all__ = [
     "Lead",
     "LeadStatus",
     "Operator",
+    "OperatorSession",
     "Outcome",
     "PacingMode",
+    "ReportHour",
+    "ReportOperatorHour",
+    "ReportRollup",
     "Role",
     "Team",
     "Tenant",

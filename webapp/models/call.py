@@ -66,3 +66,6 @@ class Attempt(TenantOwned, db.Model):
     #: What the operator recorded on finishing the lead (one of the tenant's results), and why.
     result: Mapped[str | None] = mapped_column(String(100))
     comment: Mapped[str | None] = mapped_column(Text)
+    #: When the operator's talk with the customer ended: the console's "The call is over",
+    #: else its "Finish" (null when neither came; docs/reports.md).
+    talk_ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

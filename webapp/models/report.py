@@ -1,0 +1,116 @@
+"""What the reports read besides the CDRs: operators' on-line sessions, and the hourly
+roll-ups of the attempts that keep reports on months of data fast (docs/reports.md).
+
+Roll-ups are per tenant and per UTC hour (`hour` is the start of the hour), so a report in
+any time zone adds whole hours and reads the raw attempts only for what the roll-up does not
+hold: the part-hours at the edges of a period (zones a half or quarter hour off UTC) and the
+hours not rolled up yet (`ReportRollup.rolled_until` onwards).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Float,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    PrimaryKeyConstraint,
+    String,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from webapp.extensions import db
+from webapp.models.base import BigId, TenantOwned
+
+#: Counter columns of `report_hours`, the same names as the report's figures.
+HOUR_COUNTS = (
+    "attempts",
+    "answered",
+    "transferred",
+    "rang",
+    "talks",
+    "very_short",
+    "reached",
+    "exhausted",
+)
+HOUR_SECONDS = ("ring_seconds", "talk_seconds")
+#: Counter columns of `report_operator_hours`.
+OPERATOR_COUNTS = ("offered", "transferred", "failed_transfers", "talks", "very_short")
+OPERATOR_SECONDS = ("talk_seconds",)
+
+
+class OperatorSession(TenantOwned, db.Model):
+    """One stretch of time an operator was on line. `off_line_at` is null while it lasts."""
+
+    __tablename__ = "operator_sessions"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "operator_id"],
+            ["operators.tenant_id", "operators.id"],
+            ondelete="CASCADE",
+        ),
+        Index(None, "tenant_id", "on_line_at"),
+        Index(None, "tenant_id", "operator_id", "off_line_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    operator_id: Mapped[int] = mapped_column(BigId)
+    on_line_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    off_line_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    #: Who ended it: `console` (the operator), `heartbeat` (the console went quiet),
+    #: `failed_transfers` (the engine's limit), `gone` (found off line, time unknown).
+    off_line_why: Mapped[str | None] = mapped_column(String(32))
+
+
+class ReportHour(TenantOwned, db.Model):
+    """Attempts of one tenant, one UTC hour, one outcome and detail (`''`: none)."""
+
+    __tablename__ = "report_hours"
+    __table_args__ = (PrimaryKeyConstraint("tenant_id", "hour", "outcome", "detail"),)
+
+    hour: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    outcome: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[str] = mapped_column(String(64))
+    attempts: Mapped[int] = mapped_column(BigInteger, default=0)
+    answered: Mapped[int] = mapped_column(BigInteger, default=0)
+    transferred: Mapped[int] = mapped_column(BigInteger, default=0)
+    rang: Mapped[int] = mapped_column(BigInteger, default=0)
+    talks: Mapped[int] = mapped_column(BigInteger, default=0)
+    very_short: Mapped[int] = mapped_column(BigInteger, default=0)
+    reached: Mapped[int] = mapped_column(BigInteger, default=0)
+    exhausted: Mapped[int] = mapped_column(BigInteger, default=0)
+    ring_seconds: Mapped[float] = mapped_column(Float, default=0)
+    talk_seconds: Mapped[float] = mapped_column(Float, default=0)
+
+
+class ReportOperatorHour(TenantOwned, db.Model):
+    """Calls given to one operator in one UTC hour, by detail and transfer SIP code (0: none)."""
+
+    __tablename__ = "report_operator_hours"
+    __table_args__ = (
+        PrimaryKeyConstraint("tenant_id", "hour", "operator_id", "detail", "transfer_sip_code"),
+    )
+
+    hour: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    operator_id: Mapped[int] = mapped_column(BigId)
+    detail: Mapped[str] = mapped_column(String(64))
+    transfer_sip_code: Mapped[int] = mapped_column(Integer)
+    offered: Mapped[int] = mapped_column(BigInteger, default=0)
+    transferred: Mapped[int] = mapped_column(BigInteger, default=0)
+    failed_transfers: Mapped[int] = mapped_column(BigInteger, default=0)
+    talks: Mapped[int] = mapped_column(BigInteger, default=0)
+    very_short: Mapped[int] = mapped_column(BigInteger, default=0)
+    talk_seconds: Mapped[float] = mapped_column(Float, default=0)
+
+
+class ReportRollup(TenantOwned, db.Model):
+    """How far a tenant's attempts are rolled up: every hour before `rolled_until`."""
+
+    __tablename__ = "report_rollups"
+    __table_args__ = (PrimaryKeyConstraint("tenant_id"),)
+
+    rolled_until: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -1,0 +1,463 @@
+"""The reports' figures: sums over attempts (CDRs) by UTC hour, read from the hourly roll-ups
+where they exist and from the raw attempts elsewhere, and the operators' on-line time from
+their sessions. No Flask here: views pass the tenant and the period.
+
+Only finished attempts count (an attempt in progress has no outcome yet). The rules of each
+figure are in docs/reports.md; the SQL below is the one definition, used both when rolling up
+(webapp/reports/rollup.py) and when reading raw rows, so the two cannot disagree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, case, exists, func, literal, literal_column, or_, select
+from sqlalchemy.orm import aliased
+
+from engine.outcomes import Detail, Outcome, TransferResult
+from webapp.extensions import db
+from webapp.models import (
+    Attempt,
+    Lead,
+    LeadStatus,
+    OperatorSession,
+    ReportHour,
+    ReportOperatorHour,
+    ReportRollup,
+)
+from webapp.models.report import HOUR_COUNTS, HOUR_SECONDS, OPERATOR_COUNTS, OPERATOR_SECONDS
+
+#: An answered call whose talk with the operator ended sooner than this is "very short":
+#: answering machines, fax and carrier tones that passed as answered.
+VERY_SHORT_SECONDS = 10
+TRANSFERRED = (TransferResult.SUCCEEDED.value, TransferResult.UNCONFIRMED.value)
+HOUR = timedelta(hours=1)
+
+
+# --- time ----------------------------------------------------------------------------------
+
+
+def floor_hour(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def ceil_hour(moment: datetime) -> datetime:
+    floor = floor_hour(moment)
+    return floor if floor == moment else floor + HOUR
+
+
+def utc(moment) -> datetime:
+    """A time read from either database as an aware UTC datetime (SQLite gives naive
+    datetimes or, for computed hours, text)."""
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def local_midnight(day: date, zone: ZoneInfo) -> datetime:
+    """The start of a local day, in UTC (DST changes at midnight move it, as they should)."""
+    return datetime.combine(day, time(0), zone).astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class Period:
+    """Whole local days, first to last inclusive, in the tenant's time zone."""
+
+    first: date
+    last: date
+    zone: ZoneInfo
+
+    @property
+    def start(self) -> datetime:
+        return local_midnight(self.first, self.zone)
+
+    @property
+    def end(self) -> datetime:
+        return local_midnight(self.last + timedelta(days=1), self.zone)
+
+
+# --- SQL that differs between the databases ------------------------------------------------
+
+
+def _postgresql() -> bool:
+    return db.session.get_bind().dialect.name == "postgresql"
+
+
+def hour_of(column):
+    """The UTC hour an instant falls in, as stored in the roll-ups' `hour`."""
+    if _postgresql():
+        utc_ = literal_column("'UTC'")
+        return func.timezone(
+            utc_, func.date_trunc(literal_column("'hour'"), func.timezone(utc_, column))
+        )
+    return func.strftime(literal_column("'%Y-%m-%d %H:00:00.000000'"), column)
+
+
+def seconds(later, earlier):
+    if _postgresql():
+        return func.extract("epoch", later - earlier)
+    # julianday() keeps milliseconds; round away the float noise of the product.
+    return func.round((func.julianday(later) - func.julianday(earlier)) * 86400.0, 3)
+
+
+def _sum(condition, value=1):
+    return func.coalesce(func.sum(case((condition, value), else_=0)), 0)
+
+
+# --- the metrics, one definition for roll-ups and raw rows ---------------------------------
+
+
+def hour_metrics(a) -> dict:
+    """Sums over attempts `a` (an Attempt alias) for `report_hours`."""
+    transferred = a.transfer_result.in_(TRANSFERRED)
+    talk = seconds(a.talk_ended_at, func.coalesce(a.transfer_result_at, a.refer_at, a.answer_at))
+    talked = transferred & a.talk_ended_at.is_not(None)
+    other = aliased(Attempt)
+    same_lead = (other.tenant_id == a.tenant_id) & (other.lead_id == a.lead_id)
+    answered_before = exists().where(
+        same_lead,
+        other.outcome == Outcome.ANSWERED.value,
+        or_(other.invite_at < a.invite_at, and_(other.invite_at == a.invite_at, other.id < a.id)),
+    )
+    tried_after = exists().where(
+        same_lead,
+        or_(other.invite_at > a.invite_at, and_(other.invite_at == a.invite_at, other.id > a.id)),
+    )
+    lead_exhausted = exists().where(
+        Lead.tenant_id == a.tenant_id,
+        Lead.id == a.lead_id,
+        Lead.status == LeadStatus.EXHAUSTED.value,
+    )
+    ring = seconds(func.coalesce(a.answer_at, a.end_at), a.ringing_at)
+    return {
+        "attempts": func.count(),
+        "answered": func.count(a.answer_at),
+        "transferred": _sum(transferred),
+        "rang": _sum(a.ringing_at.is_not(None) & a.end_at.is_not(None)),
+        "talks": _sum(talked),
+        "very_short": _sum(talked & (talk < VERY_SHORT_SECONDS)),
+        "reached": _sum(a.outcome == Outcome.ANSWERED.value, case((~answered_before, 1), else_=0)),
+        "exhausted": _sum(
+            a.outcome != Outcome.ANSWERED.value, case((lead_exhausted & ~tried_after, 1), else_=0)
+        ),
+        "ring_seconds": _sum(a.ringing_at.is_not(None) & a.end_at.is_not(None), ring),
+        "talk_seconds": _sum(talked, talk),
+    }
+
+
+def operator_metrics(a) -> dict:
+    """Sums over attempts `a` given to an operator, for `report_operator_hours`."""
+    transferred = a.transfer_result.in_(TRANSFERRED)
+    talk = seconds(a.talk_ended_at, func.coalesce(a.transfer_result_at, a.refer_at, a.answer_at))
+    talked = transferred & a.talk_ended_at.is_not(None)
+    return {
+        "offered": func.count(a.refer_at),
+        "transferred": _sum(transferred),
+        "failed_transfers": _sum(a.transfer_result == TransferResult.FAILED.value),
+        "talks": _sum(talked),
+        "very_short": _sum(talked & (talk < VERY_SHORT_SECONDS)),
+        "talk_seconds": _sum(talked, talk),
+    }
+
+
+def raw_keys(a) -> dict:
+    """Grouping keys over raw attempts; constants are literal SQL, not parameters, so that
+    the GROUP BY is the very expression of the select list (PostgreSQL checks)."""
+    return {
+        "hour": hour_of(a.invite_at),
+        "outcome": a.outcome,
+        "detail": func.coalesce(a.detail, literal_column("''")),
+        "operator_id": a.operator_id,
+        "transfer_sip_code": func.coalesce(a.transfer_sip_code, literal_column("0")),
+    }
+
+
+@dataclass(frozen=True)
+class Kind:
+    table: type
+    metrics: object  # the function above
+    names: tuple[str, ...]
+    given_to_operator: bool
+
+
+HOURS = Kind(ReportHour, hour_metrics, HOUR_COUNTS + HOUR_SECONDS, False)
+OPERATORS = Kind(ReportOperatorHour, operator_metrics, OPERATOR_COUNTS + OPERATOR_SECONDS, True)
+
+
+def raw_select(
+    kind: Kind,
+    tenant_id: int,
+    start: datetime,
+    end: datetime,
+    keys: list[str],
+    with_tenant: bool = False,
+):
+    """Sums of raw finished attempts in [start, end) grouped by `keys`."""
+    a = aliased(Attempt, name="a")
+    key_columns = [raw_keys(a)[key].label(key) for key in keys]
+    metrics = kind.metrics(a)
+    columns = [literal(tenant_id).label("tenant_id")] if with_tenant else []
+    query = (
+        select(*columns, *key_columns, *[metrics[name].label(name) for name in kind.names])
+        .where(
+            a.tenant_id == tenant_id,
+            a.invite_at >= start,
+            a.invite_at < end,
+            a.outcome.is_not(None),
+        )
+        .group_by(*[raw_keys(a)[key] for key in keys])
+    )
+    if kind.given_to_operator:
+        query = query.where(a.operator_id.is_not(None))
+    return query
+
+
+def _rolled_select(kind: Kind, tenant_id: int, start: datetime, end: datetime, keys: list[str]):
+    table = kind.table
+    return (
+        select(
+            *[getattr(table, key).label(key) for key in keys],
+            *[func.sum(getattr(table, name)).label(name) for name in kind.names],
+        )
+        .where(table.tenant_id == tenant_id, table.hour >= start, table.hour < end)
+        .group_by(*[getattr(table, key) for key in keys])
+    )
+
+
+def rolled_until(tenant_id: int) -> datetime | None:
+    value = db.session.scalar(
+        select(ReportRollup.rolled_until).where(ReportRollup.tenant_id == tenant_id)
+    )
+    return None if value is None else utc(value)
+
+
+def split(start: datetime, end: datetime, until: datetime | None):
+    """[start, end) as (the whole hours the roll-up holds, or None; the raw ranges)."""
+    if until is None:
+        return None, [(start, end)]
+    first, last = ceil_hour(start), min(floor_hour(end), until)
+    if first >= last:
+        return None, [(start, end)]
+    raw = [(start, first)] if start < first else []
+    if last < end:
+        raw.append((last, end))
+    return (first, last), raw
+
+
+def sums(
+    kind: Kind, tenant_id: int, start: datetime, end: datetime, keys: list[str]
+) -> dict[tuple, dict[str, float]]:
+    """{key values: {metric: sum}} over finished attempts in [start, end): rolled-up hours
+    plus raw rows for the rest."""
+    rolled, raw = split(start, end, rolled_until(tenant_id))
+    queries = [raw_select(kind, tenant_id, a, b, keys) for a, b in raw]
+    if rolled is not None:
+        queries.append(_rolled_select(kind, tenant_id, *rolled, keys))
+    totals: dict[tuple, dict[str, float]] = {}
+    for query in queries:
+        for row in db.session.execute(query):
+            mapping = row._mapping
+            key = tuple(utc(mapping[k]) if k == "hour" else mapping[k] for k in keys)
+            into = totals.setdefault(key, dict.fromkeys(kind.names, 0))
+            for name in kind.names:
+                into[name] += float(mapping[name] or 0)
+    counts = set(HOUR_COUNTS + OPERATOR_COUNTS)
+    for values in totals.values():
+        for name in values:
+            if name in counts:
+                values[name] = round(values[name])
+    return totals
+
+
+def total(rows: dict, names) -> dict[str, float]:
+    out = dict.fromkeys(names, 0)
+    for values in rows.values():
+        for name in names:
+            out[name] += values[name]
+    return out
+
+
+def ratio(part: float, whole: float) -> float | None:
+    return None if not whole else part / whole
+
+
+# --- summary ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Summary:
+    attempts: int = 0
+    answered: int = 0
+    transferred: int = 0
+    no_answer: int = 0
+    busy: int = 0
+    unavailable: int = 0
+    technical_error: int = 0  # without no_free_operator
+    no_free_operator: int = 0
+    rang: int = 0
+    talks: int = 0
+    very_short: int = 0
+    reached: int = 0
+    exhausted: int = 0
+    ring_seconds: float = 0.0
+    talk_seconds: float = 0.0
+    details: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def abandon_rate(self) -> float | None:
+        """Answered customers who found no free operator, of all answered."""
+        return ratio(self.no_free_operator, self.answered)
+
+    @property
+    def contact_rate(self) -> float | None:
+        """Attempts a customer answered, of all attempts."""
+        return ratio(self.answered, self.attempts)
+
+    @property
+    def average_ring_seconds(self) -> float | None:
+        return ratio(self.ring_seconds, self.rang)
+
+    @property
+    def average_talk_seconds(self) -> float | None:
+        return ratio(self.talk_seconds, self.talks)
+
+
+def summary(tenant_id: int, start: datetime, end: datetime) -> Summary:
+    rows = sums(HOURS, tenant_id, start, end, ["outcome", "detail"])
+    result = Summary()
+    for (outcome, detail), values in rows.items():
+        for name in HOUR_COUNTS + HOUR_SECONDS:
+            setattr(result, name, getattr(result, name) + values[name])
+        if detail == Detail.NO_FREE_OPERATOR.value:
+            result.no_free_operator += values["attempts"]
+        elif outcome in (
+            Outcome.NO_ANSWER,
+            Outcome.BUSY,
+            Outcome.UNAVAILABLE,
+            Outcome.TECHNICAL_ERROR,
+        ):
+            setattr(result, outcome, getattr(result, outcome) + values["attempts"])
+        if detail:
+            result.details[detail] = result.details.get(detail, 0) + values["attempts"]
+    return result
+
+
+# --- when customers answer -------------------------------------------------------------------
+
+
+def by_hour(tenant_id: int, start: datetime, end: datetime) -> dict[datetime, dict]:
+    """{UTC hour: sums} of the period, for the heat map and the trends."""
+    return {key[0]: values for key, values in sums(HOURS, tenant_id, start, end, ["hour"]).items()}
+
+
+def heat_map(hours: dict[datetime, dict], zone: ZoneInfo) -> dict[tuple[int, int], dict]:
+    """{(ISO weekday 1-7, local hour 0-23): {"attempts", "answered"}}. A UTC hour goes to the
+    local hour it starts in: with DST, the repeated autumn hour adds to its cell and the
+    skipped spring hour has none; in a zone a half hour off UTC, each cell is the hour
+    from HH:30 (the page says so)."""
+    cells: dict[tuple[int, int], dict] = {}
+    for hour, values in hours.items():
+        local = hour.astimezone(zone)
+        cell = cells.setdefault((local.isoweekday(), local.hour), {"attempts": 0, "answered": 0})
+        cell["attempts"] += values["attempts"]
+        cell["answered"] += values["answered"]
+    return cells
+
+
+def trend(hours: dict[datetime, dict], zone: ZoneInfo, step: str) -> list[tuple[date, dict]]:
+    """[(first local day of the day / week / month, sums)], oldest first."""
+    buckets: dict[date, dict] = {}
+    for hour, values in hours.items():
+        day = hour.astimezone(zone).date()
+        if step == "week":
+            day -= timedelta(days=day.weekday())
+        elif step == "month":
+            day = day.replace(day=1)
+        into = buckets.setdefault(
+            day, {"attempts": 0, "answered": 0, "transferred": 0, "abandoned": 0}
+        )
+        for name in ("attempts", "answered", "transferred"):
+            into[name] += values[name]
+    return sorted(buckets.items())
+
+
+def abandoned_by_hour(tenant_id: int, start: datetime, end: datetime) -> dict[datetime, int]:
+    rows = sums(HOURS, tenant_id, start, end, ["hour", "detail"])
+    out: dict[datetime, int] = {}
+    for (hour, detail), values in rows.items():
+        if detail == Detail.NO_FREE_OPERATOR.value:
+            out[hour] = out.get(hour, 0) + values["attempts"]
+    return out
+
+
+# --- operators -------------------------------------------------------------------------------
+
+
+def on_line_seconds(
+    tenant_id: int, start: datetime, end: datetime, now: datetime | None = None
+) -> dict[int, float]:
+    """Seconds each operator was on line inside [start, end); a session still open counts
+    until now."""
+    now = now or datetime.now(UTC)
+    rows = db.session.execute(
+        select(
+            OperatorSession.operator_id, OperatorSession.on_line_at, OperatorSession.off_line_at
+        ).where(
+            OperatorSession.tenant_id == tenant_id,
+            OperatorSession.on_line_at < end,
+            or_(OperatorSession.off_line_at.is_(None), OperatorSession.off_line_at > start),
+        )
+    )
+    out: dict[int, float] = {}
+    for operator_id, on, off in rows:
+        begin = max(utc(on), start)
+        finish = min(utc(off) if off is not None else now, end)
+        if finish > begin:
+            out[operator_id] = out.get(operator_id, 0.0) + (finish - begin).total_seconds()
+    return out
+
+
+@dataclass
+class OperatorFigures:
+    operator_id: int
+    offered: int = 0
+    transferred: int = 0
+    failed_transfers: int = 0
+    talks: int = 0
+    very_short: int = 0
+    talk_seconds: float = 0.0
+    on_line_seconds: float = 0.0
+
+    @property
+    def free_seconds(self) -> float:
+        return max(0.0, self.on_line_seconds - self.talk_seconds)
+
+    @property
+    def occupancy(self) -> float | None:
+        return (
+            None if not self.on_line_seconds else min(1.0, self.talk_seconds / self.on_line_seconds)
+        )
+
+
+def per_operator(
+    tenant_id: int, start: datetime, end: datetime, now: datetime | None = None
+) -> dict[int, OperatorFigures]:
+    out: dict[int, OperatorFigures] = {}
+    for (operator_id,), values in sums(OPERATORS, tenant_id, start, end, ["operator_id"]).items():
+        out[operator_id] = OperatorFigures(operator_id, **values)
+    for operator_id, seconds_on in on_line_seconds(tenant_id, start, end, now).items():
+        out.setdefault(operator_id, OperatorFigures(operator_id)).on_line_seconds = seconds_on
+    return out
+
+
+def failed_transfers(tenant_id: int, start: datetime, end: datetime) -> list[tuple]:
+    """[(operator id, detail, transfer SIP code, failed transfers)], most first."""
+    rows = sums(OPERATORS, tenant_id, start, end, ["operator_id", "detail", "transfer_sip_code"])
+    found = [
+        (*key, values["failed_transfers"])
+        for key, values in rows.items()
+        if values["failed_transfers"]
+    ]
+    return sorted(found, key=lambda row: (-row[3], row[0], row[1], row[2]))
