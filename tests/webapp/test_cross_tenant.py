@@ -7,6 +7,7 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.webapp.objects import add_portal_objects
+from tests.webapp.reports.objects import add_report_objects
 from webapp.extensions import db
 from webapp.leads import imports
 from webapp.models import (
@@ -32,6 +33,7 @@ OBJECT_ARGUMENTS = {
     "api_token_id": "api_token_id",
     "api_client_id": "api_client_id",
     "webhook_id": "webhook_id",
+    "attempt_id": "attempt_id",
 }
 #: A route's job id names an import, or (under /settings/) a connection check.
 CHECK_JOBS = "/settings/"
@@ -65,6 +67,8 @@ def test_tenant_a_gets_404_for_every_object_of_tenant_b(
 ):
     add_portal_objects(app, tenant_a, request)
     add_portal_objects(app, tenant_b, request)
+    add_report_objects(app, tenant_a)
+    add_report_objects(app, tenant_b)
     auth.login(tenant_a.admin_email)
     tried = 0
     for rule in _object_rules(app):

@@ -9,6 +9,7 @@ import re
 import pytest
 
 from tests.webapp.objects import add_portal_objects
+from tests.webapp.reports.objects import add_report_objects
 
 A, S, OP, ST = "admin", "supervisor", "operator", "staff"
 
@@ -67,6 +68,13 @@ RULES = {
     "console.finish": (None, {OP}),
     "console.wrap_up": (None, {OP}),
     "staff.index": ({ST}, None),
+    "reports.summary": ({A, S}, None),
+    "reports.calls": ({A, S}, None),
+    "reports.calls_csv": ({A, S}, None),
+    "reports.call": ({A, S}, None),
+    "reports.operators": ({A, S}, None),
+    "reports.answers": ({A, S}, None),
+    "reports.failed_transfers": ({A, S}, None),
 }
 #: Open to visitors, or about the visitor's own session; not tenant pages.
 PUBLIC = {
@@ -154,6 +162,7 @@ def test_no_session_opens_the_api(app, client, auth, tenant_a, staff_email, role
 @pytest.mark.parametrize("role", [A, S, OP, ST, None])
 def test_role_matrix(app, client, auth, tenant_a, staff_email, role, request):
     add_portal_objects(app, tenant_a, request)
+    add_report_objects(app, tenant_a)
     emails = {
         A: tenant_a.admin_email,
         S: tenant_a.supervisor_email,

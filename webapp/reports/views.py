@@ -388,7 +388,7 @@ def csv_columns() -> list[str]:
         _("Ended"),
         _("Ring seconds"),
         _("Talk seconds"),
-        _("Result"),
+        _("Operator's result"),
         _("Comment"),
     ]
 

@@ -1,0 +1,201 @@
+"""The report pages on the fixed data set (tests/webapp/reports/dataset.py): the figures as
+shown, the call log's filters and paging, the CSV export read back, a call's timeline, the
+period's errors, Russian, and isolation from the other tenant's identical data."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+
+import pytest
+
+from tests.webapp.reports import dataset
+from webapp.reports import rollup, views
+
+WEEKEND = {"from": "2026-10-24", "to": "2026-10-25"}
+
+
+@pytest.fixture
+def data(app, tenant_a, tenant_b):
+    built = dataset.build(app, tenant_a.id)
+    dataset.build(app, tenant_b.id, suffix=" B")
+    with app.app_context():
+        rollup.roll_up_all(now=dataset.at(26, 0))  # partly rolled up: raw rows after 25 12:00
+    return built
+
+
+@pytest.fixture
+def admin(client, auth, tenant_a):
+    auth.login(tenant_a.admin_email)
+    return client
+
+
+def figure(page: str, name: str) -> str:
+    return re.search(rf'data-figure="{name}">([^<]*)<', page).group(1)
+
+
+def test_the_summary_page(admin, data):
+    page = admin.get("/reports/", query_string=WEEKEND).get_data(as_text=True)
+    shown = {name: figure(page, name) for name in (
+        "attempts", "answered", "transferred", "no_answer", "busy", "unavailable",
+        "technical_error", "no_free_operator", "abandon_rate", "contact_rate", "average_ring",
+        "average_talk", "reached", "exhausted", "very_short")}  # fmt: skip
+    assert shown == {
+        "attempts": "9", "answered": "6", "transferred": "3", "no_answer": "1", "busy": "1",
+        "unavailable": "1", "technical_error": "2", "no_free_operator": "1",
+        "abandon_rate": "16.7 %", "contact_rate": "66.7 %", "average_ring": "0:08",
+        "average_talk": "1:02", "reached": "2", "exhausted": "1", "very_short": "1",
+    }  # fmt: skip
+    assert "<svg" in page and "Europe/Berlin" in page
+    assert "under 10 s" in page
+
+
+def test_the_summary_of_one_local_day(admin, data):
+    page = admin.get("/reports/", query_string={"from": "2026-10-25", "to": "2026-10-25"})
+    assert figure(page.get_data(as_text=True), "attempts") == "7"
+
+
+def test_bad_dates_are_said_and_the_last_7_days_shown(admin, data):
+    page = admin.get("/reports/", query_string={"from": "24.10.2026"}).get_data(as_text=True)
+    assert "Write dates as YYYY-MM-DD" in page
+    assert figure(page, "attempts") == "1"  # the fixture's own attempt, made today
+
+
+def test_the_operators_page(admin, data):
+    page = admin.get("/reports/operators", query_string=WEEKEND).get_data(as_text=True)
+    row = re.search(rf'data-operator="{data.o1}">(.*?)</tr>', page, re.S).group(1)
+    cells = re.findall(r"<td>(.*?)</td>", row, re.S)
+    # received, failed, on line 6 h, free 6 h - 3 min, with customers 3 min, occupancy, short
+    assert cells[1:] == ["2", "1", "6:00:00", "5:57:00", "3:00", "0.8 %", "0"]
+    assert "Ирина Петрова" in page and "Oleg B" not in page
+
+
+def test_the_answers_page(admin, data):
+    page = admin.get("/reports/answers", query_string=WEEKEND).get_data(as_text=True)
+    assert 'data-cell="7-2">1/2<' in page  # both 02:30s of the Sunday DST change
+    assert 'data-cell="6-10">1/2<' in page
+    assert re.search(r'data-bucket="2026-10-25"><td>2026-10-25</td><td>7</td><td>5</td>', page)
+    weeks = admin.get("/reports/answers", query_string={**WEEKEND, "step": "week"})
+    assert 'data-bucket="2026-10-19"><td>2026-10-19</td><td>9</td>' in weeks.get_data(as_text=True)
+
+
+def test_a_half_hour_zone_labels_its_hours(app, admin, data):
+    from webapp.extensions import db
+    from webapp.models import Tenant
+
+    with app.app_context():
+        db.session.get(Tenant, data.tenant_id).time_zone = "Asia/Kolkata"
+        db.session.commit()
+    page = admin.get("/reports/answers", query_string=WEEKEND).get_data(as_text=True)
+    assert "Each hour starts at :30" in page and ">00:30<" in page
+
+
+def test_the_failed_transfers_page(admin, data):
+    page = admin.get("/reports/failed-transfers", query_string=WEEKEND).get_data(as_text=True)
+    assert "The PBX does not support transfers (REFER)" in page
+    assert "The operator&#39;s phone cannot be reached" in page
+    assert "Oleg B" not in page
+
+
+def calls_shown(page: str) -> list[int]:
+    return [int(value) for value in re.findall(r'data-attempt="(\d+)"', page)]
+
+
+def test_the_call_log_and_its_filters(admin, data):
+    a = data.attempts
+    everything = calls_shown(admin.get("/reports/calls", query_string=WEEKEND).get_data(True))
+    assert everything == [a[k] for k in ("A10", "A9", "A8", "A7", "A6", "A5", "A4", "A3",
+                                         "A2", "A1")]  # fmt: skip
+    cases = [
+        ({"outcome": "answered"}, ["A10", "A5", "A2"]),
+        ({"detail": "no_free_operator"}, ["A3"]),
+        ({"operator": data.o2}, ["A8", "A5"]),
+        ({"team": data.team}, ["A10", "A6", "A2"]),  # O1's team
+        ({"lead": data.leads["L5"]}, ["A8", "A7"]),
+        ({"sip": 486}, ["A4"]),
+        ({"sip": 480}, ["A8"]),  # the transfer's SIP code counts too
+        ({"from": "2026-10-24", "to": "2026-10-24"}, ["A2", "A1"]),
+        ({"operator": "not a number"}, list(reversed([f"A{n}" for n in range(1, 11)]))),
+    ]
+    for query, expected in cases:
+        page = admin.get("/reports/calls", query_string={**WEEKEND, **query}).get_data(True)
+        assert calls_shown(page) == [a[k] for k in expected], query
+
+
+def test_the_call_log_pages_by_keyset(admin, data, monkeypatch):
+    monkeypatch.setattr(views, "PAGE_SIZE", 3)
+    seen, url, pages = [], "/reports/calls?from=2026-10-24&to=2026-10-25", 0
+    while url:
+        page = admin.get(url).get_data(as_text=True)
+        seen += calls_shown(page)
+        pages += 1
+        found = re.search(r'href="([^"]+)" rel="next"', page)
+        url = found.group(1).replace("&amp;", "&") if found else None
+    assert pages == 4 and len(seen) == 10 and len(set(seen)) == 10
+    assert seen == sorted(seen, reverse=True)  # ids grow with time in this data set
+
+
+def read_csv(response, delimiter=","):
+    body = response.get_data()
+    assert body.startswith("\ufeff".encode())  # the BOM: Excel reads UTF-8
+    return list(csv.reader(io.StringIO(body.decode("utf-8-sig")), delimiter=delimiter))
+
+
+def test_the_csv_export_is_what_is_filtered(admin, data):
+    response = admin.get("/reports/calls.csv", query_string={**WEEKEND, "operator": data.o1})
+    assert response.mimetype == "text/csv"
+    assert "attachment" in response.headers["Content-Disposition"]
+    rows = read_csv(response)
+    assert rows[0] == ["Attempt", "Started", "Lead", "CRM id", "Lead name", "Number",
+                       "Operator", "Outcome", "Detail", "SIP code", "SIP reason", "Ringing",
+                       "Answered", "REFER", "Refer-To", "Transfer", "Transfer SIP code",
+                       "Transfer SIP reason", "Talk ended", "Ended", "Ring seconds",
+                       "Talk seconds", "Operator's result", "Comment"]  # fmt: skip
+    body = [dict(zip(rows[0], row, strict=True)) for row in rows[1:]]
+    assert [int(row["Attempt"]) for row in body] == [data.attempts[k] for k in ("A10", "A6", "A2")]
+    a2 = body[2]
+    assert (a2["Started"], a2["Lead name"], a2["Operator"]) == (
+        "2026-10-24 10:30:00", "Клиент L2", "Ирина Петрова")  # fmt: skip
+    assert (a2["Outcome"], a2["Transfer"], a2["Ring seconds"], a2["Talk seconds"]) == (
+        "answered", "succeeded", "5.0", "120.0")  # fmt: skip
+    assert body[1]["Detail"] == "the PBX refused the transfer (REFER)"
+    assert body[1]["Transfer SIP code"] == "405"
+
+
+def test_the_csv_export_in_russian_for_russian_excel(admin, data):
+    response = admin.get("/reports/calls.csv", query_string={**WEEKEND, "outcome": "busy"},
+                         headers={"Accept-Language": "ru"})  # fmt: skip
+    rows = read_csv(response, delimiter=";")
+    assert rows[0][:3] == ["Попытка", "Начало", "Заявка"]
+    assert rows[1][4] == "Клиент L1" and rows[1][7] == "номер занят"
+    assert rows[1][1] == "2026-10-25 02:30:00"  # the first 02:30 (CEST)
+
+
+def test_a_call_timeline(admin, data):
+    page = admin.get(f"/reports/calls/{data.attempts['A6']}").get_data(as_text=True)
+    steps = re.findall(r"<tr><td>([^<]*)</td><td>([^<]*)</td><td>([^<]*)</td><td>([^<]*)</td>",
+                       page)  # fmt: skip
+    assert [step[2] for step in steps] == ["INVITE", "Ringing", "Answer", "REFER",
+                                           "Transfer result", "End"]  # fmt: skip
+    assert steps[0][0] == "2026-10-25 10:15:00" and steps[2][1] == "+3.000 s"
+    assert "405" in steps[4][3] and "does not support transfers" in steps[4][3]
+    assert "Клиент L3" in page
+
+
+def test_the_pages_in_russian(admin, data):
+    page = admin.get("/reports/", query_string=WEEKEND, headers={"Accept-Language": "ru"})
+    text = page.get_data(as_text=True)
+    assert "Доля брошенных вызовов" in text and "Отчёты" in text
+
+
+def test_the_other_tenant_sees_only_its_own(client, auth, tenant_b, data):
+    auth.login(tenant_b.admin_email)
+    page = client.get("/reports/calls", query_string=WEEKEND).get_data(as_text=True)
+    assert "Клиент L1 B" in page and "Клиент L1<" not in page
+    assert client.get(f"/reports/calls/{data.attempts['A6']}").status_code == 404
+    # Tenant A's operator as a filter: nothing of A shows.
+    page = client.get("/reports/calls", query_string={**WEEKEND, "operator": data.o1})
+    assert calls_shown(page.get_data(as_text=True)) == []
+    rows = read_csv(client.get("/reports/calls.csv", query_string=WEEKEND))
+    assert len(rows) == 11 and all(row[4].endswith(" B") for row in rows[1:])
