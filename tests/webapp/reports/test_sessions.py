@@ -135,3 +135,36 @@ def test_the_call_is_over_notes_the_end_of_the_talk_once(app, operator_client, t
     operator_client.post("/console/finish", data={"result": "Sale"}, headers=JSON)
     with app.app_context():
         assert db.session.scalar(select(Attempt.talk_ended_at)) == first  # kept, not moved
+
+
+def test_the_engine_tells_when_it_takes_a_quiet_console_off_line(app, database_url, pbx):
+    """engine/dialer.py: the sweep that drops a console quiet for the heartbeat TTL puts an
+    `operator_off_line` event (reason `heartbeat`) on the operator's stream; the session
+    closes at its time."""
+    from tests.engine.dialing import HostThread, dialing_tenant, wait_until
+
+    peer = pbx("pbx.xml", calls=5, timeout=60, fill={"ring_ms": 100})
+    tenant_id, operators = dialing_tenant(app, "Quiet", peer, extensions=("101",))
+    operator_id = operators["101"]
+    with app.app_context():
+        bus.presence(tenant_id).go_on_line(operator_id)
+        sessions.on_line(tenant_id, operator_id, now=datetime.now(UTC) - timedelta(minutes=5))
+        quiet_since = time.time() - 100  # the last heartbeat
+        bus.client().zadd(bus.keys(tenant_id).seen, {str(operator_id): quiet_since})
+        key = bus.keys(tenant_id).pops(operator_id)
+
+    def told() -> bool:
+        with app.app_context():
+            return any(b"operator_off_line" in fields[b"event"]
+                       for _id, fields in bus.client().xrange(key))  # fmt: skip
+
+    with HostThread(database_url):
+        wait_until(told, what="the engine's operator_off_line event")
+    with app.app_context():
+        _id, fields = bus.client().xrevrange(key, count=1)[0]
+        assert b'"reason":"heartbeat"' in fields[b"event"]
+        assert sessions.close_ended_all() == 1
+        row = db.session.scalar(select(OperatorSession))
+        assert row.off_line_why == "heartbeat"
+        off = row.off_line_at.replace(tzinfo=row.off_line_at.tzinfo or UTC)
+        assert quiet_since < off.timestamp() <= time.time()
