@@ -19,7 +19,7 @@ from sqlalchemy import delete, func, insert, select, text
 
 from webapp.extensions import db
 from webapp.models import Attempt, ReportRollup, Tenant
-from webapp.reports.figures import HOURS, OPERATORS, floor_hour, raw_select, utc
+from webapp.reports.figures import HOURS, OPERATORS, floor_hour, no_jit, raw_select, utc
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,7 @@ def roll_up(tenant_id: int, now: datetime | None = None) -> int:
             text("SELECT pg_advisory_xact_lock(:key, :tenant)"),
             {"key": LOCK_KEY, "tenant": tenant_id},
         )
+    no_jit()
     state = session.get(ReportRollup, tenant_id)
     if state is None:
         first = session.scalar(
