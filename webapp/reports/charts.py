@@ -87,9 +87,9 @@ def heat_map(cells: dict[tuple[int, int], dict], weekdays: list[str], minute: in
 
 def trend(series: list[tuple[str, dict]]) -> Markup:
     """Attempts (grey) and answered (green) per day, week or month, oldest on the left."""
-    height, bottom, left = 180, 20, 36
-    width = max(320, left + 14 * len(series) + 10)
+    width, height, bottom, left = 720, 180, 20, 36
     step = (width - left - 10) / max(1, len(series))
+    bar = min(step * 0.6, 40.0)
     top = max([values["attempts"] for _label, values in series] + [1])
     body = [
         _text(left - 4, 12, str(top), "end", 9),
@@ -103,10 +103,10 @@ def trend(series: list[tuple[str, dict]]) -> Markup:
         ):
             h = (height - bottom - 8) * value / top
             body.append(
-                f'<rect x="{x + shift * step:.1f}" y="{height - bottom - h:.1f}" '
-                f'width="{max(1.0, step * 0.6):.1f}" height="{h:.1f}" fill="{colour}">'
+                f'<rect x="{x + shift * bar * 1.6:.1f}" y="{height - bottom - h:.1f}" '
+                f'width="{max(1.0, bar):.1f}" height="{h:.1f}" fill="{colour}">'
                 f"<title>{escape(label)}: {value}</title></rect>"
             )
         if len(series) <= 16 or index % max(1, len(series) // 8) == 0:
             body.append(_text(x, height - 4, label[5:] if len(label) == 10 else label, size=9))
-    return _svg(int(width), height, body, "trend")
+    return _svg(width, height, body, "trend")
