@@ -348,14 +348,20 @@ def calls():
         else None,
         csv_url=url_for("reports.calls_csv", **arguments),
         first_url=url_for("reports.calls", **arguments),
-        local=lambda moment: _local(moment, period.zone),
+        local=lambda moment: _local(moment, period.zone, say_zone=True),
     )
 
 
-def _local(moment: datetime | None, zone: ZoneInfo) -> str:
+def _local(moment: datetime | None, zone: ZoneInfo, say_zone: bool = False) -> str:
+    """Local time; with `say_zone`, an hour that happens twice (the autumn DST change) says
+    which of the two it is (e.g. 02:30:00 CEST, then 02:30:00 CET)."""
     if moment is None:
         return ""
-    return figures.utc(moment).astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")
+    local = figures.utc(moment).astimezone(zone)
+    text = local.strftime("%Y-%m-%d %H:%M:%S")
+    if say_zone and local.replace(fold=1 - local.fold).utcoffset() != local.utcoffset():
+        text += f" {local.tzname()}"
+    return text
 
 
 def _seconds(later: datetime | None, earlier: datetime | None) -> str:
@@ -499,7 +505,7 @@ def call(attempt_id: int):
         steps.append((attempt.end_at, _("End"), final))
     timeline = [
         (
-            _local(moment, zone),
+            _local(moment, zone, say_zone=True),
             "" if moment is None else f"+{(figures.utc(moment) - start).total_seconds():.3f} s",
             what,
             text,

@@ -123,6 +123,12 @@ def test_the_call_log_and_its_filters(admin, data):
         assert calls_shown(page) == [a[k] for k in expected], query
 
 
+def test_the_twice_happening_hour_says_which_it_is(admin, data):
+    page = admin.get("/reports/calls", query_string=WEEKEND).get_data(as_text=True)
+    assert "2026-10-25 02:30:00 CEST" in page and "2026-10-25 02:30:00 CET" in page
+    assert "2026-10-25 10:15:00<" in page  # other hours need no zone
+
+
 def test_the_call_log_pages_by_keyset(admin, data, monkeypatch):
     monkeypatch.setattr(views, "PAGE_SIZE", 3)
     seen, url, pages = [], "/reports/calls?from=2026-10-24&to=2026-10-25", 0

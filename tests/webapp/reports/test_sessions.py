@@ -168,3 +168,24 @@ def test_the_engine_tells_when_it_takes_a_quiet_console_off_line(app, database_u
         assert row.off_line_why == "heartbeat"
         off = row.off_line_at.replace(tzinfo=row.off_line_at.tzinfo or UTC)
         assert quiet_since < off.timestamp() <= time.time()
+
+
+def test_the_cron_job_closes_ended_sessions_and_rolls_up(app, operator_client, tenant_a):
+    """roll_up_reports, as the cron scheduler enqueues it, run by a real RQ worker."""
+    from tests.webapp.jobs import run_jobs
+    from webapp.models import ReportRollup
+    from webapp.queues import queue
+    from webapp.reports import rollup
+
+    operator_client.post("/console/on-line", headers=JSON)
+    with app.app_context():
+        bus.presence(tenant_a.id).go_off_line(tenant_a.operator_id)
+        row = db.session.get(Attempt, 1)  # the fixture's attempt, two hours ago, finished
+        row.invite_at = datetime.now(UTC) - timedelta(hours=2)
+        db.session.commit()
+        job = queue().enqueue(rollup.roll_up_reports)
+    run_jobs(app)
+    with app.app_context():
+        assert job.get_status(refresh=True) == "finished" and job.return_value() >= 1
+        assert sessions_of(app, tenant_a) == [(tenant_a.operator_id, False, "gone")]
+        assert db.session.get(ReportRollup, tenant_a.id) is not None
