@@ -13,6 +13,10 @@ TENANT_OWNED = {
     "api_tokens",
     "webhook_endpoints",
     "webhook_deliveries",
+    "operator_sessions",
+    "report_hours",
+    "report_operator_hours",
+    "report_rollups",
 }
 
 
