@@ -15,6 +15,8 @@ from urllib.parse import urlsplit
 VAR_DIR = Path(os.environ.get("AUTOCALL_VAR_DIR", Path.cwd() / "var"))
 
 DEV_SECRET_KEY = "dev-only-secret-key-change-me"
+#: Shorter secret keys (an empty one, a word) are refused in production.
+MIN_SECRET_KEY_LENGTH = 32
 #: A Fernet key for development only; production must set AUTOCALL_ENCRYPTION_KEY.
 DEV_ENCRYPTION_KEY = "ZGV2LW9ubHktZW5jcnlwdGlvbi1rZXktY2hnLW1lISE="
 
@@ -121,6 +123,12 @@ class Config:
             )
         if self.env == "production" and self.secret_key == DEV_SECRET_KEY:
             raise ConfigError("AUTOCALL_SECRET_KEY must be set in production")
+        if self.env == "production" and len(self.secret_key) < MIN_SECRET_KEY_LENGTH:
+            raise ConfigError(
+                f"AUTOCALL_SECRET_KEY must be at least {MIN_SECRET_KEY_LENGTH} random characters "
+                "in production; make one with: "
+                "python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"
+            )
         if self.env == "production" and self.encryption_key == DEV_ENCRYPTION_KEY:
             raise ConfigError("AUTOCALL_ENCRYPTION_KEY must be set in production")
         try:
