@@ -11,6 +11,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from webapp.mail import check_smtp_url
+
 #: Where the embedded defaults keep their files (the SQLite database, a private Redis).
 VAR_DIR = Path(os.environ.get("AUTOCALL_VAR_DIR", Path.cwd() / "var"))
 
@@ -50,8 +52,12 @@ class Config:
     demo_pbx_port: int = 5090
     #: Fernet key (urlsafe base64 of 32 bytes) that encrypts tenants' SIP passwords.
     encryption_key: str = DEV_ENCRYPTION_KEY
-    #: `console` prints mail to standard output; `memory` keeps it in a list (tests).
+    #: `smtp` sends through smtp_url (by a job); `console` prints mail to standard output;
+    #: `memory` keeps it in a list (tests). webapp/mail.py.
     mail_backend: str = "console"
+    #: The mail server: smtp://USER:PASSWORD@HOST:587 (STARTTLS), smtps://...:465, or
+    #: smtp://HOST:25?tls=none for a trusted relay.
+    smtp_url: str = ""
     mail_sender: str = "AutoCall Cloud <no-reply@autocall.local>"
     #: Whether new accounts must confirm their email address before they can sign in.
     email_verification: bool = False
@@ -141,10 +147,12 @@ class Config:
                 "make one with: python -c 'from cryptography.fernet import Fernet; "
                 "print(Fernet.generate_key().decode())'"
             )
-        if self.mail_backend not in ("console", "memory"):
+        if self.mail_backend not in ("smtp", "console", "memory"):
             raise ConfigError(
-                f"AUTOCALL_MAIL_BACKEND must be console or memory, not {self.mail_backend!r}"
+                f"AUTOCALL_MAIL_BACKEND must be smtp, console or memory, not {self.mail_backend!r}"
             )
+        if self.mail_backend == "smtp" and (problem := check_smtp_url(self.smtp_url)):
+            raise ConfigError(problem)
         if self.log_format not in ("", "text", "json"):
             raise ConfigError(f"AUTOCALL_LOG_FORMAT must be text or json, not {self.log_format!r}")
         if self.trusted_proxies < 0:
