@@ -77,6 +77,7 @@ PUBLIC = {
     "static",
     "health.healthz",
     "health.readyz",
+    "metrics.scrape",  # a bearer token (AUTOCALL_METRICS_TOKEN) or this machine only
     "pages.index",
     "pages.set_language",
     "auth.signup",
