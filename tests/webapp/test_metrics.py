@@ -73,3 +73,11 @@ class TestWithAToken:
         assert client.get("/metrics", headers=wrong).status_code == 404
         right = {"Authorization": "Bearer scrape-me-please", "X-Forwarded-For": "203.0.113.9"}
         assert client.get("/metrics", headers=right).status_code == 200
+
+
+def test_the_nginx_site_keeps_metrics_off_the_internet():
+    from pathlib import Path
+
+    site = (Path(__file__).parents[2] / "deploy" / "nginx" / "autocall.conf").read_text()
+    block = site[site.index("location = /metrics") :].split("}")[0]
+    assert "deny all;" in block

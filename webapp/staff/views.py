@@ -19,6 +19,8 @@ from webapp.staff import bp, reports
 
 staff_only = role_required(Role.STAFF)
 
+#: The engine's own state (engine/dialer.py `_tick`), in words.
+STATE_TEXT = {"dialing": _l("dialing"), "waiting": _l("not dialing"), "stopping": _l("stopping")}
 #: The engine's registration state (engine/sip/ua.py Registration.state), in words.
 REGISTRATION_TEXT = {
     "registered": _l("registered"),
@@ -105,5 +107,5 @@ def ops():
     return render_template("staff/ops.html", rows=rows, queues=queues, workers=workers,
                            hosts=hosts, redis_error=redis_error,
                            redis_configured=connection is not None, REASON_TEXT=REASON_TEXT,
-                           WARNING_TEXT=WARNING_TEXT,
+                           WARNING_TEXT=WARNING_TEXT, STATE_TEXT=STATE_TEXT,
                            REGISTRATION_TEXT=REGISTRATION_TEXT)  # fmt: skip

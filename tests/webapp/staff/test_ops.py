@@ -94,7 +94,7 @@ def test_the_ops_page_shows_engines_queues_workers_and_hosts(app, staff, dataset
         default.empty()
     romashka = page[page.index(f'data-tenant="{dataset.romashka}"') :].split("</tr>")[0]
     assert "engine-machine-1:4242:ab12" in romashka
-    assert "The PBX refused the registration." in romashka
+    assert "not dialing: The PBX refused the registration." in romashka
     assert "wrong username or password" in romashka
     assert '<td class="in-flight">4</td>' in romashka
     bravo = page[page.index(f'data-tenant="{dataset.bravo}"') :].split("</tr>")[0]
