@@ -2,6 +2,7 @@
 from the attempts of the last hour and day, queues, workers and engine hosts (real Redis)."""
 
 import json
+import re
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -87,11 +88,23 @@ def test_the_ops_page_shows_engines_queues_workers_and_hosts(app, staff, dataset
     worker = Worker([Queue(f"{REDIS_PREFIX}engines", connection=redis)], connection=redis,
                     name=f"ops-test-{time.time_ns()}")  # fmt: skip
     worker.register_birth()
+    engines = Queue(f"{REDIS_PREFIX}engines", connection=redis)
     try:
         page = staff.get("/staff/ops").get_data(as_text=True)
+        # Other tests of the session may leave failed jobs and workers: what RQ says now.
+        expected = {
+            "default": (2, default.failed_job_registry.count, Worker.count(queue=default)),
+            "engines": (engines.count, engines.failed_job_registry.count,
+                        Worker.count(queue=engines)),
+        }  # fmt: skip
     finally:
         worker.register_death()
         default.empty()
+    assert expected["engines"][2] >= 1  # the worker registered above
+    for name, numbers in expected.items():
+        row = re.search(rf'<tr data-queue="{name}"><td>{name}</td><td>(\d+)</td><td>(\d+)</td>'
+                        r"<td>(\d+)</td></tr>", page)  # fmt: skip
+        assert tuple(int(n) for n in row.groups()) == numbers, name
     romashka = page[page.index(f'data-tenant="{dataset.romashka}"') :].split("</tr>")[0]
     assert "engine-machine-1:4242:ab12" in romashka
     assert "not dialing: The PBX refused the registration." in romashka
@@ -102,8 +115,6 @@ def test_the_ops_page_shows_engines_queues_workers_and_hosts(app, staff, dataset
     assert '<td class="errors-hour">2 / 3 (66.7 %)</td>' in bravo
     assert '<td class="errors-day">3 / 5 (60.0 %)</td>' in bravo
     assert "200: 1, 486: 1, 500: 1, 503: 1, no response: 1" in bravo
-    assert '<tr data-queue="default"><td>default</td><td>2</td><td>0</td><td>0</td></tr>' in page
-    assert '<tr data-queue="engines"><td>engines</td><td>0</td><td>0</td><td>1</td></tr>' in page
     assert worker.name in page
     assert "Engine hosts alive: 1 (engine-machine-1:4242:ab12)" in page
 
