@@ -12,9 +12,9 @@ def test_db_upgrade_prints_each_migration_with_its_time(tmp_path, monkeypatch, c
     monkeypatch.setenv("AUTOCALL_DATABASE_URL", f"sqlite:///{tmp_path / 'fresh.db'}")
     assert main(["db-upgrade"]) == 0
     out = capsys.readouterr().out.splitlines()
-    from pathlib import Path
+    from webapp import MIGRATIONS_DIR
 
-    versions = sorted(p.name[:4] for p in Path("migrations/versions").glob("0*.py"))
+    versions = sorted(p.name[:4] for p in (MIGRATIONS_DIR / "versions").glob("0*.py"))
     assert out[0] == (f"Upgrading the database from nothing to {versions[-1]}: "
                       f"{len(versions)} migration(s).")  # fmt: skip
     steps = [line.split()[0] for line in out[1:-2]]
