@@ -94,6 +94,9 @@ class Config:
     oidc_client_secret: str = ""
     #: The provider's name on the sign-in button ("Sign in with <name>").
     oidc_name: str = DEFAULT_OIDC_NAME
+    #: Bearer token a Prometheus scrape of /metrics must send; empty: /metrics answers only
+    #: requests made directly from this machine (loopback, not through a proxy).
+    metrics_token: str = ""
 
     @classmethod
     def from_env(

@@ -67,12 +67,17 @@ RULES = {
     "console.finish": (None, {OP}),
     "console.wrap_up": (None, {OP}),
     "staff.index": ({ST}, None),
+    "staff.billing": ({ST}, None),
+    "staff.billing_csv": ({ST}, None),
+    "staff.billing_tenant": ({ST}, None),
+    "staff.ops": ({ST}, None),
 }
 #: Open to visitors, or about the visitor's own session; not tenant pages.
 PUBLIC = {
     "static",
     "health.healthz",
     "health.readyz",
+    "metrics.scrape",  # a bearer token (AUTOCALL_METRICS_TOKEN) or this machine only
     "pages.index",
     "pages.set_language",
     "auth.signup",
@@ -106,7 +111,7 @@ API_PUBLIC = {"api.openapi", "api.oauth_token"}
 
 def _url(rule, tenant):
     job = "check_id" if rule.rule.startswith("/settings/") else "import_job_id"
-    attributes = {"user_id": "supervisor_id", "job_id": job}
+    attributes = {"user_id": "supervisor_id", "job_id": job, "tenant_id": "id"}
 
     def value(match):
         return str(getattr(tenant, attributes.get(match.group(1), match.group(1))))
