@@ -131,7 +131,6 @@ def main(argv: list[str] | None = None) -> int:
         from rq.cron import CronScheduler
 
         from engine import jobs  # by its module name: `python -m` runs this as __main__
-
         from webapp.webhooks import delivery
 
         cron = CronScheduler(connection=connection)
