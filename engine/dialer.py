@@ -34,8 +34,17 @@ from zoneinfo import ZoneInfo, available_timezones
 
 from redis.exceptions import RedisError
 
+from engine import logs
 from engine.bus import TenantKeys, event
 from engine.formats import FormatError, render_dial_uri, render_refer_headers, render_refer_uri
+from engine.metrics import (
+    ATTEMPTS,
+    CALLS_STARTED,
+    PACER_CALLS_ASKED,
+    REGISTRATION_FAILURES,
+    SIP_RETRANSMISSIONS,
+    Tally,
+)
 from engine.outcomes import Detail, Outcome, TransferResult
 from engine.presence import OFF_LINE, Presence
 from engine.sip.transaction import DEFAULT_TIMERS, Timers
@@ -193,7 +202,7 @@ class TenantEngine:
                  timers: Timers = DEFAULT_TIMERS,
                  heartbeat_ttl: float = Presence.DEFAULT_HEARTBEAT_TTL,
                  register_backoff: float = 30.0, bye_grace: float = 1.0,
-                 idle_poll: float = IDLE_POLL):  # fmt: skip
+                 idle_poll: float = IDLE_POLL, metrics: Tally | None = None):  # fmt: skip
         self.tenant_id = tenant_id
         self.log = logging.LoggerAdapter(log, {"tenant_id": tenant_id, "engine": engine_id})
         self.store = store
@@ -226,6 +235,8 @@ class TenantEngine:
         self.idle_reason: tuple[str, str] = ("", "")
         self._ua_generation: list[UserAgent] = []
         self._recheck: asyncio.Future | None = None
+        self.metrics = metrics or Tally()  # the host's, which publishes them (engine/metrics.py)
+        self._sip_counted: dict[int, tuple[int, int]] = {}  # user agent -> counts published
 
     # --- control from the host --------------------------------------------------------------
 
@@ -243,6 +254,29 @@ class TenantEngine:
     @property
     def in_flight(self) -> int:
         return len(self.calls)
+
+    def count_sip(self) -> None:
+        """Add the user agents' SIP retransmissions and registration failures since the last
+        count to the metrics (the host calls it before it publishes them)."""
+        for ua in self._ua_generation:
+            self._count_user_agent(ua)
+
+    def _count_user_agent(self, ua: UserAgent, closing: bool = False) -> None:
+        layer = getattr(ua, "layer", None)
+        if layer is None:
+            return
+        now = (layer.retransmissions, ua.registration_failures)
+        seen = self._sip_counted.pop(id(ua), (0, 0))
+        if now[0] > seen[0]:
+            self.metrics.add(SIP_RETRANSMISSIONS, now[0] - seen[0], tenant=self.tenant_id)
+        if now[1] > seen[1]:
+            self.metrics.add(REGISTRATION_FAILURES, now[1] - seen[1], tenant=self.tenant_id)
+        if not closing:
+            self._sip_counted[id(ua)] = now
+
+    async def _close_user_agent(self, ua: UserAgent) -> None:
+        self._count_user_agent(ua, closing=True)
+        await ua.close()
 
     # --- the loop ---------------------------------------------------------------------------
 
@@ -274,7 +308,7 @@ class TenantEngine:
                 task.cancel()
             await self._flush()
             for ua in self._ua_generation:
-                await ua.close()
+                await self._close_user_agent(ua)
             self._ua_generation.clear()
             with contextlib.suppress(RedisError):
                 await self._publish_state({"state": "stopped"})
@@ -317,7 +351,7 @@ class TenantEngine:
         self._ua_generation.append(ua)
         if old is not None and not any(getattr(t, "ua", None) is old for t in self.calls):
             self._ua_generation.remove(old)
-            await old.close()
+            await self._close_user_agent(old)
 
     async def _tick(self) -> None:
         now = time.monotonic()
@@ -385,6 +419,8 @@ class TenantEngine:
                                           self.window, dial_uri)  # fmt: skip
         except FormatError as error:
             return "dial_format_wrong", error.message
+        self.metrics.add(PACER_CALLS_ASKED, count, tenant=self.tenant_id)
+        self.metrics.add(CALLS_STARTED, len(claimed), tenant=self.tenant_id)
         # Leads not found: give back the tokens; the next tick asks again.
         self.pacer.tokens = min(self.pacer.calls_per_second,
                                 self.pacer.tokens + count - len(claimed))  # fmt: skip
@@ -409,11 +445,14 @@ class TenantEngine:
         for ua in list(self._ua_generation):
             if ua is not self.ua and not any(getattr(t, "ua", None) is ua for t in self.calls):
                 self._ua_generation.remove(ua)
-                await ua.close()
+                await self._close_user_agent(ua)
 
     # --- one call ---------------------------------------------------------------------------
 
     async def _call(self, ua: UserAgent, settings: TenantSettings, lead: Claimed) -> None:
+        # Every record of this call's task names it (the user agent adds the SIP Call-ID).
+        logs.bind(tenant_id=self.tenant_id, engine=self.engine_id, attempt_id=lead.attempt_id,
+                  lead_id=lead.lead_id)  # fmt: skip
         operator: int | None = None
         where = {"host": settings.account.host, "port": settings.account.port,
                  "server": ua.contact_host}  # fmt: skip
@@ -471,6 +510,10 @@ class TenantEngine:
             except RedisError as error:  # the console re-publishes presence when Redis is back
                 self.log.warning("tenant %s: operator %s not updated: %s", self.tenant_id,
                             operator, error)  # fmt: skip
+        self.metrics.add(ATTEMPTS, outcome=attempt.outcome or "", detail=attempt.detail or "")
+        log.debug("attempt ended: %s %s, SIP %s, transfer %s", attempt.outcome, attempt.detail,
+                  attempt.sip_code, attempt.transfer_result, extra={"call_id": attempt.call_id,
+                  "operator_id": operator})  # fmt: skip
         status, next_at = lead_after(settings, lead.attempts, attempt)
         self.done.append(Finished(lead.attempt_id, lead.lead_id, operator, attempt, status,
                                   next_at))  # fmt: skip

@@ -25,6 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from engine import metrics
 from engine.bus import BadEvent, TenantKeys, hosts_key, parse_event
 from engine.dialer import TenantEngine
 
@@ -67,6 +68,7 @@ class EngineHost:
         self._channels: dict[bytes, int] = {}  # wake channel -> tenant
         self._subscribe = asyncio.Event()  # the set of channels changed
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="engine-db")
+        self.metrics = metrics.Tally()  # what the host's engines counted since the last tick
 
     def stop(self) -> None:
         """Drain: start no new call, let calls in flight end, release leases, return."""
@@ -98,6 +100,8 @@ class EngineHost:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.draining.wait(), LEASE_TICK)
             await self._drain()
+            with contextlib.suppress(RedisError):
+                await self._publish_metrics(final=True)
         finally:
             listener.cancel()
             with contextlib.suppress(asyncio.CancelledError, RedisError):
@@ -135,6 +139,30 @@ class EngineHost:
                 self._start(tenant_id)
         for tenant_id in set(self.tasks) - set(wanted):
             self.engines[tenant_id].wake("settings")  # it reloads, sees dialing off, stops
+        await self._publish_metrics()
+
+    async def _publish_metrics(self, final: bool = False) -> None:
+        """Add what the engines counted to the deployment's counters, and replace this
+        host's gauges (calls in flight per tenant, tenants held); engine/metrics.py."""
+        for engine in self.engines.values():
+            engine.count_sip()
+        pending = self.metrics.take()
+        gauges = {} if final else {
+            metrics.field_of(metrics.CALLS_IN_FLIGHT, {"tenant": str(tenant_id)}): engine.in_flight
+            for tenant_id, engine in self.engines.items()
+        }  # fmt: skip
+        if not final:
+            gauges[metrics.field_of(metrics.TENANTS_HELD, {"host": self.host_id})] = len(
+                self.engines
+            )
+        pipe = self.redis.pipeline(transaction=False)
+        metrics.queue_flush(pipe, self.prefix, pending)
+        metrics.queue_host_gauges(pipe, self.prefix, self.host_id, gauges)
+        try:
+            await pipe.execute()
+        except RedisError:
+            self.metrics.give_back(pending)
+            raise
 
     def _keys(self, tenant_id: int) -> TenantKeys:
         return TenantKeys(self.prefix, tenant_id)
@@ -145,7 +173,7 @@ class EngineHost:
         engine_id = f"{self.host_id}/{secrets.token_hex(3)}"
         engine = TenantEngine(tenant_id, store=self.store, redis=self.redis, prefix=self.prefix,
                               engine_id=engine_id, database=self.database,
-                              **self.engine_options)  # fmt: skip
+                              metrics=self.metrics, **self.engine_options)  # fmt: skip
         self.engines[tenant_id] = engine
         self.tasks[tenant_id] = asyncio.ensure_future(engine.run())
         self._channels[self._keys(tenant_id).wake.encode()] = tenant_id

@@ -3,7 +3,8 @@
 - `run_engine_host` is the long-lived job of the `engines` queue (engine/host.py);
 - `ensure_hosts` runs every few seconds (RQ's cron scheduler) and enqueues engine hosts
   when the tenants that want an engine need more than are alive or waiting; the same
-  scheduler enqueues the reports' roll-up every minute (webapp/reports/rollup.py);
+  scheduler runs the portal's periodic jobs (webhook deliveries whose job was lost,
+  the reports' roll-up: webapp/reports/rollup.py);
 - `EngineWorker` is RQ's worker, except that a warm shutdown (the first SIGTERM or Ctrl-C)
   is passed on to the engine host running in its work horse, which then drains: no new
   calls, calls in flight end, leases released. A second signal is RQ's cold shutdown.
@@ -131,12 +132,14 @@ def main(argv: list[str] | None = None) -> int:
         from rq.cron import CronScheduler
 
         from engine import jobs  # by its module name: `python -m` runs this as __main__
+        from webapp.reports import rollup
+        from webapp.webhooks import delivery
 
         cron = CronScheduler(connection=connection)
         cron.register(jobs.ensure_hosts, f"{config.redis_prefix}{DEFAULT}", interval=ENSURE_EVERY)
+        # Webhook deliveries whose job was lost (Redis away or restarted): sent again.
+        cron.register(delivery.sweep, f"{config.redis_prefix}{DEFAULT}", interval=60)
         # The reports' roll-ups and operators' sessions (webapp/reports/rollup.py).
-        from webapp.reports import rollup
-
         cron.register(rollup.roll_up_reports, f"{config.redis_prefix}{DEFAULT}",
                       interval=rollup.EVERY, job_timeout=600)  # fmt: skip
         cron.start()

@@ -9,10 +9,27 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from contextvars import ContextVar
 from datetime import UTC, datetime
 
-#: Identifiers passed with `extra=` (or a LoggerAdapter) that go into the JSON object.
+#: Identifiers passed with `extra=` (or a LoggerAdapter), or bound to the running task with
+#: `bind()`, that go into the JSON object.
 FIELDS = ("tenant_id", "attempt_id", "lead_id", "operator_id", "call_id", "engine")
+
+#: The identifiers of what the current asyncio task (or thread) works on: each call of the
+#: engine runs in a task of its own, so every record logged while it runs, in the dialer or
+#: in the SIP stack, names its tenant, attempt, lead and SIP Call-ID.
+_bound: ContextVar[dict[str, object]] = ContextVar("autocall_log_ids", default={})  # noqa: B039
+
+
+def bind(**ids: object) -> None:
+    """Add identifiers to every later record of the current task (a copy: other tasks, and
+    the task that started this one, do not see them)."""
+    _bound.set({**_bound.get(), **ids})
+
+
+def bound() -> dict[str, object]:
+    return _bound.get()
 
 
 class JsonFormatter(logging.Formatter):
@@ -23,9 +40,13 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        context = _bound.get()
         for name in FIELDS:
-            if getattr(record, name, None) is not None:
-                entry[name] = getattr(record, name)
+            value = getattr(record, name, None)
+            if value is None:
+                value = context.get(name)
+            if value is not None:
+                entry[name] = value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False, default=str)

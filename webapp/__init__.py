@@ -85,4 +85,8 @@ def create_app(config: Config | dict | None = None) -> Flask:
     from webapp import api
 
     api.init_app(app)
+
+    from webapp import metrics
+
+    metrics.init_app(app)
     return app

@@ -11,15 +11,55 @@ import getpass
 import sys
 
 
-def upgrade_database(config=None) -> None:
-    """Bring the database schema to the newest migration (what `flask db upgrade` does)."""
+def upgrade_database(config=None, progress=None) -> None:
+    """Bring the database schema to the newest migration (what `flask db upgrade` does).
+
+    `progress(line)`, when given, hears which migrations will run, and each one as it ends
+    with the seconds it took (long data migrations log their own progress as they go:
+    webapp/migrating.py)."""
+    import time
+
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
     from flask_migrate import upgrade
 
     from webapp import create_app
+    from webapp.extensions import db
 
     app = create_app(config)
     with app.app_context():
-        upgrade()
+        if progress is not None:
+            migrate = app.extensions["migrate"]
+            script = ScriptDirectory.from_config(migrate.migrate.get_config(migrate.directory))
+            with db.engine.connect() as connection:
+                current = MigrationContext.configure(connection).get_current_revision()
+            pending = [rev for rev in script.iterate_revisions("heads", current)]
+            pending.reverse()  # oldest first
+            if pending:
+                progress(f"Upgrading the database from {current or 'nothing'} to "
+                         f"{pending[-1].revision}: {len(pending)} migration(s).")  # fmt: skip
+            clock = {"at": time.monotonic(), "start": time.monotonic()}
+
+            def applied(ctx, step, heads, run_args) -> None:
+                now = time.monotonic()
+                revision = script.get_revision(step.up_revision_id)
+                title = (revision.doc or "").splitlines()[0] if revision.doc else ""
+                progress(f"  {step.up_revision_id} {title} ({now - clock['at']:.2f} s)")
+                clock["at"] = now
+
+            migrate.configure_args["on_version_apply"] = applied
+            try:
+                upgrade()
+            finally:
+                migrate.configure_args.pop("on_version_apply", None)
+            if pending:
+                progress(f"Done in {time.monotonic() - clock['start']:.2f} s.")
+        else:
+            upgrade()
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -29,7 +69,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = Config.from_env()
     if config.database_url.startswith("sqlite:///"):
         VAR_DIR.mkdir(parents=True, exist_ok=True)
-    upgrade_database(config)
+    upgrade_database(config, progress=_say)
     return run_service(config, host=args.host, port=args.port, demo=args.demo)
 
 
@@ -62,7 +102,7 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     config = Config.from_env()
     if config.database_url.startswith("sqlite:///"):
         VAR_DIR.mkdir(parents=True, exist_ok=True)
-    upgrade_database(config)
+    upgrade_database(config, progress=_say)
     print("The database schema is up to date.")
     return 0
 

@@ -11,10 +11,14 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from webapp.mail import check_smtp_url
+
 #: Where the embedded defaults keep their files (the SQLite database, a private Redis).
 VAR_DIR = Path(os.environ.get("AUTOCALL_VAR_DIR", Path.cwd() / "var"))
 
 DEV_SECRET_KEY = "dev-only-secret-key-change-me"
+#: Shorter secret keys (an empty one, a word) are refused in production.
+MIN_SECRET_KEY_LENGTH = 32
 #: A Fernet key for development only; production must set AUTOCALL_ENCRYPTION_KEY.
 DEV_ENCRYPTION_KEY = "ZGV2LW9ubHktZW5jcnlwdGlvbi1rZXktY2hnLW1lISE="
 
@@ -48,8 +52,12 @@ class Config:
     demo_pbx_port: int = 5090
     #: Fernet key (urlsafe base64 of 32 bytes) that encrypts tenants' SIP passwords.
     encryption_key: str = DEV_ENCRYPTION_KEY
-    #: `console` prints mail to standard output; `memory` keeps it in a list (tests).
+    #: `smtp` sends through smtp_url (by a job); `console` prints mail to standard output;
+    #: `memory` keeps it in a list (tests). webapp/mail.py.
     mail_backend: str = "console"
+    #: The mail server: smtp://USER:PASSWORD@HOST:587 (STARTTLS), smtps://...:465, or
+    #: smtp://HOST:25?tls=none for a trusted relay.
+    smtp_url: str = ""
     mail_sender: str = "AutoCall Cloud <no-reply@autocall.local>"
     #: Whether new accounts must confirm their email address before they can sign in.
     email_verification: bool = False
@@ -86,6 +94,9 @@ class Config:
     oidc_client_secret: str = ""
     #: The provider's name on the sign-in button ("Sign in with <name>").
     oidc_name: str = DEFAULT_OIDC_NAME
+    #: Bearer token a Prometheus scrape of /metrics must send; empty: /metrics answers only
+    #: requests made directly from this machine (loopback, not through a proxy).
+    metrics_token: str = ""
 
     @classmethod
     def from_env(
@@ -121,6 +132,12 @@ class Config:
             )
         if self.env == "production" and self.secret_key == DEV_SECRET_KEY:
             raise ConfigError("AUTOCALL_SECRET_KEY must be set in production")
+        if self.env == "production" and len(self.secret_key) < MIN_SECRET_KEY_LENGTH:
+            raise ConfigError(
+                f"AUTOCALL_SECRET_KEY must be at least {MIN_SECRET_KEY_LENGTH} random characters "
+                "in production; make one with: "
+                "python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"
+            )
         if self.env == "production" and self.encryption_key == DEV_ENCRYPTION_KEY:
             raise ConfigError("AUTOCALL_ENCRYPTION_KEY must be set in production")
         try:
@@ -133,10 +150,12 @@ class Config:
                 "make one with: python -c 'from cryptography.fernet import Fernet; "
                 "print(Fernet.generate_key().decode())'"
             )
-        if self.mail_backend not in ("console", "memory"):
+        if self.mail_backend not in ("smtp", "console", "memory"):
             raise ConfigError(
-                f"AUTOCALL_MAIL_BACKEND must be console or memory, not {self.mail_backend!r}"
+                f"AUTOCALL_MAIL_BACKEND must be smtp, console or memory, not {self.mail_backend!r}"
             )
+        if self.mail_backend == "smtp" and (problem := check_smtp_url(self.smtp_url)):
+            raise ConfigError(problem)
         if self.log_format not in ("", "text", "json"):
             raise ConfigError(f"AUTOCALL_LOG_FORMAT must be text or json, not {self.log_format!r}")
         if self.trusted_proxies < 0:

@@ -203,6 +203,7 @@ class ServerTransaction:
 
     def _resend(self) -> None:
         self.layer.transport.send(self.response, self.source)
+        self.layer.retransmissions += 1
         self._interval = min(2 * self._interval, self.layer.timers.t2)
         self._retransmit = self.layer.loop.call_later(self._interval, self._resend)
 

@@ -19,6 +19,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 
+from engine import logs
 from engine.outcomes import Detail, Outcome, TransferResult
 from engine.sip import Request, Response, parse
 from engine.sip.auth import Credentials, DigestClient, choose
@@ -139,6 +140,7 @@ class UserAgent:
         self.user_agent = user_agent
         self.digest = DigestClient(account.credentials)
         self.registration = Registration()
+        self.registration_failures = 0  # for the metrics (engine/metrics.py)
         self._calls: dict[str, Call] = {}
         self._register_call_id = f"{secrets.token_hex(10)}@autocall"
         self._register_tag = secrets.token_hex(6)
@@ -308,6 +310,7 @@ class UserAgent:
                 result.state = "failed"
                 result.detail = f"the PBX answered {response.status} {response.reason}"
         self.registration = result
+        self.registration_failures += result.state == "failed"
         return result
 
     def _next_register_seq(self) -> int:
@@ -413,6 +416,7 @@ class Call:
         self.ua = ua
         self.loop = asyncio.get_running_loop()
         self.call_id = f"{secrets.token_hex(12)}@{ua.contact_host}"
+        logs.bind(call_id=self.call_id)  # every later record of the call's task names it
         self.from_tag = secrets.token_hex(6)
         self.attempt = Attempt(target_uri, self.call_id)
         self.refer_to = refer_to

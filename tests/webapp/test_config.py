@@ -87,7 +87,10 @@ def test_production_needs_its_own_secret_and_encryption_keys():
     with pytest.raises(ConfigError, match="AUTOCALL_SECRET_KEY"):
         Config.from_env(environ={"AUTOCALL_ENV": "production"})
     with pytest.raises(ConfigError, match="AUTOCALL_ENCRYPTION_KEY must be set"):
-        Config.from_env(environ={"AUTOCALL_ENV": "production", "AUTOCALL_SECRET_KEY": "s"})
+        Config.from_env(environ={"AUTOCALL_ENV": "production", "AUTOCALL_SECRET_KEY": "s" * 32})
+    for short in ("", "secret"):  # an empty key from an unfilled .env, a word
+        with pytest.raises(ConfigError, match="at least 32 random characters"):
+            Config.from_env(environ={"AUTOCALL_ENV": "production", "AUTOCALL_SECRET_KEY": short})
 
 
 def test_cookies_are_http_only_same_site_and_secure_in_production():
@@ -97,7 +100,7 @@ def test_cookies_are_http_only_same_site_and_secure_in_production():
     prod = Config.from_env(
         environ={
             "AUTOCALL_ENV": "production",
-            "AUTOCALL_SECRET_KEY": "a-real-secret",
+            "AUTOCALL_SECRET_KEY": "a-real-secret-" + "x" * 32,
             "AUTOCALL_ENCRYPTION_KEY": Fernet.generate_key().decode(),
         }
     ).flask_settings()
@@ -115,7 +118,7 @@ def test_webhook_retries_and_private_addresses():
     config = Config.from_env(environ={"AUTOCALL_WEBHOOK_RETRY_SECONDS": " 5, 10 "})
     assert config.webhook_retries == (5, 10)
     assert Config.from_env(environ={"AUTOCALL_WEBHOOK_RETRY_SECONDS": ""}).webhook_retries == ()
-    production = {"AUTOCALL_ENV": "production", "AUTOCALL_SECRET_KEY": "s",
+    production = {"AUTOCALL_ENV": "production", "AUTOCALL_SECRET_KEY": "s" * 32,
                   "AUTOCALL_ENCRYPTION_KEY": "a" * 43 + "="}  # fmt: skip
     assert Config.from_env(environ={}).webhook_private_allowed is True
     assert Config.from_env(environ=production).webhook_private_allowed is False

@@ -68,6 +68,10 @@ RULES = {
     "console.finish": (None, {OP}),
     "console.wrap_up": (None, {OP}),
     "staff.index": ({ST}, None),
+    "staff.billing": ({ST}, None),
+    "staff.billing_csv": ({ST}, None),
+    "staff.billing_tenant": ({ST}, None),
+    "staff.ops": ({ST}, None),
     "reports.summary": ({A, S}, None),
     "reports.calls": ({A, S}, None),
     "reports.calls_csv": ({A, S}, None),
@@ -81,6 +85,7 @@ PUBLIC = {
     "static",
     "health.healthz",
     "health.readyz",
+    "metrics.scrape",  # a bearer token (AUTOCALL_METRICS_TOKEN) or this machine only
     "pages.index",
     "pages.set_language",
     "auth.signup",
@@ -114,7 +119,7 @@ API_PUBLIC = {"api.openapi", "api.oauth_token"}
 
 def _url(rule, tenant):
     job = "check_id" if rule.rule.startswith("/settings/") else "import_job_id"
-    attributes = {"user_id": "supervisor_id", "job_id": job}
+    attributes = {"user_id": "supervisor_id", "job_id": job, "tenant_id": "id"}
 
     def value(match):
         return str(getattr(tenant, attributes.get(match.group(1), match.group(1))))

@@ -10,7 +10,8 @@ context), on the models' tables. Each method is one short transaction:
   claim time, in the same transaction: a lead whose number is on it becomes `do_not_call`.
 - `finish` writes CDRs and leads' next steps; an attempt another engine already closed
   (after taking the tenant over) is left alone: the write is fenced by `outcome IS NULL`.
-  When the tenant has an active webhook, one job then delivers the batch (webapp/webhooks).
+  The same transaction records the webhook deliveries of the batch (an outbox); one job
+  then tries them (webapp/webhooks).
 - `recover` closes the attempts left open by an engine that is gone (`engine_lost`) and
   reschedules their leads.
 
@@ -33,14 +34,13 @@ from engine.dialer import Claimed, Finished, TenantSettings, Window
 from engine.formats import parse_host_port
 from engine.outcomes import Detail, Outcome
 from engine.sip.ua import Account
-from webapp.models import Attempt, DoNotCall, Lead, LeadStatus, Operator, Tenant, WebhookEndpoint
+from webapp.models import Attempt, DoNotCall, Lead, LeadStatus, Operator, Tenant
 from webapp.services.secrets import SecretBox, SecretError
-from webapp.webhooks.delivery import announce_finished
+from webapp.webhooks.delivery import announce, record_finished
 
 leads = Lead.__table__
 attempts = Attempt.__table__
 do_not_call = DoNotCall.__table__
-webhooks = WebhookEndpoint.__table__
 DIALABLE = (LeadStatus.NEW.value, LeadStatus.RETRY.value)
 
 
@@ -244,7 +244,8 @@ class DialingStore:
 
     def finish(self, tenant_id: int, finished: list[Finished]) -> int:
         """Write CDRs and leads' next steps; returns how many were still ours to write.
-        After the commit, the tenant's webhooks get the written attempts (one job)."""
+        The tenant's webhook deliveries are recorded in the same transaction and, after the
+        commit, tried by one job (webapp/webhooks/delivery.py)."""
         written: list[int] = []
         with self._begin(tenant_id) as connection:
             for item in finished:
@@ -290,12 +291,10 @@ class DialingStore:
                            leads.c.status == LeadStatus.DIALING.value)
                     .values(**lead_values)
                 )  # fmt: skip
-            hooked = self.queue is not None and written and connection.execute(
-                select(webhooks.c.id).where(webhooks.c.tenant_id == tenant_id,
-                                            webhooks.c.active.is_(True)).limit(1)
-            ).first()  # fmt: skip
-        if hooked:
-            announce_finished(self.queue, tenant_id, written)
+            deliveries = (record_finished(connection, tenant_id, written)
+                          if self.queue is not None else [])  # fmt: skip
+        if deliveries:
+            announce(self.queue, tenant_id, deliveries)
         return len(written)
 
     def recover(self, tenant_id: int, engine: str, settings: TenantSettings) -> int:

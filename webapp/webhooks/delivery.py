@@ -1,13 +1,19 @@
 """Delivering webhooks: the payload, the signature, the POST, and the jobs that retry.
 
+Nothing is lost between a finished attempt and its POST (a transactional outbox):
+
 - The engine writes the CDRs of a batch of finished attempts in one transaction
-  (webapp/services/dialing.py) and, when the tenant has an active endpoint, enqueues ONE
-  `attempts_finished(tenant_id, attempt_ids)` job on `default` (`announce_finished`).
-- That job records a delivery for each active endpoint and attempt, keeps the log to the
-  newest `KEEP` deliveries of the tenant, and tries them in order (`deliver`).
+  (webapp/services/dialing.py) and, in the same transaction, a delivery for each active
+  endpoint and attempt (`record_finished`). After the commit it enqueues ONE `deliver` job
+  for them on `default` (`announce`).
+- `deliver` tries them in order, then keeps the log to the newest `KEEP` deliveries.
 - A try that fails is tried again after the next delay of AUTOCALL_WEBHOOK_RETRY_SECONDS
   (1 min, 5 min, 30 min, 2 h, 6 h by default): the failures of one run are retried together
   by one job that RQ's scheduler enqueues when it is due. Every try is written down.
+- `sweep` (every minute, RQ's cron scheduler) finds deliveries overdue by `OVERDUE` seconds,
+  whose job was lost (Redis away when it was to be enqueued, or restarted without its data),
+  and enqueues them again. A try only sends deliveries that are due, so a job that runs twice
+  sends nothing twice.
 
 A body is `{"event": "attempt.finished", "v": 1, "attempt": {...}}`, signed with the
 endpoint's secret: `X-AutoCall-Signature: t=<unix time>,v1=<hex HMAC-SHA256 of "t.body">`.
@@ -38,7 +44,8 @@ from urllib.parse import urlsplit
 import redis
 from flask import current_app
 from rq import Queue
-from sqlalchemy import and_, delete, select, update
+from sqlalchemy import and_, delete, insert, select, update
+from sqlalchemy.engine import Connection
 
 from webapp.api.leads import attempt_json
 from webapp.extensions import db
@@ -48,12 +55,18 @@ from webapp.queues import job_context, queue
 from webapp.services.secrets import SecretError
 
 log = logging.getLogger(__name__)
+endpoints_table = WebhookEndpoint.__table__
+deliveries_table = WebhookDelivery.__table__
 
 VERSION = 1
 #: Seconds every socket operation of a try may take (connect, send, the answer).
 TIMEOUT = 5
 #: Deliveries kept per tenant; older ones are deleted as new ones come.
 KEEP = 10_000
+#: Seconds past its try time after which a delivery's job counts as lost (`sweep`).
+OVERDUE = 300
+#: Deliveries of one tenant a sweep enqueues at a time.
+SWEEP_BATCH = 500
 USER_AGENT = "AutoCall-Webhooks/1"
 
 
@@ -153,41 +166,38 @@ def post(url: str, body: bytes, headers: dict,
 # --- the jobs --------------------------------------------------------------------------------
 
 
-def announce_finished(jobs: Queue, tenant_id: int, attempt_ids: list[int]) -> None:
-    """Called by the engine's store after it wrote these attempts' CDRs. Redis being away
-    must not stop the engine: the announcement is then lost, and logged."""
+def record_finished(connection: Connection, tenant_id: int, attempt_ids: list[int]) -> list[int]:
+    """Inside the engine's transaction that wrote these attempts' CDRs: a delivery for each
+    active endpoint and attempt, due now. Returns their ids (none without an active endpoint)."""
+    endpoints = connection.execute(
+        select(endpoints_table.c.id).where(endpoints_table.c.tenant_id == tenant_id,
+                                           endpoints_table.c.active.is_(True))
+    ).scalars().all()  # fmt: skip
+    if not endpoints or not attempt_ids:
+        return []
+    now = datetime.now(UTC)
+    rows = [
+        {"tenant_id": tenant_id, "endpoint_id": endpoint_id, "event": ATTEMPT_FINISHED,
+         "attempt_id": attempt_id, "next_try_at": now, "tries": 0, "created_at": now}
+        for attempt_id in sorted(attempt_ids)
+        for endpoint_id in endpoints
+    ]  # fmt: skip
+    return list(connection.execute(insert(deliveries_table).returning(deliveries_table.c.id),
+                                   rows).scalars())  # fmt: skip
+
+
+def announce(jobs: Queue, tenant_id: int, delivery_ids: list[int]) -> None:
+    """After the commit: one job tries these deliveries. Redis being away must not stop the
+    engine: the deliveries are in the database, and `sweep` enqueues them later."""
     try:
-        jobs.enqueue(attempts_finished, tenant_id, attempt_ids, **_job_options(len(attempt_ids)))
+        jobs.enqueue(deliver, tenant_id, delivery_ids, **_job_options(len(delivery_ids)))
     except redis.RedisError:
-        log.warning("webhooks of tenant %s lost for attempts %s", tenant_id, attempt_ids)
+        log.warning("webhooks of tenant %s: no job queue now; the sweep sends deliveries %s",
+                    tenant_id, delivery_ids)  # fmt: skip
 
 
 def _job_options(count: int) -> dict:
     return {"job_timeout": 60 + 2 * TIMEOUT * count, "result_ttl": 600, "failure_ttl": 86400}
-
-
-def attempts_finished(tenant_id: int, attempt_ids: list[int]) -> int:
-    """The job of a batch of finished attempts: a delivery for each active endpoint and
-    attempt, then the first try of each. Returns how many were delivered."""
-    with job_context():
-        endpoints = db.session.scalars(
-            select(WebhookEndpoint.id).where(
-                WebhookEndpoint.tenant_id == tenant_id, WebhookEndpoint.active.is_(True)
-            )
-        ).all()
-        now = datetime.now(UTC)
-        deliveries = [
-            WebhookDelivery(tenant_id=tenant_id, endpoint_id=endpoint_id,
-                            event=ATTEMPT_FINISHED, attempt_id=attempt_id, next_try_at=now)
-            for attempt_id in sorted(attempt_ids)
-            for endpoint_id in endpoints
-        ]  # fmt: skip
-        if not deliveries:
-            return 0
-        db.session.add_all(deliveries)
-        db.session.commit()
-        trim(tenant_id)
-        return _try(tenant_id, [delivery.id for delivery in deliveries])
 
 
 def send_test(endpoint: WebhookEndpoint) -> WebhookDelivery:
@@ -204,7 +214,32 @@ def send_test(endpoint: WebhookEndpoint) -> WebhookDelivery:
 def deliver(tenant_id: int, delivery_ids: list[int]) -> int:
     """The job that tries deliveries (again). Returns how many were delivered."""
     with job_context():
-        return _try(tenant_id, delivery_ids)
+        delivered = _try(tenant_id, delivery_ids)
+        trim(tenant_id)
+        return delivered
+
+
+def sweep() -> int:
+    """The cron job: enqueue again the deliveries overdue by `OVERDUE` seconds (their job was
+    lost), at most `SWEEP_BATCH` of each tenant at a time. Returns how many."""
+    with job_context():
+        overdue = datetime.now(UTC) - timedelta(seconds=OVERDUE)
+        rows = db.session.execute(
+            select(WebhookDelivery.tenant_id, WebhookDelivery.id)
+            .where(WebhookDelivery.next_try_at < overdue)
+            .order_by(WebhookDelivery.tenant_id, WebhookDelivery.id)
+        ).all()
+        db.session.rollback()
+        found: dict[int, list[int]] = defaultdict(list)
+        for tenant_id, delivery_id in rows:
+            if len(found[tenant_id]) < SWEEP_BATCH:
+                found[tenant_id].append(delivery_id)
+        jobs = queue()
+        for tenant_id, ids in found.items():
+            log.warning("webhooks of tenant %s: %d overdue deliveries enqueued again",
+                        tenant_id, len(ids))  # fmt: skip
+            jobs.enqueue(deliver, tenant_id, ids, **_job_options(len(ids)))
+        return sum(map(len, found.values()))
 
 
 def trim(tenant_id: int, keep: int = KEEP) -> None:
@@ -258,7 +293,7 @@ def _try(tenant_id: int, delivery_ids: list[int]) -> int:
         .join(WebhookEndpoint, and_(WebhookEndpoint.tenant_id == WebhookDelivery.tenant_id,
                                     WebhookEndpoint.id == WebhookDelivery.endpoint_id))
         .where(WebhookDelivery.tenant_id == tenant_id, WebhookDelivery.id.in_(delivery_ids),
-               WebhookDelivery.next_try_at.is_not(None))
+               WebhookDelivery.next_try_at <= datetime.now(UTC) + timedelta(seconds=1))
         .order_by(WebhookDelivery.id)
     ).all()  # fmt: skip
     payloads = _payloads(tenant_id, {r.attempt_id for r in rows if r.attempt_id is not None})

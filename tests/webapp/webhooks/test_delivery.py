@@ -1,6 +1,7 @@
 """Webhook deliveries end to end on the portal's side: the engine's store announces a batch
 of finished attempts, a real RQ worker runs the jobs (and RQ's scheduler the retries), and
-a real HTTP server on 127.0.0.1 receives the POSTs."""
+a real HTTP server on 127.0.0.1 receives the POSTs. Nothing is lost when Redis is away: the
+deliveries wait in the database and the sweep sends them."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import time
 from datetime import UTC, datetime
 
 import pytest
-from rq import SimpleWorker
+import redis
+from rq import Queue, SimpleWorker
 from sqlalchemy import select
 
 from engine.dialer import Finished
@@ -46,10 +48,15 @@ def fixture_attempt(app, tenant) -> int:
         return db.session.scalar(select(Attempt.id).where(Attempt.tenant_id == tenant.id))
 
 
-def announce(app, tenant_id: int, attempt_ids: list[int]) -> None:
-    """What the engine's store does after it wrote these CDRs."""
+def announce(app, tenant_id: int, attempt_ids: list[int]) -> list[int]:
+    """What the engine's store does: record the deliveries in the transaction that wrote these
+    CDRs, then, after the commit, enqueue their job. Returns the deliveries' ids."""
     with app.app_context():
-        delivery.announce_finished(queue(), tenant_id, attempt_ids)
+        with db.engine.begin() as connection:
+            ids = delivery.record_finished(connection, tenant_id, attempt_ids)
+        if ids:
+            delivery.announce(queue(), tenant_id, ids)
+        return ids
 
 
 def deliveries(app, tenant_id: int) -> list[WebhookDelivery]:
@@ -239,7 +246,9 @@ def test_the_engines_store_enqueues_one_job_per_batch_after_the_commit(app, data
             point_at(app, tenant_a, receiver.url)
             assert store.finish(tenant_a.id, [finished(i) for i in ids[:2]]) == 2
             assert default.count == 1
-            assert default.jobs[0].args == (tenant_a.id, ids[:2])
+            recorded = deliveries(app, tenant_a.id)
+            assert [row.attempt_id for row in recorded] == ids[:2]  # in the same transaction
+            assert default.jobs[0].args == (tenant_a.id, [row.id for row in recorded])
             assert store.finish(tenant_a.id, [finished(ids[0])]) == 0  # already written
             assert default.count == 1
             run_jobs(app)
@@ -251,3 +260,49 @@ def test_the_engines_store_enqueues_one_job_per_batch_after_the_commit(app, data
     assert [r.json["attempt"]["id"] for r in receiver.received] == ids[:2]
     assert {r.json["attempt"]["outcome"] for r in receiver.received} == {"busy"}
     assert all(r.signed_with(SECRET) for r in receiver.received)
+
+
+def test_deliveries_recorded_while_redis_is_away_are_sent_by_the_sweep(
+    app, database_url, tenant_a, monkeypatch
+):
+    """The engine's store writes the CDRs and the deliveries in one transaction; with Redis
+    away the job cannot be enqueued, and the cron job's sweep sends them later."""
+    with socket.socket() as probe:  # a Redis that is not there
+        probe.bind(("127.0.0.1", 0))
+        gone = Queue("default", connection=redis.Redis(port=probe.getsockname()[1]))
+    ids = [add_attempt(app, tenant_a, "dialing") for _ in range(2)]
+    store = DialingStore(database_url, SecretBox(DEV_ENCRYPTION_KEY), gone)
+    now = time.time()
+    cdr = ua.Attempt("sip:x@pbx", outcome=Outcome.NO_ANSWER, sip_code=487,
+                     invite_at=now - 30, end_at=now)  # fmt: skip
+    try:
+        with Receiver(200) as receiver:
+            point_at(app, tenant_a, receiver.url)
+            finished = [Finished(i, tenant_a.lead_id, None, cdr, "retry", None) for i in ids]
+            assert store.finish(tenant_a.id, finished) == 2  # the engine goes on
+            assert [row.state for row in deliveries(app, tenant_a.id)] == ["waiting"] * 2
+            with app.app_context():  # what the cron job does every minute
+                assert delivery.sweep() == 0  # not overdue yet: their job may still come
+                monkeypatch.setattr(delivery, "OVERDUE", 0)
+                assert delivery.sweep() == 2
+            run_jobs(app)
+            with app.app_context():
+                assert delivery.sweep() == 0  # delivered: nothing more to send
+    finally:
+        store.close()
+    assert [r.json["attempt"]["id"] for r in receiver.received] == ids
+    assert [row.state for row in deliveries(app, tenant_a.id)] == ["delivered"] * 2
+
+
+def test_a_job_that_runs_twice_sends_nothing_twice(app, tenant_a):
+    """A delivery is sent only when due: a job enqueued again (by the sweep, say) while the
+    first one already ran finds nothing to send."""
+    with Receiver(200) as receiver:
+        point_at(app, tenant_a, receiver.url)
+        ids = announce(app, tenant_a.id, [fixture_attempt(app, tenant_a)])
+        with app.app_context():
+            queue().enqueue(delivery.deliver, tenant_a.id, ids)
+        run_jobs(app)
+    assert len(receiver.received) == 1
+    [row] = deliveries(app, tenant_a.id)
+    assert (row.state, row.tries) == ("delivered", 1)

@@ -1,0 +1,89 @@
+"""A small fixed data set for the staff pages, with its numbers computed by hand.
+
+Three tenants: "ООО «Ромашка»" (time zone Europe/Moscow, to show that billing months are
+UTC all the same), "Bravo Ltd", and "Zeta", which never called. Times are UTC.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from tests.conftest import PASSWORD
+
+ROMASHKA = "ООО «Ромашка»"
+
+
+def t(*parts) -> datetime:
+    return datetime(*parts, tzinfo=UTC)
+
+
+@dataclass
+class StaffData:
+    romashka: int
+    bravo: int
+    zeta: int
+    romashka_admin: str
+
+
+# (invite_at, answered after seconds, talked seconds, outcome, detail, sip code, transfer)
+ROMASHKA_ATTEMPTS = [
+    # October 2026: 6 attempts, 5 answered, 2 transferred, 60+61+0+125 = 246 s, 1+2+0+3 = 6 min
+    (t(2026, 10, 1, 0, 0, 0), 5, 60.0, "answered", None, 200, "succeeded"),  # the first instant
+    (t(2026, 10, 15, 12), 3, 61.0, "answered", None, 200, "unconfirmed"),
+    (t(2026, 10, 20, 9), 4, 0.4, "technical_error", "no_free_operator", 200, None),
+    (t(2026, 10, 10, 9), 2, 125.4, "technical_error", "transfer_failed", 200, "failed"),
+    (t(2026, 10, 11, 9), 2, None, None, None, 200, None),  # answered, still talking: no minutes
+    # 02:59:59.999 on 1 November in Moscow, still October in UTC
+    (t(2026, 10, 31, 23, 59, 59, 999000), None, None, "busy", None, 486, None),
+    # November: 1 attempt, answered, 30 s, 1 minute
+    (t(2026, 11, 1, 0, 0, 0), 1, 30.0, "answered", None, 200, "succeeded"),
+    # September: 1 attempt, not answered
+    (t(2026, 9, 30, 23, 59, 59), None, None, "no_answer", "ring_timeout", 487, None),
+]
+BRAVO_ATTEMPTS = [
+    # October 2026: 2 attempts, 1 answered, 1 transferred, 59.6 s -> 60 s, 1 minute
+    (t(2026, 10, 5, 10), 6, 59.6, "answered", None, 200, "succeeded"),
+    (t(2026, 10, 5, 11), None, None, "unavailable", None, 503, None),
+]
+
+#: tenant -> (attempts, answered, transferred, billed seconds, billable minutes)
+OCTOBER = {"romashka": (6, 5, 2, 246, 6), "bravo": (2, 1, 1, 60, 1), "zeta": (0, 0, 0, 0, 0)}
+OCTOBER_TOTAL = (8, 6, 3, 306, 7)
+NOVEMBER_ROMASHKA = (1, 1, 1, 30, 1)
+SEPTEMBER_ROMASHKA = (1, 0, 0, 0, 0)
+
+
+def load(app) -> StaffData:
+    """Write the data set (as trusted code, outside requests)."""
+    from webapp.extensions import db
+    from webapp.models import Attempt, Lead
+    from webapp.services.accounts import create_tenant_with_admin
+
+    ids = {}
+    with app.app_context():
+        for key, name, rows in (("romashka", ROMASHKA, ROMASHKA_ATTEMPTS),
+                                ("bravo", "Bravo Ltd", BRAVO_ATTEMPTS),
+                                ("zeta", "Zeta", [])):  # fmt: skip
+            admin = create_tenant_with_admin(name, f"admin@{key}.example", PASSWORD)
+            tenant = admin.tenant
+            if key == "romashka":
+                tenant.time_zone = "Europe/Moscow"
+            lead = Lead(tenant_id=tenant.id, phone="+79160000001", name="Иван")
+            db.session.add(lead)
+            db.session.flush()
+            for invite_at, after, talked, outcome, detail, code, transfer in rows:
+                answer_at = invite_at + timedelta(seconds=after) if after is not None else None
+                end_at = None
+                if answer_at is not None and talked is not None:
+                    end_at = answer_at + timedelta(seconds=talked)
+                elif answer_at is None and outcome is not None:
+                    end_at = invite_at + timedelta(seconds=20)
+                db.session.add(Attempt(
+                    tenant_id=tenant.id, lead_id=lead.id, dialed_uri="sip:79160000001@pbx",
+                    outcome=outcome, detail=detail, sip_code=code, invite_at=invite_at,
+                    answer_at=answer_at, end_at=end_at, transfer_result=transfer,
+                ))  # fmt: skip
+            db.session.commit()
+            ids[key] = tenant.id
+    return StaffData(ids["romashka"], ids["bravo"], ids["zeta"], "admin@romashka.example")

@@ -1,0 +1,115 @@
+"""Billing across tenants: numbers checked against the hand-computed data set (data.py) on
+SQLite and PostgreSQL, the CSV export parsed back, month boundaries in UTC."""
+
+import csv
+import io
+from datetime import UTC, datetime
+
+import pytest
+
+from tests.webapp.staff import data
+from tests.webapp.staff.data import OCTOBER, OCTOBER_TOTAL, ROMASHKA
+
+
+@pytest.fixture
+def dataset(app):
+    return data.load(app)
+
+
+@pytest.fixture
+def staff(client, auth, staff_email):
+    assert auth.login(staff_email).status_code == 302
+    return client
+
+
+def _numbers(usage):
+    return (usage.attempts, usage.answered, usage.transferred, usage.billed_seconds,
+            usage.billable_minutes)  # fmt: skip
+
+
+def test_a_month_of_every_tenant_matches_the_hand_computed_numbers(app, dataset):
+    from webapp.staff import reports
+
+    with app.app_context():
+        usage = {u.tenant_id: u for u in reports.billing(datetime(2026, 10, 1, tzinfo=UTC))}
+    assert set(usage) == {dataset.romashka, dataset.bravo, dataset.zeta}
+    assert _numbers(usage[dataset.romashka]) == OCTOBER["romashka"]
+    assert _numbers(usage[dataset.bravo]) == OCTOBER["bravo"]
+    assert _numbers(usage[dataset.zeta]) == OCTOBER["zeta"]
+    assert usage[dataset.romashka].tenant_name == ROMASHKA
+
+
+def test_one_tenant_month_by_month(app, dataset):
+    from webapp.staff import reports
+
+    with app.app_context():
+        months = reports.tenant_months(dataset.romashka, datetime(2026, 11, 1, tzinfo=UTC), 3)
+    assert [(start.strftime("%Y-%m"), _numbers(u)) for start, u in months] == [
+        ("2026-11", data.NOVEMBER_ROMASHKA),
+        ("2026-10", OCTOBER["romashka"]),
+        ("2026-09", data.SEPTEMBER_ROMASHKA),
+    ]
+
+
+def test_the_billing_page_lists_tenants_with_totals(staff, dataset):
+    page = staff.get("/staff/billing?month=2026-10").get_data(as_text=True)
+    assert ROMASHKA in page and "Bravo Ltd" in page and "Zeta" in page
+    total = page[page.index('<tr class="total">') :]
+    cells = [c.split("</th>")[0] for c in total.split("<th>")[2:7]]
+    assert tuple(int(c) for c in cells) == (8, 6, 3, 7, 306)  # minutes before seconds
+    assert OCTOBER_TOTAL == (8, 6, 3, 306, 7)
+
+
+def test_the_csv_export_opens_with_cyrillic_names_and_right_columns(staff, dataset):
+    from webapp.staff.reports import CSV_COLUMNS
+
+    response = staff.get("/staff/billing.csv?month=2026-10")
+    assert response.status_code == 200
+    assert response.mimetype == "text/csv"
+    assert 'filename="autocall-billing-2026-10.csv"' in response.headers["Content-Disposition"]
+    body = response.get_data()
+    assert body.startswith(b"\xef\xbb\xbf")  # the BOM: spreadsheets read UTF-8 then
+    rows = list(csv.DictReader(io.StringIO(body.decode("utf-8-sig"), newline="")))
+    assert tuple(rows[0]) == CSV_COLUMNS
+    by_name = {row["tenant"]: row for row in rows}
+    assert set(by_name) == {ROMASHKA, "Bravo Ltd", "Zeta"}
+    romashka = by_name[ROMASHKA]
+    assert romashka["month"] == "2026-10" and int(romashka["tenant_id"]) == dataset.romashka
+    numbers = ("attempts", "answered", "transferred", "billed_seconds", "billable_minutes")
+    for key, name in (("romashka", ROMASHKA), ("bravo", "Bravo Ltd"), ("zeta", "Zeta")):
+        assert tuple(int(by_name[name][n]) for n in numbers) == OCTOBER[key]
+
+
+def test_a_formula_in_a_tenant_name_stays_text(app, staff):
+    from webapp.services.accounts import create_tenant_with_admin
+
+    with app.app_context():
+        create_tenant_with_admin("=HYPERLINK(1)", "admin@formula.example", "a long password")
+    body = staff.get("/staff/billing.csv").get_data().decode("utf-8-sig")
+    assert next(iter(csv.DictReader(io.StringIO(body))))["tenant"] == "'=HYPERLINK(1)"
+
+
+def test_a_tenant_page_shows_its_months(staff, dataset):
+    page = staff.get(f"/staff/billing/{dataset.romashka}?month=2026-11").get_data(as_text=True)
+    assert ROMASHKA in page
+    row = page[page.index('data-month="2026-10"') :].split("</tr>")[0]
+    assert [int(c.split("</td>")[0]) for c in row.split("<td>")[2:]] == [6, 5, 2, 6, 246]
+    assert staff.get("/staff/billing/999999").status_code == 404
+
+
+@pytest.mark.parametrize("month", ["2026-13", "26-10", "october", "2026-1"])
+def test_a_wrong_month_is_a_clear_error(staff, month):
+    response = staff.get(f"/staff/billing?month={month}")
+    assert response.status_code == 400
+    assert "The month must look like 2026-11." in response.get_data(as_text=True)
+
+
+def test_months_are_utc_calendar_months():
+    from webapp.staff.reports import month_start, next_month, previous_month
+
+    start = month_start("2026-12")
+    assert start == datetime(2026, 12, 1, tzinfo=UTC)
+    assert next_month(start) == datetime(2027, 1, 1, tzinfo=UTC)
+    assert previous_month(datetime(2026, 1, 1, tzinfo=UTC)) == datetime(2025, 12, 1, tzinfo=UTC)
+    now = datetime(2026, 3, 31, 23, 0, tzinfo=UTC)
+    assert month_start(None, now) == datetime(2026, 3, 1, tzinfo=UTC)

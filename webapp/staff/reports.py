@@ -1,0 +1,315 @@
+"""What platform staff read across tenants: billing per tenant and month, and ops (engine
+state, calls in flight, SIP error rates, queues, workers). Read-only, every query.
+
+Months are calendar months in UTC (docs/billing.md): an attempt belongs to the month of its
+`invite_at`. Queries over every tenant's attempts go tenant by tenant through the index
+(tenant_id, invite_at): on PostgreSQL with a LATERAL join, so a month of one tenant is an
+index range, never a scan of the whole table; SQLite (one machine, small) groups directly.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import redis
+from rq import Queue, Worker
+from sqlalchemy import text
+
+from engine.bus import TenantKeys, hosts_key
+from engine.jobs import DEFAULT, ENGINES, HOST_GONE_AFTER
+from webapp.extensions import db
+
+#: Transfer results that count as transferred (the PBX took the call; engine/outcomes.py).
+TRANSFERRED = ("succeeded", "unconfirmed")
+
+
+# --- months --------------------------------------------------------------------------------
+
+
+def month_start(value: str | None, now: datetime | None = None) -> datetime:
+    """The first instant (UTC) of a month given as `YYYY-MM`; the current month for None.
+    ValueError for anything else."""
+    if not value:
+        now = now or datetime.now(UTC)
+        return datetime(now.year, now.month, 1, tzinfo=UTC)
+    year, _, month = value.partition("-")
+    if not (len(year) == 4 and year.isdigit() and len(month) == 2 and month.isdigit()):
+        raise ValueError(value)
+    start = datetime(int(year), int(month), 1, tzinfo=UTC)  # ValueError for month 13
+    if start.year < 2000:
+        raise ValueError(value)
+    return start
+
+
+def next_month(start: datetime) -> datetime:
+    return datetime(start.year + start.month // 12, start.month % 12 + 1, 1, tzinfo=UTC)
+
+
+def previous_month(start: datetime) -> datetime:
+    return (start - timedelta(days=1)).replace(day=1)
+
+
+# --- billing -------------------------------------------------------------------------------
+
+
+@dataclass
+class Usage:
+    """One tenant's billable use in one month."""
+
+    tenant_id: int
+    tenant_name: str
+    attempts: int = 0
+    answered: int = 0
+    transferred: int = 0
+    billed_seconds: int = 0
+    billable_minutes: int = 0
+
+    def add(self, other: Usage) -> None:
+        self.attempts += other.attempts
+        self.answered += other.answered
+        self.transferred += other.transferred
+        self.billed_seconds += other.billed_seconds
+        self.billable_minutes += other.billable_minutes
+
+
+def _seconds_sql(dialect: str) -> str:
+    """A call's billed seconds: answer to end of our leg, rounded to the nearest second."""
+    if dialect == "postgresql":
+        return "round(extract(epoch from (a.end_at - a.answer_at)))::bigint"
+    return "CAST(round((julianday(a.end_at) - julianday(a.answer_at)) * 86400) AS INTEGER)"
+
+
+def _usage_columns(dialect: str) -> str:
+    seconds = _seconds_sql(dialect)
+    billed = "a.answer_at IS NOT NULL AND a.end_at IS NOT NULL"
+    transferred = ", ".join(f"'{value}'" for value in TRANSFERRED)
+    return f"""
+        count(*) AS attempts,
+        count(a.answer_at) AS answered,
+        coalesce(sum(CASE WHEN a.transfer_result IN ({transferred}) THEN 1 ELSE 0 END), 0)
+            AS transferred,
+        coalesce(sum(CASE WHEN {billed} THEN {seconds} ELSE 0 END), 0) AS billed_seconds,
+        coalesce(sum(CASE WHEN {billed} THEN ({seconds} + 59) / 60 ELSE 0 END), 0)
+            AS billable_minutes"""
+
+
+def billing(start: datetime) -> list[Usage]:
+    """Every tenant's use in the month that begins at `start` (UTC), by tenant name; tenants
+    without attempts that month are listed with zeros."""
+    end = next_month(start)
+    dialect = db.engine.dialect.name
+    columns = _usage_columns(dialect)
+    if dialect == "postgresql":
+        sql = f"""
+            SELECT t.id, t.name, u.* FROM tenants t CROSS JOIN LATERAL (
+                SELECT {columns} FROM attempts a
+                WHERE a.tenant_id = t.id AND a.invite_at >= :start AND a.invite_at < :end
+            ) u ORDER BY t.name, t.id"""
+    else:
+        sql = f"""
+            SELECT t.id, t.name, u.attempts, u.answered, u.transferred, u.billed_seconds,
+                   u.billable_minutes
+            FROM tenants t LEFT JOIN (
+                SELECT a.tenant_id, {columns} FROM attempts a
+                WHERE a.invite_at >= :start AND a.invite_at < :end GROUP BY a.tenant_id
+            ) u ON u.tenant_id = t.id ORDER BY t.name, t.id"""
+    rows = db.session.execute(text(sql), _bounds(start, end, dialect))
+    return [Usage(row[0], row[1], *(int(value or 0) for value in row[2:])) for row in rows]
+
+
+def tenant_months(tenant_id: int, last: datetime, months: int = 12) -> list[tuple[datetime, Usage]]:
+    """One tenant's use month by month, the `months` months up to the one starting at `last`."""
+    dialect = db.engine.dialect.name
+    sql = text(f"""SELECT {_usage_columns(dialect)} FROM attempts a
+                   WHERE a.tenant_id = :tenant AND a.invite_at >= :start AND a.invite_at < :end""")
+    result = []
+    start = last
+    for _ in range(months):
+        row = db.session.execute(
+            sql, {"tenant": tenant_id, **_bounds(start, next_month(start), dialect)}
+        ).one()
+        result.append((start, Usage(tenant_id, "", *(int(value or 0) for value in row))))
+        start = previous_month(start)
+    return result
+
+
+def _bounds(start: datetime, end: datetime, dialect: str) -> dict:
+    if dialect == "postgresql":
+        return {"start": start, "end": end}
+    # SQLite keeps timestamps as text in UTC without an offset (SQLAlchemy's format).
+    return {"start": start.strftime("%Y-%m-%d %H:%M:%S.%f"),
+            "end": end.strftime("%Y-%m-%d %H:%M:%S.%f")}  # fmt: skip
+
+
+CSV_COLUMNS = ("month", "tenant_id", "tenant", "attempts", "answered", "transferred",
+               "billed_seconds", "billable_minutes")  # fmt: skip
+
+
+def billing_csv(start: datetime, usage: list[Usage]) -> bytes:
+    """The month's billing for the accounting system: UTF-8 with a BOM (spreadsheets then read
+    Cyrillic names right), comma-separated, one row per tenant, a header row of
+    `CSV_COLUMNS`; no total row (accounting sums for itself)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(CSV_COLUMNS)
+    month = start.strftime("%Y-%m")
+    for u in usage:
+        writer.writerow([month, u.tenant_id, _cell(u.tenant_name), u.attempts, u.answered,
+                         u.transferred, u.billed_seconds, u.billable_minutes])  # fmt: skip
+    return out.getvalue().encode("utf-8-sig")
+
+
+def _cell(value: str) -> str:
+    """A spreadsheet must not read a tenant's name as a formula (CSV injection)."""
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
+# --- ops -----------------------------------------------------------------------------------
+
+
+@dataclass
+class SipCodes:
+    """A tenant's finished attempts since some moment, by the INVITE's final SIP code
+    (None: no final response: the PBX never answered, or the attempt ended otherwise)."""
+
+    total: int = 0
+    by_code: dict[int | None, int] = field(default_factory=dict)
+
+    @property
+    def errors(self) -> int:
+        """Attempts with no final response, or one that is not an ordinary end of a call:
+        ordinary are 200, busy (486, 600), no answer (408, 480, 487), declined (603) and
+        numbers that do not exist (404, 604)."""
+        ordinary = {200, 404, 408, 480, 486, 487, 600, 603, 604}
+        return sum(n for code, n in self.by_code.items() if code not in ordinary)
+
+    @property
+    def codes(self) -> list[tuple[int, int]]:
+        """(SIP code, attempts) by code, without the attempts that got no final response."""
+        return sorted((code, n) for code, n in self.by_code.items() if code is not None)
+
+    @property
+    def no_response(self) -> int:
+        return self.by_code.get(None, 0)
+
+    @property
+    def error_rate(self) -> float:
+        return self.errors / self.total if self.total else 0.0
+
+
+def sip_codes(since: datetime) -> dict[int, SipCodes]:
+    """Finished attempts since `since` of every tenant that has any, by SIP code."""
+    dialect = db.engine.dialect.name
+    if dialect == "postgresql":
+        sql = """
+            SELECT t.id, c.sip_code, c.n FROM tenants t CROSS JOIN LATERAL (
+                SELECT a.sip_code, count(*) AS n FROM attempts a
+                WHERE a.tenant_id = t.id AND a.invite_at >= :since AND a.outcome IS NOT NULL
+                GROUP BY a.sip_code
+            ) c"""
+        since_value = since
+    else:
+        sql = """SELECT a.tenant_id, a.sip_code, count(*) FROM attempts a
+                 WHERE a.invite_at >= :since AND a.outcome IS NOT NULL
+                 GROUP BY a.tenant_id, a.sip_code"""
+        since_value = since.strftime("%Y-%m-%d %H:%M:%S.%f")
+    result: dict[int, SipCodes] = {}
+    for tenant_id, code, n in db.session.execute(text(sql), {"since": since_value}):
+        codes = result.setdefault(tenant_id, SipCodes())
+        codes.total += n
+        codes.by_code[code] = codes.by_code.get(code, 0) + n
+    return result
+
+
+@dataclass
+class EngineView:
+    """A tenant's engine as the engine itself last published it, and who holds its lease."""
+
+    holder: str | None  # the engine host holding the lease, None: no engine runs it
+    state: str = "stopped"
+    reason: str = ""
+    detail: str = ""
+    warning: str = ""
+    registration: str = ""
+    registration_detail: str = ""
+    in_flight: int = 0
+    updated_at: float | None = None
+
+
+def engine_views(connection: redis.Redis, prefix: str, tenant_ids: list[int]
+                 ) -> dict[int, EngineView]:  # fmt: skip
+    """Lease holder and live state of each tenant's engine, in one round trip."""
+    pipe = connection.pipeline(transaction=False)
+    for tenant_id in tenant_ids:
+        keys = TenantKeys(prefix, tenant_id)
+        pipe.get(keys.lease)
+        pipe.hgetall(keys.state)
+    replies = pipe.execute()
+    views = {}
+    for index, tenant_id in enumerate(tenant_ids):
+        holder, raw = replies[2 * index], replies[2 * index + 1]
+        state = {key.decode(): json.loads(value) for key, value in raw.items()}
+        view = EngineView(holder.decode() if holder else None)
+        for name in ("state", "reason", "detail", "warning", "registration",
+                     "registration_detail"):  # fmt: skip
+            if state.get(name):
+                setattr(view, name, str(state[name]))
+        view.in_flight = int(state.get("in_flight", 0)) if view.state != "stopped" else 0
+        view.updated_at = state.get("updated_at")
+        views[tenant_id] = view
+    return views
+
+
+@dataclass(frozen=True)
+class QueueView:
+    name: str
+    waiting: int
+    failed: int
+    workers: int
+
+
+@dataclass(frozen=True)
+class WorkerView:
+    name: str
+    hostname: str
+    queues: str
+    state: str
+    heartbeat: datetime | None
+
+
+def queue_views(connection: redis.Redis, prefix: str) -> list[QueueView]:
+    views = []
+    for name in (ENGINES, DEFAULT):
+        queue = Queue(f"{prefix}{name}", connection=connection)
+        views.append(QueueView(name, queue.count, queue.failed_job_registry.count,
+                               Worker.count(queue=queue)))  # fmt: skip
+    return views
+
+
+def worker_views(connection: redis.Redis, prefix: str) -> list[WorkerView]:
+    """The RQ workers alive on this deployment's queues (RQ drops a worker whose heartbeat
+    stopped)."""
+    seen: dict[str, WorkerView] = {}
+    for name in (ENGINES, DEFAULT):
+        queue = Queue(f"{prefix}{name}", connection=connection)
+        for worker in Worker.all(queue=queue):
+            seen[worker.name] = WorkerView(
+                worker.name, worker.hostname or "", ", ".join(worker.queue_names()),
+                str(worker.get_state()), worker.last_heartbeat,
+            )  # fmt: skip
+    return sorted(seen.values(), key=lambda w: w.name)
+
+
+def engine_hosts(connection: redis.Redis, prefix: str, now: float | None = None) -> list[str]:
+    """The engine hosts alive: their heartbeat (every second) is younger than
+    `HOST_GONE_AFTER`."""
+    now = time.time() if now is None else now
+    return sorted(
+        h.decode()
+        for h in connection.zrangebyscore(hosts_key(prefix), now - HOST_GONE_AFTER, "+inf")
+    )
