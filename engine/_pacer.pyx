@@ -305,8 +305,8 @@ cdef class Pacer:
         use = rate / self.cap if self.cap > 0.0 else 1.0
         if use <= 0.4:
             share = 1.0
-        elif use < 1.0:
-            share = 1.0 - 1.5 * (use - 0.4)
+        elif use < 0.9:
+            share = 1.0 - 1.8 * (use - 0.4)
         else:
             share = 0.05
         allowed = self.cap * C_SHARE * share

@@ -46,7 +46,7 @@ RATE_PRIOR_ANSWERED = 20.0
 ADAPT_INTERVAL, ADAPT_STEP, ADAPT_MIN, ADAPT_MAX = 15.0, 0.1, 1.0, 4.0
 #: Predictive: the share of the cap the per-decision estimate may use at most (the model
 #: lumps answers and frees over one horizon, so it is calibrated below the cap).
-PREDICTIVE_SHARE = 0.8
+PREDICTIVE_SHARE = 0.5
 #: Predictive: cohorts of started calls remembered at most.
 COHORTS = 64
 
@@ -268,8 +268,8 @@ class Pacer:
         use = rate / self.cap if self.cap > 0.0 else 1.0
         if use <= 0.4:
             share = 1.0
-        elif use < 1.0:
-            share = 1.0 - 1.5 * (use - 0.4)
+        elif use < 0.9:
+            share = 1.0 - 1.8 * (use - 0.4)
         else:
             share = 0.05
         allowed = self.cap * PREDICTIVE_SHARE * share
