@@ -33,8 +33,8 @@ MODES = (PROGRESSIVE, MULTIPLIER, ADAPTIVE, PREDICTIVE)
 
 #: Priors of a new tenant, each worth as many observations as its weight.
 PRIOR_ANSWER_PROBABILITY, PRIOR_ANSWER_WEIGHT = 0.3, 20.0
-PRIOR_ANSWER_RING, PRIOR_NO_ANSWER_RING, PRIOR_RING_WEIGHT = 10.0, 25.0, 5.0
-PRIOR_HANDLE_TIME, PRIOR_HANDLE_WEIGHT = 120.0, 5.0
+PRIOR_ANSWER_RING, PRIOR_NO_ANSWER_RING, PRIOR_RING_WEIGHT = 10.0, 25.0, 2.0
+PRIOR_HANDLE_TIME, PRIOR_HANDLE_WEIGHT = 120.0, 2.0
 #: The estimates follow about this many recent observations (exponential forgetting).
 RECENT_ATTEMPTS, RECENT_HANDLED = 400.0, 100.0
 #: Attempts observed before predictive pacing leaves progressive pacing (the warm-up).

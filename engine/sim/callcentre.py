@@ -289,7 +289,7 @@ def simulate(workload: Workload, mode: str, seed: int = 0, multiplier: float = 1
     operators: list[_Operator] = []  # on line (or leaving when their call ends)
     free: list[_Operator] = []  # by the time they became free: the longest-waiting first
     waiting: dict[int, float] = {}  # answered customers waiting for an operator: since
-    in_flight = 0
+    in_flight = peak = 0
     leads_left = workload.leads
     figures = {"attempts": 0, "answered": 0, "abandoned": 0}
     on_line_seconds = 0.0
@@ -337,6 +337,8 @@ def simulate(workload: Workload, mode: str, seed: int = 0, multiplier: float = 1
                     leads_left -= 1
                     in_flight += 1
                     figures["attempts"] += 1
+                    if in_flight > peak:
+                        peak = in_flight
                     if rng_answer.random() < workload.answer_probability:
                         ring = workload.answer_ring.draw(rng_ring)
                         at(now + ring, _RING_END, (True, ring))
@@ -407,4 +409,5 @@ def simulate(workload: Workload, mode: str, seed: int = 0, multiplier: float = 1
         "operator_idle_seconds": round(on_line_seconds - busy_seconds, 1),
         "on_line_seconds": round(on_line_seconds, 1),
         "leads_reached_per_operator_hour": round(reached / hours, 3) if hours else 0.0,
+        "peak_in_flight": peak,
     }
