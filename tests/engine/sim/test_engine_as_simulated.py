@@ -5,6 +5,8 @@ and its pacer learns from the calls and the operators' handle times."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 from engine.sim.callcentre import Workload, simulate
 from tests.engine.dialing import (
     HostThread,
@@ -15,6 +17,9 @@ from tests.engine.dialing import (
     go_on_line,
 )
 from tests.engine.test_dialer import overlap
+from webapp.config import DEV_ENCRYPTION_KEY
+from webapp.services.dialing import DialingStore
+from webapp.services.secrets import SecretBox
 
 OPERATORS = ("101", "102", "103")
 LEADS = 90
@@ -68,3 +73,13 @@ def test_predictive_engine_behaves_as_the_simulator_says(app, database_url, pbx)
     assert attempts_seen == LEADS
     assert 0.2 < answer_probability < 0.4
     assert handled >= len(answered) - len(abandoned) - len(OPERATORS)
+
+    # The measured abandon rate the engine reads over the regulatory window.
+    store = DialingStore(database_url, SecretBox(DEV_ENCRYPTION_KEY))
+    try:
+        day_ago = datetime.now(UTC) - timedelta(days=1)
+        assert store.abandon_counts(tenant_id, day_ago) == (len(answered), len(abandoned))
+        assert store.abandon_counts(tenant_id, datetime.now(UTC) + timedelta(seconds=1)) == (0, 0)
+        assert store.abandon_counts(tenant_id + 1, day_ago) == (0, 0)  # another tenant's
+    finally:
+        store.close()
