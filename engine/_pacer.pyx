@@ -303,12 +303,12 @@ cdef class Pacer:
         rate = (self.window_abandoned + self.abandoned_since) / (
             self.window_answered + self.answered_since + C_RATE_PRIOR)
         use = rate / self.cap if self.cap > 0.0 else 1.0
-        if use <= 0.4:
+        if use <= 0.3:
             share = 1.0
-        elif use < 0.9:
-            share = 1.0 - 1.8 * (use - 0.4)
+        elif use < 0.75:
+            share = 1.0 - 2.0 * (use - 0.3)
         else:
-            share = 0.05
+            share = 0.02
         allowed = self.cap * C_SHARE * share
         p = self.answer_probability
         if p < 0.01:

@@ -123,7 +123,7 @@ def test_predictive_calls_in_flight_count_until_they_are_old(impl):
 
 def test_predictive_margin_tightens_near_the_cap(impl):
     calm, near, over = learned(impl), learned(impl), learned(impl)
-    near.set_window(1000, 27)
+    near.set_window(1000, 20)
     over.set_window(1000, 40)
     assert over.abandon_rate() == pytest.approx(0.04)
     free, on_line = 8, 10
