@@ -300,7 +300,7 @@ cdef class Pacer:
             return 0
         if self.attempts < C_WARM_UP:
             return progressive
-        rate = (self.window_abandoned + self.abandoned_since) / (
+        rate = (self.window_abandoned + self.abandoned_since + 1) / (
             self.window_answered + self.answered_since + C_RATE_PRIOR)
         use = rate / self.cap if self.cap > 0.0 else 1.0
         if use <= 0.3:

@@ -262,7 +262,7 @@ class Pacer:
             return progressive
         # The margin: the share of the cap this decision may use, smaller as the measured
         # abandon rate comes near the cap, very small above it.
-        rate = (self.window_abandoned + self.abandoned_since) / (
+        rate = (self.window_abandoned + self.abandoned_since + 1) / (
             self.window_answered + self.answered_since + RATE_PRIOR_ANSWERED
         )
         use = rate / self.cap if self.cap > 0.0 else 1.0

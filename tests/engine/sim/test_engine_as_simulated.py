@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from engine.sim.callcentre import Workload, simulate
+from sqlalchemy import update
+
+from engine.sim.callcentre import Workload, pacer_class, simulate
 from tests.engine.dialing import (
     HostThread,
     add_leads,
@@ -18,15 +20,20 @@ from tests.engine.dialing import (
 )
 from tests.engine.test_dialer import overlap
 from webapp.config import DEV_ENCRYPTION_KEY
+from webapp.extensions import db
+from webapp.models import Attempt, Lead
 from webapp.services.dialing import DialingStore
 from webapp.services.secrets import SecretBox
 
 OPERATORS = ("101", "102", "103")
+Pacer = pacer_class()  # the engine's
 LEADS = 90
 #: Three in ten customers answer (last digit 0, after `RING_MS`); the others ring until the
 #: engine's one-second ring timeout (last digit 3).
 ANSWERING = [n % 10 < 3 for n in range(LEADS)]
 RING_MS = 300
+#: Customers reached yesterday, none abandoned: the measured abandon rate is low.
+HISTORY = 300
 
 
 def the_same_tenant_simulated() -> dict:
@@ -37,7 +44,23 @@ def the_same_tenant_simulated() -> dict:
         "talk_time": {"uniform": [0.1, 0.4]},  # REFER, NOTIFY, then the test finishes the lead
         "abandon_tolerance": 0, "ceilings": {"max_in_flight": 30, "calls_per_second": 10},
     })  # fmt: skip
-    return simulate(workload, "predictive", seed=1)
+    pacer = Pacer("predictive", 1.0, 30, 10.0, 0.0, 3.0)
+    pacer.set_window(HISTORY, 0)  # what the engine reads from the database
+    return simulate(workload, "predictive", seed=1, pacer=pacer)
+
+
+def a_clean_history(app, tenant_id: int, answered: int) -> None:
+    """Yesterday's calls: `answered` customers reached, none abandoned (the engine reads
+    them from the database as the measured abandon rate over the regulatory window)."""
+    with app.app_context():
+        [lead_id] = add_leads(app, tenant_id, ["+15559999990"])
+        yesterday = datetime.now(UTC) - timedelta(hours=12)
+        for _ in range(answered):
+            db.session.add(Attempt(tenant_id=tenant_id, lead_id=lead_id, dialed_uri="sip:x",
+                                   outcome="answered", invite_at=yesterday,
+                                   answer_at=yesterday, end_at=yesterday))  # fmt: skip
+        db.session.execute(update(Lead).where(Lead.id == lead_id).values(status="reached"))
+        db.session.commit()
 
 
 def test_predictive_engine_behaves_as_the_simulator_says(app, database_url, pbx):
@@ -49,15 +72,16 @@ def test_predictive_engine_behaves_as_the_simulator_says(app, database_url, pbx)
         app, "Acme", peer, extensions=OPERATORS, pacing_mode="predictive",
         max_concurrent_calls=30, max_calls_per_second=10, abandon_rate_cap_percent=3.0,
     )  # fmt: skip
+    a_clean_history(app, tenant_id, HISTORY)
     add_leads(app, tenant_id, [f"+1555000{n:03d}{0 if a else 3}" for n, a in enumerate(ANSWERING)])
     go_on_line(app, tenant_id, *operators.values())
     with HostThread(database_url) as host:
-        finish_as_they_come(app, tenant_id, LEADS, timeout=90)
+        finish_as_they_come(app, tenant_id, LEADS + 1, timeout=90)  # and the history's lead
         pacer = host.host.engines[tenant_id].pacer
         assert pacer.mode == "predictive"
         learned = (pacer.attempts, pacer.answer_probability, pacer.handled_count)
 
-    attempts = attempts_of(app, tenant_id)
+    attempts = [a for a in attempts_of(app, tenant_id) if a.dialed_uri != "sip:x"]
     assert len(attempts) == LEADS
     answered = [a for a in attempts if a.answer_at is not None]
     abandoned = [a for a in attempts if a.detail == "no_free_operator"]
@@ -78,7 +102,9 @@ def test_predictive_engine_behaves_as_the_simulator_says(app, database_url, pbx)
     store = DialingStore(database_url, SecretBox(DEV_ENCRYPTION_KEY))
     try:
         day_ago = datetime.now(UTC) - timedelta(days=1)
-        assert store.abandon_counts(tenant_id, day_ago) == (len(answered), len(abandoned))
+        assert store.abandon_counts(tenant_id, day_ago) == (HISTORY + len(answered), len(abandoned))
+        hour_ago = datetime.now(UTC) - timedelta(hours=1)
+        assert store.abandon_counts(tenant_id, hour_ago) == (len(answered), len(abandoned))
         assert store.abandon_counts(tenant_id, datetime.now(UTC) + timedelta(seconds=1)) == (0, 0)
         assert store.abandon_counts(tenant_id + 1, day_ago) == (0, 0)  # another tenant's
     finally:
