@@ -290,6 +290,7 @@ def simulate(workload: Workload, mode: str, seed: int = 0, multiplier: float = 1
     free: list[_Operator] = []  # by the time they became free: the longest-waiting first
     waiting: dict[int, float] = {}  # answered customers waiting for an operator: since
     in_flight = peak = 0
+    leaving = 0  # busy operators who go off line when their call ends
     leads_left = workload.leads
     figures = {"attempts": 0, "answered": 0, "abandoned": 0}
     on_line_seconds = 0.0
@@ -312,8 +313,10 @@ def simulate(workload: Workload, mode: str, seed: int = 0, multiplier: float = 1
         at(now + handle, _FREE, (op, handle))
 
     def operator_free(op: _Operator, now: float) -> None:
+        nonlocal leaving
         op.busy = False
         if op.leaving:
+            leaving -= 1
             go_off_line(op, now)
             return
         if waiting:  # the customer waiting longest (dicts keep their order)
@@ -329,7 +332,9 @@ def simulate(workload: Workload, mode: str, seed: int = 0, multiplier: float = 1
             break
         if kind == _TICK:
             if leads_left > 0:
-                count = pacer.calls_to_start(len(free), in_flight, now, len(operators))
+                # Operators on line as the engine sees them: one leaving is off line already.
+                on_line = len(operators) - leaving
+                count = pacer.calls_to_start(len(free), in_flight, now, on_line)
                 if count > leads_left:
                     pacer.give_back(count - leads_left, now)
                     count = leads_left
@@ -374,10 +379,11 @@ def simulate(workload: Workload, mode: str, seed: int = 0, multiplier: float = 1
             target = payload
             staying = [op for op in operators if not op.leaving]
             while len(staying) < target:  # come on line (or stay, when about to leave)
-                leaving = [op for op in operators if op.leaving]
-                if leaving:
-                    leaving[0].leaving = False
-                    staying.append(leaving[0])
+                back = next((op for op in operators if op.leaving), None)
+                if back is not None:
+                    back.leaving = False
+                    leaving -= 1
+                    staying.append(back)
                     continue
                 op = _Operator(now)
                 operators.append(op)
@@ -388,6 +394,7 @@ def simulate(workload: Workload, mode: str, seed: int = 0, multiplier: float = 1
                 staying.remove(op)
                 if op.busy:
                     op.leaving = True
+                    leaving += 1
                 else:
                     free.remove(op)
                     go_off_line(op, now)

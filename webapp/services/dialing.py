@@ -149,7 +149,6 @@ class DialingStore:
         """(answered, abandoned) attempts that started since `since`: the customer answered,
         and of those, found no free operator. The measured abandon rate of predictive pacing
         (engine/pacer.py), read every minute or so, never every tick."""
-        attempts = Attempt.__table__
         with self._begin(tenant_id) as connection:
             row = connection.execute(
                 select(
