@@ -88,6 +88,7 @@ def test_predictive_engine_behaves_as_the_simulator_says(app, database_url, pbx)
     assert len(answered) == sum(ANSWERING)
     # More calls at once than operators: progressive would never start a fourth.
     assert overlap(attempts) > len(OPERATORS)
+    assert abs(overlap(attempts) - simulated["peak_in_flight"]) <= 2  # as many as simulated
     # Abandons: no more than the simulator's, give or take two calls of a short run, and
     # under the cap on the same terms.
     assert len(abandoned) <= simulated["abandoned"] + 2
