@@ -1,13 +1,33 @@
-# cython: language_level=3, cdivision=True
-"""Pacing compiled with Cython: the same API and decisions as `engine.pacer` (its twin)."""
+# cython: language_level=3, cdivision=True, boundscheck=False, wraparound=False
+"""Pacing compiled with Cython: the same API and decisions as `engine.pacer` (its twin),
+float operation for float operation. Change both together; docs/pacing.md has the model."""
 
-from libc.math cimport floor
+from libc.math cimport exp, floor, sqrt
 
-from engine.pacer import MODES, MULTIPLIER, PROGRESSIVE
+from engine.pacer import (ADAPT_INTERVAL, ADAPT_MAX, ADAPT_MIN, ADAPT_STEP, ADAPTIVE, COHORTS,
+                          MODES, MULTIPLIER, PREDICTIVE, PREDICTIVE_SHARE,
+                          PRIOR_ANSWER_PROBABILITY, PRIOR_ANSWER_RING, PRIOR_ANSWER_WEIGHT,
+                          PRIOR_HANDLE_TIME, PRIOR_HANDLE_WEIGHT, PRIOR_NO_ANSWER_RING,
+                          PRIOR_RING_WEIGHT, PROGRESSIVE, RATE_PRIOR_ANSWERED, RECENT_ATTEMPTS,
+                          RECENT_HANDLED, WARM_UP_ATTEMPTS)
 
 cdef enum:
     M_PROGRESSIVE = 1
     M_MULTIPLIER = 2
+    M_ADAPTIVE = 3
+    M_PREDICTIVE = 4
+    MAX_COHORTS = 64
+
+assert COHORTS == MAX_COHORTS
+
+cdef double C_ANSWER_P = PRIOR_ANSWER_PROBABILITY, C_ANSWER_W = PRIOR_ANSWER_WEIGHT
+cdef double C_ANSWER_RING = PRIOR_ANSWER_RING, C_NO_ANSWER_RING = PRIOR_NO_ANSWER_RING
+cdef double C_RING_W = PRIOR_RING_WEIGHT, C_HANDLE = PRIOR_HANDLE_TIME
+cdef double C_HANDLE_W = PRIOR_HANDLE_WEIGHT, C_RECENT_ATTEMPTS = RECENT_ATTEMPTS
+cdef double C_RECENT_HANDLED = RECENT_HANDLED, C_RATE_PRIOR = RATE_PRIOR_ANSWERED
+cdef double C_ADAPT_INTERVAL = ADAPT_INTERVAL, C_ADAPT_STEP = ADAPT_STEP
+cdef double C_ADAPT_MIN = ADAPT_MIN, C_ADAPT_MAX = ADAPT_MAX, C_SHARE = PREDICTIVE_SHARE
+cdef long C_WARM_UP = WARM_UP_ATTEMPTS
 
 
 cdef int _mode(str mode) except -1:
@@ -15,24 +35,63 @@ cdef int _mode(str mode) except -1:
         return M_PROGRESSIVE
     if mode == MULTIPLIER:
         return M_MULTIPLIER
+    if mode == ADAPTIVE:
+        return M_ADAPTIVE
+    if mode == PREDICTIVE:
+        return M_PREDICTIVE
     raise ValueError(f"unknown pacing mode {mode!r}; use one of {', '.join(MODES)}")
 
 
 cdef inline long _target(int mode, long free_operators, double multiplier) noexcept:
     if free_operators <= 0:
         return 0
-    if mode == M_PROGRESSIVE:
-        return free_operators
-    return <long>floor(free_operators * multiplier + 0.5)
+    if mode == M_MULTIPLIER:
+        return <long>floor(free_operators * multiplier + 0.5)
+    return free_operators
 
 
 def target_in_flight(str mode, long free_operators, double multiplier):
-    """How many calls should be in flight for this many free operators."""
+    """How many calls should be in flight for this many free operators (the modes that
+    look at free operators only: progressive and multiplier)."""
     return _target(_mode(mode), free_operators, multiplier)
 
 
+cdef inline double _normal_tail(double z) noexcept:
+    cdef double a = -z if z < 0.0 else z
+    cdef double t = 1.0 / (1.0 + 0.2316419 * a)
+    cdef double pdf = 0.3989422804014327 * exp(-0.5 * a * a)
+    cdef double poly = t * (0.319381530 + t * (-0.356563782 + t * (1.781477937
+                            + t * (-1.821255978 + t * 1.330274429))))
+    cdef double upper = pdf * poly
+    if z >= 0.0:
+        return pdf - z * upper
+    return pdf + a * (1.0 - upper)
+
+
+def normal_tail(double z):
+    """E[max(Z - z, 0)] for a standard normal Z (the twin's formula)."""
+    return _normal_tail(z)
+
+
+cdef inline bint _fits(long x, double p, double flight_mean, double flight_var, double supply,
+                       double supply_var, double allowed) noexcept:
+    cdef double answers = flight_mean + x * p
+    cdef double mean, var, sd, over
+    if answers <= 0.0:
+        return True
+    mean = answers - supply
+    var = flight_var + x * p * (1.0 - p) + supply_var
+    if var < 1e-9:
+        over = mean if mean > 0.0 else 0.0
+    else:
+        sd = sqrt(var)
+        over = sd * _normal_tail(-mean / sd)
+    return over <= allowed * answers
+
+
 cdef class Pacer:
-    """One tenant's pacing state: its ceilings and the token bucket of its call rate."""
+    """One tenant's pacing state: its ceilings, the token bucket of its call rate, and what
+    it has learned of the tenant's calls."""
 
     cdef int _mode_id
     cdef public str mode
@@ -41,9 +100,18 @@ cdef class Pacer:
     cdef public double calls_per_second
     cdef public double tokens
     cdef public double last
+    cdef public double cap
+    cdef public long attempts, answers, no_answers, handled_count
+    cdef public double answer_probability, answer_ring, no_answer_ring, handle_time
+    cdef public long window_answered, window_abandoned, answered_since, abandoned_since
+    cdef public double level, adapt_at, waiting_sum
+    cdef public long waiting_ticks
+    cdef double _cohort_at[MAX_COHORTS]
+    cdef long _cohort_calls[MAX_COHORTS]
+    cdef int _cohorts
 
     def __init__(self, str mode, double multiplier=1.0, long max_in_flight=100,
-                 double calls_per_second=10.0, double now=0.0):
+                 double calls_per_second=10.0, double now=0.0, double abandon_rate_cap=3.0):
         self._mode_id = _mode(mode)
         self.mode = mode
         self.multiplier = multiplier
@@ -51,15 +119,224 @@ cdef class Pacer:
         self.calls_per_second = calls_per_second
         self.tokens = calls_per_second
         self.last = now
+        self.cap = abandon_rate_cap / 100.0
+        self.attempts = 0
+        self.answer_probability = C_ANSWER_P
+        self.answer_ring = C_ANSWER_RING
+        self.no_answer_ring = C_NO_ANSWER_RING
+        self.answers = 0
+        self.no_answers = 0
+        self.handle_time = C_HANDLE
+        self.handled_count = 0
+        self.window_answered = 0
+        self.window_abandoned = 0
+        self.answered_since = 0
+        self.abandoned_since = 0
+        self.level = multiplier if multiplier > C_ADAPT_MIN else C_ADAPT_MIN
+        self.adapt_at = now + C_ADAPT_INTERVAL
+        self.waiting_sum = 0.0
+        self.waiting_ticks = 0
+        self._cohorts = 0
 
-    cpdef long calls_to_start(self, long free_operators, long in_flight, double now):
-        """New calls to start at time `now` (seconds), and take them from the bucket."""
+    @property
+    def cohort_at(self):
+        return [self._cohort_at[i] for i in range(self._cohorts)]
+
+    @property
+    def cohort_calls(self):
+        return [self._cohort_calls[i] for i in range(self._cohorts)]
+
+    # --- observations -----------------------------------------------------------------------
+
+    cpdef void ringing_ended(self, bint answered, double ring_time, double now):
+        """An attempt stopped ringing: answered after `ring_time` seconds, or not."""
+        cdef double weight, ring_weight
+        self.attempts += 1
+        weight = 1.0 / (C_ANSWER_W + self.attempts)
+        if weight < 1.0 / C_RECENT_ATTEMPTS:
+            weight = 1.0 / C_RECENT_ATTEMPTS
+        if ring_time < 0.0:
+            ring_time = 0.0
+        if answered:
+            self.answer_probability += weight * (1.0 - self.answer_probability)
+            self.answers += 1
+            self.answered_since += 1
+            ring_weight = 1.0 / (C_RING_W + self.answers)
+            if ring_weight < 1.0 / C_RECENT_HANDLED:
+                ring_weight = 1.0 / C_RECENT_HANDLED
+            self.answer_ring += ring_weight * (ring_time - self.answer_ring)
+        else:
+            self.answer_probability -= weight * self.answer_probability
+            self.no_answers += 1
+            ring_weight = 1.0 / (C_RING_W + self.no_answers)
+            if ring_weight < 1.0 / C_RECENT_HANDLED:
+                ring_weight = 1.0 / C_RECENT_HANDLED
+            self.no_answer_ring += ring_weight * (ring_time - self.no_answer_ring)
+
+    cpdef void handled(self, double handle_time, double now):
+        """An operator finished a lead `handle_time` seconds after the hand-over."""
+        cdef double weight
+        if handle_time < 0.0:
+            handle_time = 0.0
+        self.handled_count += 1
+        weight = 1.0 / (C_HANDLE_W + self.handled_count)
+        if weight < 1.0 / C_RECENT_HANDLED:
+            weight = 1.0 / C_RECENT_HANDLED
+        self.handle_time += weight * (handle_time - self.handle_time)
+
+    cpdef void abandoned(self, double now):
+        """An answered customer found no free operator (detail `no_free_operator`)."""
+        self.abandoned_since += 1
+
+    cpdef void set_window(self, long answered, long abandoned):
+        """The answered and abandoned calls over the regulatory window (the database's)."""
+        self.window_answered = answered
+        self.window_abandoned = abandoned
+        self.answered_since = 0
+        self.abandoned_since = 0
+
+    cpdef double abandon_rate(self):
+        """The measured abandon rate (abandoned / answered) over the regulatory window."""
+        cdef long answered = self.window_answered + self.answered_since
+        if answered <= 0:
+            return 0.0
+        return (self.window_abandoned + self.abandoned_since) / <double>answered
+
+    # --- the decision -----------------------------------------------------------------------
+
+    cpdef long calls_to_start(self, long free_operators, long in_flight, double now,
+                              long on_line=-1):
+        """New calls to start at time `now` (seconds), and take them from the bucket.
+        `on_line`: operators on line, busy ones included (-1: unknown, only the free)."""
+        cdef long wanted, free
         self.tokens = min(self.calls_per_second,
                           self.tokens + (now - self.last) * self.calls_per_second)
         self.last = now
-        cdef long wanted = _target(self._mode_id, free_operators, self.multiplier) - in_flight
+        if on_line < free_operators:
+            on_line = free_operators
+        free = free_operators if free_operators > 0 else 0
+        if self._mode_id == M_ADAPTIVE:
+            wanted = self._adaptive(free, in_flight, now, on_line)
+        elif self._mode_id == M_PREDICTIVE:
+            wanted = self._predictive(free, in_flight, now, on_line)
+        else:
+            wanted = _target(self._mode_id, free, self.multiplier) - in_flight
         wanted = min(wanted, self.max_in_flight - in_flight, <long>self.tokens)
         if wanted <= 0:
             return 0
         self.tokens -= wanted
+        self._started(wanted, now)
         return wanted
+
+    cdef void _drop_oldest(self) noexcept:
+        cdef int i
+        for i in range(1, self._cohorts):
+            self._cohort_at[i - 1] = self._cohort_at[i]
+            self._cohort_calls[i - 1] = self._cohort_calls[i]
+        self._cohorts -= 1
+
+    cdef void _started(self, long calls, double now) noexcept:
+        cdef double horizon = now - 5.0 * (self.answer_ring if self.answer_ring > 0.5 else 0.5)
+        while self._cohorts > 0 and self._cohort_at[0] < horizon:
+            self._drop_oldest()
+        if self._cohorts > 0 and now - self._cohort_at[self._cohorts - 1] < 1.0:
+            self._cohort_calls[self._cohorts - 1] += calls
+            return
+        if self._cohorts == MAX_COHORTS:
+            self._drop_oldest()
+        self._cohort_at[self._cohorts] = now
+        self._cohort_calls[self._cohorts] = calls
+        self._cohorts += 1
+
+    cpdef void give_back(self, long calls, double now):
+        """Calls allowed but not started (no due lead): back to the bucket, out of the
+        calls in flight."""
+        cdef long taken
+        if calls <= 0:
+            return
+        self.tokens = min(self.calls_per_second, self.tokens + calls)
+        while calls > 0 and self._cohorts > 0:
+            taken = calls if calls < self._cohort_calls[self._cohorts - 1] else \
+                self._cohort_calls[self._cohorts - 1]
+            self._cohort_calls[self._cohorts - 1] -= taken
+            calls -= taken
+            if self._cohort_calls[self._cohorts - 1] == 0:
+                self._cohorts -= 1
+
+    cdef long _adaptive(self, long free, long in_flight, double now, long on_line):
+        cdef double waiting, rate
+        cdef long busy
+        self.waiting_sum += free
+        self.waiting_ticks += 1
+        if now >= self.adapt_at:
+            waiting = self.waiting_sum / self.waiting_ticks
+            rate = (self.window_abandoned + self.abandoned_since) / (
+                self.window_answered + self.answered_since + C_RATE_PRIOR)
+            if rate > self.cap:
+                self.level = C_ADAPT_MIN + (self.level - C_ADAPT_MIN) * 0.5
+            elif rate > 0.8 * self.cap:
+                self.level -= C_ADAPT_STEP
+            elif waiting >= 0.5:
+                self.level += C_ADAPT_STEP
+            if self.level < C_ADAPT_MIN:
+                self.level = C_ADAPT_MIN
+            if self.level > C_ADAPT_MAX:
+                self.level = C_ADAPT_MAX
+            self.adapt_at = now + C_ADAPT_INTERVAL
+            self.waiting_sum = 0.0
+            self.waiting_ticks = 0
+        if on_line <= 0:
+            return 0
+        busy = on_line - free
+        return <long>floor(on_line * self.level + 0.5) - busy - in_flight
+
+    cdef long _predictive(self, long free, long in_flight, double now, long on_line):
+        cdef long progressive = free - in_flight
+        cdef double rate, use, share, allowed, p, ring, chance, handle, q
+        cdef double flight_mean, flight_var, supply, supply_var
+        cdef long busy, limit, lo, hi, mid
+        cdef int i
+        if on_line <= 0:
+            return 0
+        if self.attempts < C_WARM_UP:
+            return progressive
+        rate = (self.window_abandoned + self.abandoned_since + 1) / (
+            self.window_answered + self.answered_since + C_RATE_PRIOR)
+        use = rate / self.cap if self.cap > 0.0 else 1.0
+        if use <= 0.3:
+            share = 1.0
+        elif use < 0.75:
+            share = 1.0 - 2.0 * (use - 0.3)
+        else:
+            share = 0.02
+        allowed = self.cap * C_SHARE * share
+        p = self.answer_probability
+        if p < 0.01:
+            p = 0.01
+        ring = self.answer_ring if self.answer_ring > 0.5 else 0.5
+        flight_mean = 0.0
+        flight_var = 0.0
+        for i in range(self._cohorts):
+            chance = p * exp(-(now - self._cohort_at[i]) / ring)
+            flight_mean += self._cohort_calls[i] * chance
+            flight_var += self._cohort_calls[i] * chance * (1.0 - chance)
+        handle = self.handle_time if self.handle_time > 1.0 else 1.0
+        q = 1.0 - exp(-ring / handle)
+        busy = on_line - free
+        supply = free + busy * q
+        supply_var = busy * q * (1.0 - q)
+        limit = self.max_in_flight - in_flight
+        if limit > <long>self.tokens:
+            limit = <long>self.tokens
+        lo = 0
+        hi = limit
+        if not _fits(0, p, flight_mean, flight_var, supply, supply_var, allowed):
+            lo = -1
+        else:
+            while lo < hi:
+                mid = (lo + hi + 1) // 2
+                if _fits(mid, p, flight_mean, flight_var, supply, supply_var, allowed):
+                    lo = mid
+                else:
+                    hi = mid - 1
+        return lo if lo > progressive else progressive

@@ -46,7 +46,8 @@ from engine.metrics import (
     Tally,
 )
 from engine.outcomes import Detail, Outcome, TransferResult
-from engine.presence import OFF_LINE, Presence
+from engine.pacer import MODES
+from engine.presence import FREE, OFF_LINE, Presence, decode_all
 from engine.sip.transaction import DEFAULT_TIMERS, Timers
 from engine.sip.ua import Account, Attempt, UserAgent
 
@@ -99,6 +100,10 @@ class TenantSettings:
     dialing_enabled: bool
     #: Active operators: id -> extension.
     operators: dict[int, str] = field(default_factory=dict)
+    #: Predictive pacing keeps the abandon rate (abandoned / answered, in percent) over the
+    #: regulatory window (days: 1 or 30) under this cap.
+    abandon_rate_cap: float = 3.0
+    abandon_rate_window_days: int = 30
 
 
 @dataclass(frozen=True)
@@ -141,6 +146,7 @@ class Store(Protocol):
               dial_uri: Callable[[str], str]) -> list[Claimed]: ...  # fmt: skip
     def finish(self, tenant_id: int, finished: list[Finished]) -> int: ...
     def idle_reason(self, settings: TenantSettings) -> str: ...  # a code of REASONS
+    def abandon_counts(self, tenant_id: int, since: datetime) -> tuple[int, int]: ...
 
 
 # --- pure decisions ------------------------------------------------------------------------
@@ -186,9 +192,15 @@ def calling_window(settings: TenantSettings, now: datetime) -> Window:
 
 
 def pacing_mode(settings: TenantSettings) -> str:
-    # Predictive pacing is its own issue; until it exists a predictive tenant is paced
-    # progressively, which never abandons a customer.
-    return "multiplier" if settings.pacing_mode == "multiplier" else "progressive"
+    """The pacer's mode for the tenant's setting (engine/pacer.py; docs/pacing.md); anything
+    unknown is paced progressively, which never abandons a customer."""
+    return settings.pacing_mode if settings.pacing_mode in MODES else "progressive"
+
+
+#: Pacing modes that look at operators on line and learn from the calls (engine/pacer.py).
+LEARNING_MODES = ("predictive", "adaptive")
+#: Seconds between reads of the measured abandon rate over the regulatory window.
+ABANDON_WINDOW_READ = 60.0
 
 
 # --- the engine ----------------------------------------------------------------------------
@@ -237,6 +249,9 @@ class TenantEngine:
         self._recheck: asyncio.Future | None = None
         self.metrics = metrics or Tally()  # the host's, which publishes them (engine/metrics.py)
         self._sip_counted: dict[int, tuple[int, int]] = {}  # user agent -> counts published
+        #: Operators handed a customer and when (wall clock), to learn their handle time.
+        self.handling: dict[int, float] = {}
+        self.abandon_read_at = 0.0
 
     # --- control from the host --------------------------------------------------------------
 
@@ -324,12 +339,17 @@ class TenantEngine:
         mode = pacing_mode(settings)
         if self.pacer is None or previous is None or (
             (previous.pacing_mode, previous.multiplier, previous.max_concurrent_calls,
-             previous.max_calls_per_second)
+             previous.max_calls_per_second, previous.abandon_rate_cap)
             != (settings.pacing_mode, settings.multiplier, settings.max_concurrent_calls,
-                settings.max_calls_per_second)
+                settings.max_calls_per_second, settings.abandon_rate_cap)
         ):  # fmt: skip
             self.pacer = Pacer(mode, settings.multiplier, settings.max_concurrent_calls,
-                               float(settings.max_calls_per_second), time.monotonic())  # fmt: skip
+                               float(settings.max_calls_per_second), time.monotonic(),
+                               settings.abandon_rate_cap)  # fmt: skip
+            self.abandon_read_at = 0.0
+        if previous is not None and (previous.abandon_rate_window_days
+                                     != settings.abandon_rate_window_days):  # fmt: skip
+            self.abandon_read_at = 0.0
         self.window_at = 0.0
         if previous is None or previous.account != settings.account:
             await self._new_user_agent()
@@ -396,14 +416,19 @@ class TenantEngine:
         if self.pbx_silent >= PBX_SILENCE_LIMIT:
             return "pbx_silent", ""
         free = await self.presence.free_count()
-        if free == 0:
+        on_line = -1
+        if pacing_mode(settings) in LEARNING_MODES:  # they count the busy operators too
+            on_line = await self._watch_operators(settings, now)
+            if on_line == 0:
+                return "no_operator_on_line", ""
+        elif free == 0:
             return ("no_free_operator" if await self.presence.states()
                     else "no_operator_on_line"), ""  # fmt: skip
         if now < self.claim_at:
             return self.idle_reason
-        count = self.pacer.calls_to_start(free, self.in_flight, now)
+        count = self.pacer.calls_to_start(free, self.in_flight, now, on_line)
         if count <= 0:
-            return "", ""
+            return ("no_free_operator", "") if free == 0 else ("", "")
         if now >= self.window_at:  # the calling window moves slowly: once a minute
             self.window_at = now + 60.0
             self.window = calling_window(settings, datetime.now(UTC))
@@ -422,8 +447,7 @@ class TenantEngine:
         self.metrics.add(PACER_CALLS_ASKED, count, tenant=self.tenant_id)
         self.metrics.add(CALLS_STARTED, len(claimed), tenant=self.tenant_id)
         # Leads not found: give back the tokens; the next tick asks again.
-        self.pacer.tokens = min(self.pacer.calls_per_second,
-                                self.pacer.tokens + count - len(claimed))  # fmt: skip
+        self.pacer.give_back(count - len(claimed), now)
         for lead in claimed:
             task = asyncio.ensure_future(self._call(ua, settings, lead))
             task.ua = ua
@@ -436,6 +460,40 @@ class TenantEngine:
             self.idle_at = now + 1.0
             self.idle_reason = (await self.database(self.store.idle_reason, settings), "")
         return self.idle_reason
+
+    async def _watch_operators(self, settings: TenantSettings, now: float) -> int:
+        """For the pacing modes that learn: the operators on line, the handle time of each
+        operator free again since their customer was handed over, and (every minute) the
+        abandon rate measured over the regulatory window, from the database."""
+        states = decode_all(await self.presence.states())
+        for operator, since in list(self.handling.items()):
+            state = states.get(operator)
+            if state is None or state.state == FREE:  # finished the lead, or went off line
+                freed = state.since if state is not None else time.time()
+                self.pacer.handled(max(0.0, freed - since), now)
+                del self.handling[operator]
+        if now >= self.abandon_read_at:
+            self.abandon_read_at = now + ABANDON_WINDOW_READ
+            since = datetime.now(UTC) - timedelta(days=settings.abandon_rate_window_days)
+            answered, abandoned = await self.database(self.store.abandon_counts,
+                                                      self.tenant_id, since)  # fmt: skip
+            self.pacer.set_window(answered, abandoned)
+        return len(states)
+
+    def _observe(self, attempt: Attempt, operator: int | None) -> None:
+        """Tell the pacer how the attempt went (all modes; the learning ones use it)."""
+        now = time.monotonic()
+        if attempt.invite_at is not None:
+            answered = attempt.answer_at is not None
+            ended = attempt.answer_at if answered else attempt.end_at
+            self.pacer.ringing_ended(answered, (ended or attempt.invite_at) - attempt.invite_at,
+                                     now)  # fmt: skip
+        if attempt.detail == Detail.NO_FREE_OPERATOR:
+            self.pacer.abandoned(now)
+        if operator is not None and attempt.transfer_result in (
+            TransferResult.SUCCEEDED, TransferResult.UNCONFIRMED
+        ):  # fmt: skip
+            self.handling[operator] = attempt.refer_at or time.time()
 
     def _call_done(self, task: asyncio.Task) -> None:
         self.calls.discard(task)
@@ -504,6 +562,8 @@ class TenantEngine:
             self.refer_refused += 1
         elif attempt.transfer_result is not None:
             self.refer_refused = 0
+        if self.pacer is not None:
+            self._observe(attempt, operator)
         if operator is not None:
             try:
                 await self._after_transfer(settings, operator, lead, attempt)

@@ -2,7 +2,7 @@
 roll-ups of attempts (docs/reports.md).
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0008
 Create Date: 2026-11-24
 
 Migrations describe the schema with `sqlalchemy` alone: never import webapp.models here.
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0009"
-down_revision = "0007"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 

@@ -65,3 +65,97 @@ def test_twins_agree_on_a_stream_of_decisions():
         started = c.calls_to_start(free, in_flight, now)
         assert started == py.calls_to_start(free, in_flight, now)
         in_flight = max(0, in_flight + started - rng.randint(0, 3))
+
+
+def learned(impl, mode="predictive", p=0.3, ring=8.0, handle=120.0, **kw):
+    """A pacer that has seen 200 attempts and 50 handled leads of a steady tenant."""
+    kw.setdefault("calls_per_second", 1000)
+    kw.setdefault("max_in_flight", 1000)
+    pacer_ = impl.Pacer(mode, **kw)
+    for i in range(200):
+        pacer_.ringing_ended(i % 10 < p * 10, ring if i % 10 < p * 10 else 25.0, 0.0)
+    for _ in range(50):
+        pacer_.handled(handle, 0.0)
+    return pacer_
+
+
+def test_new_modes_are_known(impl):
+    for mode in ("adaptive", "predictive"):
+        assert impl.Pacer(mode).mode == mode
+
+
+def test_predictive_is_progressive_while_warming_up(impl):
+    p = impl.Pacer("predictive", calls_per_second=100)
+    assert p.calls_to_start(4, 0, 0.0, 10) == 4  # priors only: one call per free operator
+    assert p.calls_to_start(4, 4, 0.1, 10) == 0
+
+
+def test_predictive_dials_ahead_and_learns_the_answer_probability(impl):
+    warm = learned(impl, p=0.3).calls_to_start(5, 0, 1.0, 10)
+    assert warm > 5  # more calls than free operators: 30% answer
+    rarely = learned(impl, p=0.1).calls_to_start(5, 0, 1.0, 10)
+    assert rarely > warm  # a lower answer rate: more calls for the same operators
+    assert learned(impl, p=0.3).answer_probability == pytest.approx(0.3, abs=0.05)
+
+
+def test_predictive_counts_busy_operators_about_to_be_free(impl):
+    assert learned(impl, handle=30.0).calls_to_start(0, 0, 1.0, 50) > 0
+    assert learned(impl, handle=30.0).calls_to_start(0, 0, 1.0, 50) > learned(
+        impl, handle=600.0
+    ).calls_to_start(0, 0, 1.0, 50)
+    assert learned(impl).calls_to_start(0, 0, 1.0, 0) == 0  # nobody on line: no call
+
+
+def test_predictive_reacts_to_operators_joining_and_leaving(impl):
+    p = learned(impl)
+    first = p.calls_to_start(3, 0, 1.0, 3)
+    assert first > 0
+    assert p.calls_to_start(0, first, 1.1, 0) == 0  # they all left
+    assert p.calls_to_start(10, first, 1.2, 10) > 0  # ten came on line
+
+
+def test_predictive_calls_in_flight_count_until_they_are_old(impl):
+    p = learned(impl)
+    first = p.calls_to_start(5, 0, 1.0, 5)
+    assert p.calls_to_start(5, first, 1.1, 5) == 0  # the same operators: nothing more
+    assert p.calls_to_start(5, first, 100.0, 5) > 0  # unanswered long since: dial again
+
+
+def test_predictive_margin_tightens_near_the_cap(impl):
+    calm, near, over = learned(impl), learned(impl), learned(impl)
+    near.set_window(1000, 20)
+    over.set_window(1000, 40)
+    assert over.abandon_rate() == pytest.approx(0.04)
+    free, on_line = 8, 10
+    counts = [x.calls_to_start(free, 0, 1.0, on_line) for x in (calm, near, over)]
+    assert counts[0] > counts[1] > counts[2] >= free  # never below progressive
+
+
+def test_predictive_respects_the_ceilings(impl):
+    p = learned(impl, p=0.05, max_in_flight=12)
+    assert p.calls_to_start(10, 0, 1.0, 10) == 12
+    q = learned(impl, p=0.05, calls_per_second=3)
+    assert q.calls_to_start(10, 0, 1.0, 10) == 3
+
+
+def test_give_back_returns_tokens_and_forgets_the_calls(impl):
+    p = learned(impl, calls_per_second=20)
+    started = p.calls_to_start(5, 0, 1.0, 5)
+    p.give_back(started, 1.0)  # no lead was due
+    assert p.calls_to_start(5, 0, 1.0, 5) == started
+
+
+def test_adaptive_raises_the_level_while_operators_wait_and_cuts_it_over_the_cap(impl):
+    p = impl.Pacer("adaptive", calls_per_second=1000)
+    assert p.level == 1.0
+    for i in range(200):  # 20 s of ticks with 4 of 10 operators waiting
+        p.calls_to_start(4, 100, i * 0.1, 10)
+    assert p.level > 1.0
+    assert p.calls_to_start(4, 0, 20.1, 10) == round(10 * p.level) - 6
+    for _ in range(30):
+        p.ringing_ended(True, 5.0, 21.0)
+        p.abandoned(21.0)
+    before = p.level
+    for i in range(200):
+        p.calls_to_start(4, 100, 21.0 + i * 0.1, 10)
+    assert p.level < before

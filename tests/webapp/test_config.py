@@ -31,7 +31,10 @@ def test_reads_typed_values_from_the_environment():
         ({"AUTOCALL_WEB_PORT": "eighty"}, "AUTOCALL_WEB_PORT must be a whole number"),
         ({"AUTOCALL_EMAIL_VERIFICATION": "maybe"}, "AUTOCALL_EMAIL_VERIFICATION must be 1 or 0"),
         ({"AUTOCALL_ENCRYPTION_KEY": "short"}, "AUTOCALL_ENCRYPTION_KEY must be a Fernet key"),
-        ({"AUTOCALL_MAIL_BACKEND": "smtp"}, "AUTOCALL_MAIL_BACKEND must be console or memory"),
+        (
+            {"AUTOCALL_MAIL_BACKEND": "pigeon"},
+            "AUTOCALL_MAIL_BACKEND must be smtp, console or memory",
+        ),
         ({"AUTOCALL_LOGIN_ATTEMPTS": "0"}, "AUTOCALL_LOGIN_ATTEMPTS must be at least 1"),
         ({"AUTOCALL_IMPORT_MAX_MEGABYTES": "0"}, "AUTOCALL_IMPORT_MAX_MEGABYTES must be at"),
         ({"AUTOCALL_ENV": "staging"}, "AUTOCALL_ENV must be"),

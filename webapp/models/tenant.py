@@ -70,6 +70,8 @@ class Tenant(db.Model):
     pacing_mode: Mapped[str] = mapped_column(String(16), default=PacingMode.MULTIPLIER.value)
     call_multiplier: Mapped[float] = mapped_column(Float, default=1.0)
     abandon_rate_cap_percent: Mapped[float] = mapped_column(Float, default=3.0)
+    #: The regulatory window the abandon rate is measured over: 1 (24 hours) or 30 days.
+    abandon_rate_window_days: Mapped[int] = mapped_column(Integer, default=30)
     # Ceilings that protect the PBX and the trunk, whatever the pacing mode asks for.
     max_concurrent_calls: Mapped[int] = mapped_column(Integer, default=30)
     max_calls_per_second: Mapped[int] = mapped_column(Integer, default=10)

@@ -141,7 +141,22 @@ class DialingStore:
             failed_transfers_limit=tenant["failed_transfers_limit"],
             dialing_enabled=bool(tenant["dialing_enabled"]) and bool(tenant["sip_host"]),
             operators=extensions,
+            abandon_rate_cap=float(tenant["abandon_rate_cap_percent"]),
+            abandon_rate_window_days=tenant["abandon_rate_window_days"],
         )  # fmt: skip
+
+    def abandon_counts(self, tenant_id: int, since: datetime) -> tuple[int, int]:
+        """(answered, abandoned) attempts that started since `since`: the customer answered,
+        and of those, found no free operator. The measured abandon rate of predictive pacing
+        (engine/pacer.py), read every minute or so, never every tick."""
+        with self._begin(tenant_id) as connection:
+            row = connection.execute(
+                select(
+                    func.count().filter(attempts.c.answer_at.is_not(None)),
+                    func.count().filter(attempts.c.detail == Detail.NO_FREE_OPERATOR.value),
+                ).where(attempts.c.tenant_id == tenant_id, attempts.c.invite_at >= since)
+            ).one()
+        return int(row[0]), int(row[1])
 
     # --- claiming ----------------------------------------------------------------------------
 

@@ -230,6 +230,17 @@ class CallingForm(FlaskForm):
         places=1,
         validators=[InputRequired(), NumberRange(0.1, 20)],
     )
+    abandon_rate_window_days = SelectField(
+        _l("Abandon rate measured over"),
+        coerce=int,
+        choices=[
+            SelectChoice(1, _l("the last 24 hours")),
+            SelectChoice(30, _l("the last 30 days")),
+        ],
+        description=_l(
+            "The regulatory window: predictive pacing keeps the abandon rate over it under the cap."
+        ),
+    )
     max_concurrent_calls = IntegerField(
         _l("Most calls at once"),
         validators=[InputRequired(), NumberRange(1, 1000)],

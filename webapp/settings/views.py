@@ -43,6 +43,7 @@ _CALLING_FIELDS = (
     "pacing_mode",
     "call_multiplier",
     "abandon_rate_cap_percent",
+    "abandon_rate_window_days",
     "max_concurrent_calls",
     "max_calls_per_second",
     "wrap_up_timeout_seconds",

@@ -30,6 +30,7 @@ CALLING = {
     "pacing_mode": "multiplier",
     "call_multiplier": "1.2",
     "abandon_rate_cap_percent": "3",
+    "abandon_rate_window_days": "30",
     "max_concurrent_calls": "30",
     "max_calls_per_second": "10",
     "wrap_up_timeout_seconds": "600",
@@ -183,6 +184,18 @@ def test_decimals_may_be_written_with_a_comma(app, client, admin):
     assert (tenant.call_multiplier, tenant.abandon_rate_cap_percent) == (1.35, 2.5)
 
 
+def test_the_regulatory_window_of_the_abandon_rate(app, client, admin):
+    assert _tenant(app, admin.id).abandon_rate_window_days == 30  # a new tenant's
+    data = {**CALLING, "pacing_mode": "predictive", "abandon_rate_window_days": "1"}
+    assert client.post("/settings/calling", data=data).status_code == 302
+    tenant = _tenant(app, admin.id)
+    assert (tenant.pacing_mode, tenant.abandon_rate_window_days) == ("predictive", 1)
+    page = client.get("/settings/calling").get_data(as_text=True)
+    assert "the last 24 hours" in page
+    ru = client.get("/settings/calling", headers={"Accept-Language": "ru"}).get_data(as_text=True)
+    assert "последние 24 часа" in ru and "Доля брошенных считается за" in ru
+
+
 def test_dialing_cannot_be_switched_on_without_a_sip_account(app, client, admin):
     response = client.post("/settings/calling", data={**CALLING, "dialing_enabled": "y"})
     assert response.status_code == 200
@@ -198,6 +211,7 @@ def test_dialing_cannot_be_switched_on_without_a_sip_account(app, client, admin)
         ("calling_hours_end", "08:00", "must be after the start"),
         ("time_zone", "Mars/Olympus", "Not a valid choice"),
         ("pacing_mode", "preview", "Not a valid choice"),
+        ("abandon_rate_window_days", "7", "Not a valid choice"),
         ("results", " \n ", "from 1 to 30 results"),
         ("results", "x" * 101, "at most 100 characters"),
     ],

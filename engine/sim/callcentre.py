@@ -1,0 +1,420 @@
+"""The call-centre simulator: one tenant's dialing, in simulated time, paced by the engine's
+own pacer (engine/_pacer.pyx, or its twin engine/pacer.py) through the engine's interface.
+
+A discrete-event simulation. Every `tick` seconds the pacer is asked, as the engine asks it,
+how many calls to start (free operators, calls in flight, operators on line); each call
+started rings, and is answered with the workload's answer probability after an answered
+ring time, or ends unanswered after an unanswered ring time. An answered customer is handed
+to the operator who has waited longest; with nobody free, the customer waits at most
+`abandon_tolerance` seconds for one, and is abandoned after that (the engine's detail
+`no_free_operator`). An operator is busy for the handle time (talk + wrap-up), then free.
+Operators come on and go off line on the workload's schedule (one going off line while busy
+leaves when the call ends). The pacer hears what the engine tells it: `ringing_ended`,
+`handled`, `abandoned`.
+
+Each random quantity has its own random stream seeded from `--seed`, so two modes run on the
+same seed meet the same customers (common random numbers): the comparison is fair.
+
+The workload's JSON format is in docs/pacing.md; examples in engine/sim/workloads/.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import math
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+WORKLOADS = Path(__file__).parent / "workloads"
+
+
+class WorkloadError(ValueError):
+    """A workload file that cannot be run; the message says what is wrong, in words."""
+
+
+# --- distributions ------------------------------------------------------------------------
+
+
+def _number(value, where: str, minimum: float = 0.0) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise WorkloadError(f"{where}: expected a number, got {value!r}")
+    if value < minimum:
+        raise WorkloadError(f"{where}: must be at least {minimum:g}, got {value!r}")
+    return float(value)
+
+
+class Distribution:
+    """A distribution of seconds, read from the workload (docs/pacing.md):
+    {"constant": s}, {"uniform": [a, b]}, {"exponential": mean},
+    {"lognormal": {"mean": m, "sigma": s}}, {"pareto": {"mean": m, "shape": a}},
+    {"mix": [[weight, distribution], ...]}; any of them may add "max": seconds."""
+
+    def __init__(self, spec, where: str):
+        if not isinstance(spec, dict):
+            raise WorkloadError(f"{where}: expected a distribution such as "
+                                f'{{"exponential": 120}}, got {spec!r}')  # fmt: skip
+        spec = dict(spec)
+        self.max = _number(spec.pop("max"), f"{where}.max") if "max" in spec else math.inf
+        if len(spec) != 1:
+            raise WorkloadError(
+                f"{where}: name exactly one kind of distribution "
+                "(constant, uniform, exponential, lognormal, pareto, mix)"
+            )
+        (kind, value), = spec.items()  # fmt: skip
+        self.kind = kind
+        self.parts: list[tuple[float, Distribution]] = []
+        if kind == "constant":
+            self.a = _number(value, f"{where}.constant")
+        elif kind == "uniform":
+            if not isinstance(value, list) or len(value) != 2:
+                raise WorkloadError(f"{where}.uniform: expected [low, high]")
+            self.a = _number(value[0], f"{where}.uniform[0]")
+            self.b = _number(value[1], f"{where}.uniform[1]", self.a)
+        elif kind == "exponential":
+            self.a = _number(value, f"{where}.exponential", 1e-9)
+        elif kind in ("lognormal", "pareto"):
+            if not isinstance(value, dict) or set(value) != {"mean", "sigma" if kind ==
+                                                             "lognormal" else "shape"}:  # fmt: skip
+                other = "sigma" if kind == "lognormal" else "shape"
+                raise WorkloadError(f'{where}.{kind}: expected {{"mean": seconds, "{other}": '
+                                    f"number}}, got {value!r}")  # fmt: skip
+            mean = _number(value["mean"], f"{where}.{kind}.mean", 1e-9)
+            if kind == "lognormal":
+                sigma = _number(value["sigma"], f"{where}.lognormal.sigma")
+                self.a, self.b = math.log(mean) - sigma * sigma / 2, sigma
+            else:
+                shape = _number(value["shape"], f"{where}.pareto.shape")
+                if shape <= 1.0:
+                    raise WorkloadError(f"{where}.pareto.shape: must be over 1 (a finite "
+                                        f"mean), got {shape:g}")  # fmt: skip
+                self.a, self.b = mean * (shape - 1) / shape, shape  # minimum, shape
+        elif kind == "mix":
+            if not isinstance(value, list) or not value:
+                raise WorkloadError(f"{where}.mix: expected [[weight, distribution], ...]")
+            for i, part in enumerate(value):
+                if not isinstance(part, list) or len(part) != 2:
+                    raise WorkloadError(f"{where}.mix[{i}]: expected [weight, distribution]")
+                self.parts.append((_number(part[0], f"{where}.mix[{i}][0]"),
+                                   Distribution(part[1], f"{where}.mix[{i}][1]")))  # fmt: skip
+            if sum(w for w, _ in self.parts) <= 0:
+                raise WorkloadError(f"{where}.mix: the weights add up to nothing")
+        else:
+            raise WorkloadError(f"{where}: unknown distribution {kind!r}; use constant, "
+                                "uniform, exponential, lognormal, pareto or mix")  # fmt: skip
+
+    def draw(self, rng: random.Random) -> float:
+        kind = self.kind
+        if kind == "constant":
+            x = self.a
+        elif kind == "uniform":
+            x = rng.uniform(self.a, self.b)
+        elif kind == "exponential":
+            x = rng.expovariate(1.0 / self.a)
+        elif kind == "lognormal":
+            x = rng.lognormvariate(self.a, self.b)
+        elif kind == "pareto":
+            x = self.a * rng.paretovariate(self.b)
+        else:
+            pick = rng.random() * sum(w for w, _ in self.parts)
+            chosen = self.parts[-1][1]
+            for weight, part in self.parts:
+                pick -= weight
+                if pick < 0:
+                    chosen = part
+                    break
+            x = chosen.draw(rng)
+        return x if x < self.max else self.max
+
+
+# --- the workload -------------------------------------------------------------------------
+
+
+@dataclass
+class Workload:
+    name: str
+    duration: float
+    leads: int
+    schedule: list[tuple[float, int]]  # (from second, operators on line)
+    answer_probability: float
+    answer_ring: Distribution
+    no_answer_ring: Distribution
+    talk: Distribution
+    wrap_up: Distribution
+    abandon_tolerance: float = 2.0
+    tick: float = 0.1
+    max_in_flight: int = 100
+    calls_per_second: float = 10.0
+    abandon_rate_cap: float = 3.0
+
+    KEYS = ("name", "duration", "leads", "operators", "answer_probability", "ring_time",
+            "talk_time", "wrap_up_time", "abandon_tolerance", "tick", "ceilings",
+            "abandon_rate_cap_percent", "about")  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, data) -> Workload:
+        if not isinstance(data, dict):
+            raise WorkloadError("a workload is a JSON object (docs/pacing.md)")
+        unknown = sorted(set(data) - set(cls.KEYS))
+        if unknown:
+            raise WorkloadError(f"unknown key(s) {', '.join(unknown)}; a workload has "
+                                f"{', '.join(cls.KEYS)}")  # fmt: skip
+        for key in ("duration", "operators", "answer_probability", "ring_time", "talk_time"):
+            if key not in data:
+                raise WorkloadError(f"missing {key!r} (docs/pacing.md describes a workload)")
+        schedule = data["operators"]
+        if isinstance(schedule, int) and not isinstance(schedule, bool):
+            schedule = [{"at": 0, "on_line": schedule}]
+        if not isinstance(schedule, list) or not schedule:
+            raise WorkloadError('operators: a number, or a schedule [{"at": seconds, '
+                                '"on_line": operators}, ...]')  # fmt: skip
+        steps = []
+        for i, step in enumerate(schedule):
+            if not isinstance(step, dict) or set(step) != {"at", "on_line"}:
+                raise WorkloadError(f'operators[{i}]: expected {{"at": seconds, "on_line": '
+                                    f"operators}}, got {step!r}")  # fmt: skip
+            on_line = _number(step["on_line"], f"operators[{i}].on_line")
+            if on_line != int(on_line):
+                raise WorkloadError(f"operators[{i}].on_line: a whole number of operators")
+            steps.append((_number(step["at"], f"operators[{i}].at"), int(on_line)))
+        steps.sort()
+        ring = data["ring_time"]
+        if not isinstance(ring, dict) or set(ring) != {"answered", "unanswered"}:
+            raise WorkloadError('ring_time: expected {"answered": distribution, '
+                                '"unanswered": distribution}')  # fmt: skip
+        p = _number(data["answer_probability"], "answer_probability")
+        if p > 1:
+            raise WorkloadError(f"answer_probability: between 0 and 1, got {p:g}")
+        ceilings = data.get("ceilings", {})
+        if not isinstance(ceilings, dict) or set(ceilings) - {"max_in_flight",
+                                                              "calls_per_second"}:  # fmt: skip
+            raise WorkloadError('ceilings: expected {"max_in_flight": calls, '
+                                '"calls_per_second": calls}')  # fmt: skip
+        tick = _number(data.get("tick", 0.1), "tick", 0.001)
+        leads = _number(data.get("leads", 10**9), "leads")
+        return cls(
+            name=str(data.get("name", "workload")),
+            duration=_number(data["duration"], "duration", 1.0),
+            leads=int(leads),
+            schedule=steps,
+            answer_probability=p,
+            answer_ring=Distribution(ring["answered"], "ring_time.answered"),
+            no_answer_ring=Distribution(ring["unanswered"], "ring_time.unanswered"),
+            talk=Distribution(data["talk_time"], "talk_time"),
+            wrap_up=Distribution(data.get("wrap_up_time", {"constant": 0}), "wrap_up_time"),
+            abandon_tolerance=_number(data.get("abandon_tolerance", 2.0), "abandon_tolerance"),
+            tick=tick,
+            max_in_flight=int(
+                _number(ceilings.get("max_in_flight", 100), "ceilings.max_in_flight", 1)
+            ),
+            calls_per_second=_number(
+                ceilings.get("calls_per_second", 10.0), "ceilings.calls_per_second", 0.001
+            ),
+            abandon_rate_cap=_number(
+                data.get("abandon_rate_cap_percent", 3.0), "abandon_rate_cap_percent"
+            ),
+        )
+
+    @classmethod
+    def load(cls, path: str | Path) -> Workload:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as error:
+            raise WorkloadError(f"cannot read the workload {path}: {error.strerror}") from None
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise WorkloadError(f"{path} is not JSON: {error.msg} at line {error.lineno}, "
+                                f"column {error.colno}") from None  # fmt: skip
+        return cls.from_dict(data)
+
+
+def example_workloads() -> list[Path]:
+    """The workloads that ship with the project (engine/sim/workloads/*.json)."""
+    return sorted(WORKLOADS.glob("*.json"))
+
+
+# --- the simulation -----------------------------------------------------------------------
+
+# Event kinds, in the order they run when due at the same instant.
+_SCHEDULE, _FREE, _RING_END, _GIVE_UP, _TICK = range(5)
+
+
+class _Operator:
+    __slots__ = ("busy", "free_since", "leaving", "on_line_at")
+
+    def __init__(self, now: float):
+        self.busy = False
+        self.leaving = False
+        self.on_line_at = now
+        self.free_since = now
+
+
+def pacer_class(compiled: bool = True):
+    """The engine's pacer: the Cython one when it is built (as the engine), else the twin."""
+    if compiled:
+        try:
+            from engine._pacer import Pacer
+
+            return Pacer
+        except ImportError:
+            pass
+    from engine.pacer import Pacer
+
+    return Pacer
+
+
+def simulate(workload: Workload, mode: str, seed: int = 0, multiplier: float = 1.0,
+             pacer=None) -> dict:  # fmt: skip
+    """Run the workload with a pacer in `mode`; the figures of `autocall simulate`."""
+    if pacer is None:
+        pacer = pacer_class()(mode, multiplier, workload.max_in_flight,
+                              workload.calls_per_second, 0.0,
+                              workload.abandon_rate_cap)  # fmt: skip
+    streams = random.Random(seed)
+    rng_answer, rng_ring, rng_talk, rng_wrap = (random.Random(streams.getrandbits(64))
+                                                for _ in range(4))  # fmt: skip
+    events: list = []
+    order = 0
+
+    def at(when: float, kind: int, payload=None) -> None:
+        nonlocal order
+        order += 1
+        heapq.heappush(events, (when, kind, order, payload))
+
+    for when, count in workload.schedule:
+        at(when, _SCHEDULE, count)
+    at(0.0, _TICK)
+    operators: list[_Operator] = []  # on line (or leaving when their call ends)
+    free: list[_Operator] = []  # by the time they became free: the longest-waiting first
+    waiting: dict[int, float] = {}  # answered customers waiting for an operator: since
+    in_flight = peak = 0
+    leaving = 0  # busy operators who go off line when their call ends
+    leads_left = workload.leads
+    figures = {"attempts": 0, "answered": 0, "abandoned": 0}
+    on_line_seconds = 0.0
+    busy_seconds = 0.0
+    tolerance = workload.abandon_tolerance
+    end = workload.duration
+
+    def go_off_line(op: _Operator, now: float) -> None:
+        nonlocal on_line_seconds
+        on_line_seconds += now - op.on_line_at
+        operators.remove(op)
+
+    def hand_over(op: _Operator, now: float) -> None:
+        """The operator takes an answered customer."""
+        nonlocal busy_seconds
+        op.busy = True
+        handle = workload.talk.draw(rng_talk) + workload.wrap_up.draw(rng_wrap)
+        # The handle time counts from the hand-over; it ends within the run or is cut there.
+        busy_seconds += min(handle, max(0.0, end - now))
+        at(now + handle, _FREE, (op, handle))
+
+    def operator_free(op: _Operator, now: float) -> None:
+        nonlocal leaving
+        op.busy = False
+        if op.leaving:
+            leaving -= 1
+            go_off_line(op, now)
+            return
+        if waiting:  # the customer waiting longest (dicts keep their order)
+            del waiting[next(iter(waiting))]
+            hand_over(op, now)
+            return
+        op.free_since = now
+        free.append(op)
+
+    while events:
+        now, kind, _, payload = heapq.heappop(events)
+        if now > end:
+            break
+        if kind == _TICK:
+            if leads_left > 0:
+                # Operators on line as the engine sees them: one leaving is off line already.
+                on_line = len(operators) - leaving
+                count = pacer.calls_to_start(len(free), in_flight, now, on_line)
+                if count > leads_left:
+                    pacer.give_back(count - leads_left, now)
+                    count = leads_left
+                for _ in range(count):
+                    leads_left -= 1
+                    in_flight += 1
+                    figures["attempts"] += 1
+                    if in_flight > peak:
+                        peak = in_flight
+                    if rng_answer.random() < workload.answer_probability:
+                        ring = workload.answer_ring.draw(rng_ring)
+                        at(now + ring, _RING_END, (True, ring))
+                    else:
+                        ring = workload.no_answer_ring.draw(rng_ring)
+                        at(now + ring, _RING_END, (False, ring))
+            at(now + workload.tick, _TICK)
+        elif kind == _RING_END:
+            in_flight -= 1
+            answered, ring = payload
+            pacer.ringing_ended(answered, ring, now)
+            if not answered:
+                continue
+            figures["answered"] += 1
+            if free:
+                hand_over(free.pop(0), now)
+            elif tolerance > 0:
+                order += 1
+                waiting[order] = now
+                at(now + tolerance, _GIVE_UP, order)
+            else:
+                figures["abandoned"] += 1
+                pacer.abandoned(now)
+        elif kind == _GIVE_UP:
+            if waiting.pop(payload, None) is not None:  # nobody took the customer in time
+                figures["abandoned"] += 1
+                pacer.abandoned(now)
+        elif kind == _FREE:
+            op, handle = payload
+            pacer.handled(handle, now)
+            operator_free(op, now)
+        elif kind == _SCHEDULE:
+            target = payload
+            staying = [op for op in operators if not op.leaving]
+            while len(staying) < target:  # come on line (or stay, when about to leave)
+                back = next((op for op in operators if op.leaving), None)
+                if back is not None:
+                    back.leaving = False
+                    leaving -= 1
+                    staying.append(back)
+                    continue
+                op = _Operator(now)
+                operators.append(op)
+                staying.append(op)
+                operator_free(op, now)
+            while len(staying) > target:  # the free leave first, then the busy when done
+                op = next((o for o in reversed(staying) if not o.busy), staying[-1])
+                staying.remove(op)
+                if op.busy:
+                    op.leaving = True
+                    leaving += 1
+                else:
+                    free.remove(op)
+                    go_off_line(op, now)
+    for op in operators:
+        on_line_seconds += end - op.on_line_at
+    answered, abandoned = figures["answered"], figures["abandoned"]
+    reached = answered - abandoned
+    hours = on_line_seconds / 3600.0
+    return {
+        "workload": workload.name,
+        "mode": mode,
+        "multiplier": multiplier,
+        "seed": seed,
+        "attempts": figures["attempts"],
+        "answered": answered,
+        "abandoned": abandoned,
+        "abandon_rate": round(abandoned / answered, 5) if answered else 0.0,
+        "occupancy": round(busy_seconds / on_line_seconds, 5) if on_line_seconds else 0.0,
+        "operator_idle_seconds": round(on_line_seconds - busy_seconds, 1),
+        "on_line_seconds": round(on_line_seconds, 1),
+        "leads_reached_per_operator_hour": round(reached / hours, 3) if hours else 0.0,
+        "peak_in_flight": peak,
+    }

@@ -1,0 +1,112 @@
+"""The engine in predictive mode against SIPp behaves as the call-centre simulator says it
+will for the same tenant: it keeps more calls in flight than it has operators (progressive
+pacing never does), it abandons no more than the simulator within a small run's tolerance,
+and its pacer learns from the calls and the operators' handle times."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import update
+
+from engine.sim.callcentre import Workload, pacer_class, simulate
+from tests.engine.dialing import (
+    HostThread,
+    add_leads,
+    attempts_of,
+    dialing_tenant,
+    finish_as_they_come,
+    go_on_line,
+)
+from tests.engine.test_dialer import overlap
+from webapp.config import DEV_ENCRYPTION_KEY
+from webapp.extensions import db
+from webapp.models import Attempt, Lead
+from webapp.services.dialing import DialingStore
+from webapp.services.secrets import SecretBox
+
+OPERATORS = ("101", "102", "103")
+Pacer = pacer_class()  # the engine's
+LEADS = 90
+#: Three in ten customers answer (last digit 0, after `RING_MS`); the others ring until the
+#: engine's one-second ring timeout (last digit 3).
+ANSWERING = [n % 10 < 3 for n in range(LEADS)]
+RING_MS = 300
+#: Customers reached yesterday, none abandoned: the measured abandon rate is low.
+HISTORY = 300
+
+
+def the_same_tenant_simulated() -> dict:
+    workload = Workload.from_dict({
+        "name": "the SIPp run", "duration": 600, "leads": LEADS, "operators": len(OPERATORS),
+        "answer_probability": sum(ANSWERING) / LEADS,
+        "ring_time": {"answered": {"constant": RING_MS / 1000}, "unanswered": {"constant": 1.0}},
+        "talk_time": {"uniform": [0.1, 0.4]},  # REFER, NOTIFY, then the test finishes the lead
+        "abandon_tolerance": 0, "ceilings": {"max_in_flight": 30, "calls_per_second": 10},
+    })  # fmt: skip
+    pacer = Pacer("predictive", 1.0, 30, 10.0, 0.0, 3.0)
+    pacer.set_window(HISTORY, 0)  # what the engine reads from the database
+    return simulate(workload, "predictive", seed=1, pacer=pacer)
+
+
+def a_clean_history(app, tenant_id: int, answered: int) -> None:
+    """Yesterday's calls: `answered` customers reached, none abandoned (the engine reads
+    them from the database as the measured abandon rate over the regulatory window)."""
+    with app.app_context():
+        [lead_id] = add_leads(app, tenant_id, ["+15559999990"])
+        yesterday = datetime.now(UTC) - timedelta(hours=12)
+        for _ in range(answered):
+            db.session.add(Attempt(tenant_id=tenant_id, lead_id=lead_id, dialed_uri="sip:x",
+                                   outcome="answered", invite_at=yesterday,
+                                   answer_at=yesterday, end_at=yesterday))  # fmt: skip
+        db.session.execute(update(Lead).where(Lead.id == lead_id).values(status="reached"))
+        db.session.commit()
+
+
+def test_predictive_engine_behaves_as_the_simulator_says(app, database_url, pbx):
+    simulated = the_same_tenant_simulated()
+    assert simulated["peak_in_flight"] > len(OPERATORS)  # what the simulator says
+
+    peer = pbx("pbx.xml", calls=LEADS * 2, timeout=120, fill={"ring_ms": RING_MS})
+    tenant_id, operators = dialing_tenant(
+        app, "Acme", peer, extensions=OPERATORS, pacing_mode="predictive",
+        max_concurrent_calls=30, max_calls_per_second=10, abandon_rate_cap_percent=3.0,
+    )  # fmt: skip
+    a_clean_history(app, tenant_id, HISTORY)
+    add_leads(app, tenant_id, [f"+1555000{n:03d}{0 if a else 3}" for n, a in enumerate(ANSWERING)])
+    go_on_line(app, tenant_id, *operators.values())
+    with HostThread(database_url) as host:
+        finish_as_they_come(app, tenant_id, LEADS + 1, timeout=90)  # and the history's lead
+        pacer = host.host.engines[tenant_id].pacer
+        assert pacer.mode == "predictive"
+        learned = (pacer.attempts, pacer.answer_probability, pacer.handled_count)
+
+    attempts = [a for a in attempts_of(app, tenant_id) if a.dialed_uri != "sip:x"]
+    assert len(attempts) == LEADS
+    answered = [a for a in attempts if a.answer_at is not None]
+    abandoned = [a for a in attempts if a.detail == "no_free_operator"]
+    assert len(answered) == sum(ANSWERING)
+    # More calls at once than operators: progressive would never start a fourth.
+    assert overlap(attempts) > len(OPERATORS)
+    assert abs(overlap(attempts) - simulated["peak_in_flight"]) <= 2  # as many as simulated
+    # Abandons: no more than the simulator's, give or take two calls of a short run, and
+    # under the cap on the same terms.
+    assert len(abandoned) <= simulated["abandoned"] + 2
+    assert len(abandoned) <= 0.03 * len(answered) + 2
+    # The pacer heard of every attempt, learned the answer rate and the handle times.
+    attempts_seen, answer_probability, handled = learned
+    assert attempts_seen == LEADS
+    assert 0.2 < answer_probability < 0.4
+    assert handled >= len(answered) - len(abandoned) - len(OPERATORS)
+
+    # The measured abandon rate the engine reads over the regulatory window.
+    store = DialingStore(database_url, SecretBox(DEV_ENCRYPTION_KEY))
+    try:
+        day_ago = datetime.now(UTC) - timedelta(days=1)
+        assert store.abandon_counts(tenant_id, day_ago) == (HISTORY + len(answered), len(abandoned))
+        hour_ago = datetime.now(UTC) - timedelta(hours=1)
+        assert store.abandon_counts(tenant_id, hour_ago) == (len(answered), len(abandoned))
+        assert store.abandon_counts(tenant_id, datetime.now(UTC) + timedelta(seconds=1)) == (0, 0)
+        assert store.abandon_counts(tenant_id + 1, day_ago) == (0, 0)  # another tenant's
+    finally:
+        store.close()
