@@ -173,7 +173,7 @@ def test_the_csv_export_in_russian_for_russian_excel(admin, data):
     response = admin.get("/reports/calls.csv", query_string={**WEEKEND, "outcome": "busy"},
                          headers={"Accept-Language": "ru"})  # fmt: skip
     rows = read_csv(response, delimiter=";")
-    assert rows[0][:3] == ["Попытка", "Начало", "Заявка"]
+    assert rows[0][:3] == ["Попытка", "Начало", "Лид"]
     assert rows[1][4] == "Клиент L1" and rows[1][7] == "номер занят"
     assert rows[1][1] == "2026-10-25 02:30:00"  # the first 02:30 (CEST)
 
