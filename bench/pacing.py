@@ -64,6 +64,7 @@ def run_modes(workloads: list[Path], seeds: list[int], smoke: bool) -> dict:
                 "abandon_rate_mean": round(sum(r["abandon_rate"] for r in runs) / len(runs), 5),
                 "occupancy_mean": round(sum(r["occupancy"] for r in runs) / len(runs), 4),
                 "occupancy_min": min(r["occupancy"] for r in runs),
+                "talk_share_mean": round(sum(r["talk_share"] for r in runs) / len(runs), 4),
                 "leads_reached_per_operator_hour": round(
                     sum(r["leads_reached_per_operator_hour"] for r in runs) / len(runs), 2
                 ),
@@ -138,14 +139,16 @@ def main(argv=None) -> int:
     simulated = time.perf_counter() - started
 
     print(f"Pacing modes on {len(workloads)} workloads, seeds {seeds[0]}-{seeds[-1]} "
-          "(abandon: worst seed; occupancy: mean, lowest)")  # fmt: skip
+          "(abandon: worst seed; occupancy (talk + wrap-up): mean, lowest; "
+          "talk alone: mean)")  # fmt: skip
     print(f"{'workload':24} {'mode':16} {'abandon max':>11} {'occupancy':>10} {'lowest':>7} "
-          f"{'reached/op-h':>12}")  # fmt: skip
+          f"{'talk':>6} {'reached/op-h':>12}")  # fmt: skip
     for name, result in results.items():
         for mode, row in result["modes"].items():
             flag = "" if row["abandon_rate_max"] <= CAP else "  over the cap"
             print(f"{name:24} {mode:16} {row['abandon_rate_max'] * 100:10.2f}% "
                   f"{row['occupancy_mean'] * 100:9.1f}% {row['occupancy_min'] * 100:6.1f}% "
+                  f"{row['talk_share_mean'] * 100:5.1f}% "
                   f"{row['leads_reached_per_operator_hour']:12.1f}{flag}")  # fmt: skip
     targets = judge(results)
     for name, checks in targets.items():

@@ -8,7 +8,9 @@ A fresh database is built by the migrations; `--tenants` tenants get `--attempts
 each, spread over the last `--days` days (generated in SQL: INSERT ... SELECT over
 generate_series), then the tables are analysed. Each page is read through Flask's test
 client signed in as staff (server-side time only): a warm-up, then `--reps` reads; the table
-shows p50 and p95 in ms. Measured, never asserted. The last line is one JSON object.
+shows p50 and p95 in ms. The billing pages are read twice: first with every attempt read raw
+(the peer), then after the reports' roll-up (webapp/reports/rollup.py, which billing sums),
+with the ratio. Measured, never asserted. The last line is one JSON object.
 """
 
 from __future__ import annotations
@@ -93,6 +95,24 @@ def build(owner_url: str, tenants: int, attempts: int, days: int) -> int:
     return loaded
 
 
+def measure(client, pages: dict[str, str], reps: int) -> dict[str, dict]:
+    """p50 and p95 (ms, server side through the test client) of each page, after a warm-up."""
+    results = {}
+    say(f"{'page':34} {'p50 ms':>8} {'p95 ms':>8}")
+    for label, url in pages.items():
+        assert client.get(url).status_code == 200, url  # warm-up
+        times = []
+        for _ in range(reps):
+            started = time.perf_counter()
+            response = client.get(url)
+            times.append((time.perf_counter() - started) * 1000)
+            assert response.status_code == 200
+        results[label] = {"p50_ms": round(percentile(times, 50), 1),
+                          "p95_ms": round(percentile(times, 95), 1)}  # fmt: skip
+        say(f"{label:34} {results[label]['p50_ms']:8.1f} {results[label]['p95_ms']:8.1f}")
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tenants", type=int, default=1000)
@@ -130,23 +150,35 @@ def main(argv: list[str] | None = None) -> int:
             "billing, one tenant, 12 months": "/staff/billing/1",
             "ops (SIP codes hour and day)": "/staff/ops",
         }
-        results = {}
-        say(f"\n{'page':34} {'p50 ms':>8} {'p95 ms':>8}")
-        for label, url in pages.items():
-            assert client.get(url).status_code == 200, url  # warm-up
-            times = []
-            for _ in range(args.reps):
-                started = time.perf_counter()
-                response = client.get(url)
-                times.append((time.perf_counter() - started) * 1000)
-                assert response.status_code == 200
-            results[label] = {"p50_ms": round(percentile(times, 50), 1),
-                              "p95_ms": round(percentile(times, 95), 1)}  # fmt: skip
-            say(f"{label:34} {results[label]['p50_ms']:8.1f} {results[label]['p95_ms']:8.1f}")
+        billing = [label for label in pages if label.startswith("billing")]
+        # The peer, in the same run: billing summed from the raw attempts, before any roll-up.
+        say("\nbefore the roll-up (every attempt read raw):")
+        raw = measure(client, {label: pages[label] for label in billing}, args.reps)
+        say("\nrolling up (what the cron job keeps doing every minute)")
+        started = time.perf_counter()
+        with app.app_context():
+            from webapp.reports.rollup import roll_up_all
+
+            while roll_up_all():  # at most a month of hours per tenant a run
+                pass
+        rollup_seconds = round(time.perf_counter() - started, 1)
+        started = time.perf_counter()
+        with app.app_context():  # the job's every-minute run when nothing new has come
+            roll_up_all()
+        idle_run_ms = round((time.perf_counter() - started) * 1000, 1)
+        say(f"rolled up in {rollup_seconds} s; a run with nothing new to roll up: "
+            f"{idle_run_ms} ms\n\nafter the roll-up:")  # fmt: skip
+        results = measure(client, pages, args.reps)
+        ratios = {label: round(raw[label]["p50_ms"] / results[label]["p50_ms"], 1)
+                  for label in billing}  # fmt: skip
+        for label, ratio in ratios.items():
+            say(f"{label}: {ratio}x faster from the roll-up than raw (p50)")
         with app.app_context():
             db.engine.dispose()
         print(json.dumps({"bench": "staff", "tenants": args.tenants, "attempts": loaded,
-                          "days": args.days, "pages": results}))  # fmt: skip
+                          "days": args.days, "rollup_seconds": rollup_seconds,
+                          "rollup_idle_run_ms": idle_run_ms,
+                          "pages": results, "raw": raw, "raw_over_rolled": ratios}))  # fmt: skip
     finally:
         if args.keep:
             say(f"kept database {name} (role {role})")

@@ -295,6 +295,7 @@ def simulate(workload: Workload, mode: str, seed: int = 0, multiplier: float = 1
     figures = {"attempts": 0, "answered": 0, "abandoned": 0}
     on_line_seconds = 0.0
     busy_seconds = 0.0
+    talk_seconds = 0.0
     tolerance = workload.abandon_tolerance
     end = workload.duration
 
@@ -305,11 +306,13 @@ def simulate(workload: Workload, mode: str, seed: int = 0, multiplier: float = 1
 
     def hand_over(op: _Operator, now: float) -> None:
         """The operator takes an answered customer."""
-        nonlocal busy_seconds
+        nonlocal busy_seconds, talk_seconds
         op.busy = True
-        handle = workload.talk.draw(rng_talk) + workload.wrap_up.draw(rng_wrap)
+        talk = workload.talk.draw(rng_talk)
+        handle = talk + workload.wrap_up.draw(rng_wrap)
         # The handle time counts from the hand-over; it ends within the run or is cut there.
         busy_seconds += min(handle, max(0.0, end - now))
+        talk_seconds += min(talk, max(0.0, end - now))
         at(now + handle, _FREE, (op, handle))
 
     def operator_free(op: _Operator, now: float) -> None:
@@ -413,6 +416,7 @@ def simulate(workload: Workload, mode: str, seed: int = 0, multiplier: float = 1
         "abandoned": abandoned,
         "abandon_rate": round(abandoned / answered, 5) if answered else 0.0,
         "occupancy": round(busy_seconds / on_line_seconds, 5) if on_line_seconds else 0.0,
+        "talk_share": round(talk_seconds / on_line_seconds, 5) if on_line_seconds else 0.0,
         "operator_idle_seconds": round(on_line_seconds - busy_seconds, 1),
         "on_line_seconds": round(on_line_seconds, 1),
         "leads_reached_per_operator_hour": round(reached / hours, 3) if hours else 0.0,

@@ -86,6 +86,8 @@ def upgrade():
             "very_short",
             "reached",
             "exhausted",
+            "billed_seconds",
+            "billable_minutes",
         ),
         *_seconds("ring_seconds", "talk_seconds"),
         _fk("report_hours"),

@@ -23,3 +23,6 @@ def test_smoke_run_prints_every_page_as_json(capsys):
     for figures in result["pages"].values():
         assert figures["p50_ms"] > 0 and figures["p95_ms"] >= figures["p50_ms"]
     assert any(line.startswith("page") and "p95 ms" in line for line in lines)
+    billing = [label for label in result["pages"] if label.startswith("billing")]
+    assert set(result["raw"]) == set(result["raw_over_rolled"]) == set(billing)
+    assert result["rollup_seconds"] >= 0

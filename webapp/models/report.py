@@ -36,6 +36,9 @@ HOUR_COUNTS = (
     "very_short",
     "reached",
     "exhausted",
+    # What staff bill (docs/billing.md), rolled up so a month of every tenant reads fast.
+    "billed_seconds",
+    "billable_minutes",
 )
 HOUR_SECONDS = ("ring_seconds", "talk_seconds")
 #: Counter columns of `report_operator_hours`.
@@ -83,6 +86,8 @@ class ReportHour(TenantOwned, db.Model):
     very_short: Mapped[int] = mapped_column(BigInteger, default=0)
     reached: Mapped[int] = mapped_column(BigInteger, default=0)
     exhausted: Mapped[int] = mapped_column(BigInteger, default=0)
+    billed_seconds: Mapped[int] = mapped_column(BigInteger, default=0)
+    billable_minutes: Mapped[int] = mapped_column(BigInteger, default=0)
     ring_seconds: Mapped[float] = mapped_column(Float, default=0)
     talk_seconds: Mapped[float] = mapped_column(Float, default=0)
 

@@ -13,7 +13,19 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, case, exists, func, literal, literal_column, or_, select, text
+from sqlalchemy import (
+    BigInteger,
+    and_,
+    case,
+    cast,
+    exists,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    text,
+)
 from sqlalchemy.orm import aliased
 
 from engine.outcomes import Detail, Outcome, TransferResult
@@ -116,6 +128,21 @@ def _sum(condition, value=1):
 # --- the metrics, one definition for roll-ups and raw rows ---------------------------------
 
 
+def billing_metrics(a) -> dict:
+    """What platform staff bill (docs/billing.md), over finished attempts `a`: answered calls, the
+    calls the PBX took, and per call its seconds from answer to the end of our leg rounded to
+    the nearest second, and those seconds rounded up to whole minutes."""
+    billed = a.answer_at.is_not(None) & a.end_at.is_not(None)
+    billed_seconds = cast(func.round(seconds(a.end_at, a.answer_at)), BigInteger)
+    return {
+        "attempts": func.count(),
+        "answered": func.count(a.answer_at),
+        "transferred": _sum(a.transfer_result.in_(TRANSFERRED)),
+        "billed_seconds": _sum(billed, billed_seconds),
+        "billable_minutes": _sum(billed, (billed_seconds + 59) // 60),
+    }
+
+
 def hour_metrics(a) -> dict:
     """Sums over attempts `a` (an Attempt alias) for `report_hours`."""
     transferred = a.transfer_result.in_(TRANSFERRED)
@@ -139,9 +166,7 @@ def hour_metrics(a) -> dict:
     )
     ring = seconds(func.coalesce(a.answer_at, a.end_at), a.ringing_at)
     return {
-        "attempts": func.count(),
-        "answered": func.count(a.answer_at),
-        "transferred": _sum(transferred),
+        **billing_metrics(a),
         "rang": _sum(a.ringing_at.is_not(None) & a.end_at.is_not(None)),
         "talks": _sum(talked),
         "very_short": _sum(talked & (talk < VERY_SHORT_SECONDS)),
@@ -309,6 +334,8 @@ class Summary:
     very_short: int = 0
     reached: int = 0
     exhausted: int = 0
+    billed_seconds: int = 0  # what staff bill (docs/billing.md); not shown to tenants yet
+    billable_minutes: int = 0
     ring_seconds: float = 0.0
     talk_seconds: float = 0.0
     details: dict[str, int] = field(default_factory=dict)

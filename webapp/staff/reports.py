@@ -2,9 +2,9 @@
 state, calls in flight, SIP error rates, queues, workers). Read-only, every query.
 
 Months are calendar months in UTC (docs/billing.md): an attempt belongs to the month of its
-`invite_at`. Queries over every tenant's attempts go tenant by tenant through the index
-(tenant_id, invite_at): on PostgreSQL with a LATERAL join, so a month of one tenant is an
-index range, never a scan of the whole table; SQLite (one machine, small) groups directly.
+`invite_at`. Billing sums the reports' hourly roll-ups (webapp/reports/rollup.py, with the
+one definition of each figure in webapp/reports/figures.py: billing_metrics) and reads raw
+attempts only after each tenant's last rolled-up hour.
 """
 
 from __future__ import annotations
@@ -18,15 +18,14 @@ from datetime import UTC, datetime, timedelta
 
 import redis
 from rq import Queue, Worker
-from sqlalchemy import text
+from sqlalchemy import func, select, text, true
+from sqlalchemy.orm import aliased
 
 from engine.bus import TenantKeys, hosts_key
 from engine.jobs import DEFAULT, ENGINES, HOST_GONE_AFTER
 from webapp.extensions import db
-
-#: Transfer results that count as transferred (the PBX took the call; engine/outcomes.py).
-TRANSFERRED = ("succeeded", "unconfirmed")
-
+from webapp.models import Attempt, ReportHour, ReportRollup, Tenant
+from webapp.reports.figures import billing_metrics, rolled_until
 
 # --- months --------------------------------------------------------------------------------
 
@@ -77,73 +76,89 @@ class Usage:
         self.billable_minutes += other.billable_minutes
 
 
-def _seconds_sql(dialect: str) -> str:
-    """A call's billed seconds: answer to end of our leg, rounded to the nearest second."""
-    if dialect == "postgresql":
-        return "round(extract(epoch from (a.end_at - a.answer_at)))::bigint"
-    return "CAST(round((julianday(a.end_at) - julianday(a.answer_at)) * 86400) AS INTEGER)"
+BILLED = ("attempts", "answered", "transferred", "billed_seconds", "billable_minutes")
 
 
-def _usage_columns(dialect: str) -> str:
-    seconds = _seconds_sql(dialect)
-    billed = "a.answer_at IS NOT NULL AND a.end_at IS NOT NULL"
-    transferred = ", ".join(f"'{value}'" for value in TRANSFERRED)
-    return f"""
-        count(*) AS attempts,
-        count(a.answer_at) AS answered,
-        coalesce(sum(CASE WHEN a.transfer_result IN ({transferred}) THEN 1 ELSE 0 END), 0)
-            AS transferred,
-        coalesce(sum(CASE WHEN {billed} THEN {seconds} ELSE 0 END), 0) AS billed_seconds,
-        coalesce(sum(CASE WHEN {billed} THEN ({seconds} + 59) / 60 ELSE 0 END), 0)
-            AS billable_minutes"""
+def _usage(row, tenant_id: int, tenant_name: str) -> Usage:
+    return Usage(tenant_id, tenant_name, *(int(getattr(row, name) or 0) for name in BILLED))
 
 
 def billing(start: datetime) -> list[Usage]:
     """Every tenant's use in the month that begins at `start` (UTC), by tenant name; tenants
-    without attempts that month are listed with zeros."""
+    without attempts that month are listed with zeros. Finished attempts only, as the
+    roll-ups hold them (an attempt in progress counts once it ends).
+
+    The hours the reports' roll-up holds (`report_hours`, kept by a job, whole UTC hours, so
+    months add up exactly) are summed from it; only each tenant's attempts since its
+    `rolled_until` (the last hour or so) are read raw, through the index (tenant_id,
+    invite_at): on PostgreSQL one index range per tenant (a LATERAL join)."""
     end = next_month(start)
-    dialect = db.engine.dialect.name
-    columns = _usage_columns(dialect)
-    if dialect == "postgresql":
-        sql = f"""
-            SELECT t.id, t.name, u.* FROM tenants t CROSS JOIN LATERAL (
-                SELECT {columns} FROM attempts a
-                WHERE a.tenant_id = t.id AND a.invite_at >= :start AND a.invite_at < :end
-            ) u ORDER BY t.name, t.id"""
-    else:
-        sql = f"""
-            SELECT t.id, t.name, u.attempts, u.answered, u.transferred, u.billed_seconds,
-                   u.billable_minutes
-            FROM tenants t LEFT JOIN (
-                SELECT a.tenant_id, {columns} FROM attempts a
-                WHERE a.invite_at >= :start AND a.invite_at < :end GROUP BY a.tenant_id
-            ) u ON u.tenant_id = t.id ORDER BY t.name, t.id"""
-    rows = db.session.execute(text(sql), _bounds(start, end, dialect))
-    return [Usage(row[0], row[1], *(int(value or 0) for value in row[2:])) for row in rows]
+    hours = (
+        select(ReportHour.tenant_id, *[func.sum(getattr(ReportHour, n)).label(n) for n in BILLED])
+        .where(ReportHour.hour >= start, ReportHour.hour < end)
+        .group_by(ReportHour.tenant_id)
+        .subquery("hours")
+    )
+    a = aliased(Attempt, name="a")
+    metrics = billing_metrics(a)
+    tenants = Tenant.__table__
+    since = func.coalesce(ReportRollup.rolled_until, start)
+    if db.engine.dialect.name == "postgresql":
+        raw = (
+            select(*[metrics[n].label(n) for n in BILLED])
+            .where(a.tenant_id == tenants.c.id, a.invite_at >= func.greatest(since, start),
+                   a.invite_at < end, a.outcome.is_not(None))
+            .lateral("raw")
+        )  # fmt: skip
+        joined = tenants.outerjoin(ReportRollup, ReportRollup.tenant_id == tenants.c.id).join(
+            raw, true()
+        )
+    else:  # SQLite: one machine, small; group the month directly
+        raw = (
+            select(a.tenant_id, *[metrics[n].label(n) for n in BILLED])
+            .select_from(a)
+            .outerjoin(ReportRollup, ReportRollup.tenant_id == a.tenant_id)
+            .where(a.invite_at >= func.max(since, start), a.invite_at < end, a.outcome.is_not(None))
+            .group_by(a.tenant_id)
+            .subquery("raw")
+        )
+        joined = tenants.outerjoin(raw, raw.c.tenant_id == tenants.c.id)
+    query = (
+        select(tenants.c.id, tenants.c.name,
+               *[(func.coalesce(getattr(raw.c, n), 0) + func.coalesce(getattr(hours.c, n), 0))
+                 .label(n) for n in BILLED])
+        .select_from(joined.outerjoin(hours, hours.c.tenant_id == tenants.c.id))
+        .order_by(tenants.c.name, tenants.c.id)
+    )  # fmt: skip
+    return [_usage(row, row.id, row.name) for row in db.session.execute(query)]
 
 
 def tenant_months(tenant_id: int, last: datetime, months: int = 12) -> list[tuple[datetime, Usage]]:
-    """One tenant's use month by month, the `months` months up to the one starting at `last`."""
-    dialect = db.engine.dialect.name
-    sql = text(f"""SELECT {_usage_columns(dialect)} FROM attempts a
-                   WHERE a.tenant_id = :tenant AND a.invite_at >= :start AND a.invite_at < :end""")
+    """One tenant's use month by month, the `months` months up to the one starting at `last`:
+    the rolled-up hours and the raw attempts after them, as `billing` counts."""
+    until = rolled_until(tenant_id)
+    a = aliased(Attempt, name="a")
+    metrics = billing_metrics(a)
     result = []
     start = last
     for _ in range(months):
-        row = db.session.execute(
-            sql, {"tenant": tenant_id, **_bounds(start, next_month(start), dialect)}
-        ).one()
-        result.append((start, Usage(tenant_id, "", *(int(value or 0) for value in row))))
+        end = next_month(start)
+        rolled_end = max(start, min(end, until)) if until is not None else start
+        rolled = db.session.execute(
+            select(*[func.coalesce(func.sum(getattr(ReportHour, n)), 0).label(n) for n in BILLED])
+            .where(ReportHour.tenant_id == tenant_id, ReportHour.hour >= start,
+                   ReportHour.hour < rolled_end)
+        ).one()  # fmt: skip
+        raw = db.session.execute(
+            select(*[metrics[n].label(n) for n in BILLED])
+            .where(a.tenant_id == tenant_id, a.invite_at >= rolled_end, a.invite_at < end,
+                   a.outcome.is_not(None))
+        ).one()  # fmt: skip
+        usage = _usage(rolled, tenant_id, "")
+        usage.add(_usage(raw, tenant_id, ""))
+        result.append((start, usage))
         start = previous_month(start)
     return result
-
-
-def _bounds(start: datetime, end: datetime, dialect: str) -> dict:
-    if dialect == "postgresql":
-        return {"start": start, "end": end}
-    # SQLite keeps timestamps as text in UTC without an offset (SQLAlchemy's format).
-    return {"start": start.strftime("%Y-%m-%d %H:%M:%S.%f"),
-            "end": end.strftime("%Y-%m-%d %H:%M:%S.%f")}  # fmt: skip
 
 
 CSV_COLUMNS = ("month", "tenant_id", "tenant", "attempts", "answered", "transferred",

@@ -28,12 +28,13 @@ class StaffData:
 
 # (invite_at, answered after seconds, talked seconds, outcome, detail, sip code, transfer)
 ROMASHKA_ATTEMPTS = [
-    # October 2026: 6 attempts, 5 answered, 2 transferred, 60+61+0+125 = 246 s, 1+2+0+3 = 6 min
+    # October 2026: 5 finished attempts, 4 answered, 2 transferred, 60+61+0+125 = 246 s,
+    # 1+2+0+3 = 6 min (the attempt still in progress counts when it ends)
     (t(2026, 10, 1, 0, 0, 0), 5, 60.0, "answered", None, 200, "succeeded"),  # the first instant
     (t(2026, 10, 15, 12), 3, 61.0, "answered", None, 200, "unconfirmed"),
     (t(2026, 10, 20, 9), 4, 0.4, "technical_error", "no_free_operator", 200, None),
     (t(2026, 10, 10, 9), 2, 125.4, "technical_error", "transfer_failed", 200, "failed"),
-    (t(2026, 10, 11, 9), 2, None, None, None, 200, None),  # answered, still talking: no minutes
+    (t(2026, 10, 11, 9), 2, None, None, None, 200, None),  # in progress: not yet counted
     # 02:59:59.999 on 1 November in Moscow, still October in UTC
     (t(2026, 10, 31, 23, 59, 59, 999000), None, None, "busy", None, 486, None),
     # November: 1 attempt, answered, 30 s, 1 minute
@@ -48,8 +49,8 @@ BRAVO_ATTEMPTS = [
 ]
 
 #: tenant -> (attempts, answered, transferred, billed seconds, billable minutes)
-OCTOBER = {"romashka": (6, 5, 2, 246, 6), "bravo": (2, 1, 1, 60, 1), "zeta": (0, 0, 0, 0, 0)}
-OCTOBER_TOTAL = (8, 6, 3, 306, 7)
+OCTOBER = {"romashka": (5, 4, 2, 246, 6), "bravo": (2, 1, 1, 60, 1), "zeta": (0, 0, 0, 0, 0)}
+OCTOBER_TOTAL = (7, 5, 3, 306, 7)
 NOVEMBER_ROMASHKA = (1, 1, 1, 30, 1)
 SEPTEMBER_ROMASHKA = (1, 0, 0, 0, 0)
 

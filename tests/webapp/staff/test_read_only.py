@@ -100,7 +100,7 @@ def test_staff_read_every_tenant_under_row_level_security(rls_app):
     page = client.get("/staff/billing?month=2026-10").get_data(as_text=True)
     total = page[page.index('<tr class="total">') :]
     cells = [int(c.split("</th>")[0]) for c in total.split("<th>")[2:7]]
-    assert cells == [8, 6, 3, 7, 306] and OCTOBER_TOTAL == (8, 6, 3, 306, 7)
+    assert cells == [7, 5, 3, 7, 306] and OCTOBER_TOTAL == (7, 5, 3, 306, 7)
     assert client.get(f"/staff/billing/{dataset.bravo}").status_code == 200
 
 
