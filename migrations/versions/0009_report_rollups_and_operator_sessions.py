@@ -1,5 +1,5 @@
-"""Reports: operators' on-line sessions, the end of each talk on its attempt, and the hourly
-roll-ups of attempts (docs/reports.md).
+"""Reports: operators' on-line sessions, the end of each talk on its attempt, the hourly
+roll-ups of attempts (docs/reports.md), and the daily sums that staff bill (docs/billing.md).
 
 Revision ID: 0009
 Revises: 0008
@@ -19,7 +19,13 @@ branch_labels = None
 depends_on = None
 
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
-TABLES = ("operator_sessions", "report_hours", "report_operator_hours", "report_rollups")
+TABLES = (
+    "operator_sessions",
+    "report_hours",
+    "report_operator_hours",
+    "report_rollups",
+    "billing_days",
+)
 SCOPE = "current_setting('autocall.tenant_id', true)"
 RULE = (
     f"(SELECT {SCOPE}) = 'all' OR tenant_id = "
@@ -118,6 +124,14 @@ def upgrade():
         sa.Column("rolled_until", sa.DateTime(timezone=True), nullable=False),
         _fk("report_rollups"),
         sa.PrimaryKeyConstraint("tenant_id", name="pk_report_rollups"),
+    )
+    op.create_table(
+        "billing_days",
+        sa.Column("tenant_id", BigId, nullable=False),
+        sa.Column("day", sa.DateTime(timezone=True), nullable=False),
+        *_counts("attempts", "answered", "transferred", "billed_seconds", "billable_minutes"),
+        _fk("billing_days"),
+        sa.PrimaryKeyConstraint("tenant_id", "day", name="pk_billing_days"),
     )
     if op.get_bind().dialect.name == "postgresql":
         for table in TABLES:

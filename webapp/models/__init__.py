@@ -5,7 +5,13 @@ from webapp.models.base import TenantOwned
 from webapp.models.call import Attempt, Outcome, TransferResult
 from webapp.models.lead import DoNotCall, Lead, LeadStatus
 from webapp.models.operator import Operator, Team
-from webapp.models.report import OperatorSession, ReportHour, ReportOperatorHour, ReportRollup
+from webapp.models.report import (
+    BillingDay,
+    OperatorSession,
+    ReportHour,
+    ReportOperatorHour,
+    ReportRollup,
+)
 from webapp.models.tenant import PacingMode, Tenant, Transport
 from webapp.models.user import Role, User
 from webapp.models.webhook import WebhookDelivery, WebhookEndpoint
@@ -14,6 +20,7 @@ __all__ = [
     "ApiClient",
     "ApiToken",
     "Attempt",
+    "BillingDay",
     "DoNotCall",
     "Lead",
     "LeadStatus",

@@ -36,10 +36,12 @@ HOUR_COUNTS = (
     "very_short",
     "reached",
     "exhausted",
-    # What staff bill (docs/billing.md), rolled up so a month of every tenant reads fast.
+    # What staff bill (docs/billing.md); summed again per day in `billing_days`.
     "billed_seconds",
     "billable_minutes",
 )
+#: Columns of `billing_days`: what staff bill (docs/billing.md).
+BILLED = ("attempts", "answered", "transferred", "billed_seconds", "billable_minutes")
 HOUR_SECONDS = ("ring_seconds", "talk_seconds")
 #: Counter columns of `report_operator_hours`.
 OPERATOR_COUNTS = ("offered", "transferred", "failed_transfers", "talks", "very_short")
@@ -119,3 +121,19 @@ class ReportRollup(TenantOwned, db.Model):
     __table_args__ = (PrimaryKeyConstraint("tenant_id"),)
 
     rolled_until: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class BillingDay(TenantOwned, db.Model):
+    """What staff bill of one tenant on one UTC day (`day` is its first instant): the sums of
+    the tenant's rolled-up hours of that day, kept with them by the roll-up job. A month of
+    every tenant is then some thirty rows a tenant (docs/billing.md)."""
+
+    __tablename__ = "billing_days"
+    __table_args__ = (PrimaryKeyConstraint("tenant_id", "day"),)
+
+    day: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    attempts: Mapped[int] = mapped_column(BigInteger, default=0)
+    answered: Mapped[int] = mapped_column(BigInteger, default=0)
+    transferred: Mapped[int] = mapped_column(BigInteger, default=0)
+    billed_seconds: Mapped[int] = mapped_column(BigInteger, default=0)
+    billable_minutes: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -107,6 +107,16 @@ def hour_of(column):
     return func.strftime(literal_column("'%Y-%m-%d %H:00:00.000000'"), column)
 
 
+def day_of(column):
+    """The UTC day an instant falls in (its first instant), as stored in `billing_days`."""
+    if _postgresql():
+        utc_ = literal_column("'UTC'")
+        return func.timezone(
+            utc_, func.date_trunc(literal_column("'day'"), func.timezone(utc_, column))
+        )
+    return func.strftime(literal_column("'%Y-%m-%d 00:00:00.000000'"), column)
+
+
 def seconds(later, earlier):
     if _postgresql():
         return func.extract("epoch", later - earlier)

@@ -1,6 +1,7 @@
 """The hourly roll-ups of attempts, kept by a job (docs/reports.md, "Roll-ups").
 
-`roll_up(tenant_id)` adds the hours from the tenant's `rolled_until` to the last hour that
+`roll_up(tenant_id)` adds the hours (and the days staff bill, `billing_days`, summed from
+those hours) from the tenant's `rolled_until` to the last hour that
 ended `SETTLE` ago and holds no attempt still in progress, at most `MAX_HOURS` a run, in one
 transaction: it deletes whatever those hours hold (so a run repeated after a crash writes
 the same rows) and inserts the sums of the raw attempts, with the very SQL the reports use on
@@ -15,11 +16,20 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, func, insert, select, text
+from sqlalchemy import delete, func, insert, literal, select, text
 
 from webapp.extensions import db
-from webapp.models import Attempt, ReportRollup, Tenant
-from webapp.reports.figures import HOURS, OPERATORS, floor_hour, no_jit, raw_select, utc
+from webapp.models import Attempt, BillingDay, ReportHour, ReportRollup, Tenant
+from webapp.models.report import BILLED
+from webapp.reports.figures import (
+    HOURS,
+    OPERATORS,
+    day_of,
+    floor_hour,
+    no_jit,
+    raw_select,
+    utc,
+)
 
 log = logging.getLogger(__name__)
 
@@ -89,12 +99,35 @@ def roll_up(tenant_id: int, now: datetime | None = None) -> int:
                 raw_select(kind, tenant_id, start, limit, keys, with_tenant=True),
             )
         )
+    _billing_days(tenant_id, start, limit)
     if state is None:
         session.add(ReportRollup(tenant_id=tenant_id, rolled_until=limit))
     else:
         state.rolled_until = limit
     session.commit()
     return int((limit - start) / timedelta(hours=1))
+
+
+def _billing_days(tenant_id: int, start: datetime, limit: datetime) -> None:
+    """The days [start, limit) touches, summed again from the tenant's rolled-up hours (which
+    now hold every hour before `limit`); a day still running holds its rolled hours so far."""
+    first = start.replace(hour=0)
+    table = BillingDay
+    db.session.execute(
+        delete(table).where(table.tenant_id == tenant_id, table.day >= first, table.day < limit)
+    )
+    day = day_of(ReportHour.hour)
+    db.session.execute(
+        insert(table).from_select(
+            ["tenant_id", "day", *BILLED],
+            select(
+                literal(tenant_id), day, *[func.sum(getattr(ReportHour, name)) for name in BILLED]
+            )
+            .where(ReportHour.tenant_id == tenant_id, ReportHour.hour >= first,
+                   ReportHour.hour < limit)
+            .group_by(day),
+        )
+    )  # fmt: skip
 
 
 def roll_up_all(now: datetime | None = None) -> int:

@@ -2,9 +2,9 @@
 state, calls in flight, SIP error rates, queues, workers). Read-only, every query.
 
 Months are calendar months in UTC (docs/billing.md): an attempt belongs to the month of its
-`invite_at`. Billing sums the reports' hourly roll-ups (webapp/reports/rollup.py, with the
-one definition of each figure in webapp/reports/figures.py: billing_metrics) and reads raw
-attempts only after each tenant's last rolled-up hour.
+`invite_at`. Billing sums the daily sums the reports' roll-up job keeps (`billing_days`,
+webapp/reports/rollup.py, with the one definition of each figure in webapp/reports/figures.py:
+billing_metrics) and reads raw attempts only after each tenant's last rolled-up hour.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from sqlalchemy.orm import aliased
 from engine.bus import TenantKeys, hosts_key
 from engine.jobs import DEFAULT, ENGINES, HOST_GONE_AFTER
 from webapp.extensions import db
-from webapp.models import Attempt, ReportHour, ReportRollup, Tenant
+from webapp.models import Attempt, BillingDay, ReportRollup, Tenant
+from webapp.models.report import BILLED
 from webapp.reports.figures import billing_metrics, rolled_until
 
 # --- months --------------------------------------------------------------------------------
@@ -76,9 +77,6 @@ class Usage:
         self.billable_minutes += other.billable_minutes
 
 
-BILLED = ("attempts", "answered", "transferred", "billed_seconds", "billable_minutes")
-
-
 def _usage(row, tenant_id: int, tenant_name: str) -> Usage:
     return Usage(tenant_id, tenant_name, *(int(getattr(row, name) or 0) for name in BILLED))
 
@@ -88,16 +86,16 @@ def billing(start: datetime) -> list[Usage]:
     without attempts that month are listed with zeros. Finished attempts only, as the
     roll-ups hold them (an attempt in progress counts once it ends).
 
-    The hours the reports' roll-up holds (`report_hours`, kept by a job, whole UTC hours, so
-    months add up exactly) are summed from it; only each tenant's attempts since its
+    The days the roll-up job keeps (`billing_days`, sums of the tenant's rolled-up hours, so
+    a UTC month adds up exactly) are summed; only each tenant's attempts since its
     `rolled_until` (the last hour or so) are read raw, through the index (tenant_id,
     invite_at): on PostgreSQL one index range per tenant (a LATERAL join)."""
     end = next_month(start)
-    hours = (
-        select(ReportHour.tenant_id, *[func.sum(getattr(ReportHour, n)).label(n) for n in BILLED])
-        .where(ReportHour.hour >= start, ReportHour.hour < end)
-        .group_by(ReportHour.tenant_id)
-        .subquery("hours")
+    days = (
+        select(BillingDay.tenant_id, *[func.sum(getattr(BillingDay, n)).label(n) for n in BILLED])
+        .where(BillingDay.day >= start, BillingDay.day < end)
+        .group_by(BillingDay.tenant_id)
+        .subquery("days")
     )
     a = aliased(Attempt, name="a")
     metrics = billing_metrics(a)
@@ -125,9 +123,9 @@ def billing(start: datetime) -> list[Usage]:
         joined = tenants.outerjoin(raw, raw.c.tenant_id == tenants.c.id)
     query = (
         select(tenants.c.id, tenants.c.name,
-               *[(func.coalesce(getattr(raw.c, n), 0) + func.coalesce(getattr(hours.c, n), 0))
+               *[(func.coalesce(getattr(raw.c, n), 0) + func.coalesce(getattr(days.c, n), 0))
                  .label(n) for n in BILLED])
-        .select_from(joined.outerjoin(hours, hours.c.tenant_id == tenants.c.id))
+        .select_from(joined.outerjoin(days, days.c.tenant_id == tenants.c.id))
         .order_by(tenants.c.name, tenants.c.id)
     )  # fmt: skip
     return [_usage(row, row.id, row.name) for row in db.session.execute(query)]
@@ -145,9 +143,9 @@ def tenant_months(tenant_id: int, last: datetime, months: int = 12) -> list[tupl
         end = next_month(start)
         rolled_end = max(start, min(end, until)) if until is not None else start
         rolled = db.session.execute(
-            select(*[func.coalesce(func.sum(getattr(ReportHour, n)), 0).label(n) for n in BILLED])
-            .where(ReportHour.tenant_id == tenant_id, ReportHour.hour >= start,
-                   ReportHour.hour < rolled_end)
+            select(*[func.coalesce(func.sum(getattr(BillingDay, n)), 0).label(n) for n in BILLED])
+            .where(BillingDay.tenant_id == tenant_id, BillingDay.day >= start,
+                   BillingDay.day < rolled_end)
         ).one()  # fmt: skip
         raw = db.session.execute(
             select(*[metrics[n].label(n) for n in BILLED])

@@ -17,6 +17,7 @@ TENANT_OWNED = {
     "report_hours",
     "report_operator_hours",
     "report_rollups",
+    "billing_days",
 }
 
 

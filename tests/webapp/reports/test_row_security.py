@@ -15,6 +15,7 @@ from tests.webapp.reports import dataset
 from tests.webapp.test_tenancy import rls_database  # noqa: F401  (the fixture)
 from webapp.extensions import db
 from webapp.models import (
+    BillingDay,
     OperatorSession,
     ReportHour,
     ReportOperatorHour,
@@ -23,7 +24,7 @@ from webapp.models import (
 )
 from webapp.reports import figures, rollup
 
-TABLES = (OperatorSession, ReportHour, ReportOperatorHour, ReportRollup)
+TABLES = (OperatorSession, ReportHour, ReportOperatorHour, ReportRollup, BillingDay)
 
 
 @pytest.fixture
@@ -35,7 +36,7 @@ def rls_app(rls_database):  # noqa: F811
     yield app
     with app.app_context():
         db.session.remove()
-        for table in ("report_rollups", "report_operator_hours", "report_hours",
+        for table in ("billing_days", "report_rollups", "report_operator_hours", "report_hours",
                       "operator_sessions", "attempts", "leads", "operators", "teams", "users",
                       "tenants"):  # fmt: skip
             db.session.execute(db.text(f"DELETE FROM {table}"))
