@@ -363,16 +363,9 @@ class UserAgent:
             self._on_request(msg, source)
 
     def _on_request(self, request: Request, source: Address) -> None:
-        tx = self.layer.match_request(request)
-        if request.method == "ACK":
-            if tx is not None:
-                tx.acknowledged()
+        tx = self.layer.receive_request(request, source)
+        if tx is None:  # an ACK, or a retransmission (answered again by the layer)
             return
-        if tx is not None:  # a retransmission: the same answer again
-            if tx.response is not None:
-                self.transport.send(tx.response, source)
-            return
-        tx = self.layer.start_server(request, source)
         call = self._calls.get(request.call_id or "")
         if call is not None and call.dialog is not None and call.dialog.matches(request):
             call.on_request(request, tx)
@@ -548,8 +541,7 @@ class Call:
         ack = format_request("ACK", dialog.remote_target, ack_headers)
         self.ua.transport.send(ack, self.ua.destination)
         # The transaction ACKs the PBX's 2xx copies from now on, without this call.
-        self.invite_tx.ack = ack
-        self.invite_tx.on_response = None
+        self.invite_tx.accept(ack)
 
         refer_to = self.refer_to if isinstance(self.refer_to, str) else await self.refer_to()
         if refer_to is None:
