@@ -16,6 +16,7 @@ import logging
 import secrets
 import socket
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 
@@ -105,22 +106,40 @@ class Registration:
 
 
 class _Events:
-    """What happens to a call, in arrival order, for the coroutine that runs it."""
+    """What happens to a call, in arrival order, for the coroutine that runs it; and whether
+    the call's current deadline has passed (set by the user agent's timer)."""
+
+    __slots__ = ("_items", "_waiter", "expired")
 
     def __init__(self):
-        self._queue: asyncio.Queue = asyncio.Queue()
+        self._items: deque = deque()
+        self._waiter: asyncio.Future | None = None
+        self.expired = False
 
     def put(self, kind: str, item=None) -> None:
-        self._queue.put_nowait((kind, item))
+        self._items.append((kind, item))
+        self._wake()
 
-    async def get(self, timeout: float | None):
-        if timeout is not None and timeout <= 0:
-            return None
-        try:
-            async with asyncio.timeout(timeout):
-                return await self._queue.get()
-        except TimeoutError:
-            return None
+    def expire(self) -> None:
+        self.expired = True
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def get(self):
+        """The next event; None when there is none and the deadline has passed."""
+        while not self._items:
+            if self.expired:
+                return None
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return self._items.popleft()
 
 
 def _host(address: str) -> str:
@@ -158,6 +177,7 @@ class UserAgent:
             self._on_message, self.local_host, self.local_port, self.allowed_sources.__contains__
         )
         self.layer = TransactionLayer(self.transport, self.timers)
+        self._call_deadline = self._call_deadline  # bound once: the layer's timers key on it
         self.contact_host = self._address_towards(self.destination)
         self.port = self.transport.local_address[1]
         family = socket.AF_INET6 if ":" in self.contact_host else socket.AF_INET
@@ -354,6 +374,13 @@ class UserAgent:
         finally:
             self._calls.pop(call.call_id, None)
 
+    def _call_deadline(self, call_id: str, due: float) -> None:
+        """A call's deadline (ring timeout, transfer timeout...) came: tell it, unless it has
+        set another since."""
+        call = self._calls.get(call_id)
+        if call is not None and call._deadline == due:
+            call.events.expire()
+
     # --- incoming ----------------------------------------------------------------------------
 
     def _on_message(self, msg: Request | Response, source: Address) -> None:
@@ -404,7 +431,6 @@ class Call:
     def __init__(self, ua: UserAgent, target_uri: str, refer_to, ring_timeout: float,
                  transfer_timeout: float, bye_grace: float, refer_headers):  # fmt: skip
         self.ua = ua
-        self.loop = asyncio.get_running_loop()
         self.call_id = f"{secrets.token_hex(12)}@{ua.contact_host}"
         self.from_tag = secrets.token_hex(6)
         self.attempt = Attempt(target_uri, self.call_id)
@@ -418,6 +444,19 @@ class Call:
         self.invite: Request | None = None
         self.invite_tx: ClientTransaction | None = None
         self._seq = 0
+        self._deadline: float | None = None
+        self._refer_challenges = 0
+
+    def set_deadline(self, seconds: float | None) -> None:
+        """From now on, `events.get()` says None once `seconds` have passed without an event
+        (never, for None). The timer is the user agent's (`UserAgent._call_deadline`)."""
+        self.events.expired = False
+        ua = self.ua
+        self._deadline = (
+            None
+            if seconds is None
+            else ua.layer.queues.add(seconds, ua._call_deadline, self.call_id)
+        )
 
     # events from the transaction layer and the user agent
 
@@ -486,20 +525,20 @@ class Call:
         attempt = self.attempt
         attempt.invite_at = time.time()
         self._send_invite()
-        deadline = self.loop.time() + self.ring_timeout
+        self.set_deadline(self.ring_timeout)
         provisional = cancelled = cancel_when_possible = answered_challenge = False
         while True:
-            wait = None if cancel_when_possible and not cancelled else deadline - self.loop.time()
-            event = await self.events.get(wait)
+            event = await self.events.get()
             if event is None:
                 if cancelled:  # no final response 64*T1 after our CANCEL (section 9.1)
                     return self._finish(Outcome.NO_ANSWER, Detail.RING_TIMEOUT)
                 if provisional:
                     self._cancel()
                     cancelled = True
-                    deadline = self.loop.time() + self.ua.timers.b
+                    self.set_deadline(self.ua.timers.b)
                 else:
                     cancel_when_possible = True  # CANCEL only after a provisional (9.1)
+                    self.set_deadline(None)
                 continue
             kind, response = event
             if kind == "invite_timeout":
@@ -514,7 +553,7 @@ class Call:
                 if cancel_when_possible and not cancelled:
                     self._cancel()
                     cancelled = True
-                    deadline = self.loop.time() + self.ua.timers.b
+                    self.set_deadline(self.ua.timers.b)
                 continue
             attempt.sip_code, attempt.sip_reason = status, response.reason
             if status in (401, 407):
@@ -551,26 +590,21 @@ class Call:
         if isinstance(refer_to, tuple):  # the picker chose the headers with the target
             refer_to, extra = refer_to
         attempt.refer_to = refer_to
-        headers = dialog.headers("REFER", "")
-        headers += [("Contact", self.ua.contact), ("Refer-To", f"<{refer_to}>")]
-        headers += extra
-        refer = asyncio.ensure_future(
-            self.ua.transact("REFER", dialog.remote_target, headers, dialog.next_seq)
-        )
-        refer.add_done_callback(
-            lambda task: task.cancelled() or self.events.put("refer", task.result())
-        )
+        self._refer_extra = [("Contact", self.ua.contact), ("Refer-To", f"<{refer_to}>"), *extra]
+        self._send_refer()
         attempt.refer_at = time.time()
 
-        deadline = self.loop.time() + self.transfer_timeout
+        self.set_deadline(self.transfer_timeout)
         accepted = bye_received = False
         while attempt.transfer_result is None:
-            event = await self.events.get(deadline - self.loop.time())
+            event = await self.events.get()
             if event is None:
                 self._transfer_failed(None, Detail.TRANSFER_TIMEOUT)
                 break
             kind, msg = event
             if kind == "refer":
+                if msg is not None and msg.status in (401, 407) and self._answer_refer(msg):
+                    continue
                 if msg is None and not accepted:
                     self._transfer_failed(None, Detail.TRANSFER_TIMEOUT)
                 elif msg is not None and msg.status >= 300:
@@ -616,9 +650,38 @@ class Call:
                 response.reason,
             )
 
+    def _send_refer(self, authorization: tuple[str, str] | None = None) -> None:
+        """REFER inside the dialog, followed by this call's events (no task of its own)."""
+        dialog = self.dialog
+        headers = dialog.headers("REFER", self.ua.via(new_branch())) + self._refer_extra
+        if authorization:
+            headers.append(authorization)
+        self.ua.send("REFER", dialog.remote_target, headers, b"", self._on_refer_response,
+                     self._on_refer_timeout)  # fmt: skip
+
+    def _answer_refer(self, challenge: Response) -> bool:
+        """REFER again with credentials for a 401/407 (once, and again only when the nonce
+        was stale); False when the challenge must not be answered."""
+        if self._refer_challenges >= 2:
+            return False
+        answer = self.ua.answer_challenge(challenge, "REFER", self.dialog.remote_target,
+                                          stale_only=self._refer_challenges > 0)  # fmt: skip
+        if answer is None:
+            return False
+        self._refer_challenges += 1
+        self._send_refer(answer)
+        return True
+
+    def _on_refer_response(self, tx, response: Response) -> None:
+        if response.status >= 200:
+            self.events.put("refer", response)
+
+    def _on_refer_timeout(self, tx) -> None:
+        self.events.put("refer")
+
     async def _wait_for_bye(self, seconds: float) -> bool:
-        deadline = self.loop.time() + seconds
-        while (event := await self.events.get(deadline - self.loop.time())) is not None:
+        self.set_deadline(seconds)
+        while (event := await self.events.get()) is not None:
             if event[0] == "bye":
                 return True
         return False
