@@ -132,17 +132,16 @@ class ClientTransaction:
     """
 
     __slots__ = ("branch", "destination", "end_at", "final", "give_up_at", "interval", "key",
-                 "layer", "method", "next_send", "on_response", "on_timeout", "raw", "request",
+                 "layer", "method", "next_send", "on_response", "on_timeout", "raw",
                  "state")  # fmt: skip
 
-    def __init__(self, layer: TransactionLayer, request: Request, raw: bytes,
+    def __init__(self, layer: TransactionLayer, method: str, branch: str, raw: bytes,
                  destination: Address, on_response, on_timeout):  # fmt: skip
         self.layer = layer
-        self.request = request
-        self.raw = raw
-        self.method = request.method
-        self.branch = request.branch
-        self.key = (self.branch, self.method)
+        self.raw = raw  # the request as sent; parsed again only to ACK a failure
+        self.method = method
+        self.branch = branch
+        self.key = (branch, method)
         self.destination = destination
         self.on_response = on_response
         self.on_timeout = on_timeout
@@ -175,7 +174,6 @@ class ClientTransaction:
         self.next_send = self.give_up_at = self.end_at = None
         # Let go of the user agent, so that a finished call is freed at once.
         self.on_response = self.on_timeout = None
-        self.request = None
         if self.layer.client.get(self.key) is self:
             del self.layer.client[self.key]
 
@@ -213,7 +211,6 @@ class ClientTransaction:
                 layer._linger(self.key, layer.timers.t4, None, self.destination, False)  # Timer K
             self.state = "completed"
             self.on_response = self.on_timeout = None
-            self.request = None
         deliver(self, response)
 
     def accept(self, ack: bytes) -> None:
@@ -223,14 +220,13 @@ class ClientTransaction:
             return
         self.state = "terminated"  # as an object; it lingers on as a tuple
         self.on_response = None
-        self.request = None
         layer = self.layer
         if layer.client.get(self.key) is self:
             layer.client[self.key] = (self.end_at, ack, self.destination, True)
 
     def _ack(self, response: Response) -> bytes:
         """ACK for a non-2xx final response: part of this transaction (section 17.1.1.3)."""
-        request = self.request or parse(self.raw)
+        request = parse(self.raw)
         headers = [("Via", request.get_all("via")[0])]
         headers += [("Route", route) for route in request.get_all("route")]
         headers += [
@@ -297,9 +293,11 @@ class TransactionLayer:
 
     # --- client transactions ----------------------------------------------------------------
 
-    def send_request(self, request: Request, raw: bytes, destination: Address,
+    def send_request(self, method: str, branch: str, raw: bytes, destination: Address,
                      on_response: Callable, on_timeout: Callable) -> ClientTransaction:  # fmt: skip
-        tx = ClientTransaction(self, request, raw, destination, on_response, on_timeout)
+        """Send `raw` (a request of `method` whose top Via has `branch`) as a new client
+        transaction."""
+        tx = ClientTransaction(self, method, branch, raw, destination, on_response, on_timeout)
         self.client[tx.key] = tx
         return tx
 

@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 
 from engine.outcomes import Detail, Outcome, TransferResult
-from engine.sip import Request, Response, parse
+from engine.sip import Request, Response
 from engine.sip.auth import Credentials, DigestClient, choose
 from engine.sip.dialog import Dialog
 from engine.sip.message import format_request, format_response
@@ -184,6 +184,10 @@ class UserAgent:
         self._rtp = socket.socket(family, socket.SOCK_DGRAM)  # held for the SDP; never read
         self._rtp.bind((self.contact_host, 0))
         self._sdp_version = int(loop.time())
+        # What every request repeats, made once.
+        self._via_head = f"SIP/2.0/UDP {_host(self.contact_host)}:{self.port};branch="
+        self._contact = f"<sip:{self.account.username}@{_host(self.contact_host)}:{self.port}>"
+        self._sdp = self._make_sdp_offer()
 
     async def close(self) -> None:
         if self._keeper is not None:
@@ -219,11 +223,11 @@ class UserAgent:
     # --- building requests -------------------------------------------------------------------
 
     def via(self, branch: str) -> str:
-        return f"SIP/2.0/UDP {_host(self.contact_host)}:{self.port};branch={branch};rport"
+        return f"{self._via_head}{branch};rport"
 
     @property
     def contact(self) -> str:
-        return f"<sip:{self.account.username}@{_host(self.contact_host)}:{self.port}>"
+        return self._contact
 
     @property
     def aor(self) -> str:
@@ -231,6 +235,10 @@ class UserAgent:
         return f"sip:{self.account.username}@{_host(self.account.host)}"
 
     def sdp_offer(self) -> bytes:
+        """Our session: the same for every call and every re-INVITE of this user agent."""
+        return self._sdp
+
+    def _make_sdp_offer(self) -> bytes:
         ip = self.contact_host
         kind = "IP6" if ":" in ip else "IP4"
         port = self._rtp.getsockname()[1]
@@ -243,11 +251,15 @@ class UserAgent:
         ).encode()
 
     def send(self, method: str, uri: str, headers: list[tuple[str, str]], body: bytes,
-             on_response: Callable, on_timeout: Callable) -> ClientTransaction:  # fmt: skip
-        """Start a client transaction for a request (`.request` is the request as sent)."""
-        headers = [*headers, ("User-Agent", self.user_agent)]
-        raw = format_request(method, uri, headers, body)
-        return self.layer.send_request(parse(raw), raw, self.destination, on_response, on_timeout)
+             on_response: Callable, on_timeout: Callable,
+             branch: str | None = None) -> ClientTransaction:  # fmt: skip
+        """Start a client transaction for a request: our Via (with a new branch unless one is
+        given: a CANCEL's is its INVITE's) goes on top of `headers`."""
+        branch = branch or new_branch()
+        raw = format_request(method, uri, [("Via", self.via(branch)), *headers,
+                                           ("User-Agent", self.user_agent)], body)  # fmt: skip
+        return self.layer.send_request(method, branch, raw, self.destination, on_response,
+                                       on_timeout)  # fmt: skip
 
     async def transact(self, method: str, uri: str, headers: list[tuple[str, str]],
                        next_seq: Callable[[], int]) -> Response | None:  # fmt: skip
@@ -257,11 +269,9 @@ class UserAgent:
         before Timer F."""
         authorization = None
         for _ in range(3):
-            branch = new_branch()
             extra = [authorization] if authorization else []
-            head = [(name, value if name != "Via" else self.via(branch)) for name, value in headers]
             done, on_response, on_timeout = _final_response()
-            self.send(method, uri, head + extra, b"", on_response, on_timeout)
+            self.send(method, uri, headers + extra, b"", on_response, on_timeout)
             response = await done
             if response is None or response.status not in (401, 407):
                 return response
@@ -296,7 +306,6 @@ class UserAgent:
         `self.registration`, worded for the admin."""
         registrar = f"sip:{_host(self.account.host)}:{self.account.port}"
         headers = [
-            ("Via", ""),
             ("Max-Forwards", "70"),
             ("From", f"<{self.aor}>;tag={self._register_tag}"),
             ("To", f"<{self.aor}>"),
@@ -441,8 +450,10 @@ class Call:
         self.refer_headers = list(refer_headers)
         self.events = _Events()
         self.dialog: Dialog | None = None
-        self.invite: Request | None = None
         self.invite_tx: ClientTransaction | None = None
+        # The INVITE's own values, for its CANCEL and the dialog (not parsed back).
+        self._from = f'"{ua.account.display_name}" <{ua.aor}>;tag={self.from_tag}'
+        self._to = f"<{target_uri}>"
         self._seq = 0
         self._deadline: float | None = None
         self._refer_challenges = 0
@@ -485,10 +496,9 @@ class Call:
     def _send_invite(self, authorization: tuple[str, str] | None = None) -> None:
         self._seq += 1
         headers = [
-            ("Via", self.ua.via(new_branch())),
             ("Max-Forwards", "70"),
-            ("From", f'"{self.ua.account.display_name}" <{self.ua.aor}>;tag={self.from_tag}'),
-            ("To", f"<{self.attempt.dialed_uri}>"),
+            ("From", self._from),
+            ("To", self._to),
             ("Call-ID", self.call_id),
             ("CSeq", f"{self._seq} INVITE"),
             ("Contact", self.ua.contact),
@@ -500,20 +510,18 @@ class Call:
         self.invite_tx = self.ua.send("INVITE", self.attempt.dialed_uri, headers,
                                       self.ua.sdp_offer(), self._on_invite_response,
                                       self._on_invite_timeout)  # fmt: skip
-        self.invite = self.invite_tx.request
 
     def _cancel(self) -> None:
         """CANCEL the INVITE: same branch, Call-ID, From, To and CSeq number (section 9.1)."""
-        invite = self.invite
         headers = [
-            ("Via", invite.get_all("via")[0]),
             ("Max-Forwards", "70"),
-            ("From", invite.get("from")),
-            ("To", invite.get("to")),
-            ("Call-ID", invite.call_id),
-            ("CSeq", f"{invite.cseq.number} CANCEL"),
+            ("From", self._from),
+            ("To", self._to),
+            ("Call-ID", self.call_id),
+            ("CSeq", f"{self._seq} CANCEL"),
         ]
-        self.ua.send("CANCEL", invite.uri, headers, b"", lambda tx, r: None, lambda tx: None)
+        self.ua.send("CANCEL", self.attempt.dialed_uri, headers, b"", lambda tx, r: None,
+                     lambda tx: None, branch=self.invite_tx.branch)  # fmt: skip
 
     def _finish(self, outcome: Outcome, detail: Detail | None = None) -> Attempt:
         self.attempt.outcome = outcome
@@ -575,8 +583,9 @@ class Call:
         """200 OK: ACK at once, pick the operator, REFER, follow the NOTIFYs, leave."""
         attempt = self.attempt
         attempt.answer_at = time.time()
-        self.dialog = dialog = Dialog.from_2xx(self.invite, response)
-        ack_headers = dialog.headers("ACK", self.ua.via(new_branch()), seq=dialog.local_seq)
+        self.dialog = dialog = Dialog.from_2xx(self.call_id, self.from_tag, self._from, self._seq,
+                                               attempt.dialed_uri, response)  # fmt: skip
+        ack_headers = [("Via", self.ua.via(new_branch())), *dialog.headers("ACK", dialog.local_seq)]
         ack = format_request("ACK", dialog.remote_target, ack_headers)
         self.ua.transport.send(ack, self.ua.destination)
         # The transaction ACKs the PBX's 2xx copies from now on, without this call.
@@ -653,7 +662,7 @@ class Call:
     def _send_refer(self, authorization: tuple[str, str] | None = None) -> None:
         """REFER inside the dialog, followed by this call's events (no task of its own)."""
         dialog = self.dialog
-        headers = dialog.headers("REFER", self.ua.via(new_branch())) + self._refer_extra
+        headers = dialog.headers("REFER") + self._refer_extra
         if authorization:
             headers.append(authorization)
         self.ua.send("REFER", dialog.remote_target, headers, b"", self._on_refer_response,
@@ -688,6 +697,4 @@ class Call:
 
     async def _bye(self) -> None:
         dialog = self.dialog
-        await self.ua.transact(
-            "BYE", dialog.remote_target, dialog.headers("BYE", ""), dialog.next_seq
-        )
+        await self.ua.transact("BYE", dialog.remote_target, dialog.headers("BYE"), dialog.next_seq)

@@ -70,8 +70,9 @@ class Side:
             self.requests.append((msg, tx))
 
     def send(self, method: str, peer: Peer, on_response=None, on_timeout=None):
+        branch = new_branch()
         headers = [
-            ("Via", f"SIP/2.0/UDP 127.0.0.1:{self.address[1]};branch={new_branch()};rport"),
+            ("Via", f"SIP/2.0/UDP 127.0.0.1:{self.address[1]};branch={branch};rport"),
             ("Max-Forwards", "70"),
             ("From", "<sip:dialer@127.0.0.1>;tag=ours"),
             ("To", "<sip:pbx@127.0.0.1>"),
@@ -79,7 +80,7 @@ class Side:
             ("CSeq", f"1 {method}"),
         ]
         raw = format_request(method, f"sip:pbx@127.0.0.1:{peer.address[1]}", headers)
-        return self.layer.send_request(parse(raw), raw, peer.address,
+        return self.layer.send_request(method, branch, raw, peer.address,
                                        on_response or (lambda tx, r: None),
                                        on_timeout or (lambda tx: None))  # fmt: skip
 
