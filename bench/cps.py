@@ -397,8 +397,15 @@ async def our_step(rate: float, seconds: float, options: Options, *, wire: bool 
     account = Account(HOST, pbx.port, "dialer", "secret")
     cpu_before = cpu_seconds(resource.RUSAGE_SELF)
     problems: list[str] = []
-    attempts = []
-    tasks: list[asyncio.Task] = []
+    # Each call's task is kept only while it runs; what the step needs of a finished call is
+    # kept as a tuple of plain values (see `finished`). Holding every finished task (its
+    # coroutine, context and Attempt: five objects a call) would make the garbage
+    # collector's full passes in this process grow with the step's length, and measure this
+    # harness rather than the user agent.
+    running: set[asyncio.Task] = set()
+    results: list[tuple] = []
+    raised: list[str] = []
+    started = 0
     stamps = None
     pauses: list[tuple[int, float]] = []  # the cyclic GC's collections: (generation, seconds)
     began = [0.0]
@@ -424,6 +431,20 @@ async def our_step(rate: float, seconds: float, options: Options, *, wire: bool 
         start = loop.time() + 0.05
         wall_start = time.time() + (start - loop.time())
         aborted = False
+
+        def finished(task: asyncio.Task, i: int) -> None:
+            running.discard(task)
+            if task.cancelled():
+                return
+            if task.exception() is not None:
+                raised.append(repr(task.exception()))
+                return
+            a = task.result()
+            results.append((
+                i, str(a.outcome), transfer_of(a), None if a.detail is None else str(a.detail),
+                a.invite_at, a.answer_at, a.refer_at, a.end_at,
+            ))  # fmt: skip
+
         for i in range(calls):
             due = start + i / rate
             delay = due - loop.time()
@@ -432,33 +453,29 @@ async def our_step(rate: float, seconds: float, options: Options, *, wire: bool 
             elif -delay > ABORT_LAG:
                 aborted = True
                 break
-            tasks.append(
-                loop.create_task(
-                    ua.place_call(target.format(i), refer_to, ring_timeout=10.0,
-                                  transfer_timeout=10.0, bye_grace=OUR_BYE_GRACE)
-                )
+            task = loop.create_task(
+                ua.place_call(target.format(i), refer_to, ring_timeout=10.0,
+                              transfer_timeout=10.0, bye_grace=OUR_BYE_GRACE)
             )  # fmt: skip
+            task.add_done_callback(lambda task, i=i: finished(task, i))
+            running.add(task)
+            started += 1
         if aborted:
-            problems.append(f"fell {ABORT_LAG:.0f} s behind its schedule after {len(tasks)} calls")
+            problems.append(f"fell {ABORT_LAG:.0f} s behind its schedule after {started} calls")
         deadline = start + seconds + PACE_GRACE
-        if tasks:
-            await asyncio.wait(tasks, timeout=max(0.0, deadline - loop.time()))
+        if running:
+            await asyncio.wait(set(running), timeout=max(0.0, deadline - loop.time()))
         finished_at = loop.time()
-        unfinished = [task for task in tasks if not task.done()]
+        unfinished = list(running)
         for task in unfinished:
             task.cancel()
         if unfinished:
             await asyncio.wait(unfinished, timeout=5)
             problems.append(f"{len(unfinished)} calls not over by the step's end + {PACE_GRACE} s")
-        if len(tasks) < calls:
-            problems.append(f"{calls - len(tasks)} calls never started")
-        lags = []
-        for i, task in enumerate(tasks):
-            if task.done() and not task.cancelled() and task.exception() is None:
-                attempts.append(task.result())
-                lags.append(attempts[-1].invite_at - (wall_start + i / rate))
-            elif task.done() and not task.cancelled():
-                problems.append(f"a call raised {task.exception()!r}")
+        if started < calls:
+            problems.append(f"{calls - started} calls never started")
+        problems += [f"a call raised {error}" for error in raised]
+        lags = [r[4] - (wall_start + r[0] / rate) for r in results]
         left = len(ua._calls)  # calls the UA still tracks after the step (private: read-only)
         if left:
             problems.append(f"{left} calls left in the UA")
@@ -472,19 +489,18 @@ async def our_step(rate: float, seconds: float, options: Options, *, wire: bool 
     pbx_result = await pbx.wait_async(3.0 if problems else max(5.0, deadline + 10 - loop.time()))
 
     outcomes = Counter()
-    for attempt in attempts:
-        transfer = transfer_of(attempt)
-        if attempt.outcome == "answered" and transfer == "succeeded":
+    for _, outcome, transfer, detail, *_ in results:
+        if outcome == "answered" and transfer == "succeeded":
             outcomes["ok"] += 1
         else:
-            outcomes[f"{attempt.outcome}/{transfer or attempt.detail}"] += 1
+            outcomes[f"{outcome}/{transfer or detail}"] += 1
     bad = {kind: n for kind, n in outcomes.items() if kind != "ok"}
     if bad:
         problems.append("outcomes " + ", ".join(f"{k}: {n}" for k, n in sorted(bad.items())))
     problems += sipp_verdict(pbx_result, calls, "PBX")
 
-    durations = [a.end_at - a.invite_at for a in attempts if a.end_at and a.invite_at]
-    refer = [a.refer_at - a.answer_at for a in attempts if a.refer_at and a.answer_at]
+    durations = [end - invite for _, _, _, _, invite, _, _, end in results if end and invite]
+    refer = [at - answer for _, _, _, _, _, answer, at, _ in results if at and answer]
     step = {
         "side": "ours",
         "cps": rate,
