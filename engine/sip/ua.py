@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
 import socket
 import time
 from collections import deque
@@ -31,6 +30,7 @@ from engine.sip.transaction import (
     Timers,
     TransactionLayer,
     new_branch,
+    token_hex,
 )
 from engine.sip.transport import Address, Transport
 
@@ -159,8 +159,8 @@ class UserAgent:
         self.digest = DigestClient(account.credentials)
         self.registration = Registration()
         self._calls: dict[str, Call] = {}
-        self._register_call_id = f"{secrets.token_hex(10)}@autocall"
-        self._register_tag = secrets.token_hex(6)
+        self._register_call_id = f"{token_hex(10)}@autocall"
+        self._register_tag = token_hex(6)
         self._register_seq = 0
         self._keeper: asyncio.Task | None = None
 
@@ -407,13 +407,13 @@ class UserAgent:
             call.on_request(request, tx)
         elif request.method == "OPTIONS":
             tx.respond(format_response(request, 200, "OK", [("Allow", ALLOW)],
-                                       to_tag=secrets.token_hex(4)))  # fmt: skip
+                                       to_tag=token_hex(4)))  # fmt: skip
         elif request.method == "REFER":
-            tx.respond(format_response(request, 403, "Forbidden", to_tag=secrets.token_hex(4)))
+            tx.respond(format_response(request, 403, "Forbidden", to_tag=token_hex(4)))
         elif request.method in ("BYE", "NOTIFY", "CANCEL") or request.to_tag:
             tx.respond(format_response(request, 481, "Call/Transaction Does Not Exist"))
         elif request.method == "INVITE":
-            tx.respond(format_response(request, 403, "Forbidden", to_tag=secrets.token_hex(4)))
+            tx.respond(format_response(request, 403, "Forbidden", to_tag=token_hex(4)))
         else:
             tx.respond(format_response(request, 405, "Method Not Allowed", [("Allow", ALLOW)]))
 
@@ -440,8 +440,8 @@ class Call:
     def __init__(self, ua: UserAgent, target_uri: str, refer_to, ring_timeout: float,
                  transfer_timeout: float, bye_grace: float, refer_headers):  # fmt: skip
         self.ua = ua
-        self.call_id = f"{secrets.token_hex(12)}@{ua.contact_host}"
-        self.from_tag = secrets.token_hex(6)
+        self.call_id = f"{token_hex(12)}@{ua.contact_host}"
+        self.from_tag = token_hex(6)
         self.attempt = Attempt(target_uri, self.call_id)
         self.refer_to = refer_to
         self.ring_timeout = ring_timeout

@@ -6,6 +6,7 @@ for a busy machine, and never time anything.
 
 import asyncio
 import gc
+import os
 import socket
 import weakref
 
@@ -13,7 +14,13 @@ import pytest
 
 from engine.sip import Response, parse
 from engine.sip.message import format_request, format_response
-from engine.sip.transaction import TimerQueues, Timers, TransactionLayer, new_branch
+from engine.sip.transaction import (
+    TimerQueues,
+    Timers,
+    TransactionLayer,
+    new_branch,
+    token_hex,
+)
 from engine.sip.transport import Transport
 
 FAST = Timers(t1=0.02, t2=0.04, t4=0.1)
@@ -327,3 +334,20 @@ def test_requests_without_a_magic_cookie_branch_are_told_apart(method):
             return len(side.requests)
 
     assert run(go()) == 2
+
+
+def test_tokens_are_random_hex_and_a_forked_child_never_repeats_its_parent():
+    tokens = [token_hex(8) for _ in range(2000)]  # several refills of the pool
+    assert len(set(tokens)) == 2000
+    assert all(len(t) == 16 and int(t, 16) >= 0 for t in tokens)
+    assert new_branch().startswith("z9hG4bK")
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its first token, to the parent
+        os.write(write, token_hex(8).encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child = os.read(read, 64).decode()
+    os.close(read)
+    os.close(write)
+    assert child != token_hex(8)  # the parent's next token: the child did not share the pool
