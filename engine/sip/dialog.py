@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from engine.sip import Request, Response
+from engine.sip.message import parse_address
 
 
 @dataclass
@@ -25,7 +26,11 @@ class Dialog:
                  request_uri: str, response: Response) -> Dialog:  # fmt: skip
         """The dialog a 2xx to our INVITE makes: the INVITE's Call-ID, From tag, From value,
         CSeq number and Request-URI (kept by the caller, not parsed again), and the 2xx."""
-        contact = response.contact
+        lines = response.lines("contact")
+        if len(lines) == 1 and "," not in lines[0] and lines[0] != "*":  # the usual one Contact
+            contact = parse_address(lines[0])
+        else:
+            contact = response.contact
         return cls(
             call_id=call_id,
             local_tag=local_tag,
