@@ -15,10 +15,9 @@ Three parts, in this order, all on 127.0.0.1:
    clock), as the UA records them; and "on the wire" by this benchmark, which wraps the UA's
    transport (without changing it) to stamp with `time.perf_counter` the moment the datagram
    carrying the 200 OK reaches the transport and the moment the REFER datagram has been handed
-   to the kernel. The attempt's stamps are taken after the 200 OK has gone through the call's
-   event queue and before the REFER is really sent (the UA sends it from a task that runs on a
-   later loop iteration), so they see less than the wire does; the target is judged on the
-   wire figure, the stricter of the two, and both are printed.
+   to the kernel. The attempt's answer stamp is taken after the 200 OK has gone through the
+   call's events (one loop turn later), so it sees less than the wire does; the target is
+   judged on the larger p99 of the two, and both are printed.
 2. **Our user agent**: one process, one event loop, one `UserAgent` (one UDP socket) per step,
    call starts paced with asyncio at the step's rate, each call a concurrent task. Rates rise
    (500, 1000, 1500, 2000, 2500, ... calls per second; 500, 1000, 2000, ... with --quick)
@@ -775,11 +774,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         "  note: the attempt's stamps are wall-clock floats (sub-microsecond resolution, so not\n"
-        "  too coarse), but answer_at is taken after the 200 OK went through the call's event\n"
-        "  queue and refer_at before the REFER is sent (REFER goes out from a task run on a later\n"
-        "  loop iteration): they under-measure. The wire stamps (perf_counter at the transport:\n"
-        "  datagram of the 200 OK in, REFER datagram out) include both; the target uses the\n"
-        "  larger p99 of the two. Neither includes time spent in the kernel's socket queue."
+        "  too coarse), but answer_at is taken after the 200 OK went through the call's events\n"
+        "  (a loop turn later; refer_at right after the REFER datagram left): they under-measure.\n"
+        "  The wire stamps (perf_counter at the transport: datagram of the 200 OK in, REFER\n"
+        "  datagram out) include that turn; the target uses the larger p99 of the two. Neither\n"
+        "  includes time spent in the kernel's socket queue."
     )
     for name, met in targets.items():
         if name == "all_met":
