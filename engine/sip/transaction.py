@@ -97,6 +97,7 @@ class TimerQueues:
     """
 
     GRAIN = 0.002
+    MAX_IDLE_QUEUES = 32
 
     def __init__(self, loop: asyncio.AbstractEventLoop):
         self.loop = loop
@@ -133,6 +134,8 @@ class TimerQueues:
                     due, key = queue.popleft()
                     handler(key, due)
         finally:
+            if len(self._queues) > self.MAX_IDLE_QUEUES:  # delays that came and went
+                self._queues = {k: queue for k, queue in self._queues.items() if queue}
             # Handlers may have set timers (and armed one for them): arm for the earliest.
             heads = [queue[0][0] for queue in self._queues.values() if queue]
             if heads:

@@ -311,6 +311,20 @@ def test_timer_queues_run_each_timer_once_in_order_and_never_early():
     assert all(ran >= due >= start for _, due, ran in fired)
 
 
+def test_timer_queues_forget_delays_no_longer_used():
+    async def go():
+        queues = TimerQueues(asyncio.get_running_loop())
+        fired = []
+        for i in range(100):  # e.g. ring timeouts changed again and again
+            queues.add(0.001 * (i + 1), lambda key, due: fired.append(key), i)
+        await asyncio.sleep(0.3)
+        return fired, len(queues._queues)
+
+    fired, left = run(go())
+    assert fired == list(range(100))
+    assert left <= TimerQueues.MAX_IDLE_QUEUES
+
+
 @pytest.mark.parametrize("method", ["NOTIFY", "BYE"])
 def test_requests_without_a_magic_cookie_branch_are_told_apart(method):
     """RFC 2543 peers: two requests with the same branch-less Via are two transactions when
