@@ -711,6 +711,15 @@ cdef class _Message:
             return [item for value in values for item in split_list(value) if item]
         return values
 
+    def lines(self, str name):
+        """Every value of header `name` as it came, one per header line (lists not split):
+        what a response copies (Via, section 8.2.6.2)."""
+        cdef str key = header_key(name)
+        cdef int hid = KEY_IDS.get(key, 0)
+        cdef Py_ssize_t i
+        return [self._value(&self._fields[i]) for i in range(self._count)
+                if self._fields[i].hid == hid and (hid or self._key(&self._fields[i]) == key)]
+
     @property
     def headers(self):
         """Every header as (name as received, value unfolded), in order."""

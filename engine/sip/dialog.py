@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from engine.sip import Request, Response
+from engine.sip.message import parse_address
 
 
 @dataclass
@@ -21,18 +22,25 @@ class Dialog:
     remote_seq: int | None = None
 
     @classmethod
-    def from_2xx(cls, invite: Request, response: Response) -> Dialog:
-        contact = response.contact
+    def from_2xx(cls, call_id: str, local_tag: str, local_uri: str, local_seq: int,
+                 request_uri: str, response: Response) -> Dialog:  # fmt: skip
+        """The dialog a 2xx to our INVITE makes: the INVITE's Call-ID, From tag, From value,
+        CSeq number and Request-URI (kept by the caller, not parsed again), and the 2xx."""
+        lines = response.lines("contact")
+        if len(lines) == 1 and "," not in lines[0] and lines[0] != "*":  # the usual one Contact
+            contact = parse_address(lines[0])
+        else:
+            contact = response.contact
         return cls(
-            call_id=invite.call_id,
-            local_tag=invite.from_tag,
+            call_id=call_id,
+            local_tag=local_tag,
             remote_tag=response.to_tag or "",
-            local_uri=invite.get("from"),
+            local_uri=local_uri,
             remote_uri=response.get("to"),
-            remote_target=contact.uri if contact else invite.uri,
+            remote_target=contact.uri if contact else request_uri,
             # The UAC's route set is the Record-Route of the 2xx in reverse (12.1.2).
             route_set=[f"<{r.uri}>" for r in reversed(response.record_routes)],
-            local_seq=invite.cseq.number,
+            local_seq=local_seq,
         )
 
     def matches(self, request: Request) -> bool:
@@ -48,12 +56,12 @@ class Dialog:
         self.local_seq += 1
         return self.local_seq
 
-    def headers(self, method: str, via: str, seq: int | None = None) -> list[tuple[str, str]]:
-        """Headers of a request inside the dialog; a new CSeq unless `seq` is given (ACK)."""
+    def headers(self, method: str, seq: int | None = None) -> list[tuple[str, str]]:
+        """Headers of a request inside the dialog (the Via is the sender's); a new CSeq unless
+        `seq` is given (ACK)."""
         if seq is None:
             seq = self.next_seq()
         return [
-            ("Via", via),
             *(("Route", route) for route in self.route_set),
             ("Max-Forwards", "70"),
             ("From", self.local_uri),

@@ -723,7 +723,7 @@ def format_response(
     """A response to `request` (RFC 3261 section 8.2.6): its Via, From, Call-ID and CSeq
     copied, To copied with `to_tag` added when it has none."""
     lines = [f"SIP/2.0 {status} {reason}"]
-    lines += [f"Via: {via}" for via in request.get_all("via")]
+    lines += [f"Via: {via}" for via in request.lines("via")]
     to = request.get("to") or ""
     if to_tag and request.to_tag is None:
         to = f"{to};tag={to_tag}"

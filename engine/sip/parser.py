@@ -49,6 +49,12 @@ class _Message(HeaderAccess):
             return [item for value in values for item in split_list(value) if item]
         return values
 
+    def lines(self, name: str) -> list[str]:
+        """Every value of header `name` as it came, one per header line (lists not split):
+        what a response copies (Via, section 8.2.6.2)."""
+        key = header_key(name)
+        return [value for _, k, value in self._headers if k == key]
+
     @property
     def headers(self) -> list[tuple[str, str]]:
         """Every header as (name as received, value unfolded), in order."""

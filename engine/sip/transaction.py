@@ -2,19 +2,34 @@
 
 Client side: INVITE (Timers A, B, D; section 17.1.1, with the Accepted state of RFC 6026 that
 passes 2xx retransmissions to the user agent) and non-INVITE (Timers E, F, K; 17.1.2).
-Server side: enough for what a PBX sends us: a non-INVITE server transaction that answers a
-retransmitted request with the same response (Timer J; 17.2.2), and an INVITE server
-transaction for re-INVITEs whose 2xx is retransmitted until the ACK comes (Timers G, H; 13.3.1.4).
+Server side: enough for what a PBX sends us: a request's response is kept to answer its
+retransmissions with it (Timer J; 17.2.2), and the 2xx to a re-INVITE is retransmitted until
+the ACK comes (Timers G, H; 13.3.1.4).
+
+Built for thousands of calls a second, each leaving several transactions behind for up to
+32 s to absorb retransmissions:
+
+- Every timer has one of a few fixed delays (T1, 2*T1, ... T2, 64*T1, T4, Timer D), so the
+  timers live in `TimerQueues`: one FIFO queue per delay and purpose, behind one asyncio timer.
+  Setting a timer is an append of `(due, key)`; a timer no longer wanted stays queued and is
+  ignored when it comes due (its handler checks that the transaction still waits for it).
+- A transaction that has its final response (client) or has answered (server) is not an
+  object any more but a tuple of plain values in the layer's map (the ACK to send again, or
+  the response to send again, and where to): the garbage collector stops looking at such
+  tuples after its first pass, so the pauses it makes do not grow with the load, and nothing
+  there points back at a call.
 """
 
 from __future__ import annotations
 
 import asyncio
-import secrets
+import math
+import os
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from engine.sip import Request, Response
+from engine.sip import Request, Response, parse
 from engine.sip.message import format_request
 
 Address = tuple[str, int]
@@ -41,123 +56,206 @@ class Timers:
 DEFAULT_TIMERS = Timers()
 
 
+class _RandomHex:
+    """Hex tokens from the operating system's CSPRNG (as `secrets.token_hex`), read 4 KiB
+    at a time: a call needs five (Call-ID, tag, branches), and one read serves hundreds.
+    A forked child starts with an empty pool, never its parent's bytes."""
+
+    SIZE = 4096
+
+    def __init__(self):
+        self._pool = b""
+        self._at = 0
+        os.register_at_fork(after_in_child=self._forget)
+
+    def _forget(self) -> None:
+        self._pool, self._at = b"", 0
+
+    def __call__(self, nbytes: int) -> str:
+        at = self._at
+        if at + nbytes > len(self._pool):
+            self._pool, at = os.urandom(self.SIZE), 0
+        self._at = at + nbytes
+        return self._pool[at : at + nbytes].hex()
+
+
+token_hex = _RandomHex()
+
+
 def new_branch() -> str:
-    return MAGIC_COOKIE + secrets.token_hex(8)
+    return MAGIC_COOKIE + token_hex(8)
+
+
+class TimerQueues:
+    """Timers of a few fixed delays: one FIFO queue per (delay, handler), since a timer set
+    later with the same delay comes due later, and one asyncio timer for the earliest.
+
+    `add(delay, handler, key)` queues `(due, key)` and returns `due`; when it comes due,
+    `handler(key, due)` runs, and decides whether the timer still matters (a cancelled timer
+    is simply not acted on). Timers due within `GRAIN` of each other run together; none runs
+    early.
+    """
+
+    GRAIN = 0.002
+    MAX_IDLE_QUEUES = 32
+
+    def __init__(self, loop: asyncio.AbstractEventLoop):
+        self.loop = loop
+        self._queues: dict[tuple[float, Callable], deque] = {}
+        self._handle: asyncio.TimerHandle | None = None
+        self._armed = math.inf
+
+    def add(self, delay: float, handler: Callable, key) -> float:
+        due = self.loop.time() + delay
+        queue = self._queues.get((delay, handler))
+        if queue is None:
+            queue = self._queues[(delay, handler)] = deque()
+        queue.append((due, key))
+        if due < self._armed:
+            self._arm(due)
+        return due
+
+    def __len__(self) -> int:
+        return sum(len(queue) for queue in self._queues.values())
+
+    def _arm(self, when: float) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+        self._armed = when
+        self._handle = self.loop.call_at(when, self._run)
+
+    def _run(self) -> None:
+        self._handle = None
+        self._armed = math.inf
+        now = self.loop.time()
+        try:
+            for (_, handler), queue in list(self._queues.items()):
+                while queue and queue[0][0] <= now:
+                    due, key = queue.popleft()
+                    handler(key, due)
+        finally:
+            if len(self._queues) > self.MAX_IDLE_QUEUES:  # delays that came and went
+                self._queues = {k: queue for k, queue in self._queues.items() if queue}
+            # Handlers may have set timers (and armed one for them): arm for the earliest.
+            heads = [queue[0][0] for queue in self._queues.values() if queue]
+            if heads:
+                when = max(min(heads), now + self.GRAIN)
+                if when < self._armed:
+                    self._arm(when)
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        self._armed = math.inf
+        self._queues.clear()
 
 
 class ClientTransaction:
     """Sends a request and follows it to its final response.
 
     The user agent passes `on_response(tx, response)` (called for provisional and final
-    responses, and for 2xx retransmissions of an INVITE) and `on_timeout(tx)`.
+    responses, and for 2xx retransmissions of an INVITE until it gives the ACK with
+    `accept`) and `on_timeout(tx)`. Once the final response is in (and, for a 2xx to an
+    INVITE, the ACK given), the transaction lingers in the layer as a plain tuple.
     """
 
-    def __init__(self, layer: TransactionLayer, request: Request, raw: bytes,
+    __slots__ = ("branch", "destination", "end_at", "final", "give_up_at", "interval", "key",
+                 "layer", "method", "next_send", "on_response", "on_timeout", "raw",
+                 "state")  # fmt: skip
+
+    def __init__(self, layer: TransactionLayer, method: str, branch: str, raw: bytes,
                  destination: Address, on_response, on_timeout):  # fmt: skip
         self.layer = layer
-        self.request = request
-        self.raw = raw
-        self.method = request.method
-        self.branch = request.branch
+        self.raw = raw  # the request as sent; parsed again only to ACK a failure
+        self.method = method
+        self.branch = branch
+        self.key = (branch, method)
         self.destination = destination
         self.on_response = on_response
         self.on_timeout = on_timeout
         self.state = "trying"  # INVITE: calling
         self.final: Response | None = None
-        #: The ACK of a 2xx, set by the user agent: then 2xx copies are ACKed here.
-        self.ack: bytes | None = None
-        self._retransmit: asyncio.TimerHandle | None = None
-        self._interval = layer.timers.t1
-        self._give_up = layer.loop.call_later(layer.timers.b, self._timeout)  # Timer B / F
-        self._end: asyncio.TimerHandle | None = None
-        self._send()
-        self._retransmit = layer.loop.call_later(self._interval, self._timer_a_or_e)
+        self.end_at: float | None = None  # when an accepted INVITE stops lingering
+        timers, queues = layer.timers, layer.queues
+        self.interval = timers.t1
+        layer.transport.send(raw, destination)
+        self.next_send = queues.add(timers.t1, layer._timer_a_or_e, self.key)
+        self.give_up_at = queues.add(timers.b, layer._timer_b_or_f, self.key)
 
-    @property
-    def key(self) -> tuple[str, str]:
-        return (self.branch, self.method)
-
-    def _send(self) -> None:
-        self.layer.transport.send(self.raw, self.destination)
-
-    def _timer_a_or_e(self) -> None:
-        self._send()
-        self.layer.retransmissions += 1
+    def _retransmit(self) -> None:
+        layer = self.layer
+        layer.transport.send(self.raw, self.destination)
+        layer.retransmissions += 1
         if self.method == "INVITE":
-            self._interval *= 2  # Timer A doubles without a cap
+            self.interval *= 2  # Timer A doubles without a cap
         else:
-            self._interval = min(2 * self._interval, self.layer.timers.t2)  # Timer E
-        self._retransmit = self.layer.loop.call_later(self._interval, self._timer_a_or_e)
+            self.interval = min(2 * self.interval, layer.timers.t2)  # Timer E
+        self.next_send = layer.queues.add(self.interval, layer._timer_a_or_e, self.key)
 
     def _timeout(self) -> None:
-        if self.state in ("trying", "proceeding"):
-            on_timeout = self.on_timeout
-            self._terminate()
-            on_timeout(self)
-
-    def _stop_retransmitting(self) -> None:
-        if self._retransmit is not None:
-            self._retransmit.cancel()
-            self._retransmit = None
-
-    def _linger(self, seconds: float) -> None:
-        """Stay a while to absorb retransmitted responses (Timers D, K and M), holding as
-        little as possible: thousands of calls a minute linger at once."""
-        self._stop_retransmitting()
-        self._give_up.cancel()
-        self._give_up = None
-        if self.method != "INVITE" or self.state != "accepted":
-            self.on_response = self.on_timeout = None  # the user agent has its answer
-        self._end = self.layer.loop.call_later(seconds, self._terminate)
+        on_timeout = self.on_timeout
+        self._terminate()
+        on_timeout(self)
 
     def _terminate(self) -> None:
-        self._stop_retransmitting()
-        if self._give_up is not None:
-            self._give_up.cancel()
         self.state = "terminated"
-        # Break the cycles through timer handles and callbacks, so that reference counting
-        # frees a finished call at once instead of leaving it to the garbage collector.
-        self._give_up = self._end = self.on_response = self.on_timeout = None
-        self.layer.forget(self)
+        self.next_send = self.give_up_at = self.end_at = None
+        # Let go of the user agent, so that a finished call is freed at once.
+        self.on_response = self.on_timeout = None
+        if self.layer.client.get(self.key) is self:
+            del self.layer.client[self.key]
 
     def receive(self, response: Response) -> None:
         status = response.status
-        if self.state in ("trying", "proceeding"):
-            if status < 200:
-                if self.state == "trying" and self.method == "INVITE":
-                    self._stop_retransmitting()  # a provisional stops Timer A
-                elif self.state == "trying":
-                    # Timer E continues in Proceeding, at T2 (section 17.1.2.2).
-                    self._interval = self.layer.timers.t2
-                if self.method == "INVITE":
-                    self._give_up.cancel()  # the TU's ring timeout takes over
-                self.state = "proceeding"
+        if self.state == "accepted":
+            # RFC 6026: 2xx retransmissions go to the TU until it gives its ACK.
+            if 200 <= status < 300 and self.on_response is not None:
                 self.on_response(self, response)
-                return
-            self.final = response
-            deliver = self.on_response  # lingering lets go of the user agent
-            if self.method == "INVITE" and status < 300:
-                self.state = "accepted"  # RFC 6026: 2xx retransmissions go to the TU
-                self._linger(self.layer.timers.b)  # Timer M
-            elif self.method == "INVITE":
-                self.state = "completed"
-                self._send_ack(response)
-                self._linger(self.layer.timers.d)  # Timer D
+            return
+        if status < 200:
+            if self.method == "INVITE":
+                self.next_send = None  # a provisional stops Timer A
+                self.give_up_at = None  # and Timer B: the TU's ring timeout takes over
+            elif self.state == "trying":
+                # Timer E continues in Proceeding, at T2 (section 17.1.2.2).
+                self.interval = self.layer.timers.t2
+            self.state = "proceeding"
+            self.on_response(self, response)
+            return
+        self.final = response
+        deliver = self.on_response
+        layer = self.layer
+        self.next_send = self.give_up_at = None
+        if self.method == "INVITE" and status < 300:
+            self.state = "accepted"
+            self.on_timeout = None
+            self.end_at = layer.queues.add(layer.timers.b, layer._linger_over, self.key)  # M
+        else:
+            if self.method == "INVITE":
+                ack = self._ack(response)
+                layer.transport.send(ack, self.destination)
+                layer._linger(self.key, layer.timers.d, ack, self.destination, False)  # Timer D
             else:
-                self.state = "completed"
-                self._linger(self.layer.timers.t4)  # Timer K
-            deliver(self, response)
-        elif self.state == "accepted" and 200 <= status < 300:
-            if self.ack is not None:  # every 2xx copy gets the ACK again (section 13.2.2.4)
-                self.layer.transport.send(self.ack, self.destination)
-            elif self.on_response is not None:
-                self.on_response(self, response)
-        elif self.state == "completed" and self.method == "INVITE" and status >= 300:
-            self._send_ack(response)  # a retransmitted final response: ACK it again
+                layer._linger(self.key, layer.timers.t4, None, self.destination, False)  # Timer K
+            self.state = "completed"
+            self.on_response = self.on_timeout = None
+        deliver(self, response)
 
-    def _send_ack(self, response: Response) -> None:
+    def accept(self, ack: bytes) -> None:
+        """The user agent's ACK for the 2xx: every later 2xx copy gets it again (section
+        13.2.2.4) until Timer M, and the transaction lets go of the user agent."""
+        if self.state != "accepted":
+            return
+        self.state = "terminated"  # as an object; it lingers on as a tuple
+        self.on_response = None
+        layer = self.layer
+        if layer.client.get(self.key) is self:
+            layer.client[self.key] = (self.end_at, ack, self.destination, True)
+
+    def _ack(self, response: Response) -> bytes:
         """ACK for a non-2xx final response: part of this transaction (section 17.1.1.3)."""
-        request = self.request
+        request = parse(self.raw)
         headers = [("Via", request.get_all("via")[0])]
         headers += [("Route", route) for route in request.get_all("route")]
         headers += [
@@ -167,77 +265,70 @@ class ClientTransaction:
             ("Call-ID", request.call_id),
             ("CSeq", f"{request.cseq.number} ACK"),
         ]
-        self.layer.transport.send(format_request("ACK", request.uri, headers), self.destination)
-
-    def cancel_timers(self) -> None:
-        self._stop_retransmitting()
-        for handle in (self._give_up, self._end):
-            if handle is not None:
-                handle.cancel()
+        return format_request("ACK", request.uri, headers)
 
 
 class ServerTransaction:
-    """Remembers the response to a request, to answer its retransmissions with it."""
+    """A request the user agent is answering: `respond` sends the response, which the layer
+    keeps to answer the request's retransmissions with (as plain bytes)."""
 
-    def __init__(self, layer: TransactionLayer, request: Request, source: Address):
+    __slots__ = ("key", "layer", "request", "source")
+
+    def __init__(self, layer: TransactionLayer, request: Request, source: Address, key: tuple):
         self.layer = layer
+        self.request = request
         self.source = source
-        self.method = request.method
-        self.key = ServerTransaction.key_of(request)
-        self.response: bytes | None = None
-        self._retransmit: asyncio.TimerHandle | None = None
-        self._interval = layer.timers.t1
-        self._end = layer.loop.call_later(layer.timers.b, self.terminate)  # Timer J / H
-
-    @staticmethod
-    def key_of(request: Request) -> tuple:
-        via = request.via
-        method = "INVITE" if request.method == "ACK" else request.method
-        return (via.branch if via else None, via.host if via else None, method)
+        self.key = key
 
     def respond(self, response: bytes, reliable_2xx: bool = False) -> None:
-        self.response = response
-        self.layer.transport.send(response, self.source)
+        layer = self.layer
+        layer.transport.send(response, self.source)
+        due = layer.queues.add(layer.timers.b, layer._server_over, self.key)  # Timer J / H
+        layer.server[self.key] = (due, response, self.source)
         if reliable_2xx:  # a 2xx to INVITE is resent until the ACK (Timer G's pattern)
-            self._retransmit = self.layer.loop.call_later(self._interval, self._resend)
-
-    def _resend(self) -> None:
-        self.layer.transport.send(self.response, self.source)
-        self.layer.retransmissions += 1
-        self._interval = min(2 * self._interval, self.layer.timers.t2)
-        self._retransmit = self.layer.loop.call_later(self._interval, self._resend)
-
-    def acknowledged(self) -> None:
-        if self._retransmit is not None:
-            self._retransmit.cancel()
-            self._retransmit = None
-
-    def terminate(self) -> None:
-        self.acknowledged()
-        self._end.cancel()
-        self._end = None  # no cycle through the timer handle
-        self.layer.server.pop(self.key, None)
+            request = self.request
+            dialog_key = (request.call_id, request.cseq.number)
+            interval = layer.timers.t1
+            next_send = layer.queues.add(interval, layer._timer_g, dialog_key)
+            layer.unacked[dialog_key] = [response, self.source, interval, next_send, due]
 
 
 class TransactionLayer:
-    """Matches responses to client transactions and retransmitted requests to server ones."""
+    """Matches responses to client transactions and retransmitted requests to server ones.
+
+    `client` maps (branch, method) to a live `ClientTransaction` or, once it has its final
+    response, to the tuple (until, ACK to send again or None, destination, whether the ACK
+    answers copies of a 2xx or of a failure). `server` maps a request's key to (until,
+    response, source).
+    """
 
     def __init__(self, transport, timers: Timers = DEFAULT_TIMERS):
         self.transport = transport
         self.timers = timers
         self.loop = asyncio.get_running_loop()
-        self.client: dict[tuple[str, str], ClientTransaction] = {}
-        self.server: dict[tuple, ServerTransaction] = {}
+        self.queues = TimerQueues(self.loop)
+        self.client: dict[tuple[str, str], ClientTransaction | tuple] = {}
+        self.server: dict[tuple, tuple] = {}
+        #: 2xx responses to re-INVITEs still resent, by (Call-ID, CSeq number):
+        #: [response, destination, interval, next send, until].
+        self.unacked: dict[tuple, list] = {}
         self.retransmissions = 0
+        # The timer handlers, bound once: the queues are keyed by them.
+        self._timer_a_or_e = self._timer_a_or_e
+        self._timer_b_or_f = self._timer_b_or_f
+        self._linger_over = self._linger_over
+        self._server_over = self._server_over
+        self._timer_g = self._timer_g
 
-    def send_request(self, request: Request, raw: bytes, destination: Address,
+    # --- client transactions ----------------------------------------------------------------
+
+    def send_request(self, method: str, branch: str, raw: bytes, destination: Address,
                      on_response: Callable, on_timeout: Callable) -> ClientTransaction:  # fmt: skip
-        tx = ClientTransaction(self, request, raw, destination, on_response, on_timeout)
+        """Send `raw` (a request of `method` whose top Via has `branch`) as a new client
+        transaction."""
+        tx = ClientTransaction(self, method, branch, raw, destination, on_response, on_timeout)
         self.client[tx.key] = tx
         return tx
-
-    def forget(self, tx: ClientTransaction) -> None:
-        self.client.pop(tx.key, None)
 
     def receive_response(self, response: Response) -> bool:
         """Hand a response to its transaction (section 17.1.3); False when none matches."""
@@ -245,24 +336,97 @@ class TransactionLayer:
         branch = response.branch
         if cseq is None or branch is None:
             return False
-        tx = self.client.get((branch, cseq.method))
-        if tx is None:
+        entry = self.client.get((branch, cseq.method))
+        if entry is None:
             return False
-        tx.receive(response)
+        if type(entry) is tuple:  # lingering: ACK a copy of the final response again
+            _, ack, destination, for_2xx = entry
+            if ack is not None and response.status >= 200 and (response.status < 300) == for_2xx:
+                self.transport.send(ack, destination)
+            return True
+        entry.receive(response)
         return True
 
-    def match_request(self, request: Request) -> ServerTransaction | None:
-        """The server transaction a retransmitted request (or an ACK to our 2xx) belongs to."""
-        return self.server.get(ServerTransaction.key_of(request))
+    def _linger(self, key, seconds: float, ack: bytes | None, destination, for_2xx: bool) -> None:
+        """Keep a finished client transaction as a tuple, to absorb retransmitted responses
+        (Timers D, K and M)."""
+        due = self.queues.add(seconds, self._linger_over, key)
+        self.client[key] = (due, ack, destination, for_2xx)
 
-    def start_server(self, request: Request, source: Address) -> ServerTransaction:
-        tx = ServerTransaction(self, request, source)
-        self.server[tx.key] = tx
-        return tx
+    def _timer_a_or_e(self, key, due: float) -> None:
+        tx = self.client.get(key)
+        if type(tx) is ClientTransaction and tx.next_send == due:
+            tx._retransmit()
+
+    def _timer_b_or_f(self, key, due: float) -> None:
+        tx = self.client.get(key)
+        if type(tx) is ClientTransaction and tx.give_up_at == due:
+            tx._timeout()
+
+    def _linger_over(self, key, due: float) -> None:
+        entry = self.client.get(key)
+        if entry is None:
+            return
+        if type(entry) is tuple:
+            if entry[0] == due:
+                del self.client[key]
+        elif entry.end_at == due:  # accepted, and the user agent never gave its ACK
+            entry._terminate()
+
+    # --- server transactions ----------------------------------------------------------------
+
+    @staticmethod
+    def server_key(request: Request) -> tuple:
+        """Section 17.2.3: the top Via's branch and sent-by, and the method (ACK counting as
+        INVITE); for a branch without the magic cookie (RFC 2543), Call-ID, CSeq and From tag."""
+        top = request.get("via") or ""
+        sent_by = top.split(";", 1)[0].split(",", 1)[0].strip()
+        method = "INVITE" if request.method == "ACK" else request.method
+        branch = request.branch
+        if branch is None or not branch.startswith(MAGIC_COOKIE):
+            cseq = request.cseq
+            return (branch, sent_by, method, request.call_id, cseq and cseq.number,
+                    request.from_tag)  # fmt: skip
+        return (branch, sent_by, method)
+
+    def receive_request(self, request: Request, source: Address) -> ServerTransaction | None:
+        """A new server transaction for `request`; None when there is nothing to do: an ACK
+        (which stops a 2xx being resent), or a retransmission (answered again here)."""
+        if request.method == "ACK":
+            cseq = request.cseq
+            if cseq is not None:
+                self.unacked.pop((request.call_id, cseq.number), None)
+            return None
+        key = self.server_key(request)
+        answered = self.server.get(key)
+        if answered is not None:
+            self.transport.send(answered[1], source)
+            return None
+        return ServerTransaction(self, request, source, key)
+
+    def _server_over(self, key, due: float) -> None:
+        entry = self.server.get(key)
+        if entry is not None and entry[0] == due:
+            del self.server[key]
+
+    def _timer_g(self, dialog_key, due: float) -> None:
+        entry = self.unacked.get(dialog_key)
+        if entry is None or entry[3] != due:
+            return
+        response, destination, interval, _, until = entry
+        if due >= until:  # Timer H: no ACK came
+            del self.unacked[dialog_key]
+            return
+        self.transport.send(response, destination)
+        self.retransmissions += 1
+        entry[2] = interval = min(2 * interval, self.timers.t2)
+        entry[3] = self.queues.add(interval, self._timer_g, dialog_key)
 
     def close(self) -> None:
-        for tx in list(self.client.values()):
-            tx.cancel_timers()
-        for tx in list(self.server.values()):
-            tx.terminate()
+        for entry in list(self.client.values()):
+            if type(entry) is ClientTransaction:
+                entry.on_response = entry.on_timeout = None
+        self.queues.close()
         self.client.clear()
+        self.server.clear()
+        self.unacked.clear()

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import re
 import socket
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -38,54 +39,111 @@ class TransportStats:
     send_errors: int = 0
 
 
-class Transport(asyncio.DatagramProtocol):
+class Transport:
     """A UDP endpoint. `on_message(msg, source)` gets every message that parses and comes
-    from an address `accepts(source)` approves (all, when it is None)."""
+    from an address `accepts(source)` approves (all, when it is None).
+
+    The socket is read by the loop's reader callback, up to `BATCH` datagrams each time it is
+    readable (asyncio's datagram transport reads one per loop turn, which costs a poll and a
+    loop turn per datagram under load); sending tries the socket at once and queues only
+    when the kernel's send buffer is full.
+    """
+
+    BATCH = 64
 
     def __init__(self, on_message: Callable[[Request | Response, Address], None],
                  accepts: Callable[[Address], bool] | None = None):  # fmt: skip
         self.on_message = on_message
         self.accepts = accepts
         self.stats = TransportStats()
-        self._transport: asyncio.DatagramTransport | None = None
-        self.closed = asyncio.get_running_loop().create_future()
+        self._loop = asyncio.get_running_loop()
+        self._sock: socket.socket | None = None
+        self._pending: deque[tuple[bytes, Address]] = deque()  # waiting for send buffer room
+        self.closed = self._loop.create_future()
 
     @classmethod
     async def open(cls, on_message: Callable[[Request | Response, Address], None], host: str,
                    port: int = 0, accepts: Callable[[Address], bool] | None = None):  # fmt: skip
         loop = asyncio.get_running_loop()
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        transport, protocol = await loop.create_datagram_endpoint(
-            lambda: cls(on_message, accepts), local_addr=(host, port), family=family
-        )
-        # A deep receive queue rides out a stalled loop (a GC pause, a slow tick) instead of
-        # dropping datagrams; the kernel caps it at net.core.rmem_max (docs/sip.md).
-        sock = transport.get_extra_info("socket")
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+        infos = await loop.getaddrinfo(host, port, family=family, type=socket.SOCK_DGRAM)
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            sock.setblocking(False)
+            # A deep receive queue rides out a stalled loop (a GC pause, a slow tick) instead
+            # of dropping datagrams; the kernel caps it at net.core.rmem_max (docs/sip.md).
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+            sock.bind(infos[0][4])
+        except BaseException:
+            sock.close()
+            raise
+        protocol = cls(on_message, accepts)
+        protocol._sock = sock
+        loop.add_reader(sock.fileno(), protocol._read_ready)
         return protocol
 
     @property
     def local_address(self) -> Address:
-        host, port = self._transport.get_extra_info("sockname")[:2]
+        host, port = self._sock.getsockname()[:2]
         return host, port
 
-    def connection_made(self, transport):
-        self._transport = transport
-
-    def connection_lost(self, exc):
+    def close(self) -> None:
+        sock = self._sock
+        if sock is None:
+            return
+        self._sock = None
+        self._loop.remove_reader(sock.fileno())
+        if self._pending:
+            self._loop.remove_writer(sock.fileno())
+            self._pending.clear()
+        sock.close()
         if not self.closed.done():
             self.closed.set_result(None)
 
-    def close(self) -> None:
-        if self._transport is not None:
-            self._transport.close()
+    def _read_ready(self) -> None:
+        sock = self._sock
+        for _ in range(self.BATCH):
+            if sock is None or self._sock is None:  # closed by what a datagram did
+                return
+            try:
+                data, source = sock.recvfrom(65536)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # an ICMP error for an earlier datagram
+                self.error_received(exc)
+                continue
+            self.datagram_received(data, source)
 
     def send(self, data: bytes, destination: Address) -> None:
-        if self._transport is None or self._transport.is_closing():
+        sock = self._sock
+        if sock is None:
             return
         self.stats.sent += 1
-        self._transport.sendto(data, destination)
+        if not self._pending:
+            try:
+                sock.sendto(data, destination)
+                return
+            except (BlockingIOError, InterruptedError):
+                self._loop.add_writer(sock.fileno(), self._write_ready)
+            except OSError as exc:
+                self.error_received(exc)
+                return
+        self._pending.append((data, destination))
+
+    def _write_ready(self) -> None:
+        sock = self._sock
+        while self._pending and sock is not None:
+            data, destination = self._pending[0]
+            try:
+                sock.sendto(data, destination)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                self.error_received(exc)
+            self._pending.popleft()
+        if sock is not None:
+            self._loop.remove_writer(sock.fileno())
 
     def error_received(self, exc):
         # ICMP errors (e.g. port unreachable) come here without saying for which datagram;

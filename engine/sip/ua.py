@@ -13,15 +13,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
 import socket
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 
 from engine import logs
 from engine.outcomes import Detail, Outcome, TransferResult
-from engine.sip import Request, Response, parse
+from engine.sip import Request, Response
 from engine.sip.auth import Credentials, DigestClient, choose
 from engine.sip.dialog import Dialog
 from engine.sip.message import format_request, format_response
@@ -31,6 +31,7 @@ from engine.sip.transaction import (
     Timers,
     TransactionLayer,
     new_branch,
+    token_hex,
 )
 from engine.sip.transport import Address, Transport
 
@@ -106,22 +107,40 @@ class Registration:
 
 
 class _Events:
-    """What happens to a call, in arrival order, for the coroutine that runs it."""
+    """What happens to a call, in arrival order, for the coroutine that runs it; and whether
+    the call's current deadline has passed (set by the user agent's timer)."""
+
+    __slots__ = ("_items", "_waiter", "expired")
 
     def __init__(self):
-        self._queue: asyncio.Queue = asyncio.Queue()
+        self._items: deque = deque()
+        self._waiter: asyncio.Future | None = None
+        self.expired = False
 
     def put(self, kind: str, item=None) -> None:
-        self._queue.put_nowait((kind, item))
+        self._items.append((kind, item))
+        self._wake()
 
-    async def get(self, timeout: float | None):
-        if timeout is not None and timeout <= 0:
-            return None
-        try:
-            async with asyncio.timeout(timeout):
-                return await self._queue.get()
-        except TimeoutError:
-            return None
+    def expire(self) -> None:
+        self.expired = True
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def get(self):
+        """The next event; None when there is none and the deadline has passed."""
+        while not self._items:
+            if self.expired:
+                return None
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return self._items.popleft()
 
 
 def _host(address: str) -> str:
@@ -142,8 +161,8 @@ class UserAgent:
         self.registration = Registration()
         self.registration_failures = 0  # for the metrics (engine/metrics.py)
         self._calls: dict[str, Call] = {}
-        self._register_call_id = f"{secrets.token_hex(10)}@autocall"
-        self._register_tag = secrets.token_hex(6)
+        self._register_call_id = f"{token_hex(10)}@autocall"
+        self._register_tag = token_hex(6)
         self._register_seq = 0
         self._keeper: asyncio.Task | None = None
 
@@ -160,12 +179,17 @@ class UserAgent:
             self._on_message, self.local_host, self.local_port, self.allowed_sources.__contains__
         )
         self.layer = TransactionLayer(self.transport, self.timers)
+        self._call_deadline = self._call_deadline  # bound once: the layer's timers key on it
         self.contact_host = self._address_towards(self.destination)
         self.port = self.transport.local_address[1]
         family = socket.AF_INET6 if ":" in self.contact_host else socket.AF_INET
         self._rtp = socket.socket(family, socket.SOCK_DGRAM)  # held for the SDP; never read
         self._rtp.bind((self.contact_host, 0))
         self._sdp_version = int(loop.time())
+        # What every request repeats, made once.
+        self._via_head = f"SIP/2.0/UDP {_host(self.contact_host)}:{self.port};branch="
+        self._contact = f"<sip:{self.account.username}@{_host(self.contact_host)}:{self.port}>"
+        self._sdp = self._make_sdp_offer()
 
     async def close(self) -> None:
         if self._keeper is not None:
@@ -201,11 +225,11 @@ class UserAgent:
     # --- building requests -------------------------------------------------------------------
 
     def via(self, branch: str) -> str:
-        return f"SIP/2.0/UDP {_host(self.contact_host)}:{self.port};branch={branch};rport"
+        return f"{self._via_head}{branch};rport"
 
     @property
     def contact(self) -> str:
-        return f"<sip:{self.account.username}@{_host(self.contact_host)}:{self.port}>"
+        return self._contact
 
     @property
     def aor(self) -> str:
@@ -213,6 +237,10 @@ class UserAgent:
         return f"sip:{self.account.username}@{_host(self.account.host)}"
 
     def sdp_offer(self) -> bytes:
+        """Our session: the same for every call and every re-INVITE of this user agent."""
+        return self._sdp
+
+    def _make_sdp_offer(self) -> bytes:
         ip = self.contact_host
         kind = "IP6" if ":" in ip else "IP4"
         port = self._rtp.getsockname()[1]
@@ -225,11 +253,15 @@ class UserAgent:
         ).encode()
 
     def send(self, method: str, uri: str, headers: list[tuple[str, str]], body: bytes,
-             on_response: Callable, on_timeout: Callable) -> ClientTransaction:  # fmt: skip
-        """Start a client transaction for a request (`.request` is the request as sent)."""
-        headers = [*headers, ("User-Agent", self.user_agent)]
-        raw = format_request(method, uri, headers, body)
-        return self.layer.send_request(parse(raw), raw, self.destination, on_response, on_timeout)
+             on_response: Callable, on_timeout: Callable,
+             branch: str | None = None) -> ClientTransaction:  # fmt: skip
+        """Start a client transaction for a request: our Via (with a new branch unless one is
+        given: a CANCEL's is its INVITE's) goes on top of `headers`."""
+        branch = branch or new_branch()
+        raw = format_request(method, uri, [("Via", self.via(branch)), *headers,
+                                           ("User-Agent", self.user_agent)], body)  # fmt: skip
+        return self.layer.send_request(method, branch, raw, self.destination, on_response,
+                                       on_timeout)  # fmt: skip
 
     async def transact(self, method: str, uri: str, headers: list[tuple[str, str]],
                        next_seq: Callable[[], int]) -> Response | None:  # fmt: skip
@@ -239,11 +271,9 @@ class UserAgent:
         before Timer F."""
         authorization = None
         for _ in range(3):
-            branch = new_branch()
             extra = [authorization] if authorization else []
-            head = [(name, value if name != "Via" else self.via(branch)) for name, value in headers]
             done, on_response, on_timeout = _final_response()
-            self.send(method, uri, head + extra, b"", on_response, on_timeout)
+            self.send(method, uri, headers + extra, b"", on_response, on_timeout)
             response = await done
             if response is None or response.status not in (401, 407):
                 return response
@@ -278,7 +308,6 @@ class UserAgent:
         `self.registration`, worded for the admin."""
         registrar = f"sip:{_host(self.account.host)}:{self.account.port}"
         headers = [
-            ("Via", ""),
             ("Max-Forwards", "70"),
             ("From", f"<{self.aor}>;tag={self._register_tag}"),
             ("To", f"<{self.aor}>"),
@@ -357,6 +386,13 @@ class UserAgent:
         finally:
             self._calls.pop(call.call_id, None)
 
+    def _call_deadline(self, call_id: str, due: float) -> None:
+        """A call's deadline (ring timeout, transfer timeout...) came: tell it, unless it has
+        set another since."""
+        call = self._calls.get(call_id)
+        if call is not None and call._deadline == due:
+            call.events.expire()
+
     # --- incoming ----------------------------------------------------------------------------
 
     def _on_message(self, msg: Request | Response, source: Address) -> None:
@@ -366,28 +402,21 @@ class UserAgent:
             self._on_request(msg, source)
 
     def _on_request(self, request: Request, source: Address) -> None:
-        tx = self.layer.match_request(request)
-        if request.method == "ACK":
-            if tx is not None:
-                tx.acknowledged()
+        tx = self.layer.receive_request(request, source)
+        if tx is None:  # an ACK, or a retransmission (answered again by the layer)
             return
-        if tx is not None:  # a retransmission: the same answer again
-            if tx.response is not None:
-                self.transport.send(tx.response, source)
-            return
-        tx = self.layer.start_server(request, source)
         call = self._calls.get(request.call_id or "")
         if call is not None and call.dialog is not None and call.dialog.matches(request):
             call.on_request(request, tx)
         elif request.method == "OPTIONS":
             tx.respond(format_response(request, 200, "OK", [("Allow", ALLOW)],
-                                       to_tag=secrets.token_hex(4)))  # fmt: skip
+                                       to_tag=token_hex(4)))  # fmt: skip
         elif request.method == "REFER":
-            tx.respond(format_response(request, 403, "Forbidden", to_tag=secrets.token_hex(4)))
+            tx.respond(format_response(request, 403, "Forbidden", to_tag=token_hex(4)))
         elif request.method in ("BYE", "NOTIFY", "CANCEL") or request.to_tag:
             tx.respond(format_response(request, 481, "Call/Transaction Does Not Exist"))
         elif request.method == "INVITE":
-            tx.respond(format_response(request, 403, "Forbidden", to_tag=secrets.token_hex(4)))
+            tx.respond(format_response(request, 403, "Forbidden", to_tag=token_hex(4)))
         else:
             tx.respond(format_response(request, 405, "Method Not Allowed", [("Allow", ALLOW)]))
 
@@ -414,10 +443,9 @@ class Call:
     def __init__(self, ua: UserAgent, target_uri: str, refer_to, ring_timeout: float,
                  transfer_timeout: float, bye_grace: float, refer_headers):  # fmt: skip
         self.ua = ua
-        self.loop = asyncio.get_running_loop()
-        self.call_id = f"{secrets.token_hex(12)}@{ua.contact_host}"
+        self.call_id = f"{token_hex(12)}@{ua.contact_host}"
         logs.bind(call_id=self.call_id)  # every later record of the call's task names it
-        self.from_tag = secrets.token_hex(6)
+        self.from_tag = token_hex(6)
         self.attempt = Attempt(target_uri, self.call_id)
         self.refer_to = refer_to
         self.ring_timeout = ring_timeout
@@ -426,9 +454,24 @@ class Call:
         self.refer_headers = list(refer_headers)
         self.events = _Events()
         self.dialog: Dialog | None = None
-        self.invite: Request | None = None
         self.invite_tx: ClientTransaction | None = None
+        # The INVITE's own values, for its CANCEL and the dialog (not parsed back).
+        self._from = f'"{ua.account.display_name}" <{ua.aor}>;tag={self.from_tag}'
+        self._to = f"<{target_uri}>"
         self._seq = 0
+        self._deadline: float | None = None
+        self._refer_challenges = 0
+
+    def set_deadline(self, seconds: float | None) -> None:
+        """From now on, `events.get()` says None once `seconds` have passed without an event
+        (never, for None). The timer is the user agent's (`UserAgent._call_deadline`)."""
+        self.events.expired = False
+        ua = self.ua
+        self._deadline = (
+            None
+            if seconds is None
+            else ua.layer.queues.add(seconds, ua._call_deadline, self.call_id)
+        )
 
     # events from the transaction layer and the user agent
 
@@ -457,10 +500,9 @@ class Call:
     def _send_invite(self, authorization: tuple[str, str] | None = None) -> None:
         self._seq += 1
         headers = [
-            ("Via", self.ua.via(new_branch())),
             ("Max-Forwards", "70"),
-            ("From", f'"{self.ua.account.display_name}" <{self.ua.aor}>;tag={self.from_tag}'),
-            ("To", f"<{self.attempt.dialed_uri}>"),
+            ("From", self._from),
+            ("To", self._to),
             ("Call-ID", self.call_id),
             ("CSeq", f"{self._seq} INVITE"),
             ("Contact", self.ua.contact),
@@ -472,20 +514,18 @@ class Call:
         self.invite_tx = self.ua.send("INVITE", self.attempt.dialed_uri, headers,
                                       self.ua.sdp_offer(), self._on_invite_response,
                                       self._on_invite_timeout)  # fmt: skip
-        self.invite = self.invite_tx.request
 
     def _cancel(self) -> None:
         """CANCEL the INVITE: same branch, Call-ID, From, To and CSeq number (section 9.1)."""
-        invite = self.invite
         headers = [
-            ("Via", invite.get_all("via")[0]),
             ("Max-Forwards", "70"),
-            ("From", invite.get("from")),
-            ("To", invite.get("to")),
-            ("Call-ID", invite.call_id),
-            ("CSeq", f"{invite.cseq.number} CANCEL"),
+            ("From", self._from),
+            ("To", self._to),
+            ("Call-ID", self.call_id),
+            ("CSeq", f"{self._seq} CANCEL"),
         ]
-        self.ua.send("CANCEL", invite.uri, headers, b"", lambda tx, r: None, lambda tx: None)
+        self.ua.send("CANCEL", self.attempt.dialed_uri, headers, b"", lambda tx, r: None,
+                     lambda tx: None, branch=self.invite_tx.branch)  # fmt: skip
 
     def _finish(self, outcome: Outcome, detail: Detail | None = None) -> Attempt:
         self.attempt.outcome = outcome
@@ -497,20 +537,20 @@ class Call:
         attempt = self.attempt
         attempt.invite_at = time.time()
         self._send_invite()
-        deadline = self.loop.time() + self.ring_timeout
+        self.set_deadline(self.ring_timeout)
         provisional = cancelled = cancel_when_possible = answered_challenge = False
         while True:
-            wait = None if cancel_when_possible and not cancelled else deadline - self.loop.time()
-            event = await self.events.get(wait)
+            event = await self.events.get()
             if event is None:
                 if cancelled:  # no final response 64*T1 after our CANCEL (section 9.1)
                     return self._finish(Outcome.NO_ANSWER, Detail.RING_TIMEOUT)
                 if provisional:
                     self._cancel()
                     cancelled = True
-                    deadline = self.loop.time() + self.ua.timers.b
+                    self.set_deadline(self.ua.timers.b)
                 else:
                     cancel_when_possible = True  # CANCEL only after a provisional (9.1)
+                    self.set_deadline(None)
                 continue
             kind, response = event
             if kind == "invite_timeout":
@@ -525,7 +565,7 @@ class Call:
                 if cancel_when_possible and not cancelled:
                     self._cancel()
                     cancelled = True
-                    deadline = self.loop.time() + self.ua.timers.b
+                    self.set_deadline(self.ua.timers.b)
                 continue
             attempt.sip_code, attempt.sip_reason = status, response.reason
             if status in (401, 407):
@@ -547,13 +587,13 @@ class Call:
         """200 OK: ACK at once, pick the operator, REFER, follow the NOTIFYs, leave."""
         attempt = self.attempt
         attempt.answer_at = time.time()
-        self.dialog = dialog = Dialog.from_2xx(self.invite, response)
-        ack_headers = dialog.headers("ACK", self.ua.via(new_branch()), seq=dialog.local_seq)
+        self.dialog = dialog = Dialog.from_2xx(self.call_id, self.from_tag, self._from, self._seq,
+                                               attempt.dialed_uri, response)  # fmt: skip
+        ack_headers = [("Via", self.ua.via(new_branch())), *dialog.headers("ACK", dialog.local_seq)]
         ack = format_request("ACK", dialog.remote_target, ack_headers)
         self.ua.transport.send(ack, self.ua.destination)
         # The transaction ACKs the PBX's 2xx copies from now on, without this call.
-        self.invite_tx.ack = ack
-        self.invite_tx.on_response = None
+        self.invite_tx.accept(ack)
 
         refer_to = self.refer_to if isinstance(self.refer_to, str) else await self.refer_to()
         if refer_to is None:
@@ -563,26 +603,21 @@ class Call:
         if isinstance(refer_to, tuple):  # the picker chose the headers with the target
             refer_to, extra = refer_to
         attempt.refer_to = refer_to
-        headers = dialog.headers("REFER", "")
-        headers += [("Contact", self.ua.contact), ("Refer-To", f"<{refer_to}>")]
-        headers += extra
-        refer = asyncio.ensure_future(
-            self.ua.transact("REFER", dialog.remote_target, headers, dialog.next_seq)
-        )
-        refer.add_done_callback(
-            lambda task: task.cancelled() or self.events.put("refer", task.result())
-        )
+        self._refer_extra = [("Contact", self.ua.contact), ("Refer-To", f"<{refer_to}>"), *extra]
+        self._send_refer()
         attempt.refer_at = time.time()
 
-        deadline = self.loop.time() + self.transfer_timeout
+        self.set_deadline(self.transfer_timeout)
         accepted = bye_received = False
         while attempt.transfer_result is None:
-            event = await self.events.get(deadline - self.loop.time())
+            event = await self.events.get()
             if event is None:
                 self._transfer_failed(None, Detail.TRANSFER_TIMEOUT)
                 break
             kind, msg = event
             if kind == "refer":
+                if msg is not None and msg.status in (401, 407) and self._answer_refer(msg):
+                    continue
                 if msg is None and not accepted:
                     self._transfer_failed(None, Detail.TRANSFER_TIMEOUT)
                 elif msg is not None and msg.status >= 300:
@@ -628,15 +663,42 @@ class Call:
                 response.reason,
             )
 
+    def _send_refer(self, authorization: tuple[str, str] | None = None) -> None:
+        """REFER inside the dialog, followed by this call's events (no task of its own)."""
+        dialog = self.dialog
+        headers = dialog.headers("REFER") + self._refer_extra
+        if authorization:
+            headers.append(authorization)
+        self.ua.send("REFER", dialog.remote_target, headers, b"", self._on_refer_response,
+                     self._on_refer_timeout)  # fmt: skip
+
+    def _answer_refer(self, challenge: Response) -> bool:
+        """REFER again with credentials for a 401/407 (once, and again only when the nonce
+        was stale); False when the challenge must not be answered."""
+        if self._refer_challenges >= 2:
+            return False
+        answer = self.ua.answer_challenge(challenge, "REFER", self.dialog.remote_target,
+                                          stale_only=self._refer_challenges > 0)  # fmt: skip
+        if answer is None:
+            return False
+        self._refer_challenges += 1
+        self._send_refer(answer)
+        return True
+
+    def _on_refer_response(self, tx, response: Response) -> None:
+        if response.status >= 200:
+            self.events.put("refer", response)
+
+    def _on_refer_timeout(self, tx) -> None:
+        self.events.put("refer")
+
     async def _wait_for_bye(self, seconds: float) -> bool:
-        deadline = self.loop.time() + seconds
-        while (event := await self.events.get(deadline - self.loop.time())) is not None:
+        self.set_deadline(seconds)
+        while (event := await self.events.get()) is not None:
             if event[0] == "bye":
                 return True
         return False
 
     async def _bye(self) -> None:
         dialog = self.dialog
-        await self.ua.transact(
-            "BYE", dialog.remote_target, dialog.headers("BYE", ""), dialog.next_seq
-        )
+        await self.ua.transact("BYE", dialog.remote_target, dialog.headers("BYE"), dialog.next_seq)

@@ -80,6 +80,17 @@ def test_get_all_splits_lists_where_the_grammar_allows(impl):
     assert impl.parse(INVITE).get_all("allow")[:3] == ["INVITE", "ACK", "CANCEL"]
 
 
+def test_lines_gives_each_header_line_unsplit(impl):
+    msg = impl.parse(
+        b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP a:1;branch=z9hG4bK1, SIP/2.0/UDP b:2\r\n"
+        b"v: SIP/2.0/UDP c:3\r\nX-A: 1\r\nx-a: 2, 3\r\nContent-Length: 0\r\n\r\n"
+    )
+    assert msg.lines("Via") == ["SIP/2.0/UDP a:1;branch=z9hG4bK1, SIP/2.0/UDP b:2",
+                                "SIP/2.0/UDP c:3"]  # fmt: skip
+    assert msg.lines("x-a") == ["1", "2, 3"]
+    assert msg.lines("Route") == []
+
+
 def test_typed_accessors(impl):
     msg = impl.parse(OK_200)
     via = msg.via

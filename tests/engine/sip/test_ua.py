@@ -424,3 +424,67 @@ def test_classify():
     assert classify(480, rang=False) is Outcome.UNAVAILABLE
     assert classify(487, rang=True) is Outcome.NO_ANSWER
     assert classify(415, rang=True) is Outcome.TECHNICAL_ERROR
+
+
+def test_a_challenged_refer_is_sent_again_with_credentials():
+    """A PBX (here a plain UDP socket) that asks the REFER for digest credentials."""
+
+    async def run():
+        loop = asyncio.get_running_loop()
+        pbx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        pbx.bind(("127.0.0.1", 0))
+        pbx.setblocking(False)
+        port = pbx.getsockname()[1]
+
+        async def recv(method):
+            while True:
+                data, source = await asyncio.wait_for(loop.sock_recvfrom(pbx, 65536), 5)
+                msg = parse(data)
+                if getattr(msg, "method", None) == method:
+                    return msg, source
+
+        def answer(msg, status, extra=""):
+            head = (
+                "".join(f"Via: {v}\r\n" for v in msg.lines("via"))
+                + f"From: {msg.get('from')}\r\nTo: {msg.get('to')}"
+                + ("" if msg.to_tag else ";tag=pbx1")
+                + f"\r\nCall-ID: {msg.call_id}\r\nCSeq: {msg.get('cseq')}\r\n"
+            )
+            return f"SIP/2.0 {status}\r\n{head}{extra}Content-Length: 0\r\n\r\n".encode()
+
+        account = Account("127.0.0.1", port, "dialer", "secret")
+        async with UserAgent(account, local_host="127.0.0.1", timers=FAST) as ua:
+            target = f"sip:{NUMBER}@127.0.0.1:{port}"
+            task = asyncio.ensure_future(ua.place_call(target, "sip:101@127.0.0.1", bye_grace=0.2))
+            invite, source = await recv("INVITE")
+            pbx.sendto(answer(invite, "200 OK", f"Contact: <sip:pbx@127.0.0.1:{port}>\r\n"),
+                       source)  # fmt: skip
+            await recv("ACK")
+            first, _ = await recv("REFER")
+            challenge = 'WWW-Authenticate: Digest realm="pbx", nonce="n1", algorithm=MD5\r\n'
+            pbx.sendto(answer(first, "401 Unauthorized", challenge), source)
+            second, _ = await recv("REFER")
+            pbx.sendto(answer(second, "202 Accepted"), source)
+            notify = (
+                f"NOTIFY sip:dialer@127.0.0.1:{ua.port} SIP/2.0\r\n"
+                f"Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bKn1\r\n"
+                f"From: {second.get('to')}\r\nTo: {second.get('from')}\r\n"
+                f"Call-ID: {second.call_id}\r\nCSeq: 1 NOTIFY\r\nEvent: refer\r\n"
+                "Subscription-State: terminated;reason=noresource\r\n"
+                "Content-Type: message/sipfrag;version=2.0\r\nContent-Length: 16\r\n\r\n"
+                "SIP/2.0 200 OK\r\n"
+            ).encode()
+            pbx.sendto(notify, source)
+            bye, _ = await recv("BYE")  # we leave: this PBX does not end our leg
+            pbx.sendto(answer(bye, "200 OK"), source)
+            attempt = await task
+        pbx.close()
+        return first, second, attempt
+
+    first, second, attempt = asyncio.run(run())
+    assert first.get("Authorization") is None
+    authorization = second.get("Authorization")
+    assert authorization.startswith("Digest ") and 'realm="pbx"' in authorization
+    assert 'uri="sip:pbx@127.0.0.1:' in authorization
+    assert second.cseq.number == first.cseq.number + 1 and second.branch != first.branch
+    assert (attempt.outcome, attempt.transfer_result) == ("answered", "succeeded")
