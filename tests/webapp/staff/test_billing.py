@@ -11,17 +11,6 @@ from tests.webapp.staff import data
 from tests.webapp.staff.data import OCTOBER, OCTOBER_TOTAL, ROMASHKA
 
 
-@pytest.fixture
-def dataset(app):
-    return data.load(app)
-
-
-@pytest.fixture
-def staff(client, auth, staff_email):
-    assert auth.login(staff_email).status_code == 302
-    return client
-
-
 def _numbers(usage):
     return (usage.attempts, usage.answered, usage.transferred, usage.billed_seconds,
             usage.billable_minutes)  # fmt: skip

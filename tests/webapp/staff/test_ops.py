@@ -11,18 +11,6 @@ from redis import Redis
 from rq import Queue, Worker
 
 from tests.conftest import REDIS_PREFIX, REDIS_URL
-from tests.webapp.staff import data
-
-
-@pytest.fixture
-def dataset(app):
-    return data.load(app)
-
-
-@pytest.fixture
-def staff(client, auth, staff_email):
-    assert auth.login(staff_email).status_code == 302
-    return client
 
 
 def _recent_attempts(app, tenant_id):
