@@ -17,7 +17,7 @@ def test_production_asks_for_https_and_trusts_only_configured_proxies(database_u
     settings = app_config(
         database_url,
         env="production",
-        secret_key="a-real-secret",
+        secret_key="a-real-secret-" + "x" * 32,
         encryption_key=Fernet.generate_key().decode(),
         trusted_proxies=1,
     )
