@@ -45,6 +45,7 @@ def start_private_redis() -> tuple[subprocess.Popen, str]:
             str(VAR_DIR),
         ],
         stdout=subprocess.DEVNULL,
+        process_group=0,  # SERVICE_GROUP
     )
     for _ in range(100):
         if sock.exists():
@@ -71,7 +72,8 @@ def start_demo(config: Config) -> tuple[subprocess.Popen, dict]:
     host, port = DEMO_PBX_HOST, config.demo_pbx_port
     pbx = subprocess.Popen([sys.executable, "-m", "engine.sim.pbx", "--host", host,
                             "--port", str(port), "--user", demo.PBX_USER,
-                            "--password", demo.PBX_PASSWORD, "--ring", "2-6"])  # fmt: skip
+                            "--password", demo.PBX_PASSWORD, "--ring", "2-6"],
+                           process_group=0)  # SERVICE_GROUP  # fmt: skip
     app = create_app(config)
     with app.app_context():
         logins = demo.seed(SecretBox(config.encryption_key), host, port)
@@ -124,7 +126,11 @@ def run_workers(config: Config) -> int:
 
 def supervise(children: list[subprocess.Popen], services: list[subprocess.Popen] = ()) -> int:
     """Wait until a signal or a child's death, then stop the children, and then the
-    services they use (the private Redis).
+    services they use (the private Redis, the demo PBX).
+
+    SERVICE_GROUP: services run in a process group of their own, so that the terminal's
+    Ctrl-C (sent to the whole foreground group) reaches the portal and the workers but not
+    the Redis they are still using while they shut down; this function stops services last.
 
     Engine hosts drain on SIGTERM (calls in flight end), so they get a long grace time."""
     stopping = False
