@@ -59,7 +59,7 @@ def previous_month(start: datetime) -> datetime:
 
 @dataclass
 class Usage:
-    """One tenant's billable use in one month."""
+    """One tenant's billable use in one month: the figures of `BILLED`."""
 
     tenant_id: int
     tenant_name: str
@@ -70,11 +70,8 @@ class Usage:
     billable_minutes: int = 0
 
     def add(self, other: Usage) -> None:
-        self.attempts += other.attempts
-        self.answered += other.answered
-        self.transferred += other.transferred
-        self.billed_seconds += other.billed_seconds
-        self.billable_minutes += other.billable_minutes
+        for name in BILLED:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
 def _usage(row, tenant_id: int, tenant_name: str) -> Usage:
