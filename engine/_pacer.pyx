@@ -103,6 +103,8 @@ cdef class Pacer:
     cdef public double cap
     cdef public long attempts, answers, no_answers, handled_count
     cdef public double answer_probability, answer_ring, no_answer_ring, handle_time
+    cdef public double wrap_up_time
+    cdef public long wrap_ups
     cdef public long window_answered, window_abandoned, answered_since, abandoned_since
     cdef public double level, adapt_at, waiting_sum
     cdef public long waiting_ticks
@@ -128,6 +130,8 @@ cdef class Pacer:
         self.no_answers = 0
         self.handle_time = C_HANDLE
         self.handled_count = 0
+        self.wrap_up_time = 0.0
+        self.wrap_ups = 0
         self.window_answered = 0
         self.window_abandoned = 0
         self.answered_since = 0
@@ -173,8 +177,9 @@ cdef class Pacer:
                 ring_weight = 1.0 / C_RECENT_HANDLED
             self.no_answer_ring += ring_weight * (ring_time - self.no_answer_ring)
 
-    cpdef void handled(self, double handle_time, double now):
-        """An operator finished a lead `handle_time` seconds after the hand-over."""
+    cpdef void handled(self, double handle_time, double now, double wrap_up_time=-1.0):
+        """An operator finished a lead `handle_time` seconds after the hand-over, of them
+        `wrap_up_time` in wrap-up (-1: not seen)."""
         cdef double weight
         if handle_time < 0.0:
             handle_time = 0.0
@@ -183,6 +188,12 @@ cdef class Pacer:
         if weight < 1.0 / C_RECENT_HANDLED:
             weight = 1.0 / C_RECENT_HANDLED
         self.handle_time += weight * (handle_time - self.handle_time)
+        if wrap_up_time >= 0.0:
+            self.wrap_ups += 1
+            weight = 1.0 / self.wrap_ups
+            if weight < 1.0 / C_RECENT_HANDLED:
+                weight = 1.0 / C_RECENT_HANDLED
+            self.wrap_up_time += weight * (wrap_up_time - self.wrap_up_time)
 
     cpdef void abandoned(self, double now):
         """An answered customer found no free operator (detail `no_free_operator`)."""
@@ -205,9 +216,10 @@ cdef class Pacer:
     # --- the decision -----------------------------------------------------------------------
 
     cpdef long calls_to_start(self, long free_operators, long in_flight, double now,
-                              long on_line=-1):
+                              long on_line=-1, long wrapping_up=0):
         """New calls to start at time `now` (seconds), and take them from the bucket.
-        `on_line`: operators on line, busy ones included (-1: unknown, only the free)."""
+        `on_line`: operators on line, busy ones included (-1: unknown, only the free);
+        `wrapping_up`: how many of the busy ones are in wrap-up (their talk is over)."""
         cdef long wanted, free
         self.tokens = min(self.calls_per_second,
                           self.tokens + (now - self.last) * self.calls_per_second)
@@ -218,7 +230,7 @@ cdef class Pacer:
         if self._mode_id == M_ADAPTIVE:
             wanted = self._adaptive(free, in_flight, now, on_line)
         elif self._mode_id == M_PREDICTIVE:
-            wanted = self._predictive(free, in_flight, now, on_line)
+            wanted = self._predictive(free, in_flight, now, on_line, wrapping_up)
         else:
             wanted = _target(self._mode_id, free, self.multiplier) - in_flight
         wanted = min(wanted, self.max_in_flight - in_flight, <long>self.tokens)
@@ -290,11 +302,42 @@ cdef class Pacer:
         busy = on_line - free
         return <long>floor(on_line * self.level + 0.5) - busy - in_flight
 
-    cdef long _predictive(self, long free, long in_flight, double now, long on_line):
+    cdef void _supply(self, long free, long busy, long wrapping_up, double ring,
+                      double* mean, double* var) noexcept:
+        """The operators there for the answers to the calls started now (the twin's
+        `_supply`): mean and variance."""
+        cdef double handle = self.handle_time if self.handle_time > 1.0 else 1.0
+        cdef double q, wrap, talk, q_wrap, q_talk
+        cdef long talking
+        if self.wrap_ups == 0 or busy <= 0:
+            q = 1.0 - exp(-ring / handle)
+            mean[0] = free + busy * q
+            var[0] = busy * q * (1.0 - q)
+            return
+        if wrapping_up > busy:
+            wrapping_up = busy
+        if wrapping_up < 0:
+            wrapping_up = 0
+        wrap = self.wrap_up_time if self.wrap_up_time > 0.5 else 0.5
+        talk = handle - wrap
+        if talk < 1.0:
+            talk = 1.0
+        q_wrap = 1.0 - exp(-ring / wrap)
+        if talk - wrap < 0.01 and wrap - talk < 0.01:
+            q_talk = 1.0 - (1.0 + ring / talk) * exp(-ring / talk)
+        else:
+            q_talk = 1.0 - (talk * exp(-ring / talk) - wrap * exp(-ring / wrap)) / (
+                talk - wrap)
+        talking = busy - wrapping_up
+        mean[0] = free + wrapping_up * q_wrap + talking * q_talk
+        var[0] = wrapping_up * q_wrap * (1.0 - q_wrap) + talking * q_talk * (1.0 - q_talk)
+
+    cdef long _predictive(self, long free, long in_flight, double now, long on_line,
+                          long wrapping_up):
         cdef long progressive = free - in_flight
-        cdef double rate, use, share, allowed, p, ring, chance, handle, q
+        cdef double rate, use, share, allowed, p, ring, chance
         cdef double flight_mean, flight_var, supply, supply_var
-        cdef long busy, limit, lo, hi, mid
+        cdef long limit, lo, hi, mid
         cdef int i
         if on_line <= 0:
             return 0
@@ -320,11 +363,7 @@ cdef class Pacer:
             chance = p * exp(-(now - self._cohort_at[i]) / ring)
             flight_mean += self._cohort_calls[i] * chance
             flight_var += self._cohort_calls[i] * chance * (1.0 - chance)
-        handle = self.handle_time if self.handle_time > 1.0 else 1.0
-        q = 1.0 - exp(-ring / handle)
-        busy = on_line - free
-        supply = free + busy * q
-        supply_var = busy * q * (1.0 - q)
+        self._supply(free, on_line - free, wrapping_up, ring, &supply, &supply_var)
         limit = self.max_in_flight - in_flight
         if limit > <long>self.tokens:
             limit = <long>self.tokens

@@ -47,7 +47,7 @@ from engine.metrics import (
 )
 from engine.outcomes import Detail, Outcome, TransferResult
 from engine.pacer import MODES
-from engine.presence import FREE, OFF_LINE, Presence, decode_all
+from engine.presence import FREE, OFF_LINE, WRAP_UP, Presence, decode_all
 from engine.sip.transaction import DEFAULT_TIMERS, Timers
 from engine.sip.ua import Account, Attempt, UserAgent
 
@@ -249,8 +249,9 @@ class TenantEngine:
         self._recheck: asyncio.Future | None = None
         self.metrics = metrics or Tally()  # the host's, which publishes them (engine/metrics.py)
         self._sip_counted: dict[int, tuple[int, int]] = {}  # user agent -> counts published
-        #: Operators handed a customer and when (wall clock), to learn their handle time.
-        self.handling: dict[int, float] = {}
+        #: Operators handed a customer: when (wall clock), and when their wrap-up began once
+        #: seen, to learn handle and wrap-up times.
+        self.handling: dict[int, tuple[float, float | None]] = {}
         self.abandon_read_at = 0.0
 
     # --- control from the host --------------------------------------------------------------
@@ -416,9 +417,9 @@ class TenantEngine:
         if self.pbx_silent >= PBX_SILENCE_LIMIT:
             return "pbx_silent", ""
         free = await self.presence.free_count()
-        on_line = -1
+        on_line, wrapping_up = -1, 0
         if pacing_mode(settings) in LEARNING_MODES:  # they count the busy operators too
-            on_line = await self._watch_operators(settings, now)
+            on_line, wrapping_up = await self._watch_operators(settings, now)
             if on_line == 0:
                 return "no_operator_on_line", ""
         elif free == 0:
@@ -426,7 +427,7 @@ class TenantEngine:
                     else "no_operator_on_line"), ""  # fmt: skip
         if now < self.claim_at:
             return self.idle_reason
-        count = self.pacer.calls_to_start(free, self.in_flight, now, on_line)
+        count = self.pacer.calls_to_start(free, self.in_flight, now, on_line, wrapping_up)
         if count <= 0:
             return ("no_free_operator", "") if free == 0 else ("", "")
         if now >= self.window_at:  # the calling window moves slowly: once a minute
@@ -461,24 +462,28 @@ class TenantEngine:
             self.idle_reason = (await self.database(self.store.idle_reason, settings), "")
         return self.idle_reason
 
-    async def _watch_operators(self, settings: TenantSettings, now: float) -> int:
-        """For the pacing modes that learn: the operators on line, the handle time of each
-        operator free again since their customer was handed over, and (every minute) the
-        abandon rate measured over the regulatory window, from the database."""
+    async def _watch_operators(self, settings: TenantSettings, now: float) -> tuple[int, int]:
+        """For the pacing modes that learn: the operators on line and those of them in
+        wrap-up; the handle time (and the wrap-up time, when seen) of each operator free
+        again since their customer was handed over; and (every minute) the abandon rate
+        measured over the regulatory window, from the database."""
         states = decode_all(await self.presence.states())
-        for operator, since in list(self.handling.items()):
+        for operator, (since, wrap_since) in list(self.handling.items()):
             state = states.get(operator)
             if state is None or state.state == FREE:  # finished the lead, or went off line
                 freed = state.since if state is not None else time.time()
-                self.pacer.handled(max(0.0, freed - since), now)
+                wrap = max(0.0, freed - wrap_since) if wrap_since is not None else -1.0
+                self.pacer.handled(max(0.0, freed - since), now, wrap)
                 del self.handling[operator]
+            elif state.state == WRAP_UP and wrap_since is None:  # the talk is over
+                self.handling[operator] = (since, state.since)
         if now >= self.abandon_read_at:
             self.abandon_read_at = now + ABANDON_WINDOW_READ
             since = datetime.now(UTC) - timedelta(days=settings.abandon_rate_window_days)
             answered, abandoned = await self.database(self.store.abandon_counts,
                                                       self.tenant_id, since)  # fmt: skip
             self.pacer.set_window(answered, abandoned)
-        return len(states)
+        return len(states), sum(1 for state in states.values() if state.state == WRAP_UP)
 
     def _observe(self, attempt: Attempt, operator: int | None) -> None:
         """Tell the pacer how the attempt went (all modes; the learning ones use it)."""
@@ -493,7 +498,7 @@ class TenantEngine:
         if operator is not None and attempt.transfer_result in (
             TransferResult.SUCCEEDED, TransferResult.UNCONFIRMED
         ):  # fmt: skip
-            self.handling[operator] = attempt.refer_at or time.time()
+            self.handling[operator] = (attempt.refer_at or time.time(), None)
 
     def _call_done(self, task: asyncio.Task) -> None:
         self.calls.discard(task)

@@ -8,9 +8,10 @@ Modes (docs/pacing.md has the model and its assumptions; PRODUCT.md "Pacing"):
   kept at operators on line x the level; the level rises while operators wait and is cut
   while the measured abandon rate is over the cap;
 - predictive: from the tenant's own recent attempts (priors first), the answer probability,
-  ring times and handle time; starts as many calls as keep the expected abandon rate of the
-  calls in flight under the cap, with a margin that tightens as the measured abandon rate
-  (over the tenant's regulatory window) comes near the cap.
+  ring times, handle time and wrap-up time (an operator in wrap-up is free again soon);
+  starts as many calls as keep the expected abandon rate of the calls in flight under the
+  cap, with a margin that tightens as the measured abandon rate (over the tenant's
+  regulatory window) comes near the cap.
 
 Every mode is held under the tenant's ceiling on concurrent calls and under its rate of new
 calls per second (a token bucket). The engine (engine/dialer.py) and the call-centre
@@ -101,6 +102,8 @@ class Pacer:
         self.no_answers = 0
         self.handle_time = PRIOR_HANDLE_TIME
         self.handled_count = 0
+        self.wrap_up_time = 0.0  # learned only from wrap-ups seen (the console's "call over")
+        self.wrap_ups = 0
         # The measured abandon rate: the window's counts (from the database) and ours since.
         self.window_answered = 0
         self.window_abandoned = 0
@@ -142,9 +145,10 @@ class Pacer:
                 ring_weight = 1.0 / RECENT_HANDLED
             self.no_answer_ring += ring_weight * (ring_time - self.no_answer_ring)
 
-    def handled(self, handle_time: float, now: float) -> None:
+    def handled(self, handle_time: float, now: float, wrap_up_time: float = -1.0) -> None:
         """An operator finished a lead `handle_time` seconds (talk and wrap-up) after the
-        customer was handed to them."""
+        customer was handed to them; `wrap_up_time`: the seconds of it spent in wrap-up,
+        when the operator's console said the talk was over (-1: not seen)."""
         if handle_time < 0.0:
             handle_time = 0.0
         self.handled_count += 1
@@ -152,6 +156,12 @@ class Pacer:
         if weight < 1.0 / RECENT_HANDLED:
             weight = 1.0 / RECENT_HANDLED
         self.handle_time += weight * (handle_time - self.handle_time)
+        if wrap_up_time >= 0.0:
+            self.wrap_ups += 1
+            weight = 1.0 / self.wrap_ups
+            if weight < 1.0 / RECENT_HANDLED:
+                weight = 1.0 / RECENT_HANDLED
+            self.wrap_up_time += weight * (wrap_up_time - self.wrap_up_time)
 
     def abandoned(self, now: float) -> None:
         """An answered customer found no free operator (detail `no_free_operator`)."""
@@ -175,9 +185,10 @@ class Pacer:
     # --- the decision -----------------------------------------------------------------------
 
     def calls_to_start(self, free_operators: int, in_flight: int, now: float,
-                       on_line: int = -1) -> int:  # fmt: skip
+                       on_line: int = -1, wrapping_up: int = 0) -> int:  # fmt: skip
         """New calls to start at time `now` (seconds), and take them from the bucket.
-        `on_line`: operators on line, busy ones included (-1: unknown, only the free)."""
+        `on_line`: operators on line, busy ones included (-1: unknown, only the free);
+        `wrapping_up`: how many of the busy ones are in wrap-up (their talk is over)."""
         self.tokens = min(
             self.calls_per_second, self.tokens + (now - self.last) * self.calls_per_second
         )
@@ -188,7 +199,7 @@ class Pacer:
         if self.mode == ADAPTIVE:
             wanted = self._adaptive(free, in_flight, now, on_line)
         elif self.mode == PREDICTIVE:
-            wanted = self._predictive(free, in_flight, now, on_line)
+            wanted = self._predictive(free, in_flight, now, on_line, wrapping_up)
         else:
             wanted = target_in_flight(self.mode, free, self.multiplier) - in_flight
         wanted = min(wanted, self.max_in_flight - in_flight, int(self.tokens))
@@ -254,7 +265,8 @@ class Pacer:
         busy = on_line - free
         return math.floor(on_line * self.level + 0.5) - busy - in_flight
 
-    def _predictive(self, free: int, in_flight: int, now: float, on_line: int) -> int:
+    def _predictive(self, free: int, in_flight: int, now: float, on_line: int,
+                    wrapping_up: int) -> int:  # fmt: skip
         progressive = free - in_flight
         if on_line <= 0:
             return 0
@@ -286,12 +298,7 @@ class Pacer:
             chance = p * math.exp(-(now - self.cohort_at[i]) / ring)
             flight_mean += self.cohort_calls[i] * chance
             flight_var += self.cohort_calls[i] * chance * (1.0 - chance)
-        # Operators busy now who are free again when the calls started now are answered.
-        handle = self.handle_time if self.handle_time > 1.0 else 1.0
-        q = 1.0 - math.exp(-ring / handle)
-        busy = on_line - free
-        supply = free + busy * q
-        supply_var = busy * q * (1.0 - q)
+        supply, supply_var = self._supply(free, on_line - free, wrapping_up, ring, now)
         # Largest x (new calls) with E[answers over free operators] <= allowed * E[answers].
         limit = self.max_in_flight - in_flight
         if limit > int(self.tokens):
@@ -307,6 +314,37 @@ class Pacer:
                 else:
                     hi = mid - 1
         return lo if lo > progressive else progressive
+
+    def _supply(self, free: int, busy: int, wrapping_up: int, ring: float,
+                now: float) -> tuple[float, float]:  # fmt: skip
+        """The operators there for the answers to the calls started now: the free ones, and
+        each busy one who is free again within a ring time, as mean and variance. Handle and
+        wrap-up times are taken as exponential: a busy operator is free again within `ring`
+        with probability 1 - exp(-ring / handle); once wrap-ups are seen, one in wrap-up with
+        1 - exp(-ring / wrap), one still talking only after a talk and a wrap-up."""
+        handle = self.handle_time if self.handle_time > 1.0 else 1.0
+        if self.wrap_ups == 0 or busy <= 0:
+            q = 1.0 - math.exp(-ring / handle)
+            return free + busy * q, busy * q * (1.0 - q)
+        if wrapping_up > busy:
+            wrapping_up = busy
+        if wrapping_up < 0:
+            wrapping_up = 0
+        wrap = self.wrap_up_time if self.wrap_up_time > 0.5 else 0.5
+        talk = handle - wrap
+        if talk < 1.0:
+            talk = 1.0
+        q_wrap = 1.0 - math.exp(-ring / wrap)
+        if talk - wrap < 0.01 and wrap - talk < 0.01:  # the same means: an Erlang's tail
+            q_talk = 1.0 - (1.0 + ring / talk) * math.exp(-ring / talk)
+        else:  # talk then wrap-up, both exponential (hypoexponential)
+            q_talk = 1.0 - (talk * math.exp(-ring / talk) - wrap * math.exp(-ring / wrap)) / (
+                talk - wrap
+            )
+        talking = busy - wrapping_up
+        mean = free + wrapping_up * q_wrap + talking * q_talk
+        var = wrapping_up * q_wrap * (1.0 - q_wrap) + talking * q_talk * (1.0 - q_talk)
+        return mean, var
 
     @staticmethod
     def _fits(x: int, p: float, flight_mean: float, flight_var: float, supply: float,

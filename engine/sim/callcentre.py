@@ -10,7 +10,8 @@ to the operator who has waited longest; with nobody free, the customer waits at 
 `no_free_operator`). An operator is busy for the handle time (talk + wrap-up), then free.
 Operators come on and go off line on the workload's schedule (one going off line while busy
 leaves when the call ends). The pacer hears what the engine tells it: `ringing_ended`,
-`handled`, `abandoned`.
+`handled` (with the wrap-up time: the operator's console says when the talk is over),
+`abandoned`, and at each tick how many operators are free, on line and in wrap-up.
 
 Each random quantity has its own random stream seeded from `--seed`, so two modes run on the
 same seed meet the same customers (common random numbers): the comparison is fair.
@@ -238,14 +239,16 @@ def example_workloads() -> list[Path]:
 # --- the simulation -----------------------------------------------------------------------
 
 # Event kinds, in the order they run when due at the same instant.
-_SCHEDULE, _FREE, _RING_END, _GIVE_UP, _TICK = range(5)
+_SCHEDULE, _FREE, _WRAP_UP, _RING_END, _GIVE_UP, _TICK = range(6)
 
 
 class _Operator:
-    __slots__ = ("busy", "free_since", "leaving", "on_line_at")
+    __slots__ = ("busy", "free_at", "free_since", "leaving", "on_line_at", "wrapping_up")
 
     def __init__(self, now: float):
         self.busy = False
+        self.wrapping_up = False
+        self.free_at = now
         self.leaving = False
         self.on_line_at = now
         self.free_since = now
@@ -291,6 +294,8 @@ def simulate(workload: Workload, mode: str, seed: int = 0, multiplier: float = 1
     waiting: dict[int, float] = {}  # answered customers waiting for an operator: since
     in_flight = peak = 0
     leaving = 0  # busy operators who go off line when their call ends
+    wrapping_up = 0  # busy operators whose talk is over (leaving ones included)
+    frees_told = getattr(pacer, "told_frees", False) is True  # bench/pacing.py: ToldFrees
     leads_left = workload.leads
     figures = {"attempts": 0, "answered": 0, "abandoned": 0}
     on_line_seconds = 0.0
@@ -313,10 +318,15 @@ def simulate(workload: Workload, mode: str, seed: int = 0, multiplier: float = 1
         # The handle time counts from the hand-over; it ends within the run or is cut there.
         busy_seconds += min(handle, max(0.0, end - now))
         talk_seconds += min(talk, max(0.0, end - now))
-        at(now + handle, _FREE, (op, handle))
+        op.free_at = now + handle
+        at(now + talk, _WRAP_UP, op)
+        at(now + handle, _FREE, (op, handle, handle - talk))
 
     def operator_free(op: _Operator, now: float) -> None:
-        nonlocal leaving
+        nonlocal leaving, wrapping_up
+        if op.wrapping_up:
+            op.wrapping_up = False
+            wrapping_up -= 1
         op.busy = False
         if op.leaving:
             leaving -= 1
@@ -337,7 +347,13 @@ def simulate(workload: Workload, mode: str, seed: int = 0, multiplier: float = 1
             if leads_left > 0:
                 # Operators on line as the engine sees them: one leaving is off line already.
                 on_line = len(operators) - leaving
-                count = pacer.calls_to_start(len(free), in_flight, now, on_line)
+                wrapping = wrapping_up
+                if leaving:  # those leaving are off line already, wrapping up or not
+                    wrapping -= sum(1 for op in operators if op.leaving and op.wrapping_up)
+                if frees_told:  # what no engine knows: when each busy operator is free again
+                    pacer.frees_due = [op.free_at for op in operators
+                                       if op.busy and not op.leaving]  # fmt: skip
+                count = pacer.calls_to_start(len(free), in_flight, now, on_line, wrapping)
                 if count > leads_left:
                     pacer.give_back(count - leads_left, now)
                     count = leads_left
@@ -374,9 +390,12 @@ def simulate(workload: Workload, mode: str, seed: int = 0, multiplier: float = 1
             if waiting.pop(payload, None) is not None:  # nobody took the customer in time
                 figures["abandoned"] += 1
                 pacer.abandoned(now)
+        elif kind == _WRAP_UP:
+            payload.wrapping_up = True
+            wrapping_up += 1
         elif kind == _FREE:
-            op, handle = payload
-            pacer.handled(handle, now)
+            op, handle, wrap = payload
+            pacer.handled(handle, now, wrap)
             operator_free(op, now)
         elif kind == _SCHEDULE:
             target = payload

@@ -93,10 +93,12 @@ def engine_state(app, tenant_id: int) -> dict:
     return {key.decode(): json.loads(value) for key, value in raw.items()}
 
 
-def finish_as_they_come(app, tenant_id: int, count: int, timeout: float = 30.0) -> None:
-    """Be the operators: finish each lead as soon as it reaches them, until `count`
-    attempts have ended."""
-    from engine.presence import BUSY, decode_all
+def finish_as_they_come(app, tenant_id: int, count: int, timeout: float = 30.0,
+                        wrap_up: float = 0.0) -> None:  # fmt: skip
+    """Be the operators: finish each lead as soon as it reaches them (or, with `wrap_up`
+    seconds, say the talk is over at once and finish the lead that long after), until
+    `count` attempts have ended."""
+    from engine.presence import BUSY, WRAP_UP, decode_all
 
     deadline = time.monotonic() + timeout
     while not settled(app, tenant_id, count)():
@@ -104,9 +106,12 @@ def finish_as_they_come(app, tenant_id: int, count: int, timeout: float = 30.0) 
         with app.app_context():
             presence = bus.presence(tenant_id)
             for operator_id, state in decode_all(presence.states()).items():
-                if state.state == BUSY:
+                if state.state == BUSY and wrap_up > 0:
+                    presence.wrap_up(operator_id)
+                elif state.state == BUSY or (state.state == WRAP_UP and
+                                             time.time() - state.since >= wrap_up):  # fmt: skip
                     presence.finish(operator_id)
-        time.sleep(0.1)
+        time.sleep(0.05 if wrap_up else 0.1)
 
 
 def leads_of(app, tenant_id: int) -> dict[str, Lead]:

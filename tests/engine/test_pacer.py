@@ -106,6 +106,31 @@ def test_predictive_counts_busy_operators_about_to_be_free(impl):
     assert learned(impl).calls_to_start(0, 0, 1.0, 0) == 0  # nobody on line: no call
 
 
+def test_predictive_counts_operators_in_wrap_up_once_it_has_seen_wrap_ups(impl):
+    p = learned(impl, handle=120.0)
+    # No wrap-up seen yet (operators who never say the talk is over): the count changes
+    # nothing, every busy operator is taken as one whose lead ends after a handle time.
+    assert p.calls_to_start(0, 0, 1.0, 20, 10) == learned(impl).calls_to_start(0, 0, 1.0, 20)
+    for _ in range(50):
+        p.handled(120.0, 0.0, 15.0)  # 105 s of talk, 15 s of wrap-up
+    assert p.wrap_ups == 50 and p.wrap_up_time == pytest.approx(15.0)
+    assert p.handle_time == pytest.approx(120.0)
+    in_wrap_up = [learned_with_wrap_ups(impl).calls_to_start(0, 0, 1.0, 40, n) for n in (0, 20, 40)]
+    assert in_wrap_up[0] < in_wrap_up[1] < in_wrap_up[2]  # they are free again soon
+    # All talking: no more than the old model's busy operators (who could be free at any
+    # moment), since a talk is followed by a wrap-up.
+    assert in_wrap_up[0] <= learned(impl).calls_to_start(0, 0, 1.0, 40)
+    # More in wrap-up than are busy: counted as all the busy ones.
+    assert learned_with_wrap_ups(impl).calls_to_start(0, 0, 1.0, 40, 99) == in_wrap_up[2]
+
+
+def learned_with_wrap_ups(impl):
+    p = learned(impl)
+    for _ in range(50):
+        p.handled(120.0, 0.0, 15.0)
+    return p
+
+
 def test_predictive_reacts_to_operators_joining_and_leaving(impl):
     p = learned(impl)
     first = p.calls_to_start(3, 0, 1.0, 3)

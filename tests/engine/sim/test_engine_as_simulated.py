@@ -1,7 +1,7 @@
 """The engine in predictive mode against SIPp behaves as the call-centre simulator says it
 will for the same tenant: it keeps more calls in flight than it has operators (progressive
 pacing never does), it abandons no more than the simulator within a small run's tolerance,
-and its pacer learns from the calls and the operators' handle times."""
+and its pacer learns from the calls and the operators' handle and wrap-up times."""
 
 from __future__ import annotations
 
@@ -34,6 +34,8 @@ ANSWERING = [n % 10 < 3 for n in range(LEADS)]
 RING_MS = 300
 #: Customers reached yesterday, none abandoned: the measured abandon rate is low.
 HISTORY = 300
+#: Seconds each operator spends in wrap-up (their console says the talk is over at once).
+WRAP_UP = 0.3
 
 
 def the_same_tenant_simulated() -> dict:
@@ -41,7 +43,8 @@ def the_same_tenant_simulated() -> dict:
         "name": "the SIPp run", "duration": 600, "leads": LEADS, "operators": len(OPERATORS),
         "answer_probability": sum(ANSWERING) / LEADS,
         "ring_time": {"answered": {"constant": RING_MS / 1000}, "unanswered": {"constant": 1.0}},
-        "talk_time": {"uniform": [0.1, 0.4]},  # REFER, NOTIFY, then the test finishes the lead
+        "talk_time": {"uniform": [0.1, 0.4]},  # REFER, NOTIFY, then the test's wrap-up
+        "wrap_up_time": {"constant": WRAP_UP},
         "abandon_tolerance": 0, "ceilings": {"max_in_flight": 30, "calls_per_second": 10},
     })  # fmt: skip
     pacer = Pacer("predictive", 1.0, 30, 10.0, 0.0, 3.0)
@@ -76,10 +79,12 @@ def test_predictive_engine_behaves_as_the_simulator_says(app, database_url, pbx)
     add_leads(app, tenant_id, [f"+1555000{n:03d}{0 if a else 3}" for n, a in enumerate(ANSWERING)])
     go_on_line(app, tenant_id, *operators.values())
     with HostThread(database_url) as host:
-        finish_as_they_come(app, tenant_id, LEADS + 1, timeout=90)  # and the history's lead
+        # Every lead (and the history's) ends; each operator wraps up for WRAP_UP seconds.
+        finish_as_they_come(app, tenant_id, LEADS + 1, timeout=90, wrap_up=WRAP_UP)
         pacer = host.host.engines[tenant_id].pacer
         assert pacer.mode == "predictive"
-        learned = (pacer.attempts, pacer.answer_probability, pacer.handled_count)
+        learned = (pacer.attempts, pacer.answer_probability, pacer.handled_count,
+                   pacer.wrap_ups, pacer.wrap_up_time)  # fmt: skip
 
     attempts = [a for a in attempts_of(app, tenant_id) if a.dialed_uri != "sip:x"]
     assert len(attempts) == LEADS
@@ -94,10 +99,14 @@ def test_predictive_engine_behaves_as_the_simulator_says(app, database_url, pbx)
     assert len(abandoned) <= simulated["abandoned"] + 2
     assert len(abandoned) <= 0.03 * len(answered) + 2
     # The pacer heard of every attempt, learned the answer rate and the handle times.
-    attempts_seen, answer_probability, handled = learned
+    attempts_seen, answer_probability, handled, wrap_ups, wrap_up_time = learned
     assert attempts_seen == LEADS
     assert 0.2 < answer_probability < 0.4
     assert handled >= len(answered) - len(abandoned) - len(OPERATORS)
+    # Wrap-ups seen in the operators' presence (a tick of 100 ms may miss a few), and their
+    # length: WRAP_UP, plus up to a tick of the test's and one of the engine's.
+    assert wrap_ups >= handled // 2
+    assert WRAP_UP - 0.01 < wrap_up_time < WRAP_UP + 0.3
 
     # The measured abandon rate the engine reads over the regulatory window.
     store = DialingStore(database_url, SecretBox(DEV_ENCRYPTION_KEY))
