@@ -14,6 +14,8 @@ context), on the models' tables. Each method is one short transaction:
   then tries them (webapp/webhooks).
 - `recover` closes the attempts left open by an engine that is gone (`engine_lost`) and
   reschedules their leads.
+- `abandon_counts` reads the measured abandon rate of predictive pacing over the tenant's
+  regulatory window: whole hours already rolled up from `report_hours`, the rest raw.
 
 On PostgreSQL every transaction first names its tenant (`autocall.tenant_id`), so the
 row-level security of leads, attempts and the do-not-call list applies to the engine too.
@@ -27,20 +29,32 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from rq import Queue
-from sqlalchemy import and_, create_engine, event, func, or_, select, text, update
+from sqlalchemy import and_, case, create_engine, event, func, or_, select, text, update
 from sqlalchemy.engine import Connection, Engine
 
 from engine.dialer import Claimed, Finished, TenantSettings, Window
 from engine.formats import parse_host_port
 from engine.outcomes import Detail, Outcome
 from engine.sip.ua import Account
-from webapp.models import Attempt, DoNotCall, Lead, LeadStatus, Operator, Tenant
+from webapp.models import (
+    Attempt,
+    DoNotCall,
+    Lead,
+    LeadStatus,
+    Operator,
+    ReportHour,
+    ReportRollup,
+    Tenant,
+)
+from webapp.reports.figures import ceil_hour
 from webapp.services.secrets import SecretBox, SecretError
 from webapp.webhooks.delivery import announce, record_finished
 
 leads = Lead.__table__
 attempts = Attempt.__table__
 do_not_call = DoNotCall.__table__
+report_hours = ReportHour.__table__
+report_rollups = ReportRollup.__table__
 DIALABLE = (LeadStatus.NEW.value, LeadStatus.RETRY.value)
 
 
@@ -148,15 +162,36 @@ class DialingStore:
     def abandon_counts(self, tenant_id: int, since: datetime) -> tuple[int, int]:
         """(answered, abandoned) attempts that started since `since`: the customer answered,
         and of those, found no free operator. The measured abandon rate of predictive pacing
-        (engine/pacer.py), read every minute or so, never every tick."""
+        (engine/pacer.py), read every minute or so, never every tick. The whole hours the
+        reports' roll-up holds (webapp/reports/rollup.py) are summed from `report_hours`
+        (some 720 rows for a 30-day window), the rest is counted from the attempts: the part
+        hour at the start and everything since the last hour rolled up."""
+        abandoned = attempts.c.detail == Detail.NO_FREE_OPERATOR.value
         with self._begin(tenant_id) as connection:
+            until = _utc(connection.scalar(select(report_rollups.c.rolled_until).where(
+                report_rollups.c.tenant_id == tenant_id)))  # fmt: skip
+            first = ceil_hour(since)
+            rolled = (0, 0)
+            raw = attempts.c.invite_at >= since
+            if until is not None and until > first:
+                hours = report_hours.c
+                no_operator = case(
+                    (hours.detail == Detail.NO_FREE_OPERATOR.value, hours.attempts), else_=0
+                )
+                rolled = connection.execute(
+                    select(
+                        func.coalesce(func.sum(hours.answered), 0),
+                        func.coalesce(func.sum(no_operator), 0),
+                    ).where(hours.tenant_id == tenant_id, hours.hour >= first, hours.hour < until)
+                ).one()
+                raw = and_(raw, or_(attempts.c.invite_at < first, attempts.c.invite_at >= until))
             row = connection.execute(
                 select(
                     func.count().filter(attempts.c.answer_at.is_not(None)),
-                    func.count().filter(attempts.c.detail == Detail.NO_FREE_OPERATOR.value),
-                ).where(attempts.c.tenant_id == tenant_id, attempts.c.invite_at >= since)
+                    func.count().filter(abandoned),
+                ).where(attempts.c.tenant_id == tenant_id, raw)
             ).one()
-        return int(row[0]), int(row[1])
+        return int(row[0]) + int(rolled[0]), int(row[1]) + int(rolled[1])
 
     # --- claiming ----------------------------------------------------------------------------
 

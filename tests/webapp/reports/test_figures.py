@@ -7,12 +7,15 @@ from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from tests.webapp.reports import dataset
+from webapp.config import DEV_ENCRYPTION_KEY
 from webapp.extensions import db
-from webapp.models import ReportHour, ReportOperatorHour, ReportRollup
+from webapp.models import Attempt, ReportHour, ReportOperatorHour, ReportRollup
 from webapp.reports import figures, rollup
+from webapp.services.dialing import DialingStore
+from webapp.services.secrets import SecretBox
 
 BERLIN = ZoneInfo("Europe/Berlin")
 WEEKEND = figures.Period(date(2026, 10, 24), date(2026, 10, 25), BERLIN)
@@ -234,3 +237,35 @@ def test_other_tenants_rows_never_count(app, tenant_a, tenant_b):
         assert s.attempts == 0
         assert figures.per_operator(tenant_a.id, WEEKEND.start, WEEKEND.end) == {}
         assert figures.by_hour(tenant_a.id, WEEKEND.start, WEEKEND.end) == {}
+
+
+@pytest.mark.parametrize(
+    "since",
+    [
+        dataset.at(23, 0),
+        dataset.at(24, 22, 15),
+        dataset.at(25, 1, 45),
+        dataset.at(25, 12, 10),
+        dataset.at(27, 0),
+    ],
+)
+def test_the_engine_reads_the_abandon_rate_from_the_roll_up_as_from_raw_rows(
+    app, data, rolled, database_url, since
+):
+    """Predictive pacing's measured abandon rate (DialingStore.abandon_counts) sums the
+    rolled-up hours and counts the rest raw: the same as counting every attempt, whether
+    nothing, part or all of the data set is rolled up, and wherever the window starts (A3,
+    abandoned at 22:30, falls in a part hour when the window starts at 22:15)."""
+    with app.app_context():
+        expected = db.session.execute(
+            select(
+                func.count(Attempt.answer_at),
+                func.count().filter(Attempt.detail == "no_free_operator"),
+            ).where(Attempt.tenant_id == data.tenant_id, Attempt.invite_at >= since)
+        ).one()
+    assert since > dataset.at(25, 0) or expected[1] == 1  # the window holds A3, or not
+    store = DialingStore(database_url, SecretBox(DEV_ENCRYPTION_KEY))
+    try:
+        assert store.abandon_counts(data.tenant_id, since) == tuple(expected)
+    finally:
+        store.close()
