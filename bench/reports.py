@@ -47,7 +47,7 @@ ATTEMPT_COLUMNS = (
     "tenant_id", "lead_id", "operator_id", "dialed_uri", "refer_to", "outcome", "detail",
     "sip_code", "sip_reason", "invite_at", "ringing_at", "answer_at", "refer_at",
     "transfer_result_at", "end_at", "transfer_result", "transfer_sip_code",
-    "transfer_sip_reason", "talk_ended_at",
+    "transfer_sip_reason", "talk_ended_at", "wrap_up_ended_at",
 )  # fmt: skip
 LEAD_COLUMNS = ("id", "tenant_id", "phone", "name", "card", "priority", "status", "attempts",
                 "created_at")  # fmt: skip
@@ -113,7 +113,7 @@ def generate(tenant_id: int, first_lead: int, attempts: int, days: int, operator
             outcome, detail, _w, code, reason = rng.choices(KINDS, weights)[0]
             ring = rng.randint(2, 25)
             invite, ringing = moment, moment + s
-            answer = refer = result_at = talk_end = operator = refer_to = None
+            answer = refer = result_at = talk_end = wrap_end = operator = refer_to = None
             transfer = tcode = treason = None
             if code == 200:
                 answer = ringing + ring * s
@@ -125,6 +125,7 @@ def generate(tenant_id: int, first_lead: int, attempts: int, days: int, operator
                     if outcome == "answered":
                         transfer, tcode, treason = "succeeded", 200, "OK"
                         talk_end = result_at + rng.choice((3, 40, 90, 180, 400)) * s
+                        wrap_end = talk_end + rng.choice((0, 10, 20, 45)) * s
                     else:
                         transfer = "failed"
                         tcode, treason = ((405, "Method Not Allowed") if detail == "refer_refused"
@@ -138,6 +139,7 @@ def generate(tenant_id: int, first_lead: int, attempts: int, days: int, operator
                 outcome, detail, code, reason, _ts(invite), _ts(ringing),
                 answer and _ts(answer), refer and _ts(refer), result_at and _ts(result_at),
                 _ts(end), transfer, tcode, treason, talk_end and _ts(talk_end),
+                wrap_end and _ts(wrap_end),
             )))  # fmt: skip
             if outcome == "answered":
                 reached = True

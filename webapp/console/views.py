@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from flask import (
@@ -181,7 +181,9 @@ def finish():
         abort(400)
     comment = request.form.get("comment", "").strip()[:2000]
     if lead is not None:
-        sessions.talk_ended(operator.tenant_id, operator.id, lead.id)
+        now = datetime.now(UTC)
+        sessions.talk_ended(operator.tenant_id, operator.id, lead.id, now)
+        sessions.wrap_up_ended(operator.tenant_id, operator.id, lead.id, now)
     console.finish(operator, lead, call_back_at, result, comment)
     return _answer()
 

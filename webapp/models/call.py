@@ -69,3 +69,6 @@ class Attempt(TenantOwned, db.Model):
     #: When the operator's talk with the customer ended: the console's "The call is over",
     #: else its "Finish" (null when neither came; docs/reports.md).
     talk_ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    #: When the operator finished the lead (the console's "Finish": the result written): the
+    #: end of the wrap-up that began at `talk_ended_at` (null when it never came).
+    wrap_up_ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

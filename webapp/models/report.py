@@ -44,8 +44,8 @@ HOUR_COUNTS = (
 BILLED = ("attempts", "answered", "transferred", "billed_seconds", "billable_minutes")
 HOUR_SECONDS = ("ring_seconds", "talk_seconds")
 #: Counter columns of `report_operator_hours`.
-OPERATOR_COUNTS = ("offered", "transferred", "failed_transfers", "talks", "very_short")
-OPERATOR_SECONDS = ("talk_seconds",)
+OPERATOR_COUNTS = ("offered", "transferred", "failed_transfers", "talks", "very_short", "wrap_ups")
+OPERATOR_SECONDS = ("talk_seconds", "wrap_up_seconds")
 
 
 class OperatorSession(TenantOwned, db.Model):
@@ -112,6 +112,10 @@ class ReportOperatorHour(TenantOwned, db.Model):
     talks: Mapped[int] = mapped_column(BigInteger, default=0)
     very_short: Mapped[int] = mapped_column(BigInteger, default=0)
     talk_seconds: Mapped[float] = mapped_column(Float, default=0)
+    #: Wrap-ups that ended with the console's Finish after a talk with an end, and their
+    #: seconds (migration 0010; hours rolled up before it hold zeros).
+    wrap_ups: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    wrap_up_seconds: Mapped[float] = mapped_column(Float, default=0, server_default="0")
 
 
 class ReportRollup(TenantOwned, db.Model):

@@ -194,13 +194,16 @@ def operator_metrics(a) -> dict:
     transferred = a.transfer_result.in_(TRANSFERRED)
     talk = seconds(a.talk_ended_at, func.coalesce(a.transfer_result_at, a.refer_at, a.answer_at))
     talked = transferred & a.talk_ended_at.is_not(None)
+    wrapped_up = talked & a.wrap_up_ended_at.is_not(None)
     return {
         "offered": func.count(a.refer_at),
         "transferred": _sum(transferred),
         "failed_transfers": _sum(a.transfer_result == TransferResult.FAILED.value),
         "talks": _sum(talked),
         "very_short": _sum(talked & (talk < VERY_SHORT_SECONDS)),
+        "wrap_ups": _sum(wrapped_up),
         "talk_seconds": _sum(talked, talk),
+        "wrap_up_seconds": _sum(wrapped_up, seconds(a.wrap_up_ended_at, a.talk_ended_at)),
     }
 
 
@@ -472,18 +475,26 @@ class OperatorFigures:
     failed_transfers: int = 0
     talks: int = 0
     very_short: int = 0
+    wrap_ups: int = 0
     talk_seconds: float = 0.0
+    wrap_up_seconds: float = 0.0
     on_line_seconds: float = 0.0
 
     @property
+    def working_seconds(self) -> float:
+        """Time with customers and in wrap-up: the operator's work on the leads."""
+        return self.talk_seconds + self.wrap_up_seconds
+
+    @property
     def free_seconds(self) -> float:
-        return max(0.0, self.on_line_seconds - self.talk_seconds)
+        return max(0.0, self.on_line_seconds - self.working_seconds)
 
     @property
     def occupancy(self) -> float | None:
-        return (
-            None if not self.on_line_seconds else min(1.0, self.talk_seconds / self.on_line_seconds)
-        )
+        """(Talk + wrap-up) / time on line, as workforce planning and docs/pacing.md count it."""
+        if not self.on_line_seconds:
+            return None
+        return min(1.0, self.working_seconds / self.on_line_seconds)
 
 
 def per_operator(

@@ -131,6 +131,19 @@ def talk_ended(
 ) -> None:
     """The operator says the talk is over (or finishes the lead): note it on the call just
     transferred to them, once."""
+    _note(tenant_id, operator_id, lead_id, Attempt.talk_ended_at, now)
+
+
+def wrap_up_ended(
+    tenant_id: int, operator_id: int, lead_id: int | None, now: datetime | None = None
+) -> None:
+    """The operator finishes the lead (the result written): the end of their wrap-up, noted
+    on the call just transferred to them, once."""
+    _note(tenant_id, operator_id, lead_id, Attempt.wrap_up_ended_at, now)
+
+
+def _note(tenant_id: int, operator_id: int, lead_id: int | None, column,
+          now: datetime | None) -> None:  # fmt: skip
     if lead_id is None:
         return
     latest = db.session.scalar(
@@ -151,8 +164,8 @@ def talk_ended(
             Attempt.tenant_id == tenant_id,
             Attempt.id == latest,
             Attempt.transfer_result.in_(TRANSFERRED),
-            Attempt.talk_ended_at.is_(None),
+            column.is_(None),
         )
-        .values(talk_ended_at=now or datetime.now(UTC))
+        .values({column: now or datetime.now(UTC)})
     )
     db.session.commit()

@@ -391,9 +391,11 @@ def csv_columns() -> list[str]:
         _("Transfer SIP code"),
         _("Transfer SIP reason"),
         _("Talk ended"),
+        _("Wrap-up ended"),
         _("Ended"),
         _("Ring seconds"),
         _("Talk seconds"),
+        _("Wrap-up seconds"),
         _("Operator's result"),
         _("Comment"),
     ]
@@ -444,12 +446,14 @@ def calls_csv():
                     attempt.transfer_sip_code or "",
                     attempt.transfer_sip_reason or "",
                     _local(attempt.talk_ended_at, zone),
+                    _local(attempt.wrap_up_ended_at, zone),
                     _local(attempt.end_at, zone),
                     _seconds(attempt.answer_at or attempt.end_at, attempt.ringing_at),
                     _seconds(
                         attempt.talk_ended_at,
                         attempt.transfer_result_at or attempt.refer_at or attempt.answer_at,
                     ),
+                    _seconds(attempt.wrap_up_ended_at, attempt.talk_ended_at),
                     attempt.result or "",
                     attempt.comment or "",
                 ]
@@ -498,11 +502,18 @@ def call(attempt_id: int):
         steps.append(
             (attempt.talk_ended_at, _("Talk ended"), _("The operator said the call is over"))
         )
+    if attempt.wrap_up_ended_at:
+        steps.append(
+            (attempt.wrap_up_ended_at, _("Wrap-up ended"), _("The operator finished the lead"))
+        )
     if attempt.end_at:
         final = ""
         if not attempt.answer_at and attempt.sip_code:
             final = f"{attempt.sip_code} {attempt.sip_reason or ''}".strip()
         steps.append((attempt.end_at, _("End"), final))
+    # In the order they happened: our SIP leg usually ends (BYE after the transfer) while the
+    # operator still talks.
+    steps.sort(key=lambda step: (step[0] is None, step[0] and figures.utc(step[0])))
     timeline = [
         (
             _local(moment, zone, say_zone=True),

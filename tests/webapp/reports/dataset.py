@@ -8,7 +8,7 @@ is already Sunday 00:30 in Berlin.
 | attempt | UTC | Berlin | lead | operator | what |
 | --- | --- | --- | --- | --- | --- |
 | A1 | 24 08:00 | Sat 10:00 | L1 | | no answer (rang 30 s) |
-| A2 | 24 08:30 | Sat 10:30 | L2 | O1 | answered, rang 5 s, transferred, talk 120 s |
+| A2 | 24 08:30 | Sat 10:30 | L2 | O1 | answered, rang 5 s, transferred, talk 120 s, wrap 20 s |
 | A3 | 24 22:30 | Sun 00:30 | L3 | | no free operator (answered, rang 3 s) |
 | A4 | 25 00:30 | Sun 02:30 CEST | L1 | | busy 486 |
 | A5 | 25 01:30 | Sun 02:30 CET | L4 | O2 | answered, rang 10 s, transferred, talk 5 s (short) |
@@ -17,6 +17,8 @@ is already Sunday 00:30 in Berlin.
 | A8 | 25 11:00 | Sun 12:00 | L5 | O2 | transfer failed 480 (answered, rang 4 s) |
 | A9 | 25 12:00 | Sun 13:00 | L6 | | in progress |
 | A10 | 25 12:30 | Sun 13:30 | L2 | O1 | answered again (a call back), rang 2 s, talk 60 s |
+
+Wrap-up: Finish 20 s after A2's talk, at once after A5's (wrap 0), never after A10's.
 
 Sessions: O1 on line 24 21:00-23:00 UTC and 25 08:00-12:00 UTC; O2 from 25 01:00 UTC, still on.
 """
@@ -102,6 +104,7 @@ def build(app, tenant_id: int, suffix: str = "") -> Data:
             transfer=None,
             tcode=None,
             talk=None,
+            wrap=None,
             end=1.0,
         ):
             row = Attempt(
@@ -130,6 +133,8 @@ def build(app, tenant_id: int, suffix: str = "") -> Data:
                 row.transfer_sip_code = tcode
                 if talk is not None:
                     row.talk_ended_at = row.transfer_result_at + talk * s
+                if wrap is not None:  # Finish, `wrap` seconds after "The call is over"
+                    row.wrap_up_ended_at = row.talk_ended_at + wrap * s
             if outcome is not None and row.end_at is None:
                 row.end_at = (row.answer_at or start) + end * s
             db.session.add(row)
@@ -151,6 +156,7 @@ def build(app, tenant_id: int, suffix: str = "") -> Data:
                 transfer="succeeded",
                 tcode=200,
                 talk=120,
+                wrap=20,
             ),
             "A3": attempt(
                 "A3",
@@ -173,6 +179,7 @@ def build(app, tenant_id: int, suffix: str = "") -> Data:
                 transfer="succeeded",
                 tcode=200,
                 talk=5,
+                wrap=0,  # straight to Finish: no wrap-up
             ),
             "A6": attempt(
                 "A6",

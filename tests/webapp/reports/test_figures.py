@@ -117,10 +117,13 @@ def test_per_operator(app, data, rolled):
     o1, o2 = rows[data.o1], rows[data.o2]
     assert (o1.offered, o1.transferred, o1.failed_transfers) == (3, 2, 1)
     assert (o1.talks, o1.talk_seconds, o1.very_short) == (2, pytest.approx(180), 0)
+    # A2's wrap-up ended with Finish 20 s after the talk; A10's never did (no Finish).
+    assert (o1.wrap_ups, o1.wrap_up_seconds) == (1, pytest.approx(20))
     assert o1.on_line_seconds == pytest.approx(6 * 3600)  # 2 h + 4 h
-    assert o1.free_seconds == pytest.approx(6 * 3600 - 180)
-    assert o1.occupancy == pytest.approx(180 / (6 * 3600))
+    assert o1.free_seconds == pytest.approx(6 * 3600 - 180 - 20)
+    assert o1.occupancy == pytest.approx((180 + 20) / (6 * 3600))
     assert (o2.transferred, o2.failed_transfers, o2.very_short) == (1, 1, 1)
+    assert (o2.wrap_ups, o2.wrap_up_seconds) == (1, 0)  # straight to Finish
     # Still on line: counted to the end of the period (25 Oct 23:00 UTC), which is past.
     assert o2.on_line_seconds == pytest.approx(22 * 3600)
     assert o2.occupancy == pytest.approx(5 / (22 * 3600))

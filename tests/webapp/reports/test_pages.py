@@ -66,8 +66,9 @@ def test_the_operators_page(admin, data):
     page = admin.get("/reports/operators", query_string=WEEKEND).get_data(as_text=True)
     row = re.search(rf'data-operator="{data.o1}">(.*?)</tr>', page, re.S).group(1)
     cells = re.findall(r"<td>(.*?)</td>", row, re.S)
-    # received, failed, on line 6 h, free 6 h - 3 min, with customers 3 min, occupancy, short
-    assert cells[1:] == ["2", "1", "6:00:00", "5:57:00", "3:00", "0.8 %", "0"]
+    # received, failed, on line 6 h, free 6 h - 3 min 20 s, with customers 3 min, in wrap-up
+    # 20 s, occupancy (3 min 20 s of 6 h), very short
+    assert cells[1:] == ["2", "1", "6:00:00", "5:56:40", "3:00", "0:20", "0.9 %", "0"]
     assert "Ирина Петрова" in page and "Oleg B" not in page
 
 
@@ -156,8 +157,9 @@ def test_the_csv_export_is_what_is_filtered(admin, data):
     assert rows[0] == ["Attempt", "Started", "Lead", "CRM id", "Lead name", "Number",
                        "Operator", "Outcome", "Detail", "SIP code", "SIP reason", "Ringing",
                        "Answered", "REFER", "Refer-To", "Transfer", "Transfer SIP code",
-                       "Transfer SIP reason", "Talk ended", "Ended", "Ring seconds",
-                       "Talk seconds", "Operator's result", "Comment"]  # fmt: skip
+                       "Transfer SIP reason", "Talk ended", "Wrap-up ended", "Ended",
+                       "Ring seconds", "Talk seconds", "Wrap-up seconds", "Operator's result",
+                       "Comment"]  # fmt: skip
     body = [dict(zip(rows[0], row, strict=True)) for row in rows[1:]]
     assert [int(row["Attempt"]) for row in body] == [data.attempts[k] for k in ("A10", "A6", "A2")]
     a2 = body[2]
@@ -165,6 +167,9 @@ def test_the_csv_export_is_what_is_filtered(admin, data):
         "2026-10-24 10:30:00", "Клиент L2", "Ирина Петрова")  # fmt: skip
     assert (a2["Outcome"], a2["Transfer"], a2["Ring seconds"], a2["Talk seconds"]) == (
         "answered", "succeeded", "5.0", "120.0")  # fmt: skip
+    assert (a2["Talk ended"], a2["Wrap-up ended"], a2["Wrap-up seconds"]) == (
+        "2026-10-24 10:32:07", "2026-10-24 10:32:27", "20.0")  # fmt: skip
+    assert body[0]["Wrap-up ended"] == body[0]["Wrap-up seconds"] == ""  # A10: no Finish
     assert body[1]["Detail"] == "the PBX refused the transfer (REFER)"
     assert body[1]["Transfer SIP code"] == "405"
 
@@ -187,6 +192,17 @@ def test_a_call_timeline(admin, data):
     assert steps[0][0] == "2026-10-25 10:15:00" and steps[2][1] == "+3.000 s"
     assert "405" in steps[4][3] and "does not support transfers" in steps[4][3]
     assert "Клиент L3" in page
+
+
+def test_a_call_timeline_in_the_order_things_happened(admin, data):
+    page = admin.get(f"/reports/calls/{data.attempts['A2']}").get_data(as_text=True)
+    steps = re.findall(r"<tr><td>([^<]*)</td><td>([^<]*)</td><td>([^<]*)</td><td>([^<]*)</td>",
+                       page)  # fmt: skip
+    # Our leg ends with the transfer's result; the talk 120 s later, then Finish 20 s after.
+    assert [step[2] for step in steps] == [
+        "INVITE", "Ringing", "Answer", "REFER", "Transfer result", "End", "Talk ended",
+        "Wrap-up ended"]  # fmt: skip
+    assert [step[1] for step in steps][-2:] == ["+127.000 s", "+147.000 s"]
 
 
 def test_the_pages_in_russian(admin, data):

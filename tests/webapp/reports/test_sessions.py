@@ -132,9 +132,28 @@ def test_the_call_is_over_notes_the_end_of_the_talk_once(app, operator_client, t
     with app.app_context():
         first = db.session.scalar(select(Attempt.talk_ended_at))
         assert first is not None
+        assert db.session.scalar(select(Attempt.wrap_up_ended_at)) is None  # wrapping up
     operator_client.post("/console/finish", data={"result": "Sale"}, headers=JSON)
     with app.app_context():
-        assert db.session.scalar(select(Attempt.talk_ended_at)) == first  # kept, not moved
+        talk_ended, wrap_up_ended = db.session.execute(
+            select(Attempt.talk_ended_at, Attempt.wrap_up_ended_at)
+        ).one()
+        assert talk_ended == first  # kept, not moved
+        assert wrap_up_ended is not None and wrap_up_ended >= talk_ended  # Finish: its end
+
+
+def test_finish_straight_after_the_talk_is_a_wrap_up_of_nothing(app, operator_client, tenant_a):
+    operator_client.post("/console/on-line", headers=JSON)
+    with app.app_context():
+        presence = bus.presence(tenant_a.id)
+        presence.take(tenant_a.lead_id)
+        presence.transferred(tenant_a.operator_id, True, failure_limit=3)
+    operator_client.post("/console/finish", data={"result": "Sale"}, headers=JSON)
+    with app.app_context():
+        talk_ended, wrap_up_ended = db.session.execute(
+            select(Attempt.talk_ended_at, Attempt.wrap_up_ended_at)
+        ).one()
+        assert talk_ended is not None and wrap_up_ended == talk_ended
 
 
 def test_the_engine_tells_when_it_takes_a_quiet_console_off_line(app, database_url, pbx):
