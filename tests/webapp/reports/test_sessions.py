@@ -122,12 +122,16 @@ def test_an_operator_gone_without_a_word_is_closed_when_found(app, operator_clie
         assert row.off_line_why == "gone" and off >= before - timedelta(seconds=1)
 
 
-def test_the_call_is_over_notes_the_end_of_the_talk_once(app, operator_client, tenant_a):
+def a_customer_transferred_to_the_operator(app, operator_client, tenant_a) -> None:
     operator_client.post("/console/on-line", headers=JSON)
     with app.app_context():
         presence = bus.presence(tenant_a.id)
         presence.take(tenant_a.lead_id)
         presence.transferred(tenant_a.operator_id, True, failure_limit=3)
+
+
+def test_the_call_is_over_notes_the_end_of_the_talk_once(app, operator_client, tenant_a):
+    a_customer_transferred_to_the_operator(app, operator_client, tenant_a)
     operator_client.post("/console/wrap-up", headers=JSON)
     with app.app_context():
         first = db.session.scalar(select(Attempt.talk_ended_at))
@@ -143,11 +147,7 @@ def test_the_call_is_over_notes_the_end_of_the_talk_once(app, operator_client, t
 
 
 def test_finish_straight_after_the_talk_is_a_wrap_up_of_nothing(app, operator_client, tenant_a):
-    operator_client.post("/console/on-line", headers=JSON)
-    with app.app_context():
-        presence = bus.presence(tenant_a.id)
-        presence.take(tenant_a.lead_id)
-        presence.transferred(tenant_a.operator_id, True, failure_limit=3)
+    a_customer_transferred_to_the_operator(app, operator_client, tenant_a)
     operator_client.post("/console/finish", data={"result": "Sale"}, headers=JSON)
     with app.app_context():
         talk_ended, wrap_up_ended = db.session.execute(
