@@ -23,7 +23,7 @@ from engine.outcomes import Detail, Outcome, TransferResult
 from engine.sip import Request, Response
 from engine.sip.auth import Credentials, DigestClient, choose
 from engine.sip.dialog import Dialog
-from engine.sip.message import format_request, format_response
+from engine.sip.message import format_response
 from engine.sip.transaction import (
     DEFAULT_TIMERS,
     ClientTransaction,
@@ -151,6 +151,8 @@ class UserAgent:
         # What every request repeats, made once.
         self._via_head = f"SIP/2.0/UDP {_host(self.contact_host)}:{self.port};branch="
         self._contact = f"<sip:{self.account.username}@{_host(self.contact_host)}:{self.port}>"
+        self._invite_tail = f"Contact: {self._contact}\r\nAllow: {ALLOW}\r\n"
+        self._user_agent_line = f"User-Agent: {self.user_agent}\r\n"
         self._sdp = self._make_sdp_offer()
 
     async def close(self) -> None:
@@ -219,9 +221,19 @@ class UserAgent:
              branch: str | None = None) -> ClientTransaction:  # fmt: skip
         """Start a client transaction for a request: our Via (with a new branch unless one is
         given: a CANCEL's is its INVITE's) goes on top of `headers`."""
+        head = "".join([f"{name}: {value}\r\n" for name, value in headers])
+        return self.send_head(method, uri, head, body, on_response, on_timeout, branch)
+
+    def send_head(self, method: str, uri: str, head: str, body: bytes,
+                  on_response: Callable, on_timeout: Callable,
+                  branch: str | None = None) -> ClientTransaction:  # fmt: skip
+        """`send`, with the headers below our Via already written out (each line ending in
+        CRLF): the calls keep theirs prepared."""
         branch = branch or new_branch()
-        raw = format_request(method, uri, [("Via", self.via(branch)), *headers,
-                                           ("User-Agent", self.user_agent)], body)  # fmt: skip
+        raw = (
+            f"{method} {uri} SIP/2.0\r\nVia: {self._via_head}{branch};rport\r\n{head}"
+            f"{self._user_agent_line}Content-Length: {len(body)}\r\n\r\n"
+        ).encode() + body
         return self.layer.send_request(method, branch, raw, self.destination, on_response,
                                        on_timeout)  # fmt: skip
 
@@ -438,6 +450,9 @@ class _Transact:
         self.on_final(None)
 
 
+#: The end of a response without a body.
+_NO_BODY = b"Content-Length: 0\r\n\r\n"
+
 # What moves a call on (`Call.event`), and where it is (`Call.state`).
 _INVITE, _INVITE_TIMEOUT, _DEADLINE = "invite", "invite_timeout", "deadline"
 _REFER, _NOTIFY, _BYE = "refer", "notify", "bye"
@@ -519,7 +534,7 @@ class Call:
         """A request of the PBX inside our dialog: answered here, then told to the call."""
         method = request.method
         if method == "NOTIFY" or method == "BYE":
-            tx.respond(format_response(request, 200, "OK"))
+            tx.respond(request.response_head("SIP/2.0 200 OK") + _NO_BODY)
             self.event(_NOTIFY if method == "NOTIFY" else _BYE, request)
         elif method == "INVITE":  # a re-INVITE: our session does not change
             tx.respond(
@@ -562,20 +577,16 @@ class Call:
 
     def _send_invite(self, authorization: tuple[str, str] | None = None) -> None:
         self._seq += 1
-        headers = [
-            ("Max-Forwards", "70"),
-            ("From", self._from),
-            ("To", self._to),
-            ("Call-ID", self.call_id),
-            ("CSeq", f"{self._seq} INVITE"),
-            ("Contact", self.ua.contact),
-            ("Allow", ALLOW),
-            ("Content-Type", "application/sdp"),
-        ]
+        ua = self.ua
+        head = (
+            f"Max-Forwards: 70\r\nFrom: {self._from}\r\nTo: {self._to}\r\n"
+            f"Call-ID: {self.call_id}\r\nCSeq: {self._seq} INVITE\r\n{ua._invite_tail}"
+            "Content-Type: application/sdp\r\n"
+        )
         if authorization:
-            headers.append(authorization)
-        self.invite_tx = self.ua.send("INVITE", self.attempt.dialed_uri, headers,
-                                      self.ua.sdp_offer(), self._on_invite_response,
+            head += f"{authorization[0]}: {authorization[1]}\r\n"
+        self.invite_tx = ua.send_head("INVITE", self.attempt.dialed_uri, head, ua.sdp_offer(),
+                                      self._on_invite_response,
                                       self._on_invite_timeout)  # fmt: skip
 
     def _cancel(self) -> None:
@@ -655,8 +666,10 @@ class Call:
         ua = self.ua
         self.dialog = dialog = Dialog.from_2xx(self.call_id, self.from_tag, self._from, self._seq,
                                                attempt.dialed_uri, response)  # fmt: skip
-        ack_headers = [("Via", ua.via(new_branch())), *dialog.headers("ACK", dialog.local_seq)]
-        ack = format_request("ACK", dialog.remote_target, ack_headers)
+        ack = (
+            f"ACK {dialog.remote_target} SIP/2.0\r\nVia: {ua.via(new_branch())}\r\n"
+            f"{dialog.head}CSeq: {dialog.local_seq} ACK\r\nContent-Length: 0\r\n\r\n"
+        ).encode()
         ua.transport.send(ack, ua.destination)
         # The transaction ACKs the PBX's 2xx copies from now on, without this call.
         self.invite_tx.accept(ack)
@@ -679,7 +692,10 @@ class Call:
         if isinstance(refer_to, tuple):  # the picker chose the headers with the target
             refer_to, extra = refer_to
         attempt.refer_to = refer_to
-        self._refer_extra = [("Contact", self.ua.contact), ("Refer-To", f"<{refer_to}>"), *extra]
+        self._refer_extra = "".join(
+            [f"Contact: {self.ua.contact}\r\nRefer-To: <{refer_to}>\r\n"]
+            + [f"{name}: {value}\r\n" for name, value in extra]
+        )
         self._send_refer()
         attempt.refer_at = time.time()
         self.set_deadline(self.transfer_timeout)
@@ -768,11 +784,11 @@ class Call:
     def _send_refer(self, authorization: tuple[str, str] | None = None) -> None:
         """REFER inside the dialog, followed by this call's events."""
         dialog = self.dialog
-        headers = dialog.headers("REFER") + self._refer_extra
+        head = f"{dialog.head}CSeq: {dialog.next_seq()} REFER\r\n{self._refer_extra}"
         if authorization:
-            headers.append(authorization)
-        self.ua.send("REFER", dialog.remote_target, headers, b"", self._on_refer_response,
-                     self._on_refer_timeout)  # fmt: skip
+            head += f"{authorization[0]}: {authorization[1]}\r\n"
+        self.ua.send_head("REFER", dialog.remote_target, head, b"", self._on_refer_response,
+                          self._on_refer_timeout)  # fmt: skip
 
     def _answer_refer(self, challenge: Response) -> bool:
         """REFER again with credentials for a 401/407 (once, and again only when the nonce
