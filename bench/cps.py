@@ -484,7 +484,7 @@ async def our_step(rate: float, seconds: float, options: Options, *, wire: bool 
         if left:
             problems.append(f"{left} calls left in the UA")
         retransmissions = ua.layer.retransmissions - retransmissions_before
-        lingering = len(ua.layer.client) + len(ua.layer.server)
+        lingering = len(ua.layer.client) + len(ua.layer.lingering) + len(ua.layer.server)
         ua_drops = udp_drops(ua.port)
         sampler.cancel()
         gc.callbacks.remove(on_gc)
