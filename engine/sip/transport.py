@@ -26,6 +26,9 @@ Address = tuple[str, int]
 #: Bytes of receive queue asked of the kernel for each socket.
 RECEIVE_BUFFER = 4 * 1024 * 1024
 
+#: How a datagram of nothing but CR and LF (a keep-alive) starts.
+_CR_LF_NOTHING = (b"\r", b"\n", b"")
+
 #: The header lines a 400 response must copy, found in a datagram that did not parse.
 _COPIED = re.compile(rb"^(Via|v|From|f|To|t|Call-ID|i|CSeq)[ \t]*:[^\r\n]*", re.I | re.M)
 
@@ -157,7 +160,7 @@ class Transport:
             self.stats.foreign += 1  # not even a 400: strangers learn nothing from us
             log.warning("dropped a datagram from %s:%s, which we do not talk to", *source)
             return
-        if not data.strip(b"\r\n"):
+        if data[:1] in _CR_LF_NOTHING and not data.strip(b"\r\n"):
             return  # a keep-alive (RFC 5626 section 3.5.1)
         self.stats.received += 1
         try:

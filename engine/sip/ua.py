@@ -381,7 +381,7 @@ class UserAgent:
     # --- incoming ----------------------------------------------------------------------------
 
     def _on_message(self, msg: Request | Response, source: Address) -> None:
-        if isinstance(msg, Response):
+        if type(msg) is Response:
             self.layer.receive_response(msg)
         else:
             self._on_request(msg, source)
@@ -391,7 +391,10 @@ class UserAgent:
         if tx is None:  # an ACK, or a retransmission (answered again by the layer)
             return
         call = self._calls.get(request.call_id or "")
-        if call is not None and call.dialog is not None and call.dialog.matches(request):
+        dialog = None if call is None else call.dialog
+        # The Call-ID matched: the tags say whether it is the dialog's (Dialog.matches).
+        if (dialog is not None and request.to_tag == dialog.local_tag
+                and request.from_tag == dialog.remote_tag):  # fmt: skip
             call.on_request(request, tx)
         elif request.method == "OPTIONS":
             tx.respond(format_response(request, 200, "OK", [("Allow", ALLOW)],
