@@ -685,7 +685,9 @@ class Call:
 
     def refer_chosen(self, refer_to: str | tuple[str, list] | None) -> None:
         """The operator to transfer to (None: nobody is free): REFER, and follow it."""
-        if self.state == _OVER:
+        if self.state == _OVER:  # ended while the picker ran: place_call must not wait on
+            if not self.waiter.done():
+                self.waiter.set_result(None)
             return
         attempt = self.attempt
         if refer_to is None:
