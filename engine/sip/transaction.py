@@ -106,7 +106,9 @@ def new_branch() -> str:
 
 class TimerQueue:
     """The timers of one delay and one handler, in the order they come due: a dict from a
-    running number to `(due, key)` (untracked), read from the front."""
+    running number to `(due, key)` (untracked), read from the front. The number of the timer
+    last put is `tail - 1`; `cancel(number)` takes a timer out (its memory with it) before it
+    comes due."""
 
     __slots__ = ("delay", "handler", "head", "items", "pinned", "tail")
 
@@ -117,14 +119,27 @@ class TimerQueue:
         self.head = self.tail = 0
         self.pinned = pinned  # held by its user: never forgotten when idle
 
+    def cancel(self, number: int) -> None:
+        self.items.pop(number, None)
+
+    def first_due(self) -> float:
+        """When the first timer comes due (there must be one): numbers of cancelled timers
+        are skipped for good."""
+        items, head = self.items, self.head
+        while head not in items:
+            head += 1
+        self.head = head
+        return items[head][0]
+
 
 class TimerQueues:
     """Timers of a few fixed delays: one FIFO queue per (delay, handler), since a timer set
     later with the same delay comes due later, and one asyncio timer for the earliest.
 
     `add(delay, handler, key)` queues `(due, key)` and returns `due`; when it comes due,
-    `handler(key, due)` runs, and decides whether the timer still matters (a cancelled timer
-    is simply not acted on). `queue(delay, handler)` gives a queue to `put` keys in without
+    `handler(key, due)` runs, and decides whether the timer still matters (a timer no longer
+    wanted may simply not be acted on, or be taken out with `TimerQueue.cancel`: the queue it
+    went in is `last_queue`). `queue(delay, handler)` gives a queue to `put` keys in without
     looking it up each time. Timers due within `GRAIN` of each other run together; none runs
     early.
     """
@@ -143,6 +158,7 @@ class TimerQueues:
         self._queues: dict[tuple[float, Callable], TimerQueue] = {}
         self._handle: asyncio.TimerHandle | None = None
         self._armed = math.inf
+        self.last_queue: TimerQueue | None = None
 
     def queue(self, delay: float, handler: Callable) -> TimerQueue:
         queue = self._queues.get((delay, handler))
@@ -155,6 +171,7 @@ class TimerQueues:
         queue = self._queues.get((delay, handler))
         if queue is None:
             queue = self._queues[(delay, handler)] = TimerQueue(delay, handler, False)
+        self.last_queue = queue
         return self.put(queue, key)
 
     def put(self, queue: TimerQueue, key) -> float:
@@ -182,17 +199,22 @@ class TimerQueues:
             for queue in list(self._queues.values()):
                 items, handler = queue.items, queue.handler
                 while items:
-                    due, key = items[queue.head]
+                    head = queue.head
+                    entry = items.get(head)
+                    if entry is None:  # cancelled
+                        queue.head = head + 1
+                        continue
+                    due, key = entry
                     if due > now:
                         break
-                    del items[queue.head]
-                    queue.head += 1
+                    del items[head]
+                    queue.head = head + 1
                     handler(key, due)
         finally:
             if len(self._queues) > self.MAX_IDLE_QUEUES:  # delays that came and went
                 self._queues = {k: q for k, q in self._queues.items() if q.items or q.pinned}
             # Handlers may have set timers (and armed one for them): arm for the earliest.
-            heads = [q.items[q.head][0] for q in self._queues.values() if q.items]
+            heads = [q.first_due() for q in self._queues.values() if q.items]
             if heads:
                 when = max(min(heads), now + self.GRAIN)
                 if when < self._armed:
@@ -218,8 +240,9 @@ class ClientTransaction:
     (`TransactionLayer.lingering`).
     """
 
-    __slots__ = ("branch", "destination", "end_at", "final", "give_up_at", "interval", "key",
-                 "layer", "method", "next_send", "on_response", "on_timeout", "raw",
+    __slots__ = ("branch", "destination", "end_at", "final", "give_up_at", "give_up_number",
+                 "interval", "key", "layer", "method", "next_send", "next_send_number",
+                 "next_send_queue", "on_response", "on_timeout", "raw",
                  "state")  # fmt: skip
 
     def __init__(self, layer: TransactionLayer, method: str, branch: str, raw: bytes,
@@ -238,8 +261,11 @@ class ClientTransaction:
         queues = layer.queues
         self.interval = layer.timers.t1
         layer.transport.send(raw, destination)
-        self.next_send = queues.put(layer._first_send_queue, self.key)  # Timer A / E
-        self.give_up_at = queues.put(layer._give_up_queue, self.key)  # Timer B / F
+        first, give_up = layer._first_send_queue, layer._give_up_queue
+        self.next_send = queues.put(first, self.key)  # Timer A / E
+        self.next_send_queue, self.next_send_number = first, first.tail - 1
+        self.give_up_at = queues.put(give_up, self.key)  # Timer B / F
+        self.give_up_number = give_up.tail - 1
 
     def _retransmit(self) -> None:
         layer = self.layer
@@ -249,7 +275,17 @@ class ClientTransaction:
             self.interval *= 2  # Timer A doubles without a cap
         else:
             self.interval = min(2 * self.interval, layer.timers.t2)  # Timer E
-        self.next_send = layer.queues.add(self.interval, layer._timer_a_or_e, self.key)
+        queue = layer.queues.queue(self.interval, layer._timer_a_or_e)  # a few: T1 * 2^n, T2
+        self.next_send = layer.queues.put(queue, self.key)
+        self.next_send_queue, self.next_send_number = queue, queue.tail - 1
+
+    def _stop_timers(self) -> None:
+        """Take Timers A/E and B/F out of their queues (they would find nothing to do)."""
+        if self.next_send is not None:
+            self.next_send_queue.cancel(self.next_send_number)
+        if self.give_up_at is not None:
+            self.layer._give_up_queue.cancel(self.give_up_number)
+        self.next_send = self.give_up_at = None
 
     def _timeout(self) -> None:
         on_timeout = self.on_timeout
@@ -258,7 +294,8 @@ class ClientTransaction:
 
     def _terminate(self) -> None:
         self.state = "terminated"
-        self.next_send = self.give_up_at = self.end_at = None
+        self._stop_timers()
+        self.end_at = None
         # Let go of the user agent, so that a finished call is freed at once.
         self.on_response = self.on_timeout = None
         client = self.layer.client
@@ -274,8 +311,8 @@ class ClientTransaction:
             return
         if status < 200:
             if self.method == "INVITE":
-                self.next_send = None  # a provisional stops Timer A
-                self.give_up_at = None  # and Timer B: the TU's ring timeout takes over
+                # A provisional stops Timer A, and Timer B: the TU's ring timeout takes over.
+                self._stop_timers()
             elif self.state == "trying":
                 # Timer E continues in Proceeding, at T2 (section 17.1.2.2).
                 self.interval = self.layer.timers.t2
@@ -285,7 +322,7 @@ class ClientTransaction:
         self.final = response
         deliver = self.on_response
         layer = self.layer
-        self.next_send = self.give_up_at = None
+        self._stop_timers()
         if self.method == "INVITE" and status < 300:
             self.state = "accepted"
             self.on_timeout = None

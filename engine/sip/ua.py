@@ -367,6 +367,7 @@ class UserAgent:
             return call.attempt
         finally:
             call.state = _OVER  # whatever ended it (cancelled, a picker that raised)
+            call.set_deadline(None)
             if self._calls.get(call.call_id) is call:
                 del self._calls[call.call_id]
 
@@ -475,10 +476,11 @@ class Call:
     """
 
     __slots__ = ("_accepted", "_answered_challenge", "_bye_received", "_cancel_when_possible",
-                 "_cancelled", "_deadline", "_from", "_held", "_provisional", "_refer_challenges",
-                 "_refer_extra", "_seq", "_then", "_to", "attempt", "bye_grace", "call_id",
-                 "dialog", "from_tag", "invite_tx", "refer_headers", "refer_to", "ring_timeout",
-                 "state", "transfer_timeout", "ua", "waiter")  # fmt: skip
+                 "_cancelled", "_deadline", "_deadline_number", "_deadline_queue", "_from",
+                 "_held", "_provisional", "_refer_challenges", "_refer_extra", "_seq", "_then",
+                 "_to", "attempt", "bye_grace", "call_id", "dialog", "from_tag", "invite_tx",
+                 "refer_headers", "refer_to", "ring_timeout", "state", "transfer_timeout", "ua",
+                 "waiter")  # fmt: skip
 
     def __init__(self, ua: UserAgent, target_uri: str, refer_to, ring_timeout: float,
                  transfer_timeout: float, bye_grace: float, refer_headers):  # fmt: skip
@@ -501,6 +503,8 @@ class Call:
         self._to = f"<{target_uri}>"
         self._seq = 0
         self._deadline: float | None = None
+        self._deadline_queue = None  # where the deadline's timer is, to take it out
+        self._deadline_number = 0
         self._refer_challenges = 0
         self._provisional = self._cancelled = self._cancel_when_possible = False
         self._answered_challenge = self._accepted = self._bye_received = False
@@ -509,14 +513,20 @@ class Call:
 
     def set_deadline(self, seconds: float | None) -> None:
         """From now on, a `_DEADLINE` event comes once `seconds` have passed (never, for None),
-        and no earlier deadline comes any more. The timer is the user agent's
-        (`UserAgent._call_deadline`)."""
+        and no earlier deadline comes any more (its timer is taken out). The timer is the user
+        agent's (`UserAgent._call_deadline`)."""
+        queue = self._deadline_queue
+        if queue is not None:
+            queue.cancel(self._deadline_number)
+            self._deadline_queue = None
+        if seconds is None:
+            self._deadline = None
+            return
         ua = self.ua
-        self._deadline = (
-            None
-            if seconds is None
-            else ua.layer.queues.add(seconds, ua._call_deadline, self.call_id)
-        )
+        queues = ua.layer.queues
+        self._deadline = queues.add(seconds, ua._call_deadline, self.call_id)
+        queue = self._deadline_queue = queues.last_queue
+        self._deadline_number = queue.tail - 1
 
     # events from the transaction layer and the user agent
 
@@ -612,6 +622,7 @@ class Call:
         attempt.detail = detail
         attempt.end_at = time.time()
         self.state = _OVER
+        self.set_deadline(None)
         calls = self.ua._calls
         if calls.get(self.call_id) is self:  # from now on the dialog is unknown here
             del calls[self.call_id]
