@@ -633,6 +633,12 @@ cdef struct Field:
     uint8_t folded
 
 
+cdef inline str _key_of(str name):
+    """The lookup key of header `name`: `name` itself when it is one already (the engine asks
+    with keys, and `header_key` is a Python call)."""
+    return name if name in KEY_IDS else header_key(name)
+
+
 cdef class _Message:
     cdef bytes _data
     cdef Field* _fields
@@ -690,7 +696,7 @@ cdef class _Message:
 
     def get(self, str name):
         """The first value of header `name` (any case, compact form or not), or None."""
-        cdef str key = header_key(name)
+        cdef str key = _key_of(name)
         cdef int hid = KEY_IDS.get(key, 0)
         cdef Py_ssize_t i
         for i in range(self._count):
@@ -700,7 +706,7 @@ cdef class _Message:
 
     def get_all(self, str name):
         """Every value of header `name`, comma-separated lists split where the grammar allows."""
-        cdef str key = header_key(name)
+        cdef str key = _key_of(name)
         cdef int hid = KEY_IDS.get(key, 0)
         cdef Py_ssize_t i
         cdef list values = []
@@ -714,7 +720,7 @@ cdef class _Message:
     def lines(self, str name):
         """Every value of header `name` as it came, one per header line (lists not split):
         what a response copies (Via, section 8.2.6.2)."""
-        cdef str key = header_key(name)
+        cdef str key = _key_of(name)
         cdef int hid = KEY_IDS.get(key, 0)
         cdef Py_ssize_t i
         return [self._value(&self._fields[i]) for i in range(self._count)
@@ -733,6 +739,33 @@ cdef class _Message:
     @property
     def body(self):
         return self._data[self._body_start:self._body_end]
+
+    def response_head(self, str start_line, str to_tag=None):
+        """A response's start line and what it copies of this request, as bytes (see
+        `HeaderAccess.response_head`): the Via lines and the From, To, Call-ID and CSeq values
+        copied as they came, without making a string of any."""
+        cdef bytes data = self._data
+        cdef list parts = [start_line.encode("utf-8"), b"\r\n"]
+        cdef Field* f
+        cdef Py_ssize_t i
+        cdef int k
+        for i in range(self._count):
+            f = &self._fields[i]
+            if f.hid == H_VIA:
+                if f.folded:
+                    return HeaderAccess.response_head(self, start_line, to_tag)
+                parts += (b"Via: ", data[f.value_start:f.value_end], b"\r\n")
+        for k in range(4):
+            f = self._first(_COPIED_IDS[k])
+            parts.append(_COPIED_NAMES[k])
+            if f != NULL:
+                if f.folded:
+                    return HeaderAccess.response_head(self, start_line, to_tag)
+                parts.append(data[f.value_start:f.value_end])
+            if k == 1 and to_tag and self._noted(NOTE_TO_TAG) is None:
+                parts += (b";tag=", to_tag.encode("utf-8"))
+            parts.append(b"\r\n")
+        return b"".join(parts)
 
     @property
     def call_id(self):
@@ -785,6 +818,9 @@ cdef class _Message:
 
 
 cdef object _NOT_NOTED = object()
+cdef int _COPIED_IDS[4]
+_COPIED_IDS[:] = [H_FROM, H_TO, H_CALL_ID, H_CSEQ]
+cdef tuple _COPIED_NAMES = (b"From: ", b"To: ", b"Call-ID: ", b"CSeq: ")
 
 
 cdef object _cseq(long number, str method):

@@ -3,23 +3,33 @@ remote target and the route set, and the requests sent inside it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from engine.sip import Request, Response
-from engine.sip.message import parse_address
 
 
-@dataclass
 class Dialog:
-    call_id: str
-    local_tag: str
-    remote_tag: str
-    local_uri: str  # our From header value, tag included
-    remote_uri: str  # the To header value of the 2xx, tag included
-    remote_target: str  # the Contact URI of the 2xx (section 12.1.2)
-    route_set: list[str] = field(default_factory=list)
-    local_seq: int = 1
-    remote_seq: int | None = None
+    """What requests inside the dialog repeat (Route, Max-Forwards, From, To, Call-ID) is
+    written once, as `head`."""
+
+    __slots__ = ("call_id", "head", "local_seq", "local_tag", "local_uri", "remote_seq",
+                 "remote_tag", "remote_target", "remote_uri", "route_set")  # fmt: skip
+
+    def __init__(self, call_id: str, local_tag: str, remote_tag: str, local_uri: str,
+                 remote_uri: str, remote_target: str, route_set: list[str] | None = None,
+                 local_seq: int = 1, remote_seq: int | None = None):  # fmt: skip
+        self.call_id = call_id
+        self.local_tag = local_tag
+        self.remote_tag = remote_tag
+        self.local_uri = local_uri  # our From header value, tag included
+        self.remote_uri = remote_uri  # the To header value of the 2xx, tag included
+        self.remote_target = remote_target  # the Contact URI of the 2xx (section 12.1.2)
+        self.route_set = route_set or []
+        self.local_seq = local_seq
+        self.remote_seq = remote_seq
+        routes = "".join(f"Route: {route}\r\n" for route in self.route_set)
+        self.head = (
+            f"{routes}Max-Forwards: 70\r\nFrom: {local_uri}\r\nTo: {remote_uri}\r\n"
+            f"Call-ID: {call_id}\r\n"
+        )
 
     @classmethod
     def from_2xx(cls, call_id: str, local_tag: str, local_uri: str, local_seq: int,
@@ -27,20 +37,24 @@ class Dialog:
         """The dialog a 2xx to our INVITE makes: the INVITE's Call-ID, From tag, From value,
         CSeq number and Request-URI (kept by the caller, not parsed again), and the 2xx."""
         lines = response.lines("contact")
-        if len(lines) == 1 and "," not in lines[0] and lines[0] != "*":  # the usual one Contact
-            contact = parse_address(lines[0])
+        if len(lines) == 1 and lines[0][:1] == "<":  # the usual one Contact, in angles
+            # The parser has checked the value: the URI is all up to the first '>'.
+            line = lines[0]
+            target = line[1 : line.index(">")]
         else:
             contact = response.contact
+            target = contact.uri if contact else request_uri
+        routes = response.lines("record-route")
         return cls(
-            call_id=call_id,
-            local_tag=local_tag,
-            remote_tag=response.to_tag or "",
-            local_uri=local_uri,
-            remote_uri=response.get("to"),
-            remote_target=contact.uri if contact else request_uri,
+            call_id,
+            local_tag,
+            response.to_tag or "",
+            local_uri,
+            response.get("to"),
+            target,
             # The UAC's route set is the Record-Route of the 2xx in reverse (12.1.2).
-            route_set=[f"<{r.uri}>" for r in reversed(response.record_routes)],
-            local_seq=local_seq,
+            [f"<{r.uri}>" for r in reversed(response.record_routes)] if routes else [],
+            local_seq,
         )
 
     def matches(self, request: Request) -> bool:

@@ -675,6 +675,23 @@ class HeaderAccess:
             return None
         return parse_status_line(self.body)
 
+    def response_head(self, start_line: str, to_tag: str | None = None) -> bytes:
+        """The start line of a response to this request and the headers it copies (RFC 3261
+        section 8.2.6): the Via lines as they came, From, To (with `to_tag` added when it has
+        none), Call-ID and CSeq; bytes, each line ending in CRLF."""
+        lines = [start_line]
+        lines += [f"Via: {via}" for via in self.lines("via")]
+        to = self.get("to") or ""
+        if to_tag and self.to_tag is None:
+            to = f"{to};tag={to_tag}"
+        lines += [
+            f"From: {self.get('from') or ''}",
+            f"To: {to}",
+            f"Call-ID: {self.call_id or ''}",
+            f"CSeq: {self.get('cseq') or ''}",
+        ]
+        return ("\r\n".join(lines) + "\r\n").encode()
+
     def __bytes__(self) -> bytes:
         lines = [self.start_line]
         lines += [f"{name}: {value}" for name, value in self.headers]
@@ -722,17 +739,7 @@ def format_response(
 ) -> bytes:
     """A response to `request` (RFC 3261 section 8.2.6): its Via, From, Call-ID and CSeq
     copied, To copied with `to_tag` added when it has none."""
-    lines = [f"SIP/2.0 {status} {reason}"]
-    lines += [f"Via: {via}" for via in request.lines("via")]
-    to = request.get("to") or ""
-    if to_tag and request.to_tag is None:
-        to = f"{to};tag={to_tag}"
-    lines += [
-        f"From: {request.get('from') or ''}",
-        f"To: {to}",
-        f"Call-ID: {request.call_id or ''}",
-        f"CSeq: {request.get('cseq') or ''}",
-    ]
-    lines += [f"{name}: {value}" for name, value in headers]
-    lines.append(f"Content-Length: {len(body)}")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+    head = request.response_head(f"SIP/2.0 {status} {reason}", to_tag)
+    lines = [f"{name}: {value}\r\n" for name, value in headers]
+    lines.append(f"Content-Length: {len(body)}\r\n\r\n")
+    return head + "".join(lines).encode() + body

@@ -14,10 +14,14 @@ Built for thousands of calls a second, each leaving several transactions behind 
   Setting a timer is an append of `(due, key)`; a timer no longer wanted stays queued and is
   ignored when it comes due (its handler checks that the transaction still waits for it).
 - A transaction that has its final response (client) or has answered (server) is not an
-  object any more but a tuple of plain values in the layer's map (the ACK to send again, or
-  the response to send again, and where to): the garbage collector stops looking at such
-  tuples after its first pass, so the pauses it makes do not grow with the load, and nothing
-  there points back at a call.
+  object any more but a tuple of plain values in one of the layer's maps (the ACK to send
+  again, or the response to send again, and where to): nothing there points back at a call.
+- What lingers is out of the garbage collector's sight: those tuples, their keys and the
+  timer queues' entries are made untracked at once (`untracked`), and the maps and queues
+  that hold them are dicts, which the collector does not walk while they hold nothing it
+  tracks (a deque, or a dict that also held live transactions, would be walked whole by every
+  full collection: at a few thousand calls a second, millions of entries, a pause of a tenth
+  of a second each time).
 """
 
 from __future__ import annotations
@@ -25,12 +29,26 @@ from __future__ import annotations
 import asyncio
 import math
 import os
-from collections import deque
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from engine.sip import Request, Response, parse
 from engine.sip.message import format_request
+
+if os.environ.get("AUTOCALL_NO_EXTENSIONS") == "1":
+
+    def untracked(values: tuple) -> tuple:
+        return values
+
+else:
+    try:
+        from engine.sip._untracked import untracked
+    except ImportError:  # not built: the collector untracks them on its first look instead
+
+        def untracked(values: tuple) -> tuple:
+            return values
+
 
 Address = tuple[str, int]
 MAGIC_COOKIE = "z9hG4bK"  # every branch we make starts with it (section 8.1.1.7)
@@ -86,13 +104,43 @@ def new_branch() -> str:
     return MAGIC_COOKIE + token_hex(8)
 
 
+class TimerQueue:
+    """The timers of one delay and one handler, in the order they come due: a dict from a
+    running number to `(due, key)` (untracked), read from the front. The number of the timer
+    last put is `tail - 1`; `cancel(number)` takes a timer out (its memory with it) before it
+    comes due."""
+
+    __slots__ = ("delay", "handler", "head", "items", "pinned", "tail")
+
+    def __init__(self, delay: float, handler: Callable, pinned: bool):
+        self.delay = delay
+        self.handler = handler
+        self.items: dict[int, tuple] = {}
+        self.head = self.tail = 0
+        self.pinned = pinned  # held by its user: never forgotten when idle
+
+    def cancel(self, number: int) -> None:
+        self.items.pop(number, None)
+
+    def first_due(self) -> float:
+        """When the first timer comes due (there must be one): numbers of cancelled timers
+        are skipped for good."""
+        items, head = self.items, self.head
+        while head not in items:
+            head += 1
+        self.head = head
+        return items[head][0]
+
+
 class TimerQueues:
     """Timers of a few fixed delays: one FIFO queue per (delay, handler), since a timer set
     later with the same delay comes due later, and one asyncio timer for the earliest.
 
     `add(delay, handler, key)` queues `(due, key)` and returns `due`; when it comes due,
-    `handler(key, due)` runs, and decides whether the timer still matters (a cancelled timer
-    is simply not acted on). Timers due within `GRAIN` of each other run together; none runs
+    `handler(key, due)` runs, and decides whether the timer still matters (a timer no longer
+    wanted may simply not be acted on, or be taken out with `TimerQueue.cancel`: the queue it
+    went in is `last_queue`). `queue(delay, handler)` gives a queue to `put` keys in without
+    looking it up each time. Timers due within `GRAIN` of each other run together; none runs
     early.
     """
 
@@ -101,22 +149,41 @@ class TimerQueues:
 
     def __init__(self, loop: asyncio.AbstractEventLoop):
         self.loop = loop
-        self._queues: dict[tuple[float, Callable], deque] = {}
+        # asyncio's own loops count time with time.monotonic: skip the method around it.
+        self._time = (
+            time.monotonic
+            if getattr(type(loop), "time", None) is asyncio.BaseEventLoop.time
+            else loop.time
+        )
+        self._queues: dict[tuple[float, Callable], TimerQueue] = {}
         self._handle: asyncio.TimerHandle | None = None
         self._armed = math.inf
+        self.last_queue: TimerQueue | None = None
 
-    def add(self, delay: float, handler: Callable, key) -> float:
-        due = self.loop.time() + delay
+    def queue(self, delay: float, handler: Callable) -> TimerQueue:
         queue = self._queues.get((delay, handler))
         if queue is None:
-            queue = self._queues[(delay, handler)] = deque()
-        queue.append((due, key))
+            queue = self._queues[(delay, handler)] = TimerQueue(delay, handler, True)
+        queue.pinned = True
+        return queue
+
+    def add(self, delay: float, handler: Callable, key) -> float:
+        queue = self._queues.get((delay, handler))
+        if queue is None:
+            queue = self._queues[(delay, handler)] = TimerQueue(delay, handler, False)
+        self.last_queue = queue
+        return self.put(queue, key)
+
+    def put(self, queue: TimerQueue, key) -> float:
+        due = self._time() + queue.delay
+        queue.items[queue.tail] = untracked((due, key))
+        queue.tail += 1
         if due < self._armed:
             self._arm(due)
         return due
 
     def __len__(self) -> int:
-        return sum(len(queue) for queue in self._queues.values())
+        return sum(len(queue.items) for queue in self._queues.values())
 
     def _arm(self, when: float) -> None:
         if self._handle is not None:
@@ -127,17 +194,27 @@ class TimerQueues:
     def _run(self) -> None:
         self._handle = None
         self._armed = math.inf
-        now = self.loop.time()
+        now = self._time()
         try:
-            for (_, handler), queue in list(self._queues.items()):
-                while queue and queue[0][0] <= now:
-                    due, key = queue.popleft()
+            for queue in list(self._queues.values()):
+                items, handler = queue.items, queue.handler
+                while items:
+                    head = queue.head
+                    entry = items.get(head)
+                    if entry is None:  # cancelled
+                        queue.head = head + 1
+                        continue
+                    due, key = entry
+                    if due > now:
+                        break
+                    del items[head]
+                    queue.head = head + 1
                     handler(key, due)
         finally:
             if len(self._queues) > self.MAX_IDLE_QUEUES:  # delays that came and went
-                self._queues = {k: queue for k, queue in self._queues.items() if queue}
+                self._queues = {k: q for k, q in self._queues.items() if q.items or q.pinned}
             # Handlers may have set timers (and armed one for them): arm for the earliest.
-            heads = [queue[0][0] for queue in self._queues.values() if queue]
+            heads = [q.first_due() for q in self._queues.values() if q.items]
             if heads:
                 when = max(min(heads), now + self.GRAIN)
                 if when < self._armed:
@@ -148,6 +225,8 @@ class TimerQueues:
             self._handle.cancel()
             self._handle = None
         self._armed = math.inf
+        for queue in self._queues.values():
+            queue.items.clear()
         self._queues.clear()
 
 
@@ -157,11 +236,13 @@ class ClientTransaction:
     The user agent passes `on_response(tx, response)` (called for provisional and final
     responses, and for 2xx retransmissions of an INVITE until it gives the ACK with
     `accept`) and `on_timeout(tx)`. Once the final response is in (and, for a 2xx to an
-    INVITE, the ACK given), the transaction lingers in the layer as a plain tuple.
+    INVITE, the ACK given), the transaction lingers in the layer as a plain tuple
+    (`TransactionLayer.lingering`).
     """
 
-    __slots__ = ("branch", "destination", "end_at", "final", "give_up_at", "interval", "key",
-                 "layer", "method", "next_send", "on_response", "on_timeout", "raw",
+    __slots__ = ("branch", "destination", "end_at", "final", "give_up_at", "give_up_number",
+                 "interval", "key", "layer", "method", "next_send", "next_send_number",
+                 "next_send_queue", "on_response", "on_timeout", "raw",
                  "state")  # fmt: skip
 
     def __init__(self, layer: TransactionLayer, method: str, branch: str, raw: bytes,
@@ -170,18 +251,21 @@ class ClientTransaction:
         self.raw = raw  # the request as sent; parsed again only to ACK a failure
         self.method = method
         self.branch = branch
-        self.key = (branch, method)
+        self.key = untracked((branch, method))
         self.destination = destination
         self.on_response = on_response
         self.on_timeout = on_timeout
         self.state = "trying"  # INVITE: calling
         self.final: Response | None = None
         self.end_at: float | None = None  # when an accepted INVITE stops lingering
-        timers, queues = layer.timers, layer.queues
-        self.interval = timers.t1
+        queues = layer.queues
+        self.interval = layer.timers.t1
         layer.transport.send(raw, destination)
-        self.next_send = queues.add(timers.t1, layer._timer_a_or_e, self.key)
-        self.give_up_at = queues.add(timers.b, layer._timer_b_or_f, self.key)
+        first, give_up = layer._first_send_queue, layer._give_up_queue
+        self.next_send = queues.put(first, self.key)  # Timer A / E
+        self.next_send_queue, self.next_send_number = first, first.tail - 1
+        self.give_up_at = queues.put(give_up, self.key)  # Timer B / F
+        self.give_up_number = give_up.tail - 1
 
     def _retransmit(self) -> None:
         layer = self.layer
@@ -191,7 +275,17 @@ class ClientTransaction:
             self.interval *= 2  # Timer A doubles without a cap
         else:
             self.interval = min(2 * self.interval, layer.timers.t2)  # Timer E
-        self.next_send = layer.queues.add(self.interval, layer._timer_a_or_e, self.key)
+        queue = layer.queues.queue(self.interval, layer._timer_a_or_e)  # a few: T1 * 2^n, T2
+        self.next_send = layer.queues.put(queue, self.key)
+        self.next_send_queue, self.next_send_number = queue, queue.tail - 1
+
+    def _stop_timers(self) -> None:
+        """Take Timers A/E and B/F out of their queues (they would find nothing to do)."""
+        if self.next_send is not None:
+            self.next_send_queue.cancel(self.next_send_number)
+        if self.give_up_at is not None:
+            self.layer._give_up_queue.cancel(self.give_up_number)
+        self.next_send = self.give_up_at = None
 
     def _timeout(self) -> None:
         on_timeout = self.on_timeout
@@ -200,11 +294,13 @@ class ClientTransaction:
 
     def _terminate(self) -> None:
         self.state = "terminated"
-        self.next_send = self.give_up_at = self.end_at = None
+        self._stop_timers()
+        self.end_at = None
         # Let go of the user agent, so that a finished call is freed at once.
         self.on_response = self.on_timeout = None
-        if self.layer.client.get(self.key) is self:
-            del self.layer.client[self.key]
+        client = self.layer.client
+        if client.get(self.key) is self:
+            del client[self.key]
 
     def receive(self, response: Response) -> None:
         status = response.status
@@ -215,8 +311,8 @@ class ClientTransaction:
             return
         if status < 200:
             if self.method == "INVITE":
-                self.next_send = None  # a provisional stops Timer A
-                self.give_up_at = None  # and Timer B: the TU's ring timeout takes over
+                # A provisional stops Timer A, and Timer B: the TU's ring timeout takes over.
+                self._stop_timers()
             elif self.state == "trying":
                 # Timer E continues in Proceeding, at T2 (section 17.1.2.2).
                 self.interval = self.layer.timers.t2
@@ -226,18 +322,18 @@ class ClientTransaction:
         self.final = response
         deliver = self.on_response
         layer = self.layer
-        self.next_send = self.give_up_at = None
+        self._stop_timers()
         if self.method == "INVITE" and status < 300:
             self.state = "accepted"
             self.on_timeout = None
-            self.end_at = layer.queues.add(layer.timers.b, layer._linger_over, self.key)  # M
+            self.end_at = layer.queues.put(layer._timer_m_queue, self.key)
         else:
             if self.method == "INVITE":
                 ack = self._ack(response)
                 layer.transport.send(ack, self.destination)
-                layer._linger(self.key, layer.timers.d, ack, self.destination, False)  # Timer D
+                layer._linger(self, layer._timer_d_queue, ack, False)
             else:
-                layer._linger(self.key, layer.timers.t4, None, self.destination, False)  # Timer K
+                layer._linger(self, layer._timer_k_queue, None, False)
             self.state = "completed"
             self.on_response = self.on_timeout = None
         deliver(self, response)
@@ -251,7 +347,9 @@ class ClientTransaction:
         self.on_response = None
         layer = self.layer
         if layer.client.get(self.key) is self:
-            layer.client[self.key] = (self.end_at, ack, self.destination, True)
+            del layer.client[self.key]
+            layer.lingering[self.key] = untracked((self.end_at, ack, untracked(self.destination),
+                                                   True))  # fmt: skip
 
     def _ack(self, response: Response) -> bytes:
         """ACK for a non-2xx final response: part of this transaction (section 17.1.1.3)."""
@@ -283,11 +381,11 @@ class ServerTransaction:
     def respond(self, response: bytes, reliable_2xx: bool = False) -> None:
         layer = self.layer
         layer.transport.send(response, self.source)
-        due = layer.queues.add(layer.timers.b, layer._server_over, self.key)  # Timer J / H
-        layer.server[self.key] = (due, response, self.source)
+        due = layer.queues.put(layer._timer_j_queue, self.key)  # Timer J / H
+        layer.server[self.key] = untracked((due, response, untracked(self.source)))
         if reliable_2xx:  # a 2xx to INVITE is resent until the ACK (Timer G's pattern)
             request = self.request
-            dialog_key = (request.call_id, request.cseq.number)
+            dialog_key = untracked((request.call_id, request.cseq.number))
             interval = layer.timers.t1
             next_send = layer.queues.add(interval, layer._timer_g, dialog_key)
             layer.unacked[dialog_key] = [response, self.source, interval, next_send, due]
@@ -296,10 +394,11 @@ class ServerTransaction:
 class TransactionLayer:
     """Matches responses to client transactions and retransmitted requests to server ones.
 
-    `client` maps (branch, method) to a live `ClientTransaction` or, once it has its final
-    response, to the tuple (until, ACK to send again or None, destination, whether the ACK
-    answers copies of a 2xx or of a failure). `server` maps a request's key to (until,
-    response, source).
+    `client` maps (branch, method) to a live `ClientTransaction`; `lingering` maps it, once
+    the transaction has its final response, to the tuple (until, ACK to send again or None,
+    destination, whether the ACK answers copies of a 2xx or of a failure). `server` maps a
+    request's key to (until, response, source). Keys and tuples in `lingering` and `server`
+    are untracked, so that those dicts are too (see the module's docstring).
     """
 
     def __init__(self, transport, timers: Timers = DEFAULT_TIMERS):
@@ -307,7 +406,8 @@ class TransactionLayer:
         self.timers = timers
         self.loop = asyncio.get_running_loop()
         self.queues = TimerQueues(self.loop)
-        self.client: dict[tuple[str, str], ClientTransaction | tuple] = {}
+        self.client: dict[tuple[str, str], ClientTransaction] = {}
+        self.lingering: dict[tuple[str, str], tuple] = {}
         self.server: dict[tuple, tuple] = {}
         #: 2xx responses to re-INVITEs still resent, by (Call-ID, CSeq number):
         #: [response, destination, interval, next send, until].
@@ -319,6 +419,13 @@ class TransactionLayer:
         self._linger_over = self._linger_over
         self._server_over = self._server_over
         self._timer_g = self._timer_g
+        queue, b = self.queues.queue, timers.b
+        self._first_send_queue = queue(timers.t1, self._timer_a_or_e)
+        self._give_up_queue = queue(b, self._timer_b_or_f)
+        self._timer_m_queue = queue(b, self._linger_over)
+        self._timer_d_queue = queue(timers.d, self._linger_over)
+        self._timer_k_queue = queue(timers.t4, self._linger_over)
+        self._timer_j_queue = queue(b, self._server_over)
 
     # --- client transactions ----------------------------------------------------------------
 
@@ -336,42 +443,47 @@ class TransactionLayer:
         branch = response.branch
         if cseq is None or branch is None:
             return False
-        entry = self.client.get((branch, cseq.method))
+        key = (branch, cseq.method)
+        tx = self.client.get(key)
+        if tx is not None:
+            tx.receive(response)
+            return True
+        entry = self.lingering.get(key)
         if entry is None:
             return False
-        if type(entry) is tuple:  # lingering: ACK a copy of the final response again
-            _, ack, destination, for_2xx = entry
-            if ack is not None and response.status >= 200 and (response.status < 300) == for_2xx:
-                self.transport.send(ack, destination)
-            return True
-        entry.receive(response)
+        _, ack, destination, for_2xx = entry  # ACK a copy of the final response again
+        if ack is not None and response.status >= 200 and (response.status < 300) == for_2xx:
+            self.transport.send(ack, destination)
         return True
 
-    def _linger(self, key, seconds: float, ack: bytes | None, destination, for_2xx: bool) -> None:
+    def _linger(self, tx: ClientTransaction, queue: TimerQueue, ack: bytes | None,
+                for_2xx: bool) -> None:  # fmt: skip
         """Keep a finished client transaction as a tuple, to absorb retransmitted responses
-        (Timers D, K and M)."""
-        due = self.queues.add(seconds, self._linger_over, key)
-        self.client[key] = (due, ack, destination, for_2xx)
+        (Timers D and K; M is `accept`'s)."""
+        key = tx.key
+        if self.client.get(key) is tx:
+            del self.client[key]
+        due = self.queues.put(queue, key)
+        self.lingering[key] = untracked((due, ack, untracked(tx.destination), for_2xx))
 
     def _timer_a_or_e(self, key, due: float) -> None:
         tx = self.client.get(key)
-        if type(tx) is ClientTransaction and tx.next_send == due:
+        if tx is not None and tx.next_send == due:
             tx._retransmit()
 
     def _timer_b_or_f(self, key, due: float) -> None:
         tx = self.client.get(key)
-        if type(tx) is ClientTransaction and tx.give_up_at == due:
+        if tx is not None and tx.give_up_at == due:
             tx._timeout()
 
     def _linger_over(self, key, due: float) -> None:
-        entry = self.client.get(key)
-        if entry is None:
+        entry = self.lingering.get(key)
+        if entry is not None and entry[0] == due:
+            del self.lingering[key]
             return
-        if type(entry) is tuple:
-            if entry[0] == due:
-                del self.client[key]
-        elif entry.end_at == due:  # accepted, and the user agent never gave its ACK
-            entry._terminate()
+        tx = self.client.get(key)
+        if tx is not None and tx.end_at == due:  # accepted, and the user agent never ACKed
+            tx._terminate()
 
     # --- server transactions ----------------------------------------------------------------
 
@@ -385,9 +497,9 @@ class TransactionLayer:
         branch = request.branch
         if branch is None or not branch.startswith(MAGIC_COOKIE):
             cseq = request.cseq
-            return (branch, sent_by, method, request.call_id, cseq and cseq.number,
-                    request.from_tag)  # fmt: skip
-        return (branch, sent_by, method)
+            return untracked((branch, sent_by, method, request.call_id, cseq and cseq.number,
+                              request.from_tag))  # fmt: skip
+        return untracked((branch, sent_by, method))
 
     def receive_request(self, request: Request, source: Address) -> ServerTransaction | None:
         """A new server transaction for `request`; None when there is nothing to do: an ACK
@@ -423,10 +535,10 @@ class TransactionLayer:
         entry[3] = self.queues.add(interval, self._timer_g, dialog_key)
 
     def close(self) -> None:
-        for entry in list(self.client.values()):
-            if type(entry) is ClientTransaction:
-                entry.on_response = entry.on_timeout = None
+        for tx in list(self.client.values()):
+            tx.on_response = tx.on_timeout = None
         self.queues.close()
         self.client.clear()
+        self.lingering.clear()
         self.server.clear()
         self.unacked.clear()

@@ -15,7 +15,6 @@ import contextlib
 import logging
 import socket
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 
@@ -24,7 +23,7 @@ from engine.outcomes import Detail, Outcome, TransferResult
 from engine.sip import Request, Response
 from engine.sip.auth import Credentials, DigestClient, choose
 from engine.sip.dialog import Dialog
-from engine.sip.message import format_request, format_response
+from engine.sip.message import format_response
 from engine.sip.transaction import (
     DEFAULT_TIMERS,
     ClientTransaction,
@@ -106,43 +105,6 @@ class Registration:
     at: float | None = None
 
 
-class _Events:
-    """What happens to a call, in arrival order, for the coroutine that runs it; and whether
-    the call's current deadline has passed (set by the user agent's timer)."""
-
-    __slots__ = ("_items", "_waiter", "expired")
-
-    def __init__(self):
-        self._items: deque = deque()
-        self._waiter: asyncio.Future | None = None
-        self.expired = False
-
-    def put(self, kind: str, item=None) -> None:
-        self._items.append((kind, item))
-        self._wake()
-
-    def expire(self) -> None:
-        self.expired = True
-        self._wake()
-
-    def _wake(self) -> None:
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    async def get(self):
-        """The next event; None when there is none and the deadline has passed."""
-        while not self._items:
-            if self.expired:
-                return None
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
-        return self._items.popleft()
-
-
 def _host(address: str) -> str:
     return f"[{address}]" if ":" in address else address
 
@@ -189,6 +151,8 @@ class UserAgent:
         # What every request repeats, made once.
         self._via_head = f"SIP/2.0/UDP {_host(self.contact_host)}:{self.port};branch="
         self._contact = f"<sip:{self.account.username}@{_host(self.contact_host)}:{self.port}>"
+        self._invite_tail = f"Contact: {self._contact}\r\nAllow: {ALLOW}\r\n"
+        self._user_agent_line = f"User-Agent: {self.user_agent}\r\n"
         self._sdp = self._make_sdp_offer()
 
     async def close(self) -> None:
@@ -257,32 +221,43 @@ class UserAgent:
              branch: str | None = None) -> ClientTransaction:  # fmt: skip
         """Start a client transaction for a request: our Via (with a new branch unless one is
         given: a CANCEL's is its INVITE's) goes on top of `headers`."""
+        head = "".join([f"{name}: {value}\r\n" for name, value in headers])
+        return self.send_head(method, uri, head, body, on_response, on_timeout, branch)
+
+    def send_head(self, method: str, uri: str, head: str, body: bytes,
+                  on_response: Callable, on_timeout: Callable,
+                  branch: str | None = None) -> ClientTransaction:  # fmt: skip
+        """`send`, with the headers below our Via already written out (each line ending in
+        CRLF): the calls keep theirs prepared."""
         branch = branch or new_branch()
-        raw = format_request(method, uri, [("Via", self.via(branch)), *headers,
-                                           ("User-Agent", self.user_agent)], body)  # fmt: skip
+        raw = (
+            f"{method} {uri} SIP/2.0\r\nVia: {self._via_head}{branch};rport\r\n{head}"
+            f"{self._user_agent_line}Content-Length: {len(body)}\r\n\r\n"
+        ).encode() + body
         return self.layer.send_request(method, branch, raw, self.destination, on_response,
                                        on_timeout)  # fmt: skip
 
     async def transact(self, method: str, uri: str, headers: list[tuple[str, str]],
                        next_seq: Callable[[], int]) -> Response | None:  # fmt: skip
-        """Send a non-INVITE request and wait for its final response, answering the PBX's
-        digest challenge once (again only when it says the nonce was stale); the request
-        sent again takes its CSeq number from `next_seq`. None when nothing came back
-        before Timer F."""
-        authorization = None
-        for _ in range(3):
-            extra = [authorization] if authorization else []
-            done, on_response, on_timeout = _final_response()
-            self.send(method, uri, headers + extra, b"", on_response, on_timeout)
-            response = await done
-            if response is None or response.status not in (401, 407):
-                return response
-            answer = self.answer_challenge(response, method, uri, stale_only=bool(authorization))
-            if answer is None:
-                return response
-            authorization = answer
-            headers = [(n, v) if n != "CSeq" else (n, f"{next_seq()} {method}") for n, v in headers]
-        return response
+        """Send a non-INVITE request and wait for its final response (see `request`); None
+        when nothing came back before Timer F."""
+        done = asyncio.get_running_loop().create_future()
+
+        def settle(response: Response | None) -> None:
+            if not done.done():
+                done.set_result(response)
+
+        self.request(method, uri, headers, next_seq, settle)
+        return await done
+
+    def request(self, method: str, uri: str, headers: list[tuple[str, str]],
+                next_seq: Callable[[], int],
+                on_final: Callable[[Response | None], None]) -> None:  # fmt: skip
+        """Send a non-INVITE request and call `on_final` with its final response (None when
+        nothing came back before Timer F), answering the PBX's digest challenge once (again
+        only when it says the nonce was stale); the request sent again takes its CSeq number
+        from `next_seq`."""
+        _Transact(self, method, uri, headers, next_seq, on_final).send()
 
     def answer_challenge(self, response: Response, method: str, uri: str,
                          stale_only: bool) -> tuple[str, str] | None:  # fmt: skip
@@ -377,26 +352,37 @@ class UserAgent:
         """Dial `target_uri`; when answered, transfer to `refer_to` (a URI, or a coroutine
         function that picks one at the moment of answer, optionally with the REFER's extra
         headers as `(uri, headers)`, and may return None: no free operator). Returns the
-        attempt's outcome and timings."""
+        attempt's outcome and timings.
+
+        The call runs as callbacks of its transactions, dialog and timers (`Call`): this
+        coroutine only waits for its end, and runs the operator picker when there is one."""
         call = Call(self, target_uri, refer_to, ring_timeout, transfer_timeout, bye_grace,
                     refer_headers)  # fmt: skip
         self._calls[call.call_id] = call
         try:
-            return await call.run()
+            call.start()
+            while (await call.waiter) is _PICK:
+                call.waiter = asyncio.get_running_loop().create_future()
+                call.refer_chosen(await call.refer_to())
+            return call.attempt
         finally:
-            self._calls.pop(call.call_id, None)
+            call.state = _OVER  # whatever ended it (cancelled, a picker that raised)
+            call.set_deadline(None)
+            if self._calls.get(call.call_id) is call:
+                del self._calls[call.call_id]
 
     def _call_deadline(self, call_id: str, due: float) -> None:
         """A call's deadline (ring timeout, transfer timeout...) came: tell it, unless it has
         set another since."""
         call = self._calls.get(call_id)
         if call is not None and call._deadline == due:
-            call.events.expire()
+            call._deadline = None
+            call.event(_DEADLINE)
 
     # --- incoming ----------------------------------------------------------------------------
 
     def _on_message(self, msg: Request | Response, source: Address) -> None:
-        if isinstance(msg, Response):
+        if type(msg) is Response:
             self.layer.receive_response(msg)
         else:
             self._on_request(msg, source)
@@ -406,7 +392,10 @@ class UserAgent:
         if tx is None:  # an ACK, or a retransmission (answered again by the layer)
             return
         call = self._calls.get(request.call_id or "")
-        if call is not None and call.dialog is not None and call.dialog.matches(request):
+        dialog = None if call is None else call.dialog
+        # The Call-ID matched: the tags say whether it is the dialog's (Dialog.matches).
+        if (dialog is not None and request.to_tag == dialog.local_tag
+                and request.from_tag == dialog.remote_tag):  # fmt: skip
             call.on_request(request, tx)
         elif request.method == "OPTIONS":
             tx.respond(format_response(request, 200, "OK", [("Allow", ALLOW)],
@@ -421,24 +410,77 @@ class UserAgent:
             tx.respond(format_response(request, 405, "Method Not Allowed", [("Allow", ALLOW)]))
 
 
-def _final_response():
-    """A future for a client transaction's final response (None on timeout), and the two
-    callbacks that settle it."""
-    done = asyncio.get_running_loop().create_future()
+class _Transact:
+    """A non-INVITE request followed to its final response by callbacks: sent again once
+    with credentials for a challenge (again only for a stale nonce), three sends at most."""
 
-    def on_response(tx, response: Response) -> None:
-        if response.status >= 200 and not done.done():
-            done.set_result(response)
+    __slots__ = ("authorization", "headers", "method", "next_seq", "on_final", "sends", "ua",
+                 "uri")  # fmt: skip
 
-    def on_timeout(tx) -> None:
-        if not done.done():
-            done.set_result(None)
+    def __init__(self, ua: UserAgent, method: str, uri: str, headers: list[tuple[str, str]],
+                 next_seq: Callable[[], int],
+                 on_final: Callable[[Response | None], None]):  # fmt: skip
+        self.ua = ua
+        self.method = method
+        self.uri = uri
+        self.headers = headers
+        self.next_seq = next_seq
+        self.on_final = on_final
+        self.authorization: tuple[str, str] | None = None
+        self.sends = 0
 
-    return done, on_response, on_timeout
+    def send(self) -> None:
+        self.sends += 1
+        extra = [self.authorization] if self.authorization else []
+        self.ua.send(self.method, self.uri, self.headers + extra, b"", self._on_response,
+                     self._on_timeout)  # fmt: skip
+
+    def _on_response(self, tx, response: Response) -> None:
+        if response.status < 200:
+            return
+        if response.status in (401, 407) and self.sends < 3:
+            answer = self.ua.answer_challenge(response, self.method, self.uri,
+                                              stale_only=bool(self.authorization))  # fmt: skip
+            if answer is not None:
+                self.authorization = answer
+                method = self.method
+                self.headers = [(n, v) if n != "CSeq" else (n, f"{self.next_seq()} {method}")
+                                for n, v in self.headers]  # fmt: skip
+                self.send()
+                return
+        self.on_final(response)
+
+    def _on_timeout(self, tx) -> None:
+        self.on_final(None)
+
+
+#: The end of a response without a body.
+_NO_BODY = b"Content-Length: 0\r\n\r\n"
+
+# What moves a call on (`Call.event`), and where it is (`Call.state`).
+_INVITE, _INVITE_TIMEOUT, _DEADLINE = "invite", "invite_timeout", "deadline"
+_REFER, _NOTIFY, _BYE = "refer", "notify", "bye"
+_INVITING, _PICKING, _TRANSFERRING, _GRACE, _LEAVING, _OVER = range(6)
+#: What `Call.waiter` says when the operator is to be picked (by `place_call`, in its task).
+_PICK = "pick"
 
 
 class Call:
-    """One attempt, run as a coroutine over the events of its transactions and dialog."""
+    """One attempt, run as a small state machine: each event of its transactions, its
+    dialog and its deadline moves it on in the callback that brings it, without a coroutine
+    switch (`event`). `place_call` awaits `waiter`: set when the attempt is over, or to
+    `_PICK` when the operator picker must run at the answer (events wait in `_held` then).
+
+    inviting -> (picking) -> transferring -> (grace: waiting for the PBX's BYE) -> (leaving:
+    our BYE) -> over.
+    """
+
+    __slots__ = ("_accepted", "_answered_challenge", "_bye_received", "_cancel_when_possible",
+                 "_cancelled", "_deadline", "_deadline_number", "_deadline_queue", "_from",
+                 "_held", "_provisional", "_refer_challenges", "_refer_extra", "_seq", "_then",
+                 "_to", "attempt", "bye_grace", "call_id", "dialog", "from_tag", "invite_tx",
+                 "refer_headers", "refer_to", "ring_timeout", "state", "transfer_timeout", "ua",
+                 "waiter")  # fmt: skip
 
     def __init__(self, ua: UserAgent, target_uri: str, refer_to, ring_timeout: float,
                  transfer_timeout: float, bye_grace: float, refer_headers):  # fmt: skip
@@ -452,7 +494,8 @@ class Call:
         self.transfer_timeout = transfer_timeout
         self.bye_grace = bye_grace
         self.refer_headers = list(refer_headers)
-        self.events = _Events()
+        self.waiter = asyncio.get_running_loop().create_future()
+        self.state = _INVITING
         self.dialog: Dialog | None = None
         self.invite_tx: ClientTransaction | None = None
         # The INVITE's own values, for its CANCEL and the dialog (not parsed back).
@@ -460,33 +503,53 @@ class Call:
         self._to = f"<{target_uri}>"
         self._seq = 0
         self._deadline: float | None = None
+        self._deadline_queue = None  # where the deadline's timer is, to take it out
+        self._deadline_number = 0
         self._refer_challenges = 0
+        self._provisional = self._cancelled = self._cancel_when_possible = False
+        self._answered_challenge = self._accepted = self._bye_received = False
+        self._held: list | None = None
+        self._then: tuple[Outcome, Detail | None] | None = None
 
     def set_deadline(self, seconds: float | None) -> None:
-        """From now on, `events.get()` says None once `seconds` have passed without an event
-        (never, for None). The timer is the user agent's (`UserAgent._call_deadline`)."""
-        self.events.expired = False
+        """From now on, a `_DEADLINE` event comes once `seconds` have passed (never, for None),
+        and no earlier deadline comes any more (its timer is taken out). The timer is the user
+        agent's (`UserAgent._call_deadline`)."""
+        queue = self._deadline_queue
+        if queue is not None:
+            queue.cancel(self._deadline_number)
+            self._deadline_queue = None
+        if seconds is None:
+            self._deadline = None
+            return
         ua = self.ua
-        self._deadline = (
-            None
-            if seconds is None
-            else ua.layer.queues.add(seconds, ua._call_deadline, self.call_id)
-        )
+        queues = ua.layer.queues
+        self._deadline = queues.add(seconds, ua._call_deadline, self.call_id)
+        queue = self._deadline_queue = queues.last_queue
+        self._deadline_number = queue.tail - 1
 
     # events from the transaction layer and the user agent
 
     def _on_invite_response(self, tx, response: Response) -> None:
-        self.events.put("invite", response)
+        self.event(_INVITE, response)
 
     def _on_invite_timeout(self, tx) -> None:
-        self.events.put("invite_timeout")
+        self.event(_INVITE_TIMEOUT)
+
+    def _on_refer_response(self, tx, response: Response) -> None:
+        if response.status >= 200:
+            self.event(_REFER, response)
+
+    def _on_refer_timeout(self, tx) -> None:
+        self.event(_REFER)
 
     def on_request(self, request: Request, tx) -> None:
-        """A request of the PBX inside our dialog: answered here, then told to run()."""
-        if request.method in ("NOTIFY", "BYE"):
-            tx.respond(format_response(request, 200, "OK"))
-            self.events.put(request.method.lower(), request)
-        elif request.method == "INVITE":  # a re-INVITE: our session does not change
+        """A request of the PBX inside our dialog: answered here, then told to the call."""
+        method = request.method
+        if method == "NOTIFY" or method == "BYE":
+            tx.respond(request.response_head("SIP/2.0 200 OK") + _NO_BODY)
+            self.event(_NOTIFY if method == "NOTIFY" else _BYE, request)
+        elif method == "INVITE":  # a re-INVITE: our session does not change
             tx.respond(
                 format_response(request, 200, "OK", [("Contact", self.ua.contact),
                                 ("Content-Type", "application/sdp")], self.ua.sdp_offer()),
@@ -495,24 +558,48 @@ class Call:
         else:
             tx.respond(format_response(request, 405, "Method Not Allowed", [("Allow", ALLOW)]))
 
+    def event(self, kind: str, msg=None) -> None:
+        """Move the call on. A failure here ends the call with that error, for the caller of
+        `place_call`, rather than in the transport's reader."""
+        state = self.state
+        try:
+            if state == _TRANSFERRING:
+                self._transferring(kind, msg)
+            elif state == _INVITING:
+                self._inviting(kind, msg)
+            elif state == _GRACE:
+                if kind == _BYE:
+                    self._bye_received = True
+                    self._leave()
+                elif kind == _DEADLINE:
+                    self._leave()
+            elif state == _PICKING and kind in (_NOTIFY, _BYE):
+                self._held.append((kind, msg))  # told once the REFER is out
+            # leaving: only our BYE's transaction matters (`_left`); over: nothing does
+        except Exception as error:
+            self.state = _OVER
+            if not self.waiter.done():
+                self.waiter.set_exception(error)
+
     # the attempt
+
+    def start(self) -> None:
+        self.attempt.invite_at = time.time()
+        self._send_invite()
+        self.set_deadline(self.ring_timeout)
 
     def _send_invite(self, authorization: tuple[str, str] | None = None) -> None:
         self._seq += 1
-        headers = [
-            ("Max-Forwards", "70"),
-            ("From", self._from),
-            ("To", self._to),
-            ("Call-ID", self.call_id),
-            ("CSeq", f"{self._seq} INVITE"),
-            ("Contact", self.ua.contact),
-            ("Allow", ALLOW),
-            ("Content-Type", "application/sdp"),
-        ]
+        ua = self.ua
+        head = (
+            f"Max-Forwards: 70\r\nFrom: {self._from}\r\nTo: {self._to}\r\n"
+            f"Call-ID: {self.call_id}\r\nCSeq: {self._seq} INVITE\r\n{ua._invite_tail}"
+            "Content-Type: application/sdp\r\n"
+        )
         if authorization:
-            headers.append(authorization)
-        self.invite_tx = self.ua.send("INVITE", self.attempt.dialed_uri, headers,
-                                      self.ua.sdp_offer(), self._on_invite_response,
+            head += f"{authorization[0]}: {authorization[1]}\r\n"
+        self.invite_tx = ua.send_head("INVITE", self.attempt.dialed_uri, head, ua.sdp_offer(),
+                                      self._on_invite_response,
                                       self._on_invite_timeout)  # fmt: skip
 
     def _cancel(self) -> None:
@@ -524,133 +611,180 @@ class Call:
             ("Call-ID", self.call_id),
             ("CSeq", f"{self._seq} CANCEL"),
         ]
-        self.ua.send("CANCEL", self.attempt.dialed_uri, headers, b"", lambda tx, r: None,
-                     lambda tx: None, branch=self.invite_tx.branch)  # fmt: skip
+        self.ua.send("CANCEL", self.attempt.dialed_uri, headers, b"", _ignore_response,
+                     _ignore_timeout, branch=self.invite_tx.branch)  # fmt: skip
+        self._cancelled = True
+        self.set_deadline(self.ua.timers.b)
 
-    def _finish(self, outcome: Outcome, detail: Detail | None = None) -> Attempt:
-        self.attempt.outcome = outcome
-        self.attempt.detail = detail
-        self.attempt.end_at = time.time()
-        return self.attempt
-
-    async def run(self) -> Attempt:
+    def _finish(self, outcome: Outcome, detail: Detail | None = None) -> None:
         attempt = self.attempt
-        attempt.invite_at = time.time()
-        self._send_invite()
-        self.set_deadline(self.ring_timeout)
-        provisional = cancelled = cancel_when_possible = answered_challenge = False
-        while True:
-            event = await self.events.get()
-            if event is None:
-                if cancelled:  # no final response 64*T1 after our CANCEL (section 9.1)
-                    return self._finish(Outcome.NO_ANSWER, Detail.RING_TIMEOUT)
-                if provisional:
-                    self._cancel()
-                    cancelled = True
-                    self.set_deadline(self.ua.timers.b)
-                else:
-                    cancel_when_possible = True  # CANCEL only after a provisional (9.1)
-                    self.set_deadline(None)
-                continue
-            kind, response = event
-            if kind == "invite_timeout":
-                return self._finish(Outcome.UNAVAILABLE, Detail.NO_RESPONSE)
-            if kind != "invite":
-                continue  # nothing else happens before there is a dialog
-            status = response.status
-            if status < 200:
-                provisional = True
-                if status in (180, 183) and attempt.ringing_at is None:
-                    attempt.ringing_at = time.time()
-                if cancel_when_possible and not cancelled:
-                    self._cancel()
-                    cancelled = True
-                    self.set_deadline(self.ua.timers.b)
-                continue
-            attempt.sip_code, attempt.sip_reason = status, response.reason
-            if status in (401, 407):
-                answer = self.ua.answer_challenge(
-                    response, "INVITE", attempt.dialed_uri, stale_only=answered_challenge
-                )
-                if answer is not None:
-                    answered_challenge = True
-                    self._send_invite(answer)
-                    continue
-                return self._finish(Outcome.TECHNICAL_ERROR, Detail.AUTH_FAILED)
-            if status >= 300:
-                if cancelled and status == 487:
-                    return self._finish(Outcome.NO_ANSWER, Detail.RING_TIMEOUT)
-                return self._finish(classify(status, attempt.ringing_at is not None))
-            return await self._answered(response)
+        attempt.outcome = outcome
+        attempt.detail = detail
+        attempt.end_at = time.time()
+        self.state = _OVER
+        self.set_deadline(None)
+        calls = self.ua._calls
+        if calls.get(self.call_id) is self:  # from now on the dialog is unknown here
+            del calls[self.call_id]
+        if not self.waiter.done():
+            self.waiter.set_result(None)
 
-    async def _answered(self, response: Response) -> Attempt:
-        """200 OK: ACK at once, pick the operator, REFER, follow the NOTIFYs, leave."""
+    def _inviting(self, kind: str, response: Response | None) -> None:
+        attempt = self.attempt
+        if kind == _DEADLINE:
+            if self._cancelled:  # no final response 64*T1 after our CANCEL (section 9.1)
+                self._finish(Outcome.NO_ANSWER, Detail.RING_TIMEOUT)
+            elif self._provisional:
+                self._cancel()
+            else:
+                self._cancel_when_possible = True  # CANCEL only after a provisional (9.1)
+                self.set_deadline(None)
+            return
+        if kind == _INVITE_TIMEOUT:
+            self._finish(Outcome.UNAVAILABLE, Detail.NO_RESPONSE)
+            return
+        if kind != _INVITE:
+            return  # nothing else happens before there is a dialog
+        status = response.status
+        if status < 200:
+            self._provisional = True
+            if (status == 180 or status == 183) and attempt.ringing_at is None:
+                attempt.ringing_at = time.time()
+            if self._cancel_when_possible and not self._cancelled:
+                self._cancel()
+            return
+        attempt.sip_code, attempt.sip_reason = status, response.reason
+        if status == 401 or status == 407:
+            answer = self.ua.answer_challenge(
+                response, "INVITE", attempt.dialed_uri, stale_only=self._answered_challenge
+            )
+            if answer is not None:
+                self._answered_challenge = True
+                self._send_invite(answer)
+                return
+            self._finish(Outcome.TECHNICAL_ERROR, Detail.AUTH_FAILED)
+            return
+        if status >= 300:
+            if self._cancelled and status == 487:
+                self._finish(Outcome.NO_ANSWER, Detail.RING_TIMEOUT)
+            else:
+                self._finish(classify(status, attempt.ringing_at is not None))
+            return
+        self._answered(response)
+
+    def _answered(self, response: Response) -> None:
+        """200 OK: ACK at once, then REFER to the operator (picked now, when a picker
+        chooses)."""
         attempt = self.attempt
         attempt.answer_at = time.time()
+        ua = self.ua
         self.dialog = dialog = Dialog.from_2xx(self.call_id, self.from_tag, self._from, self._seq,
                                                attempt.dialed_uri, response)  # fmt: skip
-        ack_headers = [("Via", self.ua.via(new_branch())), *dialog.headers("ACK", dialog.local_seq)]
-        ack = format_request("ACK", dialog.remote_target, ack_headers)
-        self.ua.transport.send(ack, self.ua.destination)
+        ack = (
+            f"ACK {dialog.remote_target} SIP/2.0\r\nVia: {ua.via(new_branch())}\r\n"
+            f"{dialog.head}CSeq: {dialog.local_seq} ACK\r\nContent-Length: 0\r\n\r\n"
+        ).encode()
+        ua.transport.send(ack, ua.destination)
         # The transaction ACKs the PBX's 2xx copies from now on, without this call.
         self.invite_tx.accept(ack)
+        if isinstance(self.refer_to, str):
+            self.refer_chosen(self.refer_to)
+        else:  # the picker runs in place_call's task; what the PBX says meanwhile waits
+            self.state = _PICKING
+            self._held = []
+            self.waiter.set_result(_PICK)
 
-        refer_to = self.refer_to if isinstance(self.refer_to, str) else await self.refer_to()
+    def refer_chosen(self, refer_to: str | tuple[str, list] | None) -> None:
+        """The operator to transfer to (None: nobody is free): REFER, and follow it."""
+        if self.state == _OVER:  # ended while the picker ran: place_call must not wait on
+            if not self.waiter.done():
+                self.waiter.set_result(None)
+            return
+        attempt = self.attempt
         if refer_to is None:
-            await self._bye()
-            return self._finish(Outcome.TECHNICAL_ERROR, Detail.NO_FREE_OPERATOR)
+            self._leave_with_bye(Outcome.TECHNICAL_ERROR, Detail.NO_FREE_OPERATOR)
+            return
         extra = self.refer_headers
         if isinstance(refer_to, tuple):  # the picker chose the headers with the target
             refer_to, extra = refer_to
         attempt.refer_to = refer_to
-        self._refer_extra = [("Contact", self.ua.contact), ("Refer-To", f"<{refer_to}>"), *extra]
+        self._refer_extra = "".join(
+            [f"Contact: {self.ua.contact}\r\nRefer-To: <{refer_to}>\r\n"]
+            + [f"{name}: {value}\r\n" for name, value in extra]
+        )
         self._send_refer()
         attempt.refer_at = time.time()
-
         self.set_deadline(self.transfer_timeout)
-        accepted = bye_received = False
-        while attempt.transfer_result is None:
-            event = await self.events.get()
-            if event is None:
+        self.state = _TRANSFERRING
+        held, self._held = self._held, None
+        for kind, msg in held or ():
+            self.event(kind, msg)
+
+    def _transferring(self, kind: str, msg) -> None:
+        attempt = self.attempt
+        if kind == _REFER:
+            if msg is not None and msg.status in (401, 407) and self._answer_refer(msg):
+                return
+            if msg is None and not self._accepted:
                 self._transfer_failed(None, Detail.TRANSFER_TIMEOUT)
-                break
-            kind, msg = event
-            if kind == "refer":
-                if msg is not None and msg.status in (401, 407) and self._answer_refer(msg):
-                    continue
-                if msg is None and not accepted:
-                    self._transfer_failed(None, Detail.TRANSFER_TIMEOUT)
-                elif msg is not None and msg.status >= 300:
-                    self._transfer_failed(msg, Detail.REFER_REFUSED)
+            elif msg is not None and msg.status >= 300:
+                self._transfer_failed(msg, Detail.REFER_REFUSED)
+            else:
+                self._accepted = True
+        elif kind == _NOTIFY:
+            self._accepted = True  # a NOTIFY may overtake the 202 (RFC 3515 section 2.4.4)
+            status = msg.sipfrag
+            if status is not None and status.status >= 200:
+                attempt.transfer_sip_code, attempt.transfer_sip_reason = status
+                attempt.transfer_result_at = time.time()
+                if status.status < 300:
+                    attempt.transfer_result = TransferResult.SUCCEEDED
                 else:
-                    accepted = True
-            elif kind == "notify":
-                accepted = True  # a NOTIFY may overtake the 202 (RFC 3515 section 2.4.4)
-                status = msg.sipfrag
-                if status is not None and status.status >= 200:
-                    attempt.transfer_sip_code, attempt.transfer_sip_reason = status
-                    attempt.transfer_result_at = time.time()
-                    if status.status < 300:
-                        attempt.transfer_result = TransferResult.SUCCEEDED
-                    else:
-                        self._transfer_failed(None, Detail.TRANSFER_FAILED)
-            elif kind == "bye":
-                bye_received = True
-                if accepted:  # the PBX took the call away without the final NOTIFY
-                    attempt.transfer_result = TransferResult.UNCONFIRMED
-                    attempt.transfer_result_at = time.time()
-                else:
-                    attempt.transfer_result = TransferResult.FAILED
-                    return self._finish(Outcome.TECHNICAL_ERROR, Detail.CUSTOMER_HUNG_UP)
-        if attempt.transfer_result != TransferResult.FAILED and not bye_received:
+                    self._transfer_failed(None, Detail.TRANSFER_FAILED)
+        elif kind == _BYE:
+            self._bye_received = True
+            if self._accepted:  # the PBX took the call away without the final NOTIFY
+                attempt.transfer_result = TransferResult.UNCONFIRMED
+                attempt.transfer_result_at = time.time()
+            else:
+                attempt.transfer_result = TransferResult.FAILED
+                self._finish(Outcome.TECHNICAL_ERROR, Detail.CUSTOMER_HUNG_UP)
+                return
+        elif kind == _DEADLINE:
+            self._transfer_failed(None, Detail.TRANSFER_TIMEOUT)
+        if attempt.transfer_result is None:
+            return
+        if attempt.transfer_result != TransferResult.FAILED and not self._bye_received:
             # After a transfer the PBX usually ends our leg itself (Asterisk does); give it a
             # moment before we leave with our own BYE, as RFC 5589's flows do.
-            bye_received = await self._wait_for_bye(self.bye_grace)
-        if not bye_received:
-            await self._bye()
-        if attempt.transfer_result == TransferResult.FAILED:
-            return self._finish(Outcome.TECHNICAL_ERROR, attempt.detail)
-        return self._finish(Outcome.ANSWERED)
+            self.state = _GRACE
+            self.set_deadline(self.bye_grace)
+            return
+        self._leave()
+
+    def _leave(self) -> None:
+        """The transfer is over (and the grace for the PBX's BYE, if any): BYE unless the PBX
+        ended the call, and finish."""
+        if self.attempt.transfer_result == TransferResult.FAILED:
+            then = (Outcome.TECHNICAL_ERROR, self.attempt.detail)
+        else:
+            then = (Outcome.ANSWERED, None)
+        if self._bye_received:
+            self._finish(*then)
+        else:
+            self._leave_with_bye(*then)
+
+    def _leave_with_bye(self, outcome: Outcome, detail: Detail | None) -> None:
+        self.state = _LEAVING
+        self._then = (outcome, detail)
+        dialog = self.dialog
+        self.ua.request("BYE", dialog.remote_target, dialog.headers("BYE"), dialog.next_seq,
+                        self._left)  # fmt: skip
+
+    def _left(self, response: Response | None) -> None:
+        """Our BYE has its final response (or Timer F came)."""
+        if self.state == _LEAVING:
+            self._finish(*self._then)
 
     def _transfer_failed(self, response: Response | None, detail: Detail) -> None:
         attempt = self.attempt
@@ -664,13 +798,13 @@ class Call:
             )
 
     def _send_refer(self, authorization: tuple[str, str] | None = None) -> None:
-        """REFER inside the dialog, followed by this call's events (no task of its own)."""
+        """REFER inside the dialog, followed by this call's events."""
         dialog = self.dialog
-        headers = dialog.headers("REFER") + self._refer_extra
+        head = f"{dialog.head}CSeq: {dialog.next_seq()} REFER\r\n{self._refer_extra}"
         if authorization:
-            headers.append(authorization)
-        self.ua.send("REFER", dialog.remote_target, headers, b"", self._on_refer_response,
-                     self._on_refer_timeout)  # fmt: skip
+            head += f"{authorization[0]}: {authorization[1]}\r\n"
+        self.ua.send_head("REFER", dialog.remote_target, head, b"", self._on_refer_response,
+                          self._on_refer_timeout)  # fmt: skip
 
     def _answer_refer(self, challenge: Response) -> bool:
         """REFER again with credentials for a 401/407 (once, and again only when the nonce
@@ -685,20 +819,10 @@ class Call:
         self._send_refer(answer)
         return True
 
-    def _on_refer_response(self, tx, response: Response) -> None:
-        if response.status >= 200:
-            self.events.put("refer", response)
 
-    def _on_refer_timeout(self, tx) -> None:
-        self.events.put("refer")
+def _ignore_response(tx, response: Response) -> None:
+    pass
 
-    async def _wait_for_bye(self, seconds: float) -> bool:
-        self.set_deadline(seconds)
-        while (event := await self.events.get()) is not None:
-            if event[0] == "bye":
-                return True
-        return False
 
-    async def _bye(self) -> None:
-        dialog = self.dialog
-        await self.ua.transact("BYE", dialog.remote_target, dialog.headers("BYE"), dialog.next_seq)
+def _ignore_timeout(tx) -> None:
+    pass

@@ -1,5 +1,6 @@
 """The Cython parser and its pure-Python twin agree on arbitrary and mutated messages:
-the same message (start line, headers, body and the fast accessors) or the same error."""
+the same message (start line, headers, body, the fast accessors and what a response copies)
+or the same error."""
 
 from pathlib import Path
 
@@ -39,6 +40,7 @@ def outcome(parse, data: bytes):
         msg.branch,
         msg.get_all("via"),
         msg.get_all("contact"),
+        msg.response_head("SIP/2.0 200 OK", "t0"),  # what a response copies, as bytes
         bytes(msg),
     )
 

@@ -111,6 +111,31 @@ def test_no_free_operator_at_answer(pbx):
     )  # fmt: skip
 
 
+def test_a_customer_hanging_up_while_the_operator_is_picked(pbx):
+    """The PBX's BYE arrives while the picker runs: it is answered at once, and told to the
+    call once the REFER is out (the picker's choice stands: REFER, then customer_hung_up)."""
+    peer = pbx("hang_up_while_picking.xml")
+
+    async def run():
+        async with user_agent(peer) as ua:
+
+            async def pick_after_the_bye():
+                for _ in range(500):  # the 200 OK, then the PBX's BYE
+                    if ua.transport.stats.received >= 2:
+                        break
+                    await asyncio.sleep(0.01)
+                return "sip:101@127.0.0.1"
+
+            return await ua.place_call(f"sip:{NUMBER}@127.0.0.1:{peer.port}", pick_after_the_bye)
+
+    attempt = asyncio.run(run())
+    assert peer.wait().succeeded  # 200 for its BYE, then our REFER (answered 481)
+    assert (attempt.outcome, attempt.detail, attempt.transfer_result, attempt.refer_to) == (
+        "technical_error", "customer_hung_up", "failed", "sip:101@127.0.0.1",
+    )  # fmt: skip
+    assert attempt.refer_at is not None
+
+
 @pytest.mark.parametrize(
     ("scenario", "final", "outcome"),
     [
