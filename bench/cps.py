@@ -728,7 +728,9 @@ def main(argv: list[str] | None = None) -> int:
     att_p50, att_p99 = percentile(attempt_delays, 50), percentile(attempt_delays, 99)
     latency_cps = latency["cps"]
     ratio = round(our_best / sipp_best, 3) if sipp_best else None
-    sipp_ceiling_found = sipp_why.startswith("first failed")
+    # A ceiling is found between a step that passed and the first that failed; a ladder whose
+    # first step failed (started too high) says only that the ceiling is below it.
+    sipp_ceiling_found = sipp_why.startswith("first failed") and sipp_best > 0
     evaluated = mode != "smoke"
     p99_for_target = max(v for v in (wire_p99, att_p99) if v is not None) if wire else att_p99
     targets = {
@@ -760,7 +762,13 @@ def main(argv: list[str] | None = None) -> int:
 
     print("\nresults:")
     print(f"  our UA: highest rate sustained with no failed call: {our_best} cps ({our_why})")
-    print(f"  SIPp calling SIPp (this machine's ceiling): {sipp_best} cps ({sipp_why})")
+    if sipp_best or not sipp_steps:
+        print(f"  SIPp calling SIPp (this machine's ceiling): {sipp_best} cps ({sipp_why})")
+    else:
+        print(
+            f"  SIPp calling SIPp (this machine's ceiling): below {sipp_steps[0]['cps']:g} cps "
+            "(its first step failed: start its ladder lower, --sipp-rates)"
+        )
     if ratio is not None:
         print(f"  ours / SIPp: {ratio:.3f}")
     print(
