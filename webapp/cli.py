@@ -43,7 +43,7 @@ def upgrade_database(config=None, progress=None) -> None:
             def applied(ctx, step, heads, run_args) -> None:
                 now = time.monotonic()
                 revision = script.get_revision(step.up_revision_id)
-                title = (revision.doc or "").splitlines()[0] if revision.doc else ""
+                title = " ".join((revision.doc or "").split())  # its first paragraph, whole
                 progress(f"  {step.up_revision_id} {title} ({now - clock['at']:.2f} s)")
                 clock["at"] = now
 

@@ -20,6 +20,11 @@ def test_db_upgrade_prints_each_migration_with_its_time(tmp_path, monkeypatch, c
     steps = [line.split()[0] for line in out[1:-2]]
     assert steps == versions  # oldest first, each once
     assert out[1].startswith("  0001 Create tenants") and out[1].endswith(" s)")
+    # A description over several lines is printed whole, on one line.
+    assert next(line for line in out if line.startswith("  0007 ")).startswith(
+        "  0007 What the operator records when they finish a lead: a result from the tenant's "
+        "list, and a comment. ("
+    )
     assert out[-2].startswith("Done in ") and out[-1] == "The database schema is up to date."
     assert main(["db-upgrade"]) == 0  # nothing to run: nothing but the last line
     assert capsys.readouterr().out.splitlines() == ["The database schema is up to date."]
