@@ -245,7 +245,13 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="autocall-bench-"))
     database_url = args.database or f"sqlite:///{workdir / 'bench.db'}"
     fill = {"ring_ms": 0}
-    pbxes = [SIPp("pbx.xml", workdir, calls=10**7, timeout=3600, fill=fill) for _ in range(2)]
+    # SIPp's sockets get the user agent's 4 MiB receive buffer (as bench/cps.py gives them):
+    # with the kernel's default, a burst of one engine's calls overflowed the PBX's socket,
+    # SIPp lost an ACK or a REFER and dropped the call, and the engine host took a REFER
+    # timeout and an unanswered BYE (42 s) to drain.
+    buffer = ["-buff_size", str(4 << 20)]
+    pbxes = [SIPp("pbx.xml", workdir, calls=10**7, timeout=3600, fill=fill, extra=buffer)
+             for _ in range(2)]  # fmt: skip
     try:
         peer = asyncio.run(bare_user_agent(args.seconds, pbxes[0], 20))
         print(f"peer: bare user agent, 20 calls at a time: "
