@@ -319,7 +319,8 @@ def simulate(workload: Workload, mode: str, seed: int = 0, multiplier: float = 1
         busy_seconds += min(handle, max(0.0, end - now))
         talk_seconds += min(talk, max(0.0, end - now))
         op.free_at = now + handle
-        at(now + talk, _WRAP_UP, op)
+        if handle > talk:  # a wrap-up to go into (none: straight to free)
+            at(now + talk, _WRAP_UP, (op, op.free_at))
         at(now + handle, _FREE, (op, handle, handle - talk))
 
     def operator_free(op: _Operator, now: float) -> None:
@@ -391,8 +392,10 @@ def simulate(workload: Workload, mode: str, seed: int = 0, multiplier: float = 1
                 figures["abandoned"] += 1
                 pacer.abandoned(now)
         elif kind == _WRAP_UP:
-            payload.wrapping_up = True
-            wrapping_up += 1
+            op, free_at = payload
+            if op.busy and op.free_at == free_at:  # still on that call
+                op.wrapping_up = True
+                wrapping_up += 1
         elif kind == _FREE:
             op, handle, wrap = payload
             pacer.handled(handle, now, wrap)

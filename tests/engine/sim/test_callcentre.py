@@ -162,3 +162,24 @@ def test_twins_agree_decision_for_decision_on_a_recorded_stream(mode, name):
         got_c = getattr(compiled, name_)(*call_args)
         got_py = getattr(twin, name_)(*call_args)
         assert got_c == got_py == result, f"event {i}: {name_}{call_args}"
+
+
+@pytest.mark.parametrize("wrap_up", [{"constant": 0}, {"constant": 10}, {"uniform": [5, 15]}])
+def test_the_pacer_hears_of_wrap_ups_as_the_engine_tells_them(wrap_up):
+    """Each tick the pacer is told how many operators are in wrap-up (never more than are
+    busy), and each operator free again comes with the wrap-up time; without wrap-up nobody
+    is ever in it."""
+    w = workload(wrap_up_time=wrap_up, duration=1800)
+    recorder = Recorder(pacer.Pacer("predictive", 1.0, w.max_in_flight, w.calls_per_second,
+                                    0.0, w.abandon_rate_cap))  # fmt: skip
+    simulate(w, "predictive", 4, pacer=recorder)
+    ticks = [args for name, args, _ in recorder.stream if name == "calls_to_start"]
+    handled = [args for name, args, _ in recorder.stream if name == "handled"]
+    assert handled and all(0 <= wrap <= handle for handle, _now, wrap in handled)
+    assert all(0 <= wrapping <= on_line - free for free, _f, _now, on_line, wrapping in ticks)
+    if wrap_up == {"constant": 0}:
+        assert all(wrap == 0 for _h, _n, wrap in handled)
+        assert all(wrapping == 0 for *_, wrapping in ticks)
+    else:
+        assert all(wrap == pytest.approx(10, abs=5) for _h, _n, wrap in handled)
+        assert max(wrapping for *_, wrapping in ticks) >= 1
