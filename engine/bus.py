@@ -7,6 +7,7 @@ a version `v`; `event()` builds them and `parse_event()` refuses anything else, 
 | key | kind | written by | read by |
 | --- | --- | --- | --- |
 | `t:{id}:lease` | string, PX | the engine host holding the tenant | engine hosts |
+| `t:{id}:epoch` | string: the newest engine's fencing token | engines | engines |
 | `t:{id}:presence` | hash operator id -> state | console, engine | engine, live wall |
 | `t:{id}:free` | sorted set operator id -> free since | console, engine | engine |
 | `t:{id}:seen` | sorted set operator id -> last heartbeat | console | engine |
@@ -41,6 +42,11 @@ class TenantKeys:
     @property
     def lease(self) -> str:
         return self._key("lease")
+
+    @property
+    def epoch(self) -> str:
+        """The fencing token of the newest engine that wrote here (engine/presence.py)."""
+        return self._key("epoch")
 
     @property
     def presence(self) -> str:

@@ -15,6 +15,14 @@ a lead arrived, settings changed) the engine:
 
 The database work is behind `Store` (webapp/services/dialing.py implements it); it runs in
 the host's database thread, so SQL never blocks the SIP timers.
+
+Fencing: an engine starts by taking the tenant's next fencing token (`Store.start_engine`).
+Its claims and attempt writes carry the token and the database refuses them once a newer
+engine started (`Refused`); its presence scripts and published state carry it too, and Redis
+refuses them likewise (engine/presence.py). An engine refused once stops at once.
+
+Stopping (dialing off, lease lost, refused, drain) ends the engine's calls within
+`END_GRACE`: CANCEL what rings, BYE what is answered and not handed over (docs/engine.md).
 """
 
 from __future__ import annotations
@@ -47,7 +55,15 @@ from engine.metrics import (
 )
 from engine.outcomes import Detail, Outcome, TransferResult
 from engine.pacer import MODES
-from engine.presence import FREE, OFF_LINE, WRAP_UP, Presence, decode_all
+from engine.presence import (
+    FREE,
+    OFF_LINE,
+    TRANSFERRING,
+    WRAP_UP,
+    Presence,
+    decode_all,
+    fenced,
+)
 from engine.sip.transaction import DEFAULT_TIMERS, Timers
 from engine.sip.ua import Account, Attempt, UserAgent
 
@@ -68,6 +84,10 @@ IDLE_POLL = 1.0
 PBX_SILENCE_LIMIT = 3
 #: REFERs refused in a row before the engine warns that the PBX refuses REFER.
 REFER_REFUSED_LIMIT = 3
+#: Seconds a stopping engine gives its calls to end (engine/sip/ua.py `Call.end`).
+END_GRACE = 1.0
+#: Seconds the engine waits for the result of a transfer (the final NOTIFY).
+TRANSFER_WAIT = 10.0
 #: Why an engine is not dialing (the `reason` of its live state); the portal words them.
 REASONS = ("stopping", "pbx_unreachable", "registering", "registration_failed", "pbx_silent",
            "no_operator_on_line", "no_free_operator", "no_due_leads", "outside_calling_hours",
@@ -131,6 +151,25 @@ class Finished:
 
 
 @dataclass(frozen=True)
+class Lost:
+    """An attempt that a lost engine left open, closed by its successor (`Store.recover`)."""
+
+    attempt_id: int
+    lead_id: int
+    invite_at: datetime
+    handed: bool  # its customer was being handed to an operator: reached, not retried
+
+
+class Refused(Exception):
+    """The database refused an engine's claim or write: `reason` is "fenced" (a newer engine
+    runs the tenant) or "dialing_off"; the engine stops."""
+
+    def __init__(self, reason: str, message: str = ""):
+        super().__init__(message or reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
 class Window:
     """Where it is calling time now: every zone (`zones` None), or only these zones, and
     whether the tenant's own zone (for leads without one) is inside its hours."""
@@ -140,11 +179,14 @@ class Window:
 
 
 class Store(Protocol):
+    def tenants_to_dial(self) -> list[int]: ...
+    def start_engine(self, tenant_id: int) -> int: ...  # the new engine's fencing token
     def settings(self, tenant_id: int) -> TenantSettings | None: ...
-    def recover(self, tenant_id: int, engine: str, settings: TenantSettings) -> int: ...
-    def claim(self, settings: TenantSettings, engine: str, count: int, window: Window,
-              dial_uri: Callable[[str], str]) -> list[Claimed]: ...  # fmt: skip
-    def finish(self, tenant_id: int, finished: list[Finished]) -> int: ...
+    def recover(self, tenant_id: int, engine: str, epoch: int, settings: TenantSettings,
+                handed: dict[int, int], bound: float) -> list[Lost]: ...  # fmt: skip
+    def claim(self, settings: TenantSettings, engine: str, epoch: int, count: int,
+              window: Window, dial_uri: Callable[[str], str]) -> list[Claimed]: ...  # fmt: skip
+    def finish(self, tenant_id: int, epoch: int, finished: list[Finished]) -> int: ...
     def idle_reason(self, settings: TenantSettings) -> str: ...  # a code of REASONS
     def abandon_counts(self, tenant_id: int, since: datetime) -> tuple[int, int]: ...
 
@@ -189,6 +231,14 @@ def calling_window(settings: TenantSettings, now: datetime) -> Window:
     zones = tuple(name for name, zone in _all_zones() if _inside(settings.calling_hours,
                                                                  now.astimezone(zone)))  # fmt: skip
     return Window(tenant_open, None if len(zones) == len(_all_zones()) else zones)
+
+
+def lost_call_bound(settings: TenantSettings, bye_grace: float = 1.0) -> float:
+    """Seconds after its INVITE that a call of an engine could still be going: it rings out,
+    the transfer waits for its result, the PBX gets its moment for the BYE, the stop's
+    grace. A successor counts a lost engine's calls in flight that long, and does not dial
+    their leads sooner."""
+    return settings.ring_timeout + TRANSFER_WAIT + bye_grace + END_GRACE
 
 
 def pacing_mode(settings: TenantSettings) -> str:
@@ -239,6 +289,12 @@ class TenantEngine:
         self.reload = True
         self.pbx_silent = 0
         self.refer_refused = 0
+        self.epoch: int | None = None  # the fencing token, from Store.start_engine
+        self.fenced = False  # a newer engine runs the tenant: write nothing more
+        #: Operators taken by this engine's calls, until the transfer's end.
+        self.taken: set[int] = set()
+        #: When (monotonic) each call a lost engine left may be over at the latest.
+        self.inherited: list[float] = []
         self.state: dict = {}
         self.window_at = 0.0
         self.window: Window | None = None
@@ -262,14 +318,32 @@ class TenantEngine:
             self.reload = True
         self.wakened.set()
 
-    def stop(self) -> None:
-        """Start no new call; run() returns when the calls in flight have ended."""
+    def stop(self, why: str = "") -> None:
+        """Start no new call and end the calls in flight (CANCEL what rings, BYE what is
+        answered and not handed over): run() returns within about END_GRACE."""
+        if not self.stopping and why:
+            self.log.warning("tenant %s: engine %s stops: %s", self.tenant_id, self.epoch, why)
         self.stopping = True
+        for ua in self._ua_generation:
+            ua.end_calls(END_GRACE)
         self.wakened.set()
+
+    def _refused(self, error: BaseException) -> None:
+        """The database or Redis refused us: a newer engine runs the tenant (or dialing is
+        off by now). Stop at once; after a fence, write nothing more anywhere."""
+        if isinstance(error, Refused) and error.reason == "dialing_off":
+            self.stop("dialing is off")
+            return
+        self.fenced = True
+        self.stop(f"fenced: {error}")
 
     @property
     def in_flight(self) -> int:
-        return len(self.calls)
+        """Our calls, and those a lost engine left that may still be going."""
+        if self.inherited:
+            now = time.monotonic()
+            self.inherited = [until for until in self.inherited if until > now]
+        return len(self.calls) + len(self.inherited)
 
     def count_sip(self) -> None:
         """Add the user agents' SIP retransmissions and registration failures since the last
@@ -298,36 +372,81 @@ class TenantEngine:
 
     async def run(self) -> None:
         try:
-            closed = None
+            self.epoch = await self.database(self.store.start_engine, self.tenant_id)
+            self.presence = Presence(self.redis, self.keys, self.presence.heartbeat_ttl,
+                                     epoch=self.epoch)  # fmt: skip
+            self.log.info("tenant %s: engine %s starts", self.tenant_id, self.epoch)
+            recovered = False
             while not (self.stopping and not self.calls):
-                if self.reload:
-                    if not await self._load():
-                        break
-                    if closed is None:
-                        closed = await self.database(self.store.recover, self.tenant_id,
-                                                     self.engine_id, self.settings)  # fmt: skip
-                        if closed:
-                            self.log.warning("tenant %s: closed %d attempts left by a lost engine",
-                                        self.tenant_id, closed)  # fmt: skip
                 try:
+                    if self.reload:
+                        if not await self._load():
+                            break
+                        if not recovered:
+                            await self._recover()
+                            recovered = True
                     await self._tick()
                 except RedisError as error:  # Redis restarting: the database still holds
-                    self.log.warning("tenant %s: Redis: %s", self.tenant_id, error)
-                    await asyncio.sleep(0.5)
+                    if fenced(error):
+                        self._refused(error)
+                    else:
+                        self.log.warning("tenant %s: Redis: %s", self.tenant_id, error)
+                        await asyncio.sleep(0.5)
+                except Refused as error:
+                    self._refused(error)
                 await self._flush()
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancel
+                # that comes in the same loop turn as the wake-up, and the engine went on.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.wakened.wait(), TICK)
+                    async with asyncio.timeout(TICK):
+                        await self.wakened.wait()
                 self.wakened.clear()
             await self._flush()
         finally:
             for task in list(self.calls):
                 task.cancel()
-            await self._flush()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._flush()
             for ua in self._ua_generation:
                 await self._close_user_agent(ua)
             self._ua_generation.clear()
             with contextlib.suppress(RedisError):
-                await self._publish_state({"state": "stopped"})
+                await self._publish_state({"state": "stopped", "engine": self.engine_id})
+
+    async def _recover(self) -> None:
+        """Close what a lost engine of the tenant left: its open attempts (Store.recover),
+        the operators it had taken (handed over: busy with the customer; else free), and
+        count its calls in flight while they could still be going."""
+        settings = self.settings
+        handed: dict[int, int] = {}
+        taken: dict[int, int] = {}
+        try:
+            for operator, state in decode_all(await self.presence.states()).items():
+                if state.state == TRANSFERRING:
+                    taken[operator] = state.lead_id or 0
+            handed = {lead: operator for operator, lead in taken.items() if lead}
+        except RedisError as error:
+            self.log.warning("tenant %s: operators not recovered: %s", self.tenant_id, error)
+        bound = lost_call_bound(settings, self.bye_grace)
+        lost = await self.database(self.store.recover, self.tenant_id, self.engine_id,
+                                   self.epoch, settings, handed, bound)  # fmt: skip
+        closed = {item.lead_id for item in lost if item.handed}
+        try:
+            for operator, lead in taken.items():
+                if lead in closed:  # the customer may be talking to them
+                    await self.presence.transferred(operator, True,
+                                                    settings.failed_transfers_limit)  # fmt: skip
+                else:
+                    await self.presence.release(operator)
+        except RedisError as error:
+            if fenced(error):
+                raise Refused("fenced", str(error)) from error
+            self.log.warning("tenant %s: operators not recovered: %s", self.tenant_id, error)
+        now, wall = time.monotonic(), time.time()
+        self.inherited = [now + bound - (wall - item.invite_at.timestamp()) for item in lost]
+        if lost:
+            self.log.warning("tenant %s: closed %d attempts left by a lost engine (%d handed "
+                             "to operators)", self.tenant_id, len(lost), len(closed))  # fmt: skip
 
     async def _load(self) -> bool:
         """(Re)load the tenant's settings; a changed SIP account gets a new user agent."""
@@ -388,6 +507,7 @@ class TenantEngine:
                     gone = event("operator_off_line", operator_id=int(operator),
                                  reason="heartbeat")  # fmt: skip
                     await self._tell(int(operator), gone)
+            await self._release_stale_transfers()
             await self._close_idle_user_agents()
         reason, detail = await self._start_calls(settings, now)
         await self._publish_state({
@@ -400,6 +520,16 @@ class TenantEngine:
             "registration_detail": self.ua.registration.detail if self.ua else "",
             "engine": self.engine_id,
         })  # fmt: skip
+
+    async def _release_stale_transfers(self) -> None:
+        """Free operators left `transferring` by no call of ours for longer than a transfer
+        may take: an engine that stopped between taking them and the transfer's result."""
+        stale = time.time() - TRANSFER_WAIT - self.bye_grace
+        for operator, state in decode_all(await self.presence.states()).items():
+            if state.state == TRANSFERRING and operator not in self.taken and state.since < stale:
+                self.log.warning("tenant %s: operator %s freed: left transferring",
+                                 self.tenant_id, operator)  # fmt: skip
+                await self.presence.release(operator)
 
     async def _start_calls(self, settings: TenantSettings, now: float) -> tuple[str, str]:
         """Start the calls the pacer allows; returns why not dialing, as a reason code
@@ -441,10 +571,19 @@ class TenantEngine:
             return render_dial_uri(settings.dial_format, number=phone.lstrip("+"), **where)
 
         try:
-            claimed = await self.database(self.store.claim, settings, self.engine_id, count,
-                                          self.window, dial_uri)  # fmt: skip
+            claimed = await self.database(self.store.claim, settings, self.engine_id,
+                                          self.epoch, count, self.window, dial_uri)  # fmt: skip
         except FormatError as error:
             return "dial_format_wrong", error.message
+        if self.stopping:  # stopped while the claim ran: these are not dialed
+            stamp = time.time()
+            for lead in claimed:
+                attempt = Attempt(lead.dialed_uri, outcome=Outcome.TECHNICAL_ERROR,
+                                  detail=Detail.ENGINE_STOPPED, end_at=stamp)  # fmt: skip
+                status, next_at = lead_after(settings, lead.attempts, attempt)
+                self.done.append(Finished(lead.attempt_id, lead.lead_id, None, attempt, status,
+                                          next_at))  # fmt: skip
+            return "stopping", ""
         self.metrics.add(PACER_CALLS_ASKED, count, tenant=self.tenant_id)
         self.metrics.add(CALLS_STARTED, len(claimed), tenant=self.tenant_id)
         # Leads not found: give back the tokens; the next tick asks again.
@@ -522,14 +661,19 @@ class TenantEngine:
 
         async def pick_operator():
             nonlocal operator
+            if self.stopping:
+                return None
             try:
                 taken = await self.presence.take(lead.lead_id, lead.last_operator_id)
             except RedisError as error:  # nobody can be taken: the customer is let go
+                if fenced(error):
+                    self._refused(error)
                 self.log.warning("tenant %s: no operator taken: %s", self.tenant_id, error)
                 return None
             if taken is None:
                 return None
             operator = int(taken)
+            self.taken.add(operator)
             extension = self.settings.operators.get(operator)
             if extension is None:  # added since the last load
                 fresh = await self.database(self.store.settings, self.tenant_id)
@@ -549,6 +693,7 @@ class TenantEngine:
         try:
             attempt = await ua.place_call(lead.dialed_uri, pick_operator,
                                           ring_timeout=settings.ring_timeout,
+                                          transfer_timeout=TRANSFER_WAIT,
                                           bye_grace=self.bye_grace)  # fmt: skip
         except asyncio.CancelledError:
             raise
@@ -573,8 +718,12 @@ class TenantEngine:
             try:
                 await self._after_transfer(settings, operator, lead, attempt)
             except RedisError as error:  # the console re-publishes presence when Redis is back
+                if fenced(error):
+                    self._refused(error)
                 self.log.warning("tenant %s: operator %s not updated: %s", self.tenant_id,
                             operator, error)  # fmt: skip
+            finally:
+                self.taken.discard(operator)
         self.metrics.add(ATTEMPTS, outcome=attempt.outcome or "", detail=attempt.detail or "")
         log.debug("attempt ended: %s %s, SIP %s, transfer %s", attempt.outcome, attempt.detail,
                   attempt.sip_code, attempt.transfer_result, extra={"call_id": attempt.call_id,
@@ -635,8 +784,16 @@ class TenantEngine:
         if not self.done:
             return
         batch, self.done = self.done, []
+        if self.fenced:  # our successor closed these attempts (Store.recover)
+            self.log.warning("tenant %s: %d attempts not written: fenced", self.tenant_id,
+                             len(batch))  # fmt: skip
+            return
         try:
-            await self.database(self.store.finish, self.tenant_id, batch)
+            await self.database(self.store.finish, self.tenant_id, self.epoch, batch)
+        except Refused as error:
+            self._refused(error)
+            self.log.warning("tenant %s: %d attempts not written: %s", self.tenant_id,
+                             len(batch), error)  # fmt: skip
         except Exception:
             self.log.exception("tenant %s: could not write %d attempts; will retry",
                           self.tenant_id, len(batch))  # fmt: skip
@@ -644,14 +801,33 @@ class TenantEngine:
             await asyncio.sleep(1.0)
 
     async def _publish_state(self, state: dict) -> None:
-        """The engine's live state and why it is not dialing, for the portal and ops."""
-        if state == self.state:
+        """The engine's live state and why it is not dialing, for the portal and ops; only
+        while no newer engine of the tenant has written (a stopped engine's last word must not
+        hide its successor's)."""
+        if state == self.state or self.fenced:
             return
         self.state = state
         fields = {k: json.dumps(v) for k, v in state.items()}
         fields["updated_at"] = json.dumps(time.time())
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.delete(self.keys.state)
-        pipe.hset(self.keys.state, mapping=fields)
-        pipe.publish(self.keys.events, event("state", **state))
-        await pipe.execute()
+        fields["epoch"] = json.dumps(self.epoch)
+        payload = event("state", **state)
+        try:
+            await self.redis.eval(_PUBLISH_STATE, 3, self.keys.state, self.keys.events,
+                                  self.keys.epoch, payload, self.epoch or 0,
+                                  *(item for pair in fields.items() for item in pair))  # fmt: skip
+        except RedisError as error:
+            if not fenced(error):
+                raise
+            self.fenced = True
+
+
+# KEYS: state, events channel, epoch. ARGV: event payload, epoch, field, value, ...
+# The state is replaced only by the newest engine of the tenant.
+_PUBLISH_STATE = """
+local newest = tonumber(redis.call('GET', KEYS[3]) or '0')
+if newest > tonumber(ARGV[2]) then return redis.error_reply('FENCED state') end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+redis.call('PUBLISH', KEYS[2], ARGV[1])
+return 1
+"""

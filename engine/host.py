@@ -2,10 +2,15 @@
 
 Every `LEASE_TICK` the host renews its leases (`t:{id}:lease`, a Redis string with the host's
 id, PX `lease_ms`), takes leases of tenants that want an engine and have none (`SET NX PX`)
-up to its capacity, and starts a `TenantEngine` for each. A lease it cannot renew (another
-host holds it now) stops that engine at once. A lease that vanished (Redis restarted) is
-simply taken again. Wake messages of the held tenants arrive on one pub/sub connection and
-are handed to their engines.
+up to its capacity, and starts a `TenantEngine` for each. Which tenants want an engine is
+read from the database by a task of its own, so a stalled database never holds up the
+renewals. A lease it cannot renew (another host holds it now) stops that engine at once: it
+ends its calls within a second; the host waits for it `END_WAIT` seconds, then cancels it, and
+starts no engine for that tenant again until the old one has ended. A lease that vanished
+(Redis restarted) is simply taken again. The lease says who should run a tenant; the fencing
+token each engine takes at its start (engine/dialer.py) is what stops one that missed it.
+Wake messages of the held tenants arrive on one pub/sub connection and are handed to their
+engines.
 
 `stop()` (SIGTERM through the worker) drains: no new calls, the calls in flight end, the
 leases are released, `run()` returns.
@@ -33,6 +38,14 @@ from engine.dialer import TenantEngine
 log = logging.getLogger(__name__)
 
 LEASE_TICK = 1.0
+#: Seconds the host waits for an engine it stopped (lease lost) before it cancels it, and
+#: again after cancelling it.
+END_WAIT = 3.0
+#: Seconds a draining host waits for its engines to end their calls before cancelling them.
+DRAIN_WAIT = 30.0
+#: Threads (and database connections) for the engines' database work: one stalled tenant
+#: does not stop the others of the host.
+DATABASE_THREADS = 4
 MAX_REDIS_CONNECTIONS = 200
 #: The collector's young-generation threshold in an engine host (Python's default: 700).
 #: A call's objects live for milliseconds; collecting the young less often lets most of
@@ -81,10 +94,14 @@ class EngineHost:
         self.engine_options = engine_options
         self.engines: dict[int, TenantEngine] = {}
         self.tasks: dict[int, asyncio.Task] = {}
+        #: Engines stopped for a lost lease that have not ended yet: no new engine for them.
+        self.ending: dict[int, asyncio.Task] = {}
+        self.wanted: list[int] | None = None  # tenants that want an engine, as last read
+        self._enders: set[asyncio.Task] = set()
         self.draining = asyncio.Event()
         self._channels: dict[bytes, int] = {}  # wake channel -> tenant
         self._subscribe = asyncio.Event()  # the set of channels changed
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="engine-db")
+        self._executor = ThreadPoolExecutor(DATABASE_THREADS, thread_name_prefix="engine-db")
         self.metrics = metrics.Tally()  # what the host's engines counted since the last tick
 
     def stop(self) -> None:
@@ -104,6 +121,7 @@ class EngineHost:
         self._release = self.redis.register_script(_RELEASE)
         self.pubsub = self.redis.pubsub()
         listener = asyncio.ensure_future(self._listen())
+        watcher = asyncio.ensure_future(self._watch_tenants())
         tune_collector()
         ends_at = None if lifetime is None else time.monotonic() + lifetime
         log.info("engine host %s: started (capacity %d)", self.host_id, self.capacity)
@@ -116,16 +134,21 @@ class EngineHost:
                 if ends_at is not None and time.monotonic() >= ends_at:
                     break
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.draining.wait(), LEASE_TICK)
+                    async with asyncio.timeout(LEASE_TICK):
+                        await self.draining.wait()
             await self._drain()
             with contextlib.suppress(RedisError):
                 await self._publish_metrics(final=True)
         finally:
-            listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError, RedisError):
-                await listener
-            for task in self.tasks.values():
+            for task in (listener, watcher):
                 task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, RedisError):
+                    await task
+            running = [*self.tasks.values(), *self.ending.values()]
+            for task in running:
+                task.cancel()
+            if running:
+                await asyncio.wait(running, timeout=END_WAIT)
             with contextlib.suppress(RedisError):
                 await self.redis.zrem(hosts_key(self.prefix), self.host_id)
             with contextlib.suppress(RedisError):
@@ -144,13 +167,19 @@ class EngineHost:
                                      args=[self.host_id, self.lease_ms])  # fmt: skip
             if not held:  # another host took it over: stop at once
                 log.warning("engine host %s: lost tenant %s", self.host_id, tenant_id)
-                task.cancel()
+                self.engines[tenant_id].stop("lease lost")
+                self.ending[tenant_id] = task
+                ender = asyncio.ensure_future(self._end(tenant_id, task))
+                self._enders.add(ender)
+                ender.add_done_callback(self._enders.discard)
                 await self._forget(tenant_id, release=False)
-        wanted = await self.database(self.store.tenants_to_dial)
+        if self.wanted is None:  # not read yet
+            return
+        wanted = self.wanted
         for tenant_id in wanted:
             if len(self.tasks) >= self.capacity:
                 break
-            if tenant_id in self.tasks:
+            if tenant_id in self.tasks or tenant_id in self.ending:
                 continue
             lease = self._keys(tenant_id).lease
             if await self.redis.set(lease, self.host_id, nx=True, px=self.lease_ms):
@@ -158,6 +187,34 @@ class EngineHost:
         for tenant_id in set(self.tasks) - set(wanted):
             self.engines[tenant_id].wake("settings")  # it reloads, sees dialing off, stops
         await self._publish_metrics()
+
+    async def _watch_tenants(self) -> None:
+        """Which tenants want an engine, read every LEASE_TICK in the database thread; apart
+        from the lease loop, which a stalled database must not hold up."""
+        while True:
+            try:
+                self.wanted = await self.database(self.store.tenants_to_dial)
+            except Exception:
+                log.exception("engine host %s: cannot read the tenants to dial", self.host_id)
+            await asyncio.sleep(LEASE_TICK)
+
+    async def _end(self, tenant_id: int, task: asyncio.Task) -> None:
+        """Wait for an engine stopped for a lost lease: END_WAIT, then cancel it and wait
+        again. Until it has ended, this host starts no engine for the tenant."""
+        try:
+            await asyncio.wait([task], timeout=END_WAIT)
+            if not task.done():
+                log.error("engine host %s: tenant %s engine did not stop; cancelling it",
+                          self.host_id, tenant_id)  # fmt: skip
+                task.cancel()
+                await asyncio.wait([task], timeout=END_WAIT)
+            if not task.done():
+                log.error("engine host %s: tenant %s engine ignores cancellation",
+                          self.host_id, tenant_id)  # fmt: skip
+                await asyncio.wait([task])
+        finally:
+            if self.ending.get(tenant_id) is task:
+                del self.ending[tenant_id]
 
     async def _publish_metrics(self, final: bool = False) -> None:
         """Add what the engines counted to the deployment's counters, and replace this
@@ -212,9 +269,13 @@ class EngineHost:
 
     async def _drain(self) -> None:
         for engine in self.engines.values():
-            engine.stop()
+            engine.stop("the host drains")
         if self.tasks:
-            await asyncio.wait(list(self.tasks.values()))
+            await asyncio.wait(list(self.tasks.values()), timeout=DRAIN_WAIT)
+        for task in self.tasks.values():
+            task.cancel()
+        if self.tasks:
+            await asyncio.wait(list(self.tasks.values()), timeout=END_WAIT)
         for tenant_id in list(self.tasks):
             await self._forget(tenant_id)
 

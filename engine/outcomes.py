@@ -29,4 +29,9 @@ class Detail(StrEnum):
     TRANSFER_TIMEOUT = "transfer_timeout"
     NO_FREE_OPERATOR = "no_free_operator"
     CUSTOMER_HUNG_UP = "customer_hung_up"
+    #: The engine was gone (killed, paused past its lease, cut off) with the call open; the
+    #: engine that took the tenant over closed the attempt.
     ENGINE_LOST = "engine_lost"
+    #: The engine ended the call itself because it stopped: dialing switched off, its lease
+    #: lost, or its host shutting down (docs/engine.md, "Stopping").
+    ENGINE_STOPPED = "engine_stopped"

@@ -6,12 +6,18 @@ operator. One value per operator on line, in the hash `t:{id}:presence`:
 
     state|since|lead_id|failed_transfers_in_row
 
-States: `free`, `transferring` (taken at the customer's answer, REFER under way), `busy`
-(the customer was transferred; until the operator finishes the lead or the wrap-up timeout),
-`wrap_up` (the console says the talk is over). Off line = not in the hash. The sorted set
+States: `free`, `transferring` (taken at the customer's answer, REFER under way; an engine
+frees those that no call of its own holds: engine/dialer.py), `busy` (the customer was
+transferred; until the operator finishes the lead or the wrap-up timeout), `wrap_up` (the
+console says the talk is over). Off line = not in the hash. The sorted set
 `t:{id}:free` holds free operators by the time they became free (the longest-waiting is
 offered first); `t:{id}:seen` holds each console's last heartbeat: an operator whose console
 went quiet for `heartbeat_ttl` seconds is taken off line (a closed tab leaves no ghost).
+
+The engine's scripts (take, transferred, release, sweep) are fenced: an engine built with its
+fencing token (`epoch`) writes only while no newer engine of the tenant has written
+`t:{id}:epoch`; an older one gets the error `FENCED` (`fenced(error)` tells it), so an engine
+that lost its tenant without knowing it can no longer take or free operators.
 
 Methods return what the Redis client returns, so the same class serves the portal's
 synchronous client and the engine's asyncio one (whose calls are awaited).
@@ -21,6 +27,8 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+
+from redis.exceptions import ResponseError
 
 from engine.bus import TenantKeys, event
 
@@ -37,6 +45,18 @@ end
 local function gone(op)
   redis.call('HDEL', KEYS[1], op); redis.call('ZREM', KEYS[2], op); redis.call('ZREM', KEYS[3], op)
 end
+"""
+
+# Put before an engine's script: the last key is `t:{id}:epoch`, the last argument the engine's
+# fencing token. A newer token there refuses the script before it writes anything; an older one
+# (or none, after Redis restarted) is replaced by ours.
+_FENCE = """
+local mine = tonumber(ARGV[#ARGV])
+local newest = tonumber(redis.call('GET', KEYS[#KEYS]) or '0')
+if newest > mine then
+  return redis.error_reply('FENCED engine ' .. mine .. ' is not the newest (' .. newest .. ')')
+end
+if newest < mine then redis.call('SET', KEYS[#KEYS], mine) end
 """
 
 # KEYS: presence, free, seen, wake channel, off_line_why. ARGV: now, operator, wake payload.
@@ -186,6 +206,15 @@ return changed
 )
 
 
+#: The engine's scripts, fenced when the presence has an engine's token.
+_ENGINE_SIDE = ("take", "transferred", "release", "sweep", "fence")
+
+
+def fenced(error: BaseException) -> bool:
+    """Whether a Redis error is a fenced script's refusal: a newer engine runs the tenant."""
+    return isinstance(error, ResponseError) and str(error).startswith("FENCED")
+
+
 @dataclass(frozen=True)
 class OperatorState:
     state: str
@@ -211,16 +240,22 @@ class Presence:
     #: Seconds without a console heartbeat after which an operator is off line (0: never).
     DEFAULT_HEARTBEAT_TTL = 45.0
 
-    def __init__(self, client, keys: TenantKeys, heartbeat_ttl: float = DEFAULT_HEARTBEAT_TTL):
+    def __init__(self, client, keys: TenantKeys, heartbeat_ttl: float = DEFAULT_HEARTBEAT_TTL,
+                 epoch: int | None = None):  # fmt: skip
+        """`epoch`: the fencing token of the engine that uses this presence (None: the
+        portal's, or a test's, whose scripts are not fenced)."""
         self.client = client
         self.keys = keys
         self.heartbeat_ttl = heartbeat_ttl
+        self.epoch = epoch
+        fence = _FENCE if epoch is not None else ""
         self._scripts = {
-            name: client.register_script(source)
+            name: client.register_script(fence + source if name in _ENGINE_SIDE else source)
             for name, source in (
                 ("on", _GO_ON_LINE), ("off", _GO_OFF_LINE), ("beat", _HEARTBEAT),
                 ("finish", _FINISH), ("take", _TAKE), ("transferred", _TRANSFERRED),
                 ("release", _RELEASE), ("sweep", _SWEEP), ("wrap_up", _WRAP_UP),
+                ("fence", "return 1"),
             )
         }  # fmt: skip
 
@@ -232,6 +267,9 @@ class Presence:
         if name == "on":
             keys.append(self.keys.off_line_why)
         now = time.time() if now is None else now
+        if self.epoch is not None and name in _ENGINE_SIDE:
+            keys.append(self.keys.epoch)
+            args = (*args, self.epoch)
         return self._scripts[name](keys=keys, args=[repr(now), *args])
 
     def _fresh_since(self, now: float | None) -> str:
@@ -259,6 +297,10 @@ class Presence:
         return self._run("finish", operator_id, now=now, wake=True)
 
     # --- the engine's side -----------------------------------------------------------------
+
+    def fence(self):
+        """Write the engine's token as the newest (refused, `FENCED`, if a newer one is)."""
+        return self._run("fence")
 
     def take(self, lead_id: int, preferred: int | None = None, now: float | None = None):
         """Atomically take a free operator for a customer who answered; returns the

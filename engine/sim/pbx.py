@@ -12,6 +12,11 @@ extension that auto-answers after a moment, or does not when listed as unreachab
 reporting progress by NOTIFY (message/sipfrag), then ends the dialer's leg with BYE as
 Asterisk does. Real SIP over UDP, on loopback or any address.
 
+It keeps a journal of every call (`DemoPBX.journal`; `--journal FILE` writes it as JSON lines):
+when each INVITE came, and when and how the call ended at the PBX (a final response, the
+dialer's CANCEL or BYE, or our BYE after a transfer). The fault tests judge the engine by it:
+who was called, when, and how many at once.
+
 It is a simulator, not a PBX: one peer at a time, no media, no routing beyond the above.
 """
 
@@ -20,11 +25,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import logging
 import random
 import secrets
 import sys
+import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from engine.sip import Request, Response, parse
@@ -53,6 +61,9 @@ class Behaviour:
     unreachable_extensions: frozenset[str] = frozenset()
     #: Decide by the dialed number's last digit instead of at random (tests, benchmarks).
     by_last_digit: bool = False
+    #: Seconds a customer who does not answer rings before the network gives up (408), as a
+    #: real PBX's or carrier's limit does when the dialer never CANCELs.
+    ring_limit: float = 120.0
 
     def fate(self, rng: random.Random, number: str) -> str:
         if self.by_last_digit:
@@ -62,6 +73,24 @@ class Behaviour:
 
     def ring_time(self, rng: random.Random) -> float:
         return rng.uniform(self.ring_min, self.ring_max)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One line of the journal: `kind` is `invite`, `answered`, `refer`, or how the call
+    ended at the PBX: `final` (a failure response, `status`), `cancel`, `bye` (the dialer's),
+    `transferred` (our BYE after the transfer), `no_ack` (our 2xx was never acknowledged)."""
+
+    at: float  # wall-clock seconds
+    kind: str
+    call_id: str
+    number: str
+    status: int | None = None
+    source: str = ""  # the dialer's address ("host:port"): which user agent placed the call
+
+
+#: The kinds of entry that end a call at the PBX.
+ENDS = ("final", "cancel", "bye", "transferred", "no_ack")
 
 
 @dataclass
@@ -79,7 +108,8 @@ class _Call:
 
 class DemoPBX(asyncio.DatagramProtocol):
     def __init__(self, username: str = "demo", password: str = "demo",
-                 behaviour: Behaviour | None = None, seed: int | None = None):  # fmt: skip
+                 behaviour: Behaviour | None = None, seed: int | None = None,
+                 on_entry: Callable[[Entry], None] | None = None):  # fmt: skip
         self.username = username
         self.password = password
         self.behaviour = behaviour or Behaviour()
@@ -89,6 +119,16 @@ class DemoPBX(asyncio.DatagramProtocol):
         self.nonces: set[str] = set()
         self.stats: Counter = Counter()
         self.transport: asyncio.DatagramTransport | None = None
+        self.journal: list[Entry] = []
+        self.on_entry = on_entry
+
+    def record(self, kind: str, call: _Call, status: int | None = None) -> None:
+        number = call.invite.uri.split("@")[0].removeprefix("sip:")
+        source = f"{call.source[0]}:{call.source[1]}"
+        entry = Entry(time.time(), kind, call.invite.call_id or "", number, status, source)
+        self.journal.append(entry)
+        if self.on_entry is not None:
+            self.on_entry(entry)
 
     async def start(self, host: str = "127.0.0.1", port: int = 5090) -> tuple[str, int]:
         loop = asyncio.get_running_loop()
@@ -186,6 +226,7 @@ class DemoPBX(asyncio.DatagramProtocol):
         call = _Call(request, source, secrets.token_hex(4), self.behaviour.fate(self.rng, number))
         self.calls[request.call_id] = call
         self.stats["invites"] += 1
+        self.record("invite", call)
         self._reply(request, source, 100, "Trying")
         call.task = asyncio.ensure_future(self._customer(call))
 
@@ -198,8 +239,10 @@ class DemoPBX(asyncio.DatagramProtocol):
                 return
             self._reply(invite, source, 180, "Ringing", [("Contact", self._contact())],
                         tag=call.tag)  # fmt: skip
-            if call.fate == NO_ANSWER:
-                return  # rings until the dialer CANCELs
+            if call.fate == NO_ANSWER:  # rings until the dialer CANCELs, or the limit
+                await asyncio.sleep(self.behaviour.ring_limit)
+                self._final(call, 408, "Request Timeout")
+                return
             await asyncio.sleep(self.behaviour.ring_time(self.rng))
             if call.fate == BUSY:
                 self._final(call, 486, "Busy Here")
@@ -214,6 +257,9 @@ class DemoPBX(asyncio.DatagramProtocol):
                 if not call.acked.is_set():
                     self.transport.sendto(call.final, source)
                     interval *= 2
+            if not call.acked.is_set():  # the dialer never ACKed: the call is over here
+                call.ended = True
+                self.record("no_ack", call)
         except asyncio.CancelledError:
             pass
 
@@ -221,6 +267,7 @@ class DemoPBX(asyncio.DatagramProtocol):
         self.stats[f"final_{status}"] += 1
         call.final = self._reply(call.invite, call.source, status, reason, headers, body,
                                  tag=call.tag)  # fmt: skip
+        self.record("answered" if status < 300 else "final", call, status)
         if status >= 300:
             asyncio.get_running_loop().call_later(32, self.calls.pop, call.invite.call_id, None)
 
@@ -237,13 +284,18 @@ class DemoPBX(asyncio.DatagramProtocol):
             if call.task is not None:
                 call.task.cancel()
             self.stats["cancelled"] += 1
-            self._final(call, 487, "Request Terminated")
+            self.record("cancel", call)
+            call.final = self._reply(call.invite, call.source, 487, "Request Terminated",
+                                     tag=call.tag)  # fmt: skip
+            asyncio.get_running_loop().call_later(32, self.calls.pop, call.invite.call_id, None)
 
     def _on_bye(self, request: Request, source) -> None:
         call = self.calls.pop(request.call_id, None)
         self._reply(request, source, 200 if call else 481,
                     "OK" if call else "Call/Transaction Does Not Exist")  # fmt: skip
         if call is not None:
+            if not call.ended:
+                self.record("bye", call)
             call.ended = True
             if call.task is not None:
                 call.task.cancel()
@@ -262,6 +314,7 @@ class DemoPBX(asyncio.DatagramProtocol):
         extension = target.uri.removeprefix("sip:").split("@")[0] if target else ""
         self._reply(request, source, 202, "Accepted", [("Contact", self._contact())])
         self.stats["refers"] += 1
+        self.record("refer", call)
         call.task = asyncio.ensure_future(self._transfer(call, extension))
 
     async def _transfer(self, call: _Call, extension: str) -> None:
@@ -275,6 +328,8 @@ class DemoPBX(asyncio.DatagramProtocol):
             await self._notify(call, "200 OK", "terminated;reason=noresource")
             self.stats["transferred"] += 1
             if not call.ended:  # the customer talks to the operator now; our leg ends
+                call.ended = True
+                self.record("transferred", call)
                 await self._request(call, "BYE", [])
                 self.calls.pop(call.invite.call_id, None)
         except asyncio.CancelledError:
@@ -350,6 +405,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--by-last-digit", action="store_true",
                         help="2 busy, 3 no answer, 4 unreachable, else answer")  # fmt: skip
     parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--journal", default=None, metavar="FILE",
+                        help="write every call's INVITE and end to FILE as JSON lines")  # fmt: skip
 
 
 def behaviour_from(args: argparse.Namespace) -> Behaviour:
@@ -362,13 +419,21 @@ def behaviour_from(args: argparse.Namespace) -> Behaviour:
 
 
 async def serve(args: argparse.Namespace) -> None:
-    pbx = DemoPBX(args.user, args.password, behaviour_from(args), seed=args.seed)
+    journal = open(args.journal, "a", buffering=1) if args.journal else None  # noqa: SIM115
+
+    def write(entry: Entry) -> None:
+        journal.write(json.dumps(entry.__dict__) + "\n")
+
+    pbx = DemoPBX(args.user, args.password, behaviour_from(args), seed=args.seed,
+                  on_entry=write if journal else None)  # fmt: skip
     host, port = await pbx.start(args.host, args.port)
     print(f"demo PBX on {host}:{port} (account {args.user})", flush=True)
     try:
         await asyncio.Event().wait()
     finally:
         pbx.close()
+        if journal is not None:
+            journal.close()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -371,6 +371,14 @@ class UserAgent:
             if self._calls.get(call.call_id) is call:
                 del self._calls[call.call_id]
 
+    def end_calls(self, grace: float = 1.0) -> int:
+        """The engine stops: end every call of this user agent within `grace` seconds, as
+        `Call.end` says. Returns how many calls were still going."""
+        calls = list(self._calls.values())
+        for call in calls:
+            call.end(grace)
+        return len(calls)
+
     def _call_deadline(self, call_id: str, due: float) -> None:
         """A call's deadline (ring timeout, transfer timeout...) came: tell it, unless it has
         set another since."""
@@ -476,11 +484,11 @@ class Call:
     """
 
     __slots__ = ("_accepted", "_answered_challenge", "_bye_received", "_cancel_when_possible",
-                 "_cancelled", "_deadline", "_deadline_number", "_deadline_queue", "_from",
-                 "_held", "_provisional", "_refer_challenges", "_refer_extra", "_seq", "_then",
-                 "_to", "attempt", "bye_grace", "call_id", "dialog", "from_tag", "invite_tx",
-                 "refer_headers", "refer_to", "ring_timeout", "state", "transfer_timeout", "ua",
-                 "waiter")  # fmt: skip
+                 "_cancelled", "_deadline", "_deadline_number", "_deadline_queue", "_ending",
+                 "_from", "_grace", "_held", "_provisional", "_refer_challenges", "_refer_extra",
+                 "_seq", "_then", "_to", "attempt", "bye_grace", "call_id", "dialog", "from_tag",
+                 "invite_tx", "refer_headers", "refer_to", "ring_timeout", "state",
+                 "transfer_timeout", "ua", "waiter")  # fmt: skip
 
     def __init__(self, ua: UserAgent, target_uri: str, refer_to, ring_timeout: float,
                  transfer_timeout: float, bye_grace: float, refer_headers):  # fmt: skip
@@ -510,6 +518,8 @@ class Call:
         self._answered_challenge = self._accepted = self._bye_received = False
         self._held: list | None = None
         self._then: tuple[Outcome, Detail | None] | None = None
+        self._ending = False  # the engine stops: `end`
+        self._grace = 0.0
 
     def set_deadline(self, seconds: float | None) -> None:
         """From now on, a `_DEADLINE` event comes once `seconds` have passed (never, for None),
@@ -575,11 +585,48 @@ class Call:
                     self._leave()
             elif state == _PICKING and kind in (_NOTIFY, _BYE):
                 self._held.append((kind, msg))  # told once the REFER is out
+            elif state == _LEAVING and kind == _DEADLINE and self._ending:
+                self._finish(*self._then)  # the engine stops: no longer wait for our BYE's 200
             # leaving: only our BYE's transaction matters (`_left`); over: nothing does
         except Exception as error:
             self.state = _OVER
             if not self.waiter.done():
                 self.waiter.set_exception(error)
+
+    def end(self, grace: float) -> None:
+        """The engine stops: CANCEL the call while it rings (at the first provisional response
+        if none came yet), BYE it once answered unless the customer is already handed over (a
+        REFER the PBX accepted, now or within `grace`), and be over within about `grace`
+        seconds whatever the PBX says (our BYE's answer is not awaited longer). Such an
+        attempt ends `technical_error` / `engine_stopped`; a handed-over one `answered`."""
+        if self._ending or self.state == _OVER:
+            return
+        self._ending = True
+        self._grace = grace
+        state = self.state
+        if state == _INVITING:
+            if self._provisional and not self._cancelled:
+                self._cancel()
+            else:
+                self._cancel_when_possible = True
+            self.set_deadline(grace)
+        elif state == _TRANSFERRING:
+            if self._accepted:
+                self._handed_over()
+                self._leave()
+            else:
+                self.set_deadline(grace)  # the 202 or the NOTIFY may still come
+        elif state == _GRACE:
+            self._leave()
+        elif state == _LEAVING:
+            self.set_deadline(grace)
+        # picking: `refer_chosen` leaves with BYE once the picker is done
+
+    def _handed_over(self) -> None:
+        """The PBX accepted our REFER: the customer is the PBX's now, whatever comes after."""
+        if self.attempt.transfer_result is None:
+            self.attempt.transfer_result = TransferResult.UNCONFIRMED
+            self.attempt.transfer_result_at = time.time()
 
     # the attempt
 
@@ -632,7 +679,9 @@ class Call:
     def _inviting(self, kind: str, response: Response | None) -> None:
         attempt = self.attempt
         if kind == _DEADLINE:
-            if self._cancelled:  # no final response 64*T1 after our CANCEL (section 9.1)
+            if self._ending:  # the engine stops, and the PBX did not end the call in time
+                self._finish(Outcome.TECHNICAL_ERROR, Detail.ENGINE_STOPPED)
+            elif self._cancelled:  # no final response 64*T1 after our CANCEL (section 9.1)
                 self._finish(Outcome.NO_ANSWER, Detail.RING_TIMEOUT)
             elif self._provisional:
                 self._cancel()
@@ -665,7 +714,9 @@ class Call:
             self._finish(Outcome.TECHNICAL_ERROR, Detail.AUTH_FAILED)
             return
         if status >= 300:
-            if self._cancelled and status == 487:
+            if self._cancelled and status == 487 and self._ending:
+                self._finish(Outcome.TECHNICAL_ERROR, Detail.ENGINE_STOPPED)
+            elif self._cancelled and status == 487:
                 self._finish(Outcome.NO_ANSWER, Detail.RING_TIMEOUT)
             else:
                 self._finish(classify(status, attempt.ringing_at is not None))
@@ -687,7 +738,9 @@ class Call:
         ua.transport.send(ack, ua.destination)
         # The transaction ACKs the PBX's 2xx copies from now on, without this call.
         self.invite_tx.accept(ack)
-        if isinstance(self.refer_to, str):
+        if self._ending:  # answered as the engine stops: nobody will take the customer
+            self._leave_with_bye(Outcome.TECHNICAL_ERROR, Detail.ENGINE_STOPPED)
+        elif isinstance(self.refer_to, str):
             self.refer_chosen(self.refer_to)
         else:  # the picker runs in place_call's task; what the PBX says meanwhile waits
             self.state = _PICKING
@@ -701,6 +754,9 @@ class Call:
                 self.waiter.set_result(None)
             return
         attempt = self.attempt
+        if self._ending:  # the engine stopped while the picker ran: no REFER
+            self._leave_with_bye(Outcome.TECHNICAL_ERROR, Detail.ENGINE_STOPPED)
+            return
         if refer_to is None:
             self._leave_with_bye(Outcome.TECHNICAL_ERROR, Detail.NO_FREE_OPERATOR)
             return
@@ -751,10 +807,14 @@ class Call:
                 self._finish(Outcome.TECHNICAL_ERROR, Detail.CUSTOMER_HUNG_UP)
                 return
         elif kind == _DEADLINE:
-            self._transfer_failed(None, Detail.TRANSFER_TIMEOUT)
+            self._transfer_failed(None, Detail.ENGINE_STOPPED if self._ending
+                                  else Detail.TRANSFER_TIMEOUT)  # fmt: skip
+        if self._ending and self._accepted:
+            self._handed_over()
         if attempt.transfer_result is None:
             return
-        if attempt.transfer_result != TransferResult.FAILED and not self._bye_received:
+        if (attempt.transfer_result != TransferResult.FAILED and not self._bye_received
+                and not self._ending):  # fmt: skip
             # After a transfer the PBX usually ends our leg itself (Asterisk does); give it a
             # moment before we leave with our own BYE, as RFC 5589's flows do.
             self.state = _GRACE
@@ -777,6 +837,8 @@ class Call:
     def _leave_with_bye(self, outcome: Outcome, detail: Detail | None) -> None:
         self.state = _LEAVING
         self._then = (outcome, detail)
+        if self._ending:  # over within the grace, answered or not
+            self.set_deadline(self._grace)
         dialog = self.dialog
         self.ua.request("BYE", dialog.remote_target, dialog.headers("BYE"), dialog.next_seq,
                         self._left)  # fmt: skip

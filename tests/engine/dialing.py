@@ -4,10 +4,12 @@ thread of the test (its own event loop), and reading back what the engine wrote.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import time as clock
 
 from sqlalchemy import select
@@ -196,3 +198,108 @@ class HostThread:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+# --- the demo PBX, and what it saw -----------------------------------------------------------
+
+
+class PbxThread:
+    """The demo PBX (engine/sim/pbx.py) in a thread of the test with its own event loop. Its
+    journal says who was called, when, and how many at once (`calls_at_pbx`)."""
+
+    def __init__(self, behaviour=None, username: str = "trunk", password: str = "secret"):
+        from engine.sim.pbx import Behaviour, DemoPBX
+
+        behaviour = behaviour or Behaviour(ring_min=0.3, ring_max=0.6, transfer_delay=0.2,
+                                           by_last_digit=True)  # fmt: skip
+        self.username, self.password = username, password
+        self.pbx = DemoPBX(username, password, behaviour, seed=1)
+        self.started = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.done = self.loop.create_future()
+
+        async def main():
+            self.host, self.port = await self.pbx.start("127.0.0.1", 0)
+            self.started.set()
+            await self.done
+
+        try:
+            self.loop.run_until_complete(main())
+        finally:
+            self.pbx.close()
+            self.loop.close()
+
+    def __enter__(self) -> PbxThread:
+        self.thread.start()
+        assert self.started.wait(10), "the demo PBX did not start"
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.loop.call_soon_threadsafe(self.done.set_result, None)
+        self.thread.join(10)
+
+    @property
+    def journal(self) -> list:
+        return list(self.pbx.journal)
+
+
+def demo_pbx_tenant(app, name: str, pbx: PbxThread, extensions=("101", "102"), **settings):
+    """`dialing_tenant` for the demo PBX: its SIP account, with the password."""
+    with app.app_context():
+        secret = app.extensions["autocall.secrets"].encrypt(pbx.password)
+    return dialing_tenant(app, name, pbx, extensions, sip_username=pbx.username,
+                          sip_password_encrypted=secret, **settings)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class PbxCall:
+    """A call as the PBX saw it: from its INVITE to its end (None: still going)."""
+
+    call_id: str
+    number: str
+    start: float
+    end: float | None
+    how: str  # how it ended (engine.sim.pbx.ENDS), or "" while going
+    source: str  # the user agent that placed it ("host:port")
+
+
+def calls_at_pbx(journal) -> list[PbxCall]:
+    from engine.sim.pbx import ENDS
+
+    started: dict[str, tuple[str, float, str]] = {}
+    ended: dict[str, tuple[float, str]] = {}
+    for entry in journal:
+        if entry.kind == "invite":
+            started[entry.call_id] = (entry.number, entry.at, entry.source)
+        elif entry.kind in ENDS and entry.call_id not in ended:
+            ended[entry.call_id] = (entry.at, entry.kind)
+    return [PbxCall(call_id, number, start, *ended.get(call_id, (None, "")), source)
+            for call_id, (number, start, source) in started.items()]  # fmt: skip
+
+
+def numbers_in_two_calls_at_once(calls: list[PbxCall]) -> list[str]:
+    """Numbers the PBX had in two calls at the same moment."""
+    by_number: dict[str, list[PbxCall]] = {}
+    for call in calls:
+        by_number.setdefault(call.number, []).append(call)
+    twice = []
+    for number, own in by_number.items():
+        own.sort(key=lambda call: call.start)
+        for earlier, later in itertools.pairwise(own):
+            if earlier.end is None or earlier.end > later.start:
+                twice.append(number)
+    return twice
+
+
+def most_at_once(calls: list[PbxCall]) -> int:
+    """The most calls the PBX had at the same moment."""
+    edges = sorted([(call.start, 1) for call in calls]
+                   + [(call.end, -1) for call in calls if call.end is not None])  # fmt: skip
+    most = current = 0
+    for _at, step in edges:
+        current += step
+        most = max(most, current)
+    return most

@@ -8,20 +8,11 @@ can be restarted without disturbing anything else)."""
 
 from __future__ import annotations
 
-import contextlib
 import itertools
-import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
 
 import pytest
 
 from engine.sip.transaction import Timers
-from tests.conftest import REDIS_PREFIX
 from tests.engine.dialing import (
     HostThread,
     add_leads,
@@ -33,37 +24,7 @@ from tests.engine.dialing import (
     settled,
     wait_until,
 )
-
-
-class PrivateRedis:
-    def __init__(self, workdir):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self.workdir = workdir
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.start()
-
-    def start(self) -> None:
-        command = [shutil.which("redis-server"), "--port", str(self.port), "--bind", "127.0.0.1",
-                   "--save", "", "--appendonly", "no", "--dir", str(self.workdir)]  # fmt: skip
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
-            time.sleep(0.02)
-        raise AssertionError("redis-server did not start")
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(10)
-
-    def restart(self) -> None:
-        """Everything in Redis is gone: leases, presence, queues."""
-        self.stop()
-        self.start()
+from tests.engine.processes import PrivateRedis, Worker
 
 
 @pytest.fixture
@@ -76,49 +37,6 @@ def private_redis(tmp_path):
 @pytest.fixture
 def config_overrides(private_redis):
     return {"redis_url": private_redis.url}
-
-
-class Worker:
-    """`python -m engine.jobs engines` in its own process group (kill -9 takes the horse too)."""
-
-    def __init__(self, database_url: str, redis_url: str, workdir):
-        env = dict(os.environ, AUTOCALL_DATABASE_URL=database_url, AUTOCALL_REDIS_URL=redis_url,
-                   AUTOCALL_REDIS_PREFIX=REDIS_PREFIX, AUTOCALL_ENGINE_BIND="127.0.0.1",
-                   AUTOCALL_ENV="testing")  # fmt: skip
-        self.env = env
-        self.log = open(workdir / f"worker-{time.monotonic_ns()}.log", "w")  # noqa: SIM115
-        self.process = subprocess.Popen([sys.executable, "-m", "engine.jobs", "engines"],
-                                        env=env, stdout=self.log, stderr=subprocess.STDOUT,
-                                        start_new_session=True)  # fmt: skip
-
-    def enqueue_hosts(self) -> None:
-        """What the cron scheduler does every few seconds."""
-        code = "from engine.jobs import ensure_hosts; print(ensure_hosts())"
-        subprocess.run([sys.executable, "-c", code], env=self.env, check=True, timeout=30)
-
-    def kill(self, redis_url: str) -> None:
-        """SIGKILL the worker and the engine hosts it runs (each in a work horse of its own
-        process group: RQ forks it so)."""
-        import redis
-
-        from engine.bus import hosts_key
-
-        connection = redis.Redis.from_url(redis_url)
-        for host_id in connection.zrange(hosts_key(REDIS_PREFIX), 0, -1):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(int(host_id.decode().split(":")[1]), signal.SIGKILL)
-        connection.close()
-        os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(10)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)  # warm: the host drains
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-        self.log.close()
 
 
 def in_progress(app, tenant_id: int) -> int:

@@ -4,13 +4,17 @@ number says how the customer answers)."""
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 from tests.engine.dialing import (
     HostThread,
+    PbxThread,
     add_leads,
     add_leads_through_the_api,
     attempts_of,
+    calls_at_pbx,
+    demo_pbx_tenant,
     dialing_tenant,
     engine_state,
     finish_as_they_come,
@@ -205,23 +209,29 @@ def test_the_settings_pages_say_why_the_engine_is_not_dialing(app, database_url,
     assert "движок запускается" in page  # stopped: on, but no engine runs it now
 
 
-def test_a_stopping_host_lets_calls_in_flight_end_and_releases_its_tenants(app, database_url, pbx):
+def test_a_draining_host_ends_its_calls_at_once_and_releases_its_tenants(app, database_url):
+    """SIGTERM drains: the ringing calls are CANCELled at once (the PBX sees it), their
+    attempts end `engine_stopped` and their leads wait for their retry; the lease is free."""
     import redis
 
     from engine.bus import TenantKeys
     from tests.conftest import REDIS_PREFIX, REDIS_URL
 
-    peer = pbx("pbx.xml", calls=50, timeout=60, fill={"ring_ms": 1500})
-    tenant_id, operators = dialing_tenant(app, "Acme", peer, ring_timeout_seconds=10)
-    add_leads(app, tenant_id, ["+15550000150", "+15550000160"])
-    go_on_line(app, tenant_id, *operators.values())
-    host = HostThread(database_url).__enter__()
-    try:
-        wait_until(lambda: sum(a.outcome is None for a in attempts_of(app, tenant_id)) == 2,
-                   what="two calls ringing")  # fmt: skip
-    finally:
-        host.stop()  # what SIGTERM does: drain
+    with PbxThread() as pbx:
+        tenant_id, operators = demo_pbx_tenant(app, "Acme", pbx, ring_timeout_seconds=30)
+        add_leads(app, tenant_id, ["+15550000153", "+15550000163"])  # ...3: rings, no answer
+        go_on_line(app, tenant_id, *operators.values())
+        host = HostThread(database_url).__enter__()
+        try:
+            wait_until(lambda: len(calls_at_pbx(pbx.journal)) == 2, what="two calls ringing")
+        finally:
+            stopping = time.time()
+            host.stop()  # what SIGTERM does: drain
+        calls = calls_at_pbx(pbx.journal)
+    assert [call.how for call in calls] == ["cancel", "cancel"]
+    assert all(call.end - stopping < 1.5 for call in calls), calls
     attempts = attempts_of(app, tenant_id)
-    assert [(a.outcome, a.transfer_result) for a in attempts] == [("answered", "succeeded")] * 2
+    assert {(a.outcome, a.detail) for a in attempts} == {("technical_error", "engine_stopped")}
+    assert {lead.status for lead in leads_of(app, tenant_id).values()} == {"retry"}
     lease = TenantKeys(REDIS_PREFIX, tenant_id).lease
     assert redis.Redis.from_url(REDIS_URL).exists(lease) == 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, time
 from enum import StrEnum
 
-from sqlalchemy import DateTime, Float, Integer, String, Text, Time
+from sqlalchemy import BigInteger, DateTime, Float, Integer, String, Text, Time
 from sqlalchemy.orm import Mapped, mapped_column
 
 from engine.formats import DEFAULT_DIAL_FORMAT, DEFAULT_REFER_FORMAT
@@ -86,6 +86,9 @@ class Tenant(db.Model):
     results: Mapped[str] = mapped_column(Text, default=DEFAULT_RESULTS)
     hide_numbers: Mapped[bool] = mapped_column(default=False)
     dialing_enabled: Mapped[bool] = mapped_column(default=False)
+    #: The fencing token of the tenant's engine: one more each time an engine starts for the
+    #: tenant; claims and attempt writes of an older engine are refused (docs/engine.md).
+    engine_epoch: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     #: ISO 3166 region used to read numbers written without a country code.
     default_phone_region: Mapped[str] = mapped_column(String(2), default="US")
 

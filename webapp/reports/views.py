@@ -37,6 +37,7 @@ DETAIL_LABELS = {
     Detail.NO_FREE_OPERATOR.value: _l("no free operators"),
     Detail.CUSTOMER_HUNG_UP.value: _l("the customer hung up during the transfer"),
     Detail.ENGINE_LOST.value: _l("the engine stopped during the call"),
+    Detail.ENGINE_STOPPED.value: _l("dialing stopped: the call was ended"),
 }
 TRANSFER_LABELS = {
     "succeeded": _l("succeeded"),

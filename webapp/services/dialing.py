@@ -3,6 +3,13 @@
 It runs in an engine host's database thread with a plain SQLAlchemy engine (no Flask app
 context), on the models' tables. Each method is one short transaction:
 
+Every claim and every write of attempts is fenced: it carries the engine's fencing token
+(`epoch`, from `start_engine`) and first reads the tenant's row `FOR SHARE`; a token that is
+no longer the tenant's newest raises `Refused("fenced")`, and nothing is written. Because
+`start_engine` updates that row, a claim either commits before a newer engine starts (whose
+`recover` then sees its attempts) or sees the newer token: a stale engine can never open an
+attempt behind its successor's back. The same read refuses a claim once dialing is off.
+
 - `claim` marks due leads `dialing` and opens their attempts in the same transaction. On
   PostgreSQL the candidate rows are locked with `FOR UPDATE SKIP LOCKED`, so two engines
   racing for one tenant never get the same lead; on SQLite the transaction starts with
@@ -13,7 +20,9 @@ context), on the models' tables. Each method is one short transaction:
   The same transaction records the webhook deliveries of the batch (an outbox); one job
   then tries them (webapp/webhooks).
 - `recover` closes the attempts left open by an engine that is gone (`engine_lost`) and
-  reschedules their leads.
+  reschedules their leads no sooner than that engine's calls could still be going; a lead
+  whose customer was being handed to an operator is `reached` (transfer `unconfirmed`), not
+  called again.
 - `abandon_counts` reads the measured abandon rate of predictive pacing over the tenant's
   regulatory window: whole hours already rolled up from `report_hours`, the rest raw.
 
@@ -32,9 +41,9 @@ from rq import Queue
 from sqlalchemy import and_, case, create_engine, event, func, or_, select, text, update
 from sqlalchemy.engine import Connection, Engine
 
-from engine.dialer import Claimed, Finished, TenantSettings, Window
+from engine.dialer import Claimed, Finished, Lost, Refused, TenantSettings, Window
 from engine.formats import parse_host_port
-from engine.outcomes import Detail, Outcome
+from engine.outcomes import Detail, Outcome, TransferResult
 from engine.sip.ua import Account
 from webapp.models import (
     Attempt,
@@ -52,6 +61,7 @@ from webapp.webhooks.delivery import announce, record_finished
 
 leads = Lead.__table__
 attempts = Attempt.__table__
+tenants = Tenant.__table__
 do_not_call = DoNotCall.__table__
 report_hours = ReportHour.__table__
 report_rollups = ReportRollup.__table__
@@ -100,6 +110,33 @@ class DialingStore:
             connection.execute(text("SELECT set_config('autocall.tenant_id', :t, true)"),
                                {"t": str(tenant_id)})  # fmt: skip
         return _Unit(connection, transaction)
+
+    # --- fencing ----------------------------------------------------------------------------
+
+    def start_engine(self, tenant_id: int) -> int:
+        """A new engine starts for the tenant: its fencing token, one more than the last."""
+        with self._begin(tenant_id) as connection:
+            connection.execute(
+                update(tenants)
+                .where(tenants.c.id == tenant_id)
+                .values(engine_epoch=tenants.c.engine_epoch + 1)
+            )  # fmt: skip
+            return connection.scalar(
+                select(tenants.c.engine_epoch).where(tenants.c.id == tenant_id)
+            )  # fmt: skip
+
+    def _fence(self, connection: Connection, tenant_id: int, epoch: int):
+        """The tenant's row, read FOR SHARE, when `epoch` is still its newest engine's token:
+        a newer engine's start waits for this transaction, and this one for a newer start."""
+        query = select(tenants.c.engine_epoch, tenants.c.dialing_enabled,
+                       tenants.c.sip_host).where(tenants.c.id == tenant_id)  # fmt: skip
+        if not self.sqlite:
+            query = query.with_for_update(read=True)
+        row = connection.execute(query).first()
+        if row is None or row.engine_epoch != epoch:
+            raise Refused("fenced", f"engine {epoch} of tenant {tenant_id} is not the newest "
+                                    f"({row.engine_epoch if row else 'tenant gone'})")  # fmt: skip
+        return row
 
     # --- which tenants, and their settings -------------------------------------------------
 
@@ -211,9 +248,11 @@ class DialingStore:
             conditions.append(leads.c.time_zone.is_not(None))
         return and_(*conditions)
 
-    def claim(self, settings: TenantSettings, engine: str, count: int, window: Window,
-              dial_uri: Callable[[str], str]) -> list[Claimed]:  # fmt: skip
-        """Claim up to `count` due leads: new ones first, then by priority and due time."""
+    def claim(self, settings: TenantSettings, engine: str, epoch: int, count: int,
+              window: Window, dial_uri: Callable[[str], str]) -> list[Claimed]:  # fmt: skip
+        """Claim up to `count` due leads: new ones first, then by priority and due time.
+        Refused (nothing claimed) when `epoch` is not the tenant's newest engine, or when
+        dialing is off by now."""
         now = datetime.now(UTC)
         order = (
             (leads.c.status == LeadStatus.NEW.value).desc(),
@@ -230,6 +269,9 @@ class DialingStore:
         if not self.sqlite:
             query = query.with_for_update(skip_locked=True, of=leads)
         with self._begin(settings.tenant_id) as connection:
+            tenant = self._fence(connection, settings.tenant_id, epoch)
+            if not (tenant.dialing_enabled and tenant.sip_host):
+                raise Refused("dialing_off", f"dialing is off for tenant {settings.tenant_id}")
             candidates = connection.execute(query).all()
             if not candidates:
                 return []
@@ -292,12 +334,15 @@ class DialingStore:
 
     # --- writing results ---------------------------------------------------------------------
 
-    def finish(self, tenant_id: int, finished: list[Finished]) -> int:
+    def finish(self, tenant_id: int, epoch: int, finished: list[Finished]) -> int:
         """Write CDRs and leads' next steps; returns how many were still ours to write.
-        The tenant's webhook deliveries are recorded in the same transaction and, after the
-        commit, tried by one job (webapp/webhooks/delivery.py)."""
+        Refused, nothing written, when `epoch` is not the tenant's newest engine (its
+        successor closed these attempts, or will). The tenant's webhook deliveries are
+        recorded in the same transaction and, after the commit, tried by one job
+        (webapp/webhooks/delivery.py)."""
         written: list[int] = []
         with self._begin(tenant_id) as connection:
+            self._fence(connection, tenant_id, epoch)
             for item in finished:
                 a = item.attempt
                 values = {
@@ -347,27 +392,57 @@ class DialingStore:
             announce(self.queue, tenant_id, deliveries)
         return len(written)
 
-    def recover(self, tenant_id: int, engine: str, settings: TenantSettings) -> int:
-        """Close attempts in progress of engines other than `engine` (`engine_lost`) and
-        put their leads back; also any lead left `dialing` without an open attempt."""
+    def recover(self, tenant_id: int, engine: str, epoch: int, settings: TenantSettings,
+                handed: dict[int, int], bound: float) -> list[Lost]:  # fmt: skip
+        """Close the attempts in progress of engines other than `engine` (`engine_lost`) and
+        put their leads back, also any lead left `dialing` without an open attempt. A lead in
+        `handed` ({lead: operator}: operators the lost engine had taken for a transfer) is
+        `reached`, its attempt `answered` with the transfer `unconfirmed`: the customer may be
+        talking to that operator, and must not be called again. The others are retried no
+        sooner than their retry time, nor than `bound` seconds from now (the lost engine's
+        calls may still ring). Returns the attempts closed."""
         now = datetime.now(UTC)
-        retry_at = now + timedelta(minutes=settings.retry_minutes[Outcome.TECHNICAL_ERROR])
+        retry_minutes = settings.retry_minutes[Outcome.TECHNICAL_ERROR]
+        retry_at = now + max(timedelta(minutes=retry_minutes), timedelta(seconds=bound))
         with self._begin(tenant_id) as connection:
-            lost = connection.execute(
-                select(attempts.c.id, attempts.c.lead_id).where(
+            self._fence(connection, tenant_id, epoch)
+            rows = connection.execute(
+                select(attempts.c.id, attempts.c.lead_id, attempts.c.invite_at).where(
                     attempts.c.tenant_id == tenant_id,
                     attempts.c.outcome.is_(None),
                     or_(attempts.c.engine.is_(None), attempts.c.engine != engine),
                 )
             ).all()
-            if lost:
+            lost = [Lost(row.id, row.lead_id, _utc(row.invite_at), row.lead_id in handed)
+                    for row in rows]  # fmt: skip
+            closing = [item for item in lost if not item.handed]
+            if closing:
                 connection.execute(
                     update(attempts)
                     .where(attempts.c.tenant_id == tenant_id,
-                           attempts.c.id.in_([row.id for row in lost]),
+                           attempts.c.id.in_([item.attempt_id for item in closing]),
                            attempts.c.outcome.is_(None))
                     .values(outcome=Outcome.TECHNICAL_ERROR.value,
                             detail=Detail.ENGINE_LOST.value, end_at=now)
+                )  # fmt: skip
+            for item in lost:
+                if not item.handed:
+                    continue
+                operator = handed[item.lead_id]
+                connection.execute(
+                    update(attempts)
+                    .where(attempts.c.tenant_id == tenant_id, attempts.c.id == item.attempt_id,
+                           attempts.c.outcome.is_(None))
+                    .values(outcome=Outcome.ANSWERED.value, detail=Detail.ENGINE_LOST.value,
+                            operator_id=operator, end_at=now,
+                            transfer_result=TransferResult.UNCONFIRMED.value)
+                )  # fmt: skip
+                connection.execute(
+                    update(leads)
+                    .where(leads.c.tenant_id == tenant_id, leads.c.id == item.lead_id,
+                           leads.c.status == LeadStatus.DIALING.value)
+                    .values(status=LeadStatus.REACHED.value, next_attempt_at=None,
+                            last_outcome=Outcome.ANSWERED.value, last_operator_id=operator)
                 )  # fmt: skip
             open_attempt = (
                 select(attempts.c.id)
@@ -392,7 +467,7 @@ class DialingStore:
                 .values(status=LeadStatus.RETRY.value, next_attempt_at=retry_at,
                         last_outcome=Outcome.TECHNICAL_ERROR.value)
             )  # fmt: skip
-        return len(lost)
+        return lost
 
     # --- for tests and reports ---------------------------------------------------------------
 

@@ -234,6 +234,7 @@ def test_the_engines_store_enqueues_one_job_per_batch_after_the_commit(app, data
     with app.app_context():
         default = queue()
     store = DialingStore(database_url, SecretBox(DEV_ENCRYPTION_KEY), default)
+    epoch = store.start_engine(tenant_a.id)
     now = time.time()
 
     def finished(attempt_id: int) -> Finished:
@@ -244,16 +245,16 @@ def test_the_engines_store_enqueues_one_job_per_batch_after_the_commit(app, data
     try:
         with Receiver(200) as receiver:
             point_at(app, tenant_a, receiver.url)
-            assert store.finish(tenant_a.id, [finished(i) for i in ids[:2]]) == 2
+            assert store.finish(tenant_a.id, epoch, [finished(i) for i in ids[:2]]) == 2
             assert default.count == 1
             recorded = deliveries(app, tenant_a.id)
             assert [row.attempt_id for row in recorded] == ids[:2]  # in the same transaction
             assert default.jobs[0].args == (tenant_a.id, [row.id for row in recorded])
-            assert store.finish(tenant_a.id, [finished(ids[0])]) == 0  # already written
+            assert store.finish(tenant_a.id, epoch, [finished(ids[0])]) == 0  # already written
             assert default.count == 1
             run_jobs(app)
             point_at(app, tenant_a, receiver.url, active=False)
-            assert store.finish(tenant_a.id, [finished(ids[2])]) == 1
+            assert store.finish(tenant_a.id, epoch, [finished(ids[2])]) == 1
             assert default.count == 0  # no active webhook: no job
     finally:
         store.close()
@@ -272,6 +273,7 @@ def test_deliveries_recorded_while_redis_is_away_are_sent_by_the_sweep(
         gone = Queue("default", connection=redis.Redis(port=probe.getsockname()[1]))
     ids = [add_attempt(app, tenant_a, "dialing") for _ in range(2)]
     store = DialingStore(database_url, SecretBox(DEV_ENCRYPTION_KEY), gone)
+    epoch = store.start_engine(tenant_a.id)
     now = time.time()
     cdr = ua.Attempt("sip:x@pbx", outcome=Outcome.NO_ANSWER, sip_code=487,
                      invite_at=now - 30, end_at=now)  # fmt: skip
@@ -279,7 +281,7 @@ def test_deliveries_recorded_while_redis_is_away_are_sent_by_the_sweep(
         with Receiver(200) as receiver:
             point_at(app, tenant_a, receiver.url)
             finished = [Finished(i, tenant_a.lead_id, None, cdr, "retry", None) for i in ids]
-            assert store.finish(tenant_a.id, finished) == 2  # the engine goes on
+            assert store.finish(tenant_a.id, epoch, finished) == 2  # the engine goes on
             assert [row.state for row in deliveries(app, tenant_a.id)] == ["waiting"] * 2
             with app.app_context():  # what the cron job does every minute
                 assert delivery.sweep() == 0  # not overdue yet: their job may still come
