@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 import redis
 
 from engine.bus import TenantKeys
-from engine.presence import BUSY, FREE, TRANSFERRING, Presence, decode_all
+from engine.presence import BUSY, FREE, TRANSFERRING, Presence, decode_all, fenced
 from tests.conftest import REDIS_PREFIX, REDIS_URL
 
 
@@ -83,3 +84,40 @@ def test_going_on_line_wakes_the_engine_and_again_keeps_the_state():
     p.go_on_line(1, now=102.0)  # the console reconnects: the operator stays transferring
     assert states(p) == {1: TRANSFERRING}
     listener.close()
+
+
+def test_an_engine_older_than_the_newest_can_no_longer_take_or_free_operators():
+    """The engine's scripts are fenced by its token: once a newer engine of the tenant has
+    written, the older one's take, transferred, release and sweep write nothing."""
+    client = redis.Redis.from_url(REDIS_URL)
+    keys = TenantKeys(REDIS_PREFIX, 7)
+    console = Presence(client, keys)  # the portal's: not fenced
+    old, new = Presence(client, keys, epoch=4), Presence(client, keys, epoch=5)
+    console.go_on_line(1, now=100.0)
+    console.go_on_line(2, now=100.0)
+    assert old.take(lead_id=8, now=101.0) == b"1"  # nobody newer yet
+    new.fence()
+    for refused in (lambda: old.take(lead_id=9, now=102.0),
+                    lambda: old.transferred(1, True, failure_limit=3, now=102.0),
+                    lambda: old.release(1, now=102.0),
+                    lambda: old.sweep(wrap_up_timeout=1.0, now=500.0)):  # fmt: skip
+        with pytest.raises(redis.ResponseError) as error:
+            refused()
+        assert fenced(error.value)
+    assert states(console) == {1: TRANSFERRING, 2: FREE}  # nothing changed
+    assert new.release(1, now=103.0) == 1  # the newest engine frees what the old one took
+    console.go_off_line(2, now=104.0)  # the console's side is never fenced
+    assert states(console) == {1: FREE}
+
+
+def test_after_redis_restarted_the_first_engine_to_write_sets_the_token_and_the_newest_wins():
+    client = redis.Redis.from_url(REDIS_URL)
+    keys = TenantKeys(REDIS_PREFIX, 7)
+    Presence(client, keys).go_on_line(1, now=100.0)
+    old, new = Presence(client, keys, epoch=4), Presence(client, keys, epoch=5)
+    assert old.take(lead_id=8, now=101.0) == b"1"  # no token in Redis: taken, and set to 4
+    assert client.get(keys.epoch) == b"4"
+    assert new.release(1, now=102.0) == 1  # 5 is newer: it writes, and the token is 5
+    assert client.get(keys.epoch) == b"5"
+    with pytest.raises(redis.ResponseError):
+        old.take(lead_id=9, now=103.0)

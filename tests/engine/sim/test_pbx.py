@@ -108,3 +108,59 @@ def test_the_engine_dials_through_the_demo_pbx(app, database_url):
         loop.call_soon_threadsafe(pbx.close)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(5)
+
+
+# --- a stopping engine ends its calls (UserAgent.end_calls) ----------------------------------
+
+
+def end_while(stage: str, number: str, behaviour: Behaviour, picker_wait: float = 0.0):
+    """Place one call to `number`, end it (as a stopping engine does) once the PBX's journal
+    shows `stage`, and return the attempt, the PBX's journal and how long the end took."""
+    from engine.sip.ua import UserAgent
+
+    async def main():
+        pbx = DemoPBX("demo", "secret", behaviour, seed=1)
+        host, port = await pbx.start("127.0.0.1", 0)
+        try:
+            async with UserAgent(Account(host, port, "demo", "secret"), local_host="127.0.0.1",
+                                 timers=SHORT) as agent:  # fmt: skip
+
+                async def picker():
+                    await asyncio.sleep(picker_wait)
+                    return f"sip:101@{host}:{port}"
+
+                call = asyncio.ensure_future(agent.place_call(f"sip:{number}@{host}:{port}",
+                                                              picker, ring_timeout=30))  # fmt: skip
+                while not any(entry.kind == stage for entry in pbx.journal):
+                    await asyncio.sleep(0.01)
+                ended_at = asyncio.get_running_loop().time()
+                assert agent.end_calls(grace=1.0) == 1
+                attempt = await call
+                took = asyncio.get_running_loop().time() - ended_at
+                await asyncio.sleep(0.1)  # the PBX hears our last words
+                return attempt, [entry.kind for entry in pbx.journal], took
+        finally:
+            pbx.close()
+
+    return asyncio.run(main())
+
+
+def test_a_ringing_call_is_cancelled():
+    attempt, journal, took = end_while("invite", "+15550000013", FAST)  # 3: no answer
+    assert (attempt.outcome, attempt.detail) == (Outcome.TECHNICAL_ERROR, Detail.ENGINE_STOPPED)
+    assert journal == ["invite", "cancel"] and took < 1.0
+
+
+def test_a_customer_who_answers_while_the_operator_is_picked_gets_a_bye_not_a_refer():
+    attempt, journal, _ = end_while("answered", "+15550000010", FAST, picker_wait=0.3)
+    assert (attempt.outcome, attempt.detail) == (Outcome.TECHNICAL_ERROR, Detail.ENGINE_STOPPED)
+    assert attempt.refer_to is None
+    assert journal == ["invite", "answered", "bye"]
+
+
+def test_a_customer_already_handed_over_stays_transferred():
+    slow = Behaviour(ring_min=0.05, ring_max=0.1, transfer_delay=5.0, by_last_digit=True)
+    attempt, journal, took = end_while("refer", "+15550000010", slow)
+    assert (attempt.outcome, attempt.transfer_result) == (Outcome.ANSWERED,
+                                                          TransferResult.UNCONFIRMED)  # fmt: skip
+    assert journal == ["invite", "answered", "refer", "bye"] and took < 1.5
