@@ -322,7 +322,7 @@ class TenantEngine:
         """Start no new call and end the calls in flight (CANCEL what rings, BYE what is
         answered and not handed over): run() returns within about END_GRACE."""
         if not self.stopping and why:
-            self.log.warning("tenant %s: engine %s stops: %s", self.tenant_id, self.epoch, why)
+            self.log.info("tenant %s: engine %s stops: %s", self.tenant_id, self.epoch, why)
         self.stopping = True
         for ua in self._ua_generation:
             ua.end_calls(END_GRACE)
@@ -334,8 +334,10 @@ class TenantEngine:
         if isinstance(error, Refused) and error.reason == "dialing_off":
             self.stop("dialing is off")
             return
+        self.log.warning("tenant %s: engine %s refused, a newer engine runs the tenant: %s",
+                         self.tenant_id, self.epoch, error)  # fmt: skip
         self.fenced = True
-        self.stop(f"fenced: {error}")
+        self.stop("fenced")
 
     @property
     def in_flight(self) -> int:

@@ -14,7 +14,7 @@ from webapp import bus
 
 #: engine.dialer.REASONS, in the admin's words.
 REASON_TEXT = {
-    "stopping": _l("The engine is stopping; calls in progress are finishing."),
+    "stopping": _l("The engine is stopping and ending the calls in progress."),
     "pbx_unreachable": _l("The PBX cannot be reached."),
     "registering": _l("Registering with the PBX."),
     "registration_failed": _l("The PBX refused the registration."),
