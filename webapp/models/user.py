@@ -53,6 +53,9 @@ class User(UserMixin, db.Model):
     email_verified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    #: Part of every session id: raising it (sign-out, a new password) ends every session
+    #: of the user, even one whose cookie was copied.
+    session_generation: Mapped[int] = mapped_column(default=0, server_default="0")
 
     tenant: Mapped[Tenant | None] = relationship()
 
