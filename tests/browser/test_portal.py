@@ -14,6 +14,7 @@ import re
 import threading
 import urllib.request
 from contextlib import contextmanager
+from dataclasses import replace
 
 import pytest
 from playwright.sync_api import expect, sync_playwright
@@ -41,9 +42,12 @@ def serve(tmp_path, **overrides):
     upgrade_database(config)
     app = create_app(config)
     server = make_server("127.0.0.1", 0, app, threaded=True)
+    base = f"http://127.0.0.1:{server.server_port}"
+    # Links in mail and the single sign-on callback lead to where the portal is served.
+    app.extensions["autocall.config"] = replace(app.extensions["autocall.config"], public_url=base)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_port}", app
+    yield base, app
     server.shutdown()
     thread.join(5)
 

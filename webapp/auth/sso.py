@@ -32,7 +32,7 @@ from webapp.extensions import db
 from webapp.models import User
 from webapp.models.base import utcnow
 from webapp.ratelimit import login_throttle
-from webapp.urls import safe_next
+from webapp.urls import public_url_for, safe_next
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ def login():
     if target:
         session[_NEXT_KEY] = target
     try:
-        return _provider().authorize_redirect(url_for("sso.callback", _external=True))
+        return _provider().authorize_redirect(public_url_for("sso.callback"))
     except (requests.RequestException, ValueError, AuthlibBaseError, RuntimeError) as error:
         log.warning("single sign-on: the provider's discovery failed: %r", error)
         return _back_to_sign_in(_unreachable())

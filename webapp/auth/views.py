@@ -27,7 +27,7 @@ from webapp.models.user import password_matches
 from webapp.ratelimit import login_throttle
 from webapp.services.accounts import EmailTaken, create_tenant_with_admin
 from webapp.tenancy import remember_scope
-from webapp.urls import safe_next
+from webapp.urls import public_url_for, safe_next
 
 #: In the session of a user the single sign-on provider signed in.
 SSO_SESSION_KEY = "sso"
@@ -89,7 +89,7 @@ def _verification_on() -> bool:
 
 
 def _send_verification(user: User) -> None:
-    link = url_for("auth.verify_email", token=make_verify_token(user), _external=True)
+    link = public_url_for("auth.verify_email", token=make_verify_token(user))
     send_mail(
         user.email,
         _("Confirm your email address"),
@@ -171,7 +171,7 @@ def reset_request():
         email = User.normalize_email(form.email.data)
         user = db.session.scalar(select(User).where(User.email == email))
         if user is not None and user.active:
-            link = url_for("auth.reset_password", token=make_reset_token(user), _external=True)
+            link = public_url_for("auth.reset_password", token=make_reset_token(user))
             send_mail(
                 user.email,
                 _("Reset your password"),
