@@ -66,7 +66,9 @@ class Config:
     mail_sender: str = "AutoCall Cloud <no-reply@autocall.local>"
     #: Whether new accounts must confirm their email address before they can sign in.
     email_verification: bool = False
-    #: Failed sign-ins allowed per email address, and per client address, in the window.
+    #: Sign-in attempts per email address from one client address, and per client address,
+    #: before back-off; the window is the longest pause, and how long attempts are
+    #: remembered after it (webapp/ratelimit.py).
     login_attempts: int = 5
     login_attempts_per_ip: int = 30
     login_window_seconds: int = 900

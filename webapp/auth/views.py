@@ -124,32 +124,34 @@ def login():
     if current_user.is_authenticated:
         return redirect(url_for("pages.index"))
     form = LoginForm()
-    status = 200
+    status, headers = 200, {}
     if form.validate_on_submit():
         email = User.normalize_email(form.email.data)
         ip = request.remote_addr or "unknown"
         throttle = login_throttle()
-        if throttle.blocked(email, ip):
+        # Counted before the password is checked: parallel guesses cannot pass together.
+        wait = throttle.attempt(email, ip)
+        if wait:
             flash(_("Too many failed sign-ins. Wait a few minutes and try again."), "error")
-            status = 429
+            status, headers = 429, {"Retry-After": str(wait)}
         else:
             user = db.session.scalar(select(User).where(User.email == email))
             if not password_matches(user, form.password.data):
-                throttle.failed(email, ip)
                 flash(_("Wrong email or password."), "error")
                 status = 401
-            elif not user.active:
-                flash(_("This account is deactivated. Ask your company's admin."), "error")
-                status = 403
-            elif _verification_on() and user.email_verified_at is None:
-                _send_verification(user)
-                flash(_("Confirm your email address first: we sent you a new link."), "error")
-                status = 403
             else:
-                throttle.succeeded(email)
-                sign_in(user, remember=form.remember.data)
-                return redirect(safe_next(request.args.get("next")) or url_for("pages.index"))
-    return render_template("auth/login.html", form=form), status
+                throttle.succeeded(email, ip)
+                if not user.active:
+                    flash(_("This account is deactivated. Ask your company's admin."), "error")
+                    status = 403
+                elif _verification_on() and user.email_verified_at is None:
+                    _send_verification(user)
+                    flash(_("Confirm your email address first: we sent you a new link."), "error")
+                    status = 403
+                else:
+                    sign_in(user, remember=form.remember.data)
+                    return redirect(safe_next(request.args.get("next")) or url_for("pages.index"))
+    return render_template("auth/login.html", form=form), status, headers
 
 
 @bp.post("/logout")

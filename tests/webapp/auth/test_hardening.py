@@ -4,19 +4,32 @@ attempt before checking its password, against the portal served over loopback HT
 threaded server with real parallel requests; sign-out ends copied sessions."""
 
 import re
+import threading
+from collections import Counter
+from contextlib import contextmanager
 from dataclasses import replace
 
 import pytest
+import requests
+from werkzeug.serving import make_server
 
 from tests.conftest import PASSWORD
 
 PUBLIC_URL = "https://portal.example.com"
+ATTACKER = "198.51.100.66"
+LIMIT = 5
 
 
 @pytest.fixture
 def config_overrides():
-    # One proxy trusted: X-Forwarded-Host would name the host of links built from the request.
-    return {"public_url": PUBLIC_URL, "trusted_proxies": 1}
+    # One proxy trusted: X-Forwarded-For names the client, and X-Forwarded-Host would name
+    # the host of links built from the request.
+    return {
+        "public_url": PUBLIC_URL,
+        "trusted_proxies": 1,
+        "login_attempts": LIMIT,
+        "login_attempts_per_ip": 100,
+    }
 
 
 FORGED = {"Host": "evil.example", "X-Forwarded-Host": "evil.example"}
@@ -56,3 +69,55 @@ def test_the_public_url_may_have_a_port_or_a_path(app, client, outbox, tenant_a,
     _reconfigure(app, public_url=public_url)
     client.post("/reset", data={"email": tenant_a.admin_email}, headers=FORGED)
     assert start in outbox[-1].body
+
+
+# --- the sign-in throttle ---------------------------------------------------------------
+
+
+@contextmanager
+def _served(app):
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(5)
+
+
+def _sign_in(portal, email, password, client_address):
+    return requests.post(
+        f"{portal}/login",
+        data={"email": email, "password": password},
+        headers={"X-Forwarded-For": client_address},
+        allow_redirects=False,
+        timeout=60,
+    )
+
+
+def test_parallel_wrong_passwords_get_at_most_the_limit_checked(app, tenant_a):
+    """40 wrong passwords at once: only LIMIT are checked (401); the rest are refused
+    before any check (429). A 401 is the only answer that checked a password."""
+    start = threading.Barrier(40)
+    answers = []
+
+    def guess(number):
+        start.wait()
+        response = _sign_in(portal, tenant_a.admin_email, f"guess {number}", ATTACKER)
+        answers.append(response.status_code)
+
+    with _served(app) as portal:
+        threads = [threading.Thread(target=guess, args=(n,)) for n in range(40)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert Counter(answers) == {401: LIMIT, 429: 40 - LIMIT}
+
+        # The attacker's address waits, even with the right password...
+        refused = _sign_in(portal, tenant_a.admin_email, PASSWORD, ATTACKER)
+        assert refused.status_code == 429 and int(refused.headers["Retry-After"]) > 0
+        # ...but the person whose address it is signs in from their own.
+        mine = _sign_in(portal, tenant_a.admin_email, PASSWORD, "192.0.2.10")
+        assert mine.status_code == 302
