@@ -44,13 +44,20 @@ _ALLOWED_BEFORE_PASSWORD_CHANGE = {
 
 @login_manager.user_loader
 def load_user(session_id: str) -> User | None:
-    """Session ids are `<user id>.<password fingerprint>`: changing the password ends
-    every other session of that user, and a deactivated user is signed out at once."""
-    user_id, _sep, fingerprint = session_id.partition(".")
-    if not user_id.isdigit():
+    """Session ids are `<user id>.<password fingerprint>.<session generation>`, checked on
+    every request: changing the password ends every other session of that user, signing out
+    ends all of them (even a copied cookie), and a deactivated user is signed out at once."""
+    parts = session_id.split(".")
+    if len(parts) != 3 or not parts[0].isdigit():
         return None
+    user_id, fingerprint, generation = parts
     user = db.session.get(User, int(user_id))
-    if user is None or not user.active or fingerprint != user.password_fingerprint:
+    if (
+        user is None
+        or not user.active
+        or fingerprint != user.password_fingerprint
+        or generation != str(user.session_generation)
+    ):
         return None
     remember_scope(user)
     return user
@@ -157,6 +164,10 @@ def login():
 @bp.post("/logout")
 @login_required
 def logout():
+    # The session cookie is signed, not stored: a copy of it would still open the portal.
+    # Raising the generation makes every copy (and every "remember me" cookie) worthless.
+    current_user.end_sessions()
+    db.session.commit()
     logout_user()
     lang = session.get("lang")
     session.clear()
@@ -199,6 +210,7 @@ def reset_password(token: str):
     if form.validate_on_submit():
         user.set_password(form.password.data)
         user.must_change_password = False
+        user.end_sessions()
         db.session.commit()
         flash(_("Your password is changed. Sign in with it."), "success")
         return redirect(url_for("auth.login"))
@@ -231,8 +243,9 @@ def change_password():
             user = current_user._get_current_object()
             user.set_password(form.password.data)
             user.must_change_password = False
+            user.end_sessions()
             db.session.commit()
-            sign_in(user)  # the session id carries the new password's fingerprint
+            sign_in(user)  # a new session id: the new fingerprint and generation
             flash(_("Your password is changed."), "success")
             return redirect(url_for("pages.index"))
     return render_template("auth/change_password.html", form=form)

@@ -79,7 +79,12 @@ class User(UserMixin, db.Model):
         return hashlib.sha256(self.password_hash.encode()).hexdigest()[:16]
 
     def get_id(self) -> str:  # Flask-Login's session id
-        return f"{self.id}.{self.password_fingerprint}"
+        return f"{self.id}.{self.password_fingerprint}.{self.session_generation}"
+
+    def end_sessions(self) -> None:
+        """Make every session id given so far unusable (committed by the caller); one
+        UPDATE, so sign-outs at the same moment never lose a step."""
+        self.session_generation = User.session_generation + 1
 
     @property
     def is_active(self) -> bool:  # Flask-Login refuses inactive users

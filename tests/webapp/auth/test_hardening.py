@@ -14,6 +14,8 @@ import requests
 from werkzeug.serving import make_server
 
 from tests.conftest import PASSWORD
+from webapp.extensions import db
+from webapp.models import User
 
 PUBLIC_URL = "https://portal.example.com"
 ATTACKER = "198.51.100.66"
@@ -121,3 +123,57 @@ def test_parallel_wrong_passwords_get_at_most_the_limit_checked(app, tenant_a):
         # ...but the person whose address it is signs in from their own.
         mine = _sign_in(portal, tenant_a.admin_email, PASSWORD, "192.0.2.10")
         assert mine.status_code == 302
+
+
+# --- sessions end on sign-out -----------------------------------------------------------
+
+
+def _copy_cookies(app, client, *names):
+    """Another browser holding copies of `client`'s cookies (as a thief would)."""
+    thief = app.test_client()
+    for name in names:
+        cookie = client.get_cookie(name)
+        assert cookie is not None, name
+        thief.set_cookie(name, cookie.value)
+    return thief
+
+
+def test_a_copied_session_cookie_stops_working_at_sign_out(app, client, auth, tenant_a):
+    auth.login(tenant_a.admin_email)
+    thief = _copy_cookies(app, client, "session")
+    assert thief.get("/settings/sip").status_code == 200
+    auth.logout()
+    assert thief.get("/settings/sip").headers["Location"].startswith("/login")
+
+
+def test_a_copied_remember_me_cookie_stops_working_at_sign_out(app, client, tenant_a):
+    client.post(
+        "/login", data={"email": tenant_a.admin_email, "password": PASSWORD, "remember": "y"}
+    )
+    thief = _copy_cookies(app, client, "remember_token")  # no session: only the long cookie
+    assert thief.get("/settings/sip").status_code == 200
+    client.post("/logout")
+    assert thief.get("/settings/sip").status_code == 302
+
+
+def test_signing_out_ends_the_users_other_sessions_too(app, client, auth, tenant_a):
+    other = app.test_client()
+    other.post("/login", data={"email": tenant_a.admin_email, "password": PASSWORD})
+    auth.login(tenant_a.admin_email)
+    auth.logout()
+    assert other.get("/settings/sip").status_code == 302
+    auth.login(tenant_a.admin_email)  # a new sign-in works as before
+    assert client.get("/settings/sip").status_code == 200
+
+
+def test_a_password_reset_ends_every_session(app, client, auth, outbox, tenant_a):
+    auth.login(tenant_a.admin_email)
+    thief = _copy_cookies(app, client, "session")
+    client.post("/reset", data={"email": tenant_a.admin_email})
+    link = re.search(r"https://portal\.example\.com(/reset/\S+)", outbox[-1].body).group(1)
+    new = "a brand new password"
+    client.post(link, data={"password": new, "confirm": new})
+    assert thief.get("/settings/sip").status_code == 302
+    with app.app_context():
+        user = db.session.scalar(db.select(User).where(User.email == tenant_a.admin_email))
+        assert user.session_generation == 1
