@@ -196,7 +196,10 @@ def test_create_a_lead_through_the_api_and_see_it_in_the_list(portal, page):
     bearer = shown.inner_text()
     row = page.locator("tr", has_text="Our CRM")
     expect(row).to_contain_text(bearer.split("_")[1])  # the list shows only its start
-    expect(row).to_contain_text("never")
+    cells = row.locator("td")
+    expect(cells.nth(2)).to_have_text("read leads")  # both scopes were ticked
+    expect(cells.nth(3)).to_have_text("never")  # expires
+    expect(cells.nth(5)).to_have_text("never")  # last used
 
     status, lead = post_json(
         f"{portal}/api/v1/leads",
@@ -224,7 +227,7 @@ def test_create_a_lead_through_the_api_and_see_it_in_the_list(portal, page):
     expect(page.get_by_text("No attempts yet.")).to_be_visible()
 
     page.goto(f"{portal}/settings/api")  # the token's last use is noted
-    expect(page.locator("tr", has_text="Our CRM")).not_to_contain_text("never")
+    expect(page.locator("tr", has_text="Our CRM").locator("td").nth(5)).not_to_have_text("never")
 
 
 def test_sign_in_with_single_sign_on(tmp_path, page):
