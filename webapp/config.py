@@ -45,6 +45,11 @@ class Config:
     #: deployments (or test runs) can share one Redis without seeing each other's keys.
     redis_prefix: str = "ac:"
     web_port: int = 5000
+    #: The portal's address as its users reach it (https://autocall.example.com, or with a
+    #: path); links in mail (password resets, address confirmations) are built from it,
+    #: never from a request's Host. Required in production; elsewhere
+    #: http://127.0.0.1:<web_port>.
+    public_url: str = ""
     #: `text` or `json` (one object a line, with tenant and call ids); empty: json in
     #: production, text elsewhere.
     log_format: str = ""
@@ -61,7 +66,9 @@ class Config:
     mail_sender: str = "AutoCall Cloud <no-reply@autocall.local>"
     #: Whether new accounts must confirm their email address before they can sign in.
     email_verification: bool = False
-    #: Failed sign-ins allowed per email address, and per client address, in the window.
+    #: Sign-in attempts per email address from one client address, and per client address,
+    #: before back-off; the window is the longest pause, and how long attempts are
+    #: remembered after it (webapp/ratelimit.py).
     login_attempts: int = 5
     login_attempts_per_ip: int = 30
     login_window_seconds: int = 900
@@ -150,6 +157,7 @@ class Config:
                 "make one with: python -c 'from cryptography.fernet import Fernet; "
                 "print(Fernet.generate_key().decode())'"
             )
+        self._check_public_url()
         if self.mail_backend not in ("smtp", "console", "memory"):
             raise ConfigError(
                 f"AUTOCALL_MAIL_BACKEND must be smtp, console or memory, not {self.mail_backend!r}"
@@ -180,6 +188,35 @@ class Config:
         ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"AUTOCALL_{name.upper()} must be at least 1")
+
+    def _check_public_url(self) -> None:
+        if not self.public_url.strip():
+            if self.env == "production":
+                raise ConfigError(
+                    "AUTOCALL_PUBLIC_URL must be set in production: the portal's address as "
+                    "its users reach it, e.g. https://autocall.example.com (links in password "
+                    "resets and address confirmations are built from it)"
+                )
+            return
+        url = urlsplit(self.public_url.strip())
+        schemes = ("https",) if self.env == "production" else ("http", "https")
+        try:
+            url.port  # noqa: B018 (raises on a port that is not a number)
+            usable = bool(
+                url.scheme in schemes
+                and url.hostname
+                and not url.username
+                and not url.query
+                and not url.fragment
+            )
+        except ValueError:
+            usable = False
+        if not usable:
+            raise ConfigError(
+                "AUTOCALL_PUBLIC_URL must be the portal's address like "
+                "https://autocall.example.com (https:// in production; no query or fragment), "
+                f"not {self.public_url!r}"
+            )
 
     def _check_oidc(self) -> None:
         given = {
@@ -212,6 +249,11 @@ class Config:
     @property
     def oidc_enabled(self) -> bool:
         return bool(self.oidc_issuer.strip())
+
+    @property
+    def public_base_url(self) -> str:
+        """Where the portal's links point: AUTOCALL_PUBLIC_URL, else this machine."""
+        return self.public_url.strip().rstrip("/") or f"http://127.0.0.1:{self.web_port}"
 
     @property
     def oidc_discovery_url(self) -> str:

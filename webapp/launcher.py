@@ -106,6 +106,8 @@ def run_service(config: Config, host: str, port: int | None, demo: bool = False)
 
     env = dict(os.environ, AUTOCALL_REDIS_URL=config.redis_url)
     port = port or config.web_port
+    if not config.public_url:  # links in mail lead to the portal started here
+        env["AUTOCALL_PUBLIC_URL"] = f"http://127.0.0.1:{port}"
     web = [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py",
            "--bind", f"{host}:{port}", "webapp:create_app()"]  # fmt: skip
     for command in [web, *worker_commands(config)]:

@@ -14,6 +14,7 @@ import re
 import threading
 import urllib.request
 from contextlib import contextmanager
+from dataclasses import replace
 
 import pytest
 from playwright.sync_api import expect, sync_playwright
@@ -41,9 +42,12 @@ def serve(tmp_path, **overrides):
     upgrade_database(config)
     app = create_app(config)
     server = make_server("127.0.0.1", 0, app, threaded=True)
+    base = f"http://127.0.0.1:{server.server_port}"
+    # Links in mail and the single sign-on callback lead to where the portal is served.
+    app.extensions["autocall.config"] = replace(app.extensions["autocall.config"], public_url=base)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_port}", app
+    yield base, app
     server.shutdown()
     thread.join(5)
 
@@ -192,7 +196,10 @@ def test_create_a_lead_through_the_api_and_see_it_in_the_list(portal, page):
     bearer = shown.inner_text()
     row = page.locator("tr", has_text="Our CRM")
     expect(row).to_contain_text(bearer.split("_")[1])  # the list shows only its start
-    expect(row).to_contain_text("never")
+    cells = row.locator("td")
+    expect(cells.nth(2)).to_have_text("read leads")  # both scopes were ticked
+    expect(cells.nth(3)).to_have_text("never")  # expires
+    expect(cells.nth(5)).to_have_text("never")  # last used
 
     status, lead = post_json(
         f"{portal}/api/v1/leads",
@@ -220,7 +227,7 @@ def test_create_a_lead_through_the_api_and_see_it_in_the_list(portal, page):
     expect(page.get_by_text("No attempts yet.")).to_be_visible()
 
     page.goto(f"{portal}/settings/api")  # the token's last use is noted
-    expect(page.locator("tr", has_text="Our CRM")).not_to_contain_text("never")
+    expect(page.locator("tr", has_text="Our CRM").locator("td").nth(5)).not_to_have_text("never")
 
 
 def test_sign_in_with_single_sign_on(tmp_path, page):

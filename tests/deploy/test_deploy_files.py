@@ -45,6 +45,7 @@ def _compose_config(tmp_path) -> dict:
     filled = {
         "AUTOCALL_SECRET_KEY": secrets.token_urlsafe(48),
         "AUTOCALL_ENCRYPTION_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode(),
+        "AUTOCALL_PUBLIC_URL": "https://autocall.example.com",
     }
     for name, value in filled.items():  # as the example's comments tell a deployer to
         assert f"\n{name}=\n" in example
@@ -76,6 +77,7 @@ def test_the_compose_file_runs_every_process_of_the_service(tmp_path):
         environment = services[name]["environment"]
         assert environment["AUTOCALL_DATABASE_URL"].startswith("postgresql+psycopg://")
         assert environment["AUTOCALL_SECRET_KEY"] and environment["AUTOCALL_ENCRYPTION_KEY"]
+        assert environment["AUTOCALL_PUBLIC_URL"] == "https://autocall.example.com"
     dockerfile = ROOT / "deploy" / "docker" / "Dockerfile"
     assert dockerfile.exists() and "build_ext --inplace" in dockerfile.read_text()
 

@@ -53,3 +53,37 @@ def test_migration_files_have_descriptive_names():
     for script in (MIGRATIONS_DIR / "versions").glob("*.py"):
         slug = Path(script).stem.split("_", 1)[1]
         assert len(slug.split("_")) >= 3, script.name
+
+
+def test_credentials_and_users_from_before_scopes_keep_working(empty_database_url):
+    """Rows that exist when the scopes and the session generation arrive get both scopes
+    (so existing tokens and clients work as before) and generation 0."""
+    from alembic.script import ScriptDirectory
+
+    from webapp.models import ApiClient, ApiToken, User
+    from webapp.services.accounts import create_tenant_with_admin
+    from webapp.services.api_access import create_client, create_token
+
+    script = next(
+        script
+        for script in ScriptDirectory(str(MIGRATIONS_DIR)).walk_revisions()
+        if script.path.endswith("_session_generation_and_api_scopes.py")
+    )
+    app = create_app(app_config(empty_database_url))
+    with app.app_context():
+        upgrade()
+        admin = create_tenant_with_admin("Old Co", "admin@old.example", "correct horse battery")
+        admin.session_generation = 7
+        token = create_token(admin.tenant_id, "CRM", ["read"])[0]
+        client = create_client(admin.tenant_id, "Site", ["leads"])[0]
+        ids = admin.id, token.id, client.id
+        db.session.commit()
+        db.session.remove()
+        db.engine.dispose()
+        downgrade(revision=script.down_revision)  # the columns go, the rows stay
+        upgrade(revision=script.revision)
+        assert db.session.get(ApiToken, ids[1]).scopes == "read leads"
+        assert db.session.get(ApiClient, ids[2]).scopes == "read leads"
+        assert db.session.get(User, ids[0]).session_generation == 0
+        db.session.remove()
+        db.engine.dispose()

@@ -86,6 +86,54 @@ def test_partial_or_bad_single_sign_on_settings_fail_and_name_what_is_wrong(envi
         Config.from_env(environ=environ)
 
 
+PRODUCTION = {
+    "AUTOCALL_ENV": "production",
+    "AUTOCALL_SECRET_KEY": "s" * 32,
+    "AUTOCALL_ENCRYPTION_KEY": "a" * 43 + "=",
+    "AUTOCALL_PUBLIC_URL": "https://autocall.example.com",
+}
+
+
+def test_production_needs_the_public_url_for_links_in_mail():
+    without = {name: value for name, value in PRODUCTION.items() if name != "AUTOCALL_PUBLIC_URL"}
+    with pytest.raises(ConfigError, match="AUTOCALL_PUBLIC_URL must be set in production"):
+        Config.from_env(environ=without)
+    with pytest.raises(ConfigError, match="AUTOCALL_PUBLIC_URL must be set in production"):
+        Config.from_env(environ={**without, "AUTOCALL_PUBLIC_URL": " "})
+    with pytest.raises(ConfigError, match=r"https:// in production"):
+        Config.from_env(
+            environ={**PRODUCTION, "AUTOCALL_PUBLIC_URL": "http://autocall.example.com"}
+        )
+    config = Config.from_env(environ={**PRODUCTION, "AUTOCALL_PUBLIC_URL": "https://a.example/x/"})
+    assert config.public_base_url == "https://a.example/x"
+
+
+def test_elsewhere_links_point_at_this_machine_unless_told():
+    assert Config.from_env(environ={}).public_base_url == "http://127.0.0.1:5000"
+    assert Config.from_env(environ={"AUTOCALL_WEB_PORT": "8000"}).public_base_url == (
+        "http://127.0.0.1:8000"
+    )
+    config = Config.from_env(environ={"AUTOCALL_PUBLIC_URL": "http://dev.example:8080"})
+    assert config.public_base_url == "http://dev.example:8080"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "autocall.example.com",
+        "ftp://autocall.example.com",
+        "https://",
+        "https://autocall.example.com/?next=x",
+        "https://autocall.example.com/#top",
+        "https://user:password@autocall.example.com",
+        "https://autocall.example.com:port",
+    ],
+)
+def test_a_public_url_that_is_not_one_is_refused(url):
+    with pytest.raises(ConfigError, match="AUTOCALL_PUBLIC_URL must be the portal's address"):
+        Config.from_env(environ={"AUTOCALL_PUBLIC_URL": url})
+
+
 def test_production_needs_its_own_secret_and_encryption_keys():
     with pytest.raises(ConfigError, match="AUTOCALL_SECRET_KEY"):
         Config.from_env(environ={"AUTOCALL_ENV": "production"})
@@ -102,7 +150,7 @@ def test_cookies_are_http_only_same_site_and_secure_in_production():
     dev = Config.from_env(environ={}).flask_settings()
     prod = Config.from_env(
         environ={
-            "AUTOCALL_ENV": "production",
+            **PRODUCTION,
             "AUTOCALL_SECRET_KEY": "a-real-secret-" + "x" * 32,
             "AUTOCALL_ENCRYPTION_KEY": Fernet.generate_key().decode(),
         }
@@ -121,9 +169,7 @@ def test_webhook_retries_and_private_addresses():
     config = Config.from_env(environ={"AUTOCALL_WEBHOOK_RETRY_SECONDS": " 5, 10 "})
     assert config.webhook_retries == (5, 10)
     assert Config.from_env(environ={"AUTOCALL_WEBHOOK_RETRY_SECONDS": ""}).webhook_retries == ()
-    production = {"AUTOCALL_ENV": "production", "AUTOCALL_SECRET_KEY": "s" * 32,
-                  "AUTOCALL_ENCRYPTION_KEY": "a" * 43 + "="}  # fmt: skip
     assert Config.from_env(environ={}).webhook_private_allowed is True
-    assert Config.from_env(environ=production).webhook_private_allowed is False
-    allowed = {**production, "AUTOCALL_WEBHOOK_ALLOW_PRIVATE": "1"}
+    assert Config.from_env(environ=PRODUCTION).webhook_private_allowed is False
+    allowed = {**PRODUCTION, "AUTOCALL_WEBHOOK_ALLOW_PRIVATE": "1"}
     assert Config.from_env(environ=allowed).webhook_private_allowed is True

@@ -19,6 +19,7 @@ def test_production_asks_for_https_and_trusts_only_configured_proxies(database_u
         env="production",
         secret_key="a-real-secret-" + "x" * 32,
         encryption_key=Fernet.generate_key().decode(),
+        public_url="https://autocall.example.com",
         trusted_proxies=1,
     )
     app = create_app(settings)

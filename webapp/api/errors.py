@@ -30,7 +30,7 @@ class ApiError(Exception):
 
     def __init__(
         self, status: int, message: str | None = None, *, field: str | None = None,
-        code: str | None = None,
+        code: str | None = None, authenticate: str | None = None,
     ):  # fmt: skip
         generic_code, generic_message = _GENERIC.get(status, ("error", "The request failed."))
         super().__init__(message or generic_message)
@@ -38,6 +38,8 @@ class ApiError(Exception):
         self.code = code or generic_code
         self.message = message or generic_message
         self.field = field
+        #: RFC 6750's attributes after the realm in WWW-Authenticate (error="...", scope=...).
+        self.authenticate = authenticate
 
     def body(self) -> dict:
         return {"error": {"code": self.code, "message": self.message, "field": self.field}}
@@ -56,8 +58,9 @@ def not_found(what: str, object_id: int) -> ApiError:
 def respond(error: ApiError):
     response = jsonify(error.body())
     response.status_code = error.status
-    if error.status == 401:
-        response.headers["WWW-Authenticate"] = REALM
+    if error.status == 401 or error.authenticate:
+        extra = f", {error.authenticate}" if error.authenticate else ""
+        response.headers["WWW-Authenticate"] = REALM + extra
     return response
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from flask import jsonify
 
 from webapp.api import bp
+from webapp.api.auth import SCOPE_NEEDED_FOR, scope_needed
 from webapp.api.common import DEFAULT_LIMIT, MAX_ID, MAX_LIMIT
 from webapp.api.leads import BULK_LIMIT
 from webapp.models import LeadStatus, Outcome, TransferResult
@@ -39,6 +40,10 @@ def _nullable(schema: dict) -> dict:
 ERRORS = {
     400: ("BadRequest", "The body is not JSON."),
     401: ("Unauthorized", "No token, or a token that is wrong, revoked or expired."),
+    403: (
+        "InsufficientScope",
+        "The token lacks the scope this operation needs (`code`: insufficient_scope).",
+    ),
     404: (
         "NotFound",
         "No such object in the tenant (another tenant's object is answered the same).",
@@ -98,8 +103,9 @@ SCHEMAS = {
         "properties": {
             "code": {
                 "type": "string",
-                "description": "Stable: bad_request, unauthorized, forbidden, not_found, "
-                "method_not_allowed, conflict, lead_finished, too_large, invalid, internal_error.",
+                "description": "Stable: bad_request, unauthorized, insufficient_scope, "
+                "forbidden, not_found, method_not_allowed, conflict, lead_finished, too_large, "
+                "invalid, internal_error.",
             },
             "message": {"type": "string", "description": "For people."},
             "field": {**STRING_OR_NULL, "description": "The field (or parameter) at fault."},
@@ -266,6 +272,7 @@ SCHEMAS = {
             "access_token": {"type": "string"},
             "token_type": {"const": "Bearer"},
             "expires_in": {"type": "integer"},
+            "scope": {"type": "string", "description": "The token's scopes, space-separated."},
         },
     },
     "OAuthError": {
@@ -319,7 +326,8 @@ PATHS = {
             "operationId": "issueToken",
             "summary": "An access token for an API client (OAuth 2 client credentials)",
             "description": "Authenticate with HTTP Basic (client_id, client_secret) or send them "
-            f"in the form. The token lives {OAUTH_TOKEN_SECONDS // 60} minutes.",
+            f"in the form. The token lives {OAUTH_TOKEN_SECONDS // 60} minutes. It has the "
+            "client's scopes, or those of them asked for in `scope` (space-separated).",
             "security": [],
             "requestBody": {
                 "required": True,
@@ -340,7 +348,11 @@ PATHS = {
             },
             "responses": {
                 "200": _json(_ref("OAuthToken"), "A bearer token."),
-                "400": _json(_ref("OAuthError"), "The request is not a valid token request."),
+                "400": _json(
+                    _ref("OAuthError"),
+                    "The request is not a valid token request (`invalid_scope`: a scope that "
+                    "does not exist or the client does not have).",
+                ),
                 "401": _json(_ref("OAuthError"), "The client id or secret is wrong."),
             },
         }
@@ -360,14 +372,17 @@ PATHS = {
                     _ref("Lead"), "Created.", headers={"Location": {"schema": {"type": "string"}}}
                 ),
                 "200": _json(_ref("Lead"), "A lead with this external_id exists; here it is."),
-                **_errors(400, 401, 413, 422),
+                **_errors(400, 401, 403, 413, 422),
             },
         },
         "get": {
             "operationId": "listLeads",
             "summary": "List leads, newest first",
             "parameters": LEAD_FILTERS,
-            "responses": {"200": _json(_ref("LeadPage"), "A page of leads."), **_errors(401, 422)},
+            "responses": {
+                "200": _json(_ref("LeadPage"), "A page of leads."),
+                **_errors(401, 403, 422),
+            },
         },
     },
     "/leads/bulk": {
@@ -382,7 +397,7 @@ PATHS = {
             },
             "responses": {
                 "200": _json(_ref("BulkResponse"), "One result per lead."),
-                **_errors(400, 401, 413, 422),
+                **_errors(400, 401, 403, 413, 422),
             },
         }
     },
@@ -391,7 +406,7 @@ PATHS = {
             "operationId": "getLead",
             "summary": "A lead",
             "parameters": [LEAD_ID],
-            "responses": {"200": _json(_ref("Lead"), "The lead."), **_errors(401, 404)},
+            "responses": {"200": _json(_ref("Lead"), "The lead."), **_errors(401, 403, 404)},
         }
     },
     "/leads/{lead_id}/cancel": {
@@ -402,7 +417,7 @@ PATHS = {
             "parameters": [LEAD_ID],
             "responses": {
                 "200": _json(_ref("Lead"), "The lead, cancelled."),
-                **_errors(401, 404, 409),
+                **_errors(401, 403, 404, 409),
             },
         }
     },
@@ -411,7 +426,10 @@ PATHS = {
             "operationId": "listAttempts",
             "summary": "The lead's attempts (calls), oldest first",
             "parameters": [LEAD_ID],
-            "responses": {"200": _json(_ref("AttemptList"), "The attempts."), **_errors(401, 404)},
+            "responses": {
+                "200": _json(_ref("AttemptList"), "The attempts."),
+                **_errors(401, 403, 404),
+            },
         }
     },
     "/do-not-call": {
@@ -421,7 +439,7 @@ PATHS = {
             "parameters": PAGE,
             "responses": {
                 "200": _json(_ref("DoNotCallPage"), "A page of entries."),
-                **_errors(401, 422),
+                **_errors(401, 403, 422),
             },
         },
         "post": {
@@ -434,7 +452,7 @@ PATHS = {
             "responses": {
                 "201": _json(_ref("DoNotCallEntry"), "Added."),
                 "200": _json(_ref("DoNotCallEntry"), "Already on the list."),
-                **_errors(400, 401, 413, 422),
+                **_errors(400, 401, 403, 413, 422),
             },
         },
     },
@@ -443,7 +461,7 @@ PATHS = {
             "operationId": "removeDoNotCall",
             "summary": "Take an entry off the do-not-call list",
             "parameters": [{**LEAD_ID, "name": "entry_id"}],
-            "responses": {"204": {"description": "Removed."}, **_errors(401, 404)},
+            "responses": {"204": {"description": "Removed."}, **_errors(401, 403, 404)},
         }
     },
     "/openapi.json": {
@@ -458,6 +476,19 @@ PATHS = {
     },
 }
 
+
+def _scoped(paths: dict) -> dict:
+    """Each operation that takes a bearer names the scope it needs (webapp/api/auth.py)."""
+    for item in paths.values():
+        for method, operation in item.items():
+            if "security" not in operation:  # (the public ones say [])
+                scope = scope_needed(method)
+                operation["security"] = [{"apiToken": [scope]}, {"oauth2": [scope]}]
+    return paths
+
+
+SCOPES = {scope: f"For {words}." for scope, words in SCOPE_NEEDED_FOR.items()}
+
 DOCUMENT = {
     "openapi": "3.1.0",
     "info": {
@@ -465,21 +496,25 @@ DOCUMENT = {
         "version": "1.0.0",
         "description": "Leads and the do-not-call list of one tenant. Authenticate with an API "
         "token (Settings → API access) or an OAuth 2 client's token: `Authorization: Bearer "
-        'act_...`. Errors are `{"error": {"code", "message", "field"}}`.',
+        "act_...`. A token has scopes: `read` for every GET, `leads` for every other method "
+        "(403 `insufficient_scope` without it); an admin's token may expire (401 saying so). "
+        'Errors are `{"error": {"code", "message", "field"}}`.',
     },
     "servers": [{"url": "/api/v1"}],
     "security": [{"apiToken": []}, {"oauth2": []}],
-    "paths": PATHS,
+    "paths": _scoped(PATHS),
     "components": {
         "securitySchemes": {
             "apiToken": {
                 "type": "http",
                 "scheme": "bearer",
-                "description": "An API token, act_...",
+                "description": "An API token, act_..., with the scopes read and/or leads.",
             },
             "oauth2": {
                 "type": "oauth2",
-                "flows": {"clientCredentials": {"tokenUrl": "/api/v1/oauth/token", "scopes": {}}},
+                "flows": {
+                    "clientCredentials": {"tokenUrl": "/api/v1/oauth/token", "scopes": SCOPES}
+                },
             },
         },
         "schemas": SCHEMAS,

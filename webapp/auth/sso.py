@@ -5,7 +5,9 @@ PKCE S256 challenge, the code exchange, and the ID token's signature (the provid
 issuer, audience, nonce and expiry. This module adds the sign-in policy of docs/portal.md:
 the provider must vouch for an email address (`email_verified`), and only an existing,
 active user with that address is signed in. Every failure ends on the sign-in page with a
-message, and counts against the sign-in limits like a wrong password.
+message, and counts against the sign-in limits like a wrong password (the callback is
+counted on the client address when it arrives, and on the email address from that client
+once the provider named one).
 
 The blueprint is registered only when single sign-on is configured: otherwise its pages
 answer 404 and the sign-in page shows no button.
@@ -32,7 +34,7 @@ from webapp.extensions import db
 from webapp.models import User
 from webapp.models.base import utcnow
 from webapp.ratelimit import login_throttle
-from webapp.urls import safe_next
+from webapp.urls import public_url_for, safe_next
 
 log = logging.getLogger(__name__)
 
@@ -103,14 +105,14 @@ def _back_to_sign_in(message: str):
 def login():
     if current_user.is_authenticated:
         return redirect(url_for("pages.index"))
-    if login_throttle().blocked(None, _client_address()):
+    if login_throttle().wait(None, _client_address()):
         return _back_to_sign_in(_too_many())
     session.pop(_NEXT_KEY, None)
     target = safe_next(request.args.get("next"))
     if target:
         session[_NEXT_KEY] = target
     try:
-        return _provider().authorize_redirect(url_for("sso.callback", _external=True))
+        return _provider().authorize_redirect(public_url_for("sso.callback"))
     except (requests.RequestException, ValueError, AuthlibBaseError, RuntimeError) as error:
         log.warning("single sign-on: the provider's discovery failed: %r", error)
         return _back_to_sign_in(_unreachable())
@@ -122,14 +124,15 @@ def callback():
         return redirect(url_for("pages.index"))
     throttle = login_throttle()
     ip = _client_address()
-    if throttle.blocked(None, ip):
+    if throttle.attempt(None, ip):  # counted on the client address before anything is read
         return _back_to_sign_in(_too_many())
     try:
         user = _signed_in_user(ip)
     except _Refused as refused:
-        throttle.failed(refused.email, ip)
+        if refused.email is not None:
+            throttle.failed(refused.email, ip)
         return _back_to_sign_in(refused.message)
-    throttle.succeeded(user.email)
+    throttle.succeeded(user.email, ip)
     target = session.get(_NEXT_KEY)
     if user.email_verified_at is None:
         user.email_verified_at = utcnow()  # the provider vouched for the address
@@ -179,7 +182,7 @@ def _signed_in_user(ip: str) -> User:
               name=name)
         )  # fmt: skip
     email = User.normalize_email(email)
-    if login_throttle().blocked(email, ip):
+    if login_throttle().wait(email, ip):
         raise _Refused(_too_many())
     if claims.get("email_verified") is not True:
         raise _Refused(

@@ -27,7 +27,7 @@ from webapp.models.user import password_matches
 from webapp.ratelimit import login_throttle
 from webapp.services.accounts import EmailTaken, create_tenant_with_admin
 from webapp.tenancy import remember_scope
-from webapp.urls import safe_next
+from webapp.urls import public_url_for, safe_next
 
 #: In the session of a user the single sign-on provider signed in.
 SSO_SESSION_KEY = "sso"
@@ -44,13 +44,20 @@ _ALLOWED_BEFORE_PASSWORD_CHANGE = {
 
 @login_manager.user_loader
 def load_user(session_id: str) -> User | None:
-    """Session ids are `<user id>.<password fingerprint>`: changing the password ends
-    every other session of that user, and a deactivated user is signed out at once."""
-    user_id, _sep, fingerprint = session_id.partition(".")
-    if not user_id.isdigit():
+    """Session ids are `<user id>.<password fingerprint>.<session generation>`, checked on
+    every request: changing the password ends every other session of that user, signing out
+    ends all of them (even a copied cookie), and a deactivated user is signed out at once."""
+    parts = session_id.split(".")
+    if len(parts) != 3 or not parts[0].isdigit():
         return None
+    user_id, fingerprint, generation = parts
     user = db.session.get(User, int(user_id))
-    if user is None or not user.active or fingerprint != user.password_fingerprint:
+    if (
+        user is None
+        or not user.active
+        or fingerprint != user.password_fingerprint
+        or generation != str(user.session_generation)
+    ):
         return None
     remember_scope(user)
     return user
@@ -89,7 +96,7 @@ def _verification_on() -> bool:
 
 
 def _send_verification(user: User) -> None:
-    link = url_for("auth.verify_email", token=make_verify_token(user), _external=True)
+    link = public_url_for("auth.verify_email", token=make_verify_token(user))
     send_mail(
         user.email,
         _("Confirm your email address"),
@@ -124,37 +131,43 @@ def login():
     if current_user.is_authenticated:
         return redirect(url_for("pages.index"))
     form = LoginForm()
-    status = 200
+    status, headers = 200, {}
     if form.validate_on_submit():
         email = User.normalize_email(form.email.data)
         ip = request.remote_addr or "unknown"
         throttle = login_throttle()
-        if throttle.blocked(email, ip):
+        # Counted before the password is checked: parallel guesses cannot pass together.
+        wait = throttle.attempt(email, ip)
+        if wait:
             flash(_("Too many failed sign-ins. Wait a few minutes and try again."), "error")
-            status = 429
+            status, headers = 429, {"Retry-After": str(wait)}
         else:
             user = db.session.scalar(select(User).where(User.email == email))
             if not password_matches(user, form.password.data):
-                throttle.failed(email, ip)
                 flash(_("Wrong email or password."), "error")
                 status = 401
-            elif not user.active:
-                flash(_("This account is deactivated. Ask your company's admin."), "error")
-                status = 403
-            elif _verification_on() and user.email_verified_at is None:
-                _send_verification(user)
-                flash(_("Confirm your email address first: we sent you a new link."), "error")
-                status = 403
             else:
-                throttle.succeeded(email)
-                sign_in(user, remember=form.remember.data)
-                return redirect(safe_next(request.args.get("next")) or url_for("pages.index"))
-    return render_template("auth/login.html", form=form), status
+                throttle.succeeded(email, ip)
+                if not user.active:
+                    flash(_("This account is deactivated. Ask your company's admin."), "error")
+                    status = 403
+                elif _verification_on() and user.email_verified_at is None:
+                    _send_verification(user)
+                    flash(_("Confirm your email address first: we sent you a new link."), "error")
+                    status = 403
+                else:
+                    sign_in(user, remember=form.remember.data)
+                    return redirect(safe_next(request.args.get("next")) or url_for("pages.index"))
+    return render_template("auth/login.html", form=form), status, headers
 
 
 @bp.post("/logout")
 @login_required
 def logout():
+    # The session cookie is signed, not stored: a copy of it would still open the portal.
+    # Raising the generation makes every copy (and every "remember me" cookie) worthless.
+    current_user.end_sessions()
+    db.session.commit()
     logout_user()
     lang = session.get("lang")
     session.clear()
@@ -171,7 +184,7 @@ def reset_request():
         email = User.normalize_email(form.email.data)
         user = db.session.scalar(select(User).where(User.email == email))
         if user is not None and user.active:
-            link = url_for("auth.reset_password", token=make_reset_token(user), _external=True)
+            link = public_url_for("auth.reset_password", token=make_reset_token(user))
             send_mail(
                 user.email,
                 _("Reset your password"),
@@ -197,6 +210,7 @@ def reset_password(token: str):
     if form.validate_on_submit():
         user.set_password(form.password.data)
         user.must_change_password = False
+        user.end_sessions()
         db.session.commit()
         flash(_("Your password is changed. Sign in with it."), "success")
         return redirect(url_for("auth.login"))
@@ -229,8 +243,9 @@ def change_password():
             user = current_user._get_current_object()
             user.set_password(form.password.data)
             user.must_change_password = False
+            user.end_sessions()
             db.session.commit()
-            sign_in(user)  # the session id carries the new password's fingerprint
+            sign_in(user)  # a new session id: the new fingerprint and generation
             flash(_("Your password is changed."), "success")
             return redirect(url_for("pages.index"))
     return render_template("auth/change_password.html", form=form)

@@ -5,8 +5,13 @@ secrets are random and long, so a slow hash adds nothing); the secret itself is 
 
 A bearer token reads `act_<id>_<secret>`: it names its row, so it is found by primary key
 (no global index beside the tenant's own) and then checked against the hash in constant
-time. The same table holds the tokens an admin creates (no client, no expiry) and the
-short-lived tokens issued to OAuth clients (`client_id` and `expires_at` set).
+time. The same table holds the tokens an admin creates (no client; an expiry if the admin
+chose one) and the short-lived tokens issued to OAuth clients (`client_id` and `expires_at`
+set).
+
+Scopes say what a bearer may do: `read` reads leads, their attempts and the do-not-call
+list; `leads` creates and changes them. A token and a client hold them space-separated, as
+OAuth 2 writes scopes.
 """
 
 from __future__ import annotations
@@ -24,6 +29,18 @@ from webapp.models.base import BigId, TenantOwned, utcnow
 
 TOKEN_PREFIX = "act_"
 CLIENT_PREFIX = "acc_"
+
+READ = "read"
+LEADS = "leads"
+#: Every scope, in the order they are written; credentials made before scopes have all.
+SCOPES = (READ, LEADS)
+ALL_SCOPES = " ".join(SCOPES)
+
+
+def scope_text(scopes) -> str:
+    """The known scopes among `scopes` (a list, or OAuth's space-separated text), in order."""
+    given = set(scopes.split() if isinstance(scopes, str) else scopes or ())
+    return " ".join(scope for scope in SCOPES if scope in given)
 
 
 def new_secret() -> str:
@@ -70,6 +87,8 @@ class ApiClient(TenantOwned, db.Model):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     #: When the client last asked for a token.
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    #: The scopes its tokens may have.
+    scopes: Mapped[str] = mapped_column(String(32), default=ALL_SCOPES, server_default=ALL_SCOPES)
 
     @property
     def client_id(self) -> str:
@@ -83,8 +102,13 @@ class ApiClient(TenantOwned, db.Model):
     def get_default_redirect_uri(self) -> None:
         return None
 
-    def get_allowed_scope(self, scope) -> str:
-        return ""  # one right for every client: the tenant's leads and do-not-call list
+    def get_allowed_scope(self, scope) -> str | None:
+        """All the client's scopes when it asks for none; else those asked for that it has
+        (None, which Authlib answers with invalid_scope, when that leaves nothing)."""
+        if not scope:
+            return self.scopes
+        allowed = set(self.scopes.split())
+        return scope_text(s for s in scope.split() if s in allowed) or None
 
     def check_redirect_uri(self, redirect_uri) -> bool:
         return False
@@ -103,8 +127,8 @@ class ApiClient(TenantOwned, db.Model):
 
 
 class ApiToken(TenantOwned, db.Model):
-    """A bearer token: made by an admin (`client_id` null, no expiry) or issued to an
-    OAuth client (short-lived). Deleting the row (or its client) revokes it."""
+    """A bearer token: made by an admin (`client_id` null, an optional expiry) or issued to
+    an OAuth client (short-lived). Deleting the row (or its client) revokes it."""
 
     __tablename__ = "api_tokens"
     __table_args__ = (
@@ -122,6 +146,7 @@ class ApiToken(TenantOwned, db.Model):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    scopes: Mapped[str] = mapped_column(String(32), default=ALL_SCOPES, server_default=ALL_SCOPES)
 
     @property
     def hint(self) -> str:
@@ -138,4 +163,7 @@ class ApiToken(TenantOwned, db.Model):
         return False  # a revoked token is a deleted row
 
     def get_scope(self) -> str:
-        return ""
+        return self.scopes
+
+    def has_scope(self, scope: str) -> bool:
+        return scope in self.scopes.split()

@@ -53,6 +53,9 @@ class User(UserMixin, db.Model):
     email_verified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    #: Part of every session id: raising it (sign-out, a new password) ends every session
+    #: of the user, even one whose cookie was copied.
+    session_generation: Mapped[int] = mapped_column(default=0, server_default="0")
 
     tenant: Mapped[Tenant | None] = relationship()
 
@@ -76,7 +79,12 @@ class User(UserMixin, db.Model):
         return hashlib.sha256(self.password_hash.encode()).hexdigest()[:16]
 
     def get_id(self) -> str:  # Flask-Login's session id
-        return f"{self.id}.{self.password_fingerprint}"
+        return f"{self.id}.{self.password_fingerprint}.{self.session_generation}"
+
+    def end_sessions(self) -> None:
+        """Make every session id given so far unusable (committed by the caller); one
+        UPDATE, so sign-outs at the same moment never lose a step."""
+        self.session_generation = User.session_generation + 1
 
     @property
     def is_active(self) -> bool:  # Flask-Login refuses inactive users

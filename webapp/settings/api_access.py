@@ -1,31 +1,79 @@
 """Settings → API access: the tokens and OAuth clients a tenant's CRM uses for the REST API.
 
-A secret is shown once, on the page that answers its creation (never through a redirect,
-which would carry it in the session cookie); afterwards only its start is shown."""
+Each gets its scopes when it is made (`read`, `leads`: a website's form needs only `leads`,
+a report only `read`), and a token an optional expiry. A secret is shown once, on the page
+that answers its creation (never through a redirect, which would carry it in the session
+cookie); afterwards only its start is shown."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
 
 from flask import flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import StringField
-from wtforms.validators import DataRequired, Length
+from wtforms import BooleanField, SelectField, StringField
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import DataRequired, Length, ValidationError
 
 from webapp.extensions import db
 from webapp.models import ApiClient, ApiToken
+from webapp.models.api import LEADS, READ, SCOPES
 from webapp.roles import can_change, tenant_reader, tenant_writer
 from webapp.services import api_access
 from webapp.settings import bp
 from webapp.tenancy import current_tenant_id, get_or_404, scoped
 
 
-class NameForm(FlaskForm):
+class ClientForm(FlaskForm):
+    """A new OAuth client: its name and scopes."""
+
     name = StringField(
         _l("Name"),
         validators=[DataRequired(), Length(max=100)],
         description=_l("What uses it, e.g. the CRM or the website's callback form."),
     )
+    read = BooleanField(
+        READ,
+        default=True,
+        description=_l("Lists and reads leads, their attempts and the do-not-call list."),
+    )
+    leads = BooleanField(
+        LEADS,
+        default=True,
+        description=_l("Creates and cancels leads, adds numbers to the do-not-call list and "
+                       "takes them off. A website's form needs only this one."),
+    )  # fmt: skip
+
+    def validate_leads(self, field) -> None:
+        if not self.scopes:
+            raise ValidationError(_l("Choose at least one scope."))
+
+    @property
+    def scopes(self) -> list[str]:
+        return [scope for scope in SCOPES if self[scope].data]
+
+
+#: The lifetimes a token may be given, in days; "" lives until revoked.
+LIFETIMES = (7, 30, 90, 365)
+
+
+class TokenForm(ClientForm):
+    """A new API token: its name, scopes and lifetime."""
+
+    expires = SelectField(
+        _l("Expires"),
+        choices=[SelectChoice("", _l("never: until revoked"))]
+        + [SelectChoice(str(days), _l("in %(days)s days", days=days)) for days in LIFETIMES],
+        default="",
+    )
+
+    @property
+    def expires_at(self) -> datetime | None:
+        if not self.expires.data:
+            return None
+        return datetime.now(UTC) + timedelta(days=int(self.expires.data))
 
 
 def _page(token_form=None, client_form=None, new_token=None, new_client=None, status=200):
@@ -37,10 +85,11 @@ def _page(token_form=None, client_form=None, new_token=None, new_client=None, st
         "settings/api.html",
         tokens=tokens,
         clients=clients,
-        token_form=token_form or NameForm(prefix="token", formdata=None),
-        client_form=client_form or NameForm(prefix="client", formdata=None),
+        token_form=token_form or TokenForm(prefix="token", formdata=None),
+        client_form=client_form or ClientForm(prefix="client", formdata=None),
         new_token=new_token,
         new_client=new_client,
+        now=datetime.now(UTC),
         editable=can_change(),
     )
     # A page that shows a secret must not be kept by the browser or a proxy.
@@ -56,10 +105,12 @@ def api_access_page():
 @bp.post("/api/tokens")
 @tenant_writer
 def new_api_token():
-    form = NameForm(prefix="token")
+    form = TokenForm(prefix="token")
     if not form.validate_on_submit():
         return _page(token_form=form)
-    _token, bearer = api_access.create_token(current_tenant_id(), form.name.data)
+    _token, bearer = api_access.create_token(
+        current_tenant_id(), form.name.data, form.scopes, form.expires_at
+    )
     return _page(new_token=bearer)
 
 
@@ -79,10 +130,10 @@ def revoke_api_token(api_token_id: int):
 @bp.post("/api/clients")
 @tenant_writer
 def new_api_client():
-    form = NameForm(prefix="client")
+    form = ClientForm(prefix="client")
     if not form.validate_on_submit():
         return _page(client_form=form)
-    client, secret = api_access.create_client(current_tenant_id(), form.name.data)
+    client, secret = api_access.create_client(current_tenant_id(), form.name.data, form.scopes)
     return _page(new_client={"client_id": client.client_id, "secret": secret})
 
 

@@ -68,3 +68,16 @@ def test_the_api_keeps_to_its_document(app, api, mode):
             case.call_and_validate(headers=api.headers(), checks=CHECKS)
 
         call()
+
+
+def test_every_operation_with_a_bearer_names_its_scope_and_its_403():
+    for path, item in DOCUMENT["paths"].items():
+        for method, operation in item.items():
+            if path in ("/openapi.json", "/oauth/token"):
+                assert operation["security"] == []
+                continue
+            scope = "read" if method == "get" else "leads"
+            assert operation["security"] == [{"apiToken": [scope]}, {"oauth2": [scope]}], path
+            assert "403" in operation["responses"], (path, method)
+    flows = DOCUMENT["components"]["securitySchemes"]["oauth2"]["flows"]
+    assert set(flows["clientCredentials"]["scopes"]) == {"read", "leads"}

@@ -29,6 +29,7 @@ def config_overrides(provider):
         "oidc_client_id": provider.client.client_id,
         "oidc_client_secret": provider.client.client_secret,
         "oidc_name": "Example ID",
+        "public_url": "http://localhost",  # the test client's host: the callback comes back
     }
 
 

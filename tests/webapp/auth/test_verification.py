@@ -31,7 +31,7 @@ def test_new_accounts_confirm_their_address_before_signing_in(client, auth, outb
     assert "Confirm your email address first" in response.get_data(as_text=True)
     assert len(outbox) == 2  # the sign-up mail and a fresh one
 
-    link = re.search(r"http://localhost(/verify/\S+)", outbox[-1].body).group(1)
+    link = re.search(r"http://127\.0\.0\.1:5000(/verify/\S+)", outbox[-1].body).group(1)
     assert client.get(link).headers["Location"].endswith("/login")
     assert auth.login("boss@newco.example").status_code == 302
 

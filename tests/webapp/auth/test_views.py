@@ -13,7 +13,9 @@ def _signup(client, email="boss@newco.example", company="NewCo", password=PASSWO
 
 
 def _link(message, path):
-    return re.search(rf"http://localhost(/{path}/\S+)", message.body).group(1)
+    """The path of the link in the mail, which points at AUTOCALL_PUBLIC_URL (in tests by
+    default http://127.0.0.1:5000)."""
+    return re.search(rf"http://127\.0\.0\.1:5000(/{path}/\S+)", message.body).group(1)
 
 
 def test_signup_creates_a_tenant_and_its_admin_and_signs_in(app, client):
