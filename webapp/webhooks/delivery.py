@@ -20,11 +20,15 @@ endpoint's secret: `X-AutoCall-Signature: t=<unix time>,v1=<hex HMAC-SHA256 of "
 `X-AutoCall-Delivery` carries the delivery's id, the same on every try (receivers drop
 repeats by it).
 
-The POST uses `http.client` from the standard library: no redirects are followed, no proxy
-from the environment is used, and every socket operation times out after `TIMEOUT` seconds.
-Unless private addresses are allowed (AUTOCALL_WEBHOOK_ALLOW_PRIVATE, or not production),
-the address actually connected to must be public: checking it after `connect` leaves no gap
-for a DNS answer that changes between a check and the connection.
+The POST (`post`) uses `http.client` from the standard library: no redirects are followed and
+no proxy from the environment is used. The whole try (looking the name up, connecting, TLS,
+sending, and the whole answer) must end within `DEADLINE` seconds: a receiver that sends its
+answer a byte at a time is cut off then. The name is looked up once; unless private
+addresses are allowed (AUTOCALL_WEBHOOK_ALLOW_PRIVATE, or not production) every address it
+has must be public (`public_address`) BEFORE anything connects, and the connection goes to
+exactly a checked address, with the Host header, TLS's SNI and the certificate's check still
+for the name. A refused address is never connected to, so the answer cannot tell whether a
+port behind it is open.
 """
 
 from __future__ import annotations
@@ -32,10 +36,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import http.client
+import io
 import ipaddress
 import json
 import logging
 import secrets
+import socket
+import ssl
+import threading
 import time
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
@@ -59,8 +67,10 @@ endpoints_table = WebhookEndpoint.__table__
 deliveries_table = WebhookDelivery.__table__
 
 VERSION = 1
-#: Seconds every socket operation of a try may take (connect, send, the answer).
-TIMEOUT = 5
+#: Seconds one try may take in all: the name's look-up, connect, TLS, sending, the answer.
+DEADLINE = 10
+#: Bytes of an answer's body read at most (its status decides; the rest is left unread).
+BODY_LIMIT = 64 * 1024
 #: Deliveries kept per tenant; older ones are deleted as new ones come.
 KEEP = 10_000
 #: Seconds past its try time after which a delivery's job counts as lost (`sweep`).
@@ -102,62 +112,178 @@ def example_payload() -> dict:
 
 
 class RefusedAddress(OSError):
-    """The endpoint's host is a private, loopback or otherwise non-public address."""
+    """The endpoint's host has a private, loopback or otherwise non-public address."""
 
 
-def _public(address: str) -> bool:
+#: NAT64's well-known prefix (RFC 6052): the IPv4 address is the last 32 bits.
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+#: NAT64's local-use prefix (RFC 8215): where the IPv4 address sits is the network's choice,
+#: and it is never global, so all of it is refused.
+_NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
+
+
+def public_address(address: str) -> bool:
+    """Whether a webhook may go to this address where private ones are not allowed: a global
+    unicast address. An IPv6 address that carries an IPv4 one (IPv4-mapped, 6to4, NAT64) is
+    judged by the IPv4 address it leads to."""
     ip = ipaddress.ip_address(address.split("%")[0])
-    if ip.version == 6 and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
-    return ip.is_global and not ip.is_multicast
+    if ip.version == 6:
+        if ip in _NAT64_LOCAL or ip.is_site_local:
+            return False
+        carried = ip.ipv4_mapped or ip.sixtofour
+        if carried is None and ip in _NAT64:
+            carried = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+        if carried is not None:
+            return public_address(str(carried))
+    return ip.is_global and not ip.is_multicast and not ip.is_reserved
 
 
-class _Guarded:
-    allow_private = False
+class _Deadline:
+    def __init__(self, seconds: float) -> None:
+        self.at = time.monotonic() + seconds
+
+    def left(self) -> float:
+        """Seconds left; TimeoutError when none are."""
+        left = self.at - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the deadline passed")
+        return left
+
+
+def _look_up(host: str, port: int, deadline: _Deadline) -> list[tuple]:
+    """getaddrinfo's answers for the host, once, within the deadline (in a thread of its
+    own, which the system's resolver ends by itself when the deadline passes first)."""
+    answer: list = []
+
+    def look_up() -> None:
+        try:
+            answer.append(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+        except OSError as error:
+            answer.append(error)
+
+    thread = threading.Thread(target=look_up, name="webhook-dns", daemon=True)
+    thread.start()
+    thread.join(deadline.left())
+    if not answer:
+        raise TimeoutError("no answer from the name service")
+    if isinstance(answer[0], OSError):
+        raise answer[0]
+    return answer[0]
+
+
+class _Reader(io.RawIOBase):
+    """The answer's bytes; each read waits only for what is left of the deadline. Like the
+    socket's own file, it keeps the socket open until it is closed itself (http.client
+    closes the connection before it reads the body of an answer that ends the connection)."""
+
+    def __init__(self, sock: socket.socket, deadline: _Deadline) -> None:
+        self.sock, self.file, self.deadline = sock, sock.makefile("rb", buffering=0), deadline
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        self.sock.settimeout(self.deadline.left())
+        return self.file.readinto(buffer)
+
+    def close(self) -> None:
+        self.file.close()
+        super().close()
+
+
+class _DeadlineSocket:
+    """A connected socket (TLS or not) whose every operation ends by the deadline: what
+    http.client sends through and reads the answer from."""
+
+    def __init__(self, sock: socket.socket, deadline: _Deadline) -> None:
+        self.sock, self.deadline = sock, deadline
+
+    def sendall(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            self.sock.settimeout(self.deadline.left())
+            view = view[self.sock.send(view) :]
+
+    def makefile(self, mode: str) -> io.BufferedReader:
+        return io.BufferedReader(_Reader(self.sock, self.deadline))
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class _Connection(http.client.HTTPConnection):
+    """An HTTP(S) connection to the host of a URL that goes to `addresses` only (already
+    looked up and checked), all within `deadline`. The Host header, TLS's SNI and the
+    certificate's check are for the host's name."""
+
+    def __init__(self, host: str, port: int, tls: bool, addresses: list[tuple],
+                 deadline: _Deadline) -> None:  # fmt: skip
+        super().__init__(host, port)
+        self.default_port = 443 if tls else 80  # the Host header leaves these out
+        self.tls, self.addresses, self.deadline = tls, addresses, deadline
 
     def connect(self) -> None:
-        super().connect()
-        address = self.sock.getpeername()[0]
-        if not self.allow_private and not _public(address):
-            self.sock.close()
-            raise RefusedAddress(f"{address} is not a public address")
-
-
-class _HTTP(_Guarded, http.client.HTTPConnection):
-    pass
-
-
-class _HTTPS(_Guarded, http.client.HTTPSConnection):
-    pass
+        failure: OSError = OSError("no address")
+        for family, kind, protocol, _, address in self.addresses:
+            sock = socket.socket(family, kind, protocol)
+            try:
+                sock.settimeout(self.deadline.left())
+                sock.connect(address)
+                if self.tls:
+                    # The handshake as a whole ends by the socket's timeout (CPython's ssl).
+                    sock.settimeout(self.deadline.left())
+                    sock = ssl.create_default_context().wrap_socket(sock, server_hostname=self.host)
+                self.sock = _DeadlineSocket(sock, self.deadline)
+                return
+            except TimeoutError:
+                sock.close()
+                raise
+            except OSError as error:  # refused, unreachable: the next address
+                sock.close()
+                failure = error
+        raise failure
 
 
 def post(url: str, body: bytes, headers: dict,
          allow_private: bool) -> tuple[int | None, str | None]:  # fmt: skip
-    """POST `body` to `url`: (HTTP status or None, None when it was a 2xx else the reason)."""
+    """POST `body` to `url` within `DEADLINE` seconds in all: (HTTP status or None, None when
+    it was a 2xx else the reason)."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return None, "not an http:// or https:// URL"
-    kind = _HTTPS if parts.scheme == "https" else _HTTP
+    tls = parts.scheme == "https"
     try:
-        connection = kind(parts.hostname, parts.port, timeout=TIMEOUT)
-    except ValueError as error:  # a port that is not one (http.client.InvalidURL too)
+        port = parts.port or (443 if tls else 80)
+    except ValueError as error:  # a port that is not one
         return None, f"bad URL: {error}"
-    connection.allow_private = allow_private
+    host = parts.hostname
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    deadline = _Deadline(DEADLINE)
+    connection = None
     try:
+        addresses = _look_up(host, port, deadline)
+        if not allow_private and not all(public_address(a[4][0]) for a in addresses):
+            raise RefusedAddress(f"{host} is not a public address")
+        connection = _Connection(host, port, tls, addresses, deadline)
         connection.request("POST", path, body=body, headers=headers)
-        response = connection.getresponse()
-        status, reason = response.status, response.reason
+        with connection.getresponse() as response:
+            status, reason = response.status, response.reason
+            response.read(BODY_LIMIT)  # the whole answer (up to the limit), by the deadline
     except TimeoutError:
-        return None, f"no answer in {TIMEOUT} s"
+        return None, f"no complete answer in {DEADLINE} s"
     except RefusedAddress as error:
         return None, f"refused: {error}"
+    except ssl.SSLCertVerificationError as error:
+        return None, f"cannot connect: TLS certificate: {error.verify_message}"
     except OSError as error:  # refused, unreachable, no such host, TLS
         return None, f"cannot connect: {error.strerror or error}"
+    except http.client.InvalidURL as error:
+        return None, f"bad URL: {error}"
     except http.client.HTTPException as error:
         return None, f"not an HTTP answer: {error!r}"
     finally:
-        connection.close()
+        if connection is not None:
+            connection.close()
     if 200 <= status < 300:
         return status, None
     return status, f"answered {status} {reason}".strip()
@@ -197,7 +323,7 @@ def announce(jobs: Queue, tenant_id: int, delivery_ids: list[int]) -> None:
 
 
 def _job_options(count: int) -> dict:
-    return {"job_timeout": 60 + 2 * TIMEOUT * count, "result_ttl": 600, "failure_ttl": 86400}
+    return {"job_timeout": 60 + 2 * DEADLINE * count, "result_ttl": 600, "failure_ttl": 86400}
 
 
 def send_test(endpoint: WebhookEndpoint) -> WebhookDelivery:

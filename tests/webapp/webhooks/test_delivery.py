@@ -174,9 +174,9 @@ def test_only_public_addresses_count_as_public():
                "::ffff:127.0.0.1", "fe80::1%eth0", "100.64.0.1", "0.0.0.0",
                "224.0.0.1")  # fmt: skip
     for address in private:
-        assert not delivery._public(address), address
+        assert not delivery.public_address(address), address
     for address in ("8.8.8.8", "2001:4860:4860::8888", "::ffff:8.8.8.8"):
-        assert delivery._public(address), address
+        assert delivery.public_address(address), address
 
 
 def test_what_is_not_an_http_url_is_never_fetched():
