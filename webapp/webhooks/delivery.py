@@ -5,15 +5,22 @@ Nothing is lost between a finished attempt and its POST (a transactional outbox)
 - The engine writes the CDRs of a batch of finished attempts in one transaction
   (webapp/services/dialing.py) and, in the same transaction, a delivery for each active
   endpoint and attempt (`record_finished`). After the commit it enqueues ONE `deliver` job
-  for them on `default` (`announce`).
+  for them on the `webhooks` queue (`announce`), which has a worker of its own: deliveries
+  never wait behind imports or checks, and those never wait behind a slow receiver.
 - `deliver` tries them in order, then keeps the log to the newest `KEEP` deliveries.
+- Each try is written down BEFORE its POST (its count, and the time of the next try), and
+  taken only if no other job took it meanwhile: a worker killed during the POST leaves a try
+  that counts, and two jobs never send one delivery twice.
 - A try that fails is tried again after the next delay of AUTOCALL_WEBHOOK_RETRY_SECONDS
   (1 min, 5 min, 30 min, 2 h, 6 h by default): the failures of one run are retried together
-  by one job that RQ's scheduler enqueues when it is due. Every try is written down.
-- `sweep` (every minute, RQ's cron scheduler) finds deliveries overdue by `OVERDUE` seconds,
-  whose job was lost (Redis away when it was to be enqueued, or restarted without its data),
-  and enqueues them again. A try only sends deliveries that are due, so a job that runs twice
-  sends nothing twice.
+  by one job that RQ's scheduler enqueues when it is due.
+- `sweep` (every minute, RQ's cron scheduler) finds deliveries overdue by `OVERDUE` seconds
+  whose job was lost (Redis away when it was to be enqueued, or restarted without its data,
+  a worker killed) and enqueues them again. It knows a delivery's job from a note in Redis
+  beside the queue (`_enqueue`), and leaves alone those whose job is still queued,
+  scheduled or running: a long queue is not mistaken for a lost job.
+- "Send a test event" is tried at once, in the admin's request (`send_test`), within the
+  same deadline: it never queues behind the deliveries of any tenant.
 
 A body is `{"event": "attempt.finished", "v": 1, "attempt": {...}}`, signed with the
 endpoint's secret: `X-AutoCall-Signature: t=<unix time>,v1=<hex HMAC-SHA256 of "t.body">`.
@@ -52,6 +59,7 @@ from urllib.parse import urlsplit
 import redis
 from flask import current_app
 from rq import Queue
+from rq.job import Job, JobStatus
 from sqlalchemy import and_, delete, insert, select, update
 from sqlalchemy.engine import Connection
 
@@ -59,7 +67,7 @@ from webapp.api.leads import attempt_json
 from webapp.extensions import db
 from webapp.models import Attempt, Lead, WebhookDelivery, WebhookEndpoint
 from webapp.models.webhook import ATTEMPT_FINISHED, TEST
-from webapp.queues import job_context, queue
+from webapp.queues import WEBHOOKS, job_context, queue
 from webapp.services.secrets import SecretError
 
 log = logging.getLogger(__name__)
@@ -73,11 +81,15 @@ DEADLINE = 10
 BODY_LIMIT = 64 * 1024
 #: Deliveries kept per tenant; older ones are deleted as new ones come.
 KEEP = 10_000
-#: Seconds past its try time after which a delivery's job counts as lost (`sweep`).
+#: Seconds past its try time after which a delivery with no job queued, scheduled or
+#: running counts as lost (`sweep`).
 OVERDUE = 300
 #: Deliveries of one tenant a sweep enqueues at a time.
 SWEEP_BATCH = 500
 USER_AGENT = "AutoCall-Webhooks/1"
+#: What a try's record says from just before its POST until its result replaces it; it stays
+#: when the worker died during the POST.
+UNDER_WAY = "no result: the try was under way or cut short"
 
 
 def new_secret() -> str:
@@ -313,10 +325,11 @@ def record_finished(connection: Connection, tenant_id: int, attempt_ids: list[in
 
 
 def announce(jobs: Queue, tenant_id: int, delivery_ids: list[int]) -> None:
-    """After the commit: one job tries these deliveries. Redis being away must not stop the
-    engine: the deliveries are in the database, and `sweep` enqueues them later."""
+    """After the commit: one job on `jobs` (the `webhooks` queue) tries these deliveries.
+    Redis being away must not stop the engine: the deliveries are in the database, and
+    `sweep` enqueues them later."""
     try:
-        jobs.enqueue(deliver, tenant_id, delivery_ids, **_job_options(len(delivery_ids)))
+        _enqueue(jobs, tenant_id, delivery_ids)
     except redis.RedisError:
         log.warning("webhooks of tenant %s: no job queue now; the sweep sends deliveries %s",
                     tenant_id, delivery_ids)  # fmt: skip
@@ -326,15 +339,58 @@ def _job_options(count: int) -> dict:
     return {"job_timeout": 60 + 2 * DEADLINE * count, "result_ttl": 600, "failure_ttl": 86400}
 
 
+def _job_key(jobs: Queue, delivery_id: int) -> str:
+    """The note in Redis of the job that is to try a delivery next (beside the queue's name,
+    so under the deployment's prefix)."""
+    return f"{jobs.name}:delivery:{delivery_id}"
+
+
+def _enqueue(jobs: Queue, tenant_id: int, delivery_ids: list[int], delay: int = 0) -> None:
+    """One `deliver` job for these deliveries, now or after `delay` seconds, and a note for
+    each of them of that job (kept a day longer than the job may wait)."""
+    options = _job_options(len(delivery_ids))
+    if delay:
+        job = jobs.enqueue_in(timedelta(seconds=delay), deliver, tenant_id, delivery_ids,
+                              **options)  # fmt: skip
+    else:
+        job = jobs.enqueue(deliver, tenant_id, delivery_ids, **options)
+    with jobs.connection.pipeline(transaction=False) as pipe:
+        for delivery_id in delivery_ids:
+            pipe.set(_job_key(jobs, delivery_id), job.id, ex=delay + 86400)
+        pipe.execute()
+
+
+#: RQ's states of a job that will still run or is running.
+_ALIVE = {JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.STARTED, JobStatus.DEFERRED}
+
+
+def _with_a_job(jobs: Queue, delivery_ids: list[int]) -> set[int]:
+    """The deliveries among these whose job is still queued, scheduled or running. A job
+    whose worker died counts as running until RQ finds it abandoned, which it does here."""
+    if not delivery_ids:
+        return set()
+    jobs.started_job_registry.cleanup()
+    noted = [
+        job_id.decode() if job_id else None
+        for job_id in jobs.connection.mget([_job_key(jobs, i) for i in delivery_ids])
+    ]
+    found = Job.fetch_many(sorted({j for j in noted if j}), connection=jobs.connection)
+    alive = {job.id for job in found if job and job.get_status(refresh=False) in _ALIVE}
+    return {i for i, job_id in zip(delivery_ids, noted, strict=True) if job_id in alive}
+
+
 def send_test(endpoint: WebhookEndpoint) -> WebhookDelivery:
-    """The page's "Send a test event": a delivery of the `test` event, tried by a job."""
-    delivery = WebhookDelivery(tenant_id=endpoint.tenant_id, endpoint_id=endpoint.id,
-                               event=TEST, next_try_at=datetime.now(UTC))  # fmt: skip
-    db.session.add(delivery)
+    """The page's "Send a test event": a delivery of the `test` event, tried at once in this
+    request within `DEADLINE`, queued behind nothing. If it fails, its retries are jobs like
+    any delivery's. Returns the delivery as its try left it."""
+    test = WebhookDelivery(tenant_id=endpoint.tenant_id, endpoint_id=endpoint.id,
+                           event=TEST, next_try_at=datetime.now(UTC))  # fmt: skip
+    db.session.add(test)
     db.session.commit()
+    test_id = test.id
+    _try(endpoint.tenant_id, [test_id])
     trim(endpoint.tenant_id)
-    queue().enqueue(deliver, endpoint.tenant_id, [delivery.id], **_job_options(1))
-    return delivery
+    return db.session.get(WebhookDelivery, test_id)
 
 
 def deliver(tenant_id: int, delivery_ids: list[int]) -> int:
@@ -346,26 +402,38 @@ def deliver(tenant_id: int, delivery_ids: list[int]) -> int:
 
 
 def sweep() -> int:
-    """The cron job: enqueue again the deliveries overdue by `OVERDUE` seconds (their job was
-    lost), at most `SWEEP_BATCH` of each tenant at a time. Returns how many."""
+    """The cron job: enqueue again the deliveries overdue by `OVERDUE` seconds whose job was
+    lost (none queued, scheduled or running), at most `SWEEP_BATCH` of each tenant at a time.
+    One sweep runs at a time across machines. Returns how many."""
     with job_context():
-        overdue = datetime.now(UTC) - timedelta(seconds=OVERDUE)
-        rows = db.session.execute(
-            select(WebhookDelivery.tenant_id, WebhookDelivery.id)
-            .where(WebhookDelivery.next_try_at < overdue)
-            .order_by(WebhookDelivery.tenant_id, WebhookDelivery.id)
-        ).all()
-        db.session.rollback()
-        found: dict[int, list[int]] = defaultdict(list)
-        for tenant_id, delivery_id in rows:
-            if len(found[tenant_id]) < SWEEP_BATCH:
-                found[tenant_id].append(delivery_id)
-        jobs = queue()
-        for tenant_id, ids in found.items():
-            log.warning("webhooks of tenant %s: %d overdue deliveries enqueued again",
-                        tenant_id, len(ids))  # fmt: skip
-            jobs.enqueue(deliver, tenant_id, ids, **_job_options(len(ids)))
-        return sum(map(len, found.values()))
+        jobs = queue(WEBHOOKS)
+        lock = f"{jobs.name}:sweeping"
+        if not jobs.connection.set(lock, 1, nx=True, ex=600):
+            return 0
+        try:
+            return _sweep(jobs)
+        finally:
+            jobs.connection.delete(lock)
+
+
+def _sweep(jobs: Queue) -> int:
+    overdue = datetime.now(UTC) - timedelta(seconds=OVERDUE)
+    rows = db.session.execute(
+        select(WebhookDelivery.tenant_id, WebhookDelivery.id)
+        .where(WebhookDelivery.next_try_at < overdue)
+        .order_by(WebhookDelivery.tenant_id, WebhookDelivery.id)
+    ).all()
+    db.session.rollback()
+    tried = _with_a_job(jobs, [delivery_id for _, delivery_id in rows])
+    found: dict[int, list[int]] = defaultdict(list)
+    for tenant_id, delivery_id in rows:
+        if delivery_id not in tried and len(found[tenant_id]) < SWEEP_BATCH:
+            found[tenant_id].append(delivery_id)
+    for tenant_id, ids in found.items():
+        log.warning("webhooks of tenant %s: %d overdue deliveries enqueued again",
+                    tenant_id, len(ids))  # fmt: skip
+        _enqueue(jobs, tenant_id, ids)
+    return sum(map(len, found.values()))
 
 
 def trim(tenant_id: int, keep: int = KEEP) -> None:
@@ -406,10 +474,30 @@ def _secrets(rows) -> dict[int, str | None]:
     return readable
 
 
+def _write_down(tenant_id: int, delivery_id: int, tries_before: int, **values) -> bool:
+    """Write down a try of a delivery if its count of tries is still `tries_before` (no
+    other job tried it meanwhile). Committed at once; False when another job had it."""
+    done = db.session.execute(
+        update(WebhookDelivery)
+        .where(WebhookDelivery.tenant_id == tenant_id, WebhookDelivery.id == delivery_id,
+               WebhookDelivery.tries == tries_before)
+        .values(**values)
+    ).rowcount  # fmt: skip
+    db.session.commit()
+    return done == 1
+
+
+def _after(delay: int | None) -> datetime | None:
+    """The time `delay` seconds from now; None for no delay (no next try)."""
+    return None if delay is None else datetime.now(UTC) + timedelta(seconds=delay)
+
+
 def _try(tenant_id: int, delivery_ids: list[int]) -> int:
     """One try of each of these deliveries that still waits; the failures are scheduled
-    for their next try. After an endpoint gave no HTTP answer at all, the rest of its
-    deliveries in this run fail with the same reason without waiting again."""
+    for their next try. Each try is written down (counted, its next try set) before its POST
+    and only if no other job took it meanwhile. After an endpoint gave no HTTP answer at
+    all, the rest of its deliveries in this run fail with the same reason without waiting
+    again."""
     config = current_app.extensions["autocall.config"]
     retries = config.webhook_retries
     rows = db.session.execute(
@@ -428,6 +516,11 @@ def _try(tenant_id: int, delivery_ids: list[int]) -> int:
     again: dict[int, list[int]] = defaultdict(list)
     delivered = 0
     for row in rows:
+        tries = row.tries + 1
+        delay = retries[tries - 1] if tries <= len(retries) else None  # None: the last try
+        if not _write_down(tenant_id, row.id, row.tries, tries=tries, status_code=None,
+                           error=UNDER_WAY, next_try_at=_after(delay)):  # fmt: skip
+            continue  # another job took it
         status, error, final = None, down.get(row.endpoint_id), False
         attempt = example_payload() if row.event == TEST else payloads.get(row.attempt_id)
         if attempt is None:
@@ -446,22 +539,18 @@ def _try(tenant_id: int, delivery_ids: list[int]) -> int:
             status, error = post(row.url, body, headers, config.webhook_private_allowed)
             if status is None:
                 down[row.endpoint_id] = error
-        now, tries = datetime.now(UTC), row.tries + 1
-        values = {"tries": tries, "status_code": status, "error": error and error[:255],
-                  "next_try_at": None}  # fmt: skip
+        values = {"status_code": status, "error": error and error[:255], "next_try_at": None}
         if error is None:
-            values["delivered_at"] = now
+            values["delivered_at"] = datetime.now(UTC)
             delivered += 1
-        elif not final and tries <= len(retries):
-            values["next_try_at"] = now + timedelta(seconds=retries[tries - 1])
-            again[retries[tries - 1]].append(row.id)
-        db.session.execute(
-            update(WebhookDelivery)
-            .where(WebhookDelivery.tenant_id == tenant_id, WebhookDelivery.id == row.id)
-            .values(**values)
-        )
-        db.session.commit()  # each try is written down as it happens
-    for delay, ids in again.items():
-        options = _job_options(len(ids))
-        queue().enqueue_in(timedelta(seconds=delay), deliver, tenant_id, ids, **options)
+        elif not final and delay is not None:
+            values["next_try_at"] = _after(delay)
+            again[delay].append(row.id)
+        _write_down(tenant_id, row.id, tries, **values)
+    try:
+        for delay, ids in again.items():
+            _enqueue(queue(WEBHOOKS), tenant_id, ids, delay)
+    except redis.RedisError:  # written down: the sweep enqueues them when overdue
+        log.warning("webhooks of tenant %s: no job queue now; the sweep retries %s",
+                    tenant_id, sorted(i for ids in again.values() for i in ids))  # fmt: skip
     return delivered
