@@ -3,13 +3,13 @@
 - `run_engine_host` is the long-lived job of the `engines` queue (engine/host.py);
 - `ensure_hosts` runs every few seconds (RQ's cron scheduler) and enqueues engine hosts
   when the tenants that want an engine need more than are alive or waiting; the same
-  scheduler runs the portal's periodic jobs (webhook deliveries whose job was lost,
-  the reports' roll-up: webapp/reports/rollup.py);
+  scheduler runs the portal's periodic jobs (webhook deliveries whose job was lost, on the
+  `webhooks` queue; the reports' roll-up: webapp/reports/rollup.py);
 - `EngineWorker` is RQ's worker, except that a warm shutdown (the first SIGTERM or Ctrl-C)
   is passed on to the engine host running in its work horse, which then drains: no new
   calls, calls in flight end, leases released. A second signal is RQ's cold shutdown.
 
-`python -m engine.jobs engines|default|cron` runs one worker process of each kind;
+`python -m engine.jobs engines|default|webhooks|cron` runs one worker process of each kind;
 `autocall worker` starts them together (webapp/launcher.py).
 
 This module is the one place of `engine/` that reads the web side's configuration and
@@ -33,7 +33,10 @@ from engine.host import EngineHost
 
 log = logging.getLogger(__name__)
 
-ENGINES, DEFAULT = "engines", "default"
+ENGINES, DEFAULT, WEBHOOKS = "engines", "default", "webhooks"
+#: Every queue: engine hosts; short jobs; webhook deliveries, apart so that a slow receiver
+#: delays nothing else (webapp/webhooks/delivery.py).
+QUEUES = (ENGINES, DEFAULT, WEBHOOKS)
 #: Seconds between `ensure_hosts` runs, and the heartbeat age after which a host is gone.
 ENSURE_EVERY = 5
 HOST_GONE_AFTER = 5.0
@@ -49,8 +52,8 @@ def _store(config):
     from webapp.services.dialing import DialingStore
     from webapp.services.secrets import SecretBox
 
-    default = queue(DEFAULT, Redis.from_url(config.redis_url), config.redis_prefix)
-    return DialingStore(config.database_url, SecretBox(config.encryption_key), default)
+    webhooks = queue(WEBHOOKS, Redis.from_url(config.redis_url), config.redis_prefix)
+    return DialingStore(config.database_url, SecretBox(config.encryption_key), webhooks)
 
 
 def queue(name: str, connection: Redis, prefix: str) -> Queue:
@@ -114,7 +117,8 @@ class EngineWorker(Worker):
 
 
 def main(argv: list[str] | None = None) -> int:
-    """One worker process: `engines`, `default` (with RQ's scheduler) or `cron`."""
+    """One worker process: `engines`, `default` or `webhooks` (each with RQ's scheduler,
+    which enqueues its queue's jobs when due: retries of webhooks), or `cron`."""
     kind = (argv or sys.argv[1:] or [""])[0]
     config = _config()
     logs.configure(config.logs)
@@ -125,8 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     if kind == ENGINES:
         EngineWorker([queue(ENGINES, connection, config.redis_prefix)],
                      connection=connection).work()  # fmt: skip
-    elif kind == DEFAULT:
-        Worker([queue(DEFAULT, connection, config.redis_prefix)],
+    elif kind in (DEFAULT, WEBHOOKS):
+        Worker([queue(kind, connection, config.redis_prefix)],
                connection=connection).work(with_scheduler=True)  # fmt: skip
     elif kind == "cron":
         from rq.cron import CronScheduler
@@ -137,14 +141,15 @@ def main(argv: list[str] | None = None) -> int:
 
         cron = CronScheduler(connection=connection)
         cron.register(jobs.ensure_hosts, f"{config.redis_prefix}{DEFAULT}", interval=ENSURE_EVERY)
-        # Webhook deliveries whose job was lost (Redis away or restarted): sent again.
-        cron.register(delivery.sweep, f"{config.redis_prefix}{DEFAULT}", interval=60)
+        # Webhook deliveries whose job was lost (Redis away or restarted, a worker killed):
+        # enqueued again, on their own queue.
+        cron.register(delivery.sweep, f"{config.redis_prefix}{WEBHOOKS}", interval=60)
         # The reports' roll-ups and operators' sessions (webapp/reports/rollup.py).
         cron.register(rollup.roll_up_reports, f"{config.redis_prefix}{DEFAULT}",
                       interval=rollup.EVERY, job_timeout=600)  # fmt: skip
         cron.start()
     else:
-        print("usage: python -m engine.jobs engines|default|cron", file=sys.stderr)
+        print("usage: python -m engine.jobs engines|default|webhooks|cron", file=sys.stderr)
         return 2
     return 0
 

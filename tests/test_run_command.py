@@ -49,7 +49,7 @@ def test_the_demo_runs_shows_a_card_and_stops_on_sigint(tmp_path):
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
-        while True:  # ready: database, Redis and workers on both queues
+        while True:  # ready: database, Redis and workers on every queue
             try:
                 with urllib.request.urlopen(f"{base}/readyz", timeout=2) as answer:
                     if answer.status == 200:

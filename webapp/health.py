@@ -1,8 +1,9 @@
 """Liveness and readiness of the web process.
 
 `/healthz`: the process answers. `/readyz`: it can do its work: the database answers, Redis
-answers, and workers listen on both queues (engine hosts on `engines`, short jobs on
-`default`). 503 with what is missing otherwise, for the load balancer and for ops.
+answers, and workers listen on every queue (engine hosts on `engines`, short jobs on
+`default`, webhook deliveries on `webhooks`). 503 with what is missing otherwise, for the
+load balancer and for ops.
 """
 
 from __future__ import annotations
@@ -40,8 +41,7 @@ def readyz():
             connection.ping()
             checks["redis"] = "ok"
             checks["workers"] = {
-                name: sum(1 for _ in Worker.all(queue=queues.queue(name)))
-                for name in (queues.ENGINES, queues.DEFAULT)
+                name: sum(1 for _ in Worker.all(queue=queues.queue(name))) for name in queues.QUEUES
             }
         except redis.RedisError as error:
             checks["redis"] = f"not answering: {error}"

@@ -1,8 +1,8 @@
 """Runs the whole service on one machine for development and the demo.
 
 Starts a private Redis when none is configured, then the web portal under gunicorn and
-the workers (engine hosts, short jobs, the cron scheduler), and stops everything cleanly on
-Ctrl-C (SIGINT) or SIGTERM.
+the workers (engine hosts, short jobs, webhook deliveries, the cron scheduler), and stops
+everything cleanly on Ctrl-C (SIGINT) or SIGTERM.
 """
 
 from __future__ import annotations
@@ -55,10 +55,11 @@ def start_private_redis() -> tuple[subprocess.Popen, str]:
 
 
 def worker_commands(config: Config) -> list[list[str]]:
-    """The worker processes of a deployment: engine hosts, short jobs, the cron scheduler."""
+    """The worker processes of a deployment: engine hosts, short jobs, webhook deliveries,
+    the cron scheduler."""
     python = [sys.executable, "-m", "engine.jobs"]
     return [*([[*python, "engines"]] * config.engine_workers), [*python, "default"],
-            [*python, "cron"]]  # fmt: skip
+            [*python, "webhooks"], [*python, "cron"]]  # fmt: skip
 
 
 DEMO_PBX_HOST = "127.0.0.1"

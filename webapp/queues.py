@@ -1,7 +1,9 @@
 """RQ queues and the application context jobs run in.
 
-Two queues (docs/architecture.md): `engines` holds the long-lived engine-host jobs,
-`default` the short ones (lead imports, connection checks, webhooks, report roll-ups).
+Three queues (docs/operations.md): `engines` holds the long-lived engine-host jobs,
+`default` the short ones (lead imports, connection checks, report roll-ups), `webhooks` the
+webhook deliveries (webapp/webhooks/delivery.py), with a worker of its own so that a slow
+receiver delays no other job and no other job delays a delivery.
 A job function takes ids, not objects, and does its work inside `job_context()`.
 """
 
@@ -14,10 +16,10 @@ from flask import Flask, current_app, has_app_context
 from rq import Queue
 
 from engine import jobs
-from engine.jobs import DEFAULT, ENGINES
+from engine.jobs import DEFAULT, ENGINES, QUEUES, WEBHOOKS
 from webapp import bus
 
-__all__ = ["DEFAULT", "ENGINES", "job_context", "queue"]
+__all__ = ["DEFAULT", "ENGINES", "QUEUES", "WEBHOOKS", "job_context", "queue"]
 
 _worker_app: Flask | None = None
 

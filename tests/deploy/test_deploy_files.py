@@ -37,6 +37,19 @@ def test_the_systemd_units_verify(tmp_path):
     assert "KillMode=mixed" in engines and "TimeoutStopSec=120" in engines
 
 
+def test_every_worker_kind_has_a_unit():
+    """One unit per kind of worker that `autocall worker` starts, webhooks included."""
+    from webapp.config import Config
+    from webapp.launcher import worker_commands
+
+    kinds = {command[-1] for command in worker_commands(Config())}
+    assert kinds == {"engines", "default", "webhooks", "cron"}
+    for kind in kinds:
+        name = "autocall-engines@.service" if kind == "engines" else f"autocall-{kind}.service"
+        unit = (DEPLOY / "systemd" / name).read_text()
+        assert f"ExecStart=/opt/autocall/.venv/bin/python -m engine.jobs {kind}\n" in unit
+
+
 def _compose_config(tmp_path) -> dict:
     """The Compose file as Compose itself reads it, from a copy beside an example .env."""
     docker = tmp_path / "deploy" / "docker"
@@ -68,12 +81,12 @@ def _has_compose_plugin() -> bool:
 def test_the_compose_file_runs_every_process_of_the_service(tmp_path):
     compose = _compose_config(tmp_path)
     services = compose["services"]
-    assert set(services) == {"web", "engines", "default", "cron", "postgres", "redis"}
-    for kind in ("engines", "default", "cron"):
+    assert set(services) == {"web", "engines", "default", "webhooks", "cron", "postgres", "redis"}
+    for kind in ("engines", "default", "webhooks", "cron"):
         assert services[kind]["command"] == ["python", "-m", "engine.jobs", kind]
     assert "gunicorn -c deploy/gunicorn.conf.py" in " ".join(services["web"]["command"])
     assert services["engines"]["stop_grace_period"] in ("120s", "2m0s", 120)
-    for name in ("web", "engines", "default", "cron"):
+    for name in ("web", "engines", "default", "webhooks", "cron"):
         environment = services[name]["environment"]
         assert environment["AUTOCALL_DATABASE_URL"].startswith("postgresql+psycopg://")
         assert environment["AUTOCALL_SECRET_KEY"] and environment["AUTOCALL_ENCRYPTION_KEY"]

@@ -162,7 +162,7 @@ class HostThread:
 
     def __init__(self, database_url: str, redis_url: str = REDIS_URL,
                  prefix: str = REDIS_PREFIX, queue=None, **options):  # fmt: skip
-        """`queue`: the `default` queue, for the store to enqueue webhooks on."""
+        """`queue`: the `webhooks` queue, for the store to enqueue deliveries on."""
         from engine.host import EngineHost
         from webapp.config import DEV_ENCRYPTION_KEY
         from webapp.services.dialing import DialingStore

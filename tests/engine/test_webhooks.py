@@ -20,7 +20,7 @@ from tests.webapp.jobs import run_jobs
 from tests.webapp.webhooks.receiver import Receiver
 from webapp.extensions import db
 from webapp.models import WebhookEndpoint
-from webapp.queues import queue
+from webapp.queues import WEBHOOKS, queue
 
 ANSWERS, BUSY, NO_ANSWER, UNAVAILABLE = (f"+1555000002{digit}" for digit in "0234")
 
@@ -36,7 +36,7 @@ def test_the_receiver_gets_one_attempt_finished_per_attempt(app, database_url, p
         db.session.commit()
         add_leads(app, tenant_id, phones)
         go_on_line(app, tenant_id, *operators.values())
-        with HostThread(database_url, queue=queue()):
+        with HostThread(database_url, queue=queue(WEBHOOKS)):
             finish_as_they_come(app, tenant_id, len(phones))
 
             def all_received() -> bool:

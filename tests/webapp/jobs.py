@@ -6,19 +6,32 @@ from __future__ import annotations
 import json
 
 import redis
-from rq import SimpleWorker
+from rq import Queue, SimpleWorker
 
 from tests.conftest import REDIS_PREFIX, REDIS_URL
 
 
-def run_jobs(app) -> None:
-    """Run every job queued on the portal's `default` queue, then return (burst mode).
+def run_jobs(app, with_scheduler: bool = False) -> None:
+    """Run every job queued on the portal's short queues (`default`, `webhooks`), then return
+    (burst mode); `with_scheduler`: first enqueue the scheduled jobs that are due (retries).
     The worker runs in this process, inside the app's context: jobs use the test's app."""
-    from webapp.queues import queue
+    from webapp.queues import DEFAULT, WEBHOOKS, queue
 
     with app.app_context():
-        default = queue()
-        SimpleWorker([default], connection=default.connection).work(burst=True)
+        short = [queue(DEFAULT), queue(WEBHOOKS)]
+        SimpleWorker(short, connection=short[0].connection).work(
+            burst=True, with_scheduler=with_scheduler
+        )
+
+
+def emptied(queue: Queue) -> Queue:
+    """The queue without the jobs earlier tests of the session left in it, waiting or
+    scheduled (RQ's keys do not start with the session's prefix: nobody else cleans them)."""
+    queue.empty()
+    registry = queue.scheduled_job_registry
+    for job_id in registry.get_job_ids():
+        registry.remove(job_id, delete_job=True)
+    return queue
 
 
 class Wakes:

@@ -12,16 +12,28 @@ def test_not_ready_without_workers_and_ready_with_them(app, client):
     assert answer.status_code == 503
     body = answer.get_json()
     assert (body["database"], body["redis"]) == ("ok", "ok")
-    assert body["workers"] == {"engines": 0, "default": 0}
+    assert body["workers"] == {"engines": 0, "default": 0, "webhooks": 0}
     with app.app_context():
         workers = [Worker([queues.queue(name)], connection=queues.queue(name).connection)
                    for name in (queues.ENGINES, queues.DEFAULT)]  # fmt: skip
         for worker in workers:
             worker.register_birth()
+    try:  # no worker delivers webhooks: not ready
+        answer = client.get("/readyz")
+        assert answer.status_code == 503
+        assert answer.get_json()["workers"] == {"engines": 1, "default": 1, "webhooks": 0}
+    finally:
+        for worker in workers:
+            worker.register_death()
+    with app.app_context():
+        workers = [Worker([queues.queue(name)], connection=queues.queue(name).connection)
+                   for name in queues.QUEUES]  # fmt: skip
+        for worker in workers:
+            worker.register_birth()
     try:
         answer = client.get("/readyz")
         assert answer.status_code == 200, answer.get_json()
-        assert answer.get_json()["workers"] == {"engines": 1, "default": 1}
+        assert answer.get_json()["workers"] == {"engines": 1, "default": 1, "webhooks": 1}
     finally:
         for worker in workers:
             worker.register_death()

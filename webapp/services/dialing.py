@@ -87,7 +87,7 @@ def _proxy(text: str) -> tuple[str, int] | None:
 
 class DialingStore:
     def __init__(self, database_url: str, secrets: SecretBox, queue: Queue | None = None):
-        """`queue`: the `default` queue, for webhooks after `finish`; None sends none."""
+        """`queue`: the `webhooks` queue, for deliveries after `finish`; None sends none."""
         self.secrets = secrets
         self.queue = queue
         self.sqlite = database_url.startswith("sqlite")

@@ -1,6 +1,7 @@
 """Settings → Webhooks: the URLs that hear of every finished attempt, and their deliveries.
 
-Admins add, edit, delete an endpoint, send it a test event, and show its signing secret;
+Admins add, edit, delete an endpoint, send it a test event (tried at once, in the request,
+within the POST's deadline: it waits behind no delivery), and show its signing secret;
 supervisors read the page (never a secret). The secret is shown when the endpoint is made,
 and again on an admin's request (a POST answered with a page nobody may keep): the service
 must read it to sign, so it is stored encrypted rather than hashed (docs/portal.md).
@@ -126,9 +127,13 @@ def edit_webhook(webhook_id: int):
 @tenant_writer
 def test_webhook(webhook_id: int):
     endpoint = get_or_404(WebhookEndpoint, webhook_id)
-    delivery.send_test(endpoint)
-    flash(_("A test event is on its way to %(url)s: its delivery shows below in a moment.",
-            url=endpoint.url), "success")  # fmt: skip
+    test = delivery.send_test(endpoint)
+    if test.state == "delivered":
+        flash(_("The test event reached %(url)s: it answered %(status)s.", url=endpoint.url,
+                status=test.status_code), "success")  # fmt: skip
+    else:
+        flash(_("The test event did not reach %(url)s: %(error)s.", url=endpoint.url,
+                error=test.error), "error")  # fmt: skip
     return redirect(url_for("settings.webhooks_page"))
 
 

@@ -22,7 +22,7 @@ from sqlalchemy import func, select, text, true
 from sqlalchemy.orm import aliased
 
 from engine.bus import TenantKeys, hosts_key
-from engine.jobs import DEFAULT, ENGINES, HOST_GONE_AFTER
+from engine.jobs import HOST_GONE_AFTER, QUEUES
 from webapp.extensions import db
 from webapp.models import Attempt, BillingDay, ReportRollup, Tenant
 from webapp.models.report import BILLED
@@ -300,7 +300,7 @@ class WorkerView:
 
 def queue_views(connection: redis.Redis, prefix: str) -> list[QueueView]:
     views = []
-    for name in (ENGINES, DEFAULT):
+    for name in QUEUES:
         queue = Queue(f"{prefix}{name}", connection=connection)
         views.append(QueueView(name, queue.count, queue.failed_job_registry.count,
                                Worker.count(queue=queue)))  # fmt: skip
@@ -311,7 +311,7 @@ def worker_views(connection: redis.Redis, prefix: str) -> list[WorkerView]:
     """The RQ workers alive on this deployment's queues (RQ drops a worker whose heartbeat
     stopped)."""
     seen: dict[str, WorkerView] = {}
-    for name in (ENGINES, DEFAULT):
+    for name in QUEUES:
         queue = Queue(f"{prefix}{name}", connection=connection)
         for worker in Worker.all(queue=queue):
             seen[worker.name] = WorkerView(

@@ -5,26 +5,37 @@ Nothing is lost between a finished attempt and its POST (a transactional outbox)
 - The engine writes the CDRs of a batch of finished attempts in one transaction
   (webapp/services/dialing.py) and, in the same transaction, a delivery for each active
   endpoint and attempt (`record_finished`). After the commit it enqueues ONE `deliver` job
-  for them on `default` (`announce`).
+  for them on the `webhooks` queue (`announce`), which has a worker of its own: deliveries
+  never wait behind imports or checks, and those never wait behind a slow receiver.
 - `deliver` tries them in order, then keeps the log to the newest `KEEP` deliveries.
+- Each try is written down BEFORE its POST (its count, and the time of the next try), and
+  taken only if no other job took it meanwhile: a worker killed during the POST leaves a try
+  that counts, and two jobs never send one delivery twice.
 - A try that fails is tried again after the next delay of AUTOCALL_WEBHOOK_RETRY_SECONDS
   (1 min, 5 min, 30 min, 2 h, 6 h by default): the failures of one run are retried together
-  by one job that RQ's scheduler enqueues when it is due. Every try is written down.
-- `sweep` (every minute, RQ's cron scheduler) finds deliveries overdue by `OVERDUE` seconds,
-  whose job was lost (Redis away when it was to be enqueued, or restarted without its data),
-  and enqueues them again. A try only sends deliveries that are due, so a job that runs twice
-  sends nothing twice.
+  by one job that RQ's scheduler enqueues when it is due.
+- `sweep` (every minute, RQ's cron scheduler) finds deliveries overdue by `OVERDUE` seconds
+  whose job was lost (Redis away when it was to be enqueued, or restarted without its data,
+  a worker killed) and enqueues them again. It knows a delivery's job from a note in Redis
+  beside the queue (`_enqueue`), and leaves alone those whose job is still queued,
+  scheduled or running: a long queue is not mistaken for a lost job.
+- "Send a test event" is tried at once, in the admin's request (`send_test`), within the
+  same deadline: it never queues behind the deliveries of any tenant.
 
 A body is `{"event": "attempt.finished", "v": 1, "attempt": {...}}`, signed with the
 endpoint's secret: `X-AutoCall-Signature: t=<unix time>,v1=<hex HMAC-SHA256 of "t.body">`.
 `X-AutoCall-Delivery` carries the delivery's id, the same on every try (receivers drop
 repeats by it).
 
-The POST uses `http.client` from the standard library: no redirects are followed, no proxy
-from the environment is used, and every socket operation times out after `TIMEOUT` seconds.
-Unless private addresses are allowed (AUTOCALL_WEBHOOK_ALLOW_PRIVATE, or not production),
-the address actually connected to must be public: checking it after `connect` leaves no gap
-for a DNS answer that changes between a check and the connection.
+The POST (`post`) uses `http.client` from the standard library: no redirects are followed and
+no proxy from the environment is used. The whole try (looking the name up, connecting, TLS,
+sending, and the whole answer) must end within `DEADLINE` seconds: a receiver that sends its
+answer a byte at a time is cut off then. The name is looked up once; unless private
+addresses are allowed (AUTOCALL_WEBHOOK_ALLOW_PRIVATE, or not production) every address it
+has must be public (`public_address`) BEFORE anything connects, and the connection goes to
+exactly a checked address, with the Host header, TLS's SNI and the certificate's check still
+for the name. A refused address is never connected to, so the answer cannot tell whether a
+port behind it is open.
 """
 
 from __future__ import annotations
@@ -32,10 +43,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import http.client
+import io
 import ipaddress
 import json
 import logging
 import secrets
+import socket
+import ssl
+import threading
 import time
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
@@ -44,6 +59,7 @@ from urllib.parse import urlsplit
 import redis
 from flask import current_app
 from rq import Queue
+from rq.job import Job, JobStatus
 from sqlalchemy import and_, delete, insert, select, update
 from sqlalchemy.engine import Connection
 
@@ -51,7 +67,7 @@ from webapp.api.leads import attempt_json
 from webapp.extensions import db
 from webapp.models import Attempt, Lead, WebhookDelivery, WebhookEndpoint
 from webapp.models.webhook import ATTEMPT_FINISHED, TEST
-from webapp.queues import job_context, queue
+from webapp.queues import WEBHOOKS, job_context, queue
 from webapp.services.secrets import SecretError
 
 log = logging.getLogger(__name__)
@@ -59,15 +75,21 @@ endpoints_table = WebhookEndpoint.__table__
 deliveries_table = WebhookDelivery.__table__
 
 VERSION = 1
-#: Seconds every socket operation of a try may take (connect, send, the answer).
-TIMEOUT = 5
+#: Seconds one try may take in all: the name's look-up, connect, TLS, sending, the answer.
+DEADLINE = 10
+#: Bytes of an answer's body read at most (its status decides; the rest is left unread).
+BODY_LIMIT = 64 * 1024
 #: Deliveries kept per tenant; older ones are deleted as new ones come.
 KEEP = 10_000
-#: Seconds past its try time after which a delivery's job counts as lost (`sweep`).
+#: Seconds past its try time after which a delivery with no job queued, scheduled or
+#: running counts as lost (`sweep`).
 OVERDUE = 300
 #: Deliveries of one tenant a sweep enqueues at a time.
 SWEEP_BATCH = 500
 USER_AGENT = "AutoCall-Webhooks/1"
+#: What a try's record says from just before its POST until its result replaces it; it stays
+#: when the worker died during the POST.
+UNDER_WAY = "no result: the try was under way or cut short"
 
 
 def new_secret() -> str:
@@ -102,62 +124,178 @@ def example_payload() -> dict:
 
 
 class RefusedAddress(OSError):
-    """The endpoint's host is a private, loopback or otherwise non-public address."""
+    """The endpoint's host has a private, loopback or otherwise non-public address."""
 
 
-def _public(address: str) -> bool:
+#: NAT64's well-known prefix (RFC 6052): the IPv4 address is the last 32 bits.
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+#: NAT64's local-use prefix (RFC 8215): where the IPv4 address sits is the network's choice,
+#: and it is never global, so all of it is refused.
+_NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
+
+
+def public_address(address: str) -> bool:
+    """Whether a webhook may go to this address where private ones are not allowed: a global
+    unicast address. An IPv6 address that carries an IPv4 one (IPv4-mapped, 6to4, NAT64) is
+    judged by the IPv4 address it leads to."""
     ip = ipaddress.ip_address(address.split("%")[0])
-    if ip.version == 6 and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
-    return ip.is_global and not ip.is_multicast
+    if ip.version == 6:
+        if ip in _NAT64_LOCAL or ip.is_site_local:
+            return False
+        carried = ip.ipv4_mapped or ip.sixtofour
+        if carried is None and ip in _NAT64:
+            carried = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+        if carried is not None:
+            return public_address(str(carried))
+    return ip.is_global and not ip.is_multicast and not ip.is_reserved
 
 
-class _Guarded:
-    allow_private = False
+class _Deadline:
+    def __init__(self, seconds: float) -> None:
+        self.at = time.monotonic() + seconds
+
+    def left(self) -> float:
+        """Seconds left; TimeoutError when none are."""
+        left = self.at - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the deadline passed")
+        return left
+
+
+def _look_up(host: str, port: int, deadline: _Deadline) -> list[tuple]:
+    """getaddrinfo's answers for the host, once, within the deadline (in a thread of its
+    own, which the system's resolver ends by itself when the deadline passes first)."""
+    answer: list = []
+
+    def look_up() -> None:
+        try:
+            answer.append(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+        except OSError as error:
+            answer.append(error)
+
+    thread = threading.Thread(target=look_up, name="webhook-dns", daemon=True)
+    thread.start()
+    thread.join(deadline.left())
+    if not answer:
+        raise TimeoutError("no answer from the name service")
+    if isinstance(answer[0], OSError):
+        raise answer[0]
+    return answer[0]
+
+
+class _Reader(io.RawIOBase):
+    """The answer's bytes; each read waits only for what is left of the deadline. Like the
+    socket's own file, it keeps the socket open until it is closed itself (http.client
+    closes the connection before it reads the body of an answer that ends the connection)."""
+
+    def __init__(self, sock: socket.socket, deadline: _Deadline) -> None:
+        self.sock, self.file, self.deadline = sock, sock.makefile("rb", buffering=0), deadline
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        self.sock.settimeout(self.deadline.left())
+        return self.file.readinto(buffer)
+
+    def close(self) -> None:
+        self.file.close()
+        super().close()
+
+
+class _DeadlineSocket:
+    """A connected socket (TLS or not) whose every operation ends by the deadline: what
+    http.client sends through and reads the answer from."""
+
+    def __init__(self, sock: socket.socket, deadline: _Deadline) -> None:
+        self.sock, self.deadline = sock, deadline
+
+    def sendall(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            self.sock.settimeout(self.deadline.left())
+            view = view[self.sock.send(view) :]
+
+    def makefile(self, mode: str) -> io.BufferedReader:
+        return io.BufferedReader(_Reader(self.sock, self.deadline))
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class _Connection(http.client.HTTPConnection):
+    """An HTTP(S) connection to the host of a URL that goes to `addresses` only (already
+    looked up and checked), all within `deadline`. The Host header, TLS's SNI and the
+    certificate's check are for the host's name."""
+
+    def __init__(self, host: str, port: int, tls: bool, addresses: list[tuple],
+                 deadline: _Deadline) -> None:  # fmt: skip
+        super().__init__(host, port)
+        self.default_port = 443 if tls else 80  # the Host header leaves these out
+        self.tls, self.addresses, self.deadline = tls, addresses, deadline
 
     def connect(self) -> None:
-        super().connect()
-        address = self.sock.getpeername()[0]
-        if not self.allow_private and not _public(address):
-            self.sock.close()
-            raise RefusedAddress(f"{address} is not a public address")
-
-
-class _HTTP(_Guarded, http.client.HTTPConnection):
-    pass
-
-
-class _HTTPS(_Guarded, http.client.HTTPSConnection):
-    pass
+        failure: OSError = OSError("no address")
+        for family, kind, protocol, _, address in self.addresses:
+            sock = socket.socket(family, kind, protocol)
+            try:
+                sock.settimeout(self.deadline.left())
+                sock.connect(address)
+                if self.tls:
+                    # The handshake as a whole ends by the socket's timeout (CPython's ssl).
+                    sock.settimeout(self.deadline.left())
+                    sock = ssl.create_default_context().wrap_socket(sock, server_hostname=self.host)
+                self.sock = _DeadlineSocket(sock, self.deadline)
+                return
+            except TimeoutError:
+                sock.close()
+                raise
+            except OSError as error:  # refused, unreachable: the next address
+                sock.close()
+                failure = error
+        raise failure
 
 
 def post(url: str, body: bytes, headers: dict,
          allow_private: bool) -> tuple[int | None, str | None]:  # fmt: skip
-    """POST `body` to `url`: (HTTP status or None, None when it was a 2xx else the reason)."""
+    """POST `body` to `url` within `DEADLINE` seconds in all: (HTTP status or None, None when
+    it was a 2xx else the reason)."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return None, "not an http:// or https:// URL"
-    kind = _HTTPS if parts.scheme == "https" else _HTTP
+    tls = parts.scheme == "https"
     try:
-        connection = kind(parts.hostname, parts.port, timeout=TIMEOUT)
-    except ValueError as error:  # a port that is not one (http.client.InvalidURL too)
+        port = parts.port or (443 if tls else 80)
+    except ValueError as error:  # a port that is not one
         return None, f"bad URL: {error}"
-    connection.allow_private = allow_private
+    host = parts.hostname
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    deadline = _Deadline(DEADLINE)
+    connection = None
     try:
+        addresses = _look_up(host, port, deadline)
+        if not allow_private and not all(public_address(a[4][0]) for a in addresses):
+            raise RefusedAddress(f"{host} is not a public address")
+        connection = _Connection(host, port, tls, addresses, deadline)
         connection.request("POST", path, body=body, headers=headers)
-        response = connection.getresponse()
-        status, reason = response.status, response.reason
+        with connection.getresponse() as response:
+            status, reason = response.status, response.reason
+            response.read(BODY_LIMIT)  # the whole answer (up to the limit), by the deadline
     except TimeoutError:
-        return None, f"no answer in {TIMEOUT} s"
+        return None, f"no complete answer in {DEADLINE} s"
     except RefusedAddress as error:
         return None, f"refused: {error}"
+    except ssl.SSLCertVerificationError as error:
+        return None, f"cannot connect: TLS certificate: {error.verify_message}"
     except OSError as error:  # refused, unreachable, no such host, TLS
         return None, f"cannot connect: {error.strerror or error}"
+    except http.client.InvalidURL as error:
+        return None, f"bad URL: {error}"
     except http.client.HTTPException as error:
         return None, f"not an HTTP answer: {error!r}"
     finally:
-        connection.close()
+        if connection is not None:
+            connection.close()
     if 200 <= status < 300:
         return status, None
     return status, f"answered {status} {reason}".strip()
@@ -187,28 +325,72 @@ def record_finished(connection: Connection, tenant_id: int, attempt_ids: list[in
 
 
 def announce(jobs: Queue, tenant_id: int, delivery_ids: list[int]) -> None:
-    """After the commit: one job tries these deliveries. Redis being away must not stop the
-    engine: the deliveries are in the database, and `sweep` enqueues them later."""
+    """After the commit: one job on `jobs` (the `webhooks` queue) tries these deliveries.
+    Redis being away must not stop the engine: the deliveries are in the database, and
+    `sweep` enqueues them later."""
     try:
-        jobs.enqueue(deliver, tenant_id, delivery_ids, **_job_options(len(delivery_ids)))
+        _enqueue(jobs, tenant_id, delivery_ids)
     except redis.RedisError:
         log.warning("webhooks of tenant %s: no job queue now; the sweep sends deliveries %s",
                     tenant_id, delivery_ids)  # fmt: skip
 
 
 def _job_options(count: int) -> dict:
-    return {"job_timeout": 60 + 2 * TIMEOUT * count, "result_ttl": 600, "failure_ttl": 86400}
+    return {"job_timeout": 60 + 2 * DEADLINE * count, "result_ttl": 600, "failure_ttl": 86400}
+
+
+def _job_key(jobs: Queue, delivery_id: int) -> str:
+    """The note in Redis of the job that is to try a delivery next (beside the queue's name,
+    so under the deployment's prefix)."""
+    return f"{jobs.name}:delivery:{delivery_id}"
+
+
+def _enqueue(jobs: Queue, tenant_id: int, delivery_ids: list[int], delay: int = 0) -> None:
+    """One `deliver` job for these deliveries, now or after `delay` seconds, and a note for
+    each of them of that job (kept a day longer than the job may wait)."""
+    options = _job_options(len(delivery_ids))
+    if delay:
+        job = jobs.enqueue_in(timedelta(seconds=delay), deliver, tenant_id, delivery_ids,
+                              **options)  # fmt: skip
+    else:
+        job = jobs.enqueue(deliver, tenant_id, delivery_ids, **options)
+    with jobs.connection.pipeline(transaction=False) as pipe:
+        for delivery_id in delivery_ids:
+            pipe.set(_job_key(jobs, delivery_id), job.id, ex=delay + 86400)
+        pipe.execute()
+
+
+#: RQ's states of a job that will still run or is running.
+_ALIVE = {JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.STARTED, JobStatus.DEFERRED}
+
+
+def _with_a_job(jobs: Queue, delivery_ids: list[int]) -> set[int]:
+    """The deliveries among these whose job is still queued, scheduled or running. A job
+    whose worker died counts as running until RQ finds it abandoned, which it does here."""
+    if not delivery_ids:
+        return set()
+    jobs.started_job_registry.cleanup()
+    noted = [
+        job_id.decode() if job_id else None
+        for job_id in jobs.connection.mget([_job_key(jobs, i) for i in delivery_ids])
+    ]
+    found = Job.fetch_many(sorted({j for j in noted if j}), connection=jobs.connection)
+    alive = {job.id for job in found if job and job.get_status(refresh=False) in _ALIVE}
+    return {i for i, job_id in zip(delivery_ids, noted, strict=True) if job_id in alive}
 
 
 def send_test(endpoint: WebhookEndpoint) -> WebhookDelivery:
-    """The page's "Send a test event": a delivery of the `test` event, tried by a job."""
-    delivery = WebhookDelivery(tenant_id=endpoint.tenant_id, endpoint_id=endpoint.id,
-                               event=TEST, next_try_at=datetime.now(UTC))  # fmt: skip
-    db.session.add(delivery)
+    """The page's "Send a test event": a delivery of the `test` event, tried at once in this
+    request within `DEADLINE`, queued behind nothing. If it fails, its retries are jobs like
+    any delivery's. Returns the delivery as its try left it."""
+    test = WebhookDelivery(tenant_id=endpoint.tenant_id, endpoint_id=endpoint.id,
+                           event=TEST, next_try_at=datetime.now(UTC))  # fmt: skip
+    db.session.add(test)
     db.session.commit()
+    test_id = test.id
+    _try(endpoint.tenant_id, [test_id])
     trim(endpoint.tenant_id)
-    queue().enqueue(deliver, endpoint.tenant_id, [delivery.id], **_job_options(1))
-    return delivery
+    return db.session.get(WebhookDelivery, test_id)
 
 
 def deliver(tenant_id: int, delivery_ids: list[int]) -> int:
@@ -220,26 +402,38 @@ def deliver(tenant_id: int, delivery_ids: list[int]) -> int:
 
 
 def sweep() -> int:
-    """The cron job: enqueue again the deliveries overdue by `OVERDUE` seconds (their job was
-    lost), at most `SWEEP_BATCH` of each tenant at a time. Returns how many."""
+    """The cron job: enqueue again the deliveries overdue by `OVERDUE` seconds whose job was
+    lost (none queued, scheduled or running), at most `SWEEP_BATCH` of each tenant at a time.
+    One sweep runs at a time across machines. Returns how many."""
     with job_context():
-        overdue = datetime.now(UTC) - timedelta(seconds=OVERDUE)
-        rows = db.session.execute(
-            select(WebhookDelivery.tenant_id, WebhookDelivery.id)
-            .where(WebhookDelivery.next_try_at < overdue)
-            .order_by(WebhookDelivery.tenant_id, WebhookDelivery.id)
-        ).all()
-        db.session.rollback()
-        found: dict[int, list[int]] = defaultdict(list)
-        for tenant_id, delivery_id in rows:
-            if len(found[tenant_id]) < SWEEP_BATCH:
-                found[tenant_id].append(delivery_id)
-        jobs = queue()
-        for tenant_id, ids in found.items():
-            log.warning("webhooks of tenant %s: %d overdue deliveries enqueued again",
-                        tenant_id, len(ids))  # fmt: skip
-            jobs.enqueue(deliver, tenant_id, ids, **_job_options(len(ids)))
-        return sum(map(len, found.values()))
+        jobs = queue(WEBHOOKS)
+        lock = f"{jobs.name}:sweeping"
+        if not jobs.connection.set(lock, 1, nx=True, ex=600):
+            return 0
+        try:
+            return _sweep(jobs)
+        finally:
+            jobs.connection.delete(lock)
+
+
+def _sweep(jobs: Queue) -> int:
+    overdue = datetime.now(UTC) - timedelta(seconds=OVERDUE)
+    rows = db.session.execute(
+        select(WebhookDelivery.tenant_id, WebhookDelivery.id)
+        .where(WebhookDelivery.next_try_at < overdue)
+        .order_by(WebhookDelivery.tenant_id, WebhookDelivery.id)
+    ).all()
+    db.session.rollback()
+    tried = _with_a_job(jobs, [delivery_id for _, delivery_id in rows])
+    found: dict[int, list[int]] = defaultdict(list)
+    for tenant_id, delivery_id in rows:
+        if delivery_id not in tried and len(found[tenant_id]) < SWEEP_BATCH:
+            found[tenant_id].append(delivery_id)
+    for tenant_id, ids in found.items():
+        log.warning("webhooks of tenant %s: %d overdue deliveries enqueued again",
+                    tenant_id, len(ids))  # fmt: skip
+        _enqueue(jobs, tenant_id, ids)
+    return sum(map(len, found.values()))
 
 
 def trim(tenant_id: int, keep: int = KEEP) -> None:
@@ -280,10 +474,30 @@ def _secrets(rows) -> dict[int, str | None]:
     return readable
 
 
+def _write_down(tenant_id: int, delivery_id: int, tries_before: int, **values) -> bool:
+    """Write down a try of a delivery if its count of tries is still `tries_before` (no
+    other job tried it meanwhile). Committed at once; False when another job had it."""
+    done = db.session.execute(
+        update(WebhookDelivery)
+        .where(WebhookDelivery.tenant_id == tenant_id, WebhookDelivery.id == delivery_id,
+               WebhookDelivery.tries == tries_before)
+        .values(**values)
+    ).rowcount  # fmt: skip
+    db.session.commit()
+    return done == 1
+
+
+def _after(delay: int | None) -> datetime | None:
+    """The time `delay` seconds from now; None for no delay (no next try)."""
+    return None if delay is None else datetime.now(UTC) + timedelta(seconds=delay)
+
+
 def _try(tenant_id: int, delivery_ids: list[int]) -> int:
     """One try of each of these deliveries that still waits; the failures are scheduled
-    for their next try. After an endpoint gave no HTTP answer at all, the rest of its
-    deliveries in this run fail with the same reason without waiting again."""
+    for their next try. Each try is written down (counted, its next try set) before its POST
+    and only if no other job took it meanwhile. After an endpoint gave no HTTP answer at
+    all, the rest of its deliveries in this run fail with the same reason without waiting
+    again."""
     config = current_app.extensions["autocall.config"]
     retries = config.webhook_retries
     rows = db.session.execute(
@@ -302,6 +516,11 @@ def _try(tenant_id: int, delivery_ids: list[int]) -> int:
     again: dict[int, list[int]] = defaultdict(list)
     delivered = 0
     for row in rows:
+        tries = row.tries + 1
+        delay = retries[tries - 1] if tries <= len(retries) else None  # None: the last try
+        if not _write_down(tenant_id, row.id, row.tries, tries=tries, status_code=None,
+                           error=UNDER_WAY, next_try_at=_after(delay)):  # fmt: skip
+            continue  # another job took it
         status, error, final = None, down.get(row.endpoint_id), False
         attempt = example_payload() if row.event == TEST else payloads.get(row.attempt_id)
         if attempt is None:
@@ -320,22 +539,18 @@ def _try(tenant_id: int, delivery_ids: list[int]) -> int:
             status, error = post(row.url, body, headers, config.webhook_private_allowed)
             if status is None:
                 down[row.endpoint_id] = error
-        now, tries = datetime.now(UTC), row.tries + 1
-        values = {"tries": tries, "status_code": status, "error": error and error[:255],
-                  "next_try_at": None}  # fmt: skip
+        values = {"status_code": status, "error": error and error[:255], "next_try_at": None}
         if error is None:
-            values["delivered_at"] = now
+            values["delivered_at"] = datetime.now(UTC)
             delivered += 1
-        elif not final and tries <= len(retries):
-            values["next_try_at"] = now + timedelta(seconds=retries[tries - 1])
-            again[retries[tries - 1]].append(row.id)
-        db.session.execute(
-            update(WebhookDelivery)
-            .where(WebhookDelivery.tenant_id == tenant_id, WebhookDelivery.id == row.id)
-            .values(**values)
-        )
-        db.session.commit()  # each try is written down as it happens
-    for delay, ids in again.items():
-        options = _job_options(len(ids))
-        queue().enqueue_in(timedelta(seconds=delay), deliver, tenant_id, ids, **options)
+        elif not final and delay is not None:
+            values["next_try_at"] = _after(delay)
+            again[delay].append(row.id)
+        _write_down(tenant_id, row.id, tries, **values)
+    try:
+        for delay, ids in again.items():
+            _enqueue(queue(WEBHOOKS), tenant_id, ids, delay)
+    except redis.RedisError:  # written down: the sweep enqueues them when overdue
+        log.warning("webhooks of tenant %s: no job queue now; the sweep retries %s",
+                    tenant_id, sorted(i for ids in again.values() for i in ids))  # fmt: skip
     return delivered

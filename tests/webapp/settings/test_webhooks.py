@@ -3,12 +3,16 @@ supervisors read the page without secrets or buttons; deliveries and failures sh
 
 import re
 
+from rq.job import Job
 from sqlalchemy import select
 
-from tests.webapp.jobs import run_jobs
+from tests.webapp.jobs import emptied
 from tests.webapp.webhooks.receiver import Receiver
 from webapp.extensions import db
-from webapp.models import WebhookDelivery, WebhookEndpoint
+from webapp.models import Attempt, WebhookDelivery, WebhookEndpoint
+from webapp.queues import WEBHOOKS, queue
+from webapp.webhooks import delivery as webhook_delivery
+from webapp.webhooks.delivery import announce, record_finished
 
 RU = {"Accept-Language": "ru"}
 SECRET = re.compile(r"whsec_[A-Za-z0-9_\-]{43}")
@@ -82,28 +86,45 @@ def test_an_admin_edits_pauses_and_deletes_a_webhook(app, client, auth, tenant_a
     assert endpoints(app, tenant_a.id) == []
 
 
-def test_a_test_event_is_delivered_and_shows_on_the_page(app, client, auth, tenant_a):
+def point_at(app, tenant, url: str) -> None:
+    with app.app_context():
+        endpoint = db.session.get(WebhookEndpoint, tenant.webhook_id)
+        endpoint.url = url
+        db.session.commit()
+
+
+def test_a_test_event_is_tried_at_once_and_shows_on_the_page(app, client, auth, tenant_a):
+    with app.app_context():
+        retries = emptied(queue(WEBHOOKS)).scheduled_job_registry
     auth.login(tenant_a.admin_email)
     with Receiver(503, 200) as receiver:
-        with app.app_context():
-            endpoint = db.session.get(WebhookEndpoint, tenant_a.webhook_id)
-            endpoint.url = receiver.url
-            db.session.commit()
+        point_at(app, tenant_a, receiver.url)
         response = client.post(f"/settings/webhooks/{tenant_a.webhook_id}/test",
                                follow_redirects=True)  # fmt: skip
-        assert "A test event is on its way" in response.get_data(as_text=True)
-        run_jobs(app)
-    [received] = receiver.received
+        assert (f"The test event did not reach {receiver.url}: answered 503 Service "
+                "Unavailable.") in response.get_data(as_text=True)  # fmt: skip
+        [received] = receiver.received  # in the request itself: no worker ran
+        response = client.post(f"/settings/webhooks/{tenant_a.webhook_id}/test",
+                               follow_redirects=True)  # fmt: skip
+        assert (f"The test event reached {receiver.url}: it answered 200."
+                in response.get_data(as_text=True))  # fmt: skip
     assert received.json["event"] == "test" and received.signed_with("alpha-secret")
     assert set(received.json["attempt"]) >= {"id", "lead_id", "lead_external_id", "phone",
                                               "outcome", "sip_code", "end_at"}  # fmt: skip
     page = client.get("/settings/webhooks").get_data(as_text=True)
     deliveries = page.split('data-testid="deliveries"')[1]
     assert "answered 503 Service Unavailable" in deliveries and "waiting" in deliveries
+    assert "delivered" in deliveries
+    with app.app_context():
+        [first] = db.session.scalars(select(WebhookDelivery).where(
+            WebhookDelivery.status_code == 503)).all()  # fmt: skip
+    [retry] = [Job.fetch(job_id, connection=retries.connection)
+               for job_id in retries.get_job_ids()]  # fmt: skip
+    assert retry.args == (tenant_a.id, [first.id])  # retried by a job, like any delivery
     failures = client.get("/settings/webhooks?failures=1").get_data(as_text=True)
     assert "answered 503" in failures
     with app.app_context():
-        delivery = db.session.scalar(select(WebhookDelivery))
+        delivery = db.session.get(WebhookDelivery, first.id)
         delivery.delivered_at, delivery.next_try_at, delivery.error = (
             delivery.created_at,
             None,
@@ -112,6 +133,45 @@ def test_a_test_event_is_delivered_and_shows_on_the_page(app, client, auth, tena
         db.session.commit()
     failures = client.get("/settings/webhooks?failures=1").get_data(as_text=True)
     assert "No deliveries yet." in failures
+
+
+def test_another_tenants_slow_receiver_does_not_delay_a_test_event(
+    app, client, auth, tenant_a, tenant_b
+):
+    """Tenant B's deliveries wait on the `webhooks` queue for a receiver that drips its
+    answers; tenant A's test event goes out at once, queued behind none of them."""
+    with Receiver(200, drip=1.0) as slow, Receiver(200) as receiver:
+        point_at(app, tenant_b, slow.url)
+        with app.app_context():
+            webhooks = emptied(queue(WEBHOOKS))
+            attempt_id = db.session.scalar(select(Attempt.id).where(
+                Attempt.tenant_id == tenant_b.id))  # fmt: skip
+            for _ in range(20):
+                with db.engine.begin() as connection:
+                    ids = record_finished(connection, tenant_b.id, [attempt_id])
+                announce(webhooks, tenant_b.id, ids)
+        point_at(app, tenant_a, receiver.url)
+        auth.login(tenant_a.admin_email)
+        response = client.post(f"/settings/webhooks/{tenant_a.webhook_id}/test",
+                               follow_redirects=True)  # fmt: skip
+        assert "The test event reached" in response.get_data(as_text=True)
+        assert len(receiver.received) == 1 and slow.received == []
+        assert webhooks.count == 20  # tenant B's jobs still wait for the webhooks worker
+        webhooks.empty()
+
+
+def test_a_test_event_to_a_dripping_receiver_ends_at_the_deadline(
+    app, client, auth, tenant_a, monkeypatch
+):
+    monkeypatch.setattr(webhook_delivery, "DEADLINE", 1)
+    auth.login(tenant_a.admin_email)
+    with Receiver(200, drip=0.25) as slow:
+        point_at(app, tenant_a, slow.url)
+        response = client.post(f"/settings/webhooks/{tenant_a.webhook_id}/test",
+                               follow_redirects=True)  # fmt: skip
+    page = response.get_data(as_text=True)
+    assert f"The test event did not reach {slow.url}: no complete answer in 1 s." in page
+    assert len(slow.received) == 1
 
 
 def test_a_supervisor_reads_without_secrets_or_buttons(client, auth, tenant_a):

@@ -1,5 +1,6 @@
 """A real webhook receiver for tests: an HTTP server on 127.0.0.1 in a thread of the test,
-answering each POST with the next status of a script, and keeping what it received."""
+answering each POST with the next status of a script, and keeping what it received; a
+dripping one sends its answer a byte at a time."""
 
 from __future__ import annotations
 
@@ -35,12 +36,14 @@ class Received:
 
 class Receiver:
     """`Receiver(500, 200)` answers 500 to the first POST and 200 to the rest (the last
-    status repeats)."""
+    status repeats). `drip=1.0` sends each answer a byte a second (until the client goes);
+    `arrived` is set when a POST has come in whole."""
 
-    def __init__(self, *statuses: int) -> None:
+    def __init__(self, *statuses: int, drip: float | None = None) -> None:
         self.statuses = list(statuses or (200,))
         self.received: list[Received] = []
         self.lock = threading.Lock()
+        self.arrived = threading.Event()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -50,9 +53,23 @@ class Receiver:
                     index = min(len(receiver.received), len(receiver.statuses) - 1)
                     status = receiver.statuses[index]
                     receiver.received.append(Received(dict(self.headers), body, status))
+                receiver.arrived.set()
+                if drip is not None:
+                    self.drip(status, drip)
+                    return
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
+
+            def drip(self, status: int, interval: float) -> None:
+                self.close_connection = True
+                answer = f"HTTP/1.1 {status} Slow\r\nContent-Length: 0\r\n\r\n".encode()
+                try:
+                    for byte in answer:
+                        self.wfile.write(bytes([byte]))
+                        time.sleep(interval)
+                except OSError:  # the client gave up
+                    pass
 
             def log_message(self, *args) -> None:
                 pass

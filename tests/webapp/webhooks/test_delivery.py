@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 import pytest
 import redis
-from rq import Queue, SimpleWorker
+from rq import Queue
 from sqlalchemy import select
 
 from engine.dialer import Finished
@@ -23,7 +23,7 @@ from tests.webapp.webhooks.receiver import Receiver
 from webapp.config import DEV_ENCRYPTION_KEY
 from webapp.extensions import db
 from webapp.models import Attempt, Lead, WebhookDelivery, WebhookEndpoint
-from webapp.queues import queue
+from webapp.queues import WEBHOOKS, queue
 from webapp.services.dialing import DialingStore
 from webapp.services.secrets import SecretBox
 from webapp.webhooks import delivery
@@ -55,7 +55,7 @@ def announce(app, tenant_id: int, attempt_ids: list[int]) -> list[int]:
         with db.engine.begin() as connection:
             ids = delivery.record_finished(connection, tenant_id, attempt_ids)
         if ids:
-            delivery.announce(queue(), tenant_id, ids)
+            delivery.announce(queue(WEBHOOKS), tenant_id, ids)
         return ids
 
 
@@ -76,11 +76,7 @@ def run_jobs_until(app, condition, timeout: float = 15.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, "the jobs did not get there in time"
-        with app.app_context():
-            default = queue()
-            SimpleWorker([default], connection=default.connection).work(
-                burst=True, with_scheduler=True
-            )
+        run_jobs(app, with_scheduler=True)
         time.sleep(0.2)
 
 
@@ -178,9 +174,9 @@ def test_only_public_addresses_count_as_public():
                "::ffff:127.0.0.1", "fe80::1%eth0", "100.64.0.1", "0.0.0.0",
                "224.0.0.1")  # fmt: skip
     for address in private:
-        assert not delivery._public(address), address
+        assert not delivery.public_address(address), address
     for address in ("8.8.8.8", "2001:4860:4860::8888", "::ffff:8.8.8.8"):
-        assert delivery._public(address), address
+        assert delivery.public_address(address), address
 
 
 def test_what_is_not_an_http_url_is_never_fetched():
@@ -303,7 +299,7 @@ def test_a_job_that_runs_twice_sends_nothing_twice(app, tenant_a):
         point_at(app, tenant_a, receiver.url)
         ids = announce(app, tenant_a.id, [fixture_attempt(app, tenant_a)])
         with app.app_context():
-            queue().enqueue(delivery.deliver, tenant_a.id, ids)
+            queue(WEBHOOKS).enqueue(delivery.deliver, tenant_a.id, ids)
         run_jobs(app)
     assert len(receiver.received) == 1
     [row] = deliveries(app, tenant_a.id)
