@@ -1,6 +1,6 @@
 """The child process of tests/webapp/leads/test_import_memory.py: a web worker's work on one
 large CSV file (the upload, the mapping page, the import job run by a real RQ worker in this
-process), with this process's peak memory (ru_maxrss) after each step, printed as JSON.
+process), with this process's peak memory (VmHWM) after each step, printed as JSON.
 
     python -m tests.webapp.leads.import_memory_child WORKDIR MULTIPART_BODY BOUNDARY
 """
@@ -10,13 +10,18 @@ from __future__ import annotations
 import io
 import json
 import re
-import resource
 import sys
 from pathlib import Path
 
 
 def peak_mb() -> float:
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    """This process's peak resident memory: VmHWM, the high-water mark of this program's
+    own memory. (ru_maxrss would do, but Linux carries it over from the parent through
+    fork and exec: a child of a large pytest process would start at the parent's size.)"""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    raise RuntimeError("no VmHWM in /proc/self/status")
 
 
 def main(workdir: str, body: str, boundary: str) -> None:

@@ -1,6 +1,6 @@
 """A 48 MB CSV file costs a web worker (and the import job) no more memory than a small one:
 the upload is copied to disk a megabyte at a time, the mapping page reads the first rows, the
-job reads the rows a batch at a time. Measured as the peak memory (ru_maxrss) of a child
+job reads the rows a batch at a time. Measured as the peak resident memory of a child
 process doing the work through the real views and a real RQ worker (import_memory_child.py);
 no timing is asserted."""
 
