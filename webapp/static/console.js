@@ -123,7 +123,9 @@
       if (field === "id") { id = value; } else if (field === "event") { type = value; }
     });
     if (id !== null) { lastEventId = id; }
-    if (handlers[type]) { handlers[type](); }
+    if (handlers[type]) {
+      try { handlers[type](); } catch (error) { /* the stream goes on */ }
+    }
   }
 
   function read(reader) {
@@ -138,7 +140,8 @@
         return next();
       });
     }
-    return next();
+    // Whatever ends the reading ends the connection too: a new one must not join it.
+    return next().catch(function (error) { reader.cancel(); throw error; });
   }
 
   function listen() {
@@ -148,11 +151,11 @@
       .then(function (response) {
         if (response.status === 429 || response.status === 503) {
           var wait = parseInt(response.headers.get("Retry-After"), 10) || 10;
+          setTimeout(listen, wait * 1000);
           return response.json().then(function (answer) {
-            refusal.textContent = answer.error;
-            refusal.hidden = false;
-            setTimeout(listen, wait * 1000);
-          });
+            refusal.textContent = answer.error || "";
+            refusal.hidden = !answer.error;
+          }, function () { /* not the portal's answer (a proxy's page): just wait */ });
         }
         var type = response.headers.get("Content-Type") || "";
         if (response.status !== 200 || !response.body || type.indexOf("text/event-stream")) {
