@@ -9,20 +9,16 @@ from flask import current_app
 from engine.bus import TenantKeys, event
 from engine.presence import Presence
 
-#: Connections one web process may open to Redis: every open console's event stream holds
-#: one while it waits (see deploy/gunicorn.conf.py), so redis-py's default of 100 is too few.
+#: Connections one web process may open to Redis. A waiting event stream holds none (one
+#: reader serves them all: webapp/streams.py), but a worker has 2,000 threads for streams
+#: (deploy/gunicorn.conf.py), and many may open at once after a restart, each asking Redis
+#: for its start: redis-py's default of 100 is too few.
 MAX_CONNECTIONS = 1000
 
 
 def client() -> redis.Redis | None:
     """The app's Redis client, or None when the deployment has no Redis configured."""
     return _client("autocall.redis", socket_timeout=5)
-
-
-def stream_client() -> redis.Redis | None:
-    """A client for commands that wait in Redis (the console's XREAD BLOCK): its socket
-    timeout is longer than any wait, which redis-py's default of 5 s is not."""
-    return _client("autocall.redis-streams", socket_timeout=60)
 
 
 def _client(name: str, socket_timeout: float) -> redis.Redis | None:

@@ -101,6 +101,13 @@ class Config:
     oidc_client_secret: str = ""
     #: The provider's name on the sign-in button ("Sign in with <name>").
     oidc_name: str = DEFAULT_OIDC_NAME
+    #: Event streams (open operator consoles) one person may hold at once, across every web
+    #: process, and one tenant; over either the stream is refused with 429 (webapp/streams.py).
+    streams_per_user: int = 3
+    streams_per_tenant: int = 1000
+    #: Event streams one web process holds at most (503 beyond); deploy/gunicorn.conf.py gives
+    #: each worker this many threads for streams, beside its threads for pages.
+    web_streams: int = 2000
     #: Bearer token a Prometheus scrape of /metrics must send; empty: /metrics answers only
     #: requests made directly from this machine (loopback, not through a proxy).
     metrics_token: str = ""
@@ -185,6 +192,9 @@ class Config:
             "import_max_megabytes",
             "engine_capacity",
             "engine_workers",
+            "streams_per_user",
+            "streams_per_tenant",
+            "web_streams",
         ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"AUTOCALL_{name.upper()} must be at least 1")

@@ -1,7 +1,8 @@
 """The operator console in a real browser with the real engine: an operator goes on line, a
 lead comes in through the API, SIPp (the PBX) answers, the lead's card opens by itself, the
 operator records the result and is free again; two operators get different leads; a dropped
-event stream catches up; a closed tab stops the calls to that operator."""
+event stream catches up; a closed tab stops the calls to that operator; a console over the
+person's cap of open streams says so and connects once another tab closes."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ import urllib.request
 
 from playwright.sync_api import expect
 
-from tests.browser.test_portal import page, served  # noqa: F401  (fixtures)
-from tests.conftest import PASSWORD
+from tests.browser.test_portal import page, serve, served  # noqa: F401  (fixtures)
+from tests.conftest import PASSWORD, make_tenant
 from tests.engine.dialing import (
     HostThread,
     attempts_of,
@@ -157,3 +158,23 @@ def test_a_closed_tab_stops_the_calls_to_that_operator(served, page, pbx):  # no
         post_lead(base, app, tenant_id, {"phone": "+15550000210", "name": "Nobody Calls"})
         wait_until(lambda: engine_state(app, tenant_id).get("reason") == "no_operator_on_line")
     assert attempts_of(app, tenant_id) == []
+
+
+def test_a_console_over_the_cap_says_so_and_connects_when_another_tab_closes(tmp_path, page):  # noqa: F811
+    with serve(tmp_path, streams_per_user=2) as (base, app):
+        email = make_tenant(app, "Acme").operator_email
+        context = page.context.browser.new_context(locale="en-US")
+        first = context.new_page()
+        operator_signs_in(base, first, email)  # the first console
+        tabs = [context.new_page() for _ in range(2)]
+        for tab in tabs:
+            tab.goto(f"{base}/console/")
+        refused = tabs[1].locator("[data-stream-refused]")
+        expect(refused).to_have_text(
+            "You have 2 consoles open (tabs or browsers), as many as one person may: close one "
+            "and this one connects by itself."
+        )
+        expect(first.locator("[data-stream-refused]")).to_be_hidden()
+        tabs[0].close()  # its stream ends; the refused console tries again after Retry-After
+        expect(refused).to_be_hidden(timeout=30_000)
+        context.close()

@@ -4,6 +4,8 @@ and cross-tenant matrices give one of each to a tenant; jobs are deleted afterwa
 
 from __future__ import annotations
 
+import io
+
 from rq.job import Job
 
 from webapp.extensions import db
@@ -20,7 +22,7 @@ def add_portal_objects(app, tenant, request) -> None:
         db.session.add(entry)
         db.session.commit()
         tenant.entry_id = entry.id
-        upload = imports.save_upload(tenant.id, "leads.csv", b"phone\n+12125550100\n")
+        upload = imports.save_upload(tenant.id, "leads.csv", io.BytesIO(b"phone\n+12125550100\n"))
         tenant.upload_id = upload.token
         started = [
             jobs.start("import", tenant.id, imports.import_leads, tenant.id, upload.token,

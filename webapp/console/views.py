@@ -1,14 +1,17 @@
 """The console's pages and its event stream.
 
 The stream is Server-Sent Events read from the operator's Redis stream of events (engine:
-`t:{id}:op:{op}:pops`): each event carries the stream's id, so a browser that lost the
-connection reconnects with `Last-Event-ID` and gets what it missed. A connection lasts at most
-`STREAM_SECONDS`, then the browser reconnects by itself: no thread is held forever.
+`t:{id}:op:{op}:pops`) through the web process's one reader (webapp/streams.py, which also
+caps how many streams a person, a tenant and a process hold): each event carries the
+stream's id, so a browser that lost the connection reconnects with `Last-Event-ID` and gets
+what it missed. A connection lasts at most `STREAM_SECONDS`, then the browser reconnects by
+itself; one whose browser went away ends within `PEER_CHECK_SECONDS`.
 """
 
 from __future__ import annotations
 
 import json
+import random
 import time
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
@@ -20,14 +23,14 @@ from flask import (
     redirect,
     render_template,
     request,
-    stream_with_context,
     url_for,
 )
 from flask_babel import lazy_gettext as _l
+from flask_login import current_user
 
 from engine.bus import BadEvent, parse_event
 from engine.presence import BUSY, FREE, TRANSFERRING, WRAP_UP
-from webapp import bus
+from webapp import bus, streams
 from webapp.console import bp
 from webapp.extensions import db
 from webapp.leads.views import OUTCOME_LABELS
@@ -37,9 +40,12 @@ from webapp.roles import role_required
 from webapp.services import console
 from webapp.tenancy import current_tenant
 
-#: How long one event-stream connection lasts, and the keep-alive comment's interval.
+#: How long one event-stream connection lasts, the keep-alive comment's interval (the
+#: stream's lease is renewed with it), and how often a quiet stream looks whether its
+#: browser closed the connection.
 STREAM_SECONDS = 300
 KEEP_ALIVE_SECONDS = 15
+PEER_CHECK_SECONDS = 5
 
 STATE_LABELS = {
     None: _l("Off line"),
@@ -191,38 +197,56 @@ def finish():
 @bp.get("/events")
 @operator_only
 def events():
-    """Server-Sent Events: screen pops and transfer results for this operator."""
+    """Server-Sent Events: screen pops and transfer results for this operator. Refused with
+    429 (too many consoles of this person or tenant) or 503 (this process is full), with
+    the reason as JSON and Retry-After (webapp/streams.py)."""
     operator = _operator()
     key = bus.keys(operator.tenant_id).pops(operator.id)
     last = request.headers.get("Last-Event-ID") or request.args.get("after") or "$"
     if last != "$" and not _stream_id(last):
         last = "$"
-    connection = bus.stream_client()
     if last == "$":  # no place to start from: after the newest event
-        last = _newest_event(connection, key)
+        last = _newest_event(bus.client(), key)
+    try:
+        stream = streams.open_stream(operator.tenant_id, current_user.id, key, last)
+    except streams.Refused as refused:
+        answer = jsonify(error=refused.message, retry_after=refused.retry_after)
+        return answer, refused.status, {"Retry-After": str(refused.retry_after)}
     # The stream needs no database: give the connection back to the pool now, or every
     # open console would hold one for its whole life.
     db.session.close()
+    peer = request.environ.get("gunicorn.socket") or request.environ.get("werkzeug.socket")
 
-    def stream():
-        nonlocal last
-        ends = time.monotonic() + STREAM_SECONDS
-        yield "retry: 1000\n\n"
-        while time.monotonic() < ends:
-            answer = connection.xread({key: last}, count=20, block=int(KEEP_ALIVE_SECONDS * 1000))
-            if not answer:
-                yield ": keep-alive\n\n"
-                continue
-            for event_id, fields in answer[0][1]:
-                last = event_id.decode()
-                try:
-                    payload = parse_event(fields[b"event"])
-                except (BadEvent, KeyError):
-                    continue
-                yield f"id: {last}\nevent: {payload['type']}\ndata: {json.dumps(payload)}\n\n"
+    def body():
+        try:
+            yield "retry: 1000\n\n"
+            # Spread in time, so that consoles that connected together (after a restart)
+            # neither keep alive nor reconnect all in the same second.
+            now = time.monotonic()
+            ends = now + STREAM_SECONDS * random.uniform(0.8, 1.0)
+            keep_alive_at = now + KEEP_ALIVE_SECONDS * random.uniform(0.5, 1.0)
+            while (now := time.monotonic()) < ends and not stream.overflowed:
+                found = stream.wait(min(PEER_CHECK_SECONDS, keep_alive_at - now, ends - now))
+                for event_id, fields in found:
+                    try:
+                        payload = parse_event(fields[b"event"])
+                    except (BadEvent, KeyError):
+                        continue
+                    data = json.dumps(payload)
+                    yield f"id: {event_id}\nevent: {payload['type']}\ndata: {data}\n\n"
+                if time.monotonic() >= keep_alive_at:
+                    yield ": keep-alive\n\n"
+                    stream.renew()
+                    keep_alive_at = time.monotonic() + KEEP_ALIVE_SECONDS
+                elif not found and streams.peer_gone(peer):
+                    return
+        finally:
+            stream.close()
 
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    return Response(stream_with_context(stream()), mimetype="text/event-stream", headers=headers)
+    response = Response(body(), mimetype="text/event-stream", headers=headers)
+    response.call_on_close(stream.close)  # also when the body was never started
+    return response
 
 
 def _newest_event(connection, key: str) -> str:

@@ -50,13 +50,6 @@ class UploadForm(FlaskForm):
     )
 
 
-def _too_large() -> str:
-    return _(
-        "The file is larger than %(size)s MB: split it into smaller files.",
-        size=imports.max_bytes() // (1024 * 1024),
-    )
-
-
 @bp.route("/import", methods=["GET", "POST"])
 @tenant_writer
 def import_upload():
@@ -67,18 +60,17 @@ def import_upload():
         submitted = form.validate_on_submit()
     except RequestEntityTooLarge:
         form, submitted = UploadForm(formdata=None), False
-        form.file.errors = [_too_large()]
+        form.file.errors = [str(imports.too_large())]
     if submitted:
-        data = form.file.data.read(imports.max_bytes() + 1)
-        if len(data) > imports.max_bytes():
-            form.file.errors.append(_too_large())
+        # werkzeug has spooled the file to a temporary file; it is copied from there a
+        # megabyte at a time, never read whole into memory.
+        try:
+            upload = imports.save_upload(current_tenant_id(), form.file.data.filename,
+                                         form.file.data.stream)  # fmt: skip
+        except imports.ImportFileError as error:
+            form.file.errors.append(str(error))
         else:
-            try:
-                upload = imports.save_upload(current_tenant_id(), form.file.data.filename, data)
-            except imports.ImportFileError as error:
-                form.file.errors.append(str(error))
-            else:
-                return redirect(url_for("leads.import_mapping", upload_id=upload.token))
+            return redirect(url_for("leads.import_mapping", upload_id=upload.token))
     return render_template("leads/import_upload.html", form=form)
 
 
@@ -113,7 +105,7 @@ def import_mapping(upload_id: str):
         abort(404)
     if upload.job_id:  # already started (a second click, the back button)
         return redirect(url_for("leads.import_job", job_id=upload.job_id))
-    rows = upload.rows()
+    rows = upload.head()  # the first rows only: a 50 MB file is not read for this page
     header = request.form.get("header") == "y" if request.method == "POST" else True
     names = imports.column_names(rows, header)[:MAX_COLUMNS]
     form = _mapping_form(names, imports.guess_mapping(rows, header))
@@ -125,7 +117,7 @@ def import_mapping(upload_id: str):
                          header, timeout=3600)  # fmt: skip
         imports.mark_started(upload, job.id)
         return redirect(url_for("leads.import_job", job_id=job.id))
-    data_rows = len(rows) - (1 if header else 0)
+    data_rows = upload.rows - (1 if header else 0)
     return render_template(
         "leads/import_mapping.html",
         form=form,

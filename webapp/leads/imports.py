@@ -1,23 +1,29 @@
 """CSV import of leads: the uploaded file, what each column becomes, and the import job.
 
-The web process keeps an upload under `AUTOCALL_UPLOAD_DIR` as `<tenant>-<token>.csv` with
-a small `.json` beside it (the original name, the encoding and the delimiter it was read
-with); the admin maps the columns and looks at a preview; the job on the `default` queue
-reads the file, creates the leads through `services.leads.prepare` in batches (a commit
-per batch), lists the rows it could not take with their reason, skips CRM ids already
-known, deletes the file, and wakes the tenant's engine once.
+The web process copies an upload under `AUTOCALL_UPLOAD_DIR` as `<tenant>-<token>.csv` a
+megabyte at a time (never the whole file in memory), reads it through once to learn its
+encoding and count its rows, and keeps a small `.json` beside it (the original name, the
+encoding, the delimiter, the row count); the mapping page reads only the file's first rows;
+the admin maps the columns and looks at a preview; the job on the `default` queue reads the
+file row by row and creates the leads through `services.leads.prepare` in batches (a commit
+per batch), lists the rows it could not take with their reason, skips CRM ids already known,
+deletes the file, and wakes the tenant's engine once. Memory stays the same whatever the
+file's size (tests/webapp/leads/test_import_memory.py).
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
-import io
+import itertools
 import json
 import re
 import secrets
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from flask import current_app
 from flask_babel import gettext as _
@@ -40,6 +46,10 @@ BATCH = 500
 MAX_LISTED = 1000
 #: Uploads never imported are removed after this many seconds.
 ABANDONED_AFTER = 86400
+#: Rows the mapping page reads: the column names, the guess and the preview need no more.
+HEAD_ROWS = 100
+#: Bytes copied or decoded at a time.
+CHUNK = 1024 * 1024
 
 _TOKEN = re.compile(r"[A-Za-z0-9_\-]{16,64}\Z")
 _WHOLE = re.compile(r"[+-]?\d+(\.0*)?\Z")
@@ -67,6 +77,8 @@ class Upload:
     encoding: str
     delimiter: str
     job_id: str | None = None  # set when the import starts: a file is imported once
+    #: Records in the file (empty ones left out), the header row included if it is one.
+    rows: int = 0
 
     @property
     def path(self) -> Path:
@@ -76,11 +88,16 @@ class Upload:
     def meta_path(self) -> Path:
         return self.path.with_suffix(".json")
 
-    def rows(self) -> list[list[str]]:
-        """Every record of the file, empty ones left out."""
-        text = self.path.read_bytes().decode(self.encoding)
-        reader = csv.reader(io.StringIO(text, newline=""), delimiter=self.delimiter)
-        return [row for row in reader if any(cell.strip() for cell in row)]
+    def records(self) -> Iterator[list[str]]:
+        """The file's records one by one, empty ones left out; only one is in memory."""
+        with self.path.open(encoding=self.encoding, newline="") as text:
+            for row in csv.reader(text, delimiter=self.delimiter):
+                if any(cell.strip() for cell in row):
+                    yield row
+
+    def head(self, count: int = HEAD_ROWS) -> list[list[str]]:
+        """The first `count` records: what the mapping page needs."""
+        return list(itertools.islice(self.records(), count))
 
 
 def upload_dir() -> Path:
@@ -91,23 +108,43 @@ def max_bytes() -> int:
     return current_app.extensions["autocall.config"].import_max_megabytes * 1024 * 1024
 
 
+def too_large() -> ImportFileError:
+    return ImportFileError(
+        _(
+            "The file is larger than %(size)s MB: split it into smaller files.",
+            size=max_bytes() // (1024 * 1024),
+        )
+    )
+
+
 # --- reading a file --------------------------------------------------------------------------
 
 
-def decode(data: bytes) -> tuple[str, str]:
-    """(text, encoding): UTF-8 with or without BOM, UTF-16 with BOM, else Windows-1251
-    (what Russian Excel writes as 'CSV')."""
-    if data.startswith(b"PK\x03\x04") or data.startswith(b"\xd0\xcf\x11\xe0"):
+def check_start(head: bytes) -> str | None:
+    """Refuse what is surely no CSV from the file's first bytes; "utf-16" when it starts
+    with a UTF-16 byte-order mark, else None (UTF-8 or Windows-1251, see `encoding_of`)."""
+    if head.startswith(b"PK\x03\x04") or head.startswith(b"\xd0\xcf\x11\xe0"):
         raise ImportFileError(
             _("This is an Excel workbook, not CSV: in Excel use File, Save as, CSV.")
         )
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return data.decode("utf-16"), "utf-16"
-    if b"\x00" in data[:4096]:
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "utf-16"
+    if b"\x00" in head[:4096]:
         raise ImportFileError(_("This is not a text file; upload a CSV file."))
+    return None
+
+
+def encoding_of(path: Path) -> str:
+    """UTF-8 with or without BOM, else Windows-1251 (what Russian Excel writes as 'CSV'):
+    the first that decodes the whole file, read a megabyte at a time."""
     for encoding in ("utf-8-sig", "cp1251"):
+        decoder = codecs.getincrementaldecoder(encoding)()
         try:
-            return data.decode(encoding), encoding
+            with path.open("rb") as data:
+                while chunk := data.read(CHUNK):
+                    decoder.decode(chunk)
+            decoder.decode(b"", final=True)
+            return encoding
         except UnicodeDecodeError:
             continue
     raise ImportFileError(_("The file is neither UTF-8 nor Windows-1251 text; save it as CSV."))
@@ -121,24 +158,68 @@ def sniff_delimiter(text: str) -> str:
     return best if counts[best] else ","
 
 
-def save_upload(tenant_id: int, filename: str, data: bytes) -> Upload:
-    """Check that the file reads as CSV and keep it for the mapping page and the job."""
-    text, encoding = decode(data)
-    if not text.strip():
-        raise ImportFileError(_("The file is empty."))
+def save_upload(tenant_id: int, filename: str, data: IO[bytes]) -> Upload:
+    """Copy the uploaded file to the upload folder a megabyte at a time, check that it
+    reads as CSV (one pass, row by row) and keep it for the mapping page and the job."""
     folder = upload_dir()
     folder.mkdir(parents=True, exist_ok=True)
     _remove_abandoned(folder)
     upload = Upload(tenant_id, secrets.token_urlsafe(18), Path(filename or "").name[:200],
-                    encoding, sniff_delimiter(text))  # fmt: skip
-    upload.path.write_bytes(data)
+                    "utf-8-sig", ",")  # fmt: skip
+    try:
+        size, head = 0, b""
+        with upload.path.open("wb") as copy:
+            while chunk := data.read(CHUNK):
+                size += len(chunk)
+                if size > max_bytes():
+                    raise too_large()
+                if len(head) < 4096:
+                    head += chunk[: 4096 - len(head)]
+                copy.write(chunk)
+        upload.encoding = check_start(head) or encoding_of(upload.path)
+        with upload.path.open(encoding=upload.encoding, newline="") as text:
+            upload.delimiter = sniff_delimiter(text.read(64 * 1024))
+        upload.rows = _count_rows(upload)
+        if not upload.rows:
+            raise ImportFileError(_("The file is empty."))
+    except BaseException:
+        upload.path.unlink(missing_ok=True)
+        raise
     _write_meta(upload)
     return upload
 
 
+def _count_rows(upload: Upload) -> int:
+    """Records in the file, empty ones left out; a file the csv module cannot read is refused
+    with the line where its broken record starts."""
+    count, line = 0, 1
+    try:
+        with upload.path.open(encoding=upload.encoding, newline="") as text:
+            reader = csv.reader(text, delimiter=upload.delimiter)
+            for row in reader:
+                count += any(cell.strip() for cell in row)
+                line = reader.line_num + 1
+    except UnicodeDecodeError:
+        raise ImportFileError(
+            _("The file is neither UTF-8 nor Windows-1251 text; save it as CSV.")
+        ) from None
+    except csv.Error:
+        # A quote never closed makes the rest of the file one cell, longer than the csv
+        # module takes (128 KB): say where it starts rather than read it all.
+        raise ImportFileError(
+            _(
+                'The row on line %(line)s cannot be read: a quote (") opened in it is not '
+                "closed, or a cell is longer than 128 KB. Fix it and upload the file again.",
+                line=line,
+            )
+        ) from None
+    return count
+
+
 def _write_meta(upload: Upload) -> None:
     meta = {"filename": upload.filename, "encoding": upload.encoding,
-            "delimiter": upload.delimiter, "job_id": upload.job_id}  # fmt: skip
+            "delimiter": upload.delimiter, "job_id": upload.job_id,
+            "rows": upload.rows}  # fmt: skip
     upload.meta_path.write_text(json.dumps(meta))
 
 
@@ -157,7 +238,10 @@ def find_upload(tenant_id: int, token: str) -> Upload | None:
         return None
     upload.filename, upload.encoding = meta["filename"], meta["encoding"]
     upload.delimiter, upload.job_id = meta["delimiter"], meta.get("job_id")
-    return upload if upload.path.exists() else None
+    if not upload.path.exists():
+        return None
+    upload.rows = meta["rows"] if "rows" in meta else _count_rows(upload)  # older uploads
+    return upload
 
 
 def delete_upload(upload: Upload) -> None:
@@ -270,13 +354,17 @@ def import_leads(tenant_id: int, token: str, mapping: list[str], header: bool) -
 
 
 def _import(tenant: Tenant, upload: Upload, mapping: list[str], header: bool) -> dict:
+    """Read the file row by row, a batch at a time: memory holds one batch, whatever the
+    file's size. A CRM id seen earlier in the same file is caught in its batch, or by the
+    database once the earlier batch is committed; both are reported as duplicates."""
     job = get_current_job()
-    rows = upload.rows()
-    names = column_names(rows, header)
-    data = rows[1:] if header else rows
-    result = {"total": len(data), "imported": 0, "bad": [], "bad_count": 0,
+    names = column_names(upload.head(), header)
+    total = max(0, upload.rows - (1 if header else 0))
+    records = upload.records()
+    if header:
+        next(records, None)
+    result = {"total": total, "imported": 0, "bad": [], "bad_count": 0,
               "duplicates": [], "duplicate_count": 0}  # fmt: skip
-    seen: dict[str, int] = {}  # CRM id -> the row that brought it
 
     def duplicate(number: int, external_id: str) -> None:
         result["duplicate_count"] += 1
@@ -284,9 +372,11 @@ def _import(tenant: Tenant, upload: Upload, mapping: list[str], header: bool) ->
             result["duplicates"].append([number, external_id])
 
     first = first_row_number(header)
-    for start in range(0, len(data), BATCH):
+    done = 0
+    while rows := list(itertools.islice(records, BATCH)):
         batch: list[tuple[int, Lead]] = []
-        for number, row in enumerate(data[start : start + BATCH], start=first + start):
+        seen: set[str] = set()  # CRM ids of this batch
+        for number, row in enumerate(rows, start=first + done):
             try:
                 lead = prepare(tenant, new_lead(row, mapping, names))
             except LeadError as error:
@@ -298,14 +388,15 @@ def _import(tenant: Tenant, upload: Upload, mapping: list[str], header: bool) ->
                 if lead.external_id in seen:
                     duplicate(number, lead.external_id)
                     continue
-                seen[lead.external_id] = number
+                seen.add(lead.external_id)
             batch.append((number, lead))
+        done += len(rows)
         saved, skipped = _save(tenant.id, batch)
         result["imported"] += saved
-        for number, lead in skipped:
-            duplicate(number, lead.external_id)
+        for row_number, lead in skipped:
+            duplicate(row_number, lead.external_id)
         if job is not None:
-            job.meta["progress"] = {"done": min(start + BATCH, len(data)), "total": len(data)}
+            job.meta["progress"] = {"done": min(done, total), "total": total}
             job.save_meta()
     return result
 

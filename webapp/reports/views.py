@@ -3,7 +3,6 @@ build the call log's query, and render; every figure is in the tenant's time zon
 
 from __future__ import annotations
 
-import csv
 import io
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -20,6 +19,7 @@ from webapp.leads.views import OUTCOME_LABELS
 from webapp.models import Attempt, Lead, Operator, Team
 from webapp.reports import bp, charts, figures
 from webapp.roles import tenant_reader
+from webapp.services import csv_export
 from webapp.tenancy import current_tenant, get_or_404, scoped
 
 PAGE_SIZE = 50
@@ -407,7 +407,8 @@ def csv_columns() -> list[str]:
 def calls_csv():
     """Exactly the filtered call log, every page of it, streamed. UTF-8 with a BOM (so that
     Excel reads Cyrillic), `;` between fields in Russian (what Russian Excel expects), `,`
-    otherwise; times in the tenant's zone."""
+    otherwise; times in the tenant's zone; no cell is read as a formula (a lead's name, a
+    comment: services/csv_export.py)."""
     period, _error = _period()
     filters = _call_filters()
     query = _call_query(period, filters).execution_options(yield_per=1000)
@@ -420,7 +421,7 @@ def calls_csv():
 
     def rows():
         buffer = io.StringIO()
-        writer = csv.writer(buffer, delimiter=delimiter, lineterminator="\r\n")
+        writer = csv_export.writer(buffer, delimiter=delimiter, lineterminator="\r\n")
         writer.writerow(header)
         yield "\ufeff" + buffer.getvalue()
         for attempt, lead_name, phone, external_id, operator_name in db.session.execute(query):

@@ -9,7 +9,6 @@ billing_metrics) and reads raw attempts only after each tenant's last rolled-up 
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import time
@@ -27,6 +26,7 @@ from webapp.extensions import db
 from webapp.models import Attempt, BillingDay, ReportRollup, Tenant
 from webapp.models.report import BILLED
 from webapp.reports.figures import billing_metrics, rolled_until
+from webapp.services import csv_export
 
 # --- months --------------------------------------------------------------------------------
 
@@ -169,20 +169,16 @@ CSV_COLUMNS = ("month", "tenant_id", "tenant", "attempts", "answered", "transfer
 def billing_csv(start: datetime, usage: list[Usage]) -> bytes:
     """The month's billing for the accounting system: UTF-8 with a BOM (spreadsheets then read
     Cyrillic names right), comma-separated, one row per tenant, a header row of
-    `CSV_COLUMNS`; no total row (accounting sums for itself)."""
+    `CSV_COLUMNS`; no total row (accounting sums for itself). A tenant's name is never
+    read as a formula (services/csv_export.py)."""
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
+    writer = csv_export.writer(out, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
     month = start.strftime("%Y-%m")
     for u in usage:
-        writer.writerow([month, u.tenant_id, _cell(u.tenant_name), u.attempts, u.answered,
+        writer.writerow([month, u.tenant_id, u.tenant_name, u.attempts, u.answered,
                          u.transferred, u.billed_seconds, u.billable_minutes])  # fmt: skip
     return out.getvalue().encode("utf-8-sig")
-
-
-def _cell(value: str) -> str:
-    """A spreadsheet must not read a tenant's name as a formula (CSV injection)."""
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
 # --- ops -----------------------------------------------------------------------------------

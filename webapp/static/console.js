@@ -2,8 +2,8 @@
 // seconds (without it the engine takes the operator off line; with it, a console back from a
 // lost network puts the operator back on line), and the event stream: a
 // screen pop loads the lead card at once, with a sound and a notification when the tab is
-// in the background. EventSource reconnects by itself with Last-Event-ID, so nothing is
-// missed after a dropped connection.
+// in the background. The stream reconnects by itself with Last-Event-ID, so nothing is
+// missed after a dropped connection; a refused stream says why on the page.
 (function () {
   "use strict";
   var box = document.querySelector("[data-console]");
@@ -84,24 +84,90 @@
       .then(function (response) { return response.json(); }).then(show);
   }
 
-  var events = new EventSource(box.getAttribute("data-events-url"));
-  events.addEventListener("screen_pop", function () {
-    loadCard();
-    refresh();
-    if (document.hidden) {
-      beep();
-      if (window.Notification && Notification.permission === "granted") {
-        new Notification(label.textContent);
+  var handlers = {
+    screen_pop: function () {
+      loadCard();
+      refresh();
+      if (document.hidden) {
+        beep();
+        if (window.Notification && Notification.permission === "granted") {
+          new Notification(label.textContent);
+        }
       }
+    },
+    transfer_failed: function () {
+      notice.textContent = box.getAttribute("data-transfer-failed");
+      notice.hidden = false;
+      refresh();
+    },
+    transferred: refresh,
+    operator_off_line: refresh
+  };
+
+  // The event stream, read with fetch() rather than EventSource: when the portal refuses a
+  // stream (this person or company has too many consoles open: 429; the server is full:
+  // 503) the page shows the portal's words and tries again when the portal says
+  // (Retry-After), where EventSource would stop without a word. A dropped connection is
+  // opened again after a second with the last event's id (Last-Event-ID), so nothing is
+  // missed.
+  var eventsUrl = box.getAttribute("data-events-url");
+  var refusal = box.querySelector("[data-stream-refused]");
+  var lastEventId = null;
+
+  function dispatch(frame) {
+    var id = null, type = "message";
+    frame.split("\n").forEach(function (line) {
+      var colon = line.indexOf(":");
+      if (colon <= 0) { return; } // a comment (keep-alive) or a bare field name
+      var field = line.slice(0, colon), value = line.slice(colon + 1).replace(/^ /, "");
+      if (field === "id") { id = value; } else if (field === "event") { type = value; }
+    });
+    if (id !== null) { lastEventId = id; }
+    if (handlers[type]) {
+      try { handlers[type](); } catch (error) { /* the stream goes on */ }
     }
-  });
-  events.addEventListener("transfer_failed", function () {
-    notice.textContent = box.getAttribute("data-transfer-failed");
-    notice.hidden = false;
-    refresh();
-  });
-  events.addEventListener("transferred", refresh);
-  events.addEventListener("operator_off_line", refresh);
+  }
+
+  function read(reader) {
+    var decoder = new TextDecoder(), buffer = "";
+    function next() {
+      return reader.read().then(function (chunk) {
+        if (chunk.done) { setTimeout(listen, 1000); return; }
+        buffer += decoder.decode(chunk.value, { stream: true }).replace(/\r\n?/g, "\n");
+        var frames = buffer.split("\n\n");
+        buffer = frames.pop();
+        frames.forEach(dispatch);
+        return next();
+      });
+    }
+    // Whatever ends the reading ends the connection too: a new one must not join it.
+    return next().catch(function (error) { reader.cancel(); throw error; });
+  }
+
+  function listen() {
+    var headers = { Accept: "text/event-stream" };
+    if (lastEventId) { headers["Last-Event-ID"] = lastEventId; }
+    fetch(eventsUrl, { credentials: "same-origin", cache: "no-store", headers: headers })
+      .then(function (response) {
+        if (response.status === 429 || response.status === 503) {
+          var wait = parseInt(response.headers.get("Retry-After"), 10) || 10;
+          setTimeout(listen, wait * 1000);
+          return response.json().then(function (answer) {
+            refusal.textContent = answer.error || "";
+            refusal.hidden = !answer.error;
+          }, function () { /* not the portal's answer (a proxy's page): just wait */ });
+        }
+        var type = response.headers.get("Content-Type") || "";
+        if (response.status !== 200 || !response.body || type.indexOf("text/event-stream")) {
+          setTimeout(listen, 30000); // signed out, or no longer an operator: try later
+          return;
+        }
+        refusal.hidden = true;
+        return read(response.body.getReader());
+      })
+      .catch(function () { setTimeout(listen, 1000); }); // the network dropped
+  }
+  listen();
 
   setInterval(function () {
     if (wantsOnLine) {

@@ -171,6 +171,11 @@ def test_a_file_is_imported_once(app, client, admin):
         (b"PK\x03\x04 a workbook", "Excel workbook, not CSV"),
         (b"\x00\x01\x02binary", "not a text file"),
         (b"  \n\n", "The file is empty."),
+        (b";;;\n;;\n", "The file is empty."),
+        (
+            b'phone,name\n+79161234567,"Ivan\n+79161234568,Olga\n' + b"x" * 140_000,
+            "The row on line 2 cannot be read: a quote",
+        ),
     ],
 )
 def test_files_that_are_not_csv_are_refused_with_a_reason(client, admin, content, words):

@@ -183,6 +183,26 @@ def test_the_csv_export_in_russian_for_russian_excel(admin, data):
     assert rows[1][1] == "2026-10-25 02:30:00"  # the first 02:30 (CEST)
 
 
+def test_the_csv_export_never_hands_a_formula_to_a_spreadsheet(app, admin, data):
+    from webapp.extensions import db
+    from webapp.models import Attempt, Lead, Operator
+
+    with app.app_context():
+        db.session.get(Lead, data.leads["L2"]).name = '=HYPERLINK("https://evil.example","x")'
+        db.session.get(Operator, data.o1).name = "@SUM(A1:A9)"
+        a2 = db.session.get(Attempt, data.attempts["A2"])
+        a2.result, a2.comment = "-2+3", "+cmd|' /C calc'!A0"
+        phone = db.session.get(Lead, data.leads["L2"]).phone
+        db.session.commit()
+    rows = read_csv(admin.get("/reports/calls.csv", query_string={**WEEKEND, "operator": data.o1}))
+    a2 = next(dict(zip(rows[0], row, strict=True)) for row in rows[1:]
+              if row[0] == str(data.attempts["A2"]))  # fmt: skip
+    assert a2["Lead name"] == '\'=HYPERLINK("https://evil.example","x")'
+    assert a2["Operator"] == "'@SUM(A1:A9)"
+    assert (a2["Operator's result"], a2["Comment"]) == ("'-2+3", "'+cmd|' /C calc'!A0")
+    assert a2["Number"] == phone and phone.startswith("+1555")  # a number is data, not a formula
+
+
 def test_a_call_timeline(admin, data):
     page = admin.get(f"/reports/calls/{data.attempts['A6']}").get_data(as_text=True)
     steps = re.findall(r"<tr><td>([^<]*)</td><td>([^<]*)</td><td>([^<]*)</td><td>([^<]*)</td>",
