@@ -198,7 +198,11 @@ class CallingForm(FlaskForm):
         _l("Ring timeout, seconds"), validators=[InputRequired(), NumberRange(5, 300)]
     )
     calling_hours_start = TimeField(_l("Calling hours from"), validators=[InputRequired()])
-    calling_hours_end = TimeField(_l("Calling hours until"), validators=[InputRequired()])
+    calling_hours_end = TimeField(
+        _l("Calling hours until"),
+        validators=[InputRequired()],
+        description=_l("The same time in both, e.g. 00:00 and 00:00: all day."),
+    )
     time_zone = SelectField(_l("Time zone"))
     default_phone_region = SelectField(
         _l("Default phone region"),
@@ -288,7 +292,8 @@ class CallingForm(FlaskForm):
 
     def validate_calling_hours_end(self, field):
         start = self.calling_hours_start.data
-        if start and field.data and field.data <= start:
+        # The same time twice is all day (engine/dialer.py `calling_window`), as the demo has.
+        if start and field.data and field.data < start:
             raise ValidationError(_l("The end of calling hours must be after the start."))
 
 
