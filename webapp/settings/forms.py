@@ -5,6 +5,8 @@ from functools import cache
 from zoneinfo import available_timezones
 
 import phonenumbers
+from flask import current_app
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
@@ -27,7 +29,8 @@ from wtforms.validators import (
     ValidationError,
 )
 
-from engine.formats import FormatError, parse_refer_headers, parse_uri_format
+from engine.formats import FormatError, parse_host_port, parse_refer_headers, parse_uri_format
+from webapp.addresses import not_public
 from webapp.models import PacingMode, Transport
 from webapp.operators.forms import _extension
 from webapp.settings.formats import format_error_message
@@ -125,6 +128,34 @@ class SipAccountForm(FlaskForm):
         _l("Realm"),
         validators=[Optional(), Length(max=255), _realm],
         description=_l("Optional; the dialer answers challenges from your PBX only."),
+    )
+
+    def validate(self, extra_validators=None) -> bool:
+        """The fields, then (in production, unless AUTOCALL_SIP_ALLOW_PRIVATE) where the
+        dialer will send: the outbound proxy when there is one (the PBX's name then only
+        appears in URIs), else the PBX. It may not resolve to a private, loopback or
+        link-local address, so that no tenant points the dialer into this deployment's own
+        network (webapp/addresses.py)."""
+        if not super().validate(extra_validators):
+            return False
+        if current_app.extensions["autocall.config"].sip_private_allowed:
+            return True
+        field = self.sip_outbound_proxy if self.sip_outbound_proxy.data else self.sip_host
+        host, port = parse_host_port(field.data, self.sip_port.data)
+        address = not_public(host, port)
+        if address is None:
+            return True
+        field.errors.append(private_address_message(host, address))
+        return False
+
+
+def private_address_message(host: str, address: str) -> str:
+    """What the SIP page and its checks say of a PBX in a private network."""
+    return _(
+        "%(host)s is %(address)s, a private, loopback or link-local address: this service "
+        "does not call into its own network. Enter the public address of your PBX.",
+        host=host,
+        address=address,
     )
 
 

@@ -23,8 +23,8 @@ repeats by it).
 The POST uses `http.client` from the standard library: no redirects are followed, no proxy
 from the environment is used, and every socket operation times out after `TIMEOUT` seconds.
 Unless private addresses are allowed (AUTOCALL_WEBHOOK_ALLOW_PRIVATE, or not production),
-the address actually connected to must be public: checking it after `connect` leaves no gap
-for a DNS answer that changes between a check and the connection.
+the address actually connected to must be public (webapp/addresses.py): checking it after
+`connect` leaves no gap for a DNS answer that changes between a check and the connection.
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import http.client
-import ipaddress
 import json
 import logging
 import secrets
@@ -47,6 +46,7 @@ from rq import Queue
 from sqlalchemy import and_, delete, insert, select, update
 from sqlalchemy.engine import Connection
 
+from webapp.addresses import is_public
 from webapp.api.leads import attempt_json
 from webapp.extensions import db
 from webapp.models import Attempt, Lead, WebhookDelivery, WebhookEndpoint
@@ -105,20 +105,13 @@ class RefusedAddress(OSError):
     """The endpoint's host is a private, loopback or otherwise non-public address."""
 
 
-def _public(address: str) -> bool:
-    ip = ipaddress.ip_address(address.split("%")[0])
-    if ip.version == 6 and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
-    return ip.is_global and not ip.is_multicast
-
-
 class _Guarded:
     allow_private = False
 
     def connect(self) -> None:
         super().connect()
         address = self.sock.getpeername()[0]
-        if not self.allow_private and not _public(address):
+        if not self.allow_private and not is_public(address):
             self.sock.close()
             raise RefusedAddress(f"{address} is not a public address")
 

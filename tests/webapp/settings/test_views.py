@@ -1,3 +1,4 @@
+import dataclasses
 import logging
 from datetime import UTC, datetime
 
@@ -105,6 +106,58 @@ def test_sip_account_explains_bad_values(client, admin, field, value, words):
     response = client.post("/settings/sip", data={**SIP, field: value})
     assert response.status_code == 200
     assert words in response.get_data(as_text=True)
+
+
+@pytest.fixture
+def production(app):
+    """The app as deployed: `production(**settings)` changes the configuration further."""
+    config = app.extensions["autocall.config"]
+
+    def configure(**settings) -> None:
+        app.extensions["autocall.config"] = dataclasses.replace(
+            config, env="production", **settings
+        )
+
+    configure()
+    yield configure
+    app.extensions["autocall.config"] = config
+
+
+@pytest.mark.parametrize(
+    ("changes", "host"),
+    [
+        ({"sip_host": "127.0.0.1"}, "127.0.0.1"),
+        ({"sip_host": "localhost"}, "localhost"),
+        ({"sip_host": "10.1.2.3"}, "10.1.2.3"),
+        ({"sip_host": "169.254.169.254"}, "169.254.169.254"),  # a cloud's metadata service
+        ({"sip_host": "[::1]"}, "::1"),
+        ({"sip_host": "8.8.8.8", "sip_outbound_proxy": "192.168.1.1:5070"}, "192.168.1.1"),
+    ],
+)
+def test_production_refuses_a_pbx_in_a_private_network(app, client, admin, production,
+                                                        changes, host):  # fmt: skip
+    response = client.post("/settings/sip", data={**SIP, **changes})
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    assert f"{host} is " in page and "a private, loopback or link-local address" in page
+    assert _tenant(app, admin.id).sip_host == ""  # nothing saved
+    russian = client.post("/settings/sip", data={**SIP, **changes},
+                          headers={"Accept-Language": "ru"})  # fmt: skip
+    assert "частный, локальный (loopback) или link-local адрес" in russian.get_data(as_text=True)
+
+
+def test_production_takes_a_public_pbx_and_a_private_one_when_allowed(
+    app, client, admin, production
+):
+    assert client.post("/settings/sip", data={**SIP, "sip_host": "8.8.8.8"}).status_code == 302
+    # Behind a public outbound proxy the PBX's name only appears in URIs: nothing is sent to it.
+    behind = {**SIP, "sip_host": "pbx.internal", "sip_outbound_proxy": "8.8.4.4:5070"}
+    assert client.post("/settings/sip", data=behind).status_code == 302
+    assert _tenant(app, admin.id).sip_outbound_proxy == "8.8.4.4:5070"
+    production(sip_allow_private=True)  # AUTOCALL_SIP_ALLOW_PRIVATE=1: a PBX on our network
+    data = {**SIP, "sip_host": "10.1.2.3", "sip_outbound_proxy": ""}
+    assert client.post("/settings/sip", data=data).status_code == 302
+    assert _tenant(app, admin.id).sip_host == "10.1.2.3"
 
 
 def test_formats_save_and_show_a_preview(app, client, admin):
