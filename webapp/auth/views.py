@@ -26,7 +26,7 @@ from webapp.models.base import utcnow
 from webapp.models.user import password_matches
 from webapp.ratelimit import login_throttle
 from webapp.services.accounts import EmailTaken, create_tenant_with_admin
-from webapp.tenancy import remember_scope
+from webapp.tenancy import across_tenants, remember_scope
 from webapp.urls import safe_next
 
 #: In the session of a user the single sign-on provider signed in.
@@ -47,9 +47,10 @@ def load_user(session_id: str) -> User | None:
     """Session ids are `<user id>.<password fingerprint>`: changing the password ends
     every other session of that user, and a deactivated user is signed out at once."""
     user_id, _sep, fingerprint = session_id.partition(".")
-    if not user_id.isdigit():
+    if not user_id.isdigit() or len(user_id) > 18:
         return None
-    user = db.session.get(User, int(user_id))
+    with across_tenants():  # the session names its user before any tenant is known
+        user = db.session.get(User, int(user_id))
     if user is None or not user.active or fingerprint != user.password_fingerprint:
         return None
     remember_scope(user)
@@ -133,7 +134,8 @@ def login():
             flash(_("Too many failed sign-ins. Wait a few minutes and try again."), "error")
             status = 429
         else:
-            user = db.session.scalar(select(User).where(User.email == email))
+            with across_tenants():  # signing in finds the user before its tenant
+                user = db.session.scalar(select(User).where(User.email == email))
             if not password_matches(user, form.password.data):
                 throttle.failed(email, ip)
                 flash(_("Wrong email or password."), "error")
@@ -169,7 +171,8 @@ def reset_request():
     form = ResetRequestForm()
     if form.validate_on_submit():
         email = User.normalize_email(form.email.data)
-        user = db.session.scalar(select(User).where(User.email == email))
+        with across_tenants():  # a visitor who names an email address, of any tenant
+            user = db.session.scalar(select(User).where(User.email == email))
         if user is not None and user.active:
             link = url_for("auth.reset_password", token=make_reset_token(user), _external=True)
             send_mail(

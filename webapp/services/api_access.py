@@ -20,6 +20,7 @@ from webapp.models.api import (
     parse_credential,
     secret_matches,
 )
+from webapp.tenancy import across_tenants
 
 #: How long a token issued to an OAuth client lives.
 OAUTH_TOKEN_SECONDS = 3600
@@ -75,7 +76,8 @@ def find_client(client_id: str) -> ApiClient | None:
     parsed = parse_credential(client_id or "", CLIENT_PREFIX)
     if parsed is None or parsed[1] is not None:
         return None
-    return db.session.get(ApiClient, parsed[0])
+    with across_tenants():  # the client id names its row before its tenant is known
+        return db.session.get(ApiClient, parsed[0])
 
 
 def authenticate(bearer: str) -> ApiToken | None:
@@ -84,7 +86,8 @@ def authenticate(bearer: str) -> ApiToken | None:
     parsed = parse_credential(bearer or "", TOKEN_PREFIX)
     if parsed is None or parsed[1] is None:
         return None
-    token = db.session.get(ApiToken, parsed[0])
+    with across_tenants():  # the bearer names its row before its tenant is known
+        token = db.session.get(ApiToken, parsed[0])
     if token is None or not secret_matches(parsed[1], token.secret_hash) or token.is_expired():
         return None
     now = datetime.now(UTC)
