@@ -19,9 +19,10 @@ from typing import TypeVar
 
 from flask import Flask, abort, g, has_request_context
 from flask_login import current_user, user_logged_in, user_logged_out
-from sqlalchemy import Select, event, select, text
+from sqlalchemy import Engine, Select, event, select, text
 from sqlalchemy.orm import Session
 
+from webapp.config import ConfigError
 from webapp.extensions import db
 from webapp.models import Tenant, TenantOwned, User
 
@@ -160,6 +161,31 @@ def _apply_scope() -> None:
     session = db.session()
     if session.in_transaction() and session.get_bind().dialect.name == "postgresql":
         session.connection().execute(_SET_SCOPE, {"scope": database_scope()})
+
+
+def check_database_role(engine: Engine) -> None:
+    """Production's start-up check (the portal's `create_app`, each worker process): refuse a
+    PostgreSQL role that row-level security does not bind, a superuser or one with
+    BYPASSRLS. Every tenant's rows would be open to every query of such a process, and no
+    test or page would show it. ConfigError says what to do; SQLite has nothing to check."""
+    if engine.dialect.name != "postgresql":
+        return
+    with engine.connect() as connection:
+        role = connection.execute(
+            text(
+                "SELECT rolname, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user"
+            )
+        ).one()
+    if role.rolsuper or role.rolbypassrls:
+        what = "a superuser" if role.rolsuper else "a role with BYPASSRLS"
+        raise ConfigError(
+            f"AUTOCALL_DATABASE_URL connects to PostgreSQL as {role.rolname!r}, {what}: it "
+            "bypasses the row-level security that keeps tenants apart, so every tenant's rows "
+            "would be open to every query. Connect as an ordinary role that owns the tables "
+            "(or was granted them): CREATE ROLE autocall LOGIN PASSWORD '...' NOSUPERUSER "
+            "NOBYPASSRLS; ALTER DATABASE <name> OWNER TO autocall; (docs/operations.md, "
+            '"The database role").'
+        )
 
 
 def init_app(app: Flask) -> None:

@@ -13,9 +13,11 @@ def test_pages_carry_security_headers(client):
     assert "Strict-Transport-Security" not in headers  # development runs on plain http
 
 
-def test_production_asks_for_https_and_trusts_only_configured_proxies(database_url):
+def test_production_asks_for_https_and_trusts_only_configured_proxies(tmp_path):
+    # SQLite: production refuses the tests' PostgreSQL role, a superuser
+    # (tests/webapp/test_database_role.py).
     settings = app_config(
-        database_url,
+        f"sqlite:///{tmp_path / 'production.db'}",
         env="production",
         secret_key="a-real-secret-" + "x" * 32,
         encryption_key=Fernet.generate_key().decode(),
