@@ -51,6 +51,7 @@ from engine.metrics import (
     PACER_CALLS_ASKED,
     REGISTRATION_FAILURES,
     SIP_RETRANSMISSIONS,
+    SIP_STRANGERS,
     Tally,
 )
 from engine.outcomes import Detail, Outcome, TransferResult
@@ -304,7 +305,7 @@ class TenantEngine:
         self._ua_generation: list[UserAgent] = []
         self._recheck: asyncio.Future | None = None
         self.metrics = metrics or Tally()  # the host's, which publishes them (engine/metrics.py)
-        self._sip_counted: dict[int, tuple[int, int]] = {}  # user agent -> counts published
+        self._sip_counted: dict[int, tuple[int, int, int]] = {}  # user agent -> counts published
         #: Operators handed a customer: when (wall clock), and when their wrap-up began once
         #: seen, to learn handle and wrap-up times.
         self.handling: dict[int, tuple[float, float | None]] = {}
@@ -348,8 +349,9 @@ class TenantEngine:
         return len(self.calls) + len(self.inherited)
 
     def count_sip(self) -> None:
-        """Add the user agents' SIP retransmissions and registration failures since the last
-        count to the metrics (the host calls it before it publishes them)."""
+        """Add the user agents' SIP retransmissions, registration failures and datagrams from
+        strangers since the last count to the metrics (the host calls it before it publishes
+        them)."""
         for ua in self._ua_generation:
             self._count_user_agent(ua)
 
@@ -357,12 +359,12 @@ class TenantEngine:
         layer = getattr(ua, "layer", None)
         if layer is None:
             return
-        now = (layer.retransmissions, ua.registration_failures)
-        seen = self._sip_counted.pop(id(ua), (0, 0))
-        if now[0] > seen[0]:
-            self.metrics.add(SIP_RETRANSMISSIONS, now[0] - seen[0], tenant=self.tenant_id)
-        if now[1] > seen[1]:
-            self.metrics.add(REGISTRATION_FAILURES, now[1] - seen[1], tenant=self.tenant_id)
+        now = (layer.retransmissions, ua.registration_failures, ua.transport.stats.foreign)
+        seen = self._sip_counted.pop(id(ua), (0, 0, 0))
+        for name, count, before in zip((SIP_RETRANSMISSIONS, REGISTRATION_FAILURES,
+                                        SIP_STRANGERS), now, seen, strict=True):  # fmt: skip
+            if count > before:
+                self.metrics.add(name, count - before, tenant=self.tenant_id)
         if not closing:
             self._sip_counted[id(ua)] = now
 

@@ -116,15 +116,36 @@ class EngineWorker(Worker):
             self.kill_horse(sig=signal.SIGTERM)
 
 
+def _check_database_role(config) -> None:
+    """Production's start-up check of the database role, as the portal's (ConfigError)."""
+    from sqlalchemy import create_engine
+
+    from webapp.tenancy import check_database_role
+
+    engine = create_engine(config.database_url)
+    try:
+        check_database_role(engine)
+    finally:
+        engine.dispose()
+
+
 def main(argv: list[str] | None = None) -> int:
     """One worker process: `engines`, `default` or `webhooks` (each with RQ's scheduler,
     which enqueues its queue's jobs when due: retries of webhooks), or `cron`."""
+    from webapp.config import ConfigError
+
     kind = (argv or sys.argv[1:] or [""])[0]
     config = _config()
     logs.configure(config.logs)
     if not config.redis_url:
         print("engine.jobs: AUTOCALL_REDIS_URL is not set", file=sys.stderr)
         return 2
+    if config.env == "production":
+        try:
+            _check_database_role(config)
+        except ConfigError as error:
+            print(f"engine.jobs: {error}", file=sys.stderr)
+            return 2
     connection = Redis.from_url(config.redis_url)
     if kind == ENGINES:
         EngineWorker([queue(ENGINES, connection, config.redis_prefix)],

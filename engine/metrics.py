@@ -27,6 +27,8 @@ HOST_GAUGES_TTL = 10
 ATTEMPTS = "autocall_attempts"
 SIP_RETRANSMISSIONS = "autocall_sip_retransmissions"
 REGISTRATION_FAILURES = "autocall_registration_failures"
+#: The transports' `stats.foreign` (engine/sip/transport.py), added like the retransmissions.
+SIP_STRANGERS = "autocall_sip_strangers"
 PACER_CALLS_ASKED = "autocall_pacer_calls_asked"
 CALLS_STARTED = "autocall_calls_started"
 WEB_REQUESTS = "autocall_web_requests"
@@ -40,6 +42,8 @@ HELP = {
     "in time (RFC 3261 Timers A, E and G), by tenant.",
     REGISTRATION_FAILURES: "REGISTERs that failed (no answer, refused, wrong credentials), "
     "by tenant.",
+    SIP_STRANGERS: "Datagrams dropped unread because they came from an address other than "
+    "the tenant's PBX, by tenant.",
     PACER_CALLS_ASKED: "Calls the pacer asked to start, by tenant.",
     CALLS_STARTED: "Calls started (leads claimed and dialed) of those the pacer asked for, "
     "by tenant; fewer than asked means no due leads.",

@@ -244,6 +244,23 @@ def make_tenant(app, name: str) -> TenantFixture:
         )
 
 
+def login_as(email: str):
+    """Sign the request under way in as the user with this email, as the sign-in page does:
+    the user is found across tenants (webapp/tenancy.py), then the request takes its scope
+    (a fresh transaction follows, as after the portal's own before_request hook)."""
+    from flask_login import login_user
+
+    from webapp.extensions import db
+    from webapp.models import User
+    from webapp.tenancy import across_tenants
+
+    with across_tenants():
+        user = db.session.scalar(db.select(User).where(User.email == email))
+    login_user(user)
+    db.session.commit()
+    return user
+
+
 @pytest.fixture
 def tenant_a(app) -> TenantFixture:
     return make_tenant(app, "Alpha")

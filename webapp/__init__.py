@@ -15,8 +15,12 @@ from webapp.config import Config
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 
-def create_app(config: Config | dict | None = None) -> Flask:
-    """Build the portal. `config` is a `Config`, a dict of overrides, or None (environment)."""
+def create_app(config: Config | dict | None = None, *, serving: bool = True) -> Flask:
+    """Build the portal. `config` is a `Config`, a dict of overrides, or None (environment).
+
+    In production a serving app refuses a database role that row-level security does not
+    bind (webapp/tenancy.py `check_database_role`); `serving=False` is for `autocall
+    db-upgrade`, which may migrate as the tables' owner or a superuser and serves nobody."""
     if not isinstance(config, Config):
         config = Config.from_env(overrides=config)
     app = Flask(__name__)
@@ -40,6 +44,9 @@ def create_app(config: Config | dict | None = None) -> Flask:
     # Order matters: the database first, then what uses it (migrations, logins),
     # then request-wide guards (CSRF), then the language of the pages.
     db.init_app(app)
+    if serving and config.env == "production":
+        with app.app_context():
+            tenancy.check_database_role(db.engine)
     models.register_sqlite_pragmas(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR))
     login_manager.init_app(app)

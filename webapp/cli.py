@@ -26,7 +26,7 @@ def upgrade_database(config=None, progress=None) -> None:
     from webapp import create_app
     from webapp.extensions import db
 
-    app = create_app(config)
+    app = create_app(config, serving=False)
     with app.app_context():
         if progress is not None:
             migrate = app.extensions["migrate"]

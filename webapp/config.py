@@ -93,6 +93,10 @@ class Config:
     #: Whether webhooks may go to private, loopback and link-local addresses. Always
     #: allowed in development and testing; in production only with this set.
     webhook_allow_private: bool = False
+    #: Whether a tenant's PBX or outbound proxy may be a private, loopback or link-local
+    #: address. Always allowed in development and testing (the demo's PBX is on 127.0.0.1);
+    #: in production only with this set (a PBX inside the same private network).
+    sip_allow_private: bool = False
     #: Single sign-on with OpenID Connect, off while all three are empty: the provider's
     #: issuer URL (discovery at ISSUER/.well-known/openid-configuration), and the client id
     #: and secret the provider gave this portal.
@@ -277,6 +281,10 @@ class Config:
     @property
     def webhook_private_allowed(self) -> bool:
         return self.env != "production" or self.webhook_allow_private
+
+    @property
+    def sip_private_allowed(self) -> bool:
+        return self.env != "production" or self.sip_allow_private
 
     @property
     def logs(self) -> str:

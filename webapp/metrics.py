@@ -36,6 +36,7 @@ COUNTER_LABELS = {
     m.ATTEMPTS: ("outcome", "detail"),
     m.SIP_RETRANSMISSIONS: ("tenant",),
     m.REGISTRATION_FAILURES: ("tenant",),
+    m.SIP_STRANGERS: ("tenant",),
     m.PACER_CALLS_ASKED: ("tenant",),
     m.CALLS_STARTED: ("tenant",),
     m.WEB_REQUESTS: ("endpoint", "method", "status"),

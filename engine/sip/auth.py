@@ -75,10 +75,16 @@ def _quote(value: str) -> str:
 
 @dataclass
 class DigestClient:
-    """Answers challenges for one account, counting nonce uses (nc) as RFC 7616 wants."""
+    """Answers challenges for one account, counting nonce uses (nc) as RFC 7616 wants.
+
+    Only the current nonce's count is kept: a PBX sends a new nonce whenever it likes (every
+    challenge, for some), and an answer is only ever owed to the newest; a count per nonce
+    would grow for as long as the account is used. A nonce seen again after another starts
+    from 1 (the PBX has long let it go stale)."""
 
     credentials: Credentials
-    _counts: dict[str, int] = field(default_factory=dict)
+    _nonce: str | None = None
+    _count: int = 0
 
     def authorization(self, challenge: Challenge, method: str, uri: str, body: bytes = b"",
                       cnonce: str | None = None) -> str:  # fmt: skip
@@ -98,9 +104,10 @@ class DigestClient:
         ]
         nc = ""
         if qop:
-            count = self._counts.get(nonce, 0) + 1
-            self._counts[nonce] = count
-            nc = f"{count:08x}"
+            if nonce != self._nonce:
+                self._nonce, self._count = nonce, 0
+            self._count += 1
+            nc = f"{self._count:08x}"
         response = digest_response(
             algorithm, self.credentials.login, realm, self.credentials.password, nonce,
             method, uri, qop=qop, nc=nc, cnonce=cnonce, body=body,

@@ -3,6 +3,11 @@
 A datagram that does not parse is answered with 400 when it looks like a request and the
 headers a response needs can be found (section 16.3 / 8.2); otherwise it is dropped. Either
 way it is counted, and nothing reaches the layers above.
+
+A datagram from an address the transport does not talk to (not the PBX) is dropped unread
+and counted (`stats.foreign`); a warning says so at once, and then at most once a
+`STRANGERS_LOG_INTERVAL`, summing up how many came and from where: a flood from strangers
+cannot flood the logs too.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import logging
 import os
 import re
 import socket
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -37,6 +42,13 @@ RECEIVE_BUFFER = 4 * 1024 * 1024
 
 #: How a datagram of nothing but CR and LF (a keep-alive) starts.
 _CR_LF_NOTHING = (b"\r", b"\n", b"")
+
+#: Seconds between two warnings of one transport about datagrams from strangers.
+STRANGERS_LOG_INTERVAL = 60.0
+#: Sources a warning names (the busiest); the others are only counted.
+STRANGERS_NAMED = 5
+#: Sources counted one by one between two warnings; datagrams from more are counted together.
+STRANGERS_TRACKED = 100
 
 #: The header lines a 400 response must copy, found in a datagram that did not parse.
 _COPIED = re.compile(rb"^(Via|v|From|f|To|t|Call-ID|i|CSeq)[ \t]*:[^\r\n]*", re.I | re.M)
@@ -76,6 +88,10 @@ class Transport:
         self._sendto: Callable[[bytes, Address], int] | None = None
         self._pending: deque[tuple[bytes, Address]] = deque()  # waiting for send buffer room
         self.closed = self._loop.create_future()
+        self.strangers_log_interval = STRANGERS_LOG_INTERVAL
+        self._strangers: Counter[Address] = Counter()  # dropped since the last warning
+        self._strangers_untracked = 0  # ... from sources beyond STRANGERS_TRACKED
+        self._strangers_timer: asyncio.TimerHandle | None = None  # a warning was given lately
 
     @classmethod
     async def open(cls, on_message: Callable[[Request | Response, Address], None], host: str,
@@ -114,6 +130,9 @@ class Transport:
             return
         self._sock = None
         self._loop.remove_reader(sock.fileno())
+        if self._strangers_timer is not None:
+            self._strangers_timer.cancel()
+            self._report_strangers()  # what came since the last warning is not left unsaid
         if self._pending:
             self._loop.remove_writer(sock.fileno())
             self._pending.clear()
@@ -197,8 +216,7 @@ class Transport:
     def datagram_received(self, data: bytes, source):
         source = source[:2]
         if self.accepts is not None and not self.accepts(source):
-            self.stats.foreign += 1  # not even a 400: strangers learn nothing from us
-            log.warning("dropped a datagram from %s:%s, which we do not talk to", *source)
+            self._stranger(source)  # not even a 400: strangers learn nothing from us
             return
         if data[:1] in _CR_LF_NOTHING and not data.strip(b"\r\n"):
             return  # a keep-alive (RFC 5626 section 3.5.1)
@@ -211,6 +229,43 @@ class Transport:
             self._answer_bad_request(data, source, error)
             return
         self.on_message(msg, source)
+
+    def _stranger(self, source: Address) -> None:
+        """Count a datagram dropped from a stranger; warn at once when all was quiet, else
+        keep it for the next warning (`_report_strangers`, one an interval)."""
+        self.stats.foreign += 1
+        if self._strangers_timer is None:
+            log.warning("dropped a datagram from %s:%s, which we do not talk to (more are "
+                        "summed up every %g s)", *source, self.strangers_log_interval)  # fmt: skip
+            self._strangers_timer = self._loop.call_later(
+                self.strangers_log_interval, self._report_strangers
+            )
+        elif source in self._strangers or len(self._strangers) < STRANGERS_TRACKED:
+            self._strangers[source] += 1
+        else:
+            self._strangers_untracked += 1
+
+    def _report_strangers(self) -> None:
+        """One warning for the datagrams from strangers since the last; when none came, the
+        next one is warned about at once."""
+        total = self._strangers.total() + self._strangers_untracked
+        if not total:
+            self._strangers_timer = None
+            return
+        busiest = self._strangers.most_common(STRANGERS_NAMED)
+        named = ", ".join(f"{host}:{port} ({count})" for (host, port), count in busiest)
+        rest = total - sum(count for _source, count in busiest)
+        if rest:
+            named += f", and {rest} from other addresses"
+        log.warning("dropped %d more datagram(s) from addresses we do not talk to since the "
+                    "last warning: %s", total, named)  # fmt: skip
+        self._strangers.clear()
+        self._strangers_untracked = 0
+        self._strangers_timer = None
+        if self._sock is not None:
+            self._strangers_timer = self._loop.call_later(
+                self.strangers_log_interval, self._report_strangers
+            )
 
     def _answer_bad_request(self, data: bytes, source: Address, error: ParseError) -> None:
         if data.lstrip(b"\r\n").startswith(b"SIP/"):

@@ -95,6 +95,24 @@ def test_the_compose_file_runs_every_process_of_the_service(tmp_path):
     assert dockerfile.exists() and "build_ext --inplace" in dockerfile.read_text()
 
 
+def test_the_compose_file_connects_as_an_ordinary_role(tmp_path):
+    """The postgres image's POSTGRES_USER is a superuser, which production refuses (row-level
+    security would not bind it): the service's role is made by the init script, ordinary."""
+    compose = _compose_config(tmp_path)
+    postgres = compose["services"]["postgres"]
+    url = compose["services"]["web"]["environment"]["AUTOCALL_DATABASE_URL"]
+    user = url.split("://")[1].split(":")[0]
+    assert postgres["environment"].get("POSTGRES_USER", "postgres") != user
+    # `SOURCE:TARGET:MODE` (docker-compose) or {source, target, ...} (the compose plugin)
+    mounts = [v.split(":")[:2] if isinstance(v, str) else [v["source"], v["target"]]
+              for v in postgres["volumes"]]  # fmt: skip
+    [source] = [s for s, target in mounts if target.startswith("/docker-entrypoint-initdb.d/")]
+    script = (DEPLOY / "docker" / Path(source).name).read_text()
+    assert re.search(rf"CREATE ROLE {user} LOGIN .*NOSUPERUSER NOBYPASSRLS", script)
+    assert f"CREATE DATABASE {url.rsplit('/', 1)[1]} OWNER {user};" in script
+    assert "-h" in postgres["healthcheck"]["test"]  # over TCP: ready after the init script
+
+
 def test_nginx_accepts_the_site(tmp_path):
     """`nginx -t` on the site inside a minimal main configuration, with a throwaway certificate."""
     site = (DEPLOY / "nginx" / "autocall.conf").read_text()

@@ -80,6 +80,7 @@ class RefusingPBX:
         self.host, self.port = self.socket.getsockname()
         self.copies: dict[str, int] = {}  # branch -> REGISTERs received
         self.refused: set[str] = set()
+        self.dialer: tuple | None = None  # where our user agent sends from
         self.running = True
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
@@ -93,6 +94,7 @@ class RefusingPBX:
             text = data.decode()
             if not text.startswith("REGISTER "):
                 continue
+            self.dialer = source
             branch = re.search(r"branch=([^;\s]+)", text).group(1)
             self.copies[branch] = self.copies.get(branch, 0) + 1
             if self.copies[branch] == 3:
@@ -115,17 +117,22 @@ class RefusingPBX:
         self.socket.close()
 
 
-def test_sip_retransmissions_and_registration_failures(app, database_url):
+def test_sip_retransmissions_registration_failures_and_strangers(app, database_url):
     refuser = RefusingPBX()
     try:
         tenant_id, operators = dialing_tenant(app, "Refused", refuser)
         go_on_line(app, tenant_id, *operators.values())
         timers = Timers(t1=0.05, t2=0.2, t4=0.2)
         with HostThread(database_url, timers=timers):
+            wait_until(lambda: refuser.dialer is not None, what="a REGISTER")
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as stranger:
+                for _ in range(3):  # not the PBX: dropped unread, and counted
+                    stranger.sendto(b"OPTIONS sip:x SIP/2.0\r\n\r\n", refuser.dialer)
             wait_until(
                 lambda: value(scrape(app), "autocall_registration_failures_total",
-                              tenant=tenant_id) >= 2,
-                what="two registration failures in /metrics",
+                              tenant=tenant_id) >= 2
+                and value(scrape(app), "autocall_sip_strangers_total", tenant=tenant_id) == 3,
+                what="two registration failures and three strangers in /metrics",
             )  # fmt: skip
     finally:
         refuser.close()

@@ -173,3 +173,8 @@ def test_webhook_retries_and_private_addresses():
     assert Config.from_env(environ=PRODUCTION).webhook_private_allowed is False
     allowed = {**PRODUCTION, "AUTOCALL_WEBHOOK_ALLOW_PRIVATE": "1"}
     assert Config.from_env(environ=allowed).webhook_private_allowed is True
+    assert Config.from_env(environ=allowed).sip_private_allowed is False  # each its own
+    assert Config.from_env(environ={}).sip_private_allowed is True  # the demo's PBX: 127.0.0.1
+    assert Config.from_env(environ=PRODUCTION).sip_private_allowed is False
+    allowed = {**PRODUCTION, "AUTOCALL_SIP_ALLOW_PRIVATE": "1"}
+    assert Config.from_env(environ=allowed).sip_private_allowed is True

@@ -120,8 +120,7 @@ def rls_app(rls_database):
 def _leads_seen(app, email=None, model=None) -> set[int]:
     """Tenants whose leads (or rows of `model`) a query without any tenant filter returns;
     `email=None` is trusted code outside a request."""
-    from flask_login import login_user
-
+    from tests.conftest import login_as
     from webapp.models import Lead
 
     model = model or Lead
@@ -129,8 +128,7 @@ def _leads_seen(app, email=None, model=None) -> set[int]:
         with app.app_context():
             return set(db.session.scalars(db.select(model.tenant_id)).all())
     with app.test_request_context():
-        login_user(db.session.scalar(db.select(User).where(User.email == email)))
-        db.session.commit()  # what the before_request hook does: a fresh transaction
+        login_as(email)
         return set(db.session.scalars(db.select(model.tenant_id)).all())
 
 
@@ -155,13 +153,13 @@ def test_postgresql_hides_other_tenants_leads(rls_app):
     assert _leads_seen(rls_app, a.admin_email, WebhookEndpoint) == {a.id}  # so do webhooks
     assert _leads_seen(rls_app, None, WebhookEndpoint) == {a.id, b.id}
 
-    from flask_login import login_user
     from sqlalchemy.exc import ProgrammingError
+
+    from tests.conftest import login_as
 
     with rls_app.test_request_context():
         assert db.session.scalars(db.select(Lead)).all() == []  # a visitor sees nothing
-        login_user(db.session.scalar(db.select(User).where(User.email == a.admin_email)))
-        db.session.commit()
+        login_as(a.admin_email)
         db.session.add(Lead(tenant_id=b.id, phone="+15550199"))
         with pytest.raises(ProgrammingError, match="row-level security"):
             db.session.commit()

@@ -67,7 +67,9 @@ class ClientCredentials(grants.ClientCredentialsGrant):
 
 
 def _save_token(token: dict, request) -> None:
-    """Authlib made a random secret; keep its hash and give the client `act_<id>_<secret>`."""
+    """Authlib made a random secret; keep its hash and give the client `act_<id>_<secret>`.
+    The client proved its secret: the request acts for the client's tenant, and writes as it."""
+    act_for_tenant(request.client.tenant_id)
     token["access_token"] = api_access.issue_oauth_token(
         request.client, token["access_token"], token["expires_in"], token["scope"]
     )

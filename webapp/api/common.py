@@ -18,14 +18,42 @@ MAX_ID = 2**63 - 1
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
+#: Levels of arrays and objects a body may nest: a card in a bulk sits at the fourth, and
+#: Python's parser would run out of stack at about a thousand (a 500, before this limit).
+MAX_DEPTH = 32
 
 
 def json_body() -> Any:
-    """The request's JSON (any Content-Type), or 400."""
-    body = request.get_json(force=True, silent=True)
+    """The request's JSON (any Content-Type), or 400: not JSON, or nested too deep."""
+    try:
+        body = request.get_json(force=True, silent=True)
+        too_deep = _deeper_than(body, MAX_DEPTH)
+    except RecursionError:
+        body, too_deep = None, True
+    if too_deep:
+        raise ApiError(
+            400,
+            f"The JSON nests arrays and objects more than {MAX_DEPTH} levels deep; a lead's "
+            "card may hold objects in objects, but not so many.",
+        )
     if body is None:
         raise ApiError(400, 'The body must be JSON, e.g. {"phone": "+12125551234"}.')
     return body
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether `value` nests lists and dicts more than `limit` levels (without recursion)."""
+    waiting = [(value, 1)]
+    while waiting:
+        item, level = waiting.pop()
+        if isinstance(item, dict):
+            item = item.values()
+        elif not isinstance(item, list):
+            continue
+        if level > limit:
+            return True
+        waiting.extend((child, level + 1) for child in item)
+    return False
 
 
 def json_object(value: Any, fields: Iterable[str], what: str) -> dict:

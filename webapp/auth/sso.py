@@ -34,6 +34,7 @@ from webapp.extensions import db
 from webapp.models import User
 from webapp.models.base import utcnow
 from webapp.ratelimit import login_throttle
+from webapp.tenancy import across_tenants
 from webapp.urls import public_url_for, safe_next
 
 log = logging.getLogger(__name__)
@@ -190,7 +191,8 @@ def _signed_in_user(ip: str) -> User:
               "you in here.", name=name, email=email),
             email,
         )  # fmt: skip
-    user = db.session.scalar(select(User).where(User.email == email))
+    with across_tenants():  # the provider vouched for an address, of any tenant
+        user = db.session.scalar(select(User).where(User.email == email))
     if user is None:
         raise _Refused(
             _("No account uses this email (%(email)s); ask your admin to add you.",

@@ -26,7 +26,7 @@ from webapp.models.base import utcnow
 from webapp.models.user import password_matches
 from webapp.ratelimit import login_throttle
 from webapp.services.accounts import EmailTaken, create_tenant_with_admin
-from webapp.tenancy import remember_scope
+from webapp.tenancy import across_tenants, remember_scope
 from webapp.urls import public_url_for, safe_next
 
 #: In the session of a user the single sign-on provider signed in.
@@ -48,10 +48,11 @@ def load_user(session_id: str) -> User | None:
     every request: changing the password ends every other session of that user, signing out
     ends all of them (even a copied cookie), and a deactivated user is signed out at once."""
     parts = session_id.split(".")
-    if len(parts) != 3 or not parts[0].isdigit():
+    if len(parts) != 3 or not parts[0].isdigit() or len(parts[0]) > 18:
         return None
     user_id, fingerprint, generation = parts
-    user = db.session.get(User, int(user_id))
+    with across_tenants():  # the session names its user before any tenant is known
+        user = db.session.get(User, int(user_id))
     if (
         user is None
         or not user.active
@@ -142,7 +143,8 @@ def login():
             flash(_("Too many failed sign-ins. Wait a few minutes and try again."), "error")
             status, headers = 429, {"Retry-After": str(wait)}
         else:
-            user = db.session.scalar(select(User).where(User.email == email))
+            with across_tenants():  # signing in finds the user before its tenant
+                user = db.session.scalar(select(User).where(User.email == email))
             if not password_matches(user, form.password.data):
                 flash(_("Wrong email or password."), "error")
                 status = 401
@@ -182,7 +184,8 @@ def reset_request():
     form = ResetRequestForm()
     if form.validate_on_submit():
         email = User.normalize_email(form.email.data)
-        user = db.session.scalar(select(User).where(User.email == email))
+        with across_tenants():  # a visitor who names an email address, of any tenant
+            user = db.session.scalar(select(User).where(User.email == email))
         if user is not None and user.active:
             link = public_url_for("auth.reset_password", token=make_reset_token(user))
             send_mail(

@@ -58,6 +58,12 @@ def method_not_allowed(error):
 def bad_request(error):
     from flask_wtf.csrf import CSRFError
 
+    from webapp.security import NulCharacter
+
     if isinstance(error, CSRFError):
         return _error(400, _("The form expired"), _("Reload the page and send the form again."))
+    if isinstance(error, NulCharacter):
+        message = _("The text holds a NUL character, which cannot be saved or searched for: "
+                    "remove it and try again.")  # fmt: skip
+        return _error(400, _("Bad request"), message)
     return _error(400, _("Bad request"), _("The request could not be understood."))

@@ -7,6 +7,7 @@ from sqlalchemy.exc import IntegrityError
 
 from webapp.extensions import db
 from webapp.models import Operator, Role, Tenant, User
+from webapp.tenancy import across_tenants, act_for_new_tenant
 
 
 class EmailTaken(ValueError):
@@ -14,7 +15,9 @@ class EmailTaken(ValueError):
 
 
 def email_taken(email: str) -> bool:
-    return db.session.scalar(select(User.id).where(User.email == email)) is not None
+    """Whether any account, of any tenant, signs in with this address (they are unique)."""
+    with across_tenants():
+        return db.session.scalar(select(User.id).where(User.email == email)) is not None
 
 
 def new_user(email: str, password: str, role: Role, tenant: Tenant | None) -> User:
@@ -36,7 +39,9 @@ def _commit_or_email_taken(email: str) -> None:
 
 
 def create_tenant_with_admin(company: str, email: str, password: str) -> User:
+    """Signup (and the command line, the demo): in a request, it then acts for the new tenant."""
     tenant = Tenant(name=company)
+    act_for_new_tenant(tenant)
     db.session.add(tenant)
     user = new_user(email, password, Role.ADMIN, tenant)
     _commit_or_email_taken(email)

@@ -23,6 +23,7 @@ from webapp.models.api import (
     scope_text,
     secret_matches,
 )
+from webapp.tenancy import across_tenants
 
 #: How long a token issued to an OAuth client lives.
 OAUTH_TOKEN_SECONDS = 3600
@@ -100,7 +101,8 @@ def find_client(client_id: str) -> ApiClient | None:
     parsed = parse_credential(client_id or "", CLIENT_PREFIX)
     if parsed is None or parsed[1] is not None:
         return None
-    return db.session.get(ApiClient, parsed[0])
+    with across_tenants():  # the client id names its row before its tenant is known
+        return db.session.get(ApiClient, parsed[0])
 
 
 def find_token(bearer: str) -> ApiToken | None:
@@ -109,7 +111,8 @@ def find_token(bearer: str) -> ApiToken | None:
     parsed = parse_credential(bearer or "", TOKEN_PREFIX)
     if parsed is None or parsed[1] is None:
         return None
-    token = db.session.get(ApiToken, parsed[0])
+    with across_tenants():  # the bearer names its row before its tenant is known
+        token = db.session.get(ApiToken, parsed[0])
     if token is None or not secret_matches(parsed[1], token.secret_hash):
         return None
     return token

@@ -7,11 +7,17 @@ saved SIP password there (it never travels through Redis), and returns a small d
 
 SIP's timers are RFC 3261's (a PBX that never answers is given up after 32 s); the Flask
 setting `SIP_CHECK_T1` (seconds) shortens them, for tests.
+
+In production (unless AUTOCALL_SIP_ALLOW_PRIVATE) a check sends nothing to a private,
+loopback or link-local address, as the SIP page saves none (webapp/addresses.py): the
+destination is resolved once, checked, and the check sends to that very address, so a DNS
+answer that changes in between cannot slip one in.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 
 from flask import current_app
@@ -22,10 +28,12 @@ from engine import probe
 from engine.formats import FormatError
 from engine.sip.transaction import DEFAULT_TIMERS, Timers
 from engine.sip.ua import Account
+from webapp.addresses import is_public, resolve
 from webapp.extensions import db
 from webapp.models import Tenant
 from webapp.queues import job_context
 from webapp.services.secrets import SecretError
+from webapp.settings.forms import private_address_message
 
 KIND = "sip_check"
 _HOST_PORT = re.compile(r"\[?([^\[\]]+?)\]?(?::(\d+))?\Z")
@@ -59,11 +67,34 @@ def account(tenant: Tenant) -> Account:
     )  # fmt: skip
 
 
+class PrivateAddress(Exception):
+    def __init__(self, host: str, address: str) -> None:
+        super().__init__(host, address)
+        self.host, self.address = host, address
+
+
+def public_only(sip_account: Account) -> Account:
+    """The account sending to its destination's address as resolved now (its outbound proxy,
+    else its PBX); PrivateAddress when that is not public, OSError when it does not resolve."""
+    host, port = sip_account.outbound_proxy or (sip_account.host, sip_account.port)
+    addresses = resolve(host, port)
+    for address, _port in addresses:
+        if not is_public(address):
+            raise PrivateAddress(host, address)
+    return dataclasses.replace(sip_account, outbound_proxy=addresses[0])
+
+
 def _run(kind: str, tenant_id: int, probing) -> dict:
-    with job_context():
+    with job_context() as app:
         tenant = db.session.get(Tenant, tenant_id)
         try:
-            return {"kind": kind, **asyncio.run(probing(tenant, account(tenant), timers()))}
+            sip_account = account(tenant)
+            if not app.extensions["autocall.config"].sip_private_allowed:
+                sip_account = public_only(sip_account)
+            return {"kind": kind, **asyncio.run(probing(tenant, sip_account, timers()))}
+        except PrivateAddress as error:
+            return {"kind": kind, "error": "private", "host": error.host,
+                    "address": error.address}  # fmt: skip
         except SecretError:
             return {"kind": kind, "error": "password_key"}
         except FormatError as error:
@@ -124,6 +155,8 @@ def _registration_words(registration: dict) -> tuple[bool, str]:
 
 
 def _error_words(result: dict) -> str:
+    if result["error"] == "private":
+        return private_address_message(result["host"], result["address"])
     if result["error"] == "password_key":
         return _("The saved SIP password cannot be read with this server's key: enter it again.")
     if result["error"] == "format":

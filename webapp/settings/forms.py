@@ -5,6 +5,8 @@ from functools import cache
 from zoneinfo import available_timezones
 
 import phonenumbers
+from flask import current_app
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
@@ -27,7 +29,8 @@ from wtforms.validators import (
     ValidationError,
 )
 
-from engine.formats import FormatError, parse_refer_headers, parse_uri_format
+from engine.formats import FormatError, parse_host_port, parse_refer_headers, parse_uri_format
+from webapp.addresses import not_public
 from webapp.models import PacingMode, Transport
 from webapp.operators.forms import _extension
 from webapp.settings.formats import format_error_message
@@ -127,6 +130,34 @@ class SipAccountForm(FlaskForm):
         description=_l("Optional; the dialer answers challenges from your PBX only."),
     )
 
+    def validate(self, extra_validators=None) -> bool:
+        """The fields, then (in production, unless AUTOCALL_SIP_ALLOW_PRIVATE) where the
+        dialer will send: the outbound proxy when there is one (the PBX's name then only
+        appears in URIs), else the PBX. It may not resolve to a private, loopback or
+        link-local address, so that no tenant points the dialer into this deployment's own
+        network (webapp/addresses.py)."""
+        if not super().validate(extra_validators):
+            return False
+        if current_app.extensions["autocall.config"].sip_private_allowed:
+            return True
+        field = self.sip_outbound_proxy if self.sip_outbound_proxy.data else self.sip_host
+        host, port = parse_host_port(field.data, self.sip_port.data)
+        address = not_public(host, port)
+        if address is None:
+            return True
+        field.errors.append(private_address_message(host, address))
+        return False
+
+
+def private_address_message(host: str, address: str) -> str:
+    """What the SIP page and its checks say of a PBX in a private network."""
+    return _(
+        "%(host)s is %(address)s, a private, loopback or link-local address: this service "
+        "does not call into its own network. Enter the public address of your PBX.",
+        host=host,
+        address=address,
+    )
+
 
 class CommaDecimalField(DecimalField):
     """A decimal that also accepts a comma: Russian (and most European) users write 1,2."""
@@ -198,7 +229,11 @@ class CallingForm(FlaskForm):
         _l("Ring timeout, seconds"), validators=[InputRequired(), NumberRange(5, 300)]
     )
     calling_hours_start = TimeField(_l("Calling hours from"), validators=[InputRequired()])
-    calling_hours_end = TimeField(_l("Calling hours until"), validators=[InputRequired()])
+    calling_hours_end = TimeField(
+        _l("Calling hours until"),
+        validators=[InputRequired()],
+        description=_l("The same time in both, e.g. 00:00 and 00:00: all day."),
+    )
     time_zone = SelectField(_l("Time zone"))
     default_phone_region = SelectField(
         _l("Default phone region"),
@@ -288,7 +323,8 @@ class CallingForm(FlaskForm):
 
     def validate_calling_hours_end(self, field):
         start = self.calling_hours_start.data
-        if start and field.data and field.data <= start:
+        # The same time twice is all day (engine/dialer.py `calling_window`), as the demo has.
+        if start and field.data and field.data < start:
             raise ValidationError(_l("The end of calling hours must be after the start."))
 
 

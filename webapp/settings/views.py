@@ -5,6 +5,7 @@ from decimal import Decimal
 
 from flask import current_app, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from wtforms import StringField
 
 from webapp import jobs
 from webapp.bus import wake_engine
@@ -66,9 +67,12 @@ def _load(form, tenant, names) -> None:
 
 def _store(form, tenant, names) -> None:
     for name in names:
-        value = getattr(form, name).data
+        field = getattr(form, name)
+        value = field.data
         if isinstance(value, Decimal):
             value = float(value)
+        elif value is None and isinstance(field, StringField):
+            value = ""  # an optional field left out of the post: empty, not NULL (was a 500)
         setattr(tenant, name, value)
 
 

@@ -32,7 +32,7 @@ no proxy from the environment is used. The whole try (looking the name up, conne
 sending, and the whole answer) must end within `DEADLINE` seconds: a receiver that sends its
 answer a byte at a time is cut off then. The name is looked up once; unless private
 addresses are allowed (AUTOCALL_WEBHOOK_ALLOW_PRIVATE, or not production) every address it
-has must be public (`public_address`) BEFORE anything connects, and the connection goes to
+has must be public (webapp/addresses.py) BEFORE anything connects, and the connection goes to
 exactly a checked address, with the Host header, TLS's SNI and the certificate's check still
 for the name. A refused address is never connected to, so the answer cannot tell whether a
 port behind it is open.
@@ -44,7 +44,6 @@ import hashlib
 import hmac
 import http.client
 import io
-import ipaddress
 import json
 import logging
 import secrets
@@ -63,6 +62,7 @@ from rq.job import Job, JobStatus
 from sqlalchemy import and_, delete, insert, select, update
 from sqlalchemy.engine import Connection
 
+from webapp.addresses import is_public
 from webapp.api.leads import attempt_json
 from webapp.extensions import db
 from webapp.models import Attempt, Lead, WebhookDelivery, WebhookEndpoint
@@ -125,29 +125,6 @@ def example_payload() -> dict:
 
 class RefusedAddress(OSError):
     """The endpoint's host has a private, loopback or otherwise non-public address."""
-
-
-#: NAT64's well-known prefix (RFC 6052): the IPv4 address is the last 32 bits.
-_NAT64 = ipaddress.ip_network("64:ff9b::/96")
-#: NAT64's local-use prefix (RFC 8215): where the IPv4 address sits is the network's choice,
-#: and it is never global, so all of it is refused.
-_NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
-
-
-def public_address(address: str) -> bool:
-    """Whether a webhook may go to this address where private ones are not allowed: a global
-    unicast address. An IPv6 address that carries an IPv4 one (IPv4-mapped, 6to4, NAT64) is
-    judged by the IPv4 address it leads to."""
-    ip = ipaddress.ip_address(address.split("%")[0])
-    if ip.version == 6:
-        if ip in _NAT64_LOCAL or ip.is_site_local:
-            return False
-        carried = ip.ipv4_mapped or ip.sixtofour
-        if carried is None and ip in _NAT64:
-            carried = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
-        if carried is not None:
-            return public_address(str(carried))
-    return ip.is_global and not ip.is_multicast and not ip.is_reserved
 
 
 class _Deadline:
@@ -274,7 +251,7 @@ def post(url: str, body: bytes, headers: dict,
     connection = None
     try:
         addresses = _look_up(host, port, deadline)
-        if not allow_private and not all(public_address(a[4][0]) for a in addresses):
+        if not allow_private and not all(is_public(a[4][0]) for a in addresses):
             raise RefusedAddress(f"{host} is not a public address")
         connection = _Connection(host, port, tls, addresses, deadline)
         connection.request("POST", path, body=body, headers=headers)

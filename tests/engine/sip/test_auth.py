@@ -66,3 +66,23 @@ def test_unknown_schemes_and_algorithms_are_not_chosen():
     assert choose([parse_challenge('Digest realm="x", nonce="n", algorithm=SHA-512-256')]) is None
     lower = parse_challenge('Digest realm="x", nonce="n", algorithm=sha-256')
     assert choose([lower]) is lower
+
+
+def test_only_the_current_nonces_count_is_kept():
+    """A PBX may send a new nonce with every challenge: the client must not keep a count
+    for each one it ever saw."""
+    import pickle
+
+    client = DigestClient(Credentials("101", "pw"))
+
+    def nc(nonce: str) -> str:
+        challenge = parse_challenge(f'Digest realm="pbx", nonce="{nonce}", qop="auth"')
+        return fields(client.authorization(challenge, "INVITE", "sip:1@pbx"))["nc"]
+
+    assert [nc("n0001"), nc("n0001"), nc("n0002"), nc("n0001")] == [
+        "00000001", "00000002", "00000001", "00000001",  # n0001 was forgotten for n0002
+    ]  # fmt: skip
+    size = len(pickle.dumps(client))
+    for number in range(1000):
+        nc(f"n{number:04d}")
+    assert len(pickle.dumps(client)) == size

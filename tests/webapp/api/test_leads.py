@@ -80,6 +80,34 @@ def test_a_body_that_is_not_json_is_a_400(api):
     assert response.get_json()["error"]["code"] == "bad_request"
 
 
+@pytest.mark.parametrize("path", ["/leads", "/leads/bulk", "/do-not-call"])
+def test_json_nested_too_deep_is_a_400_that_says_so(api, path):
+    """Python's parser runs out of stack at about a thousand levels (it was a 500 then); a
+    card nested a little less deep was taken, and stored."""
+    for depth in (10_000, 900, 33):
+        body = "[" * depth + "]" * depth
+        response = api.client.post(f"/api/v1{path}", data=body, headers=api.headers())
+        assert response.status_code == 400, depth
+        error = response.get_json()["error"]
+        assert (error["code"], error["field"]) == ("bad_request", None)
+        assert "more than 32 levels deep" in error["message"]
+    card = {"a": 1}
+    for _ in range(900):
+        card = {"a": card}
+    response = api.post(path, {"phone": "+12125551234", "card": card})
+    assert response.status_code == 400
+    assert "more than 32 levels deep" in response.get_json()["error"]["message"]
+
+
+def test_a_card_may_hold_objects_in_objects(api):
+    card = {"value": 1}
+    for _ in range(29):  # the card is the body's second level: 31 levels in all
+        card = {"inner": card}
+    response = api.post("/leads", {"phone": "+12125551234", "card": card})
+    assert response.status_code == 201
+    assert response.get_json()["card"] == card
+
+
 def test_bulk_creates_the_good_leads_and_names_the_bad_ones(app, api, tenant_a, wakes):
     received = wakes(tenant_a.id)
     api.post("/leads", {"phone": "+12125550000", "external_id": "known"})

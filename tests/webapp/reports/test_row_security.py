@@ -8,9 +8,8 @@ from __future__ import annotations
 from zoneinfo import ZoneInfo
 
 import pytest
-from flask_login import login_user
 
-from tests.conftest import make_tenant
+from tests.conftest import login_as, make_tenant
 from tests.webapp.reports import dataset
 from tests.webapp.test_tenancy import rls_database  # noqa: F401  (the fixture)
 from webapp.extensions import db
@@ -20,7 +19,6 @@ from webapp.models import (
     ReportHour,
     ReportOperatorHour,
     ReportRollup,
-    User,
 )
 from webapp.reports import figures, rollup
 
@@ -47,7 +45,7 @@ def rls_app(rls_database):  # noqa: F811
 def tenants_seen(app, model, email=None) -> set[int]:
     with app.test_request_context():
         if email is not None:
-            login_user(db.session.scalar(db.select(User).where(User.email == email)))
+            login_as(email)
         db.session.commit()
         return set(db.session.scalars(db.select(model.tenant_id)).all())
 
@@ -67,7 +65,6 @@ def test_each_tenant_sees_only_its_own_report_rows(rls_app):
     weekend = figures.Period(dataset.at(24, 0).date(), dataset.at(25, 0).date(),
                              ZoneInfo("Europe/Berlin"))  # fmt: skip
     with rls_app.test_request_context():
-        login_user(db.session.scalar(db.select(User).where(User.email == a.admin_email)))
-        db.session.commit()
+        login_as(a.admin_email)
         assert figures.summary(a.id, weekend.start, weekend.end).attempts == 9
         assert figures.summary(b.id, weekend.start, weekend.end).attempts == 0  # B's: hidden

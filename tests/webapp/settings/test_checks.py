@@ -137,3 +137,42 @@ def test_another_tenants_check_is_not_shown(app, client, auth, tenant_a, tenant_
         from webapp import bus
 
         Job.fetch(check_id, connection=bus.client()).delete()
+
+
+def test_production_checks_send_nothing_into_a_private_network(app, client, admin):
+    """A PBX saved before the SIP page refused private addresses (or a name that resolves to
+    one since): the checks refuse it too, and send nothing."""
+    import dataclasses
+
+    config = app.extensions["autocall.config"]
+    app.extensions["autocall.config"] = dataclasses.replace(config, env="production")
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+            silent.bind(("127.0.0.1", 0))
+            silent.setblocking(False)
+            set_account(app, admin.id, silent.getsockname()[1], password="s3cret")
+            connection = client.post("/settings/sip/test-connection")
+            result = result_of(app, client, check_url(connection))
+            call = client.post("/settings/sip/test-call",
+                               data={"number": "+1 212 555 0123", "extension": "104"})  # fmt: skip
+            call_result = result_of(app, client, check_url(call))
+            with pytest.raises(BlockingIOError):
+                silent.recv(65535)  # not a datagram came
+    finally:
+        app.extensions["autocall.config"] = config
+    for words in (result, call_result):
+        assert "127.0.0.1 is 127.0.0.1, a private, loopback or link-local address" in words
+
+
+def test_a_production_check_sends_to_the_address_it_checked():
+    """Resolved once: the user agent is given that address (as its next hop), so a DNS
+    answer that changes between the check and the sending cannot slip a private one in."""
+    from engine.sip.ua import Account
+    from webapp.settings.checks import PrivateAddress, public_only
+
+    pinned = public_only(Account("8.8.8.8", 5070, "acme"))
+    assert (pinned.host, pinned.port, pinned.outbound_proxy) == ("8.8.8.8", 5070, ("8.8.8.8", 5070))
+    behind_a_proxy = public_only(Account("pbx.internal", 5060, outbound_proxy=("1.1.1.1", 5080)))
+    assert behind_a_proxy.outbound_proxy == ("1.1.1.1", 5080)
+    with pytest.raises(PrivateAddress):
+        public_only(Account("8.8.8.8", 5060, outbound_proxy=("10.0.0.1", 5060)))

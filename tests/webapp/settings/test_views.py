@@ -1,4 +1,6 @@
+import dataclasses
 import logging
+from datetime import UTC, datetime
 
 import pytest
 
@@ -106,6 +108,58 @@ def test_sip_account_explains_bad_values(client, admin, field, value, words):
     assert words in response.get_data(as_text=True)
 
 
+@pytest.fixture
+def production(app):
+    """The app as deployed: `production(**settings)` changes the configuration further."""
+    config = app.extensions["autocall.config"]
+
+    def configure(**settings) -> None:
+        app.extensions["autocall.config"] = dataclasses.replace(
+            config, env="production", **settings
+        )
+
+    configure()
+    yield configure
+    app.extensions["autocall.config"] = config
+
+
+@pytest.mark.parametrize(
+    ("changes", "host"),
+    [
+        ({"sip_host": "127.0.0.1"}, "127.0.0.1"),
+        ({"sip_host": "localhost"}, "localhost"),
+        ({"sip_host": "10.1.2.3"}, "10.1.2.3"),
+        ({"sip_host": "169.254.169.254"}, "169.254.169.254"),  # a cloud's metadata service
+        ({"sip_host": "[::1]"}, "::1"),
+        ({"sip_host": "8.8.8.8", "sip_outbound_proxy": "192.168.1.1:5070"}, "192.168.1.1"),
+    ],
+)
+def test_production_refuses_a_pbx_in_a_private_network(app, client, admin, production,
+                                                        changes, host):  # fmt: skip
+    response = client.post("/settings/sip", data={**SIP, **changes})
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    assert f"{host} is " in page and "a private, loopback or link-local address" in page
+    assert _tenant(app, admin.id).sip_host == ""  # nothing saved
+    russian = client.post("/settings/sip", data={**SIP, **changes},
+                          headers={"Accept-Language": "ru"})  # fmt: skip
+    assert "частный, локальный (loopback) или link-local адрес" in russian.get_data(as_text=True)
+
+
+def test_production_takes_a_public_pbx_and_a_private_one_when_allowed(
+    app, client, admin, production
+):
+    assert client.post("/settings/sip", data={**SIP, "sip_host": "8.8.8.8"}).status_code == 302
+    # Behind a public outbound proxy the PBX's name only appears in URIs: nothing is sent to it.
+    behind = {**SIP, "sip_host": "pbx.internal", "sip_outbound_proxy": "8.8.4.4:5070"}
+    assert client.post("/settings/sip", data=behind).status_code == 302
+    assert _tenant(app, admin.id).sip_outbound_proxy == "8.8.4.4:5070"
+    production(sip_allow_private=True)  # AUTOCALL_SIP_ALLOW_PRIVATE=1: a PBX on our network
+    data = {**SIP, "sip_host": "10.1.2.3", "sip_outbound_proxy": ""}
+    assert client.post("/settings/sip", data=data).status_code == 302
+    assert _tenant(app, admin.id).sip_host == "10.1.2.3"
+
+
 def test_formats_save_and_show_a_preview(app, client, admin):
     client.post("/settings/sip", data=SIP)
     data = {
@@ -194,6 +248,47 @@ def test_the_regulatory_window_of_the_abandon_rate(app, client, admin):
     assert "the last 24 hours" in page
     ru = client.get("/settings/calling", headers={"Accept-Language": "ru"}).get_data(as_text=True)
     assert "последние 24 часа" in ru and "Доля брошенных считается за" in ru
+
+
+def test_calling_hours_from_midnight_to_midnight_are_all_day(app, client, admin):
+    """What the demo tenant has: the engine dials all day when both times are the same."""
+    from datetime import time
+
+    from engine.dialer import calling_window
+    from webapp.services.dialing import DialingStore
+
+    data = {**CALLING, "calling_hours_start": "00:00", "calling_hours_end": "00:00"}
+    assert client.post("/settings/calling", data=data).status_code == 302
+    tenant = _tenant(app, admin.id)
+    assert (tenant.calling_hours_start, tenant.calling_hours_end) == (time(0, 0), time(0, 0))
+    page = client.get("/settings/calling").get_data(as_text=True)
+    assert 'value="00:00"' in page and "00:00 and 00:00: all day" in page
+    store = DialingStore(app.config["SQLALCHEMY_DATABASE_URI"], app.extensions["autocall.secrets"])
+    try:
+        settings = store.settings(admin.id)
+    finally:
+        store.close()
+    window = calling_window(settings, datetime.now(UTC))
+    assert (window.tenant_zone_open, window.zones) == (True, None)
+
+
+def test_each_settings_form_saves_with_only_its_required_fields(app, client, admin):
+    """A post that leaves out the optional fields (a script, an old page) is saved as if they
+    were empty: the SIP page wrote NULL into the tenant's row, a 500."""
+    required = {name: SIP[name] for name in ("sip_host", "sip_port", "sip_transport",
+                                             "sip_username")}  # fmt: skip
+    assert client.post("/settings/sip", data=required).status_code == 302
+    tenant = _tenant(app, admin.id)
+    assert (tenant.sip_host, tenant.sip_auth_username, tenant.sip_outbound_proxy,
+            tenant.sip_realm) == ("pbx.alpha.example", "", "", "")  # fmt: skip
+    formats = {"dial_format": "+{number}@{host}", "refer_format": "{extension}@{host}"}
+    assert client.post("/settings/formats", data=formats).status_code == 302
+    assert _tenant(app, admin.id).refer_headers == ""
+    assert client.post("/settings/calling", data=CALLING).status_code == 302
+    webhook = {"url": "https://crm.alpha.example/autocall"}
+    assert client.post("/settings/webhooks", data=webhook).status_code == 200  # its secret
+    assert client.post("/settings/api/tokens", data={"token-name": "CRM"}).status_code == 200
+    assert client.post("/settings/api/clients", data={"client-name": "Site"}).status_code == 200
 
 
 def test_dialing_cannot_be_switched_on_without_a_sip_account(app, client, admin):

@@ -5,7 +5,7 @@ through the `all` scope staff get (webapp/tenancy.py), in READ ONLY transactions
 import pytest
 from sqlalchemy import func, select
 
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, login_as
 from tests.webapp.staff import data
 from tests.webapp.staff.data import OCTOBER_TOTAL
 
@@ -105,19 +105,17 @@ def test_staff_read_every_tenant_under_row_level_security(rls_app):
 
 
 def test_a_staff_request_cannot_write_even_by_mistake(rls_app):
-    from flask_login import login_user
     from sqlalchemy.exc import InternalError
 
     from webapp.extensions import db
-    from webapp.models import Lead, User
+    from webapp.models import Lead
     from webapp.services.accounts import create_staff
 
     dataset = data.load(rls_app)
     with rls_app.app_context():
         create_staff("ops@autocall.example", PASSWORD)
     with rls_app.test_request_context("/staff/ops"):
-        login_user(db.session.scalar(select(User).where(User.email == "ops@autocall.example")))
-        db.session.commit()
+        login_as("ops@autocall.example")
         rls_app.preprocess_request()  # the staff blueprint's before_request runs
         assert db.session.scalar(select(func.count()).select_from(Lead)) == 3  # reads all
         db.session.add(Lead(tenant_id=dataset.bravo, phone="+15550199"))
