@@ -265,7 +265,8 @@ class TenantEngine:
                  timers: Timers = DEFAULT_TIMERS,
                  heartbeat_ttl: float = Presence.DEFAULT_HEARTBEAT_TTL,
                  register_backoff: float = 30.0, bye_grace: float = 1.0,
-                 idle_poll: float = IDLE_POLL, metrics: Tally | None = None):  # fmt: skip
+                 idle_poll: float = IDLE_POLL, metrics: Tally | None = None,
+                 target_allowed: Callable[[str], bool] | None = None):  # fmt: skip
         self.tenant_id = tenant_id
         self.log = logging.LoggerAdapter(log, {"tenant_id": tenant_id, "engine": engine_id})
         self.store = store
@@ -279,6 +280,9 @@ class TenantEngine:
         self.register_backoff = register_backoff
         self.bye_grace = bye_grace
         self.idle_poll = idle_poll
+        #: Whether the deployment lets the engine send to this address (the PBX's, or the
+        #: outbound proxy's, as resolved now); None: anywhere.
+        self.target_allowed = target_allowed
         self.claim_at = 0.0  # no look for due leads before this (monotonic seconds)
         self.settings: TenantSettings | None = None
         self.ua: UserAgent | None = None
@@ -483,6 +487,11 @@ class TenantEngine:
         ua = UserAgent(self.settings.account, local_host=self.local_host, timers=self.timers)
         try:
             await ua.start()
+            where = ua.destination[0]
+            if self.target_allowed is not None and not self.target_allowed(where):
+                await ua.close()  # a name that now leads into a private network: not sent to
+                raise OSError(f"{where} is not a public address, and this deployment does "
+                              "not send to private ones")  # fmt: skip
         except OSError as error:  # the PBX's name does not resolve, no route...
             self.log.warning("tenant %s: cannot reach the PBX: %s", self.tenant_id, error)
             self.ua = None

@@ -64,9 +64,12 @@ def run_engine_host(capacity: int | None = None, lifetime: float | None = None) 
     """The engine-host job: runs until drained by SIGTERM (or `lifetime` seconds)."""
     config = _config()
     store = _store(config)
+    from webapp.addresses import is_public
+
     host = EngineHost(store, config.redis_url, config.redis_prefix,
                       capacity=capacity or config.engine_capacity,
-                      local_host=config.engine_bind)  # fmt: skip
+                      local_host=config.engine_bind,
+                      target_allowed=None if config.sip_private_allowed else is_public)  # fmt: skip
 
     async def main() -> None:
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, host.stop)

@@ -235,3 +235,30 @@ def test_a_draining_host_ends_its_calls_at_once_and_releases_its_tenants(app, da
     assert {lead.status for lead in leads_of(app, tenant_id).values()} == {"retry"}
     lease = TenantKeys(REDIS_PREFIX, tenant_id).lease
     assert redis.Redis.from_url(REDIS_URL).exists(lease) == 0
+
+
+def test_a_pbx_whose_name_leads_into_a_private_network_is_not_sent_to(app, database_url):
+    """Production allows no private SIP targets (AUTOCALL_SIP_ALLOW_PRIVATE): the settings
+    refuse them, and the engine checks the address it resolves each time it starts, since a
+    name checked when saved may point elsewhere since."""
+    import socket
+
+    from webapp.addresses import is_public
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.settimeout(0.5)
+
+        class Private:
+            host, port = listener.getsockname()
+
+        tenant_id, operators = dialing_tenant(app, "Acme", Private)
+        go_on_line(app, tenant_id, *operators.values())
+        with HostThread(database_url, target_allowed=is_public):
+            wait_until(lambda: engine_state(app, tenant_id).get("reason") == "pbx_unreachable")
+            assert "not a public address" in engine_state(app, tenant_id)["detail"]
+            try:
+                received = listener.recv(65535)
+            except TimeoutError:
+                received = None
+        assert received is None  # not even a REGISTER
