@@ -17,6 +17,7 @@ from webapp.config import ConfigError
 
 PRODUCTION = {
     "env": "production",
+    "public_url": "https://autocall.example.com",
     "secret_key": "a-real-secret-" + "x" * 32,
     "encryption_key": Fernet.generate_key().decode(),
 }

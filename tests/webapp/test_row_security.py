@@ -149,7 +149,7 @@ def test_the_portal_works_as_an_ordinary_role(rls_app, two):
 
     client.post("/reset", data={"email": b.supervisor_email})
     [mail] = rls_app.extensions["autocall.outbox"][-1:]
-    link = re.search(r"http://localhost(/reset/\S+)", mail.body).group(1)
+    link = re.search(r"http://127\.0\.0\.1:5000(/reset/\S+)", mail.body).group(1)
     new = "a brand new password"
     assert client.post(link, data={"password": new, "confirm": new}).status_code == 302
     assert client.post("/login", data={"email": b.supervisor_email, "password": new}) \
@@ -173,7 +173,7 @@ def test_an_address_confirmation_works_as_an_ordinary_role(rls_database):  # noq
         client.post("/signup", data={"company": "Delta", "email": "boss@delta.example",
                                      "password": PASSWORD, "confirm": PASSWORD})  # fmt: skip
         [mail] = app.extensions["autocall.outbox"]
-        link = re.search(r"http://localhost(/verify/\S+)", mail.body).group(1)
+        link = re.search(r"http://127\.0\.0\.1:5000(/verify/\S+)", mail.body).group(1)
         assert client.get(link).headers["Location"].endswith("/login")
         signed_in = client.post("/login", data={"email": "boss@delta.example",
                                                 "password": PASSWORD})  # fmt: skip
@@ -246,7 +246,8 @@ def two_for_sso(rls_database):  # noqa: F811
     with OpenIDProvider(redirect_uris=[CALLBACK]) as provider:
         app = create_app(app_config(
             rls_database, oidc_issuer=provider.issuer, oidc_client_id=provider.client.client_id,
-            oidc_client_secret=provider.client.client_secret))  # fmt: skip
+            oidc_client_secret=provider.client.client_secret,
+            public_url="http://localhost"))  # fmt: skip
         a = make_tenant(app, "Alpha")
         make_tenant(app, "Bravo")
         yield app, provider, a
