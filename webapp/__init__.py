@@ -11,8 +11,18 @@ from flask import Flask
 
 from webapp.config import Config
 
-#: Migrations live at the top of the repository (see docs/portal.md).
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+
+def _migrations_dir() -> Path:
+    """The migrations. They live at the top of the repository (migrations/) and a built package
+    carries them as its package `webapp.migrations` (setup.py): there when this package was
+    installed from a wheel, else in the checkout this package is part of (an editable install
+    too)."""
+    here = Path(__file__).resolve().parent
+    packaged = here / "migrations"
+    return packaged if (packaged / "env.py").is_file() else here.parent / "migrations"
+
+
+MIGRATIONS_DIR = _migrations_dir()
 
 
 def create_app(config: Config | dict | None = None, *, serving: bool = True) -> Flask:

@@ -178,10 +178,21 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _version() -> str:
+    """The installed package's version (what `pip install` recorded)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("autocall")
+    except PackageNotFoundError:  # imported from a checkout that was never installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="autocall", description="AutoCall Cloud: a multi-tenant outbound dialer."
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", help="run the whole service on this machine (Ctrl-C stops it)")

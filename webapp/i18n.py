@@ -1,8 +1,10 @@
 """English and Russian. The language follows the browser until the user picks one.
 
 Translations are kept as `.po` source in webapp/translations; the binary `.mo` files are
-build output, compiled here when missing or older than their `.po` (a fresh clone works
-without a separate compile step).
+build output. A built package carries the `.mo` and not the `.po` (setup.py compiles them as
+it builds), so nothing is written into an installed package; a checkout (an editable install
+too) has the `.po` and compiles them here when a `.mo` is missing or older than its `.po` (a
+fresh clone works without a separate compile step).
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ log = logging.getLogger(__name__)
 
 
 def compile_translations(directory: Path = TRANSLATIONS_DIR, force: bool = False) -> list[Path]:
-    """Compile each messages.po to messages.mo when needed; returns the files written."""
+    """Compile each messages.po to messages.mo when needed; returns the files written.
+    Where there is no .po (an installed package), nothing."""
     written = []
     for po_path in sorted(directory.glob("*/LC_MESSAGES/messages.po")):
         mo_path = po_path.with_suffix(".mo")
@@ -58,8 +61,8 @@ def select_timezone() -> str | None:
 
 def init_app(app: Flask) -> None:
     try:
-        compile_translations()
-    except OSError as error:  # a read-only install: use what was compiled at build time
+        compile_translations()  # a checkout's; an installed package has its .mo and no .po
+    except OSError as error:  # a read-only checkout: use the .mo it has
         log.warning("cannot compile translations: %s", error)
     babel.init_app(
         app,

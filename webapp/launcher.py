@@ -109,7 +109,8 @@ def run_service(config: Config, host: str, port: int | None, demo: bool = False)
     port = port or config.web_port
     if not config.public_url:  # links in mail lead to the portal started here
         env["AUTOCALL_PUBLIC_URL"] = f"http://127.0.0.1:{port}"
-    web = [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py",
+    # The settings of deploy/gunicorn.conf.py, from the package: this may run anywhere.
+    web = [sys.executable, "-m", "gunicorn", "-c", "python:webapp.gunicorn_conf",
            "--bind", f"{host}:{port}", "webapp:create_app()"]  # fmt: skip
     for command in [web, *worker_commands(config)]:
         children.append(subprocess.Popen(command, env=env))

@@ -1,11 +1,13 @@
 """The deployment files in deploy/, checked by the tools that read them: systemd units by
 `systemd-analyze verify`, the Compose file by `docker-compose config` (Debian's Compose; `./dev
-test` installs it), the nginx site by `nginx -t`; and read for what the service depends on.
-(No Docker daemon here: the image itself is not built.)"""
+test` installs it), the nginx site by `nginx -t`, the Compose database's init script by the
+real PostgreSQL; and read for what the service depends on. (No image is built here: no
+container registry is reachable for the base image, docs/operations.md.)"""
 
 from __future__ import annotations
 
 import base64
+import fnmatch
 import getpass
 import os
 import re
@@ -91,8 +93,75 @@ def test_the_compose_file_runs_every_process_of_the_service(tmp_path):
         assert environment["AUTOCALL_DATABASE_URL"].startswith("postgresql+psycopg://")
         assert environment["AUTOCALL_SECRET_KEY"] and environment["AUTOCALL_ENCRYPTION_KEY"]
         assert environment["AUTOCALL_PUBLIC_URL"] == "https://autocall.example.com"
-    dockerfile = ROOT / "deploy" / "docker" / "Dockerfile"
-    assert dockerfile.exists() and "build_ext --inplace" in dockerfile.read_text()
+
+
+def test_the_image_builds_the_package_once_and_asks_readyz():
+    """The Dockerfile installs the package as a wheel (its extensions compiled once, within
+    that build: no second `build_ext`), and its HEALTHCHECK asks /readyz."""
+    dockerfile = (DEPLOY / "docker" / "Dockerfile").read_text()
+    instructions = dockerfile.replace("\\\n", " ").splitlines()
+    runs = [line for line in instructions if line.startswith("RUN ")]
+    assert [run.count("pip install") for run in runs if "pip install" in run] == [1]
+    assert "pip install --no-cache-dir ." in dockerfile and "build_ext" not in dockerfile
+    [check] = [line for line in instructions if line.startswith("HEALTHCHECK ")]
+    assert "http://127.0.0.1:5000/readyz" in check
+
+
+def _dockerignored(path: str, patterns: list[str]) -> bool:
+    """Docker's rule: the last pattern that matches the path or one of its parents decides
+    (`**/` matches at any depth)."""
+
+    def matches(glob: str, prefix: str) -> bool:
+        if glob.startswith("**/"):
+            return fnmatch.fnmatchcase(prefix.rsplit("/", 1)[-1], glob[3:])
+        return fnmatch.fnmatchcase(prefix, glob)
+
+    parts = path.split("/")
+    prefixes = ["/".join(parts[:n]) for n in range(1, len(parts) + 1)]
+    ignored = False
+    for pattern in patterns:
+        if any(matches(pattern.removeprefix("!"), prefix) for prefix in prefixes):
+            ignored = not pattern.startswith("!")
+    return ignored
+
+
+def test_the_build_context_has_what_the_image_copies_and_no_secrets():
+    """.dockerignore keeps the keys (deploy/docker/.env), a development database (var/), .git
+    and .venv out of the build, and lets in every file the Dockerfile copies."""
+    patterns = [line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
+                if line.strip() and not line.startswith("#")]  # fmt: skip
+    dockerfile = (DEPLOY / "docker" / "Dockerfile").read_text()
+    copied = [s for line in dockerfile.splitlines() if line.startswith("COPY ")
+              and "--from" not in line for s in line.split()[1:-1]]  # fmt: skip
+    assert copied
+    for source in copied:
+        assert (ROOT / source).exists() and not _dockerignored(source, patterns), source
+    for source in ["webapp/__init__.py", "migrations/env.py", "engine/_pacer.pyx"]:
+        assert not _dockerignored(source, patterns), source
+    kept_out = ["deploy/docker/.env", "var/autocall.db", ".git/config", ".venv/bin/python",
+                "engine/_pacer.c", "webapp/__pycache__/cli.cpython-311.pyc",
+                "webapp/translations/ru/LC_MESSAGES/messages.mo", "tests/conftest.py"]  # fmt: skip
+    for path in kept_out:
+        assert _dockerignored(path, patterns), path
+
+
+def test_the_upload_folder_is_shared_by_web_and_the_import_worker(tmp_path):
+    """Web saves an uploaded lead file; the import job on `default` reads it: one volume at the
+    upload folder (AUTOCALL_VAR_DIR/uploads) for both, which the image makes the service
+    user's."""
+    compose = _compose_config(tmp_path)
+    dockerfile = (DEPLOY / "docker" / "Dockerfile").read_text()
+    [var_dir] = re.findall(r"AUTOCALL_VAR_DIR=(\S+)", dockerfile)
+    folder = f"{var_dir}/uploads"
+    for name in ("web", "default"):
+        mounts = compose["services"][name].get("volumes", [])
+        targets = {(v.split(":")[0], v.split(":")[1]) if isinstance(v, str)
+                   else (v["source"], v["target"]) for v in mounts}  # fmt: skip
+        assert ("uploads", folder) in targets, name
+    assert "uploads" in compose["volumes"]
+    assert re.search(r"install -d -o autocall -g autocall .*\bvar/uploads\b", dockerfile)
+    [workdir] = re.findall(r"^WORKDIR (\S+)$", dockerfile.split("\nFROM ")[-1], re.M)
+    assert var_dir == f"{workdir}/var" and "\nUSER autocall\n" in dockerfile
 
 
 def test_the_compose_file_connects_as_an_ordinary_role(tmp_path):
@@ -111,6 +180,35 @@ def test_the_compose_file_connects_as_an_ordinary_role(tmp_path):
     assert re.search(rf"CREATE ROLE {user} LOGIN .*NOSUPERUSER NOBYPASSRLS", script)
     assert f"CREATE DATABASE {url.rsplit('/', 1)[1]} OWNER {user};" in script
     assert "-h" in postgres["healthcheck"]["test"]  # over TCP: ready after the init script
+
+
+def test_the_compose_role_owns_its_database_migrates_it_and_production_accepts_it():
+    """postgres-init.sql as the image runs it (psql, as the superuser, stopping at an error),
+    on the real PostgreSQL under names of this test's own: the role it makes migrates its
+    database from nothing (`autocall db-upgrade` connects as it in Compose) and production
+    starts as it."""
+    from cryptography.fernet import Fernet
+
+    from tests.conftest import PG_SERVER, app_config
+    from webapp import create_app
+    from webapp.cli import upgrade_database
+
+    name = f"autocall_compose_{secrets.token_hex(5)}"
+    script = re.sub(r"\bautocall\b", name, (DEPLOY / "docker" / "postgres-init.sql").read_text())
+    psql = ["psql", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres"]
+    try:
+        run = subprocess.run(psql, input=script, capture_output=True, text=True, timeout=60)
+        assert run.returncode == 0, run.stderr
+        url = f"{PG_SERVER.replace('postgres@', f'{name}@')}/{name}"
+        production = {"env": "production", "secret_key": secrets.token_urlsafe(48),
+                      "encryption_key": Fernet.generate_key().decode(),
+                      "public_url": "https://autocall.example.com"}  # fmt: skip
+        upgrade_database(app_config(url, **production))
+        assert create_app(app_config(url, **production)) is not None  # not refused
+    finally:
+        drop = f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE); DROP ROLE IF EXISTS "{name}";'
+        subprocess.run([*psql, "-c", drop.split("; ")[0]], capture_output=True, timeout=60)
+        subprocess.run([*psql, "-c", drop.split("; ")[1]], capture_output=True, timeout=60)
 
 
 def test_nginx_accepts_the_site(tmp_path):

@@ -31,6 +31,15 @@ def test_help_lists_the_commands():
         build_parser().parse_args(["--help"])
 
 
+def test_version_is_the_installed_package_s(capsys):
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out == f"autocall {version('autocall')}\n"
+
+
 def test_test_call_prints_one_json_line_and_exits_0(pbx):
     import json
     import subprocess
