@@ -19,6 +19,7 @@ PRODUCTION = {
     "env": "production",
     "secret_key": "a-real-secret-" + "x" * 32,
     "encryption_key": Fernet.generate_key().decode(),
+    "public_url": "https://autocall.example.com",
 }
 
 
