@@ -80,6 +80,10 @@ class TenantKeys:
         return self._key(f"op:{operator_id}:pops")
 
 
+#: Seconds after its last heartbeat (an engine host beats every second) that a host is gone.
+HOST_GONE_AFTER = 5.0
+
+
 def hosts_key(prefix: str) -> str:
     """Sorted set: engine host id -> last heartbeat (seconds); for ops and `ensure_hosts`."""
     return f"{prefix}hosts"

@@ -14,8 +14,9 @@ from rq import Worker
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from webapp import bus, queues
+from webapp import bus
 from webapp.extensions import db
+from webapp.jobs import queues
 
 bp = Blueprint("health", __name__)
 

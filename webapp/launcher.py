@@ -57,7 +57,7 @@ def start_private_redis() -> tuple[subprocess.Popen, str]:
 def worker_commands(config: Config) -> list[list[str]]:
     """The worker processes of a deployment: engine hosts, short jobs, webhook deliveries,
     the cron scheduler."""
-    python = [sys.executable, "-m", "engine.jobs"]
+    python = [sys.executable, "-m", "webapp.jobs"]
     return [*([[*python, "engines"]] * config.engine_workers), [*python, "default"],
             [*python, "webhooks"], [*python, "cron"]]  # fmt: skip
 

@@ -93,7 +93,7 @@ def send_mail(to: str, subject: str, body: str) -> None:
 
 
 def _send_later(message: Message, url: str) -> None:
-    from webapp.queues import queue
+    from webapp.jobs.queues import queue
 
     try:
         retry = Retry(max=len(RETRIES), interval=list(RETRIES))
@@ -110,7 +110,7 @@ def _send_later(message: Message, url: str) -> None:
 
 def deliver_mail(message: Message) -> None:
     """The job that sends one message; raises (and RQ tries again later) when it fails."""
-    from webapp.queues import job_context
+    from webapp.jobs.queues import job_context
 
     with job_context() as app:
         url = app.extensions["autocall.config"].smtp_url

@@ -49,7 +49,7 @@ def test_every_worker_kind_has_a_unit():
     for kind in kinds:
         name = "autocall-engines@.service" if kind == "engines" else f"autocall-{kind}.service"
         unit = (DEPLOY / "systemd" / name).read_text()
-        assert f"ExecStart=/opt/autocall/.venv/bin/python -m engine.jobs {kind}\n" in unit
+        assert f"ExecStart=/opt/autocall/.venv/bin/python -m webapp.jobs {kind}\n" in unit
 
 
 def _compose_config(tmp_path) -> dict:
@@ -85,7 +85,7 @@ def test_the_compose_file_runs_every_process_of_the_service(tmp_path):
     services = compose["services"]
     assert set(services) == {"web", "engines", "default", "webhooks", "cron", "postgres", "redis"}
     for kind in ("engines", "default", "webhooks", "cron"):
-        assert services[kind]["command"] == ["python", "-m", "engine.jobs", kind]
+        assert services[kind]["command"] == ["python", "-m", "webapp.jobs", kind]
     assert "gunicorn -c deploy/gunicorn.conf.py" in " ".join(services["web"]["command"])
     assert services["engines"]["stop_grace_period"] in ("120s", "2m0s", 120)
     for name in ("web", "engines", "default", "webhooks", "cron"):

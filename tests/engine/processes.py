@@ -49,7 +49,7 @@ class PrivateRedis:
 
 
 class Worker:
-    """`python -m engine.jobs engines` in its own process group (kill -9 takes the horse too)."""
+    """`python -m webapp.jobs engines` in its own process group (kill -9 takes the horse too)."""
 
     def __init__(self, database_url: str, redis_url: str, workdir):
         env = dict(os.environ, AUTOCALL_DATABASE_URL=database_url, AUTOCALL_REDIS_URL=redis_url,
@@ -58,13 +58,13 @@ class Worker:
         self.env = env
         self.redis_url = redis_url
         self.log = open(workdir / f"worker-{time.monotonic_ns()}.log", "w")  # noqa: SIM115
-        self.process = subprocess.Popen([sys.executable, "-m", "engine.jobs", "engines"],
+        self.process = subprocess.Popen([sys.executable, "-m", "webapp.jobs", "engines"],
                                         env=env, stdout=self.log, stderr=subprocess.STDOUT,
                                         start_new_session=True)  # fmt: skip
 
     def enqueue_hosts(self) -> None:
         """What the cron scheduler does every few seconds."""
-        code = "from engine.jobs import ensure_hosts; print(ensure_hosts())"
+        code = "from webapp.jobs.engines import ensure_hosts; print(ensure_hosts())"
         subprocess.run([sys.executable, "-c", code], env=self.env, check=True, timeout=30)
 
     def kill(self, redis_url: str) -> None:

@@ -2,7 +2,7 @@
 middle of calls, Redis restarted, the PBX gone for a while: every lead ends in a correct
 state, no lead is ever in two calls at once, no attempt is lost.
 
-The engine hosts here are real RQ workers (`python -m engine.jobs engines`) fed by the
+The engine hosts here are real RQ workers (`python -m webapp.jobs engines`) fed by the
 same `ensure_hosts` job the cron scheduler runs, against a Redis of the test's own (so it
 can be restarted without disturbing anything else)."""
 

@@ -13,7 +13,7 @@ and after each: no number in two calls at once, no more calls at once than the t
 ceiling, no INVITE more than a second after dialing off, every attempt with an outcome, every
 lead finished or due, no operator left `transferring`.
 
-The engine hosts are real processes (RQ workers running `python -m engine.jobs engines`), or
+The engine hosts are real processes (RQ workers running `python -m webapp.jobs engines`), or
 an engine host in a thread of the test where only the database connection is at fault. Only
 PostgreSQL: the faults are of a database server.
 """

@@ -19,8 +19,8 @@ from tests.engine.dialing import (
 from tests.webapp.jobs import run_jobs
 from tests.webapp.webhooks.receiver import Receiver
 from webapp.extensions import db
+from webapp.jobs.queues import WEBHOOKS, queue
 from webapp.models import WebhookEndpoint
-from webapp.queues import WEBHOOKS, queue
 
 ANSWERS, BUSY, NO_ANSWER, UNAVAILABLE = (f"+1555000002{digit}" for digit in "0234")
 

@@ -15,7 +15,7 @@ def run_jobs(app, with_scheduler: bool = False) -> None:
     """Run every job queued on the portal's short queues (`default`, `webhooks`), then return
     (burst mode); `with_scheduler`: first enqueue the scheduled jobs that are due (retries).
     The worker runs in this process, inside the app's context: jobs use the test's app."""
-    from webapp.queues import DEFAULT, WEBHOOKS, queue
+    from webapp.jobs.queues import DEFAULT, WEBHOOKS, queue
 
     with app.app_context():
         short = [queue(DEFAULT), queue(WEBHOOKS)]

@@ -13,7 +13,8 @@ from webapp.models import DoNotCall
 
 
 def add_portal_objects(app, tenant, request) -> None:
-    from webapp import bus, jobs
+    from webapp import bus
+    from webapp.jobs import watched
     from webapp.leads import imports
     from webapp.settings import checks
 
@@ -25,9 +26,9 @@ def add_portal_objects(app, tenant, request) -> None:
         upload = imports.save_upload(tenant.id, "leads.csv", io.BytesIO(b"phone\n+12125550100\n"))
         tenant.upload_id = upload.token
         started = [
-            jobs.start("import", tenant.id, imports.import_leads, tenant.id, upload.token,
-                       ["phone"], True, timeout=60),
-            jobs.start(checks.KIND, tenant.id, checks.check_connection, tenant.id, timeout=60),
+            watched.start("import", tenant.id, imports.import_leads, tenant.id, upload.token,
+                          ["phone"], True, timeout=60),
+            watched.start(checks.KIND, tenant.id, checks.check_connection, tenant.id, timeout=60),
         ]  # fmt: skip
         tenant.import_job_id, tenant.check_id = (job.id for job in started)
         connection = bus.client()

@@ -70,12 +70,12 @@ def test_only_production_and_serving_apps_are_checked(postgres_url, tmp_path):
 
 
 def test_production_workers_refuse_a_superuser_too(postgres_url, monkeypatch, capsys):
-    from engine import jobs
     from tests.conftest import REDIS_URL
+    from webapp.jobs import worker
 
     for name, value in {**PRODUCTION, "database_url": postgres_url, "redis_url": REDIS_URL}.items():
         monkeypatch.setenv(f"AUTOCALL_{name.upper()}", value)
-    assert jobs.main(["default"]) == 2  # before it works a single job
+    assert worker.main(["default"]) == 2  # before it works a single job
     error = capsys.readouterr().err
-    assert error.startswith("engine.jobs: AUTOCALL_DATABASE_URL connects to PostgreSQL as")
+    assert error.startswith("webapp.jobs: AUTOCALL_DATABASE_URL connects to PostgreSQL as")
     assert "a superuser" in error

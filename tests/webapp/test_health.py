@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rq import Worker
 
-from webapp import queues
+from webapp.jobs import queues
 
 
 def test_not_ready_without_workers_and_ready_with_them(app, client):

@@ -163,7 +163,7 @@ def test_a_mail_server_that_is_down_does_not_break_the_page_and_the_job_retries(
     config = app.extensions["autocall.config"]
     app.extensions["autocall.config"] = replace(config, smtp_url=f"smtp://127.0.0.1:{port}")
     with app.app_context():
-        from webapp.queues import queue
+        from webapp.jobs.queues import queue
 
         default: Queue = queue()
         waiting = set(default.scheduled_job_registry.get_job_ids())  # earlier tests' jobs

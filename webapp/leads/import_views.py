@@ -12,7 +12,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from wtforms import BooleanField, SelectField
 from wtforms.fields.choices import SelectChoice
 
-from webapp import jobs
+from webapp.jobs import watched
 from webapp.leads import bp, imports
 from webapp.roles import tenant_writer
 from webapp.tenancy import current_tenant, current_tenant_id
@@ -113,8 +113,8 @@ def import_mapping(upload_id: str):
     mapping = [column.data or "" for column in columns]
     errors = _mapping_errors(mapping) if form.is_submitted() else []
     if form.validate_on_submit() and not errors and "start" in request.form:
-        job = jobs.start("import", tenant.id, imports.import_leads, tenant.id, upload_id, mapping,
-                         header, timeout=3600)  # fmt: skip
+        job = watched.start("import", tenant.id, imports.import_leads, tenant.id, upload_id,
+                            mapping, header, timeout=3600)  # fmt: skip
         imports.mark_started(upload, job.id)
         return redirect(url_for("leads.import_job", job_id=job.id))
     data_rows = upload.rows - (1 if header else 0)
@@ -135,8 +135,8 @@ def import_mapping(upload_id: str):
 @bp.get("/import/jobs/<job_id>")
 @tenant_writer
 def import_job(job_id: str):
-    job = jobs.find_or_404(job_id, "import")
-    state = jobs.state(job)
+    job = watched.find_or_404(job_id, "import")
+    state = watched.state(job)
     return render_template(
         "leads/import_job.html",
         job=job,
@@ -151,6 +151,6 @@ def import_job(job_id: str):
 @tenant_writer
 def import_status(job_id: str):
     """What the progress bar asks for while the job runs."""
-    job = jobs.find_or_404(job_id, "import")
+    job = watched.find_or_404(job_id, "import")
     progress = job.meta.get("progress") or {"done": 0, "total": 0}
-    return jsonify(state=jobs.state(job), **progress)
+    return jsonify(state=watched.state(job), **progress)

@@ -33,8 +33,8 @@ from sqlalchemy.exc import IntegrityError
 
 from webapp.bus import wake_engine
 from webapp.extensions import db
+from webapp.jobs.queues import job_context
 from webapp.models import Lead, Tenant
-from webapp.queues import job_context
 from webapp.services.leads import LeadError, NewLead, prepare
 
 #: What a column can become; "" skips it.

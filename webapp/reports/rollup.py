@@ -8,7 +8,8 @@ the same rows) and inserts the sums of the raw attempts, with the very SQL the r
 raw rows (webapp/reports/figures.py). On PostgreSQL a transaction-level advisory lock per
 tenant makes a second scheduler's run wait and then find nothing to do.
 
-`roll_up_reports()` is the RQ job: every tenant, every `EVERY` seconds (engine/jobs.py's cron).
+`roll_up_reports()` is the RQ job: every tenant, every `EVERY` seconds (the cron scheduler's:
+webapp/jobs/schedule.py).
 """
 
 from __future__ import annotations
@@ -142,8 +143,8 @@ def roll_up_all(now: datetime | None = None) -> int:
 
 
 def roll_up_reports() -> int:
-    """The RQ job (engine/jobs.py registers it with the cron scheduler)."""
-    from webapp.queues import job_context
+    """The RQ job (webapp/jobs/schedule.py registers it with the cron scheduler)."""
+    from webapp.jobs.queues import job_context
 
     with job_context():
         from webapp.reports import sessions

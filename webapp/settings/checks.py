@@ -30,8 +30,8 @@ from engine.sip.transaction import DEFAULT_TIMERS, Timers
 from engine.sip.ua import Account
 from webapp.addresses import is_public, resolve
 from webapp.extensions import db
+from webapp.jobs.queues import job_context
 from webapp.models import Tenant
-from webapp.queues import job_context
 from webapp.services.secrets import SecretError
 from webapp.settings.forms import private_address_message
 

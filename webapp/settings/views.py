@@ -7,9 +7,9 @@ from flask import current_app, flash, jsonify, redirect, render_template, reques
 from flask_babel import gettext as _
 from wtforms import StringField
 
-from webapp import jobs
 from webapp.bus import wake_engine
 from webapp.extensions import db
+from webapp.jobs import watched
 from webapp.models import Operator
 from webapp.roles import can_change, tenant_reader, tenant_writer
 from webapp.services.leads import LeadError, normalize_phone
@@ -114,8 +114,8 @@ def _sip_page(form: SipAccountForm, call_form: TestCallForm):
                 Operator.extension
             )
         )  # fmt: skip
-    check = jobs.find(request.args.get("check", ""), checks.KIND)
-    state = jobs.state(check) if check is not None else None
+    check = watched.find(request.args.get("check", ""), checks.KIND)
+    state = watched.state(check) if check is not None else None
     result = check.return_value() if state == "done" else None
     ok, words = checks.describe(result) if result else (None, [])
     return render_template(
@@ -127,8 +127,8 @@ def _sip_page(form: SipAccountForm, call_form: TestCallForm):
 def _start_check(call: bool, *args):
     tenant = current_tenant()
     function = checks.check_call if call else checks.check_connection
-    job = jobs.start(checks.KIND, tenant.id, function, tenant.id, *args,
-                     timeout=checks.job_timeout(tenant, call))  # fmt: skip
+    job = watched.start(checks.KIND, tenant.id, function, tenant.id, *args,
+                        timeout=checks.job_timeout(tenant, call))  # fmt: skip
     return redirect(url_for("settings.sip", check=job.id, _anchor="check"))
 
 
@@ -170,7 +170,7 @@ def test_call():
 @tenant_reader
 def check_status(job_id: str):
     """What the SIP page asks for while a check runs."""
-    return jsonify(state=jobs.state(jobs.find_or_404(job_id, checks.KIND)))
+    return jsonify(state=watched.state(watched.find_or_404(job_id, checks.KIND)))
 
 
 @bp.route("/formats", methods=["GET", "POST"])

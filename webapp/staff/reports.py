@@ -20,9 +20,9 @@ from rq import Queue, Worker
 from sqlalchemy import func, select, text, true
 from sqlalchemy.orm import aliased
 
-from engine.bus import TenantKeys, hosts_key
-from engine.jobs import HOST_GONE_AFTER, QUEUES
+from engine.bus import HOST_GONE_AFTER, TenantKeys, hosts_key
 from webapp.extensions import db
+from webapp.jobs.queues import QUEUES
 from webapp.models import Attempt, BillingDay, ReportRollup, Tenant
 from webapp.models.report import BILLED
 from webapp.reports.figures import billing_metrics, rolled_until

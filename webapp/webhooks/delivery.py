@@ -65,9 +65,9 @@ from sqlalchemy.engine import Connection
 from webapp.addresses import is_public
 from webapp.api.leads import attempt_json
 from webapp.extensions import db
+from webapp.jobs.queues import WEBHOOKS, job_context, queue
 from webapp.models import Attempt, Lead, WebhookDelivery, WebhookEndpoint
 from webapp.models.webhook import ATTEMPT_FINISHED, TEST
-from webapp.queues import WEBHOOKS, job_context, queue
 from webapp.services.secrets import SecretError
 
 log = logging.getLogger(__name__)

@@ -192,8 +192,8 @@ def test_the_engine_tells_when_it_takes_a_quiet_console_off_line(app, database_u
 def test_the_cron_job_closes_ended_sessions_and_rolls_up(app, operator_client, tenant_a):
     """roll_up_reports, as the cron scheduler enqueues it, run by a real RQ worker."""
     from tests.webapp.jobs import run_jobs
+    from webapp.jobs.queues import queue
     from webapp.models import ReportRollup
-    from webapp.queues import queue
     from webapp.reports import rollup
 
     operator_client.post("/console/on-line", headers=JSON)

@@ -9,8 +9,8 @@ from sqlalchemy import select
 from tests.webapp.jobs import emptied
 from tests.webapp.webhooks.receiver import Receiver
 from webapp.extensions import db
+from webapp.jobs.queues import WEBHOOKS, queue
 from webapp.models import Attempt, WebhookDelivery, WebhookEndpoint
-from webapp.queues import WEBHOOKS, queue
 from webapp.webhooks import delivery as webhook_delivery
 from webapp.webhooks.delivery import announce, record_finished
 

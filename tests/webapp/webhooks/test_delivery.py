@@ -22,8 +22,8 @@ from tests.webapp.jobs import run_jobs
 from tests.webapp.webhooks.receiver import Receiver
 from webapp.config import DEV_ENCRYPTION_KEY
 from webapp.extensions import db
+from webapp.jobs.queues import WEBHOOKS, queue
 from webapp.models import Attempt, Lead, WebhookDelivery, WebhookEndpoint
-from webapp.queues import WEBHOOKS, queue
 from webapp.services.dialing import DialingStore
 from webapp.services.secrets import SecretBox
 from webapp.webhooks import delivery

@@ -19,7 +19,6 @@ from rq import Queue, Worker
 from rq.scheduler import RQScheduler
 from sqlalchemy import update
 
-from engine import jobs
 from tests.conftest import REDIS_PREFIX, REDIS_URL
 from tests.webapp.jobs import emptied, run_jobs
 from tests.webapp.webhooks.receiver import Receiver
@@ -32,9 +31,10 @@ from tests.webapp.webhooks.test_delivery import (
 )
 from webapp.config import Config
 from webapp.extensions import db
+from webapp.jobs.engines import dialing_store
+from webapp.jobs.queues import WEBHOOKS, queue
 from webapp.launcher import worker_commands
 from webapp.models import WebhookDelivery
-from webapp.queues import WEBHOOKS, queue
 from webapp.webhooks import delivery
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -54,14 +54,14 @@ def webhooks(app):
 
 def test_autocall_worker_starts_a_worker_of_the_webhooks_queue():
     commands = worker_commands(Config())
-    assert [sys.executable, "-m", "engine.jobs", "webhooks"] in commands
-    assert [sys.executable, "-m", "engine.jobs", "default"] in commands
+    assert [sys.executable, "-m", "webapp.jobs", "webhooks"] in commands
+    assert [sys.executable, "-m", "webapp.jobs", "default"] in commands
 
 
 def test_the_engines_store_announces_on_the_webhooks_queue(database_url):
     config = Config(env="testing", database_url=database_url, redis_url=REDIS_URL,
                     redis_prefix=REDIS_PREFIX)  # fmt: skip
-    store = jobs._store(config)
+    store = dialing_store(config)
     try:
         assert store.queue.name == f"{REDIS_PREFIX}webhooks"
     finally:
@@ -107,14 +107,14 @@ def test_the_sweep_leaves_alone_deliveries_whose_job_is_queued_or_scheduled(
 
 
 def start_worker(database_url: str, log: Path) -> subprocess.Popen:
-    """`python -m engine.jobs webhooks` as systemd or `autocall worker` starts it, on the
+    """`python -m webapp.jobs webhooks` as systemd or `autocall worker` starts it, on the
     test's database and Redis, in a process group of its own (with its work horse)."""
     env = {name: value for name, value in os.environ.items() if not name.startswith("AUTOCALL_")}
     env.update(AUTOCALL_ENV="testing", AUTOCALL_DATABASE_URL=database_url,
                AUTOCALL_REDIS_URL=REDIS_URL, AUTOCALL_REDIS_PREFIX=REDIS_PREFIX,
                PYTHONPATH=str(ROOT))  # fmt: skip
     with log.open("wb") as output:
-        return subprocess.Popen([sys.executable, "-m", "engine.jobs", "webhooks"], cwd=ROOT,
+        return subprocess.Popen([sys.executable, "-m", "webapp.jobs", "webhooks"], cwd=ROOT,
                                 env=env, stdout=output, stderr=subprocess.STDOUT,
                                 process_group=0)  # fmt: skip
 

@@ -3,7 +3,8 @@
 Three queues (docs/operations.md): `engines` holds the long-lived engine-host jobs,
 `default` the short ones (lead imports, connection checks, report roll-ups), `webhooks` the
 webhook deliveries (webapp/webhooks/delivery.py), with a worker of its own so that a slow
-receiver delays no other job and no other job delays a delivery.
+receiver delays no other job and no other job delays a delivery. In Redis each is named
+with the deployment's prefix: `<prefix>engines`, `<prefix>default`, `<prefix>webhooks`.
 A job function takes ids, not objects, and does its work inside `job_context()`.
 """
 
@@ -13,15 +14,24 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from flask import Flask, current_app, has_app_context
+from redis import Redis
 from rq import Queue
 
-from engine import jobs
-from engine.jobs import DEFAULT, ENGINES, QUEUES, WEBHOOKS
 from webapp import bus
 
-__all__ = ["DEFAULT", "ENGINES", "QUEUES", "WEBHOOKS", "job_context", "queue"]
+__all__ = ["DEFAULT", "ENGINES", "QUEUES", "WEBHOOKS", "job_context", "queue", "queue_on"]
+
+ENGINES, DEFAULT, WEBHOOKS = "engines", "default", "webhooks"
+#: Every queue: engine hosts; short jobs; webhook deliveries, apart so that a slow receiver
+#: delays nothing else (webapp/webhooks/delivery.py).
+QUEUES = (ENGINES, DEFAULT, WEBHOOKS)
 
 _worker_app: Flask | None = None
+
+
+def queue_on(name: str, connection: Redis, prefix: str) -> Queue:
+    """The named queue on this Redis, for a deployment's key prefix (no app needed)."""
+    return Queue(f"{prefix}{name}", connection=connection)
 
 
 def queue(name: str = DEFAULT) -> Queue:
@@ -29,7 +39,7 @@ def queue(name: str = DEFAULT) -> Queue:
     connection = bus.client()
     if connection is None:
         raise RuntimeError("background jobs need Redis: set AUTOCALL_REDIS_URL")
-    return jobs.queue(name, connection, current_app.extensions["autocall.config"].redis_prefix)
+    return queue_on(name, connection, current_app.extensions["autocall.config"].redis_prefix)
 
 
 @contextmanager

@@ -12,7 +12,7 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
 from webapp import bus
-from webapp.queues import queue
+from webapp.jobs.queues import queue
 from webapp.tenancy import current_tenant_id
 
 #: RQ's job ids are uuid4 strings; anything else is never looked up.

@@ -1,0 +1,26 @@
+"""The cron scheduler's registrations: what runs every few seconds or minutes, on which
+queue (the `cron` worker process: worker.py)."""
+
+from __future__ import annotations
+
+from redis import Redis
+from rq.cron import CronScheduler
+
+from webapp.jobs.engines import ENSURE_EVERY, ensure_hosts
+from webapp.jobs.queues import DEFAULT, WEBHOOKS
+from webapp.reports import rollup
+from webapp.webhooks import delivery
+
+
+def scheduler(connection: Redis, prefix: str) -> CronScheduler:
+    """RQ's cron scheduler with every periodic job of the service registered."""
+    cron = CronScheduler(connection=connection)
+    # Engine hosts enough for the tenants that want an engine (engines.py).
+    cron.register(ensure_hosts, f"{prefix}{DEFAULT}", interval=ENSURE_EVERY)
+    # Webhook deliveries whose job was lost (Redis away or restarted, a worker killed):
+    # enqueued again, on their own queue.
+    cron.register(delivery.sweep, f"{prefix}{WEBHOOKS}", interval=60)
+    # The reports' roll-ups and operators' sessions (webapp/reports/rollup.py).
+    cron.register(rollup.roll_up_reports, f"{prefix}{DEFAULT}",
+                  interval=rollup.EVERY, job_timeout=600)  # fmt: skip
+    return cron
