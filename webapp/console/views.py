@@ -35,9 +35,8 @@ from webapp.console import bp
 from webapp.extensions import db
 from webapp.leads.views import OUTCOME_LABELS
 from webapp.models import Lead, Role
-from webapp.reports import sessions
 from webapp.roles import role_required
-from webapp.services import console
+from webapp.services import console, sessions
 from webapp.tenancy import current_tenant
 
 #: How long one event-stream connection lasts, the keep-alive comment's interval (the

@@ -1,7 +1,7 @@
 """Reports for a tenant's admins and supervisors: the call log with each call's timeline and
 CSV export, the summary of a period, operators, when customers answer, failed transfers.
-Figures in webapp/reports/figures.py, roll-ups in rollup.py, on-line sessions in sessions.py;
-what each figure means: docs/reports.md."""
+Figures in webapp/services/figures.py, roll-ups in webapp/services/rollup.py, on-line
+sessions in webapp/services/sessions.py; what each figure means: docs/reports.md."""
 
 from flask import Blueprint
 

@@ -1,4 +1,4 @@
-"""The report pages. Views parse the period and filters, call webapp/reports/figures.py or
+"""The report pages. Views parse the period and filters, call webapp/services/figures.py or
 build the call log's query, and render; every figure is in the tenant's time zone."""
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from engine.outcomes import Detail, Outcome
 from webapp.extensions import db
 from webapp.leads.views import OUTCOME_LABELS
 from webapp.models import Attempt, Lead, Operator, Team
-from webapp.reports import bp, charts, figures
+from webapp.reports import bp, charts
 from webapp.roles import tenant_reader
-from webapp.services import csv_export
+from webapp.services import csv_export, figures
 from webapp.tenancy import current_tenant, get_or_404, scoped
 
 PAGE_SIZE = 50
