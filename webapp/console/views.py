@@ -58,7 +58,7 @@ operator_only = role_required(Role.OPERATOR)
 
 
 def _operator():
-    operator = console.current_operator()
+    operator = console.operator_of(current_user)
     if operator is None:
         abort(403)
     return operator
