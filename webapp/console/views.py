@@ -33,7 +33,6 @@ from engine.presence import BUSY, FREE, TRANSFERRING, WRAP_UP
 from webapp import bus, streams
 from webapp.console import bp
 from webapp.extensions import db
-from webapp.leads.views import OUTCOME_LABELS
 from webapp.models import Lead, Role
 from webapp.roles import role_required
 from webapp.services import console, sessions
@@ -154,7 +153,6 @@ def card():
     return render_template("console/_card.html", lead=lead, state=state,
                            phone=_masked(lead.phone) if tenant.hide_numbers else lead.phone,
                            attempts=console.previous_attempts(lead),
-                           OUTCOME_LABELS=OUTCOME_LABELS,
                            results=tenant.result_choices)  # fmt: skip
 
 

@@ -13,9 +13,9 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import and_, or_
 
-from engine.outcomes import Detail, Outcome
+from engine.outcomes import Outcome
 from webapp.extensions import db
-from webapp.leads.views import OUTCOME_LABELS
+from webapp.labels import DETAIL_LABELS, OUTCOME_LABELS, TRANSFER_LABELS, transfer_reason
 from webapp.models import Attempt, Lead, Operator, Team
 from webapp.reports import bp, charts
 from webapp.roles import tenant_reader
@@ -27,47 +27,8 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 #: Longest period a page reads, in days (two years and a day).
 MAX_DAYS = 732
 
-DETAIL_LABELS = {
-    Detail.RING_TIMEOUT.value: _l("rang out (we cancelled)"),
-    Detail.NO_RESPONSE.value: _l("no response from the PBX"),
-    Detail.AUTH_FAILED.value: _l("the PBX refused our credentials"),
-    Detail.REFER_REFUSED.value: _l("the PBX refused the transfer (REFER)"),
-    Detail.TRANSFER_FAILED.value: _l("the transfer failed"),
-    Detail.TRANSFER_TIMEOUT.value: _l("no transfer result in time"),
-    Detail.NO_FREE_OPERATOR.value: _l("no free operators"),
-    Detail.CUSTOMER_HUNG_UP.value: _l("the customer hung up during the transfer"),
-    Detail.ENGINE_LOST.value: _l("the engine stopped during the call"),
-    Detail.ENGINE_STOPPED.value: _l("dialing stopped: the call was ended"),
-}
-TRANSFER_LABELS = {
-    "succeeded": _l("succeeded"),
-    "failed": _l("failed"),
-    "unconfirmed": _l("unconfirmed (the PBX took the call)"),
-}
 WEEKDAYS = (_l("Mon"), _l("Tue"), _l("Wed"), _l("Thu"), _l("Fri"), _l("Sat"), _l("Sun"))
 STEPS = {"day": _l("by day"), "week": _l("by week"), "month": _l("by month")}
-
-
-def transfer_reason(detail: str, code: int) -> str:
-    """Why a transfer failed, in the words of the field problems (PRODUCT.md)."""
-    if detail == Detail.REFER_REFUSED.value:
-        if code in (405, 501):
-            return _("The PBX does not support transfers (REFER)")
-        return _("The PBX refused the transfer (REFER)")
-    if detail == Detail.TRANSFER_TIMEOUT.value:
-        return _("The PBX gave no transfer result in time")
-    if code in (404, 408, 410, 480, 503, 604):
-        return _("The operator's phone cannot be reached")
-    if code in (486, 600):
-        return _("The operator's phone is busy")
-    if code == 603:
-        return _("The operator's phone declined the call")
-    return _("The transfer failed")
-
-
-@bp.app_context_processor
-def report_labels() -> dict:
-    return {"DETAIL_LABELS": DETAIL_LABELS, "TRANSFER_LABELS": TRANSFER_LABELS}
 
 
 @bp.app_template_filter("duration")
@@ -532,5 +493,4 @@ def call(attempt_id: int):
         operator=operator,
         timeline=timeline,
         zone_name=current_tenant().time_zone,
-        transfer_reason=transfer_reason,
     )
