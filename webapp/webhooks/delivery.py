@@ -35,12 +35,12 @@ The POST (`post`) uses `http.client` from the standard library: no redirects are
 no proxy from the environment is used. The whole try (looking the name up, connecting, TLS,
 sending, and the whole answer) must end within `DEADLINE` seconds (defined beside the jobs'
 timeouts in webapp/services/webhooks.py): a receiver that sends its answer a byte at a time
-is cut off then. The name is looked up once; unless private
-addresses are allowed (AUTOCALL_WEBHOOK_ALLOW_PRIVATE, or not production) every address it
-has must be public (webapp/addresses.py) BEFORE anything connects, and the connection goes to
-exactly a checked address, with the Host header, TLS's SNI and the certificate's check still
-for the name. A refused address is never connected to, so the answer cannot tell whether a
-port behind it is open.
+is cut off then. The name is looked up once; unless private addresses are allowed
+(AUTOCALL_WEBHOOK_ALLOW_PRIVATE, or not production) every address it has must be public
+(webapp/addresses.py) BEFORE anything connects, and the connection goes to exactly a checked
+address, with the Host header, TLS's SNI and the certificate's check still for the name. A
+refused address is never connected to, so the answer cannot tell whether a port behind it is
+open.
 """
 
 from __future__ import annotations
