@@ -1,7 +1,8 @@
 """Services are the floor (docs/architecture.md, "What each part may import"): no module of
-webapp/services/ imports a blueprint (pages, the API) or the webhooks' jobs above it, nor
-reads the request; importing every service loads none of them, so the engine's host process
-(webapp/services/dialing.py) imports no route."""
+webapp/services/ imports a blueprint (pages, the API) or the jobs above it (the webhooks'
+delivery, the worker processes' wiring), nor reads the request; importing every service
+loads none of them, so the engine's host process (webapp/services/dialing.py) imports no
+route."""
 
 from __future__ import annotations
 
@@ -22,8 +23,10 @@ KNOWN_BLUEPRINTS = {
     "webapp.live", "webapp.operators", "webapp.pages", "webapp.people", "webapp.reports",
     "webapp.settings", "webapp.staff",
 }  # fmt: skip
-#: Above the services though not a blueprint: the webhooks' delivery jobs.
-JOBS_ABOVE = {"webapp.webhooks"}
+#: Above the services though not blueprints: the webhooks' delivery jobs, and the wiring of
+#: the worker processes (webapp/jobs/queues.py, the queues and a job's context, is below).
+JOBS_ABOVE = {"webapp.webhooks", "webapp.jobs.engines", "webapp.jobs.schedule",
+              "webapp.jobs.worker"}  # fmt: skip
 #: What only a request has: a service takes the user, the tenant, the form as arguments.
 REQUEST_OBJECTS = {("flask", "request"), ("flask", "session"), ("flask", "g"),
                    ("flask_login", "current_user")}  # fmt: skip
@@ -64,8 +67,10 @@ def within(module: str, packages: set[str]) -> bool:
     return any(module == p or module.startswith(p + ".") for p in packages)
 
 
-def test_the_blueprints_are_found():
+def test_the_blueprints_and_the_jobs_above_are_found():
     assert blueprint_packages() >= KNOWN_BLUEPRINTS
+    assert all((ROOT / Path(*name.split("."))).with_suffix(".py").exists()
+               or (ROOT / Path(*name.split("."))).is_dir() for name in JOBS_ABOVE)  # fmt: skip
     assert WEBAPP / "services" / "dialing.py" in SERVICES
 
 
