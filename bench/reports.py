@@ -219,7 +219,7 @@ def build(app, attempts: int, days: int, operators: int) -> dict:
 
 
 def roll_up(app, tenant_id: int) -> float:
-    from webapp.reports import rollup
+    from webapp.services import rollup
 
     started = time.perf_counter()
     with app.app_context():

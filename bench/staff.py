@@ -9,7 +9,7 @@ each, spread over the last `--days` days (generated in SQL: INSERT ... SELECT ov
 generate_series), then the tables are analysed. Each page is read through Flask's test
 client signed in as staff (server-side time only): a warm-up, then `--reps` reads; the table
 shows p50 and p95 in ms. The billing pages are read twice: first with every attempt read raw
-(the peer), then after the reports' roll-up (webapp/reports/rollup.py, which billing sums),
+(the peer), then after the reports' roll-up (webapp/services/rollup.py, which billing sums),
 with the ratio. Measured, never asserted. The last line is one JSON object.
 """
 
@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         say("\nrolling up (what the cron job keeps doing every minute)")
         started = time.perf_counter()
         with app.app_context():
-            from webapp.reports.rollup import roll_up_all
+            from webapp.services.rollup import roll_up_all
 
             while roll_up_all():  # at most a month of hours per tenant a run
                 pass

@@ -48,7 +48,7 @@ def create_app(config: Config | dict | None = None, *, serving: bool = True) -> 
 
     app.extensions["autocall.secrets"] = SecretBox(config.encryption_key)
 
-    from webapp import i18n, mail, models, ratelimit, security, tenancy
+    from webapp import i18n, labels, mail, models, ratelimit, security, tenancy
     from webapp.extensions import csrf, db, login_manager, migrate
 
     # Order matters: the database first, then what uses it (migrations, logins),
@@ -62,6 +62,7 @@ def create_app(config: Config | dict | None = None, *, serving: bool = True) -> 
     login_manager.init_app(app)
     csrf.init_app(app)
     i18n.init_app(app)
+    labels.init_app(app)
     mail.init_app(app)
     ratelimit.init_app(app)
     tenancy.init_app(app)

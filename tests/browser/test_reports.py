@@ -12,7 +12,7 @@ from playwright.sync_api import expect
 from tests.browser.test_portal import page, served  # noqa: F401  (fixtures)
 from tests.conftest import PASSWORD, make_tenant
 from tests.webapp.reports import dataset
-from webapp.reports import rollup
+from webapp.services import rollup
 
 WEEKEND = "from=2026-10-24&to=2026-10-25"
 

@@ -17,11 +17,11 @@ from authlib.oauth2.rfc6750 import BearerTokenValidator
 from flask import Flask, current_app, request
 
 from webapp.api import bp
-from webapp.api.common import iso
 from webapp.api.errors import ApiError
 from webapp.models import ApiToken
 from webapp.models.api import LEADS, READ, SCOPES, new_secret
 from webapp.services import api_access
+from webapp.services.shapes import iso
 from webapp.tenancy import act_for_tenant
 
 #: What each scope allows, as the 403 for a token without it says.

@@ -97,12 +97,6 @@ def find(model, object_id: int, what: str):
     return row
 
 
-def iso(value: datetime | None) -> str | None:
-    """RFC 3339 in UTC."""
-    value = as_utc(value)
-    return value.astimezone(UTC).isoformat() if value is not None else None
-
-
 def time_arg(name: str) -> datetime | None:
     """A query parameter holding a date-time (UTC when it names no offset), or 422."""
     text = request.args.get(name)

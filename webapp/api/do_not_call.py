@@ -5,12 +5,13 @@ from __future__ import annotations
 from flask import jsonify
 
 from webapp.api import bp
-from webapp.api.common import check_query, find, iso, json_body, json_object, page, page_args
+from webapp.api.common import check_query, find, json_body, json_object, page, page_args
 from webapp.api.errors import invalid
 from webapp.bus import wake_engine
 from webapp.extensions import db
 from webapp.models import DoNotCall
 from webapp.services.leads import LeadError, add_do_not_call, parse_do_not_call
+from webapp.services.shapes import iso
 from webapp.tenancy import current_tenant, scoped
 
 NOTE_LENGTH = 200

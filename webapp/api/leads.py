@@ -19,7 +19,6 @@ from webapp.api import bp
 from webapp.api.common import (
     check_query,
     find,
-    iso,
     json_body,
     json_object,
     page,
@@ -31,6 +30,7 @@ from webapp.bus import wake_engine
 from webapp.extensions import db
 from webapp.models import Attempt, Lead, LeadStatus
 from webapp.services.leads import LeadError, NewLead, create_lead, normalize_phone
+from webapp.services.shapes import attempt_json, lead_json
 from webapp.tenancy import current_tenant, scoped
 
 BULK_LIMIT = 1000
@@ -89,46 +89,6 @@ def take_lead(value: Any, *, commit: bool = True) -> tuple[Lead, bool]:
         return create_lead(current_tenant(), new, commit=commit)
     except LeadError as error:
         raise invalid(error.field, error.message) from None
-
-
-def lead_json(lead: Lead) -> dict:
-    return {
-        "id": lead.id,
-        "phone": lead.phone,
-        "name": lead.name,
-        "external_id": lead.external_id,
-        "card": lead.card,
-        "priority": lead.priority,
-        "time_zone": lead.time_zone,
-        "status": lead.status,
-        "attempts": lead.attempts,
-        "last_outcome": lead.last_outcome,
-        "next_attempt_at": iso(lead.next_attempt_at),
-        "created_at": iso(lead.created_at),
-    }
-
-
-def attempt_json(attempt: Attempt) -> dict:
-    return {
-        "id": attempt.id,
-        "lead_id": attempt.lead_id,
-        "operator_id": attempt.operator_id,
-        "dialed_uri": attempt.dialed_uri,
-        "outcome": attempt.outcome,
-        "detail": attempt.detail,
-        "sip_code": attempt.sip_code,
-        "sip_reason": attempt.sip_reason,
-        "invite_at": iso(attempt.invite_at),
-        "ringing_at": iso(attempt.ringing_at),
-        "answer_at": iso(attempt.answer_at),
-        "refer_at": iso(attempt.refer_at),
-        "refer_to": attempt.refer_to,
-        "transfer_result": attempt.transfer_result,
-        "transfer_result_at": iso(attempt.transfer_result_at),
-        "transfer_sip_code": attempt.transfer_sip_code,
-        "transfer_sip_reason": attempt.transfer_sip_reason,
-        "end_at": iso(attempt.end_at),
-    }
 
 
 def _by_external_id(external_id: str | None) -> Lead | None:

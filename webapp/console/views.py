@@ -33,11 +33,9 @@ from engine.presence import BUSY, FREE, TRANSFERRING, WRAP_UP
 from webapp import bus, streams
 from webapp.console import bp
 from webapp.extensions import db
-from webapp.leads.views import OUTCOME_LABELS
 from webapp.models import Lead, Role
-from webapp.reports import sessions
 from webapp.roles import role_required
-from webapp.services import console
+from webapp.services import console, sessions
 from webapp.tenancy import current_tenant
 
 #: How long one event-stream connection lasts, the keep-alive comment's interval (the
@@ -59,7 +57,7 @@ operator_only = role_required(Role.OPERATOR)
 
 
 def _operator():
-    operator = console.current_operator()
+    operator = console.operator_of(current_user)
     if operator is None:
         abort(403)
     return operator
@@ -155,7 +153,6 @@ def card():
     return render_template("console/_card.html", lead=lead, state=state,
                            phone=_masked(lead.phone) if tenant.hide_numbers else lead.phone,
                            attempts=console.previous_attempts(lead),
-                           OUTCOME_LABELS=OUTCOME_LABELS,
                            results=tenant.result_choices)  # fmt: skip
 
 

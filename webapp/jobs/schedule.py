@@ -8,7 +8,7 @@ from rq.cron import CronScheduler
 
 from webapp.jobs.engines import ENSURE_EVERY, ensure_hosts
 from webapp.jobs.queues import DEFAULT, WEBHOOKS
-from webapp.reports import rollup
+from webapp.services import rollup
 from webapp.webhooks import delivery
 
 
@@ -20,7 +20,7 @@ def scheduler(connection: Redis, prefix: str) -> CronScheduler:
     # Webhook deliveries whose job was lost (Redis away or restarted, a worker killed):
     # enqueued again, on their own queue.
     cron.register(delivery.sweep, f"{prefix}{WEBHOOKS}", interval=60)
-    # The reports' roll-ups and operators' sessions (webapp/reports/rollup.py).
+    # The reports' roll-ups and operators' sessions (webapp/services/rollup.py).
     cron.register(rollup.roll_up_reports, f"{prefix}{DEFAULT}",
                   interval=rollup.EVERY, job_timeout=600)  # fmt: skip
     return cron

@@ -7,8 +7,9 @@ from flask import render_template, request
 from flask_babel import lazy_gettext as _l
 
 from webapp.extensions import db
+from webapp.labels import OUTCOME_LABELS
 from webapp.leads import bp
-from webapp.models import Attempt, Lead, LeadStatus, Operator, Outcome
+from webapp.models import Attempt, Lead, LeadStatus, Operator
 from webapp.roles import can_change, tenant_reader
 from webapp.tenancy import get_or_404, scoped
 
@@ -24,22 +25,13 @@ STATUS_LABELS = {
     LeadStatus.CANCELLED.value: _l("cancelled"),
     LeadStatus.DO_NOT_CALL.value: _l("on the do-not-call list"),
 }
-OUTCOME_LABELS = {
-    Outcome.ANSWERED.value: _l("answered"),
-    Outcome.NO_ANSWER.value: _l("no answer"),
-    Outcome.BUSY.value: _l("busy"),
-    Outcome.UNAVAILABLE.value: _l("unavailable"),
-    Outcome.TECHNICAL_ERROR.value: _l("technical error"),
-}
-
-
 DUE_LABELS = {"now": _l("due now"), "later": _l("due later")}
 
 
 @bp.app_context_processor
 def labels() -> dict:
-    return {"STATUS_LABELS": STATUS_LABELS, "OUTCOME_LABELS": OUTCOME_LABELS,
-            "DUE_LABELS": DUE_LABELS}  # fmt: skip
+    """The lead's own words; an outcome's are every page's (webapp/labels.py)."""
+    return {"STATUS_LABELS": STATUS_LABELS, "DUE_LABELS": DUE_LABELS}
 
 
 def _due(due: str):

@@ -1,73 +1,32 @@
-"""The report pages. Views parse the period and filters, call webapp/reports/figures.py or
-build the call log's query, and render; every figure is in the tenant's time zone."""
+"""The report pages. Views parse the period and filters, call webapp/services/figures.py or
+the call log (call_log.py: its query, a call's timeline, the CSV), and render; every figure
+and time is in the tenant's time zone."""
 
 from __future__ import annotations
 
-import io
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from flask import Response, render_template, request, stream_with_context, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import and_, or_
 
-from engine.outcomes import Detail, Outcome
+from engine.outcomes import Outcome
 from webapp.extensions import db
-from webapp.leads.views import OUTCOME_LABELS
+from webapp.labels import DETAIL_LABELS, OUTCOME_LABELS, transfer_reason
 from webapp.models import Attempt, Lead, Operator, Team
-from webapp.reports import bp, charts, figures
+from webapp.reports import bp, call_log, charts
 from webapp.roles import tenant_reader
-from webapp.services import csv_export
+from webapp.services import figures
 from webapp.tenancy import current_tenant, get_or_404, scoped
 
 PAGE_SIZE = 50
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 #: Longest period a page reads, in days (two years and a day).
 MAX_DAYS = 732
 
-DETAIL_LABELS = {
-    Detail.RING_TIMEOUT.value: _l("rang out (we cancelled)"),
-    Detail.NO_RESPONSE.value: _l("no response from the PBX"),
-    Detail.AUTH_FAILED.value: _l("the PBX refused our credentials"),
-    Detail.REFER_REFUSED.value: _l("the PBX refused the transfer (REFER)"),
-    Detail.TRANSFER_FAILED.value: _l("the transfer failed"),
-    Detail.TRANSFER_TIMEOUT.value: _l("no transfer result in time"),
-    Detail.NO_FREE_OPERATOR.value: _l("no free operators"),
-    Detail.CUSTOMER_HUNG_UP.value: _l("the customer hung up during the transfer"),
-    Detail.ENGINE_LOST.value: _l("the engine stopped during the call"),
-    Detail.ENGINE_STOPPED.value: _l("dialing stopped: the call was ended"),
-}
-TRANSFER_LABELS = {
-    "succeeded": _l("succeeded"),
-    "failed": _l("failed"),
-    "unconfirmed": _l("unconfirmed (the PBX took the call)"),
-}
 WEEKDAYS = (_l("Mon"), _l("Tue"), _l("Wed"), _l("Thu"), _l("Fri"), _l("Sat"), _l("Sun"))
 STEPS = {"day": _l("by day"), "week": _l("by week"), "month": _l("by month")}
-
-
-def transfer_reason(detail: str, code: int) -> str:
-    """Why a transfer failed, in the words of the field problems (PRODUCT.md)."""
-    if detail == Detail.REFER_REFUSED.value:
-        if code in (405, 501):
-            return _("The PBX does not support transfers (REFER)")
-        return _("The PBX refused the transfer (REFER)")
-    if detail == Detail.TRANSFER_TIMEOUT.value:
-        return _("The PBX gave no transfer result in time")
-    if code in (404, 408, 410, 480, 503, 604):
-        return _("The operator's phone cannot be reached")
-    if code in (486, 600):
-        return _("The operator's phone is busy")
-    if code == 603:
-        return _("The operator's phone declined the call")
-    return _("The transfer failed")
-
-
-@bp.app_context_processor
-def report_labels() -> dict:
-    return {"DETAIL_LABELS": DETAIL_LABELS, "TRANSFER_LABELS": TRANSFER_LABELS}
 
 
 @bp.app_template_filter("duration")
@@ -272,62 +231,12 @@ def _call_filters() -> dict:
     }
 
 
-def _call_query(period: figures.Period, filters: dict):
-    query = (
-        scoped(Attempt)
-        .add_columns(Lead.name, Lead.phone, Lead.external_id, Operator.name)
-        .join(Lead, (Lead.tenant_id == Attempt.tenant_id) & (Lead.id == Attempt.lead_id))
-        .outerjoin(
-            Operator,
-            (Operator.tenant_id == Attempt.tenant_id) & (Operator.id == Attempt.operator_id),
-        )
-        .where(Attempt.invite_at >= period.start, Attempt.invite_at < period.end)
-    )
-    if filters["outcome"]:
-        query = query.where(Attempt.outcome == filters["outcome"])
-    if filters["detail"]:
-        query = query.where(Attempt.detail == filters["detail"])
-    if filters["operator"] is not None:
-        query = query.where(Attempt.operator_id == filters["operator"])
-    if filters["team"] is not None:
-        team_operators = (
-            scoped(Operator)
-            .with_only_columns(Operator.id)
-            .where(Operator.team_id == filters["team"])
-        )
-        query = query.where(Attempt.operator_id.in_(team_operators))
-    if filters["lead"] is not None:
-        query = query.where(Attempt.lead_id == filters["lead"])
-    if filters["sip"] is not None:
-        query = query.where(
-            or_(Attempt.sip_code == filters["sip"], Attempt.transfer_sip_code == filters["sip"])
-        )
-    return query.order_by(Attempt.invite_at.desc(), Attempt.id.desc())
-
-
-def _cursor(attempt: Attempt) -> str:
-    moment = figures.utc(attempt.invite_at)
-    return f"{int(moment.timestamp() * 1_000_000)}.{attempt.id}"
-
-
-def _after(query):
-    """Keyset paging: the rows after the cursor `before` (the last row of the previous page)."""
-    text = request.args.get("before", "")
-    first, dot, second = text.partition(".")
-    if not (dot and first.isdigit() and second.isdigit() and len(text) < 40):
-        return query, False
-    moment = EPOCH + timedelta(microseconds=int(first))
-    return query.where(
-        or_(Attempt.invite_at < moment, and_(Attempt.invite_at == moment, Attempt.id < int(second)))
-    ), True
-
-
 @bp.get("/calls")
 @tenant_reader
 def calls():
     period, error = _period()
     filters = _call_filters()
-    query, paged = _after(_call_query(period, filters))
+    query, paged = call_log.after(call_log.query(period, filters), request.args.get("before", ""))
     rows = db.session.execute(query.limit(PAGE_SIZE + 1)).all()
     more = len(rows) > PAGE_SIZE
     rows = rows[:PAGE_SIZE]
@@ -344,62 +253,13 @@ def calls():
         operators=_operator_names(),
         teams=teams,
         first_page=not paged,
-        next_url=url_for("reports.calls", **arguments, before=_cursor(rows[-1][0]))
+        next_url=url_for("reports.calls", **arguments, before=call_log.cursor(rows[-1][0]))
         if more
         else None,
         csv_url=url_for("reports.calls_csv", **arguments),
         first_url=url_for("reports.calls", **arguments),
-        local=lambda moment: _local(moment, period.zone, say_zone=True),
+        local=lambda moment: call_log.local_time(moment, period.zone, say_zone=True),
     )
-
-
-def _local(moment: datetime | None, zone: ZoneInfo, say_zone: bool = False) -> str:
-    """Local time; with `say_zone`, an hour that happens twice (the autumn DST change) says
-    which of the two it is (e.g. 02:30:00 CEST, then 02:30:00 CET)."""
-    if moment is None:
-        return ""
-    local = figures.utc(moment).astimezone(zone)
-    text = local.strftime("%Y-%m-%d %H:%M:%S")
-    if say_zone and local.replace(fold=1 - local.fold).utcoffset() != local.utcoffset():
-        text += f" {local.tzname()}"
-    return text
-
-
-def _seconds(later: datetime | None, earlier: datetime | None) -> str:
-    if later is None or earlier is None:
-        return ""
-    return f"{(figures.utc(later) - figures.utc(earlier)).total_seconds():.1f}"
-
-
-def csv_columns() -> list[str]:
-    return [
-        _("Attempt"),
-        _("Started"),
-        _("Lead"),
-        _("CRM id"),
-        _("Lead name"),
-        _("Number"),
-        _("Operator"),
-        _("Outcome"),
-        _("Detail"),
-        _("SIP code"),
-        _("SIP reason"),
-        _("Ringing"),
-        _("Answered"),
-        _("REFER"),
-        _("Refer-To"),
-        _("Transfer"),
-        _("Transfer SIP code"),
-        _("Transfer SIP reason"),
-        _("Talk ended"),
-        _("Wrap-up ended"),
-        _("Ended"),
-        _("Ring seconds"),
-        _("Talk seconds"),
-        _("Wrap-up seconds"),
-        _("Operator's result"),
-        _("Comment"),
-    ]
 
 
 @bp.get("/calls.csv")
@@ -411,60 +271,12 @@ def calls_csv():
     comment: services/csv_export.py)."""
     period, _error = _period()
     filters = _call_filters()
-    query = _call_query(period, filters).execution_options(yield_per=1000)
-    zone = period.zone
+    found = call_log.query(period, filters).execution_options(yield_per=1000)
     delimiter = ";" if str(get_locale()) == "ru" else ","
-    outcome_labels = {k: str(v) for k, v in OUTCOME_LABELS.items()}
-    detail_labels = {k: str(v) for k, v in DETAIL_LABELS.items()}
-    transfer_labels = {k: str(v) for k, v in TRANSFER_LABELS.items()}
-    header = csv_columns()
-
-    def rows():
-        buffer = io.StringIO()
-        writer = csv_export.writer(buffer, delimiter=delimiter, lineterminator="\r\n")
-        writer.writerow(header)
-        yield "\ufeff" + buffer.getvalue()
-        for attempt, lead_name, phone, external_id, operator_name in db.session.execute(query):
-            buffer.seek(0)
-            buffer.truncate()
-            writer.writerow(
-                [
-                    attempt.id,
-                    _local(attempt.invite_at, zone),
-                    attempt.lead_id,
-                    external_id or "",
-                    lead_name,
-                    phone,
-                    operator_name or "",
-                    outcome_labels.get(attempt.outcome or "", ""),
-                    detail_labels.get(attempt.detail or "", attempt.detail or ""),
-                    attempt.sip_code or "",
-                    attempt.sip_reason or "",
-                    _local(attempt.ringing_at, zone),
-                    _local(attempt.answer_at, zone),
-                    _local(attempt.refer_at, zone),
-                    attempt.refer_to or "",
-                    transfer_labels.get(attempt.transfer_result or "", ""),
-                    attempt.transfer_sip_code or "",
-                    attempt.transfer_sip_reason or "",
-                    _local(attempt.talk_ended_at, zone),
-                    _local(attempt.wrap_up_ended_at, zone),
-                    _local(attempt.end_at, zone),
-                    _seconds(attempt.answer_at or attempt.end_at, attempt.ringing_at),
-                    _seconds(
-                        attempt.talk_ended_at,
-                        attempt.transfer_result_at or attempt.refer_at or attempt.answer_at,
-                    ),
-                    _seconds(attempt.wrap_up_ended_at, attempt.talk_ended_at),
-                    attempt.result or "",
-                    attempt.comment or "",
-                ]
-            )
-            yield buffer.getvalue()
-
+    lines = call_log.csv_lines(found, period.zone, delimiter)
     name = f"calls-{period.first.isoformat()}-{period.last.isoformat()}.csv"
     return Response(
-        stream_with_context(rows()),
+        stream_with_context(lines),
         mimetype="text/csv",
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
@@ -476,61 +288,11 @@ def call(attempt_id: int):
     attempt = get_or_404(Attempt, attempt_id)
     lead = get_or_404(Lead, attempt.lead_id)
     operator = get_or_404(Operator, attempt.operator_id) if attempt.operator_id else None
-    zone = _zone()
-    start = figures.utc(attempt.invite_at)
-    steps = [(attempt.invite_at, "INVITE", _("Dialed %(uri)s", uri=attempt.dialed_uri))]
-    if attempt.ringing_at:
-        steps.append((attempt.ringing_at, _("Ringing"), _("The customer's phone rang")))
-    if attempt.answer_at:
-        steps.append(
-            (
-                attempt.answer_at,
-                _("Answer"),
-                f"{attempt.sip_code or 200} {attempt.sip_reason or 'OK'}",
-            )
-        )
-    if attempt.refer_at:
-        steps.append(
-            (attempt.refer_at, "REFER", _("Transfer to %(uri)s", uri=attempt.refer_to or ""))
-        )
-    if attempt.transfer_result_at or attempt.transfer_result:
-        words = str(TRANSFER_LABELS.get(attempt.transfer_result or "", ""))
-        code = attempt.transfer_sip_code
-        text = f"{words}: {code} {attempt.transfer_sip_reason or ''}".strip() if code else words
-        if attempt.transfer_result == "failed":
-            text += " · " + transfer_reason(attempt.detail or "", code or 0)
-        steps.append((attempt.transfer_result_at, _("Transfer result"), text))
-    if attempt.talk_ended_at:
-        steps.append(
-            (attempt.talk_ended_at, _("Talk ended"), _("The operator said the call is over"))
-        )
-    if attempt.wrap_up_ended_at:
-        steps.append(
-            (attempt.wrap_up_ended_at, _("Wrap-up ended"), _("The operator finished the lead"))
-        )
-    if attempt.end_at:
-        final = ""
-        if not attempt.answer_at and attempt.sip_code:
-            final = f"{attempt.sip_code} {attempt.sip_reason or ''}".strip()
-        steps.append((attempt.end_at, _("End"), final))
-    # In the order they happened: our SIP leg usually ends (BYE after the transfer) while the
-    # operator still talks.
-    steps.sort(key=lambda step: (step[0] is None, step[0] and figures.utc(step[0])))
-    timeline = [
-        (
-            _local(moment, zone, say_zone=True),
-            "" if moment is None else f"+{(figures.utc(moment) - start).total_seconds():.3f} s",
-            what,
-            text,
-        )
-        for moment, what, text in steps
-    ]
     return render_template(
         "reports/call.html",
         attempt=attempt,
         lead=lead,
         operator=operator,
-        timeline=timeline,
+        timeline=call_log.timeline(attempt, _zone()),
         zone_name=current_tenant().time_zone,
-        transfer_reason=transfer_reason,
     )

@@ -1,25 +1,25 @@
 """The operator console's side of presence and leads: going on and off line, heartbeats,
-the lead an operator is busy with, and finishing it."""
+the lead an operator is busy with, and finishing it. The console's views pass the signed-in
+user, their operator record or the lead; nothing here reads the request or its tenant."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from flask_login import current_user
 from sqlalchemy import select
 
 from engine.presence import OperatorState, decode
 from webapp import bus
 from webapp.extensions import db
-from webapp.models import Attempt, Lead, LeadStatus, Operator
-from webapp.tenancy import scoped
+from webapp.models import Attempt, Lead, LeadStatus, Operator, User
 
 
-def current_operator() -> Operator | None:
-    """The signed-in user's operator record (active ones only)."""
+def operator_of(user: User) -> Operator | None:
+    """The user's operator record (active ones only)."""
     return db.session.scalar(
-        scoped(Operator).where(Operator.user_id == current_user.id, Operator.active.is_(True))
-    )
+        select(Operator).where(Operator.tenant_id == user.tenant_id, Operator.user_id == user.id,
+                               Operator.active.is_(True))
+    )  # fmt: skip
 
 
 def state_of(operator: Operator) -> OperatorState | None:
@@ -64,8 +64,8 @@ def attempt_for(operator: Operator, attempt_id: int) -> tuple[Attempt, Lead] | N
 def previous_attempts(lead: Lead, limit: int = 20) -> list[Attempt]:
     return list(
         db.session.scalars(
-            scoped(Attempt)
-            .where(Attempt.lead_id == lead.id)
+            select(Attempt)
+            .where(Attempt.tenant_id == lead.tenant_id, Attempt.lead_id == lead.id)
             .order_by(Attempt.invite_at.desc())
             .limit(limit)
         )

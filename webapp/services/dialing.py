@@ -55,9 +55,9 @@ from webapp.models import (
     ReportRollup,
     Tenant,
 )
-from webapp.reports.figures import ceil_hour
+from webapp.services.figures import ceil_hour
 from webapp.services.secrets import SecretBox, SecretError
-from webapp.webhooks.delivery import announce, record_finished
+from webapp.services.webhooks import announce, record_finished
 
 leads = Lead.__table__
 attempts = Attempt.__table__
@@ -200,7 +200,7 @@ class DialingStore:
         """(answered, abandoned) attempts that started since `since`: the customer answered,
         and of those, found no free operator. The measured abandon rate of predictive pacing
         (engine/pacer.py), read every minute or so, never every tick. The whole hours the
-        reports' roll-up holds (webapp/reports/rollup.py) are summed from `report_hours`
+        reports' roll-up holds (webapp/services/rollup.py) are summed from `report_hours`
         (some 720 rows for a 30-day window), the rest is counted from the attempts: the part
         hour at the start and everything since the last hour rolled up."""
         abandoned = attempts.c.detail == Detail.NO_FREE_OPERATOR.value

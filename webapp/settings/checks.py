@@ -31,6 +31,7 @@ from engine.sip.ua import Account
 from webapp.addresses import is_public, resolve
 from webapp.extensions import db
 from webapp.jobs.queues import job_context
+from webapp.labels import OUTCOME_LABELS
 from webapp.models import Tenant
 from webapp.services.secrets import SecretError
 from webapp.settings.forms import private_address_message
@@ -166,8 +167,6 @@ def _error_words(result: dict) -> str:
 
 def describe(result: dict) -> tuple[bool, list[str]]:
     """(success, lines): what a finished check found, for the admin."""
-    from webapp.leads.views import OUTCOME_LABELS
-
     if "error" in result:
         return False, [_error_words(result)]
     if result["kind"] == "connection":

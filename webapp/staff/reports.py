@@ -3,7 +3,7 @@ state, calls in flight, SIP error rates, queues, workers). Read-only, every quer
 
 Months are calendar months in UTC (docs/billing.md): an attempt belongs to the month of its
 `invite_at`. Billing sums the daily sums the reports' roll-up job keeps (`billing_days`,
-webapp/reports/rollup.py, with the one definition of each figure in webapp/reports/figures.py:
+webapp/services/rollup.py, with the one definition of each figure in webapp/services/figures.py:
 billing_metrics) and reads raw attempts only after each tenant's last rolled-up hour.
 """
 
@@ -25,8 +25,8 @@ from webapp.extensions import db
 from webapp.jobs.queues import QUEUES
 from webapp.models import Attempt, BillingDay, ReportRollup, Tenant
 from webapp.models.report import BILLED
-from webapp.reports.figures import billing_metrics, rolled_until
 from webapp.services import csv_export
+from webapp.services.figures import billing_metrics, rolled_until
 
 # --- months --------------------------------------------------------------------------------
 

@@ -1,12 +1,15 @@
-"""Delivering webhooks: the payload, the signature, the POST, and the jobs that retry.
+"""Delivering webhooks: the payload, the signature, the POST, and the jobs that retry. These
+are jobs, not pages (the page is webapp/settings/webhooks.py): they stand on the outbox of
+webapp/services/webhooks.py.
 
 Nothing is lost between a finished attempt and its POST (a transactional outbox):
 
 - The engine writes the CDRs of a batch of finished attempts in one transaction
   (webapp/services/dialing.py) and, in the same transaction, a delivery for each active
-  endpoint and attempt (`record_finished`). After the commit it enqueues ONE `deliver` job
-  for them on the `webhooks` queue (`announce`), which has a worker of its own: deliveries
-  never wait behind imports or checks, and those never wait behind a slow receiver.
+  endpoint and attempt (webapp/services/webhooks.py: `record_finished`). After the commit it
+  enqueues ONE `deliver` job for them on the `webhooks` queue (`announce`), which has a
+  worker of its own: deliveries never wait behind imports or checks, and those never wait
+  behind a slow receiver.
 - `deliver` tries them in order, then keeps the log to the newest `KEEP` deliveries.
 - Each try is written down BEFORE its POST (its count, and the time of the next try), and
   taken only if no other job took it meanwhile: a worker killed during the POST leaves a try
@@ -17,8 +20,9 @@ Nothing is lost between a finished attempt and its POST (a transactional outbox)
 - `sweep` (every minute, RQ's cron scheduler) finds deliveries overdue by `OVERDUE` seconds
   whose job was lost (Redis away when it was to be enqueued, or restarted without its data,
   a worker killed) and enqueues them again. It knows a delivery's job from a note in Redis
-  beside the queue (`_enqueue`), and leaves alone those whose job is still queued,
-  scheduled or running: a long queue is not mistaken for a lost job.
+  beside the queue (webapp/services/webhooks.py: `enqueue`, `with_a_job`), and leaves
+  alone those whose job is still queued, scheduled or running: a long queue is not
+  mistaken for a lost job.
 - "Send a test event" is tried at once, in the admin's request (`send_test`), within the
   same deadline: it never queues behind the deliveries of any tenant.
 
@@ -29,13 +33,14 @@ repeats by it).
 
 The POST (`post`) uses `http.client` from the standard library: no redirects are followed and
 no proxy from the environment is used. The whole try (looking the name up, connecting, TLS,
-sending, and the whole answer) must end within `DEADLINE` seconds: a receiver that sends its
-answer a byte at a time is cut off then. The name is looked up once; unless private
-addresses are allowed (AUTOCALL_WEBHOOK_ALLOW_PRIVATE, or not production) every address it
-has must be public (webapp/addresses.py) BEFORE anything connects, and the connection goes to
-exactly a checked address, with the Host header, TLS's SNI and the certificate's check still
-for the name. A refused address is never connected to, so the answer cannot tell whether a
-port behind it is open.
+sending, and the whole answer) must end within `DEADLINE` seconds (defined beside the jobs'
+timeouts in webapp/services/webhooks.py): a receiver that sends its answer a byte at a time
+is cut off then. The name is looked up once; unless private addresses are allowed
+(AUTOCALL_WEBHOOK_ALLOW_PRIVATE, or not production) every address it has must be public
+(webapp/addresses.py) BEFORE anything connects, and the connection goes to exactly a checked
+address, with the Host header, TLS's SNI and the certificate's check still for the name. A
+refused address is never connected to, so the answer cannot tell whether a port behind it is
+open.
 """
 
 from __future__ import annotations
@@ -58,25 +63,20 @@ from urllib.parse import urlsplit
 import redis
 from flask import current_app
 from rq import Queue
-from rq.job import Job, JobStatus
-from sqlalchemy import and_, delete, insert, select, update
-from sqlalchemy.engine import Connection
+from sqlalchemy import and_, delete, select, update
 
 from webapp.addresses import is_public
-from webapp.api.leads import attempt_json
 from webapp.extensions import db
 from webapp.jobs.queues import WEBHOOKS, job_context, queue
 from webapp.models import Attempt, Lead, WebhookDelivery, WebhookEndpoint
-from webapp.models.webhook import ATTEMPT_FINISHED, TEST
+from webapp.models.webhook import TEST
 from webapp.services.secrets import SecretError
+from webapp.services.shapes import attempt_json
+from webapp.services.webhooks import DEADLINE, enqueue, with_a_job
 
 log = logging.getLogger(__name__)
-endpoints_table = WebhookEndpoint.__table__
-deliveries_table = WebhookDelivery.__table__
 
 VERSION = 1
-#: Seconds one try may take in all: the name's look-up, connect, TLS, sending, the answer.
-DEADLINE = 10
 #: Bytes of an answer's body read at most (its status decides; the rest is left unread).
 BODY_LIMIT = 64 * 1024
 #: Deliveries kept per tenant; older ones are deleted as new ones come.
@@ -104,8 +104,8 @@ def sign(secret: str, timestamp: int, body: bytes) -> str:
 
 
 def attempt_payload(attempt: Attempt, lead: Lead) -> dict:
-    """The CDR as the REST API shows it (webapp/api/leads.py), and the lead's CRM id and
-    number, so that a receiver needs no second request."""
+    """The CDR as the REST API shows it (webapp/services/shapes.py), and the lead's CRM id
+    and number, so that a receiver needs no second request."""
     return {**attempt_json(attempt), "lead_external_id": lead.external_id, "phone": lead.phone}
 
 
@@ -281,81 +281,6 @@ def post(url: str, body: bytes, headers: dict,
 # --- the jobs --------------------------------------------------------------------------------
 
 
-def record_finished(connection: Connection, tenant_id: int, attempt_ids: list[int]) -> list[int]:
-    """Inside the engine's transaction that wrote these attempts' CDRs: a delivery for each
-    active endpoint and attempt, due now. Returns their ids (none without an active endpoint)."""
-    endpoints = connection.execute(
-        select(endpoints_table.c.id).where(endpoints_table.c.tenant_id == tenant_id,
-                                           endpoints_table.c.active.is_(True))
-    ).scalars().all()  # fmt: skip
-    if not endpoints or not attempt_ids:
-        return []
-    now = datetime.now(UTC)
-    rows = [
-        {"tenant_id": tenant_id, "endpoint_id": endpoint_id, "event": ATTEMPT_FINISHED,
-         "attempt_id": attempt_id, "next_try_at": now, "tries": 0, "created_at": now}
-        for attempt_id in sorted(attempt_ids)
-        for endpoint_id in endpoints
-    ]  # fmt: skip
-    return list(connection.execute(insert(deliveries_table).returning(deliveries_table.c.id),
-                                   rows).scalars())  # fmt: skip
-
-
-def announce(jobs: Queue, tenant_id: int, delivery_ids: list[int]) -> None:
-    """After the commit: one job on `jobs` (the `webhooks` queue) tries these deliveries.
-    Redis being away must not stop the engine: the deliveries are in the database, and
-    `sweep` enqueues them later."""
-    try:
-        _enqueue(jobs, tenant_id, delivery_ids)
-    except redis.RedisError:
-        log.warning("webhooks of tenant %s: no job queue now; the sweep sends deliveries %s",
-                    tenant_id, delivery_ids)  # fmt: skip
-
-
-def _job_options(count: int) -> dict:
-    return {"job_timeout": 60 + 2 * DEADLINE * count, "result_ttl": 600, "failure_ttl": 86400}
-
-
-def _job_key(jobs: Queue, delivery_id: int) -> str:
-    """The note in Redis of the job that is to try a delivery next (beside the queue's name,
-    so under the deployment's prefix)."""
-    return f"{jobs.name}:delivery:{delivery_id}"
-
-
-def _enqueue(jobs: Queue, tenant_id: int, delivery_ids: list[int], delay: int = 0) -> None:
-    """One `deliver` job for these deliveries, now or after `delay` seconds, and a note for
-    each of them of that job (kept a day longer than the job may wait)."""
-    options = _job_options(len(delivery_ids))
-    if delay:
-        job = jobs.enqueue_in(timedelta(seconds=delay), deliver, tenant_id, delivery_ids,
-                              **options)  # fmt: skip
-    else:
-        job = jobs.enqueue(deliver, tenant_id, delivery_ids, **options)
-    with jobs.connection.pipeline(transaction=False) as pipe:
-        for delivery_id in delivery_ids:
-            pipe.set(_job_key(jobs, delivery_id), job.id, ex=delay + 86400)
-        pipe.execute()
-
-
-#: RQ's states of a job that will still run or is running.
-_ALIVE = {JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.STARTED, JobStatus.DEFERRED}
-
-
-def _with_a_job(jobs: Queue, delivery_ids: list[int]) -> set[int]:
-    """The deliveries among these whose job is still queued, scheduled or running. A job
-    whose worker died counts as running until RQ finds it abandoned, which it does here."""
-    if not delivery_ids:
-        return set()
-    jobs.started_job_registry.cleanup()
-    noted = [
-        job_id.decode() if job_id else None
-        for job_id in jobs.connection.mget([_job_key(jobs, i) for i in delivery_ids])
-    ]
-    found = Job.fetch_many(sorted({j for j in noted if j}), connection=jobs.connection)
-    alive = {job.id for job in found if job and job.get_status(refresh=False) in _ALIVE}
-    return {i for i, job_id in zip(delivery_ids, noted, strict=True) if job_id in alive}
-
-
 def send_test(endpoint: WebhookEndpoint) -> WebhookDelivery:
     """The page's "Send a test event": a delivery of the `test` event, tried at once in this
     request within `DEADLINE`, queued behind nothing. If it fails, its retries are jobs like
@@ -401,7 +326,7 @@ def _sweep(jobs: Queue) -> int:
         .order_by(WebhookDelivery.tenant_id, WebhookDelivery.id)
     ).all()
     db.session.rollback()
-    tried = _with_a_job(jobs, [delivery_id for _, delivery_id in rows])
+    tried = with_a_job(jobs, [delivery_id for _, delivery_id in rows])
     found: dict[int, list[int]] = defaultdict(list)
     for tenant_id, delivery_id in rows:
         if delivery_id not in tried and len(found[tenant_id]) < SWEEP_BATCH:
@@ -409,7 +334,7 @@ def _sweep(jobs: Queue) -> int:
     for tenant_id, ids in found.items():
         log.warning("webhooks of tenant %s: %d overdue deliveries enqueued again",
                     tenant_id, len(ids))  # fmt: skip
-        _enqueue(jobs, tenant_id, ids)
+        enqueue(jobs, tenant_id, ids)
     return sum(map(len, found.values()))
 
 
@@ -526,7 +451,7 @@ def _try(tenant_id: int, delivery_ids: list[int]) -> int:
         _write_down(tenant_id, row.id, tries, **values)
     try:
         for delay, ids in again.items():
-            _enqueue(queue(WEBHOOKS), tenant_id, ids, delay)
+            enqueue(queue(WEBHOOKS), tenant_id, ids, delay)
     except redis.RedisError:  # written down: the sweep enqueues them when overdue
         log.warning("webhooks of tenant %s: no job queue now; the sweep retries %s",
                     tenant_id, sorted(i for ids in again.values() for i in ids))  # fmt: skip

@@ -13,7 +13,7 @@ from tests.webapp.reports import dataset
 from webapp.config import DEV_ENCRYPTION_KEY
 from webapp.extensions import db
 from webapp.models import Attempt, ReportHour, ReportOperatorHour, ReportRollup
-from webapp.reports import figures, rollup
+from webapp.services import figures, rollup
 from webapp.services.dialing import DialingStore
 from webapp.services.secrets import SecretBox
 

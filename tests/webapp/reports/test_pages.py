@@ -11,7 +11,8 @@ import re
 import pytest
 
 from tests.webapp.reports import dataset
-from webapp.reports import rollup, views
+from webapp.reports import views
+from webapp.services import rollup
 
 WEEKEND = {"from": "2026-10-24", "to": "2026-10-25"}
 

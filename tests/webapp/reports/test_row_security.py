@@ -20,7 +20,7 @@ from webapp.models import (
     ReportOperatorHour,
     ReportRollup,
 )
-from webapp.reports import figures, rollup
+from webapp.services import figures, rollup
 
 TABLES = (OperatorSession, ReportHour, ReportOperatorHour, ReportRollup, BillingDay)
 

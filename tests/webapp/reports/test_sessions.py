@@ -15,7 +15,7 @@ from engine.presence import Presence
 from webapp import bus
 from webapp.extensions import db
 from webapp.models import Attempt, OperatorSession
-from webapp.reports import sessions
+from webapp.services import sessions
 
 JSON = {"Accept": "application/json"}
 
@@ -194,7 +194,7 @@ def test_the_cron_job_closes_ended_sessions_and_rolls_up(app, operator_client, t
     from tests.webapp.jobs import run_jobs
     from webapp.jobs.queues import queue
     from webapp.models import ReportRollup
-    from webapp.reports import rollup
+    from webapp.services import rollup
 
     operator_client.post("/console/on-line", headers=JSON)
     with app.app_context():

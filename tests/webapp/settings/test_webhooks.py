@@ -11,8 +11,8 @@ from tests.webapp.webhooks.receiver import Receiver
 from webapp.extensions import db
 from webapp.jobs.queues import WEBHOOKS, queue
 from webapp.models import Attempt, WebhookDelivery, WebhookEndpoint
+from webapp.services.webhooks import announce, record_finished
 from webapp.webhooks import delivery as webhook_delivery
-from webapp.webhooks.delivery import announce, record_finished
 
 RU = {"Accept-Language": "ru"}
 SECRET = re.compile(r"whsec_[A-Za-z0-9_\-]{43}")

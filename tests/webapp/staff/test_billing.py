@@ -35,7 +35,7 @@ def test_billing_reads_the_roll_ups_and_they_agree_with_the_raw_attempts(app, da
 
     from webapp.extensions import db
     from webapp.models import Attempt
-    from webapp.reports.rollup import roll_up_all
+    from webapp.services.rollup import roll_up_all
     from webapp.staff import reports
 
     october, november = datetime(2026, 10, 1, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC)

@@ -24,6 +24,7 @@ from webapp.config import DEV_ENCRYPTION_KEY
 from webapp.extensions import db
 from webapp.jobs.queues import WEBHOOKS, queue
 from webapp.models import Attempt, Lead, WebhookDelivery, WebhookEndpoint
+from webapp.services import webhooks
 from webapp.services.dialing import DialingStore
 from webapp.services.secrets import SecretBox
 from webapp.webhooks import delivery
@@ -53,9 +54,9 @@ def announce(app, tenant_id: int, attempt_ids: list[int]) -> list[int]:
     CDRs, then, after the commit, enqueue their job. Returns the deliveries' ids."""
     with app.app_context():
         with db.engine.begin() as connection:
-            ids = delivery.record_finished(connection, tenant_id, attempt_ids)
+            ids = webhooks.record_finished(connection, tenant_id, attempt_ids)
         if ids:
-            delivery.announce(queue(WEBHOOKS), tenant_id, ids)
+            webhooks.announce(queue(WEBHOOKS), tenant_id, ids)
         return ids
 
 

@@ -22,7 +22,7 @@ from engine.presence import Presence, decode
 from webapp import bus
 from webapp.extensions import db
 from webapp.models import Attempt, OperatorSession
-from webapp.reports.figures import TRANSFERRED, utc
+from webapp.services.figures import TRANSFERRED, utc
 
 
 def _open(tenant_id: int, operator_id: int) -> OperatorSession | None:

@@ -5,7 +5,7 @@ those hours) from the tenant's `rolled_until` to the last hour that
 ended `SETTLE` ago and holds no attempt still in progress, at most `MAX_HOURS` a run, in one
 transaction: it deletes whatever those hours hold (so a run repeated after a crash writes
 the same rows) and inserts the sums of the raw attempts, with the very SQL the reports use on
-raw rows (webapp/reports/figures.py). On PostgreSQL a transaction-level advisory lock per
+raw rows (webapp/services/figures.py). On PostgreSQL a transaction-level advisory lock per
 tenant makes a second scheduler's run wait and then find nothing to do.
 
 `roll_up_reports()` is the RQ job: every tenant, every `EVERY` seconds (the cron scheduler's:
@@ -22,7 +22,7 @@ from sqlalchemy import delete, func, insert, literal, select, text
 from webapp.extensions import db
 from webapp.models import Attempt, BillingDay, ReportHour, ReportRollup, Tenant
 from webapp.models.report import BILLED
-from webapp.reports.figures import (
+from webapp.services.figures import (
     HOURS,
     OPERATORS,
     day_of,
@@ -147,7 +147,7 @@ def roll_up_reports() -> int:
     from webapp.jobs.queues import job_context
 
     with job_context():
-        from webapp.reports import sessions
+        from webapp.services import sessions
 
         sessions.close_ended_all()
         return roll_up_all()

@@ -1,10 +1,12 @@
 """The reports' figures: sums over attempts (CDRs) by UTC hour, read from the hourly roll-ups
 where they exist and from the raw attempts elsewhere, and the operators' on-line time from
-their sessions. No Flask here: views pass the tenant and the period.
+their sessions. No Flask here: callers pass the tenant and the period. The report pages
+(webapp/reports/), staff's billing (webapp/staff/reports.py) and the engine's store (the
+whole hours of `ceil_hour`, webapp/services/dialing.py) all stand on it.
 
 Only finished attempts count (an attempt in progress has no outcome yet). The rules of each
 figure are in docs/reports.md; the SQL below is the one definition, used both when rolling up
-(webapp/reports/rollup.py) and when reading raw rows, so the two cannot disagree.
+(webapp/services/rollup.py) and when reading raw rows, so the two cannot disagree.
 """
 
 from __future__ import annotations

@@ -1,0 +1,62 @@
+"""The words the pages show for what happened to a call: its outcome, the detail of it, the
+transfer's result, and why a transfer failed. One place for them, used by the leads, the
+console's card, the reports (pages and CSV) and the SIP page's test call, and given to
+every template (`init_app`). Keys are engine/outcomes.py's values; the words are translated
+(webapp/translations)."""
+
+from __future__ import annotations
+
+from flask import Flask
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+
+from engine.outcomes import Detail, Outcome, TransferResult
+
+OUTCOME_LABELS = {
+    Outcome.ANSWERED.value: _l("answered"),
+    Outcome.NO_ANSWER.value: _l("no answer"),
+    Outcome.BUSY.value: _l("busy"),
+    Outcome.UNAVAILABLE.value: _l("unavailable"),
+    Outcome.TECHNICAL_ERROR.value: _l("technical error"),
+}
+DETAIL_LABELS = {
+    Detail.RING_TIMEOUT.value: _l("rang out (we cancelled)"),
+    Detail.NO_RESPONSE.value: _l("no response from the PBX"),
+    Detail.AUTH_FAILED.value: _l("the PBX refused our credentials"),
+    Detail.REFER_REFUSED.value: _l("the PBX refused the transfer (REFER)"),
+    Detail.TRANSFER_FAILED.value: _l("the transfer failed"),
+    Detail.TRANSFER_TIMEOUT.value: _l("no transfer result in time"),
+    Detail.NO_FREE_OPERATOR.value: _l("no free operators"),
+    Detail.CUSTOMER_HUNG_UP.value: _l("the customer hung up during the transfer"),
+    Detail.ENGINE_LOST.value: _l("the engine stopped during the call"),
+    Detail.ENGINE_STOPPED.value: _l("dialing stopped: the call was ended"),
+}
+TRANSFER_LABELS = {
+    TransferResult.SUCCEEDED.value: _l("succeeded"),
+    TransferResult.FAILED.value: _l("failed"),
+    TransferResult.UNCONFIRMED.value: _l("unconfirmed (the PBX took the call)"),
+}
+
+
+def transfer_reason(detail: str, code: int) -> str:
+    """Why a transfer failed, in the words of the field problems (PRODUCT.md)."""
+    if detail == Detail.REFER_REFUSED.value:
+        if code in (405, 501):
+            return _("The PBX does not support transfers (REFER)")
+        return _("The PBX refused the transfer (REFER)")
+    if detail == Detail.TRANSFER_TIMEOUT.value:
+        return _("The PBX gave no transfer result in time")
+    if code in (404, 408, 410, 480, 503, 604):
+        return _("The operator's phone cannot be reached")
+    if code in (486, 600):
+        return _("The operator's phone is busy")
+    if code == 603:
+        return _("The operator's phone declined the call")
+    return _("The transfer failed")
+
+
+def init_app(app: Flask) -> None:
+    @app.context_processor
+    def call_labels() -> dict:
+        return {"OUTCOME_LABELS": OUTCOME_LABELS, "DETAIL_LABELS": DETAIL_LABELS,
+                "TRANSFER_LABELS": TRANSFER_LABELS}  # fmt: skip

@@ -1,0 +1,57 @@
+"""A lead and an attempt as JSON: what the REST API answers (webapp/api/leads.py) and what a
+webhook posts (the attempt, webapp/webhooks/delivery.py). One definition, so that a CRM reads
+the same fields from both; docs/portal.md documents them. Times are RFC 3339 in UTC, null
+when they did not happen."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from webapp.models import Attempt, Lead
+from webapp.models.api import as_utc
+
+
+def iso(value: datetime | None) -> str | None:
+    """RFC 3339 in UTC."""
+    value = as_utc(value)
+    return value.astimezone(UTC).isoformat() if value is not None else None
+
+
+def lead_json(lead: Lead) -> dict:
+    return {
+        "id": lead.id,
+        "phone": lead.phone,
+        "name": lead.name,
+        "external_id": lead.external_id,
+        "card": lead.card,
+        "priority": lead.priority,
+        "time_zone": lead.time_zone,
+        "status": lead.status,
+        "attempts": lead.attempts,
+        "last_outcome": lead.last_outcome,
+        "next_attempt_at": iso(lead.next_attempt_at),
+        "created_at": iso(lead.created_at),
+    }
+
+
+def attempt_json(attempt: Attempt) -> dict:
+    return {
+        "id": attempt.id,
+        "lead_id": attempt.lead_id,
+        "operator_id": attempt.operator_id,
+        "dialed_uri": attempt.dialed_uri,
+        "outcome": attempt.outcome,
+        "detail": attempt.detail,
+        "sip_code": attempt.sip_code,
+        "sip_reason": attempt.sip_reason,
+        "invite_at": iso(attempt.invite_at),
+        "ringing_at": iso(attempt.ringing_at),
+        "answer_at": iso(attempt.answer_at),
+        "refer_at": iso(attempt.refer_at),
+        "refer_to": attempt.refer_to,
+        "transfer_result": attempt.transfer_result,
+        "transfer_result_at": iso(attempt.transfer_result_at),
+        "transfer_sip_code": attempt.transfer_sip_code,
+        "transfer_sip_reason": attempt.transfer_sip_reason,
+        "end_at": iso(attempt.end_at),
+    }
