@@ -13,8 +13,8 @@ a lead arrived, settings changed) the engine:
 5. writes each finished attempt and the lead's next step (reached, retry at the tenant's
    retry time for the outcome, exhausted) in batches, off the event loop.
 
-The database work is behind `Store` (webapp/services/dialing.py implements it); it runs in
-the host's database thread, so SQL never blocks the SIP timers.
+The database work is behind `Store` (engine/store.py; webapp/services/dialing.py implements
+it); it runs in the host's database thread, so SQL never blocks the SIP timers.
 
 Fencing: an engine starts by taking the tenant's next fencing token (`Store.start_engine`).
 Its claims and attempt writes carry the token and the database refuses them once a newer
@@ -33,11 +33,9 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from datetime import time as clock
 from functools import lru_cache
-from typing import Protocol
 from zoneinfo import ZoneInfo, available_timezones
 
 from redis.exceptions import RedisError
@@ -66,7 +64,8 @@ from engine.presence import (
     fenced,
 )
 from engine.sip.transaction import DEFAULT_TIMERS, Timers
-from engine.sip.ua import Account, Attempt, UserAgent
+from engine.sip.ua import Attempt, UserAgent
+from engine.store import Claimed, Finished, Refused, Store, TenantSettings, Window
 
 try:
     from engine._pacer import Pacer
@@ -93,103 +92,6 @@ TRANSFER_WAIT = 10.0
 REASONS = ("stopping", "pbx_unreachable", "registering", "registration_failed", "pbx_silent",
            "no_operator_on_line", "no_free_operator", "no_due_leads", "outside_calling_hours",
            "dial_format_wrong")  # fmt: skip
-
-
-# --- what the engine needs from the database -----------------------------------------------
-
-
-@dataclass(frozen=True)
-class TenantSettings:
-    """A snapshot of a tenant's settings, reloaded when the portal says they changed."""
-
-    tenant_id: int
-    account: Account
-    dial_format: str
-    refer_format: str
-    refer_headers: str
-    ring_timeout: float
-    retry_minutes: dict[str, int]
-    max_attempts: int
-    calling_hours: tuple[clock, clock]
-    time_zone: str
-    pacing_mode: str
-    multiplier: float
-    max_concurrent_calls: int
-    max_calls_per_second: int
-    wrap_up_timeout: float
-    failed_transfers_limit: int
-    dialing_enabled: bool
-    #: Active operators: id -> extension.
-    operators: dict[int, str] = field(default_factory=dict)
-    #: Predictive pacing keeps the abandon rate (abandoned / answered, in percent) over the
-    #: regulatory window (days: 1 or 30) under this cap.
-    abandon_rate_cap: float = 3.0
-    abandon_rate_window_days: int = 30
-
-
-@dataclass(frozen=True)
-class Claimed:
-    """A lead claimed for one attempt: the lead is `dialing`, the attempt is open."""
-
-    lead_id: int
-    attempt_id: int
-    phone: str
-    dialed_uri: str
-    attempts: int  # attempts made, this one included
-    last_operator_id: int | None
-
-
-@dataclass(frozen=True)
-class Finished:
-    """An attempt's CDR and what becomes of its lead."""
-
-    attempt_id: int
-    lead_id: int
-    operator_id: int | None
-    attempt: Attempt
-    lead_status: str
-    next_attempt_at: datetime | None
-
-
-@dataclass(frozen=True)
-class Lost:
-    """An attempt that a lost engine left open, closed by its successor (`Store.recover`)."""
-
-    attempt_id: int
-    lead_id: int
-    invite_at: datetime
-    handed: bool  # its customer was being handed to an operator: reached, not retried
-
-
-class Refused(Exception):
-    """The database refused an engine's claim or write: `reason` is "fenced" (a newer engine
-    runs the tenant) or "dialing_off"; the engine stops."""
-
-    def __init__(self, reason: str, message: str = ""):
-        super().__init__(message or reason)
-        self.reason = reason
-
-
-@dataclass(frozen=True)
-class Window:
-    """Where it is calling time now: every zone (`zones` None), or only these zones, and
-    whether the tenant's own zone (for leads without one) is inside its hours."""
-
-    tenant_zone_open: bool
-    zones: tuple[str, ...] | None
-
-
-class Store(Protocol):
-    def tenants_to_dial(self) -> list[int]: ...
-    def start_engine(self, tenant_id: int) -> int: ...  # the new engine's fencing token
-    def settings(self, tenant_id: int) -> TenantSettings | None: ...
-    def recover(self, tenant_id: int, engine: str, epoch: int, settings: TenantSettings,
-                handed: dict[int, int], bound: float) -> list[Lost]: ...  # fmt: skip
-    def claim(self, settings: TenantSettings, engine: str, epoch: int, count: int,
-              window: Window, dial_uri: Callable[[str], str]) -> list[Claimed]: ...  # fmt: skip
-    def finish(self, tenant_id: int, epoch: int, finished: list[Finished]) -> int: ...
-    def idle_reason(self, settings: TenantSettings) -> str: ...  # a code of REASONS
-    def abandon_counts(self, tenant_id: int, since: datetime) -> tuple[int, int]: ...
 
 
 # --- pure decisions ------------------------------------------------------------------------

@@ -34,6 +34,7 @@ from redis.exceptions import RedisError
 from engine import metrics
 from engine.bus import BadEvent, TenantKeys, hosts_key, parse_event
 from engine.dialer import TenantEngine
+from engine.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,7 @@ def new_host_id() -> str:
 
 
 class EngineHost:
-    def __init__(self, store, redis_url: str, prefix: str, *, capacity: int = 50,
+    def __init__(self, store: Store, redis_url: str, prefix: str, *, capacity: int = 50,
                  lease_ms: int = 5000, host_id: str | None = None, **engine_options):  # fmt: skip
         self.store = store
         self.redis_url = redis_url

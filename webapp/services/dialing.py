@@ -41,10 +41,10 @@ from rq import Queue
 from sqlalchemy import and_, case, create_engine, event, func, or_, select, text, update
 from sqlalchemy.engine import Connection, Engine
 
-from engine.dialer import Claimed, Finished, Lost, Refused, TenantSettings, Window
 from engine.formats import parse_host_port
 from engine.outcomes import Detail, Outcome, TransferResult
 from engine.sip.ua import Account
+from engine.store import Claimed, Finished, Lost, Refused, TenantSettings, Window
 from webapp.models import (
     Attempt,
     DoNotCall,
