@@ -36,12 +36,14 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from datetime import time as clock
 from functools import lru_cache
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, available_timezones
 
 from redis.exceptions import RedisError
 
 from engine import logs
 from engine.bus import TenantKeys, event
+from engine.compiled import load
 from engine.formats import FormatError, render_dial_uri, render_refer_headers, render_refer_uri
 from engine.metrics import (
     ATTEMPTS,
@@ -67,10 +69,10 @@ from engine.sip.transaction import DEFAULT_TIMERS, Timers
 from engine.sip.ua import Attempt, UserAgent
 from engine.store import Claimed, Finished, Refused, Store, TenantSettings, Window
 
-try:
-    from engine._pacer import Pacer
-except ImportError:  # the extension is not built: the pure-Python twin
+if TYPE_CHECKING:
     from engine.pacer import Pacer
+else:  # the Cython pacer, or its twin (engine/compiled.py)
+    Pacer = load("engine._pacer", "engine.pacer").Pacer
 
 log = logging.getLogger(__name__)
 

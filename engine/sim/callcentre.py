@@ -28,6 +28,9 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.compiled import load
+from engine.pacer import Pacer
+
 WORKLOADS = Path(__file__).parent / "workloads"
 
 
@@ -254,17 +257,11 @@ class _Operator:
         self.free_since = now
 
 
-def pacer_class(compiled: bool = True):
-    """The engine's pacer: the Cython one when it is built (as the engine), else the twin."""
+def pacer_class(compiled: bool = True) -> type[Pacer]:
+    """The engine's pacer: the Cython one as the engine loads it (engine/compiled.py), or
+    with `compiled` False the twin."""
     if compiled:
-        try:
-            from engine._pacer import Pacer
-
-            return Pacer
-        except ImportError:
-            pass
-    from engine.pacer import Pacer
-
+        return load("engine._pacer", "engine.pacer").Pacer
     return Pacer
 
 

@@ -32,23 +32,16 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from engine.compiled import load
 from engine.sip import Request, Response, parse
 from engine.sip.message import format_request
 
-if os.environ.get("AUTOCALL_NO_EXTENSIONS") == "1":
-
-    def untracked(values: tuple) -> tuple:
-        return values
-
-else:
-    try:
-        from engine.sip._untracked import untracked
-    except ImportError:  # not built: the collector untracks them on its first look instead
-
-        def untracked(values: tuple) -> tuple:
-            return values
-
+if TYPE_CHECKING:
+    from engine.sip.untracked import untracked
+else:  # the twin, when not built: the collector untracks them on its first look instead
+    untracked = load("engine.sip._untracked", "engine.sip.untracked").untracked
 
 Address = tuple[str, int]
 MAGIC_COOKIE = "z9hG4bK"  # every branch we make starts with it (section 8.1.1.7)

@@ -15,23 +15,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import re
 import socket
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from engine.compiled import load
 from engine.sip import ParseError, Request, Response, parse
 from engine.sip.message import header_key
 
-if os.environ.get("AUTOCALL_NO_EXTENSIONS") == "1":
-    _udp = None
-else:
-    try:
-        from engine.sip import _udp
-    except ImportError:  # not built: Python's socket methods do the same, a little slower
-        _udp = None
+# None (not built, or switched off): Python's socket methods do the same, a little slower.
+_udp = load("engine.sip._udp")
 
 log = logging.getLogger(__name__)
 
