@@ -86,7 +86,7 @@ IDLE_POLL = 1.0
 PBX_SILENCE_LIMIT = 3
 #: REFERs refused in a row before the engine warns that the PBX refuses REFER.
 REFER_REFUSED_LIMIT = 3
-#: Seconds a stopping engine gives its calls to end (engine/sip/ua.py `Call.end`).
+#: Seconds a stopping engine gives its calls to end (engine/sip/call.py `Call.end`).
 END_GRACE = 1.0
 #: Seconds the engine waits for the result of a transfer (the final NOTIFY).
 TRANSFER_WAIT = 10.0
