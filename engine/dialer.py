@@ -36,7 +36,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from datetime import time as clock
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, available_timezones
 
 from redis.exceptions import RedisError
@@ -190,7 +190,7 @@ class TenantEngine:
         self.claim_at = 0.0  # no look for due leads before this (monotonic seconds)
         self.settings: TenantSettings | None = None
         self.ua: UserAgent | None = None
-        self.pacer = None
+        self.pacer: Pacer | None = None
         self.calls: set[asyncio.Task] = set()
         self.done: list[Finished] = []
         self.wakened = asyncio.Event()
@@ -330,6 +330,7 @@ class TenantEngine:
         the operators it had taken (handed over: busy with the customer; else free), and
         count its calls in flight while they could still be going."""
         settings = self.settings
+        assert settings is not None  # loaded first
         handed: dict[int, int] = {}
         taken: dict[int, int] = {}
         try:
@@ -388,6 +389,7 @@ class TenantEngine:
         return True
 
     async def _new_user_agent(self) -> None:
+        assert self.settings is not None  # loaded first
         ua = UserAgent(self.settings.account, local_host=self.local_host, timers=self.timers)
         try:
             await ua.start()
@@ -474,15 +476,17 @@ class TenantEngine:
                     else "no_operator_on_line"), ""  # fmt: skip
         if now < self.claim_at:
             return self.idle_reason
-        count = self.pacer.calls_to_start(free, self.in_flight, now, on_line, wrapping_up)
+        pacer = self.pacer
+        assert pacer is not None  # made with the settings
+        count = pacer.calls_to_start(free, self.in_flight, now, on_line, wrapping_up)
         if count <= 0:
             return ("no_free_operator", "") if free == 0 else ("", "")
         if now >= self.window_at:  # the calling window moves slowly: once a minute
             self.window_at = now + 60.0
             self.window = calling_window(settings, datetime.now(UTC))
         ua = self.ua
-        where = {"host": settings.account.host, "port": settings.account.port,
-                 "server": ua.contact_host}  # fmt: skip
+        where: dict[str, Any] = {"host": settings.account.host, "port": settings.account.port,
+                                 "server": ua.contact_host}  # fmt: skip
 
         def dial_uri(phone: str) -> str:
             return render_dial_uri(settings.dial_format, number=phone.lstrip("+"), **where)
@@ -504,10 +508,10 @@ class TenantEngine:
         self.metrics.add(PACER_CALLS_ASKED, count, tenant=self.tenant_id)
         self.metrics.add(CALLS_STARTED, len(claimed), tenant=self.tenant_id)
         # Leads not found: give back the tokens; the next tick asks again.
-        self.pacer.give_back(count - len(claimed), now)
+        pacer.give_back(count - len(claimed), now)
         for lead in claimed:
             task = asyncio.ensure_future(self._call(ua, settings, lead))
-            task.ua = ua
+            task.ua = ua  # type: ignore[attr-defined]  # which user agent the call is on
             self.calls.add(task)
             task.add_done_callback(self._call_done)
         if claimed:
@@ -523,34 +527,38 @@ class TenantEngine:
         wrap-up; the handle time (and the wrap-up time, when seen) of each operator free
         again since their customer was handed over; and (every minute) the abandon rate
         measured over the regulatory window, from the database."""
+        pacer = self.pacer
+        assert pacer is not None  # made with the settings
         states = decode_all(await self.presence.states())
         for operator, (since, wrap_since) in list(self.handling.items()):
             state = states.get(operator)
             if state is None or state.state == FREE:  # finished the lead, or went off line
                 freed = state.since if state is not None else time.time()
                 wrap = max(0.0, freed - wrap_since) if wrap_since is not None else -1.0
-                self.pacer.handled(max(0.0, freed - since), now, wrap)
+                pacer.handled(max(0.0, freed - since), now, wrap)
                 del self.handling[operator]
             elif state.state == WRAP_UP and wrap_since is None:  # the talk is over
                 self.handling[operator] = (since, state.since)
         if now >= self.abandon_read_at:
             self.abandon_read_at = now + ABANDON_WINDOW_READ
-            since = datetime.now(UTC) - timedelta(days=settings.abandon_rate_window_days)
+            window = datetime.now(UTC) - timedelta(days=settings.abandon_rate_window_days)
             answered, abandoned = await self.database(self.store.abandon_counts,
-                                                      self.tenant_id, since)  # fmt: skip
-            self.pacer.set_window(answered, abandoned)
+                                                      self.tenant_id, window)  # fmt: skip
+            pacer.set_window(answered, abandoned)
         return len(states), sum(1 for state in states.values() if state.state == WRAP_UP)
 
     def _observe(self, attempt: Attempt, operator: int | None) -> None:
         """Tell the pacer how the attempt went (all modes; the learning ones use it)."""
+        pacer = self.pacer
+        assert pacer is not None  # the caller looked
         now = time.monotonic()
         if attempt.invite_at is not None:
             answered = attempt.answer_at is not None
             ended = attempt.answer_at if answered else attempt.end_at
-            self.pacer.ringing_ended(answered, (ended or attempt.invite_at) - attempt.invite_at,
-                                     now)  # fmt: skip
+            pacer.ringing_ended(answered, (ended or attempt.invite_at) - attempt.invite_at,
+                                now)  # fmt: skip
         if attempt.detail == Detail.NO_FREE_OPERATOR:
-            self.pacer.abandoned(now)
+            pacer.abandoned(now)
         if operator is not None and attempt.transfer_result in (
             TransferResult.SUCCEEDED, TransferResult.UNCONFIRMED
         ):  # fmt: skip

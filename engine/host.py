@@ -223,7 +223,7 @@ class EngineHost:
         for engine in self.engines.values():
             engine.count_sip()
         pending = self.metrics.take()
-        gauges = {} if final else {
+        gauges: dict[str, float] = {} if final else {
             metrics.field_of(metrics.CALLS_IN_FLIGHT, {"tenant": str(tenant_id)}): engine.in_flight
             for tenant_id, engine in self.engines.items()
         }  # fmt: skip
@@ -302,7 +302,7 @@ class EngineHost:
                 if message is None or message["type"] != "message":
                     continue
                 tenant_id = self._channels.get(message["channel"])
-                engine = self.engines.get(tenant_id)
+                engine = None if tenant_id is None else self.engines.get(tenant_id)
                 if engine is None:
                     continue
                 try:

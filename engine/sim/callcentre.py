@@ -351,7 +351,7 @@ class _Run:
 
     # --- the events -----------------------------------------------------------------------
 
-    def _on_tick(self, now: float, _: None) -> None:
+    def _on_tick(self, now: float, payload: None) -> None:
         """The pacer is asked how many calls to start, as the engine asks it each tick."""
         if self.leads_left > 0:
             count = self._calls_to_start(now)

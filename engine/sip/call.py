@@ -16,18 +16,30 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from engine import logs
 from engine.outcomes import Detail, Outcome, TransferResult
 from engine.sip import Request, Response
 from engine.sip.dialog import Dialog
 from engine.sip.message import format_response
-from engine.sip.transaction import ClientTransaction, new_branch, token_hex
+from engine.sip.transaction import (
+    ClientTransaction,
+    ServerTransaction,
+    TimerQueue,
+    new_branch,
+    token_hex,
+)
 
 if TYPE_CHECKING:
     from engine.sip.ua import UserAgent
+
+#: An operator to transfer to: the REFER's target, with its extra headers or not.
+Target = str | tuple[str, list[tuple[str, str]]]
+#: What picks the operator at the moment of answer (None: nobody is free).
+Picker = Callable[[], Awaitable[Target | None]]
 
 #: The methods the user agent understands (its INVITEs', REGISTERs' and 405s' Allow): a
 #: call's, and OPTIONS.
@@ -66,7 +78,7 @@ class Attempt:
     transfer_result_at: float | None = None
     end_at: float | None = None
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
@@ -99,8 +111,9 @@ class Call:
                  "invite_tx", "refer_headers", "refer_to", "ring_timeout", "state",
                  "transfer_timeout", "ua", "waiter")  # fmt: skip
 
-    def __init__(self, ua: UserAgent, target_uri: str, refer_to, ring_timeout: float,
-                 transfer_timeout: float, bye_grace: float, refer_headers):  # fmt: skip
+    def __init__(self, ua: UserAgent, target_uri: str, refer_to: str | Picker,
+                 ring_timeout: float, transfer_timeout: float, bye_grace: float,
+                 refer_headers: Iterable[tuple[str, str]]):  # fmt: skip
         self.ua = ua
         self.call_id = f"{token_hex(12)}@{ua.contact_host}"
         logs.bind(call_id=self.call_id)  # every later record of the call's task names it
@@ -111,7 +124,7 @@ class Call:
         self.transfer_timeout = transfer_timeout
         self.bye_grace = bye_grace
         self.refer_headers = list(refer_headers)
-        self.waiter = asyncio.get_running_loop().create_future()
+        self.waiter: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
         self.state = _INVITING
         self.dialog: Dialog | None = None
         self.invite_tx: ClientTransaction | None = None
@@ -120,12 +133,12 @@ class Call:
         self._to = f"<{target_uri}>"
         self._seq = 0
         self._deadline: float | None = None
-        self._deadline_queue = None  # where the deadline's timer is, to take it out
+        self._deadline_queue: TimerQueue | None = None  # where the deadline's timer is
         self._deadline_number = 0
         self._refer_challenges = 0
         self._provisional = self._cancelled = self._cancel_when_possible = False
         self._answered_challenge = self._accepted = self._bye_received = False
-        self._held: list | None = None
+        self._held: list[tuple[str, Request | Response | None]] | None = None
         self._then: tuple[Outcome, Detail | None] | None = None
         self._ending = False  # the engine stops: `end`
         self._grace = 0.0
@@ -138,7 +151,9 @@ class Call:
             self.start()
             while (await self.waiter) is _PICK:
                 self.waiter = asyncio.get_running_loop().create_future()
-                self.refer_chosen(await self.refer_to())
+                pick = self.refer_to
+                assert not isinstance(pick, str)  # a URI would have been referred to at once
+                self.refer_chosen(await pick())
             return self.attempt
         finally:
             self.state = _OVER  # whatever ended it (cancelled, a picker that raised)
@@ -162,6 +177,7 @@ class Call:
         queues = ua.layer.queues
         self._deadline = queues.add(seconds, ua._call_deadline, self.call_id)
         queue = self._deadline_queue = queues.last_queue
+        assert queue is not None  # `add` put the timer there
         self._deadline_number = queue.tail - 1
 
     # events from the transaction layer and the user agent
@@ -173,20 +189,20 @@ class Call:
             self._deadline = None
             self.event(_DEADLINE)
 
-    def _on_invite_response(self, tx, response: Response) -> None:
+    def _on_invite_response(self, tx: ClientTransaction, response: Response) -> None:
         self.event(_INVITE, response)
 
-    def _on_invite_timeout(self, tx) -> None:
+    def _on_invite_timeout(self, tx: ClientTransaction) -> None:
         self.event(_INVITE_TIMEOUT)
 
-    def _on_refer_response(self, tx, response: Response) -> None:
+    def _on_refer_response(self, tx: ClientTransaction, response: Response) -> None:
         if response.status >= 200:
             self.event(_REFER, response)
 
-    def _on_refer_timeout(self, tx) -> None:
+    def _on_refer_timeout(self, tx: ClientTransaction) -> None:
         self.event(_REFER)
 
-    def on_request(self, request: Request, tx) -> None:
+    def on_request(self, request: Request, tx: ServerTransaction) -> None:
         """A request of the PBX inside our dialog: answered here, then told to the call."""
         method = request.method
         if method == "NOTIFY" or method == "BYE":
@@ -201,7 +217,7 @@ class Call:
         else:
             tx.respond(format_response(request, 405, "Method Not Allowed", [("Allow", ALLOW)]))
 
-    def event(self, kind: str, msg=None) -> None:
+    def event(self, kind: str, msg: Request | Response | None = None) -> None:
         """Move the call on. A failure here ends the call with that error, for the caller of
         `place_call`, rather than in the transport's reader."""
         state = self.state
@@ -217,9 +233,13 @@ class Call:
                 elif kind == _DEADLINE:
                     self._leave()
             elif state == _PICKING and kind in (_NOTIFY, _BYE):
-                self._held.append((kind, msg))  # told once the REFER is out
+                held = self._held
+                assert held is not None  # picking: `_answered` made it
+                held.append((kind, msg))  # told once the REFER is out
             elif state == _LEAVING and kind == _DEADLINE and self._ending:
-                self._finish(*self._then)  # the engine stops: no longer wait for our BYE's 200
+                then = self._then
+                assert then is not None  # leaving: `_leave_with_bye` set it
+                self._finish(*then)  # the engine stops: no longer wait for our BYE's 200
             # leaving: only our BYE's transaction matters (`_left`); over: nothing does
         except Exception as error:
             self.state = _OVER
@@ -291,8 +311,10 @@ class Call:
             ("Call-ID", self.call_id),
             ("CSeq", f"{self._seq} CANCEL"),
         ]
+        invite = self.invite_tx
+        assert invite is not None  # sent at the start
         self.ua.send("CANCEL", self.attempt.dialed_uri, headers, b"", _ignore_response,
-                     _ignore_timeout, branch=self.invite_tx.branch)  # fmt: skip
+                     _ignore_timeout, branch=invite.branch)  # fmt: skip
         self._cancelled = True
         self.set_deadline(self.ua.timers.b)
 
@@ -309,7 +331,7 @@ class Call:
         if not self.waiter.done():
             self.waiter.set_result(None)
 
-    def _inviting(self, kind: str, response: Response | None) -> None:
+    def _inviting(self, kind: str, response: Request | Response | None) -> None:
         attempt = self.attempt
         if kind == _DEADLINE:
             if self._ending:  # the engine stops, and the PBX did not end the call in time
@@ -327,6 +349,7 @@ class Call:
             return
         if kind != _INVITE:
             return  # nothing else happens before there is a dialog
+        assert isinstance(response, Response)  # what the INVITE's transaction passes on
         status = response.status
         if status < 200:
             self._provisional = True
@@ -370,7 +393,9 @@ class Call:
         ).encode()
         ua.transport.send(ack, ua.destination)
         # The transaction ACKs the PBX's 2xx copies from now on, without this call.
-        self.invite_tx.accept(ack)
+        invite = self.invite_tx
+        assert invite is not None  # it brought the 2xx
+        invite.accept(ack)
         if self._ending:  # answered as the engine stops: nobody will take the customer
             self._leave_with_bye(Outcome.TECHNICAL_ERROR, Detail.ENGINE_STOPPED)
         elif isinstance(self.refer_to, str):
@@ -380,7 +405,7 @@ class Call:
             self._held = []
             self.waiter.set_result(_PICK)
 
-    def refer_chosen(self, refer_to: str | tuple[str, list] | None) -> None:
+    def refer_chosen(self, refer_to: Target | None) -> None:
         """The operator to transfer to (None: nobody is free): REFER, and follow it."""
         if self.state == _OVER:  # ended while the picker ran: `run` must not wait on
             if not self.waiter.done():
@@ -409,9 +434,10 @@ class Call:
         for kind, msg in held or ():
             self.event(kind, msg)
 
-    def _transferring(self, kind: str, msg) -> None:
+    def _transferring(self, kind: str, msg: Request | Response | None) -> None:
         attempt = self.attempt
-        if kind == _REFER:
+        if kind == _REFER:  # our REFER's final response, or None (no answer by Timer F)
+            assert msg is None or isinstance(msg, Response)
             if msg is not None and msg.status in (401, 407) and self._answer_refer(msg):
                 return
             if msg is None and not self._accepted:
@@ -422,6 +448,7 @@ class Call:
                 self._accepted = True
         elif kind == _NOTIFY:
             self._accepted = True  # a NOTIFY may overtake the 202 (RFC 3515 section 2.4.4)
+            assert msg is not None  # the NOTIFY
             status = msg.sipfrag
             if status is not None and status.status >= 200:
                 attempt.transfer_sip_code, attempt.transfer_sip_reason = status
@@ -473,13 +500,16 @@ class Call:
         if self._ending:  # over within the grace, answered or not
             self.set_deadline(self._grace)
         dialog = self.dialog
+        assert dialog is not None  # answered
         self.ua.request("BYE", dialog.remote_target, dialog.headers("BYE"), dialog.next_seq,
                         self._left)  # fmt: skip
 
     def _left(self, response: Response | None) -> None:
         """Our BYE has its final response (or Timer F came)."""
         if self.state == _LEAVING:
-            self._finish(*self._then)
+            then = self._then
+            assert then is not None  # leaving: `_leave_with_bye` set it
+            self._finish(*then)
 
     def _transfer_failed(self, response: Response | None, detail: Detail) -> None:
         attempt = self.attempt
@@ -495,6 +525,7 @@ class Call:
     def _send_refer(self, authorization: tuple[str, str] | None = None) -> None:
         """REFER inside the dialog, followed by this call's events."""
         dialog = self.dialog
+        assert dialog is not None  # answered
         head = f"{dialog.head}CSeq: {dialog.next_seq()} REFER\r\n{self._refer_extra}"
         if authorization:
             head += f"{authorization[0]}: {authorization[1]}\r\n"
@@ -506,6 +537,7 @@ class Call:
         was stale); False when the challenge must not be answered."""
         if self._refer_challenges >= 2:
             return False
+        assert self.dialog is not None  # answered
         answer = self.ua.answer_challenge(challenge, "REFER", self.dialog.remote_target,
                                           stale_only=self._refer_challenges > 0)  # fmt: skip
         if answer is None:
@@ -515,9 +547,9 @@ class Call:
         return True
 
 
-def _ignore_response(tx, response: Response) -> None:
+def _ignore_response(tx: ClientTransaction, response: Response) -> None:
     pass
 
 
-def _ignore_timeout(tx) -> None:
+def _ignore_timeout(tx: ClientTransaction) -> None:
     pass

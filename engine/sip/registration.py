@@ -67,8 +67,9 @@ class RegistrationClient:
             if 200 <= response.status < 300:
                 granted = response.expires
                 contact = response.contact
-                if contact and contact.params.get("expires", "").isdigit():
-                    granted = int(contact.params["expires"])
+                expiry = (contact and contact.params.get("expires")) or ""
+                if expiry.isdigit():  # the Contact's expires (a bare `;expires` is no number)
+                    granted = int(expiry)
                 result.state, result.expires = "registered", granted or expires
                 result.detail = "registered"
             elif response.status in (401, 407):
@@ -89,7 +90,7 @@ class RegistrationClient:
     def keep(self, expires: int = 3600, max_backoff: float = 300.0) -> None:
         """Register now and refresh before expiry; after a failure retry with backoff."""
 
-        async def keeper():
+        async def keeper() -> None:
             backoff = 1.0
             while True:
                 result = await self.register(expires)

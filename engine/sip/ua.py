@@ -18,17 +18,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from engine.sip import Request, Response
 from engine.sip.auth import Credentials, DigestClient, choose
-from engine.sip.call import ALLOW, Attempt, Call, classify
+from engine.sip.call import ALLOW, Attempt, Call, Picker, classify
 from engine.sip.message import format_response
 from engine.sip.registration import Registration, RegistrationClient
 from engine.sip.transaction import (
     DEFAULT_TIMERS,
     ClientTransaction,
+    OnResponse,
+    OnTimeout,
     Timers,
     TransactionLayer,
     new_branch,
@@ -90,7 +92,8 @@ class UserAgent:
             self._on_message, self.local_host, self.local_port, self.allowed_sources.__contains__
         )
         self.layer = TransactionLayer(self.transport, self.timers)
-        self._call_deadline = self._call_deadline  # bound once: the layer's timers key on it
+        # Bound once: the layer's timers key on it.
+        self._call_deadline = self._call_deadline  # type: ignore[method-assign]
         self.contact_host = self._address_towards(self.destination)
         self.port = self.transport.local_address[1]
         family = socket.AF_INET6 if ":" in self.contact_host else socket.AF_INET
@@ -114,13 +117,14 @@ class UserAgent:
         await self.start()
         return self
 
-    async def __aexit__(self, *exc) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
     @staticmethod
     async def _resolve(host: str, port: int) -> Address:
         infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_DGRAM)
-        return infos[0][4][:2]
+        address = infos[0][4]
+        return str(address[0]), int(address[1])
 
     def _address_towards(self, destination: Address) -> str:
         """Our address as the PBX sees it: the wildcard bind resolved by the routing table."""
@@ -130,7 +134,8 @@ class UserAgent:
         family = socket.AF_INET6 if ":" in destination[0] else socket.AF_INET
         with socket.socket(family, socket.SOCK_DGRAM) as probe:
             probe.connect(destination)  # no packet is sent for UDP
-            return probe.getsockname()[0]
+            address: str = probe.getsockname()[0]
+            return address
 
     # --- building requests -------------------------------------------------------------------
 
@@ -168,7 +173,7 @@ class UserAgent:
         ).encode()
 
     def send(self, method: str, uri: str, headers: list[tuple[str, str]], body: bytes,
-             on_response: Callable, on_timeout: Callable,
+             on_response: OnResponse, on_timeout: OnTimeout,
              branch: str | None = None) -> ClientTransaction:  # fmt: skip
         """Start a client transaction for a request: our Via (with a new branch unless one is
         given: a CANCEL's is its INVITE's) goes on top of `headers`."""
@@ -176,7 +181,7 @@ class UserAgent:
         return self.send_head(method, uri, head, body, on_response, on_timeout, branch)
 
     def send_head(self, method: str, uri: str, head: str, body: bytes,
-                  on_response: Callable, on_timeout: Callable,
+                  on_response: OnResponse, on_timeout: OnTimeout,
                   branch: str | None = None) -> ClientTransaction:  # fmt: skip
         """`send`, with the headers below our Via already written out (each line ending in
         CRLF): the calls keep theirs prepared."""
@@ -192,7 +197,7 @@ class UserAgent:
                        next_seq: Callable[[], int]) -> Response | None:  # fmt: skip
         """Send a non-INVITE request and wait for its final response (see `request`); None
         when nothing came back before Timer F."""
-        done = asyncio.get_running_loop().create_future()
+        done: asyncio.Future[Response | None] = asyncio.get_running_loop().create_future()
 
         def settle(response: Response | None) -> None:
             if not done.done():
@@ -253,12 +258,12 @@ class UserAgent:
     async def place_call(
         self,
         target_uri: str,
-        refer_to: str | Callable[[], Awaitable[str | tuple[str, list] | None]],
+        refer_to: str | Picker,
         *,
         ring_timeout: float = 30.0,
         transfer_timeout: float = 10.0,
         bye_grace: float = 1.0,
-        refer_headers: list[tuple[str, str]] = (),
+        refer_headers: Sequence[tuple[str, str]] = (),
     ) -> Attempt:
         """Dial `target_uri`; when answered, transfer to `refer_to` (a URI, or a coroutine
         function that picks one at the moment of answer, optionally with the REFER's extra
@@ -290,7 +295,7 @@ class UserAgent:
     # --- incoming ----------------------------------------------------------------------------
 
     def _on_message(self, msg: Request | Response, source: Address) -> None:
-        if type(msg) is Response:
+        if isinstance(msg, Response):
             self.layer.receive_response(msg)
         else:
             self._on_request(msg, source)
@@ -300,9 +305,9 @@ class UserAgent:
         if tx is None:  # an ACK, or a retransmission (answered again by the layer)
             return
         call = self._calls.get(request.call_id or "")
-        dialog = None if call is None else call.dialog
         # The Call-ID matched: the tags say whether it is the dialog's (Dialog.matches).
-        if (dialog is not None and request.to_tag == dialog.local_tag
+        if (call is not None and (dialog := call.dialog) is not None
+                and request.to_tag == dialog.local_tag
                 and request.from_tag == dialog.remote_tag):  # fmt: skip
             call.on_request(request, tx)
         elif request.method == "OPTIONS":
@@ -343,7 +348,7 @@ class _Transact:
         self.ua.send(self.method, self.uri, self.headers + extra, b"", self._on_response,
                      self._on_timeout)  # fmt: skip
 
-    def _on_response(self, tx, response: Response) -> None:
+    def _on_response(self, tx: ClientTransaction, response: Response) -> None:
         if response.status < 200:
             return
         if response.status in (401, 407) and self.sends < 3:
@@ -358,5 +363,5 @@ class _Transact:
                 return
         self.on_final(response)
 
-    def _on_timeout(self, tx) -> None:
+    def _on_timeout(self, tx: ClientTransaction) -> None:
         self.on_final(None)
