@@ -13,8 +13,8 @@ a lead arrived, settings changed) the engine:
 5. writes each finished attempt and the lead's next step (reached, retry at the tenant's
    retry time for the outcome, exhausted) in batches, off the event loop.
 
-The database work is behind `Store` (webapp/services/dialing.py implements it); it runs in
-the host's database thread, so SQL never blocks the SIP timers.
+The database work is behind `Store` (engine/store.py; webapp/services/dialing.py implements
+it); it runs in the host's database thread, so SQL never blocks the SIP timers.
 
 Fencing: an engine starts by taking the tenant's next fencing token (`Store.start_engine`).
 Its claims and attempt writes carry the token and the database refuses them once a newer
@@ -33,17 +33,17 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from datetime import time as clock
 from functools import lru_cache
-from typing import Protocol
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, available_timezones
 
 from redis.exceptions import RedisError
 
 from engine import logs
 from engine.bus import TenantKeys, event
+from engine.compiled import load
 from engine.formats import FormatError, render_dial_uri, render_refer_headers, render_refer_uri
 from engine.metrics import (
     ATTEMPTS,
@@ -66,12 +66,13 @@ from engine.presence import (
     fenced,
 )
 from engine.sip.transaction import DEFAULT_TIMERS, Timers
-from engine.sip.ua import Account, Attempt, UserAgent
+from engine.sip.ua import Attempt, UserAgent
+from engine.store import Claimed, Finished, Refused, Store, TenantSettings, Window
 
-try:
-    from engine._pacer import Pacer
-except ImportError:  # the extension is not built: the pure-Python twin
+if TYPE_CHECKING:
     from engine.pacer import Pacer
+else:  # the Cython pacer, or its twin (engine/compiled.py)
+    Pacer = load("engine._pacer", "engine.pacer").Pacer
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,7 @@ IDLE_POLL = 1.0
 PBX_SILENCE_LIMIT = 3
 #: REFERs refused in a row before the engine warns that the PBX refuses REFER.
 REFER_REFUSED_LIMIT = 3
-#: Seconds a stopping engine gives its calls to end (engine/sip/ua.py `Call.end`).
+#: Seconds a stopping engine gives its calls to end (engine/sip/call.py `Call.end`).
 END_GRACE = 1.0
 #: Seconds the engine waits for the result of a transfer (the final NOTIFY).
 TRANSFER_WAIT = 10.0
@@ -93,103 +94,6 @@ TRANSFER_WAIT = 10.0
 REASONS = ("stopping", "pbx_unreachable", "registering", "registration_failed", "pbx_silent",
            "no_operator_on_line", "no_free_operator", "no_due_leads", "outside_calling_hours",
            "dial_format_wrong")  # fmt: skip
-
-
-# --- what the engine needs from the database -----------------------------------------------
-
-
-@dataclass(frozen=True)
-class TenantSettings:
-    """A snapshot of a tenant's settings, reloaded when the portal says they changed."""
-
-    tenant_id: int
-    account: Account
-    dial_format: str
-    refer_format: str
-    refer_headers: str
-    ring_timeout: float
-    retry_minutes: dict[str, int]
-    max_attempts: int
-    calling_hours: tuple[clock, clock]
-    time_zone: str
-    pacing_mode: str
-    multiplier: float
-    max_concurrent_calls: int
-    max_calls_per_second: int
-    wrap_up_timeout: float
-    failed_transfers_limit: int
-    dialing_enabled: bool
-    #: Active operators: id -> extension.
-    operators: dict[int, str] = field(default_factory=dict)
-    #: Predictive pacing keeps the abandon rate (abandoned / answered, in percent) over the
-    #: regulatory window (days: 1 or 30) under this cap.
-    abandon_rate_cap: float = 3.0
-    abandon_rate_window_days: int = 30
-
-
-@dataclass(frozen=True)
-class Claimed:
-    """A lead claimed for one attempt: the lead is `dialing`, the attempt is open."""
-
-    lead_id: int
-    attempt_id: int
-    phone: str
-    dialed_uri: str
-    attempts: int  # attempts made, this one included
-    last_operator_id: int | None
-
-
-@dataclass(frozen=True)
-class Finished:
-    """An attempt's CDR and what becomes of its lead."""
-
-    attempt_id: int
-    lead_id: int
-    operator_id: int | None
-    attempt: Attempt
-    lead_status: str
-    next_attempt_at: datetime | None
-
-
-@dataclass(frozen=True)
-class Lost:
-    """An attempt that a lost engine left open, closed by its successor (`Store.recover`)."""
-
-    attempt_id: int
-    lead_id: int
-    invite_at: datetime
-    handed: bool  # its customer was being handed to an operator: reached, not retried
-
-
-class Refused(Exception):
-    """The database refused an engine's claim or write: `reason` is "fenced" (a newer engine
-    runs the tenant) or "dialing_off"; the engine stops."""
-
-    def __init__(self, reason: str, message: str = ""):
-        super().__init__(message or reason)
-        self.reason = reason
-
-
-@dataclass(frozen=True)
-class Window:
-    """Where it is calling time now: every zone (`zones` None), or only these zones, and
-    whether the tenant's own zone (for leads without one) is inside its hours."""
-
-    tenant_zone_open: bool
-    zones: tuple[str, ...] | None
-
-
-class Store(Protocol):
-    def tenants_to_dial(self) -> list[int]: ...
-    def start_engine(self, tenant_id: int) -> int: ...  # the new engine's fencing token
-    def settings(self, tenant_id: int) -> TenantSettings | None: ...
-    def recover(self, tenant_id: int, engine: str, epoch: int, settings: TenantSettings,
-                handed: dict[int, int], bound: float) -> list[Lost]: ...  # fmt: skip
-    def claim(self, settings: TenantSettings, engine: str, epoch: int, count: int,
-              window: Window, dial_uri: Callable[[str], str]) -> list[Claimed]: ...  # fmt: skip
-    def finish(self, tenant_id: int, epoch: int, finished: list[Finished]) -> int: ...
-    def idle_reason(self, settings: TenantSettings) -> str: ...  # a code of REASONS
-    def abandon_counts(self, tenant_id: int, since: datetime) -> tuple[int, int]: ...
 
 
 # --- pure decisions ------------------------------------------------------------------------
@@ -286,7 +190,7 @@ class TenantEngine:
         self.claim_at = 0.0  # no look for due leads before this (monotonic seconds)
         self.settings: TenantSettings | None = None
         self.ua: UserAgent | None = None
-        self.pacer = None
+        self.pacer: Pacer | None = None
         self.calls: set[asyncio.Task] = set()
         self.done: list[Finished] = []
         self.wakened = asyncio.Event()
@@ -426,6 +330,7 @@ class TenantEngine:
         the operators it had taken (handed over: busy with the customer; else free), and
         count its calls in flight while they could still be going."""
         settings = self.settings
+        assert settings is not None  # loaded first
         handed: dict[int, int] = {}
         taken: dict[int, int] = {}
         try:
@@ -484,6 +389,7 @@ class TenantEngine:
         return True
 
     async def _new_user_agent(self) -> None:
+        assert self.settings is not None  # loaded first
         ua = UserAgent(self.settings.account, local_host=self.local_host, timers=self.timers)
         try:
             await ua.start()
@@ -570,15 +476,17 @@ class TenantEngine:
                     else "no_operator_on_line"), ""  # fmt: skip
         if now < self.claim_at:
             return self.idle_reason
-        count = self.pacer.calls_to_start(free, self.in_flight, now, on_line, wrapping_up)
+        pacer = self.pacer
+        assert pacer is not None  # made with the settings
+        count = pacer.calls_to_start(free, self.in_flight, now, on_line, wrapping_up)
         if count <= 0:
             return ("no_free_operator", "") if free == 0 else ("", "")
         if now >= self.window_at:  # the calling window moves slowly: once a minute
             self.window_at = now + 60.0
             self.window = calling_window(settings, datetime.now(UTC))
         ua = self.ua
-        where = {"host": settings.account.host, "port": settings.account.port,
-                 "server": ua.contact_host}  # fmt: skip
+        where: dict[str, Any] = {"host": settings.account.host, "port": settings.account.port,
+                                 "server": ua.contact_host}  # fmt: skip
 
         def dial_uri(phone: str) -> str:
             return render_dial_uri(settings.dial_format, number=phone.lstrip("+"), **where)
@@ -600,10 +508,10 @@ class TenantEngine:
         self.metrics.add(PACER_CALLS_ASKED, count, tenant=self.tenant_id)
         self.metrics.add(CALLS_STARTED, len(claimed), tenant=self.tenant_id)
         # Leads not found: give back the tokens; the next tick asks again.
-        self.pacer.give_back(count - len(claimed), now)
+        pacer.give_back(count - len(claimed), now)
         for lead in claimed:
             task = asyncio.ensure_future(self._call(ua, settings, lead))
-            task.ua = ua
+            task.ua = ua  # type: ignore[attr-defined]  # which user agent the call is on
             self.calls.add(task)
             task.add_done_callback(self._call_done)
         if claimed:
@@ -619,34 +527,38 @@ class TenantEngine:
         wrap-up; the handle time (and the wrap-up time, when seen) of each operator free
         again since their customer was handed over; and (every minute) the abandon rate
         measured over the regulatory window, from the database."""
+        pacer = self.pacer
+        assert pacer is not None  # made with the settings
         states = decode_all(await self.presence.states())
         for operator, (since, wrap_since) in list(self.handling.items()):
             state = states.get(operator)
             if state is None or state.state == FREE:  # finished the lead, or went off line
                 freed = state.since if state is not None else time.time()
                 wrap = max(0.0, freed - wrap_since) if wrap_since is not None else -1.0
-                self.pacer.handled(max(0.0, freed - since), now, wrap)
+                pacer.handled(max(0.0, freed - since), now, wrap)
                 del self.handling[operator]
             elif state.state == WRAP_UP and wrap_since is None:  # the talk is over
                 self.handling[operator] = (since, state.since)
         if now >= self.abandon_read_at:
             self.abandon_read_at = now + ABANDON_WINDOW_READ
-            since = datetime.now(UTC) - timedelta(days=settings.abandon_rate_window_days)
+            window = datetime.now(UTC) - timedelta(days=settings.abandon_rate_window_days)
             answered, abandoned = await self.database(self.store.abandon_counts,
-                                                      self.tenant_id, since)  # fmt: skip
-            self.pacer.set_window(answered, abandoned)
+                                                      self.tenant_id, window)  # fmt: skip
+            pacer.set_window(answered, abandoned)
         return len(states), sum(1 for state in states.values() if state.state == WRAP_UP)
 
     def _observe(self, attempt: Attempt, operator: int | None) -> None:
         """Tell the pacer how the attempt went (all modes; the learning ones use it)."""
+        pacer = self.pacer
+        assert pacer is not None  # the caller looked
         now = time.monotonic()
         if attempt.invite_at is not None:
             answered = attempt.answer_at is not None
             ended = attempt.answer_at if answered else attempt.end_at
-            self.pacer.ringing_ended(answered, (ended or attempt.invite_at) - attempt.invite_at,
-                                     now)  # fmt: skip
+            pacer.ringing_ended(answered, (ended or attempt.invite_at) - attempt.invite_at,
+                                now)  # fmt: skip
         if attempt.detail == Detail.NO_FREE_OPERATOR:
-            self.pacer.abandoned(now)
+            pacer.abandoned(now)
         if operator is not None and attempt.transfer_result in (
             TransferResult.SUCCEEDED, TransferResult.UNCONFIRMED
         ):  # fmt: skip

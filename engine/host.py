@@ -34,6 +34,7 @@ from redis.exceptions import RedisError
 from engine import metrics
 from engine.bus import BadEvent, TenantKeys, hosts_key, parse_event
 from engine.dialer import TenantEngine
+from engine.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,7 @@ def new_host_id() -> str:
 
 
 class EngineHost:
-    def __init__(self, store, redis_url: str, prefix: str, *, capacity: int = 50,
+    def __init__(self, store: Store, redis_url: str, prefix: str, *, capacity: int = 50,
                  lease_ms: int = 5000, host_id: str | None = None, **engine_options):  # fmt: skip
         self.store = store
         self.redis_url = redis_url
@@ -222,7 +223,7 @@ class EngineHost:
         for engine in self.engines.values():
             engine.count_sip()
         pending = self.metrics.take()
-        gauges = {} if final else {
+        gauges: dict[str, float] = {} if final else {
             metrics.field_of(metrics.CALLS_IN_FLIGHT, {"tenant": str(tenant_id)}): engine.in_flight
             for tenant_id, engine in self.engines.items()
         }  # fmt: skip
@@ -301,7 +302,7 @@ class EngineHost:
                 if message is None or message["type"] != "message":
                     continue
                 tenant_id = self._channels.get(message["channel"])
-                engine = self.engines.get(tenant_id)
+                engine = None if tenant_id is None else self.engines.get(tenant_id)
                 if engine is None:
                     continue
                 try:

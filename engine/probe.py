@@ -4,6 +4,8 @@ places one attempt and transfers it. The portal's buttons run these as jobs on t
 
 from __future__ import annotations
 
+from typing import Any
+
 from engine.formats import (
     DEFAULT_DIAL_FORMAT,
     DEFAULT_REFER_FORMAT,
@@ -44,7 +46,8 @@ async def test_call(
     render_dial_uri(dial_format, number=number, host=account.host, port=account.port)
     render_refer_uri(refer_format, extension=extension, host=account.host, port=account.port)
     async with UserAgent(account, local_host=local_host, timers=timers) as ua:
-        where = {"host": account.host, "port": account.port, "server": ua.contact_host}
+        where: dict[str, Any] = {"host": account.host, "port": account.port,
+                                 "server": ua.contact_host}  # fmt: skip
         dialed = render_dial_uri(dial_format, number=number, **where)
         refer_to = render_refer_uri(refer_format, extension=extension, **where)
         headers = render_refer_headers(refer_headers, extension=extension, **where)

@@ -25,8 +25,13 @@ import heapq
 import json
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from engine.compiled import load
+from engine.pacer import Pacer
 
 WORKLOADS = Path(__file__).parent / "workloads"
 
@@ -254,193 +259,236 @@ class _Operator:
         self.free_since = now
 
 
-def pacer_class(compiled: bool = True):
-    """The engine's pacer: the Cython one when it is built (as the engine), else the twin."""
+def pacer_class(compiled: bool = True) -> type[Pacer]:
+    """The engine's pacer: the Cython one as the engine loads it (engine/compiled.py), or
+    with `compiled` False the twin."""
     if compiled:
-        try:
-            from engine._pacer import Pacer
-
-            return Pacer
-        except ImportError:
-            pass
-    from engine.pacer import Pacer
-
+        return load("engine._pacer", "engine.pacer").Pacer
     return Pacer
 
 
 def simulate(workload: Workload, mode: str, seed: int = 0, multiplier: float = 1.0,
-             pacer=None) -> dict:  # fmt: skip
+             pacer: Any = None) -> dict[str, Any]:  # fmt: skip
     """Run the workload with a pacer in `mode`; the figures of `autocall simulate`."""
     if pacer is None:
         pacer = pacer_class()(mode, multiplier, workload.max_in_flight,
                               workload.calls_per_second, 0.0,
                               workload.abandon_rate_cap)  # fmt: skip
-    streams = random.Random(seed)
-    rng_answer, rng_ring, rng_talk, rng_wrap = (random.Random(streams.getrandbits(64))
-                                                for _ in range(4))  # fmt: skip
-    events: list = []
-    order = 0
-
-    def at(when: float, kind: int, payload=None) -> None:
-        nonlocal order
-        order += 1
-        heapq.heappush(events, (when, kind, order, payload))
-
-    for when, count in workload.schedule:
-        at(when, _SCHEDULE, count)
-    at(0.0, _TICK)
-    operators: list[_Operator] = []  # on line (or leaving when their call ends)
-    free: list[_Operator] = []  # by the time they became free: the longest-waiting first
-    waiting: dict[int, float] = {}  # answered customers waiting for an operator: since
-    in_flight = peak = 0
-    leaving = 0  # busy operators who go off line when their call ends
-    wrapping_up = 0  # busy operators whose talk is over (leaving ones included)
-    frees_told = getattr(pacer, "told_frees", False) is True  # bench/pacing.py: ToldFrees
-    leads_left = workload.leads
-    figures = {"attempts": 0, "answered": 0, "abandoned": 0}
-    on_line_seconds = 0.0
-    busy_seconds = 0.0
-    talk_seconds = 0.0
-    tolerance = workload.abandon_tolerance
-    end = workload.duration
-
-    def go_off_line(op: _Operator, now: float) -> None:
-        nonlocal on_line_seconds
-        on_line_seconds += now - op.on_line_at
-        operators.remove(op)
-
-    def hand_over(op: _Operator, now: float) -> None:
-        """The operator takes an answered customer."""
-        nonlocal busy_seconds, talk_seconds
-        op.busy = True
-        talk = workload.talk.draw(rng_talk)
-        handle = talk + workload.wrap_up.draw(rng_wrap)
-        # The handle time counts from the hand-over; it ends within the run or is cut there.
-        busy_seconds += min(handle, max(0.0, end - now))
-        talk_seconds += min(talk, max(0.0, end - now))
-        op.free_at = now + handle
-        if handle > talk:  # a wrap-up to go into (none: straight to free)
-            at(now + talk, _WRAP_UP, (op, op.free_at))
-        at(now + handle, _FREE, (op, handle, handle - talk))
-
-    def operator_free(op: _Operator, now: float) -> None:
-        nonlocal leaving, wrapping_up
-        if op.wrapping_up:
-            op.wrapping_up = False
-            wrapping_up -= 1
-        op.busy = False
-        if op.leaving:
-            leaving -= 1
-            go_off_line(op, now)
-            return
-        if waiting:  # the customer waiting longest (dicts keep their order)
-            del waiting[next(iter(waiting))]
-            hand_over(op, now)
-            return
-        op.free_since = now
-        free.append(op)
-
-    while events:
-        now, kind, _, payload = heapq.heappop(events)
-        if now > end:
-            break
-        if kind == _TICK:
-            if leads_left > 0:
-                # Operators on line as the engine sees them: one leaving is off line already.
-                on_line = len(operators) - leaving
-                wrapping = wrapping_up
-                if leaving:  # those leaving are off line already, wrapping up or not
-                    wrapping -= sum(1 for op in operators if op.leaving and op.wrapping_up)
-                if frees_told:  # what no engine knows: when each busy operator is free again
-                    pacer.frees_due = [op.free_at for op in operators
-                                       if op.busy and not op.leaving]  # fmt: skip
-                count = pacer.calls_to_start(len(free), in_flight, now, on_line, wrapping)
-                if count > leads_left:
-                    pacer.give_back(count - leads_left, now)
-                    count = leads_left
-                for _ in range(count):
-                    leads_left -= 1
-                    in_flight += 1
-                    figures["attempts"] += 1
-                    if in_flight > peak:
-                        peak = in_flight
-                    if rng_answer.random() < workload.answer_probability:
-                        ring = workload.answer_ring.draw(rng_ring)
-                        at(now + ring, _RING_END, (True, ring))
-                    else:
-                        ring = workload.no_answer_ring.draw(rng_ring)
-                        at(now + ring, _RING_END, (False, ring))
-            at(now + workload.tick, _TICK)
-        elif kind == _RING_END:
-            in_flight -= 1
-            answered, ring = payload
-            pacer.ringing_ended(answered, ring, now)
-            if not answered:
-                continue
-            figures["answered"] += 1
-            if free:
-                hand_over(free.pop(0), now)
-            elif tolerance > 0:
-                order += 1
-                waiting[order] = now
-                at(now + tolerance, _GIVE_UP, order)
-            else:
-                figures["abandoned"] += 1
-                pacer.abandoned(now)
-        elif kind == _GIVE_UP:
-            if waiting.pop(payload, None) is not None:  # nobody took the customer in time
-                figures["abandoned"] += 1
-                pacer.abandoned(now)
-        elif kind == _WRAP_UP:
-            op, free_at = payload
-            if op.busy and op.free_at == free_at:  # still on that call
-                op.wrapping_up = True
-                wrapping_up += 1
-        elif kind == _FREE:
-            op, handle, wrap = payload
-            pacer.handled(handle, now, wrap)
-            operator_free(op, now)
-        elif kind == _SCHEDULE:
-            target = payload
-            staying = [op for op in operators if not op.leaving]
-            while len(staying) < target:  # come on line (or stay, when about to leave)
-                back = next((op for op in operators if op.leaving), None)
-                if back is not None:
-                    back.leaving = False
-                    leaving -= 1
-                    staying.append(back)
-                    continue
-                op = _Operator(now)
-                operators.append(op)
-                staying.append(op)
-                operator_free(op, now)
-            while len(staying) > target:  # the free leave first, then the busy when done
-                op = next((o for o in reversed(staying) if not o.busy), staying[-1])
-                staying.remove(op)
-                if op.busy:
-                    op.leaving = True
-                    leaving += 1
-                else:
-                    free.remove(op)
-                    go_off_line(op, now)
-    for op in operators:
-        on_line_seconds += end - op.on_line_at
-    answered, abandoned = figures["answered"], figures["abandoned"]
+    run = _Run(workload, pacer, seed)
+    run.run()
+    answered, abandoned = run.answered, run.abandoned
     reached = answered - abandoned
+    on_line_seconds, busy_seconds = run.on_line_seconds, run.busy_seconds
     hours = on_line_seconds / 3600.0
     return {
         "workload": workload.name,
         "mode": mode,
         "multiplier": multiplier,
         "seed": seed,
-        "attempts": figures["attempts"],
+        "attempts": run.attempts,
         "answered": answered,
         "abandoned": abandoned,
         "abandon_rate": round(abandoned / answered, 5) if answered else 0.0,
         "occupancy": round(busy_seconds / on_line_seconds, 5) if on_line_seconds else 0.0,
-        "talk_share": round(talk_seconds / on_line_seconds, 5) if on_line_seconds else 0.0,
+        "talk_share": round(run.talk_seconds / on_line_seconds, 5) if on_line_seconds else 0.0,
         "operator_idle_seconds": round(on_line_seconds - busy_seconds, 1),
         "on_line_seconds": round(on_line_seconds, 1),
         "leads_reached_per_operator_hour": round(reached / hours, 3) if hours else 0.0,
-        "peak_in_flight": peak,
+        "peak_in_flight": run.peak,
     }
+
+
+class _Run:
+    """One run of `simulate`: the call centre's state, the queue of events due, and one
+    handler for each kind of event (`_on_tick`, `_on_ring_end`, ...), as the demo PBX
+    (engine/sim/pbx.py) has one for each kind of request."""
+
+    def __init__(self, workload: Workload, pacer: Any, seed: int):
+        self.workload = workload
+        self.pacer = pacer
+        streams = random.Random(seed)
+        self.rng_answer, self.rng_ring, self.rng_talk, self.rng_wrap = (
+            random.Random(streams.getrandbits(64)) for _ in range(4)
+        )
+        #: (when, kind, order, payload): by time, then kind, then as they were added.
+        self.events: list[tuple[float, int, int, Any]] = []
+        self.order = 0
+        self.operators: list[_Operator] = []  # on line (or leaving when their call ends)
+        self.free: list[_Operator] = []  # by the time they became free: the longest-waiting first
+        self.waiting: dict[int, float] = {}  # answered customers waiting for an operator: since
+        self.in_flight = self.peak = 0
+        self.leaving = 0  # busy operators who go off line when their call ends
+        self.wrapping_up = 0  # busy operators whose talk is over (leaving ones included)
+        self.frees_told = getattr(pacer, "told_frees", False) is True  # bench/pacing.py
+        self.leads_left = workload.leads
+        self.attempts = self.answered = self.abandoned = 0
+        self.on_line_seconds = 0.0
+        self.busy_seconds = 0.0
+        self.talk_seconds = 0.0
+        self.end = workload.duration
+        for when, count in workload.schedule:
+            self.at(when, _SCHEDULE, count)
+        self.at(0.0, _TICK)
+
+    def at(self, when: float, kind: int, payload: Any = None) -> None:
+        self.order += 1
+        heapq.heappush(self.events, (when, kind, self.order, payload))
+
+    def run(self) -> None:
+        """Handle the events in their order until the workload's end."""
+        handlers: tuple[Callable[[float, Any], None], ...] = (
+            self._on_schedule, self._on_free, self._on_wrap_up, self._on_ring_end,
+            self._on_give_up, self._on_tick,
+        )  # by kind  # fmt: skip
+        events, end = self.events, self.end
+        while events:
+            now, kind, _, payload = heapq.heappop(events)
+            if now > end:
+                break
+            handlers[kind](now, payload)
+        for op in self.operators:
+            self.on_line_seconds += end - op.on_line_at
+
+    # --- the events -----------------------------------------------------------------------
+
+    def _on_tick(self, now: float, payload: None) -> None:
+        """The pacer is asked how many calls to start, as the engine asks it each tick."""
+        if self.leads_left > 0:
+            count = self._calls_to_start(now)
+            for _ in range(count):
+                self._dial(now)
+        self.at(now + self.workload.tick, _TICK)
+
+    def _on_ring_end(self, now: float, payload: tuple[bool, float]) -> None:
+        """A call stops ringing: unanswered, or answered and handed to the operator who has
+        waited longest; with nobody free the customer waits (or, with no tolerance, is
+        abandoned)."""
+        self.in_flight -= 1
+        answered, ring = payload
+        self.pacer.ringing_ended(answered, ring, now)
+        if not answered:
+            return
+        self.answered += 1
+        if self.free:
+            self._hand_over(self.free.pop(0), now)
+        elif self.workload.abandon_tolerance > 0:
+            self.order += 1
+            self.waiting[self.order] = now
+            self.at(now + self.workload.abandon_tolerance, _GIVE_UP, self.order)
+        else:
+            self._abandon(now)
+
+    def _on_give_up(self, now: float, waiting: int) -> None:
+        """An answered customer's tolerance is over: abandoned, unless taken meanwhile."""
+        if self.waiting.pop(waiting, None) is not None:
+            self._abandon(now)
+
+    def _on_wrap_up(self, now: float, payload: tuple[_Operator, float]) -> None:
+        """An operator's talk is over: wrap-up until free."""
+        op, free_at = payload
+        if op.busy and op.free_at == free_at:  # still on that call
+            op.wrapping_up = True
+            self.wrapping_up += 1
+
+    def _on_free(self, now: float, payload: tuple[_Operator, float, float]) -> None:
+        """An operator's handle time is over: the pacer hears it, the operator is free."""
+        op, handle, wrap = payload
+        self.pacer.handled(handle, now, wrap)
+        self._operator_free(op, now)
+
+    def _on_schedule(self, now: float, target: int) -> None:
+        """Operators come on line, or go off (the free first, the busy when their call
+        ends), to `target` on line."""
+        operators = self.operators
+        staying = [op for op in operators if not op.leaving]
+        while len(staying) < target:  # come on line (or stay, when about to leave)
+            back = next((op for op in operators if op.leaving), None)
+            if back is not None:
+                back.leaving = False
+                self.leaving -= 1
+                staying.append(back)
+                continue
+            op = _Operator(now)
+            operators.append(op)
+            staying.append(op)
+            self._operator_free(op, now)
+        while len(staying) > target:  # the free leave first, then the busy when done
+            op = next((o for o in reversed(staying) if not o.busy), staying[-1])
+            staying.remove(op)
+            if op.busy:
+                op.leaving = True
+                self.leaving += 1
+            else:
+                self.free.remove(op)
+                self._go_off_line(op, now)
+
+    # --- what they do ---------------------------------------------------------------------
+
+    def _calls_to_start(self, now: float) -> int:
+        """The pacer's answer, told what the engine would see: operators free, on line (one
+        leaving is off line already) and in wrap-up; no more than the leads left."""
+        operators, pacer = self.operators, self.pacer
+        on_line = len(operators) - self.leaving
+        wrapping = self.wrapping_up
+        if self.leaving:  # those leaving are off line already, wrapping up or not
+            wrapping -= sum(1 for op in operators if op.leaving and op.wrapping_up)
+        if self.frees_told:  # what no engine knows: when each busy operator is free again
+            pacer.frees_due = [op.free_at for op in operators if op.busy and not op.leaving]
+        count: int = pacer.calls_to_start(len(self.free), self.in_flight, now, on_line, wrapping)
+        if count > self.leads_left:
+            pacer.give_back(count - self.leads_left, now)
+            count = self.leads_left
+        return count
+
+    def _dial(self, now: float) -> None:
+        """A call starts: it will be answered after a ring, or stop ringing unanswered."""
+        workload = self.workload
+        self.leads_left -= 1
+        self.in_flight += 1
+        self.attempts += 1
+        if self.in_flight > self.peak:
+            self.peak = self.in_flight
+        if self.rng_answer.random() < workload.answer_probability:
+            ring = workload.answer_ring.draw(self.rng_ring)
+            self.at(now + ring, _RING_END, (True, ring))
+        else:
+            ring = workload.no_answer_ring.draw(self.rng_ring)
+            self.at(now + ring, _RING_END, (False, ring))
+
+    def _abandon(self, now: float) -> None:
+        self.abandoned += 1
+        self.pacer.abandoned(now)
+
+    def _go_off_line(self, op: _Operator, now: float) -> None:
+        self.on_line_seconds += now - op.on_line_at
+        self.operators.remove(op)
+
+    def _hand_over(self, op: _Operator, now: float) -> None:
+        """The operator takes an answered customer."""
+        workload, end = self.workload, self.end
+        op.busy = True
+        talk = workload.talk.draw(self.rng_talk)
+        handle = talk + workload.wrap_up.draw(self.rng_wrap)
+        # The handle time counts from the hand-over; it ends within the run or is cut there.
+        self.busy_seconds += min(handle, max(0.0, end - now))
+        self.talk_seconds += min(talk, max(0.0, end - now))
+        op.free_at = now + handle
+        if handle > talk:  # a wrap-up to go into (none: straight to free)
+            self.at(now + talk, _WRAP_UP, (op, op.free_at))
+        self.at(now + handle, _FREE, (op, handle, handle - talk))
+
+    def _operator_free(self, op: _Operator, now: float) -> None:
+        if op.wrapping_up:
+            op.wrapping_up = False
+            self.wrapping_up -= 1
+        op.busy = False
+        if op.leaving:
+            self.leaving -= 1
+            self._go_off_line(op, now)
+            return
+        if self.waiting:  # the customer waiting longest (dicts keep their order)
+            del self.waiting[next(iter(self.waiting))]
+            self._hand_over(op, now)
+            return
+        op.free_since = now
+        self.free.append(op)

@@ -32,7 +32,7 @@ import secrets
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from engine.sip import Request, Response, parse
@@ -114,8 +114,8 @@ class DemoPBX(asyncio.DatagramProtocol):
         self.password = password
         self.behaviour = behaviour or Behaviour()
         self.rng = random.Random(seed)
-        self.calls: dict[str, _Call] = {}
-        self.pending: dict[str, asyncio.Future] = {}  # our requests' branches -> response
+        self.calls: dict[str | None, _Call] = {}  # by Call-ID
+        self.pending: dict[str | None, asyncio.Future] = {}  # our requests' branches -> response
         self.nonces: set[str] = set()
         self.stats: Counter = Counter()
         self.transport: asyncio.DatagramTransport | None = None
@@ -166,11 +166,18 @@ class DemoPBX(asyncio.DatagramProtocol):
             handler(message, source)
 
     def _reply(self, request: Request, source, status: int, reason: str,
-               headers: list[tuple[str, str]] = (), body: bytes = b"",
+               headers: Sequence[tuple[str, str]] = (), body: bytes = b"",
                tag: str | None = None) -> bytes:  # fmt: skip
         raw = format_response(request, status, reason, list(headers), body, to_tag=tag)
-        self.transport.sendto(raw, source)
+        self._send(raw, source)
         return raw
+
+    def _send(self, raw: bytes, destination: tuple[str, int]) -> None:
+        assert self.transport is not None, "the demo PBX has not started"
+        self.transport.sendto(raw, destination)
+
+    def _forget(self, call_id: str | None) -> None:
+        self.calls.pop(call_id, None)
 
     # --- REGISTER ---------------------------------------------------------------------------
 
@@ -217,7 +224,7 @@ class DemoPBX(asyncio.DatagramProtocol):
         call = self.calls.get(request.call_id)
         if call is not None:  # a retransmission: answer as before
             if call.final is not None and request.to_tag is None:
-                self.transport.sendto(call.final, source)
+                self._send(call.final, source)
             elif request.to_tag is not None:  # a re-INVITE: keep the session
                 self._reply(request, source, 200, "OK", [("Contact", self._contact())],
                             self._sdp(), tag=call.tag)  # fmt: skip
@@ -248,14 +255,14 @@ class DemoPBX(asyncio.DatagramProtocol):
                 self._final(call, 486, "Busy Here")
                 return
             headers = [("Contact", self._contact()), ("Content-Type", "application/sdp")]
-            self._final(call, 200, "OK", headers, self._sdp())
+            final = self._final(call, 200, "OK", headers, self._sdp())
             self.stats["answered"] += 1
             interval = 0.5
             while not call.acked.is_set() and interval < 8:  # 2xx until ACK (13.3.1.4)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(call.acked.wait(), interval)
                 if not call.acked.is_set():
-                    self.transport.sendto(call.final, source)
+                    self._send(final, source)
                     interval *= 2
             if not call.acked.is_set():  # the dialer never ACKed: the call is over here
                 call.ended = True
@@ -263,13 +270,14 @@ class DemoPBX(asyncio.DatagramProtocol):
         except asyncio.CancelledError:
             pass
 
-    def _final(self, call: _Call, status: int, reason: str, headers=(), body=b"") -> None:
+    def _final(self, call: _Call, status: int, reason: str, headers=(), body=b"") -> bytes:
         self.stats[f"final_{status}"] += 1
-        call.final = self._reply(call.invite, call.source, status, reason, headers, body,
-                                 tag=call.tag)  # fmt: skip
+        final = call.final = self._reply(call.invite, call.source, status, reason, headers, body,
+                                         tag=call.tag)  # fmt: skip
         self.record("answered" if status < 300 else "final", call, status)
         if status >= 300:
-            asyncio.get_running_loop().call_later(32, self.calls.pop, call.invite.call_id, None)
+            asyncio.get_running_loop().call_later(32, self._forget, call.invite.call_id)
+        return final
 
     def _on_ack(self, request: Request, source) -> None:
         call = self.calls.get(request.call_id)
@@ -287,7 +295,7 @@ class DemoPBX(asyncio.DatagramProtocol):
             self.record("cancel", call)
             call.final = self._reply(call.invite, call.source, 487, "Request Terminated",
                                      tag=call.tag)  # fmt: skip
-            asyncio.get_running_loop().call_later(32, self.calls.pop, call.invite.call_id, None)
+            asyncio.get_running_loop().call_later(32, self._forget, call.invite.call_id)
 
     def _on_bye(self, request: Request, source) -> None:
         call = self.calls.pop(request.call_id, None)
@@ -347,7 +355,7 @@ class DemoPBX(asyncio.DatagramProtocol):
         call.seq += 1
         branch = "z9hG4bK" + secrets.token_hex(8)
         host, port = self.address
-        contact = invite.contact.uri if invite.contact else invite.get("from")
+        contact = invite.contact.uri if invite.contact else invite.get("from") or ""
         head = [
             ("Via", f"SIP/2.0/UDP {host}:{port};branch={branch}"),
             ("Max-Forwards", "70"),
@@ -364,7 +372,7 @@ class DemoPBX(asyncio.DatagramProtocol):
         interval = 0.5
         try:
             while interval <= 4:
-                self.transport.sendto(raw, call.source)
+                self._send(raw, call.source)
                 with contextlib.suppress(TimeoutError):
                     return await asyncio.wait_for(asyncio.shield(future), interval)
                 interval *= 2
@@ -422,6 +430,7 @@ async def serve(args: argparse.Namespace) -> None:
     journal = open(args.journal, "a", buffering=1) if args.journal else None  # noqa: SIM115
 
     def write(entry: Entry) -> None:
+        assert journal is not None
         journal.write(json.dumps(entry.__dict__) + "\n")
 
     pbx = DemoPBX(args.user, args.password, behaviour_from(args), seed=args.seed,

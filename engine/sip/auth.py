@@ -47,7 +47,7 @@ def choose(challenges: list[Challenge]) -> Challenge | None:
     """The challenge to answer: Digest, with the best algorithm we know."""
     usable = [c for c in challenges if c.scheme.lower() == "digest" and algorithm_of(c)]
     ranking = list(ALGORITHMS)
-    usable.sort(key=lambda c: ranking.index(algorithm_of(c)))
+    usable.sort(key=lambda c: ranking.index(algorithm_of(c) or ""))
     return usable[0] if usable else None
 
 
@@ -91,6 +91,7 @@ class DigestClient:
         """The value of an Authorization or Proxy-Authorization header answering `challenge`
         (`cnonce` is drawn at random unless given)."""
         algorithm = algorithm_of(challenge)
+        assert algorithm is not None, "an algorithm we know: `choose` picked the challenge"
         realm = challenge.realm or ""
         nonce = challenge.params.get("nonce", "")
         qops = [q.strip() for q in challenge.params.get("qop", "").split(",") if q.strip()]

@@ -50,7 +50,7 @@ class Dialog:
             local_tag,
             response.to_tag or "",
             local_uri,
-            response.get("to"),
+            response.get("to") or "",
             target,
             # The UAC's route set is the Record-Route of the 2xx in reverse (12.1.2).
             [f"<{r.uri}>" for r in reversed(response.record_routes)] if routes else [],

@@ -10,7 +10,8 @@ checks and must agree with them (tests/engine/sip/test_parser_agreement.py).
 from __future__ import annotations
 
 import re
-from typing import NamedTuple
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, NamedTuple
 
 
 class ParseError(ValueError):
@@ -21,7 +22,7 @@ class ParseError(ValueError):
         self.line = line
         super().__init__(reason if line is None else f"line {line}: {reason}")
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[type[ParseError], tuple[str, int | None]]:
         return (type(self), (self.reason, self.line))
 
 
@@ -337,7 +338,7 @@ def _token_at(s: str, i: int, what: str) -> tuple[str, int]:
 def parse_via(value: str) -> Via:
     """`sent-protocol LWS sent-by *( SEMI via-params )`, with SWS allowed around '/' and ':'."""
     s = value.strip(WSP)
-    protocol = []
+    protocol: list[str] = []
     i = 0
     for what in ("the protocol name (SIP)", "the protocol version (2.0)", "the transport"):
         if protocol:
@@ -510,8 +511,9 @@ def _check_warning(value: str) -> None:
 
 
 def _check_retry_after(value: str) -> None:
-    digits = re.match(r"[ \t]*([0-9]*)", value).group(1)
-    parse_number(digits, _U32, "a number of seconds below 2**32")
+    digits = re.match(r"[ \t]*([0-9]*)", value)
+    assert digits is not None  # the pattern matches any text
+    parse_number(digits.group(1), _U32, "a number of seconds below 2**32")
 
 
 def _check_date(value: str) -> None:
@@ -529,7 +531,7 @@ def _check_contact(value: str) -> None:
         _check_list(value, parse_address)
 
 
-def _check_list(value: str, parse_one) -> None:
+def _check_list(value: str, parse_one: Callable[[str], object]) -> None:
     for item in split_list(value):
         if not item:
             raise ValueError("empty element in the list")
@@ -537,7 +539,7 @@ def _check_list(value: str, parse_one) -> None:
 
 
 #: The headers both parsers validate while parsing, by key, with the check for one value.
-VALIDATED_HEADERS = {
+VALIDATED_HEADERS: dict[str, Callable[[str], object]] = {
     "from": parse_address,
     "to": parse_address,
     "refer-to": parse_address,
@@ -568,6 +570,17 @@ class HeaderAccess:
     """
 
     __slots__ = ()
+
+    if TYPE_CHECKING:  # what the concrete classes provide
+        body: bytes
+
+        @property
+        def start_line(self) -> str: ...
+        @property
+        def headers(self) -> list[tuple[str, str]]: ...
+        def get(self, name: str) -> str | None: ...
+        def get_all(self, name: str) -> list[str]: ...
+        def lines(self, name: str) -> list[str]: ...
 
     @property
     def call_id(self) -> str | None:
@@ -697,19 +710,19 @@ class HeaderAccess:
         lines += [f"{name}: {value}" for name, value in self.headers]
         return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8", "surrogateescape") + self.body
 
-    def _identity(self) -> tuple:
+    def _identity(self) -> tuple[str, list[tuple[str, str]], bytes]:
         return (
             self.start_line,
             [(header_key(name), value) for name, value in self.headers],
             self.body,
         )
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         if not isinstance(other, HeaderAccess):
             return NotImplemented
         return self._identity() == other._identity()
 
-    def __hash__(self):
+    def __hash__(self) -> int:
         return hash((self.start_line, self.body))
 
     def __repr__(self) -> str:
@@ -730,10 +743,10 @@ def format_request(
 
 
 def format_response(
-    request,
+    request: HeaderAccess,
     status: int,
     reason: str,
-    headers: list[tuple[str, str]] = (),
+    headers: Sequence[tuple[str, str]] = (),
     body: bytes = b"",
     to_tag: str | None = None,
 ) -> bytes:

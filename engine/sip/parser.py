@@ -9,10 +9,12 @@ Content-Length wins over trailing octets (18.3).
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from engine.sip.message import (
     LIST_HEADERS,
     VALIDATED_HEADERS,
+    CSeq,
     HeaderAccess,
     ParseError,
     canonical_name,
@@ -32,6 +34,8 @@ _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:")
 
 class _Message(HeaderAccess):
     __slots__ = ("_headers", "body")
+    _headers: list[tuple[str, str, str]]  # (name as received, key, value)
+    body: bytes
 
     def get(self, name: str) -> str | None:
         """The first value of header `name` (any case, compact form or not), or None."""
@@ -63,6 +67,8 @@ class _Message(HeaderAccess):
 
 class Request(_Message):
     __slots__ = ("method", "uri")
+    method: str
+    uri: str
 
     @property
     def start_line(self) -> str:
@@ -71,6 +77,8 @@ class Request(_Message):
 
 class Response(_Message):
     __slots__ = ("reason", "status")
+    reason: str
+    status: int
 
     @property
     def start_line(self) -> str:
@@ -91,10 +99,10 @@ def _start_line(line: bytes) -> Request | Response:
             raise ParseError(
                 f"the status code must be three digits from 100 to 699, not {_text(code)!r}", 1
             )
-        msg = Response.__new__(Response)
-        msg.status = int(code)
-        msg.reason = _text(parts[2]) if len(parts) > 2 else ""
-        return msg
+        response = Response.__new__(Response)
+        response.status = int(code)
+        response.reason = _text(parts[2]) if len(parts) > 2 else ""
+        return response
     parts = line.split(b" ")
     if len(parts) != 3 or not all(parts):
         raise ParseError(
@@ -133,8 +141,8 @@ def parse(data: bytes) -> Request | Response:
     if pos == size:
         raise ParseError("the message is empty")
 
-    msg = None
-    fields: list[list] = []  # [name, key, value start, value end, line number, folded]
+    msg: Request | Response | None = None
+    fields: list[list[Any]] = []  # [name, key, value start, value end, line number, folded]
     line_no = 0
     while True:
         lf = data.find(b"\n", pos)
@@ -179,7 +187,8 @@ def parse(data: bytes) -> Request | Response:
         if check is not None:
             try:
                 checked = check(value)
-                if key == "cseq" and isinstance(msg, Request) and checked.method != msg.method:
+                if (key == "cseq" and isinstance(msg, Request) and isinstance(checked, CSeq)
+                        and checked.method != msg.method):  # fmt: skip
                     raise ValueError(
                         f"the method {checked.method!r} does not match the request's {msg.method!r}"
                     )
@@ -199,6 +208,7 @@ def parse(data: bytes) -> Request | Response:
                 f"Content-Length says {text} bytes but {available} follow the headers", number
             )
         body = data[body_start : body_start + int(text)]
+    assert msg is not None  # the first line that is not empty made it
     msg._headers = headers
     msg.body = body
     return msg

@@ -32,25 +32,24 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
+from engine.compiled import load
 from engine.sip import Request, Response, parse
 from engine.sip.message import format_request
 
-if os.environ.get("AUTOCALL_NO_EXTENSIONS") == "1":
-
-    def untracked(values: tuple) -> tuple:
-        return values
-
-else:
-    try:
-        from engine.sip._untracked import untracked
-    except ImportError:  # not built: the collector untracks them on its first look instead
-
-        def untracked(values: tuple) -> tuple:
-            return values
-
+if TYPE_CHECKING:
+    from engine.sip.transport import Transport
+    from engine.sip.untracked import untracked
+else:  # the twin, when not built: the collector untracks them on its first look instead
+    untracked = load("engine.sip._untracked", "engine.sip.untracked").untracked
 
 Address = tuple[str, int]
+#: What a client transaction calls with each response it passes on, and at its timeout.
+OnResponse = Callable[["ClientTransaction", Response], None]
+OnTimeout = Callable[["ClientTransaction"], None]
+#: A timer's handler: called with the timer's key and when it was due (`TimerQueues`).
+TimerHandler = Callable[[Any, float], None]
 MAGIC_COOKIE = "z9hG4bK"  # every branch we make starts with it (section 8.1.1.7)
 
 
@@ -81,7 +80,7 @@ class _RandomHex:
 
     SIZE = 4096
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._pool = b""
         self._at = 0
         os.register_at_fork(after_in_child=self._forget)
@@ -112,10 +111,10 @@ class TimerQueue:
 
     __slots__ = ("delay", "handler", "head", "items", "pinned", "tail")
 
-    def __init__(self, delay: float, handler: Callable, pinned: bool):
+    def __init__(self, delay: float, handler: TimerHandler, pinned: bool):
         self.delay = delay
         self.handler = handler
-        self.items: dict[int, tuple] = {}
+        self.items: dict[int, tuple[float, Any]] = {}
         self.head = self.tail = 0
         self.pinned = pinned  # held by its user: never forgotten when idle
 
@@ -150,31 +149,31 @@ class TimerQueues:
     def __init__(self, loop: asyncio.AbstractEventLoop):
         self.loop = loop
         # asyncio's own loops count time with time.monotonic: skip the method around it.
-        self._time = (
+        self._time: Callable[[], float] = (
             time.monotonic
             if getattr(type(loop), "time", None) is asyncio.BaseEventLoop.time
             else loop.time
         )
-        self._queues: dict[tuple[float, Callable], TimerQueue] = {}
+        self._queues: dict[tuple[float, TimerHandler], TimerQueue] = {}
         self._handle: asyncio.TimerHandle | None = None
         self._armed = math.inf
         self.last_queue: TimerQueue | None = None
 
-    def queue(self, delay: float, handler: Callable) -> TimerQueue:
+    def queue(self, delay: float, handler: TimerHandler) -> TimerQueue:
         queue = self._queues.get((delay, handler))
         if queue is None:
             queue = self._queues[(delay, handler)] = TimerQueue(delay, handler, True)
         queue.pinned = True
         return queue
 
-    def add(self, delay: float, handler: Callable, key) -> float:
+    def add(self, delay: float, handler: TimerHandler, key: Any) -> float:
         queue = self._queues.get((delay, handler))
         if queue is None:
             queue = self._queues[(delay, handler)] = TimerQueue(delay, handler, False)
         self.last_queue = queue
         return self.put(queue, key)
 
-    def put(self, queue: TimerQueue, key) -> float:
+    def put(self, queue: TimerQueue, key: Any) -> float:
         due = self._time() + queue.delay
         queue.items[queue.tail] = untracked((due, key))
         queue.tail += 1
@@ -246,15 +245,16 @@ class ClientTransaction:
                  "state")  # fmt: skip
 
     def __init__(self, layer: TransactionLayer, method: str, branch: str, raw: bytes,
-                 destination: Address, on_response, on_timeout):  # fmt: skip
+                 destination: Address, on_response: OnResponse,
+                 on_timeout: OnTimeout):  # fmt: skip
         self.layer = layer
         self.raw = raw  # the request as sent; parsed again only to ACK a failure
         self.method = method
         self.branch = branch
         self.key = untracked((branch, method))
         self.destination = destination
-        self.on_response = on_response
-        self.on_timeout = on_timeout
+        self.on_response: OnResponse | None = on_response
+        self.on_timeout: OnTimeout | None = on_timeout
         self.state = "trying"  # INVITE: calling
         self.final: Response | None = None
         self.end_at: float | None = None  # when an accepted INVITE stops lingering
@@ -262,9 +262,9 @@ class ClientTransaction:
         self.interval = layer.timers.t1
         layer.transport.send(raw, destination)
         first, give_up = layer._first_send_queue, layer._give_up_queue
-        self.next_send = queues.put(first, self.key)  # Timer A / E
+        self.next_send: float | None = queues.put(first, self.key)  # Timer A / E
         self.next_send_queue, self.next_send_number = first, first.tail - 1
-        self.give_up_at = queues.put(give_up, self.key)  # Timer B / F
+        self.give_up_at: float | None = queues.put(give_up, self.key)  # Timer B / F
         self.give_up_number = give_up.tail - 1
 
     def _retransmit(self) -> None:
@@ -289,6 +289,7 @@ class ClientTransaction:
 
     def _timeout(self) -> None:
         on_timeout = self.on_timeout
+        assert on_timeout is not None  # let go of only once the transaction is over
         self._terminate()
         on_timeout(self)
 
@@ -309,6 +310,8 @@ class ClientTransaction:
             if 200 <= status < 300 and self.on_response is not None:
                 self.on_response(self, response)
             return
+        deliver = self.on_response
+        assert deliver is not None  # let go of only once the final response is in
         if status < 200:
             if self.method == "INVITE":
                 # A provisional stops Timer A, and Timer B: the TU's ring timeout takes over.
@@ -317,10 +320,9 @@ class ClientTransaction:
                 # Timer E continues in Proceeding, at T2 (section 17.1.2.2).
                 self.interval = self.layer.timers.t2
             self.state = "proceeding"
-            self.on_response(self, response)
+            deliver(self, response)
             return
         self.final = response
-        deliver = self.on_response
         layer = self.layer
         self._stop_timers()
         if self.method == "INVITE" and status < 300:
@@ -354,13 +356,14 @@ class ClientTransaction:
     def _ack(self, response: Response) -> bytes:
         """ACK for a non-2xx final response: part of this transaction (section 17.1.1.3)."""
         request = parse(self.raw)
+        assert isinstance(request, Request) and request.cseq is not None  # ours, as sent
         headers = [("Via", request.get_all("via")[0])]
         headers += [("Route", route) for route in request.get_all("route")]
         headers += [
             ("Max-Forwards", "70"),
-            ("From", request.get("from")),
-            ("To", response.get("to")),
-            ("Call-ID", request.call_id),
+            ("From", request.get("from") or ""),
+            ("To", response.get("to") or ""),
+            ("Call-ID", request.call_id or ""),
             ("CSeq", f"{request.cseq.number} ACK"),
         ]
         return format_request("ACK", request.uri, headers)
@@ -372,7 +375,8 @@ class ServerTransaction:
 
     __slots__ = ("key", "layer", "request", "source")
 
-    def __init__(self, layer: TransactionLayer, request: Request, source: Address, key: tuple):
+    def __init__(self, layer: TransactionLayer, request: Request, source: Address,
+                 key: tuple[Any, ...]):  # fmt: skip
         self.layer = layer
         self.request = request
         self.source = source
@@ -385,6 +389,7 @@ class ServerTransaction:
         layer.server[self.key] = untracked((due, response, untracked(self.source)))
         if reliable_2xx:  # a 2xx to INVITE is resent until the ACK (Timer G's pattern)
             request = self.request
+            assert request.cseq is not None  # a request the layer took has one
             dialog_key = untracked((request.call_id, request.cseq.number))
             interval = layer.timers.t1
             next_send = layer.queues.add(interval, layer._timer_g, dialog_key)
@@ -401,24 +406,25 @@ class TransactionLayer:
     are untracked, so that those dicts are too (see the module's docstring).
     """
 
-    def __init__(self, transport, timers: Timers = DEFAULT_TIMERS):
+    def __init__(self, transport: Transport, timers: Timers = DEFAULT_TIMERS):
         self.transport = transport
         self.timers = timers
         self.loop = asyncio.get_running_loop()
         self.queues = TimerQueues(self.loop)
         self.client: dict[tuple[str, str], ClientTransaction] = {}
-        self.lingering: dict[tuple[str, str], tuple] = {}
-        self.server: dict[tuple, tuple] = {}
+        self.lingering: dict[tuple[str, str], tuple[float | None, bytes | None, Address,
+                                                    bool]] = {}  # fmt: skip
+        self.server: dict[tuple[Any, ...], tuple[float, bytes, Address]] = {}
         #: 2xx responses to re-INVITEs still resent, by (Call-ID, CSeq number):
         #: [response, destination, interval, next send, until].
-        self.unacked: dict[tuple, list] = {}
+        self.unacked: dict[tuple[str | None, int], list[Any]] = {}
         self.retransmissions = 0
         # The timer handlers, bound once: the queues are keyed by them.
-        self._timer_a_or_e = self._timer_a_or_e
-        self._timer_b_or_f = self._timer_b_or_f
-        self._linger_over = self._linger_over
-        self._server_over = self._server_over
-        self._timer_g = self._timer_g
+        self._timer_a_or_e = self._timer_a_or_e  # type: ignore[method-assign]
+        self._timer_b_or_f = self._timer_b_or_f  # type: ignore[method-assign]
+        self._linger_over = self._linger_over  # type: ignore[method-assign]
+        self._server_over = self._server_over  # type: ignore[method-assign]
+        self._timer_g = self._timer_g  # type: ignore[method-assign]
         queue, b = self.queues.queue, timers.b
         self._first_send_queue = queue(timers.t1, self._timer_a_or_e)
         self._give_up_queue = queue(b, self._timer_b_or_f)
@@ -430,7 +436,8 @@ class TransactionLayer:
     # --- client transactions ----------------------------------------------------------------
 
     def send_request(self, method: str, branch: str, raw: bytes, destination: Address,
-                     on_response: Callable, on_timeout: Callable) -> ClientTransaction:  # fmt: skip
+                     on_response: OnResponse,
+                     on_timeout: OnTimeout) -> ClientTransaction:  # fmt: skip
         """Send `raw` (a request of `method` whose top Via has `branch`) as a new client
         transaction."""
         tx = ClientTransaction(self, method, branch, raw, destination, on_response, on_timeout)
@@ -466,17 +473,17 @@ class TransactionLayer:
         due = self.queues.put(queue, key)
         self.lingering[key] = untracked((due, ack, untracked(tx.destination), for_2xx))
 
-    def _timer_a_or_e(self, key, due: float) -> None:
+    def _timer_a_or_e(self, key: tuple[str, str], due: float) -> None:
         tx = self.client.get(key)
         if tx is not None and tx.next_send == due:
             tx._retransmit()
 
-    def _timer_b_or_f(self, key, due: float) -> None:
+    def _timer_b_or_f(self, key: tuple[str, str], due: float) -> None:
         tx = self.client.get(key)
         if tx is not None and tx.give_up_at == due:
             tx._timeout()
 
-    def _linger_over(self, key, due: float) -> None:
+    def _linger_over(self, key: tuple[str, str], due: float) -> None:
         entry = self.lingering.get(key)
         if entry is not None and entry[0] == due:
             del self.lingering[key]
@@ -488,7 +495,7 @@ class TransactionLayer:
     # --- server transactions ----------------------------------------------------------------
 
     @staticmethod
-    def server_key(request: Request) -> tuple:
+    def server_key(request: Request) -> tuple[Any, ...]:
         """Section 17.2.3: the top Via's branch and sent-by, and the method (ACK counting as
         INVITE); for a branch without the magic cookie (RFC 2543), Call-ID, CSeq and From tag."""
         top = request.get("via") or ""
@@ -516,12 +523,12 @@ class TransactionLayer:
             return None
         return ServerTransaction(self, request, source, key)
 
-    def _server_over(self, key, due: float) -> None:
+    def _server_over(self, key: tuple[Any, ...], due: float) -> None:
         entry = self.server.get(key)
         if entry is not None and entry[0] == due:
             del self.server[key]
 
-    def _timer_g(self, dialog_key, due: float) -> None:
+    def _timer_g(self, dialog_key: tuple[str | None, int], due: float) -> None:
         entry = self.unacked.get(dialog_key)
         if entry is None or entry[3] != due:
             return

@@ -15,23 +15,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import re
 import socket
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
+from engine.compiled import load
 from engine.sip import ParseError, Request, Response, parse
 from engine.sip.message import header_key
 
-if os.environ.get("AUTOCALL_NO_EXTENSIONS") == "1":
-    _udp = None
-else:
-    try:
-        from engine.sip import _udp
-    except ImportError:  # not built: Python's socket methods do the same, a little slower
-        _udp = None
+# None (not built, or switched off): Python's socket methods do the same, a little slower.
+_udp = load("engine.sip._udp")
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +72,7 @@ class Transport:
     """
 
     BATCH = 64
+    _sendto: Callable[[bytes, Address], object]  # the socket's, or the compiled Sender's: `open`
 
     def __init__(self, on_message: Callable[[Request | Response, Address], None],
                  accepts: Callable[[Address], bool] | None = None):  # fmt: skip
@@ -84,8 +81,7 @@ class Transport:
         self.stats = TransportStats()
         self._loop = asyncio.get_running_loop()
         self._sock: socket.socket | None = None
-        self._receiver = None  # engine.sip._udp.Receiver, for IPv4
-        self._sendto: Callable[[bytes, Address], int] | None = None
+        self._receiver: Any = None  # engine.sip._udp.Receiver, for IPv4
         self._pending: deque[tuple[bytes, Address]] = deque()  # waiting for send buffer room
         self.closed = self._loop.create_future()
         self.strangers_log_interval = STRANGERS_LOG_INTERVAL
@@ -95,7 +91,8 @@ class Transport:
 
     @classmethod
     async def open(cls, on_message: Callable[[Request | Response, Address], None], host: str,
-                   port: int = 0, accepts: Callable[[Address], bool] | None = None):  # fmt: skip
+                   port: int = 0,
+                   accepts: Callable[[Address], bool] | None = None) -> Transport:  # fmt: skip
         loop = asyncio.get_running_loop()
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         infos = await loop.getaddrinfo(host, port, family=family, type=socket.SOCK_DGRAM)
@@ -121,6 +118,7 @@ class Transport:
 
     @property
     def local_address(self) -> Address:
+        assert self._sock is not None, "the transport is closed"
         host, port = self._sock.getsockname()[:2]
         return host, port
 
@@ -207,13 +205,13 @@ class Transport:
         if sock is not None:
             self._loop.remove_writer(sock.fileno())
 
-    def error_received(self, exc):
+    def error_received(self, exc: OSError) -> None:
         # ICMP errors (e.g. port unreachable) come here without saying for which datagram;
         # transactions time out on their own (Timer B / F), so we only count them.
         self.stats.send_errors += 1
         log.debug("UDP error: %s", exc)
 
-    def datagram_received(self, data: bytes, source):
+    def datagram_received(self, data: bytes, source: tuple[Any, ...]) -> None:
         source = source[:2]
         if self.accepts is not None and not self.accepts(source):
             self._stranger(source)  # not even a 400: strangers learn nothing from us

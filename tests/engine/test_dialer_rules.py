@@ -7,9 +7,10 @@ from datetime import time as clock
 
 import pytest
 
-from engine.dialer import TenantSettings, calling_window, lead_after
+from engine.dialer import calling_window, lead_after
 from engine.outcomes import Detail, Outcome
 from engine.sip.ua import Account, Attempt
+from engine.store import TenantSettings
 
 
 def settings(**changes) -> TenantSettings:

@@ -1,4 +1,4 @@
-"""The engine's database work (engine/dialer.py `Store`): settings, claims, CDRs, recovery.
+"""The engine's database work (engine/store.py `Store`): settings, claims, CDRs, recovery.
 
 It runs in an engine host's database thread with a plain SQLAlchemy engine (no Flask app
 context), on the models' tables. Each method is one short transaction:
@@ -41,10 +41,10 @@ from rq import Queue
 from sqlalchemy import and_, case, create_engine, event, func, or_, select, text, update
 from sqlalchemy.engine import Connection, Engine
 
-from engine.dialer import Claimed, Finished, Lost, Refused, TenantSettings, Window
 from engine.formats import parse_host_port
 from engine.outcomes import Detail, Outcome, TransferResult
 from engine.sip.ua import Account
+from engine.store import Claimed, Finished, Lost, Refused, TenantSettings, Window
 from webapp.models import (
     Attempt,
     DoNotCall,

@@ -21,7 +21,7 @@ staff_only = role_required(Role.STAFF)
 
 #: The engine's own state (engine/dialer.py `_tick`), in words.
 STATE_TEXT = {"dialing": _l("dialing"), "waiting": _l("not dialing"), "stopping": _l("stopping")}
-#: The engine's registration state (engine/sip/ua.py Registration.state), in words.
+#: The engine's registration state (engine/sip/registration.py Registration.state), in words.
 REGISTRATION_TEXT = {
     "registered": _l("registered"),
     "registering": _l("registering"),

@@ -14,6 +14,7 @@ import pytest
 
 from engine.outcomes import Outcome
 from engine.sip import parse
+from engine.sip.message import format_response
 from engine.sip.transaction import Timers
 from engine.sip.ua import Account, UserAgent, classify
 from tests.sipp import SIPp
@@ -368,6 +369,28 @@ def test_registration_reports_a_silent_pbx(tmp_path):
 
     registration = asyncio.run(run())
     assert (registration.state, registration.detail) == ("failed", "the PBX did not answer")
+
+
+def test_a_bare_expires_on_the_registered_contact_is_no_number():
+    """A 2xx whose Contact has `;expires` without a value: the Expires header counts (the
+    keeper's refreshes once ended on it)."""
+
+    async def run():
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as registrar:
+            registrar.bind(("127.0.0.1", 0))
+            registrar.settimeout(2)
+            account = Account("127.0.0.1", registrar.getsockname()[1], "dialer", "secret")
+            async with UserAgent(account, local_host="127.0.0.1", timers=FAST) as ua:
+                registering = asyncio.ensure_future(ua.register())
+                loop = asyncio.get_running_loop()
+                data, source = await loop.run_in_executor(None, registrar.recvfrom, 4096)
+                contact = ("Contact", "<sip:dialer@127.0.0.1>;expires")
+                registrar.sendto(format_response(parse(data), 200, "OK", [contact,
+                                 ("Expires", "60")], to_tag="r1"), source)  # fmt: skip
+                return await registering
+
+    registration = asyncio.run(run())
+    assert (registration.state, registration.code, registration.expires) == ("registered", 200, 60)
 
 
 def test_requests_outside_our_calls_get_the_right_answers():

@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from engine.dialer import Finished, Refused, Window
 from engine.outcomes import Outcome
 from engine.sip import ua
+from engine.store import Finished, Refused, Window
 from webapp.config import DEV_ENCRYPTION_KEY
 from webapp.extensions import db
 from webapp.models import Attempt, Lead, Tenant

@@ -15,9 +15,9 @@ import redis
 from rq import Queue
 from sqlalchemy import select
 
-from engine.dialer import Finished
 from engine.outcomes import Outcome
 from engine.sip import ua
+from engine.store import Finished
 from tests.webapp.jobs import run_jobs
 from tests.webapp.webhooks.receiver import Receiver
 from webapp.config import DEV_ENCRYPTION_KEY

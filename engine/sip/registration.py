@@ -1,0 +1,111 @@
+"""Our registration at the tenant's PBX (RFC 3261 section 10): REGISTER, with digest when
+challenged, refreshed before it expires and retried with backoff after a failure; its state
+worded for the admin (`Registration`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from engine.sip.call import ALLOW
+from engine.sip.transaction import token_hex
+
+if TYPE_CHECKING:
+    from engine.sip.ua import UserAgent
+
+
+@dataclass
+class Registration:
+    """The state of our registration, in words an admin understands."""
+
+    state: str = "unregistered"  # registering / registered / failed
+    code: int | None = None
+    reason: str | None = None
+    detail: str = "not registered yet"
+    expires: int | None = None
+    at: float | None = None
+
+
+class RegistrationClient:
+    """A user agent's binding at the PBX's registrar: every REGISTER and refresh keeps one
+    Call-ID and From tag, with the CSeq rising (section 10.2.4)."""
+
+    def __init__(self, ua: UserAgent):
+        self.ua = ua
+        self.registration = Registration()
+        self.failures = 0  # for the metrics (engine/metrics.py)
+        self._call_id = f"{token_hex(10)}@autocall"
+        self._tag = token_hex(6)
+        self._seq = 0
+        self._keeper: asyncio.Task[None] | None = None
+
+    async def register(self, expires: int = 3600) -> Registration:
+        """REGISTER once (with digest when challenged); the result is also kept in
+        `self.registration`, worded for the admin."""
+        ua = self.ua
+        headers = [
+            ("Max-Forwards", "70"),
+            ("From", f"<{ua.aor}>;tag={self._tag}"),
+            ("To", f"<{ua.aor}>"),
+            ("Call-ID", self._call_id),
+            ("CSeq", f"{self._next_seq()} REGISTER"),
+            ("Contact", ua.contact),
+            ("Expires", str(expires)),
+            ("Allow", ALLOW),
+        ]
+        self.registration.state = "registering"
+        response = await ua.transact("REGISTER", ua.registrar, headers, self._next_seq)
+        result = Registration(at=time.time())
+        if response is None:
+            result.state, result.detail = "failed", "the PBX did not answer"
+        else:
+            result.code, result.reason = response.status, response.reason
+            if 200 <= response.status < 300:
+                granted = response.expires
+                contact = response.contact
+                expiry = (contact and contact.params.get("expires")) or ""
+                if expiry.isdigit():  # the Contact's expires (a bare `;expires` is no number)
+                    granted = int(expiry)
+                result.state, result.expires = "registered", granted or expires
+                result.detail = "registered"
+            elif response.status in (401, 407):
+                result.state, result.detail = "failed", "wrong username or password"
+            elif response.status == 403:
+                result.state, result.detail = "failed", "the PBX refused this account (403)"
+            else:
+                result.state = "failed"
+                result.detail = f"the PBX answered {response.status} {response.reason}"
+        self.registration = result
+        self.failures += result.state == "failed"
+        return result
+
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    def keep(self, expires: int = 3600, max_backoff: float = 300.0) -> None:
+        """Register now and refresh before expiry; after a failure retry with backoff."""
+
+        async def keeper() -> None:
+            backoff = 1.0
+            while True:
+                result = await self.register(expires)
+                if result.state == "registered":
+                    backoff = 1.0
+                    await asyncio.sleep(max(1.0, (result.expires or expires) * 0.8))
+                else:
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, max_backoff)
+
+        self._keeper = asyncio.get_running_loop().create_task(keeper())
+
+    async def stop(self) -> None:
+        """No more refreshes (the user agent closes)."""
+        if self._keeper is not None:
+            self._keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._keeper
