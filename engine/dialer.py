@@ -476,6 +476,8 @@ class TenantEngine:
                     else "no_operator_on_line"), ""  # fmt: skip
         if now < self.claim_at:
             return self.idle_reason
+        if self.reload:  # the settings changed while this tick waited: claim with the new ones
+            return self.idle_reason
         pacer = self.pacer
         assert pacer is not None  # made with the settings
         count = pacer.calls_to_start(free, self.in_flight, now, on_line, wrapping_up)
