@@ -12,13 +12,13 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 import tomllib
 import urllib.request
 from pathlib import Path
 
 import pytest
 
+from tests.ready import wait_until_ready
 from tests.test_run_command import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -86,16 +86,7 @@ def test_the_built_wheel_installed_elsewhere_migrates_and_serves(tmp_path):
                                process_group=0)  # fmt: skip
         base = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 90
-            while True:  # ready: database, Redis and a worker on every queue
-                try:
-                    with urllib.request.urlopen(f"{base}/readyz", timeout=2) as answer:
-                        if answer.status == 200:
-                            break
-                except OSError:
-                    pass
-                assert time.monotonic() < deadline and run.poll() is None, "never ready"
-                time.sleep(0.5)
+            wait_until_ready(base, run, 90)
             request = urllib.request.Request(f"{base}/login", headers={"Accept-Language": "ru"})
             with urllib.request.urlopen(request, timeout=10) as answer:
                 assert "Войти" in answer.read().decode()

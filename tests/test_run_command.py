@@ -10,13 +10,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 from playwright.sync_api import expect, sync_playwright
 
 from tests.browser.test_portal import CHROMIUM, CHROMIUM_ARGS
+from tests.ready import wait_until_ready
 from webapp import demo
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,16 +47,7 @@ def test_the_demo_runs_shows_a_card_and_stops_on_sigint(tmp_path):
                            text=True, process_group=0)  # a terminal's job  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:  # ready: database, Redis and workers on every queue
-            try:
-                with urllib.request.urlopen(f"{base}/readyz", timeout=2) as answer:
-                    if answer.status == 200:
-                        break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline and run.poll() is None, "never ready"
-            time.sleep(0.5)
+        wait_until_ready(base, run, 60)
         children = descendants(run.pid)
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
