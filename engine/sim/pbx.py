@@ -260,7 +260,8 @@ class DemoPBX(asyncio.DatagramProtocol):
             interval = 0.5
             while not call.acked.is_set() and interval < 8:  # 2xx until ACK (13.3.1.4)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(call.acked.wait(), interval)
+                    async with asyncio.timeout(interval):  # a cancel (BYE, CANCEL) goes through
+                        await call.acked.wait()
                 if not call.acked.is_set():
                     self._send(final, source)
                     interval *= 2
@@ -374,7 +375,8 @@ class DemoPBX(asyncio.DatagramProtocol):
             while interval <= 4:
                 self._send(raw, call.source)
                 with contextlib.suppress(TimeoutError):
-                    return await asyncio.wait_for(asyncio.shield(future), interval)
+                    async with asyncio.timeout(interval):
+                        return await asyncio.shield(future)
                 interval *= 2
             return None
         finally:
