@@ -85,9 +85,12 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="autocall-bench-console-"))
     prefix = f"bench-{uuid.uuid4().hex[:8]}:"
     config = {
-        "env": "testing", "secret_key": "bench", "redis_url": "redis://127.0.0.1:6379/0",
-        "redis_prefix": prefix, "database_url": f"sqlite:///{workdir / 'bench.db'}",
-    }  # fmt: skip
+        "env": "testing",
+        "secret_key": "bench",
+        "redis_url": "redis://127.0.0.1:6379/0",
+        "redis_prefix": prefix,
+        "database_url": f"sqlite:///{workdir / 'bench.db'}",
+    }
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     upgrade_database(config)
     app = create_app(config)
@@ -96,8 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     base = f"http://127.0.0.1:{server.server_port}"
     pbx = SIPp("pbx.xml", workdir, calls=10**6, timeout=3600, fill={"ring_ms": 200})
     extensions = tuple(str(101 + n) for n in range(args.operators))
-    tenant_id, _ = dialing_tenant(app, "Bench", pbx, extensions=extensions,
-                                  pacing_mode="progressive")  # fmt: skip
+    tenant_id, _ = dialing_tenant(
+        app, "Bench", pbx, extensions=extensions, pacing_mode="progressive"
+    )
     with app.app_context():
         for user in db.session.scalars(db.select(User).where(User.role == "operator")):
             user.must_change_password = False
@@ -106,8 +110,10 @@ def main(argv: list[str] | None = None) -> int:
 
     pages = []
     try:
-        with sync_playwright() as playwright, HostThread(config["database_url"],
-                                                         config["redis_url"], prefix):  # fmt: skip
+        with (
+            sync_playwright() as playwright,
+            HostThread(config["database_url"], config["redis_url"], prefix),
+        ):
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
             for extension in extensions:
                 page = browser.new_context(locale="en-US").new_page()
@@ -124,9 +130,14 @@ def main(argv: list[str] | None = None) -> int:
             for n in range(args.leads):
                 body = json.dumps({"phone": f"+1555{n:06d}0", "name": f"Customer {n}"}).encode()
                 request = urllib.request.Request(
-                    f"{base}/api/v1/leads", data=body, method="POST",
-                    headers={"Authorization": f"Bearer {bearer}",
-                             "Content-Type": "application/json"})  # fmt: skip
+                    f"{base}/api/v1/leads",
+                    data=body,
+                    method="POST",
+                    headers={
+                        "Authorization": f"Bearer {bearer}",
+                        "Content-Type": "application/json",
+                    },
+                )
                 urllib.request.urlopen(request, timeout=10).close()
             deadline = time.monotonic() + 30 + args.leads
             finished = 0
@@ -141,9 +152,13 @@ def main(argv: list[str] | None = None) -> int:
             pops = [p for page in pages for p in page.evaluate("window.__pops")]
             cards = [c for page in pages for c in page.evaluate("window.__cards")]
             browser.close()
-        refer = {a.lead_id: a.refer_at.timestamp() if a.refer_at.tzinfo else
-                 a.refer_at.replace(tzinfo=__import__("datetime").UTC).timestamp()
-                 for a in attempts_of(app, tenant_id) if a.refer_at}  # fmt: skip
+        refer = {
+            a.lead_id: a.refer_at.timestamp()
+            if a.refer_at.tzinfo
+            else a.refer_at.replace(tzinfo=__import__("datetime").UTC).timestamp()
+            for a in attempts_of(app, tenant_id)
+            if a.refer_at
+        }
     finally:
         pbx.stop()
         server.shutdown()
@@ -156,13 +171,15 @@ def main(argv: list[str] | None = None) -> int:
     pop_delay = [p["t"] - refer[p["lead"]] for p in pops if p["lead"] in refer]
     card_delay = [c["t"] - refer[c["lead"]] for c in cards if c["lead"] in refer]
     result = {
-        "bench": "console", "operators": args.operators, "leads": args.leads,
+        "bench": "console",
+        "operators": args.operators,
+        "leads": args.leads,
         "cards": len(card_delay),
         "refer_to_event_p50_ms": ms(percentile(pop_delay, 50)),
         "refer_to_event_p95_ms": ms(percentile(pop_delay, 95)),
         "refer_to_card_p50_ms": ms(percentile(card_delay, 50)),
         "refer_to_card_p95_ms": ms(percentile(card_delay, 95)),
-    }  # fmt: skip
+    }
     after_event = [c["t"] - p["t"] for c in cards for p in pops if p["lead"] == c["lead"]]
     result["event_to_card_p50_ms"] = ms(percentile(after_event, 50))
     result["targets"] = {"card_within_1s_p95": (result["refer_to_card_p95_ms"] or 1e9) < 1000}

@@ -76,17 +76,26 @@ def prepare(database_url: str, prefix: str, operators: int) -> tuple[int, list[i
     from webapp.services.accounts import create_operator, create_tenant_with_admin
 
     webapp.models.user._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-    config = {"env": "testing", "database_url": database_url, "redis_url": REDIS_URL,
-              "redis_prefix": prefix}  # fmt: skip
+    config = {
+        "env": "testing",
+        "database_url": database_url,
+        "redis_url": REDIS_URL,
+        "redis_prefix": prefix,
+    }
     upgrade_database(config)
     app = create_app(config)
     with app.app_context():
         tenant = create_tenant_with_admin("Bench", "admin@bench.example", PASSWORD).tenant
         ids = []
         for n in range(operators):
-            operator = create_operator(tenant, name=f"Operator {n}", email=f"op{n}@bench.example",
-                                       extension=str(1000 + n), password=PASSWORD,
-                                       team_id=None)  # fmt: skip
+            operator = create_operator(
+                tenant,
+                name=f"Operator {n}",
+                email=f"op{n}@bench.example",
+                extension=str(1000 + n),
+                password=PASSWORD,
+                team_id=None,
+            )
             operator.user.must_change_password = False
             db.session.flush()
             ids.append(operator.id)
@@ -121,8 +130,10 @@ class Stream:
         except OSError:
             self.ready.set()
             return
-        writer.write(f"GET /console/events HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: {self.cookie}"
-                     f"\r\nAccept: text/event-stream\r\n\r\n".encode())  # fmt: skip
+        writer.write(
+            f"GET /console/events HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: {self.cookie}"
+            f"\r\nAccept: text/event-stream\r\n\r\n".encode()
+        )
         await writer.drain()
         try:
             status = await reader.readline()
@@ -156,12 +167,17 @@ def page_latency(url: str, samples: int) -> dict:
             times.append(time.perf_counter() - started)
         except OSError:
             failed += 1
-    return {"p50_ms": ms(percentile(times, 50)), "p95_ms": ms(percentile(times, 95)),
-            "max_ms": ms(max(times, default=None)), "failed": failed}  # fmt: skip
+    return {
+        "p50_ms": ms(percentile(times, 50)),
+        "p95_ms": ms(percentile(times, 95)),
+        "max_ms": ms(max(times, default=None)),
+        "failed": failed,
+    }
 
 
-async def consoles(port: int, cookies: list[str], keys: list[str], timeout: float,
-                   page_url: str | None = None) -> dict:  # fmt: skip
+async def consoles(
+    port: int, cookies: list[str], keys: list[str], timeout: float, page_url: str | None = None
+) -> dict:
     """Open a console for every cookie, time the page while they are open, then write a
     screen pop for every operator at once and time its arrival."""
     import redis
@@ -189,10 +205,14 @@ async def consoles(port: int, cookies: list[str], keys: list[str], timeout: floa
         task.cancel()
     delays = [s.popped_at - sent_at for s in streams if s.popped_at]
     return {
-        "opened": opened, "refused": refused, "popped": len(delays),
-        "p50_ms": ms(percentile(delays, 50)), "p95_ms": ms(percentile(delays, 95)),
-        "max_ms": ms(max(delays, default=None)), "page": page,
-    }  # fmt: skip
+        "opened": opened,
+        "refused": refused,
+        "popped": len(delays),
+        "p50_ms": ms(percentile(delays, 50)),
+        "p95_ms": ms(percentile(delays, 95)),
+        "max_ms": ms(max(delays, default=None)),
+        "page": page,
+    }
 
 
 def proc_status(pid: int) -> dict[str, int]:
@@ -218,8 +238,12 @@ def consoles_count(text: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--consoles", type=consoles_count, default=2000,
-                        help=f"consoles to open (at most {MAX_CONSOLES})")  # fmt: skip
+    parser.add_argument(
+        "--consoles",
+        type=consoles_count,
+        default=2000,
+        help=f"consoles to open (at most {MAX_CONSOLES})",
+    )
     args = parser.parse_args(argv)
 
     from engine.bus import TenantKeys
@@ -241,16 +265,34 @@ def main(argv: list[str] | None = None) -> int:
     # The deployed settings; the bench's one tenant may open a stream per operator (and one
     # more: the one-console run's stream may still be closing), and the process as many as
     # asked for when that is more than its default.
-    env = dict(os.environ, AUTOCALL_ENV="testing", AUTOCALL_DATABASE_URL=database_url,
-               AUTOCALL_REDIS_URL=REDIS_URL, AUTOCALL_REDIS_PREFIX=prefix,
-               AUTOCALL_WEB_WORKERS="1", AUTOCALL_STREAMS_PER_TENANT=str(args.consoles + 1),
-               AUTOCALL_WEB_STREAMS=str(max(Config.web_streams, args.consoles + 1)))  # fmt: skip
+    env = dict(
+        os.environ,
+        AUTOCALL_ENV="testing",
+        AUTOCALL_DATABASE_URL=database_url,
+        AUTOCALL_REDIS_URL=REDIS_URL,
+        AUTOCALL_REDIS_PREFIX=prefix,
+        AUTOCALL_WEB_WORKERS="1",
+        AUTOCALL_STREAMS_PER_TENANT=str(args.consoles + 1),
+        AUTOCALL_WEB_STREAMS=str(max(Config.web_streams, args.consoles + 1)),
+    )
     web = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py", "--bind",
-         f"127.0.0.1:{port}", "--access-logfile", "/dev/null", "webapp:create_app()"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-c",
+            "deploy/gunicorn.conf.py",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--access-logfile",
+            "/dev/null",
+            "webapp:create_app()",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
         stderr=open(workdir / "gunicorn.log", "w"),  # noqa: SIM115
-    )  # fmt: skip
+    )
     print(f"the web process logs to {workdir / 'gunicorn.log'}", flush=True)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -262,10 +304,12 @@ def main(argv: list[str] | None = None) -> int:
                 time.sleep(0.1)
         print("signing in ...", flush=True)
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
-            cookies = list(pool.map(lambda n: sign_in(base, f"op{n}@bench.example"),
-                                    range(args.consoles)))  # fmt: skip
-        children = subprocess.run(["pgrep", "-P", str(web.pid)], capture_output=True,
-                                  text=True).stdout.split()  # fmt: skip
+            cookies = list(
+                pool.map(lambda n: sign_in(base, f"op{n}@bench.example"), range(args.consoles))
+            )
+        children = subprocess.run(
+            ["pgrep", "-P", str(web.pid)], capture_output=True, text=True
+        ).stdout.split()
         worker = int(children[0])
         print("timing the sign-in page with no console open ...", flush=True)
         alone = page_latency(f"{base}/login", PAGE_SAMPLES)
@@ -286,26 +330,39 @@ def main(argv: list[str] | None = None) -> int:
         if stale:
             client.delete(*stale)
     beside = many["page"]
-    page = {"no_consoles": alone, "consoles_open": beside,
-            "p50_ratio": ratio(beside["p50_ms"], alone["p50_ms"]),
-            "p95_ratio": ratio(beside["p95_ms"], alone["p95_ms"])}  # fmt: skip
+    page = {
+        "no_consoles": alone,
+        "consoles_open": beside,
+        "p50_ratio": ratio(beside["p50_ms"], alone["p50_ms"]),
+        "p95_ratio": ratio(beside["p95_ms"], alone["p95_ms"]),
+    }
     del many["page"]
     held = many["opened"] >= args.consoles and many["popped"] >= args.consoles
     result = {
-        "bench": "consoles", "consoles": args.consoles, "one_console": peer,
-        "all_consoles": many, "p95_ratio_to_one_console": ratio(many["p95_ms"], peer["p95_ms"]),
-        "sign_in_page": page, "worker_rss_mb": round(worker_status.get("VmRSS", 0) / 1024, 1),
+        "bench": "consoles",
+        "consoles": args.consoles,
+        "one_console": peer,
+        "all_consoles": many,
+        "p95_ratio_to_one_console": ratio(many["p95_ms"], peer["p95_ms"]),
+        "sign_in_page": page,
+        "worker_rss_mb": round(worker_status.get("VmRSS", 0) / 1024, 1),
         "worker_threads": worker_status.get("Threads"),
-        "targets": {f"consoles_{args.consoles}": held,
-                    "pages_answer": held and beside["failed"] == 0 and bool(beside["p95_ms"])},
-    }  # fmt: skip
-    print(f"{many['opened']} streams open ({many['refused']} refused), {many['popped']} pops "
-          f"arrived: p50 {many['p50_ms']} ms, p95 {many['p95_ms']} ms, max {many['max_ms']} ms "
-          f"({result['p95_ratio_to_one_console']}x one console's p95)")  # fmt: skip
-    print(f"sign-in page: p50 {alone['p50_ms']} ms, p95 {alone['p95_ms']} ms with no console "
-          f"open; p50 {beside['p50_ms']} ms, p95 {beside['p95_ms']} ms with "
-          f"{many['opened']} open ({page['p50_ratio']}x / {page['p95_ratio']}x); "
-          f"{beside['failed']} failed")  # fmt: skip
+        "targets": {
+            f"consoles_{args.consoles}": held,
+            "pages_answer": held and beside["failed"] == 0 and bool(beside["p95_ms"]),
+        },
+    }
+    print(
+        f"{many['opened']} streams open ({many['refused']} refused), {many['popped']} pops "
+        f"arrived: p50 {many['p50_ms']} ms, p95 {many['p95_ms']} ms, max {many['max_ms']} ms "
+        f"({result['p95_ratio_to_one_console']}x one console's p95)"
+    )
+    print(
+        f"sign-in page: p50 {alone['p50_ms']} ms, p95 {alone['p95_ms']} ms with no console "
+        f"open; p50 {beside['p50_ms']} ms, p95 {beside['p95_ms']} ms with "
+        f"{many['opened']} open ({page['p50_ratio']}x / {page['p95_ratio']}x); "
+        f"{beside['failed']} failed"
+    )
     print(f"worker {result['worker_rss_mb']} MB, {result['worker_threads']} threads")
     print(json.dumps(result))
     return 0

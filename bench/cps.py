@@ -172,9 +172,18 @@ class SIPpStats:
 class SIPpProcess:
     """One SIPp run on 127.0.0.1, bounded by SIPp's own -timeout and by our kill."""
 
-    def __init__(self, scenario: str, workdir: Path, *, calls: int, timeout: float,
-                 core: int | None, buffer: int, rate: float | None = None,
-                 remote: tuple[str, int] | None = None):  # fmt: skip
+    def __init__(
+        self,
+        scenario: str,
+        workdir: Path,
+        *,
+        calls: int,
+        timeout: float,
+        core: int | None,
+        buffer: int,
+        rate: float | None = None,
+        remote: tuple[str, int] | None = None,
+    ):
         binary = shutil.which("sipp")
         if not binary:
             raise SystemExit("SIPp is not installed (Debian's sip-tester): ./dev test installs it")
@@ -183,12 +192,30 @@ class SIPpProcess:
         self.stat_file = workdir / f"{name}-{self.port}.csv"
         self.error_file = workdir / f"{name}-{self.port}.err"
         command = [
-            binary, "-sf", str(SCENARIOS / scenario), "-i", HOST, "-p", str(self.port),
-            "-m", str(calls), "-timeout", f"{timeout:.0f}s", "-timeout_error", "-nostdin",
-            "-buff_size", str(buffer),
-            "-trace_stat", "-stf", str(self.stat_file), "-fd", "1",
-            "-trace_err", "-error_file", str(self.error_file),
-        ]  # fmt: skip
+            binary,
+            "-sf",
+            str(SCENARIOS / scenario),
+            "-i",
+            HOST,
+            "-p",
+            str(self.port),
+            "-m",
+            str(calls),
+            "-timeout",
+            f"{timeout:.0f}s",
+            "-timeout_error",
+            "-nostdin",
+            "-buff_size",
+            str(buffer),
+            "-trace_stat",
+            "-stf",
+            str(self.stat_file),
+            "-fd",
+            "1",
+            "-trace_err",
+            "-error_file",
+            str(self.error_file),
+        ]
         if rate is not None:
             command += ["-r", f"{rate:g}", "-rp", "1000"]
         if remote is not None:
@@ -393,9 +420,14 @@ class Options:
 async def our_step(rate: float, seconds: float, options: Options, *, wire: bool = False) -> dict:
     """Our UA places rate*seconds calls at `rate` per second against a fresh SIPp PBX."""
     calls = max(1, round(rate * seconds))
-    pbx = SIPpProcess("pbx_transfer.xml", options.workdir, calls=calls,
-                      timeout=seconds + 60, core=options.sipp_core,
-                      buffer=options.buffer)  # fmt: skip
+    pbx = SIPpProcess(
+        "pbx_transfer.xml",
+        options.workdir,
+        calls=calls,
+        timeout=seconds + 60,
+        core=options.sipp_core,
+        buffer=options.buffer,
+    )
     pbx.wait_until_listening()
     loop = asyncio.get_running_loop()
     account = Account(HOST, pbx.port, "dialer", "secret")
@@ -444,10 +476,18 @@ async def our_step(rate: float, seconds: float, options: Options, *, wire: bool 
                 raised.append(repr(task.exception()))
                 return
             a = task.result()
-            results.append((
-                i, str(a.outcome), transfer_of(a), None if a.detail is None else str(a.detail),
-                a.invite_at, a.answer_at, a.refer_at, a.end_at,
-            ))  # fmt: skip
+            results.append(
+                (
+                    i,
+                    str(a.outcome),
+                    transfer_of(a),
+                    None if a.detail is None else str(a.detail),
+                    a.invite_at,
+                    a.answer_at,
+                    a.refer_at,
+                    a.end_at,
+                )
+            )
 
         for i in range(calls):
             due = start + i / rate
@@ -458,9 +498,14 @@ async def our_step(rate: float, seconds: float, options: Options, *, wire: bool 
                 aborted = True
                 break
             task = loop.create_task(
-                ua.place_call(target.format(i), refer_to, ring_timeout=10.0,
-                              transfer_timeout=10.0, bye_grace=OUR_BYE_GRACE)
-            )  # fmt: skip
+                ua.place_call(
+                    target.format(i),
+                    refer_to,
+                    ring_timeout=10.0,
+                    transfer_timeout=10.0,
+                    bye_grace=OUR_BYE_GRACE,
+                )
+            )
             task.add_done_callback(lambda task, i=i: finished(task, i))
             running.add(task)
             started += 1
@@ -539,14 +584,26 @@ async def our_step(rate: float, seconds: float, options: Options, *, wire: bool 
 
 def sipp_step(rate: float, seconds: float, options: Options) -> dict:
     calls = max(1, round(rate * seconds))
-    pbx = SIPpProcess("pbx_transfer.xml", options.workdir, calls=calls,
-                      timeout=seconds + 60, core=options.sipp_core,
-                      buffer=options.buffer)  # fmt: skip
+    pbx = SIPpProcess(
+        "pbx_transfer.xml",
+        options.workdir,
+        calls=calls,
+        timeout=seconds + 60,
+        core=options.sipp_core,
+        buffer=options.buffer,
+    )
     pbx.wait_until_listening()
     children_before = cpu_seconds(resource.RUSAGE_CHILDREN)
-    uac = SIPpProcess("uac_transfer.xml", options.workdir, calls=calls, timeout=seconds + 60,
-                      core=options.ua_core, buffer=options.buffer, rate=rate,
-                      remote=(HOST, pbx.port))  # fmt: skip
+    uac = SIPpProcess(
+        "uac_transfer.xml",
+        options.workdir,
+        calls=calls,
+        timeout=seconds + 60,
+        core=options.ua_core,
+        buffer=options.buffer,
+        rate=rate,
+        remote=(HOST, pbx.port),
+    )
     deadline = time.monotonic() + seconds + PACE_GRACE + 3
     while uac.poll() is None and time.monotonic() < deadline:
         uac.sample_drops()
@@ -757,8 +814,10 @@ def main(argv: list[str] | None = None) -> int:
             else f"wall {step['wall_s']:.2f} s"
         )
         verdict = "pass" if step["passed"] else "FAIL"
-        print(f"  {side:<10} {step['cps']:>7g} {step['calls']:>7} {step['ok']:>7}  "
-              f"{verdict:<7}  {detail}")  # fmt: skip
+        print(
+            f"  {side:<10} {step['cps']:>7g} {step['calls']:>7} {step['ok']:>7}  "
+            f"{verdict:<7}  {detail}"
+        )
 
     print("\nresults:")
     print(f"  our UA: highest rate sustained with no failed call: {our_best} cps ({our_why})")

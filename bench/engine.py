@@ -60,8 +60,14 @@ class World:
         from webapp import create_app
         from webapp.extensions import db
 
-        self.app = create_app({"env": "testing", "database_url": database_url,
-                               "redis_url": REDIS_URL, "redis_prefix": prefix})  # fmt: skip
+        self.app = create_app(
+            {
+                "env": "testing",
+                "database_url": database_url,
+                "redis_url": REDIS_URL,
+                "redis_prefix": prefix,
+            }
+        )
         self.database_url = database_url
         self.prefix = prefix
         with self.app.app_context():
@@ -76,21 +82,36 @@ class World:
 
         with self.app.app_context():
             tenant = Tenant(
-                name=f"Bench {n}", sip_host=pbx.host, sip_port=pbx.port,
-                sip_username=f"bench{n}", dialing_enabled=True, pacing_mode="progressive",
-                calling_hours_start=clock(0), calling_hours_end=clock(0),
-                max_concurrent_calls=1000, max_calls_per_second=1000, max_attempts=100,
-                wrap_up_timeout_seconds=1, ring_timeout_seconds=10,
-            )  # fmt: skip
+                name=f"Bench {n}",
+                sip_host=pbx.host,
+                sip_port=pbx.port,
+                sip_username=f"bench{n}",
+                dialing_enabled=True,
+                pacing_mode="progressive",
+                calling_hours_start=clock(0),
+                calling_hours_end=clock(0),
+                max_concurrent_calls=1000,
+                max_calls_per_second=1000,
+                max_attempts=100,
+                wrap_up_timeout_seconds=1,
+                ring_timeout_seconds=10,
+            )
             db.session.add(tenant)
             db.session.flush()
             for k in range(self.operators):
-                user = User(email=f"op{k}@t{n}.bench", role=Role.OPERATOR.value, tenant=tenant,
-                            password_hash="-")  # fmt: skip
+                user = User(
+                    email=f"op{k}@t{n}.bench",
+                    role=Role.OPERATOR.value,
+                    tenant=tenant,
+                    password_hash="-",
+                )
                 db.session.add(user)
                 db.session.flush()
-                db.session.add(Operator(tenant_id=tenant.id, user_id=user.id, name=f"Op {k}",
-                                        extension=str(100 + k)))  # fmt: skip
+                db.session.add(
+                    Operator(
+                        tenant_id=tenant.id, user_id=user.id, name=f"Op {k}", extension=str(100 + k)
+                    )
+                )
             db.session.commit()
             presence = bus.presence(tenant.id)
             for operator_id in db.session.scalars(
@@ -106,11 +127,19 @@ class World:
 
         with self.app.app_context():
             rows = [
-                {"tenant_id": t, "phone": f"+1555{t:03d}{k:04d}{'0' if k % 10 == 0 else '2'}",
-                 "name": "", "card": {}, "priority": 0, "status": "new", "attempts": 0,
-                 "created_at": datetime.now(UTC)}
-                for t in self.tenants for k in range(per_tenant)
-            ]  # fmt: skip
+                {
+                    "tenant_id": t,
+                    "phone": f"+1555{t:03d}{k:04d}{'0' if k % 10 == 0 else '2'}",
+                    "name": "",
+                    "card": {},
+                    "priority": 0,
+                    "status": "new",
+                    "attempts": 0,
+                    "created_at": datetime.now(UTC),
+                }
+                for t in self.tenants
+                for k in range(per_tenant)
+            ]
             db.session.execute(db.insert(Lead), rows)
             db.session.commit()
 
@@ -120,9 +149,15 @@ class World:
 
         with self.app.app_context():
             return db.session.execute(
-                db.select(Attempt.invite_at, Attempt.end_at, Attempt.answer_at, Attempt.refer_at,
-                          Attempt.outcome, Attempt.lead_id)
-            ).all()  # fmt: skip
+                db.select(
+                    Attempt.invite_at,
+                    Attempt.end_at,
+                    Attempt.answer_at,
+                    Attempt.refer_at,
+                    Attempt.outcome,
+                    Attempt.lead_id,
+                )
+            ).all()
 
     def close(self) -> None:
         import redis
@@ -146,8 +181,9 @@ def run_host(world: World, until, timeout: float):
     """Run one engine host in a thread until `until()` is true; returns the wall time."""
     from tests.engine.dialing import HostThread
 
-    host = HostThread(world.database_url, REDIS_URL, world.prefix,
-                      capacity=max(1, len(world.tenants)))  # fmt: skip
+    host = HostThread(
+        world.database_url, REDIS_URL, world.prefix, capacity=max(1, len(world.tenants))
+    )
     started = time.monotonic()
     with host:
         deadline = started + timeout
@@ -205,9 +241,12 @@ def new_lead_latency(leads: int, database_url: str, pbx: SIPp) -> dict:
         with world.app.app_context():
             created = dict(db.session.execute(db.select(Lead.id, Lead.created_at)).all())
         delays = [_seconds(r.invite_at) - _seconds(created[r.lead_id]) for r in world.attempts()]
-        return {"leads": leads, "dialed": len(delays),
-                "new_lead_to_invite_p50_ms": ms(percentile(delays, 50)),
-                "new_lead_to_invite_p99_ms": ms(percentile(delays, 99))}  # fmt: skip
+        return {
+            "leads": leads,
+            "dialed": len(delays),
+            "new_lead_to_invite_p50_ms": ms(percentile(delays, 50)),
+            "new_lead_to_invite_p99_ms": ms(percentile(delays, 99)),
+        }
     finally:
         world.close()
 
@@ -226,8 +265,11 @@ async def bare_user_agent(seconds: float, pbx: SIPp, concurrency: int) -> dict:
             while time.monotonic() < deadline:
                 n += 1
                 digit = "0" if n % 10 == 0 else "2"
-                await ua.place_call(f"sip:+1555{k:03d}{n:05d}{digit}@{pbx.host}:{pbx.port}",
-                                    "sip:100@pbx", bye_grace=0.0)  # fmt: skip
+                await ua.place_call(
+                    f"sip:+1555{k:03d}{n:05d}{digit}@{pbx.host}:{pbx.port}",
+                    "sip:100@pbx",
+                    bye_grace=0.0,
+                )
                 done += 1
 
         started = time.monotonic()
@@ -250,36 +292,53 @@ def main(argv: list[str] | None = None) -> int:
     # SIPp lost an ACK or a REFER and dropped the call, and the engine host took a REFER
     # timeout and an unanswered BYE (42 s) to drain.
     buffer = ["-buff_size", str(4 << 20)]
-    pbxes = [SIPp("pbx.xml", workdir, calls=10**7, timeout=3600, fill=fill, extra=buffer)
-             for _ in range(2)]  # fmt: skip
+    pbxes = [
+        SIPp("pbx.xml", workdir, calls=10**7, timeout=3600, fill=fill, extra=buffer)
+        for _ in range(2)
+    ]
     try:
         peer = asyncio.run(bare_user_agent(args.seconds, pbxes[0], 20))
-        print(f"peer: bare user agent, 20 calls at a time: "
-              f"{peer['calls_per_second']} calls/s", flush=True)  # fmt: skip
+        print(
+            f"peer: bare user agent, 20 calls at a time: {peer['calls_per_second']} calls/s",
+            flush=True,
+        )
         steps = []
         for tenants in counts:
             step = throughput(tenants, args.seconds, database_url, pbxes)
             step["ratio_to_bare_user_agent"] = round(
-                step["attempts_per_second"] / peer["calls_per_second"], 2)  # fmt: skip
+                step["attempts_per_second"] / peer["calls_per_second"], 2
+            )
             steps.append(step)
-            print(f"{tenants:>4} tenants: {step['attempts_per_second']:>7} attempts/s "
-                  f"({step['ratio_to_bare_user_agent']}x the bare UA), answer->REFER p99 "
-                  f"{step['answer_to_refer_p99_ms']} ms", flush=True)  # fmt: skip
+            print(
+                f"{tenants:>4} tenants: {step['attempts_per_second']:>7} attempts/s "
+                f"({step['ratio_to_bare_user_agent']}x the bare UA), answer->REFER p99 "
+                f"{step['answer_to_refer_p99_ms']} ms",
+                flush=True,
+            )
         latency = new_lead_latency(100, database_url, pbxes[1])
-        print(f"new lead -> INVITE: p50 {latency['new_lead_to_invite_p50_ms']} ms, "
-              f"p99 {latency['new_lead_to_invite_p99_ms']} ms", flush=True)  # fmt: skip
+        print(
+            f"new lead -> INVITE: p50 {latency['new_lead_to_invite_p50_ms']} ms, "
+            f"p99 {latency['new_lead_to_invite_p99_ms']} ms",
+            flush=True,
+        )
     finally:
         for pbx in pbxes:
             pbx.stop()
     peak_mb = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     worst = min(step["attempts_per_second"] for step in steps)
     result = {
-        "bench": "engine", "database": database_url.split(":")[0], "peer": peer,
-        "steps": steps, **latency, "peak_rss_mb": peak_mb,
-        "targets": {"attempts_per_second_300": worst >= 300,
-                    "new_lead_to_invite_p99_under_200ms":
-                        (latency["new_lead_to_invite_p99_ms"] or 1e9) < 200},
-    }  # fmt: skip
+        "bench": "engine",
+        "database": database_url.split(":")[0],
+        "peer": peer,
+        "steps": steps,
+        **latency,
+        "peak_rss_mb": peak_mb,
+        "targets": {
+            "attempts_per_second_300": worst >= 300,
+            "new_lead_to_invite_p99_under_200ms": (latency["new_lead_to_invite_p99_ms"] or 1e9)
+            < 200,
+        },
+    }
     print(json.dumps(result))
     return 0
 

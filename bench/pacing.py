@@ -43,8 +43,14 @@ try:
 except ImportError:  # not built: run `.venv/bin/python setup.py build_ext --inplace`
     c_pacer = None
 
-MODES = [("progressive", 1.0), ("multiplier", 1.2), ("multiplier", 1.5), ("multiplier", 2.0),
-         ("adaptive", 1.0), ("predictive", 1.0)]  # fmt: skip
+MODES = [
+    ("progressive", 1.0),
+    ("multiplier", 1.2),
+    ("multiplier", 1.5),
+    ("multiplier", 2.0),
+    ("adaptive", 1.0),
+    ("predictive", 1.0),
+]
 CAP = 0.03
 TOLD_FREES = "told frees"
 
@@ -82,9 +88,22 @@ def run_modes(workloads: list[Path], seeds: list[int], smoke: bool) -> dict:
         told = [(TOLD_FREES, "predictive", 1.0)] if not smoke else []
         for key, mode, multiplier in [(label(m, x), m, x) for m, x in MODES] + told:
             if key == TOLD_FREES:
-                runs = [simulate(workload, mode, seed, pacer=ToldFrees(
-                    mode, 1.0, workload.max_in_flight, workload.calls_per_second, 0.0,
-                    workload.abandon_rate_cap)) for seed in seeds]  # fmt: skip
+                runs = [
+                    simulate(
+                        workload,
+                        mode,
+                        seed,
+                        pacer=ToldFrees(
+                            mode,
+                            1.0,
+                            workload.max_in_flight,
+                            workload.calls_per_second,
+                            0.0,
+                            workload.abandon_rate_cap,
+                        ),
+                    )
+                    for seed in seeds
+                ]
             else:
                 runs = [simulate(workload, mode, seed, multiplier) for seed in seeds]
             rows[key] = {
@@ -110,9 +129,11 @@ def judge(results: dict) -> dict:
         rows = result["modes"]
         ours = rows["predictive"]
         under_cap = ours["abandon_rate_max"] <= CAP
-        others = [r["occupancy_mean"] for key, r in rows.items()
-                  if key not in ("predictive", TOLD_FREES)
-                  and r["abandon_rate_max"] <= CAP]  # fmt: skip
+        others = [
+            r["occupancy_mean"]
+            for key, r in rows.items()
+            if key not in ("predictive", TOLD_FREES) and r["abandon_rate_max"] <= CAP
+        ]
         best_other = max(others) if others else 0.0
         checks = {
             "abandon_at_most_3pct_every_seed": under_cap,
@@ -155,8 +176,10 @@ def main(argv=None) -> int:
     parser.add_argument("--smoke", action="store_true", help="one workload, one seed, short")
     args = parser.parse_args(argv)
     if c_pacer is None:
-        print("the Cython pacer is not built: .venv/bin/python setup.py build_ext --inplace",
-              file=sys.stderr)  # fmt: skip
+        print(
+            "the Cython pacer is not built: .venv/bin/python setup.py build_ext --inplace",
+            file=sys.stderr,
+        )
         return 2
     workloads = example_workloads()
     seeds = list(range(1, args.seeds + 1))
@@ -167,18 +190,24 @@ def main(argv=None) -> int:
     results = run_modes(workloads, seeds, args.smoke)
     simulated = time.perf_counter() - started
 
-    print(f"Pacing modes on {len(workloads)} workloads, seeds {seeds[0]}-{seeds[-1]} "
-          "(abandon: worst seed; occupancy (talk + wrap-up): mean, lowest; "
-          "talk alone: mean)")  # fmt: skip
-    print(f"{'workload':24} {'mode':16} {'abandon max':>11} {'occupancy':>10} {'lowest':>7} "
-          f"{'talk':>6} {'reached/op-h':>12}")  # fmt: skip
+    print(
+        f"Pacing modes on {len(workloads)} workloads, seeds {seeds[0]}-{seeds[-1]} "
+        "(abandon: worst seed; occupancy (talk + wrap-up): mean, lowest; "
+        "talk alone: mean)"
+    )
+    print(
+        f"{'workload':24} {'mode':16} {'abandon max':>11} {'occupancy':>10} {'lowest':>7} "
+        f"{'talk':>6} {'reached/op-h':>12}"
+    )
     for name, result in results.items():
         for mode, row in result["modes"].items():
             flag = "" if row["abandon_rate_max"] <= CAP else "  over the cap"
-            print(f"{name:24} {mode:16} {row['abandon_rate_max'] * 100:10.2f}% "
-                  f"{row['occupancy_mean'] * 100:9.1f}% {row['occupancy_min'] * 100:6.1f}% "
-                  f"{row['talk_share_mean'] * 100:5.1f}% "
-                  f"{row['leads_reached_per_operator_hour']:12.1f}{flag}")  # fmt: skip
+            print(
+                f"{name:24} {mode:16} {row['abandon_rate_max'] * 100:10.2f}% "
+                f"{row['occupancy_mean'] * 100:9.1f}% {row['occupancy_min'] * 100:6.1f}% "
+                f"{row['talk_share_mean'] * 100:5.1f}% "
+                f"{row['leads_reached_per_operator_hour']:12.1f}{flag}"
+            )
     targets = judge(results)
     for name, checks in targets.items():
         missed = [key for key, ok in checks.items() if not ok]
@@ -187,8 +216,10 @@ def main(argv=None) -> int:
     rounds = 2_000 if args.smoke else 50_000
     c_us = time_decision(c_pacer, rounds)
     py_us = time_decision(py_pacer, rounds // 10)
-    print(f"predictive decision: Cython {c_us:.2f} us, pure twin {py_us:.2f} us "
-          f"(twin / Cython = {py_us / c_us:.1f}x); target under 50 us")  # fmt: skip
+    print(
+        f"predictive decision: Cython {c_us:.2f} us, pure twin {py_us:.2f} us "
+        f"(twin / Cython = {py_us / c_us:.1f}x); target under 50 us"
+    )
     all_met = all(all(c.values()) for c in targets.values()) and c_us < 50.0
     print(
         json.dumps(

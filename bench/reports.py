@@ -44,13 +44,38 @@ KINDS = (
     ("technical_error", None, 5, 503, "Service Unavailable"),
 )
 ATTEMPT_COLUMNS = (
-    "tenant_id", "lead_id", "operator_id", "dialed_uri", "refer_to", "outcome", "detail",
-    "sip_code", "sip_reason", "invite_at", "ringing_at", "answer_at", "refer_at",
-    "transfer_result_at", "end_at", "transfer_result", "transfer_sip_code",
-    "transfer_sip_reason", "talk_ended_at", "wrap_up_ended_at",
-)  # fmt: skip
-LEAD_COLUMNS = ("id", "tenant_id", "phone", "name", "card", "priority", "status", "attempts",
-                "created_at")  # fmt: skip
+    "tenant_id",
+    "lead_id",
+    "operator_id",
+    "dialed_uri",
+    "refer_to",
+    "outcome",
+    "detail",
+    "sip_code",
+    "sip_reason",
+    "invite_at",
+    "ringing_at",
+    "answer_at",
+    "refer_at",
+    "transfer_result_at",
+    "end_at",
+    "transfer_result",
+    "transfer_sip_code",
+    "transfer_sip_reason",
+    "talk_ended_at",
+    "wrap_up_ended_at",
+)
+LEAD_COLUMNS = (
+    "id",
+    "tenant_id",
+    "phone",
+    "name",
+    "card",
+    "priority",
+    "status",
+    "attempts",
+    "created_at",
+)
 MAX_ATTEMPTS = 5
 TARGETS_MS = {"summary": 300, "heat map": 300, "operators": 300, "call log": 100}
 say = common.say
@@ -91,8 +116,15 @@ def _row(values) -> str:
     return "\t".join("\\N" if v is None else str(v) for v in values) + "\n"
 
 
-def generate(tenant_id: int, first_lead: int, attempts: int, days: int, operators: list[int],
-             now: datetime, seed: int = 7):  # fmt: skip
+def generate(
+    tenant_id: int,
+    first_lead: int,
+    attempts: int,
+    days: int,
+    operators: list[int],
+    now: datetime,
+    seed: int = 7,
+):
     """Yields (lead line, attempt lines) per lead: 1 to 5 attempts, 90 minutes or more apart,
     in Moscow's day time, outcomes by KINDS; the lead's status follows its attempts. The same
     arguments yield the same rows, so leads and attempts are made in two passes (leads first:
@@ -128,29 +160,65 @@ def generate(tenant_id: int, first_lead: int, attempts: int, days: int, operator
                         wrap_end = talk_end + rng.choice((0, 10, 20, 45)) * s
                     else:
                         transfer = "failed"
-                        tcode, treason = ((405, "Method Not Allowed") if detail == "refer_refused"
-                                          else (480, "Temporarily Unavailable"))  # fmt: skip
+                        tcode, treason = (
+                            (405, "Method Not Allowed")
+                            if detail == "refer_refused"
+                            else (480, "Temporarily Unavailable")
+                        )
             else:
                 end = ringing + (ring if outcome == "no_answer" else 1) * s
             if end >= now:  # not yet happened
                 break
-            lines.append(_row((
-                tenant_id, lead_id, operator, "sip:+79160000000@pbx.example:5060", refer_to,
-                outcome, detail, code, reason, _ts(invite), _ts(ringing),
-                answer and _ts(answer), refer and _ts(refer), result_at and _ts(result_at),
-                _ts(end), transfer, tcode, treason, talk_end and _ts(talk_end),
-                wrap_end and _ts(wrap_end),
-            )))  # fmt: skip
+            lines.append(
+                _row(
+                    (
+                        tenant_id,
+                        lead_id,
+                        operator,
+                        "sip:+79160000000@pbx.example:5060",
+                        refer_to,
+                        outcome,
+                        detail,
+                        code,
+                        reason,
+                        _ts(invite),
+                        _ts(ringing),
+                        answer and _ts(answer),
+                        refer and _ts(refer),
+                        result_at and _ts(result_at),
+                        _ts(end),
+                        transfer,
+                        tcode,
+                        treason,
+                        talk_end and _ts(talk_end),
+                        wrap_end and _ts(wrap_end),
+                    )
+                )
+            )
             if outcome == "answered":
                 reached = True
                 break
             moment = end + timedelta(minutes=rng.randint(90, 600))
         made += max(1, len(lines))
         tried = len(lines)
-        status = "reached" if reached else ("exhausted" if tried == MAX_ATTEMPTS else
-                                            ("retry" if tried else "new"))  # fmt: skip
-        lead = _row((lead_id, tenant_id, f"+7916{lead_id:07d}", f"Клиент {lead_id}", "{}", 0,
-                     status, tried, _ts(start)))  # fmt: skip
+        status = (
+            "reached"
+            if reached
+            else ("exhausted" if tried == MAX_ATTEMPTS else ("retry" if tried else "new"))
+        )
+        lead = _row(
+            (
+                lead_id,
+                tenant_id,
+                f"+7916{lead_id:07d}",
+                f"Клиент {lead_id}",
+                "{}",
+                0,
+                status,
+                tried,
+                _ts(start),
+            )
+        )
         yield lead, lines
         lead_id += 1
 
@@ -168,8 +236,17 @@ def sessions(tenant_id: int, operators: list[int], days: int, now: datetime) -> 
                 on, off = day + timedelta(hours=begin), day + timedelta(hours=end)
                 if on >= now:
                     continue
-                rows.append(_row((tenant_id, operator, _ts(on), _ts(off) if off < now else None,
-                                  "console" if off < now else None)))  # fmt: skip
+                rows.append(
+                    _row(
+                        (
+                            tenant_id,
+                            operator,
+                            _ts(on),
+                            _ts(off) if off < now else None,
+                            "console" if off < now else None,
+                        )
+                    )
+                )
     return rows
 
 
@@ -205,15 +282,27 @@ def build(app, attempts: int, days: int, operators: int) -> dict:
             yield lead
 
     _copy(app, "leads", LEAD_COLUMNS, lead_lines(), None, "leads")
-    _copy(app, "attempts", ATTEMPT_COLUMNS,
-          (line for _, lines in generate(tenant_id, first_lead, attempts, days, operator_ids, now)
-           for line in lines), made, "attempts")  # fmt: skip
+    _copy(
+        app,
+        "attempts",
+        ATTEMPT_COLUMNS,
+        (
+            line
+            for _, lines in generate(tenant_id, first_lead, attempts, days, operator_ids, now)
+            for line in lines
+        ),
+        made,
+        "attempts",
+    )
     rows = sessions(tenant_id, operator_ids, days, now)
     columns = ("tenant_id", "operator_id", "on_line_at", "off_line_at", "off_line_why")
     _copy(app, "operator_sessions", columns, rows, len(rows), "on-line sessions")
     with app.app_context():
-        db.session.execute(text("SELECT setval(pg_get_serial_sequence('leads', 'id'), "
-                                "(SELECT max(id) FROM leads))"))  # fmt: skip
+        db.session.execute(
+            text(
+                "SELECT setval(pg_get_serial_sequence('leads', 'id'), (SELECT max(id) FROM leads))"
+            )
+        )
         db.session.commit()
     return {"tenant_id": tenant_id, "operator_id": operator_ids[0], "now": now}
 
@@ -295,8 +384,14 @@ def main(argv: list[str] | None = None) -> int:
     build_url = f"{common.PG_SERVER}/{name}"
     try:
         say("building the schema with the migrations")
-        upgrade_database({"env": "testing", "database_url": build_url,
-                          "redis_url": common.REDIS_URL, "redis_prefix": prefix})  # fmt: skip
+        upgrade_database(
+            {
+                "env": "testing",
+                "database_url": build_url,
+                "redis_url": common.REDIS_URL,
+                "redis_prefix": prefix,
+            }
+        )
         build_app = common.make_app(build_url, prefix)
         started = time.perf_counter()
         built = build(build_app, args.attempts, args.days, args.operators)
@@ -307,8 +402,9 @@ def main(argv: list[str] | None = None) -> int:
         read_app = common.make_app(common.grant_role(build_url, role), prefix)
         client = read_app.test_client()
         with common.cheap_password_hashing():
-            signed = client.post("/login", data={"email": "admin@big.example",
-                                                 "password": common.PASSWORD})  # fmt: skip
+            signed = client.post(
+                "/login", data={"email": "admin@big.example", "password": common.PASSWORD}
+            )
         if signed.status_code != 302:
             raise RuntimeError(f"signing in: {signed.status_code}")
         plan = reports(built, args.days)
@@ -332,8 +428,7 @@ def main(argv: list[str] | None = None) -> int:
         for name_, values in times.items():
             p50, p95 = common.percentile(values, 50), common.percentile(values, 95)
             target = target_of(name_)
-            results[name_] = {"p50_ms": round(p50, 1), "p95_ms": round(p95, 1),
-                              "target_ms": target}  # fmt: skip
+            results[name_] = {"p50_ms": round(p50, 1), "p95_ms": round(p95, 1), "target_ms": target}
             flag = "" if target is None or p95 < target else "  over"
             say(f"{name_:<32} {p50:>8.1f} {p95:>8.1f} {target or '':>7}{flag}")
         met = all(r["p95_ms"] < r["target_ms"] for r in results.values() if r["target_ms"])
@@ -343,13 +438,23 @@ def main(argv: list[str] | None = None) -> int:
             db.engine.dispose()
         with build_app.app_context():
             db.engine.dispose()
-        print(json.dumps({
-            "benchmark": "reports", "attempts": args.attempts, "days": args.days,
-            "operators": args.operators, "reps": args.reps,
-            "load_seconds": round(load_seconds, 1), "rollup_seconds": round(rollup_seconds, 1),
-            "summary_raw_ms": round(raw_ms, 1), "reports": results,
-            "targets": {"every_target_met_p95": met},
-        }), flush=True)  # fmt: skip
+        print(
+            json.dumps(
+                {
+                    "benchmark": "reports",
+                    "attempts": args.attempts,
+                    "days": args.days,
+                    "operators": args.operators,
+                    "reps": args.reps,
+                    "load_seconds": round(load_seconds, 1),
+                    "rollup_seconds": round(rollup_seconds, 1),
+                    "summary_raw_ms": round(raw_ms, 1),
+                    "reports": results,
+                    "targets": {"every_target_met_p95": met},
+                }
+            ),
+            flush=True,
+        )
         return 0
     finally:
         client_ = redis.Redis.from_url(common.REDIS_URL)

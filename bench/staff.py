@@ -73,21 +73,28 @@ def build(owner_url: str, tenants: int, attempts: int, days: int) -> int:
         db.engine.dispose()
     engine = create_engine(owner_url)
     with engine.begin() as connection:
-        connection.execute(text(
-            "INSERT INTO leads (tenant_id, phone, name, card, priority, status, attempts, "
-            "created_at) SELECT id, '+79160000000', 'Lead', '{}', 0, 'retry', 1, now() "
-            "FROM tenants"))  # fmt: skip
+        connection.execute(
+            text(
+                "INSERT INTO leads (tenant_id, phone, name, card, priority, status, attempts, "
+                "created_at) SELECT id, '+79160000000', 'Lead', '{}', 0, 'retry', 1, now() "
+                "FROM tenants"
+            )
+        )
         low, high = connection.execute(text("SELECT min(id), max(id) FROM tenants")).one()
     started = time.monotonic()
     step = max(1, 200_000 // attempts)
     for first in range(low, high + 1, step):
         with engine.begin() as connection:
             connection.execute(text("SET LOCAL autocall.tenant_id = 'all'"))
-            connection.execute(text(LOAD), {"days": days, "attempts": attempts, "low": first,
-                                             "high": first + step - 1})  # fmt: skip
+            connection.execute(
+                text(LOAD),
+                {"days": days, "attempts": attempts, "low": first, "high": first + step - 1},
+            )
         done = first + step - low
-        say(f"  attempts of {min(done, tenants)}/{tenants} tenants, "
-            f"{time.monotonic() - started:.0f} s")  # fmt: skip
+        say(
+            f"  attempts of {min(done, tenants)}/{tenants} tenants, "
+            f"{time.monotonic() - started:.0f} s"
+        )
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         connection.execute(text("ANALYZE"))
         loaded = connection.execute(text("SELECT count(*) FROM attempts")).scalar()
@@ -107,8 +114,10 @@ def measure(client, pages: dict[str, str], reps: int) -> dict[str, dict]:
             response = client.get(url)
             times.append((time.perf_counter() - started) * 1000)
             assert response.status_code == 200
-        results[label] = {"p50_ms": round(percentile(times, 50), 1),
-                          "p95_ms": round(percentile(times, 95), 1)}  # fmt: skip
+        results[label] = {
+            "p50_ms": round(percentile(times, 50), 1),
+            "p95_ms": round(percentile(times, 95), 1),
+        }
         say(f"{label:34} {results[label]['p50_ms']:8.1f} {results[label]['p95_ms']:8.1f}")
     return results
 
@@ -142,8 +151,7 @@ def main(argv: list[str] | None = None) -> int:
             create_staff("bench-staff@autocall.example", PASSWORD)
             month = time.strftime("%Y-%m", time.gmtime(time.time() - 40 * 86400))
         client = app.test_client()
-        client.post("/login", data={"email": "bench-staff@autocall.example",
-                                    "password": PASSWORD})  # fmt: skip
+        client.post("/login", data={"email": "bench-staff@autocall.example", "password": PASSWORD})
         pages = {
             "billing, every tenant, a month": f"/staff/billing?month={month}",
             "billing CSV, a month": f"/staff/billing.csv?month={month}",
@@ -166,19 +174,33 @@ def main(argv: list[str] | None = None) -> int:
         with app.app_context():  # the job's every-minute run when nothing new has come
             roll_up_all()
         idle_run_ms = round((time.perf_counter() - started) * 1000, 1)
-        say(f"rolled up in {rollup_seconds} s; a run with nothing new to roll up: "
-            f"{idle_run_ms} ms\n\nafter the roll-up:")  # fmt: skip
+        say(
+            f"rolled up in {rollup_seconds} s; a run with nothing new to roll up: "
+            f"{idle_run_ms} ms\n\nafter the roll-up:"
+        )
         results = measure(client, pages, args.reps)
-        ratios = {label: round(raw[label]["p50_ms"] / results[label]["p50_ms"], 1)
-                  for label in billing}  # fmt: skip
+        ratios = {
+            label: round(raw[label]["p50_ms"] / results[label]["p50_ms"], 1) for label in billing
+        }
         for label, ratio in ratios.items():
             say(f"{label}: {ratio}x faster from the roll-up than raw (p50)")
         with app.app_context():
             db.engine.dispose()
-        print(json.dumps({"bench": "staff", "tenants": args.tenants, "attempts": loaded,
-                          "days": args.days, "rollup_seconds": rollup_seconds,
-                          "rollup_idle_run_ms": idle_run_ms,
-                          "pages": results, "raw": raw, "raw_over_rolled": ratios}))  # fmt: skip
+        print(
+            json.dumps(
+                {
+                    "bench": "staff",
+                    "tenants": args.tenants,
+                    "attempts": loaded,
+                    "days": args.days,
+                    "rollup_seconds": rollup_seconds,
+                    "rollup_idle_run_ms": idle_run_ms,
+                    "pages": results,
+                    "raw": raw,
+                    "raw_over_rolled": ratios,
+                }
+            )
+        )
     finally:
         if args.keep:
             say(f"kept database {name} (role {role})")

@@ -91,9 +91,18 @@ END_GRACE = 1.0
 #: Seconds the engine waits for the result of a transfer (the final NOTIFY).
 TRANSFER_WAIT = 10.0
 #: Why an engine is not dialing (the `reason` of its live state); the portal words them.
-REASONS = ("stopping", "pbx_unreachable", "registering", "registration_failed", "pbx_silent",
-           "no_operator_on_line", "no_free_operator", "no_due_leads", "outside_calling_hours",
-           "dial_format_wrong")  # fmt: skip
+REASONS = (
+    "stopping",
+    "pbx_unreachable",
+    "registering",
+    "registration_failed",
+    "pbx_silent",
+    "no_operator_on_line",
+    "no_free_operator",
+    "no_due_leads",
+    "outside_calling_hours",
+    "dial_format_wrong",
+)
 
 
 # --- pure decisions ------------------------------------------------------------------------
@@ -133,8 +142,9 @@ def calling_window(settings: TenantSettings, now: datetime) -> Window:
     tenant_open = _inside(settings.calling_hours, now.astimezone(ZoneInfo(settings.time_zone)))
     if start == end:  # all day
         return Window(True, None)
-    zones = tuple(name for name, zone in _all_zones() if _inside(settings.calling_hours,
-                                                                 now.astimezone(zone)))  # fmt: skip
+    zones = tuple(
+        name for name, zone in _all_zones() if _inside(settings.calling_hours, now.astimezone(zone))
+    )
     return Window(tenant_open, None if len(zones) == len(_all_zones()) else zones)
 
 
@@ -164,13 +174,24 @@ ABANDON_WINDOW_READ = 60.0
 class TenantEngine:
     """The engine of one tenant, run as a task by an engine host."""
 
-    def __init__(self, tenant_id: int, *, store: Store, redis, prefix: str, engine_id: str,
-                 database: Callable, local_host: str = "0.0.0.0",
-                 timers: Timers = DEFAULT_TIMERS,
-                 heartbeat_ttl: float = Presence.DEFAULT_HEARTBEAT_TTL,
-                 register_backoff: float = 30.0, bye_grace: float = 1.0,
-                 idle_poll: float = IDLE_POLL, metrics: Tally | None = None,
-                 target_allowed: Callable[[str], bool] | None = None):  # fmt: skip
+    def __init__(
+        self,
+        tenant_id: int,
+        *,
+        store: Store,
+        redis,
+        prefix: str,
+        engine_id: str,
+        database: Callable,
+        local_host: str = "0.0.0.0",
+        timers: Timers = DEFAULT_TIMERS,
+        heartbeat_ttl: float = Presence.DEFAULT_HEARTBEAT_TTL,
+        register_backoff: float = 30.0,
+        bye_grace: float = 1.0,
+        idle_poll: float = IDLE_POLL,
+        metrics: Tally | None = None,
+        target_allowed: Callable[[str], bool] | None = None,
+    ):
         self.tenant_id = tenant_id
         self.log = logging.LoggerAdapter(log, {"tenant_id": tenant_id, "engine": engine_id})
         self.store = store
@@ -243,8 +264,12 @@ class TenantEngine:
         if isinstance(error, Refused) and error.reason == "dialing_off":
             self.stop("dialing is off")
             return
-        self.log.warning("tenant %s: engine %s refused, a newer engine runs the tenant: %s",
-                         self.tenant_id, self.epoch, error)  # fmt: skip
+        self.log.warning(
+            "tenant %s: engine %s refused, a newer engine runs the tenant: %s",
+            self.tenant_id,
+            self.epoch,
+            error,
+        )
         self.fenced = True
         self.stop("fenced")
 
@@ -269,8 +294,9 @@ class TenantEngine:
             return
         now = (layer.retransmissions, ua.registration_failures, ua.transport.stats.foreign)
         seen = self._sip_counted.pop(id(ua), (0, 0, 0))
-        for name, count, before in zip((SIP_RETRANSMISSIONS, REGISTRATION_FAILURES,
-                                        SIP_STRANGERS), now, seen, strict=True):  # fmt: skip
+        for name, count, before in zip(
+            (SIP_RETRANSMISSIONS, REGISTRATION_FAILURES, SIP_STRANGERS), now, seen, strict=True
+        ):
             if count > before:
                 self.metrics.add(name, count - before, tenant=self.tenant_id)
         if not closing:
@@ -285,8 +311,9 @@ class TenantEngine:
     async def run(self) -> None:
         try:
             self.epoch = await self.database(self.store.start_engine, self.tenant_id)
-            self.presence = Presence(self.redis, self.keys, self.presence.heartbeat_ttl,
-                                     epoch=self.epoch)  # fmt: skip
+            self.presence = Presence(
+                self.redis, self.keys, self.presence.heartbeat_ttl, epoch=self.epoch
+            )
             self.log.info("tenant %s: engine %s starts", self.tenant_id, self.epoch)
             recovered = False
             while not (self.stopping and not self.calls):
@@ -341,14 +368,14 @@ class TenantEngine:
         except RedisError as error:
             self.log.warning("tenant %s: operators not recovered: %s", self.tenant_id, error)
         bound = lost_call_bound(settings, self.bye_grace)
-        lost = await self.database(self.store.recover, self.tenant_id, self.engine_id,
-                                   self.epoch, settings, handed, bound)  # fmt: skip
+        lost = await self.database(
+            self.store.recover, self.tenant_id, self.engine_id, self.epoch, settings, handed, bound
+        )
         closed = {item.lead_id for item in lost if item.handed}
         try:
             for operator, lead in taken.items():
                 if lead in closed:  # the customer may be talking to them
-                    await self.presence.transferred(operator, True,
-                                                    settings.failed_transfers_limit)  # fmt: skip
+                    await self.presence.transferred(operator, True, settings.failed_transfers_limit)
                 else:
                     await self.presence.release(operator)
         except RedisError as error:
@@ -358,8 +385,12 @@ class TenantEngine:
         now, wall = time.monotonic(), time.time()
         self.inherited = [now + bound - (wall - item.invite_at.timestamp()) for item in lost]
         if lost:
-            self.log.warning("tenant %s: closed %d attempts left by a lost engine (%d handed "
-                             "to operators)", self.tenant_id, len(lost), len(closed))  # fmt: skip
+            self.log.warning(
+                "tenant %s: closed %d attempts left by a lost engine (%d handed to operators)",
+                self.tenant_id,
+                len(lost),
+                len(closed),
+            )
 
     async def _load(self) -> bool:
         """(Re)load the tenant's settings; a changed SIP account gets a new user agent."""
@@ -370,18 +401,38 @@ class TenantEngine:
             return bool(self.calls)  # go on only to see the calls in flight end
         previous, self.settings = self.settings, settings
         mode = pacing_mode(settings)
-        if self.pacer is None or previous is None or (
-            (previous.pacing_mode, previous.multiplier, previous.max_concurrent_calls,
-             previous.max_calls_per_second, previous.abandon_rate_cap)
-            != (settings.pacing_mode, settings.multiplier, settings.max_concurrent_calls,
-                settings.max_calls_per_second, settings.abandon_rate_cap)
-        ):  # fmt: skip
-            self.pacer = Pacer(mode, settings.multiplier, settings.max_concurrent_calls,
-                               float(settings.max_calls_per_second), time.monotonic(),
-                               settings.abandon_rate_cap)  # fmt: skip
+        if (
+            self.pacer is None
+            or previous is None
+            or (
+                (
+                    previous.pacing_mode,
+                    previous.multiplier,
+                    previous.max_concurrent_calls,
+                    previous.max_calls_per_second,
+                    previous.abandon_rate_cap,
+                )
+                != (
+                    settings.pacing_mode,
+                    settings.multiplier,
+                    settings.max_concurrent_calls,
+                    settings.max_calls_per_second,
+                    settings.abandon_rate_cap,
+                )
+            )
+        ):
+            self.pacer = Pacer(
+                mode,
+                settings.multiplier,
+                settings.max_concurrent_calls,
+                float(settings.max_calls_per_second),
+                time.monotonic(),
+                settings.abandon_rate_cap,
+            )
             self.abandon_read_at = 0.0
-        if previous is not None and (previous.abandon_rate_window_days
-                                     != settings.abandon_rate_window_days):  # fmt: skip
+        if previous is not None and (
+            previous.abandon_rate_window_days != settings.abandon_rate_window_days
+        ):
             self.abandon_read_at = 0.0
         self.window_at = 0.0
         if previous is None or previous.account != settings.account:
@@ -396,8 +447,10 @@ class TenantEngine:
             where = ua.destination[0]
             if self.target_allowed is not None and not self.target_allowed(where):
                 await ua.close()  # a name that now leads into a private network: not sent to
-                raise OSError(f"{where} is not a public address, and this deployment does "
-                              "not send to private ones")  # fmt: skip
+                raise OSError(
+                    f"{where} is not a public address, and this deployment does "
+                    "not send to private ones"
+                )
         except OSError as error:  # the PBX's name does not resolve, no route...
             self.log.warning("tenant %s: cannot reach the PBX: %s", self.tenant_id, error)
             self.ua = None
@@ -423,22 +476,23 @@ class TenantEngine:
             for operator, state in zip(changed[::2], changed[1::2], strict=True):
                 if (state.decode() if isinstance(state, bytes) else state) == OFF_LINE:
                     # the console went quiet: told like the failed-transfer limit (reports)
-                    gone = event("operator_off_line", operator_id=int(operator),
-                                 reason="heartbeat")  # fmt: skip
+                    gone = event("operator_off_line", operator_id=int(operator), reason="heartbeat")
                     await self._tell(int(operator), gone)
             await self._release_stale_transfers()
             await self._close_idle_user_agents()
         reason, detail = await self._start_calls(settings, now)
-        await self._publish_state({
-            "state": "stopping" if self.stopping else ("dialing" if not reason else "waiting"),
-            "reason": reason,
-            "detail": detail,
-            "warning": "pbx_refuses_refer" if self.refer_refused >= REFER_REFUSED_LIMIT else "",
-            "in_flight": self.in_flight,
-            "registration": self.ua.registration.state if self.ua else "none",
-            "registration_detail": self.ua.registration.detail if self.ua else "",
-            "engine": self.engine_id,
-        })  # fmt: skip
+        await self._publish_state(
+            {
+                "state": "stopping" if self.stopping else ("dialing" if not reason else "waiting"),
+                "reason": reason,
+                "detail": detail,
+                "warning": "pbx_refuses_refer" if self.refer_refused >= REFER_REFUSED_LIMIT else "",
+                "in_flight": self.in_flight,
+                "registration": self.ua.registration.state if self.ua else "none",
+                "registration_detail": self.ua.registration.detail if self.ua else "",
+                "engine": self.engine_id,
+            }
+        )
 
     async def _release_stale_transfers(self) -> None:
         """Free operators left `transferring` by no call of ours for longer than a transfer
@@ -446,8 +500,9 @@ class TenantEngine:
         stale = time.time() - TRANSFER_WAIT - self.bye_grace
         for operator, state in decode_all(await self.presence.states()).items():
             if state.state == TRANSFERRING and operator not in self.taken and state.since < stale:
-                self.log.warning("tenant %s: operator %s freed: left transferring",
-                                 self.tenant_id, operator)  # fmt: skip
+                self.log.warning(
+                    "tenant %s: operator %s freed: left transferring", self.tenant_id, operator
+                )
                 await self.presence.release(operator)
 
     async def _start_calls(self, settings: TenantSettings, now: float) -> tuple[str, str]:
@@ -472,8 +527,9 @@ class TenantEngine:
             if on_line == 0:
                 return "no_operator_on_line", ""
         elif free == 0:
-            return ("no_free_operator" if await self.presence.states()
-                    else "no_operator_on_line"), ""  # fmt: skip
+            return (
+                "no_free_operator" if await self.presence.states() else "no_operator_on_line"
+            ), ""
         if now < self.claim_at:
             return self.idle_reason
         if self.reload:  # the settings changed while this tick waited: claim with the new ones
@@ -487,25 +543,34 @@ class TenantEngine:
             self.window_at = now + 60.0
             self.window = calling_window(settings, datetime.now(UTC))
         ua = self.ua
-        where: dict[str, Any] = {"host": settings.account.host, "port": settings.account.port,
-                                 "server": ua.contact_host}  # fmt: skip
+        where: dict[str, Any] = {
+            "host": settings.account.host,
+            "port": settings.account.port,
+            "server": ua.contact_host,
+        }
 
         def dial_uri(phone: str) -> str:
             return render_dial_uri(settings.dial_format, number=phone.lstrip("+"), **where)
 
         try:
-            claimed = await self.database(self.store.claim, settings, self.engine_id,
-                                          self.epoch, count, self.window, dial_uri)  # fmt: skip
+            claimed = await self.database(
+                self.store.claim, settings, self.engine_id, self.epoch, count, self.window, dial_uri
+            )
         except FormatError as error:
             return "dial_format_wrong", error.message
         if self.stopping:  # stopped while the claim ran: these are not dialed
             stamp = time.time()
             for lead in claimed:
-                attempt = Attempt(lead.dialed_uri, outcome=Outcome.TECHNICAL_ERROR,
-                                  detail=Detail.ENGINE_STOPPED, end_at=stamp)  # fmt: skip
+                attempt = Attempt(
+                    lead.dialed_uri,
+                    outcome=Outcome.TECHNICAL_ERROR,
+                    detail=Detail.ENGINE_STOPPED,
+                    end_at=stamp,
+                )
                 status, next_at = lead_after(settings, lead.attempts, attempt)
-                self.done.append(Finished(lead.attempt_id, lead.lead_id, None, attempt, status,
-                                          next_at))  # fmt: skip
+                self.done.append(
+                    Finished(lead.attempt_id, lead.lead_id, None, attempt, status, next_at)
+                )
             return "stopping", ""
         self.metrics.add(PACER_CALLS_ASKED, count, tenant=self.tenant_id)
         self.metrics.add(CALLS_STARTED, len(claimed), tenant=self.tenant_id)
@@ -544,8 +609,9 @@ class TenantEngine:
         if now >= self.abandon_read_at:
             self.abandon_read_at = now + ABANDON_WINDOW_READ
             window = datetime.now(UTC) - timedelta(days=settings.abandon_rate_window_days)
-            answered, abandoned = await self.database(self.store.abandon_counts,
-                                                      self.tenant_id, window)  # fmt: skip
+            answered, abandoned = await self.database(
+                self.store.abandon_counts, self.tenant_id, window
+            )
             pacer.set_window(answered, abandoned)
         return len(states), sum(1 for state in states.values() if state.state == WRAP_UP)
 
@@ -557,13 +623,13 @@ class TenantEngine:
         if attempt.invite_at is not None:
             answered = attempt.answer_at is not None
             ended = attempt.answer_at if answered else attempt.end_at
-            pacer.ringing_ended(answered, (ended or attempt.invite_at) - attempt.invite_at,
-                                now)  # fmt: skip
+            pacer.ringing_ended(answered, (ended or attempt.invite_at) - attempt.invite_at, now)
         if attempt.detail == Detail.NO_FREE_OPERATOR:
             pacer.abandoned(now)
         if operator is not None and attempt.transfer_result in (
-            TransferResult.SUCCEEDED, TransferResult.UNCONFIRMED
-        ):  # fmt: skip
+            TransferResult.SUCCEEDED,
+            TransferResult.UNCONFIRMED,
+        ):
             self.handling[operator] = (attempt.refer_at or time.time(), None)
 
     def _call_done(self, task: asyncio.Task) -> None:
@@ -580,11 +646,18 @@ class TenantEngine:
 
     async def _call(self, ua: UserAgent, settings: TenantSettings, lead: Claimed) -> None:
         # Every record of this call's task names it (the user agent adds the SIP Call-ID).
-        logs.bind(tenant_id=self.tenant_id, engine=self.engine_id, attempt_id=lead.attempt_id,
-                  lead_id=lead.lead_id)  # fmt: skip
+        logs.bind(
+            tenant_id=self.tenant_id,
+            engine=self.engine_id,
+            attempt_id=lead.attempt_id,
+            lead_id=lead.lead_id,
+        )
         operator: int | None = None
-        where = {"host": settings.account.host, "port": settings.account.port,
-                 "server": ua.contact_host}  # fmt: skip
+        where = {
+            "host": settings.account.host,
+            "port": settings.account.port,
+            "server": ua.contact_host,
+        }
 
         async def pick_operator():
             nonlocal operator
@@ -618,16 +691,18 @@ class TenantEngine:
             return uri, headers
 
         try:
-            attempt = await ua.place_call(lead.dialed_uri, pick_operator,
-                                          ring_timeout=settings.ring_timeout,
-                                          transfer_timeout=TRANSFER_WAIT,
-                                          bye_grace=self.bye_grace)  # fmt: skip
+            attempt = await ua.place_call(
+                lead.dialed_uri,
+                pick_operator,
+                ring_timeout=settings.ring_timeout,
+                transfer_timeout=TRANSFER_WAIT,
+                bye_grace=self.bye_grace,
+            )
         except asyncio.CancelledError:
             raise
         except Exception:
             self.log.exception("tenant %s: attempt %s failed", self.tenant_id, lead.attempt_id)
-            attempt = Attempt(lead.dialed_uri, outcome=Outcome.TECHNICAL_ERROR,
-                              end_at=time.time())  # fmt: skip
+            attempt = Attempt(lead.dialed_uri, outcome=Outcome.TECHNICAL_ERROR, end_at=time.time())
         if attempt.detail == Detail.NO_RESPONSE:
             self.pbx_silent += 1
             if self.pbx_silent == PBX_SILENCE_LIMIT:  # check the PBX before dialing again
@@ -647,17 +722,24 @@ class TenantEngine:
             except RedisError as error:  # the console re-publishes presence when Redis is back
                 if fenced(error):
                     self._refused(error)
-                self.log.warning("tenant %s: operator %s not updated: %s", self.tenant_id,
-                            operator, error)  # fmt: skip
+                self.log.warning(
+                    "tenant %s: operator %s not updated: %s", self.tenant_id, operator, error
+                )
             finally:
                 self.taken.discard(operator)
         self.metrics.add(ATTEMPTS, outcome=attempt.outcome or "", detail=attempt.detail or "")
-        log.debug("attempt ended: %s %s, SIP %s, transfer %s", attempt.outcome, attempt.detail,
-                  attempt.sip_code, attempt.transfer_result, extra={"call_id": attempt.call_id,
-                  "operator_id": operator})  # fmt: skip
+        log.debug(
+            "attempt ended: %s %s, SIP %s, transfer %s",
+            attempt.outcome,
+            attempt.detail,
+            attempt.sip_code,
+            attempt.transfer_result,
+            extra={"call_id": attempt.call_id, "operator_id": operator},
+        )
         status, next_at = lead_after(settings, lead.attempts, attempt)
-        self.done.append(Finished(lead.attempt_id, lead.lead_id, operator, attempt, status,
-                                  next_at))  # fmt: skip
+        self.done.append(
+            Finished(lead.attempt_id, lead.lead_id, operator, attempt, status, next_at)
+        )
 
     async def _recheck_pbx(self, ua: UserAgent) -> None:
         """REGISTER until the PBX answers again, then dial again."""
@@ -668,33 +750,59 @@ class TenantEngine:
         self.pbx_silent = 0
         self.wakened.set()
 
-    async def _after_transfer(self, settings: TenantSettings, operator: int, lead: Claimed,
-                              attempt: Attempt) -> None:  # fmt: skip
+    async def _after_transfer(
+        self, settings: TenantSettings, operator: int, lead: Claimed, attempt: Attempt
+    ) -> None:
         if attempt.refer_at is None:  # taken, but the customer was gone before the REFER
             await self.presence.release(operator)
             return
-        succeeded = attempt.transfer_result in (TransferResult.SUCCEEDED,
-                                                TransferResult.UNCONFIRMED)  # fmt: skip
-        state = await self.presence.transferred(operator, succeeded,
-                                                settings.failed_transfers_limit)  # fmt: skip
+        succeeded = attempt.transfer_result in (
+            TransferResult.SUCCEEDED,
+            TransferResult.UNCONFIRMED,
+        )
+        state = await self.presence.transferred(
+            operator, succeeded, settings.failed_transfers_limit
+        )
         if succeeded:
-            await self._tell(operator, event(
-                "transferred", operator_id=operator, lead_id=lead.lead_id,
-                attempt_id=lead.attempt_id))  # fmt: skip
+            await self._tell(
+                operator,
+                event(
+                    "transferred",
+                    operator_id=operator,
+                    lead_id=lead.lead_id,
+                    attempt_id=lead.attempt_id,
+                ),
+            )
         else:  # the card says so, and the live wall
-            await self._tell(operator, event(
-                "transfer_failed", operator_id=operator, lead_id=lead.lead_id,
-                attempt_id=lead.attempt_id, detail=str(attempt.detail or ""),
-                sip_code=attempt.transfer_sip_code))  # fmt: skip
+            await self._tell(
+                operator,
+                event(
+                    "transfer_failed",
+                    operator_id=operator,
+                    lead_id=lead.lead_id,
+                    attempt_id=lead.attempt_id,
+                    detail=str(attempt.detail or ""),
+                    sip_code=attempt.transfer_sip_code,
+                ),
+            )
             if (state.decode() if isinstance(state, bytes) else state) == OFF_LINE:
                 await self.redis.hset(self.keys.off_line_why, operator, "failed_transfers")
-                await self._tell(operator, event(
-                    "operator_off_line", operator_id=operator,
-                    reason="failed_transfers"))  # fmt: skip
+                await self._tell(
+                    operator,
+                    event("operator_off_line", operator_id=operator, reason="failed_transfers"),
+                )
 
     async def _screen_pop(self, operator: int, lead: Claimed) -> None:
-        await self._tell(operator, event("screen_pop", operator_id=operator, lead_id=lead.lead_id,
-                                         attempt_id=lead.attempt_id, at=time.time()))  # fmt: skip
+        await self._tell(
+            operator,
+            event(
+                "screen_pop",
+                operator_id=operator,
+                lead_id=lead.lead_id,
+                attempt_id=lead.attempt_id,
+                at=time.time(),
+            ),
+        )
 
     async def _tell(self, operator: int, payload: str) -> None:
         """An event for one operator's console (a capped stream it resumes from after a
@@ -712,18 +820,21 @@ class TenantEngine:
             return
         batch, self.done = self.done, []
         if self.fenced:  # our successor closed these attempts (Store.recover)
-            self.log.warning("tenant %s: %d attempts not written: fenced", self.tenant_id,
-                             len(batch))  # fmt: skip
+            self.log.warning(
+                "tenant %s: %d attempts not written: fenced", self.tenant_id, len(batch)
+            )
             return
         try:
             await self.database(self.store.finish, self.tenant_id, self.epoch, batch)
         except Refused as error:
             self._refused(error)
-            self.log.warning("tenant %s: %d attempts not written: %s", self.tenant_id,
-                             len(batch), error)  # fmt: skip
+            self.log.warning(
+                "tenant %s: %d attempts not written: %s", self.tenant_id, len(batch), error
+            )
         except Exception:
-            self.log.exception("tenant %s: could not write %d attempts; will retry",
-                          self.tenant_id, len(batch))  # fmt: skip
+            self.log.exception(
+                "tenant %s: could not write %d attempts; will retry", self.tenant_id, len(batch)
+            )
             self.done[:0] = batch
             await asyncio.sleep(1.0)
 
@@ -739,9 +850,16 @@ class TenantEngine:
         fields["epoch"] = json.dumps(self.epoch)
         payload = event("state", **state)
         try:
-            await self.redis.eval(_PUBLISH_STATE, 3, self.keys.state, self.keys.events,
-                                  self.keys.epoch, payload, self.epoch or 0,
-                                  *(item for pair in fields.items() for item in pair))  # fmt: skip
+            await self.redis.eval(
+                _PUBLISH_STATE,
+                3,
+                self.keys.state,
+                self.keys.events,
+                self.keys.epoch,
+                payload,
+                self.epoch or 0,
+                *(item for pair in fields.items() for item in pair),
+            )
         except RedisError as error:
             if not fenced(error):
                 raise

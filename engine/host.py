@@ -84,8 +84,17 @@ def new_host_id() -> str:
 
 
 class EngineHost:
-    def __init__(self, store: Store, redis_url: str, prefix: str, *, capacity: int = 50,
-                 lease_ms: int = 5000, host_id: str | None = None, **engine_options):  # fmt: skip
+    def __init__(
+        self,
+        store: Store,
+        redis_url: str,
+        prefix: str,
+        *,
+        capacity: int = 50,
+        lease_ms: int = 5000,
+        host_id: str | None = None,
+        **engine_options,
+    ):
         self.store = store
         self.redis_url = redis_url
         self.prefix = prefix
@@ -116,8 +125,11 @@ class EngineHost:
     async def run(self, lifetime: float | None = None) -> None:
         # Calls of all the host's tenants share one pool; when every connection is busy a
         # call waits for one (redis-py's default pool would fail at 100).
-        self.redis = aioredis.Redis(connection_pool=aioredis.BlockingConnectionPool.from_url(
-            self.redis_url, max_connections=MAX_REDIS_CONNECTIONS, timeout=10))  # fmt: skip
+        self.redis = aioredis.Redis(
+            connection_pool=aioredis.BlockingConnectionPool.from_url(
+                self.redis_url, max_connections=MAX_REDIS_CONNECTIONS, timeout=10
+            )
+        )
         self._renew = self.redis.register_script(_RENEW)
         self._release = self.redis.register_script(_RELEASE)
         self.pubsub = self.redis.pubsub()
@@ -164,8 +176,9 @@ class EngineHost:
             if task.done():
                 await self._forget(tenant_id)
                 continue
-            held = await self._renew(keys=[self._keys(tenant_id).lease],
-                                     args=[self.host_id, self.lease_ms])  # fmt: skip
+            held = await self._renew(
+                keys=[self._keys(tenant_id).lease], args=[self.host_id, self.lease_ms]
+            )
             if not held:  # another host took it over: stop at once
                 log.warning("engine host %s: lost tenant %s", self.host_id, tenant_id)
                 self.engines[tenant_id].stop("lease lost")
@@ -205,13 +218,17 @@ class EngineHost:
         try:
             await asyncio.wait([task], timeout=END_WAIT)
             if not task.done():
-                log.error("engine host %s: tenant %s engine did not stop; cancelling it",
-                          self.host_id, tenant_id)  # fmt: skip
+                log.error(
+                    "engine host %s: tenant %s engine did not stop; cancelling it",
+                    self.host_id,
+                    tenant_id,
+                )
                 task.cancel()
                 await asyncio.wait([task], timeout=END_WAIT)
             if not task.done():
-                log.error("engine host %s: tenant %s engine ignores cancellation",
-                          self.host_id, tenant_id)  # fmt: skip
+                log.error(
+                    "engine host %s: tenant %s engine ignores cancellation", self.host_id, tenant_id
+                )
                 await asyncio.wait([task])
         finally:
             if self.ending.get(tenant_id) is task:
@@ -223,10 +240,16 @@ class EngineHost:
         for engine in self.engines.values():
             engine.count_sip()
         pending = self.metrics.take()
-        gauges: dict[str, float] = {} if final else {
-            metrics.field_of(metrics.CALLS_IN_FLIGHT, {"tenant": str(tenant_id)}): engine.in_flight
-            for tenant_id, engine in self.engines.items()
-        }  # fmt: skip
+        gauges: dict[str, float] = (
+            {}
+            if final
+            else {
+                metrics.field_of(
+                    metrics.CALLS_IN_FLIGHT, {"tenant": str(tenant_id)}
+                ): engine.in_flight
+                for tenant_id, engine in self.engines.items()
+            }
+        )
         if not final:
             gauges[metrics.field_of(metrics.TENANTS_HELD, {"host": self.host_id})] = len(
                 self.engines
@@ -247,9 +270,16 @@ class EngineHost:
         # Each engine run has an id of its own: the attempts it opens carry it, and an
         # engine starting for the tenant closes every open attempt that is not its own.
         engine_id = f"{self.host_id}/{secrets.token_hex(3)}"
-        engine = TenantEngine(tenant_id, store=self.store, redis=self.redis, prefix=self.prefix,
-                              engine_id=engine_id, database=self.database,
-                              metrics=self.metrics, **self.engine_options)  # fmt: skip
+        engine = TenantEngine(
+            tenant_id,
+            store=self.store,
+            redis=self.redis,
+            prefix=self.prefix,
+            engine_id=engine_id,
+            database=self.database,
+            metrics=self.metrics,
+            **self.engine_options,
+        )
         self.engines[tenant_id] = engine
         self.tasks[tenant_id] = asyncio.ensure_future(engine.run())
         self._channels[self._keys(tenant_id).wake.encode()] = tenant_id
@@ -262,8 +292,12 @@ class EngineHost:
         self._channels.pop(self._keys(tenant_id).wake.encode(), None)
         self._subscribe.set()
         if task.done() and not task.cancelled() and task.exception() is not None:
-            log.error("engine host %s: tenant %s engine failed", self.host_id, tenant_id,
-                      exc_info=task.exception())  # fmt: skip
+            log.error(
+                "engine host %s: tenant %s engine failed",
+                self.host_id,
+                tenant_id,
+                exc_info=task.exception(),
+            )
         if release:
             with contextlib.suppress(RedisError):
                 await self._release(keys=[self._keys(tenant_id).lease], args=[self.host_id])
@@ -297,8 +331,7 @@ class EngineHost:
                 if not subscribed:
                     await self._subscribe.wait()
                     continue
-                message = await self.pubsub.get_message(ignore_subscribe_messages=True,
-                                                        timeout=0.2)  # fmt: skip
+                message = await self.pubsub.get_message(ignore_subscribe_messages=True, timeout=0.2)
                 if message is None or message["type"] != "message":
                     continue
                 tenant_id = self._channels.get(message["channel"])

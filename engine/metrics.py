@@ -57,8 +57,9 @@ WEB_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
 def field_of(name: str, labels: dict[str, str]) -> str:
-    return json.dumps([name, dict(sorted(labels.items()))], ensure_ascii=False,
-                      separators=(",", ":"))  # fmt: skip
+    return json.dumps(
+        [name, dict(sorted(labels.items()))], ensure_ascii=False, separators=(",", ":")
+    )
 
 
 def parse_field(field: bytes | str) -> tuple[str, dict[str, str]]:

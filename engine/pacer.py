@@ -70,8 +70,9 @@ def normal_tail(z: float) -> float:
     a = -z if z < 0.0 else z
     t = 1.0 / (1.0 + 0.2316419 * a)
     pdf = 0.3989422804014327 * math.exp(-0.5 * a * a)
-    poly = t * (0.319381530 + t * (-0.356563782 + t * (1.781477937
-                + t * (-1.821255978 + t * 1.330274429))))  # fmt: skip
+    poly = t * (
+        0.319381530 + t * (-0.356563782 + t * (1.781477937 + t * (-1.821255978 + t * 1.330274429)))
+    )
     upper = pdf * poly  # P(Z > a)
     if z >= 0.0:
         return pdf - z * upper
@@ -82,9 +83,15 @@ class Pacer:
     """One tenant's pacing state: its ceilings, the token bucket of its call rate, and what
     it has learned of the tenant's calls."""
 
-    def __init__(self, mode: str, multiplier: float = 1.0, max_in_flight: int = 100,
-                 calls_per_second: float = 10.0, now: float = 0.0,
-                 abandon_rate_cap: float = 3.0):  # fmt: skip
+    def __init__(
+        self,
+        mode: str,
+        multiplier: float = 1.0,
+        max_in_flight: int = 100,
+        calls_per_second: float = 10.0,
+        now: float = 0.0,
+        abandon_rate_cap: float = 3.0,
+    ):
         target_in_flight(mode, 1, multiplier)  # refuse an unknown mode at once
         self.mode = mode
         self.multiplier = multiplier
@@ -184,8 +191,14 @@ class Pacer:
 
     # --- the decision -----------------------------------------------------------------------
 
-    def calls_to_start(self, free_operators: int, in_flight: int, now: float,
-                       on_line: int = -1, wrapping_up: int = 0) -> int:  # fmt: skip
+    def calls_to_start(
+        self,
+        free_operators: int,
+        in_flight: int,
+        now: float,
+        on_line: int = -1,
+        wrapping_up: int = 0,
+    ) -> int:
         """New calls to start at time `now` (seconds), and take them from the bucket.
         `on_line`: operators on line, busy ones included (-1: unknown, only the free);
         `wrapping_up`: how many of the busy ones are in wrap-up (their talk is over)."""
@@ -265,8 +278,9 @@ class Pacer:
         busy = on_line - free
         return math.floor(on_line * self.level + 0.5) - busy - in_flight
 
-    def _predictive(self, free: int, in_flight: int, now: float, on_line: int,
-                    wrapping_up: int) -> int:  # fmt: skip
+    def _predictive(
+        self, free: int, in_flight: int, now: float, on_line: int, wrapping_up: int
+    ) -> int:
         progressive = free - in_flight
         if on_line <= 0:
             return 0
@@ -315,8 +329,9 @@ class Pacer:
                     hi = mid - 1
         return lo if lo > progressive else progressive
 
-    def _supply(self, free: int, busy: int, wrapping_up: int, ring: float,
-                now: float) -> tuple[float, float]:  # fmt: skip
+    def _supply(
+        self, free: int, busy: int, wrapping_up: int, ring: float, now: float
+    ) -> tuple[float, float]:
         """The operators there for the answers to the calls started now: the free ones, and
         each busy one who is free again within a ring time, as mean and variance. Handle and
         wrap-up times are taken as exponential: a busy operator is free again within `ring`
@@ -347,8 +362,15 @@ class Pacer:
         return mean, var
 
     @staticmethod
-    def _fits(x: int, p: float, flight_mean: float, flight_var: float, supply: float,
-              supply_var: float, allowed: float) -> bool:  # fmt: skip
+    def _fits(
+        x: int,
+        p: float,
+        flight_mean: float,
+        flight_var: float,
+        supply: float,
+        supply_var: float,
+        allowed: float,
+    ) -> bool:
         answers = flight_mean + x * p
         if answers <= 0.0:
             return True

@@ -240,8 +240,13 @@ class Presence:
     #: Seconds without a console heartbeat after which an operator is off line (0: never).
     DEFAULT_HEARTBEAT_TTL = 45.0
 
-    def __init__(self, client, keys: TenantKeys, heartbeat_ttl: float = DEFAULT_HEARTBEAT_TTL,
-                 epoch: int | None = None):  # fmt: skip
+    def __init__(
+        self,
+        client,
+        keys: TenantKeys,
+        heartbeat_ttl: float = DEFAULT_HEARTBEAT_TTL,
+        epoch: int | None = None,
+    ):
         """`epoch`: the fencing token of the engine that uses this presence (None: the
         portal's, or a test's, whose scripts are not fenced)."""
         self.client = client
@@ -252,12 +257,18 @@ class Presence:
         self._scripts = {
             name: client.register_script(fence + source if name in _ENGINE_SIDE else source)
             for name, source in (
-                ("on", _GO_ON_LINE), ("off", _GO_OFF_LINE), ("beat", _HEARTBEAT),
-                ("finish", _FINISH), ("take", _TAKE), ("transferred", _TRANSFERRED),
-                ("release", _RELEASE), ("sweep", _SWEEP), ("wrap_up", _WRAP_UP),
+                ("on", _GO_ON_LINE),
+                ("off", _GO_OFF_LINE),
+                ("beat", _HEARTBEAT),
+                ("finish", _FINISH),
+                ("take", _TAKE),
+                ("transferred", _TRANSFERRED),
+                ("release", _RELEASE),
+                ("sweep", _SWEEP),
+                ("wrap_up", _WRAP_UP),
                 ("fence", "return 1"),
             )
-        }  # fmt: skip
+        }
 
     def _run(self, name: str, *args, now: float | None = None, wake: bool = False):
         keys = [self.keys.presence, self.keys.free, self.keys.seen]
@@ -308,8 +319,9 @@ class Presence:
         preferred_arg = "" if preferred is None else str(preferred)
         return self._run("take", self._fresh_since(now), preferred_arg, lead_id, now=now)
 
-    def transferred(self, operator_id: int, succeeded: bool, failure_limit: int,
-                    now: float | None = None):  # fmt: skip
+    def transferred(
+        self, operator_id: int, succeeded: bool, failure_limit: int, now: float | None = None
+    ):
         return self._run("transferred", operator_id, int(succeeded), failure_limit, now=now)
 
     def release(self, operator_id: int, now: float | None = None):

@@ -17,8 +17,9 @@ from engine.sip.transaction import DEFAULT_TIMERS, Timers
 from engine.sip.ua import Account, Registration, UserAgent
 
 
-async def test_connection(account: Account, *, local_host: str = "0.0.0.0",
-                          timers: Timers = DEFAULT_TIMERS) -> Registration:  # fmt: skip
+async def test_connection(
+    account: Account, *, local_host: str = "0.0.0.0", timers: Timers = DEFAULT_TIMERS
+) -> Registration:
     """Register once with the account and say what happened."""
     async with UserAgent(account, local_host=local_host, timers=timers) as ua:
         return await ua.register()
@@ -46,17 +47,24 @@ async def test_call(
     render_dial_uri(dial_format, number=number, host=account.host, port=account.port)
     render_refer_uri(refer_format, extension=extension, host=account.host, port=account.port)
     async with UserAgent(account, local_host=local_host, timers=timers) as ua:
-        where: dict[str, Any] = {"host": account.host, "port": account.port,
-                                 "server": ua.contact_host}  # fmt: skip
+        where: dict[str, Any] = {
+            "host": account.host,
+            "port": account.port,
+            "server": ua.contact_host,
+        }
         dialed = render_dial_uri(dial_format, number=number, **where)
         refer_to = render_refer_uri(refer_format, extension=extension, **where)
         headers = render_refer_headers(refer_headers, extension=extension, **where)
         registration = await ua.register() if register else None
         if registration is not None and registration.state != "registered":
-            return {"registration": vars(registration), "outcome": None,
-                    "detail": "not placed: the registration failed"}  # fmt: skip
-        attempt = await ua.place_call(dialed, refer_to, ring_timeout=ring_timeout,
-                                      refer_headers=headers)  # fmt: skip
+            return {
+                "registration": vars(registration),
+                "outcome": None,
+                "detail": "not placed: the registration failed",
+            }
+        attempt = await ua.place_call(
+            dialed, refer_to, ring_timeout=ring_timeout, refer_headers=headers
+        )
     result = attempt.as_dict()
     if registration is not None:
         result["registration"] = vars(registration)

@@ -116,15 +116,29 @@ class Store(Protocol):
         """The tenant's settings now; None when the tenant is gone."""
         ...
 
-    def recover(self, tenant_id: int, engine: str, epoch: int, settings: TenantSettings,
-                handed: dict[int, int], bound: float) -> list[Lost]:  # fmt: skip
+    def recover(
+        self,
+        tenant_id: int,
+        engine: str,
+        epoch: int,
+        settings: TenantSettings,
+        handed: dict[int, int],
+        bound: float,
+    ) -> list[Lost]:
         """Close the attempts left open by the tenant's engines other than `engine` (lost
         ones) and put their leads back, no sooner than `bound` seconds from now; a lead in
         `handed` ({lead: operator} the lost engine was handing it to) is `reached`."""
         ...
 
-    def claim(self, settings: TenantSettings, engine: str, epoch: int, count: int,
-              window: Window, dial_uri: Callable[[str], str]) -> list[Claimed]:  # fmt: skip
+    def claim(
+        self,
+        settings: TenantSettings,
+        engine: str,
+        epoch: int,
+        count: int,
+        window: Window,
+        dial_uri: Callable[[str], str],
+    ) -> list[Claimed]:
         """Up to `count` due leads inside the calling `window`, marked `dialing`, with their
         attempts opened (`dial_uri` makes the URI dialed from the phone number)."""
         ...

@@ -222,9 +222,10 @@ def make_tenant(app, name: str) -> TenantFixture:
             )
         )
         webhook = WebhookEndpoint(
-            tenant_id=tenant.id, url=f"https://crm.{slug}.example/hooks",
+            tenant_id=tenant.id,
+            url=f"https://crm.{slug}.example/hooks",
             secret_encrypted=app.extensions["autocall.secrets"].encrypt(f"{slug}-secret"),
-        )  # fmt: skip
+        )
         db.session.add(webhook)
         db.session.commit()
         api_token, _bearer = create_token(tenant.id, f"{name} CRM")

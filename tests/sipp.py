@@ -46,9 +46,18 @@ class SIPpResult:
 class SIPp:
     """One SIPp process acting as a UAS (the PBX) for `calls` calls."""
 
-    def __init__(self, scenario: str, workdir: Path, *, calls: int = 1, timeout: float = 30,
-                 fill: dict[str, str] | None = None, extra: list[str] = (),
-                 host: str = "127.0.0.1", port: int | None = None):  # fmt: skip
+    def __init__(
+        self,
+        scenario: str,
+        workdir: Path,
+        *,
+        calls: int = 1,
+        timeout: float = 30,
+        fill: dict[str, str] | None = None,
+        extra: list[str] = (),
+        host: str = "127.0.0.1",
+        port: int | None = None,
+    ):
         binary = shutil.which("sipp")
         assert binary, "SIPp is not installed: ./dev test installs Debian's sip-tester"
         self.host = host  # 127.0.0.1 or ::1: loopback only
@@ -56,8 +65,9 @@ class SIPp:
         self.address = (host, self.port)
         self.workdir = workdir
         name = Path(scenario).stem
-        self.files = {kind: workdir / f"sipp-{name}-{self.port}.{kind}" for kind in
-                      ("log", "msg", "err")}  # fmt: skip
+        self.files = {
+            kind: workdir / f"sipp-{name}-{self.port}.{kind}" for kind in ("log", "msg", "err")
+        }
         # Scenarios take their parameters as {{name}} placeholders, filled in here: SIPp
         # checks status codes when it loads a scenario, so its own -key cannot set them.
         text = (SCENARIOS / scenario).read_text()
@@ -67,12 +77,29 @@ class SIPp:
         filled = workdir / f"{name}-{self.port}.xml"
         filled.write_text(text)
         command = [
-            binary, "-sf", str(filled), "-i", host, "-p", str(self.port),
-            "-m", str(calls), "-timeout", f"{timeout}s", "-timeout_error", "-nostdin",
-            "-trace_logs", "-log_file", str(self.files["log"]),
-            "-trace_msg", "-message_file", str(self.files["msg"]),
-            "-trace_err", "-error_file", str(self.files["err"]),
-        ]  # fmt: skip
+            binary,
+            "-sf",
+            str(filled),
+            "-i",
+            host,
+            "-p",
+            str(self.port),
+            "-m",
+            str(calls),
+            "-timeout",
+            f"{timeout}s",
+            "-timeout_error",
+            "-nostdin",
+            "-trace_logs",
+            "-log_file",
+            str(self.files["log"]),
+            "-trace_msg",
+            "-message_file",
+            str(self.files["msg"]),
+            "-trace_err",
+            "-error_file",
+            str(self.files["err"]),
+        ]
         command += list(extra)
         self.timeout = timeout
         self.process = subprocess.Popen(

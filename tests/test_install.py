@@ -23,8 +23,9 @@ from tests.test_run_command import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 #: What a fresh clone has: no virtual environment, build output, compiled files or caches.
-NOT_SOURCE = shutil.ignore_patterns(".*", "var", "build", "dist", "*.egg-info", "__pycache__",
-                                    "*.so", "*.c", "*.mo", "corpus-run")  # fmt: skip
+NOT_SOURCE = shutil.ignore_patterns(
+    ".*", "var", "build", "dist", "*.egg-info", "__pycache__", "*.so", "*.c", "*.mo", "corpus-run"
+)
 
 
 def _run(command: list, **kwargs) -> str:
@@ -44,25 +45,36 @@ def test_the_built_wheel_installed_elsewhere_migrates_and_serves(tmp_path):
     shutil.copytree(ROOT, source, ignore=NOT_SOURCE)
     workdir.mkdir()
     # Nothing of this checkout may leak in: no PYTHONPATH, no settings of ours.
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("AUTOCALL_") and k not in ("PYTHONPATH", "VIRTUAL_ENV")}  # fmt: skip
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("AUTOCALL_") and k not in ("PYTHONPATH", "VIRTUAL_ENV")
+    }
     try:
-        _run([sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "-w", str(wheels)],
-             env=env)  # fmt: skip
+        _run(
+            [sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "-w", str(wheels)],
+            env=env,
+        )
         [wheel] = wheels.glob("autocall-*.whl")
         _run([sys.executable, "-m", "venv", str(venv)], env=env)
         _run([venv / "bin/python", "-m", "pip", "install", str(wheel)], env=env, cwd=workdir)
         python = venv / "bin/python"
-        package = Path(_run([python, "-c", "import webapp; print(webapp.__file__)"],
-                            env=env, cwd=workdir).strip()).parent  # fmt: skip
+        package = Path(
+            _run(
+                [python, "-c", "import webapp; print(webapp.__file__)"], env=env, cwd=workdir
+            ).strip()
+        ).parent
         assert not package.is_relative_to(ROOT) and package.is_relative_to(venv)
 
         # What travels in the package: migrations, templates, static files, gunicorn's
         # settings, each catalogue compiled (and not its source).
         installed = _installed_files(package)
         relative = {path.relative_to(package) for path in installed}
-        migrations = {p.relative_to(ROOT / "migrations") for p in
-                      (ROOT / "migrations").rglob("*") if "__pycache__" not in p.parts}  # fmt: skip
+        migrations = {
+            p.relative_to(ROOT / "migrations")
+            for p in (ROOT / "migrations").rglob("*")
+            if "__pycache__" not in p.parts
+        }
         assert {Path("migrations") / p for p in migrations} <= relative
         webapp = ROOT / "webapp"
         pages = {p.relative_to(webapp) for p in [*webapp.rglob("*.html"), *webapp.glob("static/*")]}
@@ -81,9 +93,15 @@ def test_the_built_wheel_installed_elsewhere_migrates_and_serves(tmp_path):
 
         port = free_port()
         env.update(AUTOCALL_WEB_PORT=str(port))
-        run = subprocess.Popen([venv / "bin/autocall", "run", "--no-demo"], cwd=workdir, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               process_group=0)  # fmt: skip
+        run = subprocess.Popen(
+            [venv / "bin/autocall", "run", "--no-demo"],
+            cwd=workdir,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            process_group=0,
+        )
         base = f"http://127.0.0.1:{port}"
         try:
             wait_until_ready(base, run, 90)

@@ -14,8 +14,9 @@ ROOT = Path(__file__).resolve().parent.parent
 ENGINE = ROOT / "engine"
 
 #: An import line of a Cython module (`ast` cannot read them).
-CYTHON_IMPORT = re.compile(r"^[ \t]*(?:from[ \t]+(\S+)[ \t]+c?import\b|c?import[ \t]+([^#\n]+))",
-                           re.MULTILINE)  # fmt: skip
+CYTHON_IMPORT = re.compile(
+    r"^[ \t]*(?:from[ \t]+(\S+)[ \t]+c?import\b|c?import[ \t]+([^#\n]+))", re.MULTILINE
+)
 
 
 def imported_modules(path: Path) -> list[tuple[int, str]]:
@@ -70,8 +71,14 @@ def test_touching_a_queue_loads_no_engine_host():
         "import webapp.health, webapp.jobs.queues, webapp.jobs.watched, webapp.staff.reports\n"
         "print(' '.join(sorted(m for m in sys.modules if m.startswith('engine'))))\n"
     )
-    run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-                         timeout=60, check=True)  # fmt: skip
+    run = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     loaded = set(run.stdout.split())
     assert "engine.bus" in loaded  # staff's ops read the hosts' heartbeats: the check sees it
     assert loaded.isdisjoint({"engine.host", "engine.dialer", "engine.pacer"}), loaded

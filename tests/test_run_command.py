@@ -30,8 +30,9 @@ def free_port(kind=socket.SOCK_STREAM) -> int:
 def descendants(pid: int) -> list[int]:
     found, todo = [], [pid]
     while todo:
-        children = subprocess.run(["pgrep", "-P", str(todo.pop())], capture_output=True,
-                                  text=True).stdout.split()  # fmt: skip
+        children = subprocess.run(
+            ["pgrep", "-P", str(todo.pop())], capture_output=True, text=True
+        ).stdout.split()
         found += [int(child) for child in children]
         todo += children
     return found
@@ -40,11 +41,20 @@ def descendants(pid: int) -> list[int]:
 def test_the_demo_runs_shows_a_card_and_stops_on_sigint(tmp_path):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUTOCALL_")}
-    env.update(AUTOCALL_VAR_DIR=str(tmp_path / "var"), AUTOCALL_WEB_PORT=str(port),
-               AUTOCALL_DEMO_PBX_PORT=str(free_port(socket.SOCK_DGRAM)))  # fmt: skip
-    run = subprocess.Popen([sys.executable, "-m", "webapp.cli", "run", "--demo"], cwd=ROOT,
-                           env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                           text=True, process_group=0)  # a terminal's job  # fmt: skip
+    env.update(
+        AUTOCALL_VAR_DIR=str(tmp_path / "var"),
+        AUTOCALL_WEB_PORT=str(port),
+        AUTOCALL_DEMO_PBX_PORT=str(free_port(socket.SOCK_DGRAM)),
+    )
+    run = subprocess.Popen(
+        [sys.executable, "-m", "webapp.cli", "run", "--demo"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        process_group=0,
+    )  # a terminal's job
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until_ready(base, run, 60)
@@ -70,6 +80,10 @@ def test_the_demo_runs_shows_a_card_and_stops_on_sigint(tmp_path):
     assert run.returncode == 0, output[-3000:]
     assert "demo operator:  operator101@autocall.local" in output
     assert "Traceback" not in output, output[-3000:]  # Redis outlived its users
-    alive = [pid for pid in children if Path(f"/proc/{pid}").exists()
-             and "zombie" not in Path(f"/proc/{pid}/status").read_text().lower()]  # fmt: skip
+    alive = [
+        pid
+        for pid in children
+        if Path(f"/proc/{pid}").exists()
+        and "zombie" not in Path(f"/proc/{pid}/status").read_text().lower()
+    ]
     assert alive == [], f"still running after SIGINT: {alive}"

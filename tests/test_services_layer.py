@@ -19,17 +19,34 @@ WEBAPP = ROOT / "webapp"
 SERVICES = sorted((WEBAPP / "services").glob("*.py"))
 #: The blueprints as the brief of issue 16 names them; `blueprint_packages` must find them all.
 KNOWN_BLUEPRINTS = {
-    "webapp.api", "webapp.auth", "webapp.console", "webapp.donotcall", "webapp.leads",
-    "webapp.live", "webapp.operators", "webapp.pages", "webapp.people", "webapp.reports",
-    "webapp.settings", "webapp.staff",
-}  # fmt: skip
+    "webapp.api",
+    "webapp.auth",
+    "webapp.console",
+    "webapp.donotcall",
+    "webapp.leads",
+    "webapp.live",
+    "webapp.operators",
+    "webapp.pages",
+    "webapp.people",
+    "webapp.reports",
+    "webapp.settings",
+    "webapp.staff",
+}
 #: Above the services though not blueprints: the webhooks' delivery jobs, and the wiring of
 #: the worker processes (webapp/jobs/queues.py, the queues and a job's context, is below).
-JOBS_ABOVE = {"webapp.webhooks", "webapp.jobs.engines", "webapp.jobs.schedule",
-              "webapp.jobs.worker"}  # fmt: skip
+JOBS_ABOVE = {
+    "webapp.webhooks",
+    "webapp.jobs.engines",
+    "webapp.jobs.schedule",
+    "webapp.jobs.worker",
+}
 #: What only a request has: a service takes the user, the tenant, the form as arguments.
-REQUEST_OBJECTS = {("flask", "request"), ("flask", "session"), ("flask", "g"),
-                   ("flask_login", "current_user")}  # fmt: skip
+REQUEST_OBJECTS = {
+    ("flask", "request"),
+    ("flask", "session"),
+    ("flask", "g"),
+    ("flask_login", "current_user"),
+}
 
 
 def module_name(path: Path) -> str:
@@ -69,8 +86,11 @@ def within(module: str, packages: set[str]) -> bool:
 
 def test_the_blueprints_and_the_jobs_above_are_found():
     assert blueprint_packages() >= KNOWN_BLUEPRINTS
-    assert all((ROOT / Path(*name.split("."))).with_suffix(".py").exists()
-               or (ROOT / Path(*name.split("."))).is_dir() for name in JOBS_ABOVE)  # fmt: skip
+    assert all(
+        (ROOT / Path(*name.split("."))).with_suffix(".py").exists()
+        or (ROOT / Path(*name.split("."))).is_dir()
+        for name in JOBS_ABOVE
+    )
     assert WEBAPP / "services" / "dialing.py" in SERVICES
 
 

@@ -24,9 +24,13 @@ def client() -> redis.Redis | None:
 def _client(name: str, socket_timeout: float) -> redis.Redis | None:
     if name not in current_app.extensions:
         url = current_app.extensions["autocall.config"].redis_url
-        current_app.extensions[name] = redis.Redis.from_url(
-            url, socket_timeout=socket_timeout, max_connections=MAX_CONNECTIONS
-        ) if url else None  # fmt: skip
+        current_app.extensions[name] = (
+            redis.Redis.from_url(
+                url, socket_timeout=socket_timeout, max_connections=MAX_CONNECTIONS
+            )
+            if url
+            else None
+        )
     return current_app.extensions[name]
 
 

@@ -36,8 +36,10 @@ def upgrade_database(config=None, progress=None) -> None:
             pending = [rev for rev in script.iterate_revisions("heads", current)]
             pending.reverse()  # oldest first
             if pending:
-                progress(f"Upgrading the database from {current or 'nothing'} to "
-                         f"{pending[-1].revision}: {len(pending)} migration(s).")  # fmt: skip
+                progress(
+                    f"Upgrading the database from {current or 'nothing'} to "
+                    f"{pending[-1].revision}: {len(pending)} migration(s)."
+                )
             clock = {"at": time.monotonic(), "start": time.monotonic()}
 
             def applied(ctx, step, heads, run_args) -> None:
@@ -146,14 +148,23 @@ def cmd_test_call(args: argparse.Namespace) -> int:
     from engine.sip.ua import Account
 
     host, port = args.pbx
-    account = Account(host, port, args.user, args.password, auth_username=args.auth_user,
-                      realm=args.realm)  # fmt: skip
+    account = Account(
+        host, port, args.user, args.password, auth_username=args.auth_user, realm=args.realm
+    )
     try:
-        result = asyncio.run(test_call(
-            account, args.number, args.refer_to, dial_format=args.dial_format,
-            refer_format=args.refer_format, refer_headers="\n".join(args.refer_header),
-            ring_timeout=args.ring_timeout, register=args.register, local_host=args.local_host,
-        ))  # fmt: skip
+        result = asyncio.run(
+            test_call(
+                account,
+                args.number,
+                args.refer_to,
+                dial_format=args.dial_format,
+                refer_format=args.refer_format,
+                refer_headers="\n".join(args.refer_header),
+                ring_timeout=args.ring_timeout,
+                register=args.register,
+                local_host=args.local_host,
+            )
+        )
     except FormatError as error:
         print(f"autocall test-call: {error.message}", file=sys.stderr)
         return 2
@@ -199,13 +210,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--host", default="127.0.0.1", help="address the portal listens on")
     run.add_argument("--port", type=int, default=None, help="portal port (default 5000)")
     run.add_argument(
-        "--demo", action=argparse.BooleanOptionalAction, default=False,
+        "--demo",
+        action=argparse.BooleanOptionalAction,
+        default=False,
         help="also run the demo PBX with a demo tenant, operators and leads (./dev run does)",
-    )  # fmt: skip
+    )
     run.set_defaults(func=cmd_run)
 
-    demo_pbx = sub.add_parser("demo-pbx", help="run the demo PBX (a SIP server for trying "
-                              "the dialer without a real PBX)")  # fmt: skip
+    demo_pbx = sub.add_parser(
+        "demo-pbx", help="run the demo PBX (a SIP server for trying the dialer without a real PBX)"
+    )
     from engine.sim.pbx import add_arguments
 
     add_arguments(demo_pbx)
@@ -220,9 +234,12 @@ def build_parser() -> argparse.ArgumentParser:
         "hosts enqueued. SIGTERM or Ctrl-C drains the engine hosts: calls in flight end first.",
     )
     worker.add_argument(
-        "--engine-workers", type=int, default=None, metavar="N",
+        "--engine-workers",
+        type=int,
+        default=None,
+        metavar="N",
         help="engine-host processes (default AUTOCALL_ENGINE_WORKERS, 1)",
-    )  # fmt: skip
+    )
     worker.set_defaults(func=cmd_worker)
 
     call = sub.add_parser(
@@ -239,14 +256,21 @@ def build_parser() -> argparse.ArgumentParser:
     call.add_argument("--auth-user", default=None, help="auth username when it differs")
     call.add_argument("--realm", default=None, help="answer challenges only for this realm")
     call.add_argument("--number", required=True, help="the customer's number to dial")
-    call.add_argument("--refer-to", required=True, metavar="EXTENSION",
-                      help="the operator's extension to transfer to")  # fmt: skip
+    call.add_argument(
+        "--refer-to",
+        required=True,
+        metavar="EXTENSION",
+        help="the operator's extension to transfer to",
+    )
     call.add_argument("--dial-format", default="+{number}@{host}:{port}")
     call.add_argument("--refer-format", default="{extension}@{host}:{port}")
     call.add_argument(
-        "--refer-header", action="append", default=[], metavar="'NAME: VALUE'",
+        "--refer-header",
+        action="append",
+        default=[],
+        metavar="'NAME: VALUE'",
         help="an extra REFER header, e.g. 'Referred-By: <sip:{extension}@{host}>'",
-    )  # fmt: skip
+    )
     call.add_argument("--ring-timeout", type=float, default=30.0, metavar="SECONDS")
     call.add_argument("--register", action="store_true", help="REGISTER before calling")
     call.add_argument("--local-host", default="0.0.0.0", help="local address to bind")
@@ -266,9 +290,11 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("workload", metavar="WORKLOAD.json")
     simulate.add_argument("--mode", required=True, choices=MODES, help="the pacing mode")
     simulate.add_argument(
-        "--multiplier", type=float, default=1.0,
+        "--multiplier",
+        type=float,
+        default=1.0,
         help="the call multiplier (multiplier mode; adaptive starts there)",
-    )  # fmt: skip
+    )
     simulate.add_argument("--seed", type=int, default=0, help="random seed (same seed, same run)")
     simulate.set_defaults(func=cmd_simulate)
 

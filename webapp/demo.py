@@ -38,18 +38,33 @@ def seed(secrets: SecretBox, pbx_host: str, pbx_port: int) -> dict:
     if tenant is None:
         tenant = create_tenant_with_admin(COMPANY, ADMIN[0], ADMIN[1]).tenant
         for name, extension in OPERATORS:
-            operator = create_operator(tenant, name=name, email=operator_email(extension),
-                                       extension=extension, password=OPERATOR_PASSWORD,
-                                       team_id=None)  # fmt: skip
+            operator = create_operator(
+                tenant,
+                name=name,
+                email=operator_email(extension),
+                extension=extension,
+                password=OPERATOR_PASSWORD,
+                team_id=None,
+            )
             operator.user.must_change_password = False
     values = dict(
-        sip_host=pbx_host, sip_port=pbx_port, sip_username=PBX_USER,
-        sip_password_encrypted=secrets.encrypt(PBX_PASSWORD), dialing_enabled=True,
-        calling_hours_start=time(0, 0), calling_hours_end=time(0, 0),
-        pacing_mode="multiplier", call_multiplier=1.5, ring_timeout_seconds=15,
-        wrap_up_timeout_seconds=30, retry_no_answer_minutes=2, retry_busy_minutes=1,
-        retry_unavailable_minutes=2, retry_technical_error_minutes=1, max_attempts=5,
-    )  # fmt: skip
+        sip_host=pbx_host,
+        sip_port=pbx_port,
+        sip_username=PBX_USER,
+        sip_password_encrypted=secrets.encrypt(PBX_PASSWORD),
+        dialing_enabled=True,
+        calling_hours_start=time(0, 0),
+        calling_hours_end=time(0, 0),
+        pacing_mode="multiplier",
+        call_multiplier=1.5,
+        ring_timeout_seconds=15,
+        wrap_up_timeout_seconds=30,
+        retry_no_answer_minutes=2,
+        retry_busy_minutes=1,
+        retry_unavailable_minutes=2,
+        retry_technical_error_minutes=1,
+        max_attempts=5,
+    )
     for key, value in values.items():
         setattr(tenant, key, value)
     waiting = db.session.scalar(
@@ -62,17 +77,24 @@ def seed(secrets: SecretBox, pbx_host: str, pbx_port: int) -> dict:
     )
     rng = random.Random()
     for _ in range(max(0, LEADS - waiting)):
-        db.session.add(Lead(
-            tenant_id=tenant.id, phone=f"+1555{rng.randrange(10**7):07d}",
-            name=f"{rng.choice(_FIRST)} {rng.choice(_LAST)}",
-            card={"product": rng.choice(_PRODUCTS), "order": f"D-{rng.randrange(10**5):05d}"},
-            status=LeadStatus.NEW.value, attempts=0, priority=0,
-        ))  # fmt: skip
+        db.session.add(
+            Lead(
+                tenant_id=tenant.id,
+                phone=f"+1555{rng.randrange(10**7):07d}",
+                name=f"{rng.choice(_FIRST)} {rng.choice(_LAST)}",
+                card={"product": rng.choice(_PRODUCTS), "order": f"D-{rng.randrange(10**5):05d}"},
+                status=LeadStatus.NEW.value,
+                attempts=0,
+                priority=0,
+            )
+        )
     db.session.commit()
     operators = db.session.execute(
-        select(Operator.name, User.email).join(User, User.id == Operator.user_id)
-        .where(Operator.tenant_id == tenant.id).order_by(Operator.extension)
-    ).all()  # fmt: skip
+        select(Operator.name, User.email)
+        .join(User, User.id == Operator.user_id)
+        .where(Operator.tenant_id == tenant.id)
+        .order_by(Operator.extension)
+    ).all()
     return {
         "admin": ADMIN,
         "operators": [(name, email, OPERATOR_PASSWORD) for name, email in operators],

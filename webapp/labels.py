@@ -58,5 +58,8 @@ def transfer_reason(detail: str, code: int) -> str:
 def init_app(app: Flask) -> None:
     @app.context_processor
     def call_labels() -> dict:
-        return {"OUTCOME_LABELS": OUTCOME_LABELS, "DETAIL_LABELS": DETAIL_LABELS,
-                "TRANSFER_LABELS": TRANSFER_LABELS}  # fmt: skip
+        return {
+            "OUTCOME_LABELS": OUTCOME_LABELS,
+            "DETAIL_LABELS": DETAIL_LABELS,
+            "TRANSFER_LABELS": TRANSFER_LABELS,
+        }

@@ -58,8 +58,12 @@ def worker_commands(config: Config) -> list[list[str]]:
     """The worker processes of a deployment: engine hosts, short jobs, webhook deliveries,
     the cron scheduler."""
     python = [sys.executable, "-m", "webapp.jobs"]
-    return [*([[*python, "engines"]] * config.engine_workers), [*python, "default"],
-            [*python, "webhooks"], [*python, "cron"]]  # fmt: skip
+    return [
+        *([[*python, "engines"]] * config.engine_workers),
+        [*python, "default"],
+        [*python, "webhooks"],
+        [*python, "cron"],
+    ]
 
 
 DEMO_PBX_HOST = "127.0.0.1"
@@ -71,10 +75,24 @@ def start_demo(config: Config) -> tuple[subprocess.Popen, dict]:
     from webapp.services.secrets import SecretBox
 
     host, port = DEMO_PBX_HOST, config.demo_pbx_port
-    pbx = subprocess.Popen([sys.executable, "-m", "engine.sim.pbx", "--host", host,
-                            "--port", str(port), "--user", demo.PBX_USER,
-                            "--password", demo.PBX_PASSWORD, "--ring", "2-6"],
-                           process_group=0)  # SERVICE_GROUP  # fmt: skip
+    pbx = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "engine.sim.pbx",
+            "--host",
+            host,
+            "--port",
+            str(port),
+            "--user",
+            demo.PBX_USER,
+            "--password",
+            demo.PBX_PASSWORD,
+            "--ring",
+            "2-6",
+        ],
+        process_group=0,
+    )  # SERVICE_GROUP
     app = create_app(config)
     with app.app_context():
         logins = demo.seed(SecretBox(config.encryption_key), host, port)
@@ -110,8 +128,16 @@ def run_service(config: Config, host: str, port: int | None, demo: bool = False)
     if not config.public_url:  # links in mail lead to the portal started here
         env["AUTOCALL_PUBLIC_URL"] = f"http://127.0.0.1:{port}"
     # The settings of deploy/gunicorn.conf.py, from the package: this may run anywhere.
-    web = [sys.executable, "-m", "gunicorn", "-c", "python:webapp.gunicorn_conf",
-           "--bind", f"{host}:{port}", "webapp:create_app()"]  # fmt: skip
+    web = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "-c",
+        "python:webapp.gunicorn_conf",
+        "--bind",
+        f"{host}:{port}",
+        "webapp:create_app()",
+    ]
     for command in [web, *worker_commands(config)]:
         children.append(subprocess.Popen(command, env=env))
     print(f"AutoCall Cloud portal: http://{host}:{port}/  (Ctrl-C stops everything)", flush=True)

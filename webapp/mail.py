@@ -55,8 +55,10 @@ def init_app(app: Flask) -> None:
     app.extensions["autocall.outbox"] = []
     config = app.extensions["autocall.config"]
     if config.env == "production" and config.mail_backend == "console":
-        log.warning("AUTOCALL_MAIL_BACKEND is console in production: password-reset links go "
-                    "to the log, not to the users; set smtp and AUTOCALL_SMTP_URL")  # fmt: skip
+        log.warning(
+            "AUTOCALL_MAIL_BACKEND is console in production: password-reset links go "
+            "to the log, not to the users; set smtp and AUTOCALL_SMTP_URL"
+        )
 
 
 def check_smtp_url(url: str) -> str | None:
@@ -97,8 +99,14 @@ def _send_later(message: Message, url: str) -> None:
 
     try:
         retry = Retry(max=len(RETRIES), interval=list(RETRIES))
-        queue().enqueue(deliver_mail, message, retry=retry, job_timeout=3 * TIMEOUT,
-                        result_ttl=600, failure_ttl=7 * 86400)  # fmt: skip
+        queue().enqueue(
+            deliver_mail,
+            message,
+            retry=retry,
+            job_timeout=3 * TIMEOUT,
+            result_ttl=600,
+            failure_ttl=7 * 86400,
+        )
         return
     except (redis.RedisError, RuntimeError) as error:
         log.warning("mail to %s: no job queue (%s); sending it now", message.to, error)
@@ -164,8 +172,10 @@ def smtp_send(url: str, message: Message) -> None:
             if parts.scheme == "smtp" and tls == "starttls":
                 client.ehlo()
                 if not client.has_extn("starttls"):
-                    raise MailError(f"{where} does not offer STARTTLS; not sending in clear "
-                                    "(use smtps://, or ?tls=none for a trusted relay)")  # fmt: skip
+                    raise MailError(
+                        f"{where} does not offer STARTTLS; not sending in clear "
+                        "(use smtps://, or ?tls=none for a trusted relay)"
+                    )
                 client.starttls(context=context)
             if parts.username:
                 _login(client, unquote(parts.username), unquote(parts.password or ""))
@@ -175,12 +185,14 @@ def smtp_send(url: str, message: Message) -> None:
     except smtplib.SMTPAuthenticationError as error:
         raise MailError(f"{where} refused the user name or password ({error.smtp_code})") from None
     except smtplib.SMTPRecipientsRefused as error:
-        (code, reason), = error.recipients.values()  # fmt: skip
-        raise MailError(f"{where} refused the address {message.to}: {code} "
-                        f"{reason.decode(errors='replace')}") from None  # fmt: skip
+        ((code, reason),) = error.recipients.values()
+        raise MailError(
+            f"{where} refused the address {message.to}: {code} {reason.decode(errors='replace')}"
+        ) from None
     except smtplib.SMTPResponseException as error:
-        raise MailError(f"{where} answered {error.smtp_code} "
-                        f"{error.smtp_error.decode(errors='replace')}") from None  # fmt: skip
+        raise MailError(
+            f"{where} answered {error.smtp_code} {error.smtp_error.decode(errors='replace')}"
+        ) from None
     except ssl.SSLError as error:
         raise MailError(f"{where}: TLS failed ({error.reason or error})") from None
     except (OSError, smtplib.SMTPException) as error:

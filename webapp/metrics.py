@@ -59,8 +59,9 @@ def init_app(app: Flask) -> None:
         started = g.pop("metrics_started", None)
         endpoint = request.url_rule.endpoint if request.url_rule else "none"
         tally = app.extensions["autocall.metrics"]["tally"]
-        tally.add(m.WEB_REQUESTS, endpoint=endpoint, method=request.method,
-                  status=response.status_code)  # fmt: skip
+        tally.add(
+            m.WEB_REQUESTS, endpoint=endpoint, method=request.method, status=response.status_code
+        )
         if started is not None:
             tally.observe(m.WEB_SECONDS, time.perf_counter() - started, endpoint=endpoint)
         flush(app)
@@ -167,8 +168,9 @@ class _Collector:
             latency.add_metric([endpoint], buckets, data["sum"])
         yield latency
 
-        in_flight = GaugeMetricFamily(m.CALLS_IN_FLIGHT, m.HELP[m.CALLS_IN_FLIGHT],
-                                      labels=["tenant"])  # fmt: skip
+        in_flight = GaugeMetricFamily(
+            m.CALLS_IN_FLIGHT, m.HELP[m.CALLS_IN_FLIGHT], labels=["tenant"]
+        )
         held = GaugeMetricFamily(m.TENANTS_HELD, m.HELP[m.TENANTS_HELD], labels=["host"])
         for field, value in sorted(self.data["gauges"].items()):
             name, labels = m.parse_field(field)
@@ -178,16 +180,20 @@ class _Collector:
                 held.add_metric([labels["host"]], value)
         yield in_flight
         yield held
-        yield GaugeMetricFamily("autocall_engine_hosts_alive",
-                                "Engine hosts whose heartbeat is fresh.",
-                                value=self.data["hosts"])  # fmt: skip
-        waiting = GaugeMetricFamily("autocall_queue_jobs", "Jobs waiting in an RQ queue.",
-                                    labels=["queue"])  # fmt: skip
-        failed = GaugeMetricFamily("autocall_queue_failed_jobs",
-                                   "Jobs in an RQ queue's failed registry.",
-                                   labels=["queue"])  # fmt: skip
-        workers = GaugeMetricFamily("autocall_workers", "RQ workers alive listening on a queue.",
-                                    labels=["queue"])  # fmt: skip
+        yield GaugeMetricFamily(
+            "autocall_engine_hosts_alive",
+            "Engine hosts whose heartbeat is fresh.",
+            value=self.data["hosts"],
+        )
+        waiting = GaugeMetricFamily(
+            "autocall_queue_jobs", "Jobs waiting in an RQ queue.", labels=["queue"]
+        )
+        failed = GaugeMetricFamily(
+            "autocall_queue_failed_jobs", "Jobs in an RQ queue's failed registry.", labels=["queue"]
+        )
+        workers = GaugeMetricFamily(
+            "autocall_workers", "RQ workers alive listening on a queue.", labels=["queue"]
+        )
         for queue in self.data["queues"]:
             waiting.add_metric([queue.name], queue.waiting)
             failed.add_metric([queue.name], queue.failed)

@@ -26,9 +26,16 @@ from sqlalchemy import text
 log = logging.getLogger("autocall.migrations")
 
 
-def in_batches(connection, table: str, work: Callable[[int, int], None], *, key: str = "id",
-               size: int = 50_000, say: Callable[[str], None] | None = None,
-               every: float = 5.0) -> int:  # fmt: skip
+def in_batches(
+    connection,
+    table: str,
+    work: Callable[[int, int], None],
+    *,
+    key: str = "id",
+    size: int = 50_000,
+    say: Callable[[str], None] | None = None,
+    every: float = 5.0,
+) -> int:
     """Call `work(low, high)` for consecutive key ranges [low, high) of `size` keys, from the
     table's smallest key to its largest; report progress (share of the key range done,
     elapsed time, an estimate of the time left) after the first batch, then at most every
@@ -50,7 +57,9 @@ def in_batches(connection, table: str, work: Callable[[int, int], None], *, key:
             done = (high - lowest) / span
             elapsed = now - started
             left = elapsed / done - elapsed if done < 1 else 0.0
-            say(f"{table}: {key} {high - 1} of {highest} ({done:.0%}), {elapsed:.1f} s, "
-                f"about {left:.0f} s left")  # fmt: skip
+            say(
+                f"{table}: {key} {high - 1} of {highest} ({done:.0%}), {elapsed:.1f} s, "
+                f"about {left:.0f} s left"
+            )
         low = high
     return batches

@@ -156,9 +156,14 @@ def client_key(ip: str) -> str:
 
 class LoginThrottle:
     def __init__(
-        self, counters, per_pair: int, per_ip: int, window: int, prefix: str = "ac:",
+        self,
+        counters,
+        per_pair: int,
+        per_ip: int,
+        window: int,
+        prefix: str = "ac:",
         clock=time.time,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.counters = counters
         self.prefix = prefix + "login:"
         self.per_pair = per_pair

@@ -111,15 +111,20 @@ class Lease:
         pipe.execute()
 
 
-def take_lease(connection: redis.Redis, keys: tuple[str, str], per_user: int, per_tenant: int,
-               now: float | None = None) -> Lease | str:  # fmt: skip
+def take_lease(
+    connection: redis.Redis,
+    keys: tuple[str, str],
+    per_user: int,
+    per_tenant: int,
+    now: float | None = None,
+) -> Lease | str:
     """A lease for a new stream, or the cap that is reached ("user" or "tenant")."""
     now = time.time() if now is None else now
     member = uuid.uuid4().hex
     answer = connection.register_script(_TAKE)(
-        keys=list(keys), args=[now, now + LEASE_SECONDS, member, per_user, per_tenant,
-                               LEASE_SECONDS],
-    )  # fmt: skip
+        keys=list(keys),
+        args=[now, now + LEASE_SECONDS, member, per_user, per_tenant, LEASE_SECONDS],
+    )
     return {1: "user", 2: "tenant"}.get(int(answer)) or Lease(connection, keys, member)
 
 
@@ -181,8 +186,11 @@ class Hub:
         #: For the streams' leases and for waking the reader: a few connections, which the
         #: streams' threads wait for rather than open one each (2,000 streams renew their
         #: leases about together after a restart).
-        self.control = redis.Redis(connection_pool=redis.BlockingConnectionPool.from_url(
-            url, max_connections=20, timeout=10, socket_timeout=5))  # fmt: skip
+        self.control = redis.Redis(
+            connection_pool=redis.BlockingConnectionPool.from_url(
+                url, max_connections=20, timeout=10, socket_timeout=5
+            )
+        )
 
     @property
     def open_streams(self) -> int:
@@ -198,8 +206,7 @@ class Hub:
             self._by_key.setdefault(key, set()).add(subscription)
             self._count += 1
             if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="event-streams",
-                                                daemon=True)  # fmt: skip
+                self._thread = threading.Thread(target=self._run, name="event-streams", daemon=True)
                 self._thread.start()
             reader_id = self._reader_id
         self._changed.set()
@@ -260,9 +267,12 @@ class Hub:
 
     def _connect(self) -> redis.Redis:
         # One connection, no silent reconnection: CLIENT UNBLOCK needs its id to stay true.
-        reader = redis.Redis.from_url(self.url, socket_timeout=BLOCK_MS / 1000 + 30,
-                                      single_connection_client=True,
-                                      retry=Retry(NoBackoff(), 0))  # fmt: skip
+        reader = redis.Redis.from_url(
+            self.url,
+            socket_timeout=BLOCK_MS / 1000 + 30,
+            single_connection_client=True,
+            retry=Retry(NoBackoff(), 0),
+        )
         reader.client_setname(self.name)
         self._reader_id = reader.client_id()
         return reader
@@ -328,18 +338,33 @@ def open_stream(tenant_id: int, user_id: int, key: str, after: str) -> Stream:
     keys = lease_keys(config.redis_prefix, tenant_id, user_id)
     lease = take_lease(streams.control, keys, config.streams_per_user, config.streams_per_tenant)
     if lease == "user":
-        raise Refused(429, _("You have %(count)s consoles open (tabs or browsers), as many as "
-                             "one person may: close one and this one connects by itself.",
-                             count=config.streams_per_user), RETRY_AFTER["user"])  # fmt: skip
+        raise Refused(
+            429,
+            _(
+                "You have %(count)s consoles open (tabs or browsers), as many as "
+                "one person may: close one and this one connects by itself.",
+                count=config.streams_per_user,
+            ),
+            RETRY_AFTER["user"],
+        )
     if lease == "tenant":
-        raise Refused(429, _("Your company has %(count)s consoles open, as many as it may: "
-                             "this one connects by itself when another closes.",
-                             count=config.streams_per_tenant), RETRY_AFTER["tenant"])  # fmt: skip
+        raise Refused(
+            429,
+            _(
+                "Your company has %(count)s consoles open, as many as it may: "
+                "this one connects by itself when another closes.",
+                count=config.streams_per_tenant,
+            ),
+            RETRY_AFTER["tenant"],
+        )
     subscription = streams.subscribe(key, after)
     if subscription is None:
         lease.release()
-        raise Refused(503, _("The server is busy: the console connects again by itself in a "
-                             "few seconds."), RETRY_AFTER["process"])  # fmt: skip
+        raise Refused(
+            503,
+            _("The server is busy: the console connects again by itself in a few seconds."),
+            RETRY_AFTER["process"],
+        )
     return Stream(streams, subscription, lease)
 
 

@@ -59,8 +59,9 @@ class Distribution:
 
     def __init__(self, spec, where: str):
         if not isinstance(spec, dict):
-            raise WorkloadError(f"{where}: expected a distribution such as "
-                                f'{{"exponential": 120}}, got {spec!r}')  # fmt: skip
+            raise WorkloadError(
+                f'{where}: expected a distribution such as {{"exponential": 120}}, got {spec!r}'
+            )
         spec = dict(spec)
         self.max = _number(spec.pop("max"), f"{where}.max") if "max" in spec else math.inf
         if len(spec) != 1:
@@ -68,7 +69,7 @@ class Distribution:
                 f"{where}: name exactly one kind of distribution "
                 "(constant, uniform, exponential, lognormal, pareto, mix)"
             )
-        (kind, value), = spec.items()  # fmt: skip
+        ((kind, value),) = spec.items()
         self.kind = kind
         self.parts: list[tuple[float, Distribution]] = []
         if kind == "constant":
@@ -81,11 +82,15 @@ class Distribution:
         elif kind == "exponential":
             self.a = _number(value, f"{where}.exponential", 1e-9)
         elif kind in ("lognormal", "pareto"):
-            if not isinstance(value, dict) or set(value) != {"mean", "sigma" if kind ==
-                                                             "lognormal" else "shape"}:  # fmt: skip
+            if not isinstance(value, dict) or set(value) != {
+                "mean",
+                "sigma" if kind == "lognormal" else "shape",
+            }:
                 other = "sigma" if kind == "lognormal" else "shape"
-                raise WorkloadError(f'{where}.{kind}: expected {{"mean": seconds, "{other}": '
-                                    f"number}}, got {value!r}")  # fmt: skip
+                raise WorkloadError(
+                    f'{where}.{kind}: expected {{"mean": seconds, "{other}": '
+                    f"number}}, got {value!r}"
+                )
             mean = _number(value["mean"], f"{where}.{kind}.mean", 1e-9)
             if kind == "lognormal":
                 sigma = _number(value["sigma"], f"{where}.lognormal.sigma")
@@ -93,8 +98,9 @@ class Distribution:
             else:
                 shape = _number(value["shape"], f"{where}.pareto.shape")
                 if shape <= 1.0:
-                    raise WorkloadError(f"{where}.pareto.shape: must be over 1 (a finite "
-                                        f"mean), got {shape:g}")  # fmt: skip
+                    raise WorkloadError(
+                        f"{where}.pareto.shape: must be over 1 (a finite mean), got {shape:g}"
+                    )
                 self.a, self.b = mean * (shape - 1) / shape, shape  # minimum, shape
         elif kind == "mix":
             if not isinstance(value, list) or not value:
@@ -102,13 +108,19 @@ class Distribution:
             for i, part in enumerate(value):
                 if not isinstance(part, list) or len(part) != 2:
                     raise WorkloadError(f"{where}.mix[{i}]: expected [weight, distribution]")
-                self.parts.append((_number(part[0], f"{where}.mix[{i}][0]"),
-                                   Distribution(part[1], f"{where}.mix[{i}][1]")))  # fmt: skip
+                self.parts.append(
+                    (
+                        _number(part[0], f"{where}.mix[{i}][0]"),
+                        Distribution(part[1], f"{where}.mix[{i}][1]"),
+                    )
+                )
             if sum(w for w, _ in self.parts) <= 0:
                 raise WorkloadError(f"{where}.mix: the weights add up to nothing")
         else:
-            raise WorkloadError(f"{where}: unknown distribution {kind!r}; use constant, "
-                                "uniform, exponential, lognormal, pareto or mix")  # fmt: skip
+            raise WorkloadError(
+                f"{where}: unknown distribution {kind!r}; use constant, "
+                "uniform, exponential, lognormal, pareto or mix"
+            )
 
     def draw(self, rng: random.Random) -> float:
         kind = self.kind
@@ -154,9 +166,21 @@ class Workload:
     calls_per_second: float = 10.0
     abandon_rate_cap: float = 3.0
 
-    KEYS = ("name", "duration", "leads", "operators", "answer_probability", "ring_time",
-            "talk_time", "wrap_up_time", "abandon_tolerance", "tick", "ceilings",
-            "abandon_rate_cap_percent", "about")  # fmt: skip
+    KEYS = (
+        "name",
+        "duration",
+        "leads",
+        "operators",
+        "answer_probability",
+        "ring_time",
+        "talk_time",
+        "wrap_up_time",
+        "abandon_tolerance",
+        "tick",
+        "ceilings",
+        "abandon_rate_cap_percent",
+        "about",
+    )
 
     @classmethod
     def from_dict(cls, data) -> Workload:
@@ -164,8 +188,9 @@ class Workload:
             raise WorkloadError("a workload is a JSON object (docs/pacing.md)")
         unknown = sorted(set(data) - set(cls.KEYS))
         if unknown:
-            raise WorkloadError(f"unknown key(s) {', '.join(unknown)}; a workload has "
-                                f"{', '.join(cls.KEYS)}")  # fmt: skip
+            raise WorkloadError(
+                f"unknown key(s) {', '.join(unknown)}; a workload has {', '.join(cls.KEYS)}"
+            )
         for key in ("duration", "operators", "answer_probability", "ring_time", "talk_time"):
             if key not in data:
                 raise WorkloadError(f"missing {key!r} (docs/pacing.md describes a workload)")
@@ -173,13 +198,16 @@ class Workload:
         if isinstance(schedule, int) and not isinstance(schedule, bool):
             schedule = [{"at": 0, "on_line": schedule}]
         if not isinstance(schedule, list) or not schedule:
-            raise WorkloadError('operators: a number, or a schedule [{"at": seconds, '
-                                '"on_line": operators}, ...]')  # fmt: skip
+            raise WorkloadError(
+                'operators: a number, or a schedule [{"at": seconds, "on_line": operators}, ...]'
+            )
         steps = []
         for i, step in enumerate(schedule):
             if not isinstance(step, dict) or set(step) != {"at", "on_line"}:
-                raise WorkloadError(f'operators[{i}]: expected {{"at": seconds, "on_line": '
-                                    f"operators}}, got {step!r}")  # fmt: skip
+                raise WorkloadError(
+                    f'operators[{i}]: expected {{"at": seconds, "on_line": '
+                    f"operators}}, got {step!r}"
+                )
             on_line = _number(step["on_line"], f"operators[{i}].on_line")
             if on_line != int(on_line):
                 raise WorkloadError(f"operators[{i}].on_line: a whole number of operators")
@@ -187,16 +215,17 @@ class Workload:
         steps.sort()
         ring = data["ring_time"]
         if not isinstance(ring, dict) or set(ring) != {"answered", "unanswered"}:
-            raise WorkloadError('ring_time: expected {"answered": distribution, '
-                                '"unanswered": distribution}')  # fmt: skip
+            raise WorkloadError(
+                'ring_time: expected {"answered": distribution, "unanswered": distribution}'
+            )
         p = _number(data["answer_probability"], "answer_probability")
         if p > 1:
             raise WorkloadError(f"answer_probability: between 0 and 1, got {p:g}")
         ceilings = data.get("ceilings", {})
-        if not isinstance(ceilings, dict) or set(ceilings) - {"max_in_flight",
-                                                              "calls_per_second"}:  # fmt: skip
-            raise WorkloadError('ceilings: expected {"max_in_flight": calls, '
-                                '"calls_per_second": calls}')  # fmt: skip
+        if not isinstance(ceilings, dict) or set(ceilings) - {"max_in_flight", "calls_per_second"}:
+            raise WorkloadError(
+                'ceilings: expected {"max_in_flight": calls, "calls_per_second": calls}'
+            )
         tick = _number(data.get("tick", 0.1), "tick", 0.001)
         leads = _number(data.get("leads", 10**9), "leads")
         return cls(
@@ -231,8 +260,9 @@ class Workload:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as error:
-            raise WorkloadError(f"{path} is not JSON: {error.msg} at line {error.lineno}, "
-                                f"column {error.colno}") from None  # fmt: skip
+            raise WorkloadError(
+                f"{path} is not JSON: {error.msg} at line {error.lineno}, column {error.colno}"
+            ) from None
         return cls.from_dict(data)
 
 
@@ -267,13 +297,19 @@ def pacer_class(compiled: bool = True) -> type[Pacer]:
     return Pacer
 
 
-def simulate(workload: Workload, mode: str, seed: int = 0, multiplier: float = 1.0,
-             pacer: Any = None) -> dict[str, Any]:  # fmt: skip
+def simulate(
+    workload: Workload, mode: str, seed: int = 0, multiplier: float = 1.0, pacer: Any = None
+) -> dict[str, Any]:
     """Run the workload with a pacer in `mode`; the figures of `autocall simulate`."""
     if pacer is None:
-        pacer = pacer_class()(mode, multiplier, workload.max_in_flight,
-                              workload.calls_per_second, 0.0,
-                              workload.abandon_rate_cap)  # fmt: skip
+        pacer = pacer_class()(
+            mode,
+            multiplier,
+            workload.max_in_flight,
+            workload.calls_per_second,
+            0.0,
+            workload.abandon_rate_cap,
+        )
     run = _Run(workload, pacer, seed)
     run.run()
     answered, abandoned = run.answered, run.abandoned
@@ -337,9 +373,13 @@ class _Run:
     def run(self) -> None:
         """Handle the events in their order until the workload's end."""
         handlers: tuple[Callable[[float, Any], None], ...] = (
-            self._on_schedule, self._on_free, self._on_wrap_up, self._on_ring_end,
-            self._on_give_up, self._on_tick,
-        )  # by kind  # fmt: skip
+            self._on_schedule,
+            self._on_free,
+            self._on_wrap_up,
+            self._on_ring_end,
+            self._on_give_up,
+            self._on_tick,
+        )  # by kind
         events, end = self.events, self.end
         while events:
             now, kind, _, payload = heapq.heappop(events)

@@ -107,9 +107,14 @@ class _Call:
 
 
 class DemoPBX(asyncio.DatagramProtocol):
-    def __init__(self, username: str = "demo", password: str = "demo",
-                 behaviour: Behaviour | None = None, seed: int | None = None,
-                 on_entry: Callable[[Entry], None] | None = None):  # fmt: skip
+    def __init__(
+        self,
+        username: str = "demo",
+        password: str = "demo",
+        behaviour: Behaviour | None = None,
+        seed: int | None = None,
+        on_entry: Callable[[Entry], None] | None = None,
+    ):
         self.username = username
         self.password = password
         self.behaviour = behaviour or Behaviour()
@@ -165,9 +170,16 @@ class DemoPBX(asyncio.DatagramProtocol):
         else:
             handler(message, source)
 
-    def _reply(self, request: Request, source, status: int, reason: str,
-               headers: Sequence[tuple[str, str]] = (), body: bytes = b"",
-               tag: str | None = None) -> bytes:  # fmt: skip
+    def _reply(
+        self,
+        request: Request,
+        source,
+        status: int,
+        reason: str,
+        headers: Sequence[tuple[str, str]] = (),
+        body: bytes = b"",
+        tag: str | None = None,
+    ) -> bytes:
         raw = format_response(request, status, reason, list(headers), body, to_tag=tag)
         self._send(raw, source)
         return raw
@@ -192,10 +204,17 @@ class DemoPBX(asyncio.DatagramProtocol):
         if answer.get("nonce") not in self.nonces or answer.get("username") != self.username:
             return False
         expected = digest_response(
-            "MD5", self.username, REALM, self.password, answer["nonce"], request.method,
-            answer.get("uri", ""), qop=answer.get("qop"), nc=answer.get("nc", ""),
+            "MD5",
+            self.username,
+            REALM,
+            self.password,
+            answer["nonce"],
+            request.method,
+            answer.get("uri", ""),
+            qop=answer.get("qop"),
+            nc=answer.get("nc", ""),
             cnonce=answer.get("cnonce", ""),
-        )  # fmt: skip
+        )
         return secrets.compare_digest(expected, answer.get("response", ""))
 
     def _on_register(self, request: Request, source) -> None:
@@ -204,15 +223,26 @@ class DemoPBX(asyncio.DatagramProtocol):
             self.nonces.add(nonce)
             challenge = f'Digest realm="{REALM}", nonce="{nonce}", algorithm=MD5, qop="auth"'
             self.stats["register_challenged"] += 1
-            self._reply(request, source, 401, "Unauthorized", [("WWW-Authenticate", challenge)],
-                        tag=secrets.token_hex(4))  # fmt: skip
+            self._reply(
+                request,
+                source,
+                401,
+                "Unauthorized",
+                [("WWW-Authenticate", challenge)],
+                tag=secrets.token_hex(4),
+            )
             return
         self.stats["registered"] += 1
         expires = request.expires if request.expires is not None else 3600
         contact = request.get("contact") or ""
-        self._reply(request, source, 200, "OK",
-                    [("Contact", f"{contact};expires={expires}"), ("Expires", str(expires))],
-                    tag=secrets.token_hex(4))  # fmt: skip
+        self._reply(
+            request,
+            source,
+            200,
+            "OK",
+            [("Contact", f"{contact};expires={expires}"), ("Expires", str(expires))],
+            tag=secrets.token_hex(4),
+        )
 
     def _on_options(self, request: Request, source) -> None:
         allow = "INVITE, ACK, CANCEL, BYE, REFER, NOTIFY, OPTIONS, REGISTER"
@@ -226,8 +256,15 @@ class DemoPBX(asyncio.DatagramProtocol):
             if call.final is not None and request.to_tag is None:
                 self._send(call.final, source)
             elif request.to_tag is not None:  # a re-INVITE: keep the session
-                self._reply(request, source, 200, "OK", [("Contact", self._contact())],
-                            self._sdp(), tag=call.tag)  # fmt: skip
+                self._reply(
+                    request,
+                    source,
+                    200,
+                    "OK",
+                    [("Contact", self._contact())],
+                    self._sdp(),
+                    tag=call.tag,
+                )
             return
         number = request.uri.split("@")[0].removeprefix("sip:")
         call = _Call(request, source, secrets.token_hex(4), self.behaviour.fate(self.rng, number))
@@ -244,8 +281,9 @@ class DemoPBX(asyncio.DatagramProtocol):
                 await asyncio.sleep(self.rng.uniform(0.1, 0.5))
                 self._final(call, 480, "Temporarily Unavailable")
                 return
-            self._reply(invite, source, 180, "Ringing", [("Contact", self._contact())],
-                        tag=call.tag)  # fmt: skip
+            self._reply(
+                invite, source, 180, "Ringing", [("Contact", self._contact())], tag=call.tag
+            )
             if call.fate == NO_ANSWER:  # rings until the dialer CANCELs, or the limit
                 await asyncio.sleep(self.behaviour.ring_limit)
                 self._final(call, 408, "Request Timeout")
@@ -273,8 +311,9 @@ class DemoPBX(asyncio.DatagramProtocol):
 
     def _final(self, call: _Call, status: int, reason: str, headers=(), body=b"") -> bytes:
         self.stats[f"final_{status}"] += 1
-        final = call.final = self._reply(call.invite, call.source, status, reason, headers, body,
-                                         tag=call.tag)  # fmt: skip
+        final = call.final = self._reply(
+            call.invite, call.source, status, reason, headers, body, tag=call.tag
+        )
         self.record("answered" if status < 300 else "final", call, status)
         if status >= 300:
             asyncio.get_running_loop().call_later(32, self._forget, call.invite.call_id)
@@ -287,21 +326,30 @@ class DemoPBX(asyncio.DatagramProtocol):
 
     def _on_cancel(self, request: Request, source) -> None:
         call = self.calls.get(request.call_id)
-        self._reply(request, source, 200 if call else 481,
-                    "OK" if call else "Call/Transaction Does Not Exist")  # fmt: skip
+        self._reply(
+            request,
+            source,
+            200 if call else 481,
+            "OK" if call else "Call/Transaction Does Not Exist",
+        )
         if call is not None and call.final is None:
             if call.task is not None:
                 call.task.cancel()
             self.stats["cancelled"] += 1
             self.record("cancel", call)
-            call.final = self._reply(call.invite, call.source, 487, "Request Terminated",
-                                     tag=call.tag)  # fmt: skip
+            call.final = self._reply(
+                call.invite, call.source, 487, "Request Terminated", tag=call.tag
+            )
             asyncio.get_running_loop().call_later(32, self._forget, call.invite.call_id)
 
     def _on_bye(self, request: Request, source) -> None:
         call = self.calls.pop(request.call_id, None)
-        self._reply(request, source, 200 if call else 481,
-                    "OK" if call else "Call/Transaction Does Not Exist")  # fmt: skip
+        self._reply(
+            request,
+            source,
+            200 if call else 481,
+            "OK" if call else "Call/Transaction Does Not Exist",
+        )
         if call is not None:
             if not call.ended:
                 self.record("bye", call)
@@ -346,9 +394,16 @@ class DemoPBX(asyncio.DatagramProtocol):
 
     async def _notify(self, call: _Call, status: str, state: str) -> None:
         body = f"SIP/2.0 {status}\r\n".encode()
-        await self._request(call, "NOTIFY", [("Event", "refer"), ("Subscription-State", state),
-                                             ("Content-Type", "message/sipfrag;version=2.0")],
-                            body)  # fmt: skip
+        await self._request(
+            call,
+            "NOTIFY",
+            [
+                ("Event", "refer"),
+                ("Subscription-State", state),
+                ("Content-Type", "message/sipfrag;version=2.0"),
+            ],
+            body,
+        )
 
     async def _request(self, call: _Call, method: str, headers, body: bytes = b""):
         """A request of ours inside the call's dialog, sent again until answered."""
@@ -390,8 +445,10 @@ class DemoPBX(asyncio.DatagramProtocol):
 
     def _sdp(self) -> bytes:
         host = self.address[0]
-        return (f"v=0\r\no=pbx 1 1 IN IP4 {host}\r\ns=demo\r\nc=IN IP4 {host}\r\nt=0 0\r\n"
-                f"m=audio 4000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n").encode()  # fmt: skip
+        return (
+            f"v=0\r\no=pbx 1 1 IN IP4 {host}\r\ns=demo\r\nc=IN IP4 {host}\r\nt=0 0\r\n"
+            f"m=audio 4000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
+        ).encode()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -410,22 +467,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-answer", type=float, default=0.15)
     parser.add_argument("--unavailable", type=float, default=0.15)
     parser.add_argument("--ring", default="1-5", metavar="MIN-MAX", help="ring time in seconds")
-    parser.add_argument("--unreachable-extension", action="append", default=[],
-                        help="an operator's extension whose phone cannot be reached")  # fmt: skip
-    parser.add_argument("--by-last-digit", action="store_true",
-                        help="2 busy, 3 no answer, 4 unreachable, else answer")  # fmt: skip
+    parser.add_argument(
+        "--unreachable-extension",
+        action="append",
+        default=[],
+        help="an operator's extension whose phone cannot be reached",
+    )
+    parser.add_argument(
+        "--by-last-digit",
+        action="store_true",
+        help="2 busy, 3 no answer, 4 unreachable, else answer",
+    )
     parser.add_argument("--seed", type=int, default=None)
-    parser.add_argument("--journal", default=None, metavar="FILE",
-                        help="write every call's INVITE and end to FILE as JSON lines")  # fmt: skip
+    parser.add_argument(
+        "--journal",
+        default=None,
+        metavar="FILE",
+        help="write every call's INVITE and end to FILE as JSON lines",
+    )
 
 
 def behaviour_from(args: argparse.Namespace) -> Behaviour:
     low, _, high = args.ring.partition("-")
-    return Behaviour(answer=args.answer, busy=args.busy, no_answer=args.no_answer,
-                     unavailable=args.unavailable, ring_min=float(low),
-                     ring_max=float(high or low),
-                     unreachable_extensions=frozenset(args.unreachable_extension),
-                     by_last_digit=args.by_last_digit)  # fmt: skip
+    return Behaviour(
+        answer=args.answer,
+        busy=args.busy,
+        no_answer=args.no_answer,
+        unavailable=args.unavailable,
+        ring_min=float(low),
+        ring_max=float(high or low),
+        unreachable_extensions=frozenset(args.unreachable_extension),
+        by_last_digit=args.by_last_digit,
+    )
 
 
 async def serve(args: argparse.Namespace) -> None:
@@ -435,8 +508,13 @@ async def serve(args: argparse.Namespace) -> None:
         assert journal is not None
         journal.write(json.dumps(entry.__dict__) + "\n")
 
-    pbx = DemoPBX(args.user, args.password, behaviour_from(args), seed=args.seed,
-                  on_entry=write if journal else None)  # fmt: skip
+    pbx = DemoPBX(
+        args.user,
+        args.password,
+        behaviour_from(args),
+        seed=args.seed,
+        on_entry=write if journal else None,
+    )
     host, port = await pbx.start(args.host, args.port)
     print(f"demo PBX on {host}:{port} (account {args.user})", flush=True)
     try:

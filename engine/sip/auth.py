@@ -51,9 +51,20 @@ def choose(challenges: list[Challenge]) -> Challenge | None:
     return usable[0] if usable else None
 
 
-def digest_response(algorithm: str, login: str, realm: str, password: str, nonce: str,
-                    method: str, uri: str, *, qop: str | None = None, nc: str = "",
-                    cnonce: str = "", body: bytes = b"") -> str:  # fmt: skip
+def digest_response(
+    algorithm: str,
+    login: str,
+    realm: str,
+    password: str,
+    nonce: str,
+    method: str,
+    uri: str,
+    *,
+    qop: str | None = None,
+    nc: str = "",
+    cnonce: str = "",
+    body: bytes = b"",
+) -> str:
     """The `response` of a digest answer; the PBX side (engine/sim/pbx.py) checks with it."""
     digest = ALGORITHMS[algorithm]
 
@@ -86,8 +97,14 @@ class DigestClient:
     _nonce: str | None = None
     _count: int = 0
 
-    def authorization(self, challenge: Challenge, method: str, uri: str, body: bytes = b"",
-                      cnonce: str | None = None) -> str:  # fmt: skip
+    def authorization(
+        self,
+        challenge: Challenge,
+        method: str,
+        uri: str,
+        body: bytes = b"",
+        cnonce: str | None = None,
+    ) -> str:
         """The value of an Authorization or Proxy-Authorization header answering `challenge`
         (`cnonce` is drawn at random unless given)."""
         algorithm = algorithm_of(challenge)
@@ -110,9 +127,18 @@ class DigestClient:
             self._count += 1
             nc = f"{self._count:08x}"
         response = digest_response(
-            algorithm, self.credentials.login, realm, self.credentials.password, nonce,
-            method, uri, qop=qop, nc=nc, cnonce=cnonce, body=body,
-        )  # fmt: skip
+            algorithm,
+            self.credentials.login,
+            realm,
+            self.credentials.password,
+            nonce,
+            method,
+            uri,
+            qop=qop,
+            nc=nc,
+            cnonce=cnonce,
+            body=body,
+        )
         parts.append(f"response={_quote(response)}")
         if qop:
             parts += [f"qop={qop}", f"nc={nc}", f"cnonce={_quote(cnonce)}"]

@@ -104,16 +104,50 @@ class Call:
     our BYE) -> over.
     """
 
-    __slots__ = ("_accepted", "_answered_challenge", "_bye_received", "_cancel_when_possible",
-                 "_cancelled", "_deadline", "_deadline_number", "_deadline_queue", "_ending",
-                 "_from", "_grace", "_held", "_provisional", "_refer_challenges", "_refer_extra",
-                 "_seq", "_then", "_to", "attempt", "bye_grace", "call_id", "dialog", "from_tag",
-                 "invite_tx", "refer_headers", "refer_to", "ring_timeout", "state",
-                 "transfer_timeout", "ua", "waiter")  # fmt: skip
+    __slots__ = (
+        "_accepted",
+        "_answered_challenge",
+        "_bye_received",
+        "_cancel_when_possible",
+        "_cancelled",
+        "_deadline",
+        "_deadline_number",
+        "_deadline_queue",
+        "_ending",
+        "_from",
+        "_grace",
+        "_held",
+        "_provisional",
+        "_refer_challenges",
+        "_refer_extra",
+        "_seq",
+        "_then",
+        "_to",
+        "attempt",
+        "bye_grace",
+        "call_id",
+        "dialog",
+        "from_tag",
+        "invite_tx",
+        "refer_headers",
+        "refer_to",
+        "ring_timeout",
+        "state",
+        "transfer_timeout",
+        "ua",
+        "waiter",
+    )
 
-    def __init__(self, ua: UserAgent, target_uri: str, refer_to: str | Picker,
-                 ring_timeout: float, transfer_timeout: float, bye_grace: float,
-                 refer_headers: Iterable[tuple[str, str]]):  # fmt: skip
+    def __init__(
+        self,
+        ua: UserAgent,
+        target_uri: str,
+        refer_to: str | Picker,
+        ring_timeout: float,
+        transfer_timeout: float,
+        bye_grace: float,
+        refer_headers: Iterable[tuple[str, str]],
+    ):
         self.ua = ua
         self.call_id = f"{token_hex(12)}@{ua.contact_host}"
         logs.bind(call_id=self.call_id)  # every later record of the call's task names it
@@ -210,10 +244,15 @@ class Call:
             self.event(_NOTIFY if method == "NOTIFY" else _BYE, request)
         elif method == "INVITE":  # a re-INVITE: our session does not change
             tx.respond(
-                format_response(request, 200, "OK", [("Contact", self.ua.contact),
-                                ("Content-Type", "application/sdp")], self.ua.sdp_offer()),
+                format_response(
+                    request,
+                    200,
+                    "OK",
+                    [("Contact", self.ua.contact), ("Content-Type", "application/sdp")],
+                    self.ua.sdp_offer(),
+                ),
                 reliable_2xx=True,
-            )  # fmt: skip
+            )
         else:
             tx.respond(format_response(request, 405, "Method Not Allowed", [("Allow", ALLOW)]))
 
@@ -298,9 +337,14 @@ class Call:
         )
         if authorization:
             head += f"{authorization[0]}: {authorization[1]}\r\n"
-        self.invite_tx = ua.send_head("INVITE", self.attempt.dialed_uri, head, ua.sdp_offer(),
-                                      self._on_invite_response,
-                                      self._on_invite_timeout)  # fmt: skip
+        self.invite_tx = ua.send_head(
+            "INVITE",
+            self.attempt.dialed_uri,
+            head,
+            ua.sdp_offer(),
+            self._on_invite_response,
+            self._on_invite_timeout,
+        )
 
     def _cancel(self) -> None:
         """CANCEL the INVITE: same branch, Call-ID, From, To and CSeq number (section 9.1)."""
@@ -313,8 +357,15 @@ class Call:
         ]
         invite = self.invite_tx
         assert invite is not None  # sent at the start
-        self.ua.send("CANCEL", self.attempt.dialed_uri, headers, b"", _ignore_response,
-                     _ignore_timeout, branch=invite.branch)  # fmt: skip
+        self.ua.send(
+            "CANCEL",
+            self.attempt.dialed_uri,
+            headers,
+            b"",
+            _ignore_response,
+            _ignore_timeout,
+            branch=invite.branch,
+        )
         self._cancelled = True
         self.set_deadline(self.ua.timers.b)
 
@@ -385,8 +436,9 @@ class Call:
         attempt = self.attempt
         attempt.answer_at = time.time()
         ua = self.ua
-        self.dialog = dialog = Dialog.from_2xx(self.call_id, self.from_tag, self._from, self._seq,
-                                               attempt.dialed_uri, response)  # fmt: skip
+        self.dialog = dialog = Dialog.from_2xx(
+            self.call_id, self.from_tag, self._from, self._seq, attempt.dialed_uri, response
+        )
         ack = (
             f"ACK {dialog.remote_target} SIP/2.0\r\nVia: {ua.via(new_branch())}\r\n"
             f"{dialog.head}CSeq: {dialog.local_seq} ACK\r\nContent-Length: 0\r\n\r\n"
@@ -467,14 +519,18 @@ class Call:
                 self._finish(Outcome.TECHNICAL_ERROR, Detail.CUSTOMER_HUNG_UP)
                 return
         elif kind == _DEADLINE:
-            self._transfer_failed(None, Detail.ENGINE_STOPPED if self._ending
-                                  else Detail.TRANSFER_TIMEOUT)  # fmt: skip
+            self._transfer_failed(
+                None, Detail.ENGINE_STOPPED if self._ending else Detail.TRANSFER_TIMEOUT
+            )
         if self._ending and self._accepted:
             self._handed_over()
         if attempt.transfer_result is None:
             return
-        if (attempt.transfer_result != TransferResult.FAILED and not self._bye_received
-                and not self._ending):  # fmt: skip
+        if (
+            attempt.transfer_result != TransferResult.FAILED
+            and not self._bye_received
+            and not self._ending
+        ):
             # After a transfer the PBX usually ends our leg itself (Asterisk does); give it a
             # moment before we leave with our own BYE, as RFC 5589's flows do.
             self.state = _GRACE
@@ -501,8 +557,9 @@ class Call:
             self.set_deadline(self._grace)
         dialog = self.dialog
         assert dialog is not None  # answered
-        self.ua.request("BYE", dialog.remote_target, dialog.headers("BYE"), dialog.next_seq,
-                        self._left)  # fmt: skip
+        self.ua.request(
+            "BYE", dialog.remote_target, dialog.headers("BYE"), dialog.next_seq, self._left
+        )
 
     def _left(self, response: Response | None) -> None:
         """Our BYE has its final response (or Timer F came)."""
@@ -529,8 +586,14 @@ class Call:
         head = f"{dialog.head}CSeq: {dialog.next_seq()} REFER\r\n{self._refer_extra}"
         if authorization:
             head += f"{authorization[0]}: {authorization[1]}\r\n"
-        self.ua.send_head("REFER", dialog.remote_target, head, b"", self._on_refer_response,
-                          self._on_refer_timeout)  # fmt: skip
+        self.ua.send_head(
+            "REFER",
+            dialog.remote_target,
+            head,
+            b"",
+            self._on_refer_response,
+            self._on_refer_timeout,
+        )
 
     def _answer_refer(self, challenge: Response) -> bool:
         """REFER again with credentials for a 401/407 (once, and again only when the nonce
@@ -538,8 +601,9 @@ class Call:
         if self._refer_challenges >= 2:
             return False
         assert self.dialog is not None  # answered
-        answer = self.ua.answer_challenge(challenge, "REFER", self.dialog.remote_target,
-                                          stale_only=self._refer_challenges > 0)  # fmt: skip
+        answer = self.ua.answer_challenge(
+            challenge, "REFER", self.dialog.remote_target, stale_only=self._refer_challenges > 0
+        )
         if answer is None:
             return False
         self._refer_challenges += 1

@@ -10,12 +10,31 @@ class Dialog:
     """What requests inside the dialog repeat (Route, Max-Forwards, From, To, Call-ID) is
     written once, as `head`."""
 
-    __slots__ = ("call_id", "head", "local_seq", "local_tag", "local_uri", "remote_seq",
-                 "remote_tag", "remote_target", "remote_uri", "route_set")  # fmt: skip
+    __slots__ = (
+        "call_id",
+        "head",
+        "local_seq",
+        "local_tag",
+        "local_uri",
+        "remote_seq",
+        "remote_tag",
+        "remote_target",
+        "remote_uri",
+        "route_set",
+    )
 
-    def __init__(self, call_id: str, local_tag: str, remote_tag: str, local_uri: str,
-                 remote_uri: str, remote_target: str, route_set: list[str] | None = None,
-                 local_seq: int = 1, remote_seq: int | None = None):  # fmt: skip
+    def __init__(
+        self,
+        call_id: str,
+        local_tag: str,
+        remote_tag: str,
+        local_uri: str,
+        remote_uri: str,
+        remote_target: str,
+        route_set: list[str] | None = None,
+        local_seq: int = 1,
+        remote_seq: int | None = None,
+    ):
         self.call_id = call_id
         self.local_tag = local_tag
         self.remote_tag = remote_tag
@@ -32,8 +51,15 @@ class Dialog:
         )
 
     @classmethod
-    def from_2xx(cls, call_id: str, local_tag: str, local_uri: str, local_seq: int,
-                 request_uri: str, response: Response) -> Dialog:  # fmt: skip
+    def from_2xx(
+        cls,
+        call_id: str,
+        local_tag: str,
+        local_uri: str,
+        local_seq: int,
+        request_uri: str,
+        response: Response,
+    ) -> Dialog:
         """The dialog a 2xx to our INVITE makes: the INVITE's Call-ID, From tag, From value,
         CSeq number and Request-URI (kept by the caller, not parsed again), and the 2xx."""
         lines = response.lines("contact")

@@ -187,8 +187,12 @@ def parse(data: bytes) -> Request | Response:
         if check is not None:
             try:
                 checked = check(value)
-                if (key == "cseq" and isinstance(msg, Request) and isinstance(checked, CSeq)
-                        and checked.method != msg.method):  # fmt: skip
+                if (
+                    key == "cseq"
+                    and isinstance(msg, Request)
+                    and isinstance(checked, CSeq)
+                    and checked.method != msg.method
+                ):
                     raise ValueError(
                         f"the method {checked.method!r} does not match the request's {msg.method!r}"
                     )

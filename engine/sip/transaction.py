@@ -239,14 +239,36 @@ class ClientTransaction:
     (`TransactionLayer.lingering`).
     """
 
-    __slots__ = ("branch", "destination", "end_at", "final", "give_up_at", "give_up_number",
-                 "interval", "key", "layer", "method", "next_send", "next_send_number",
-                 "next_send_queue", "on_response", "on_timeout", "raw",
-                 "state")  # fmt: skip
+    __slots__ = (
+        "branch",
+        "destination",
+        "end_at",
+        "final",
+        "give_up_at",
+        "give_up_number",
+        "interval",
+        "key",
+        "layer",
+        "method",
+        "next_send",
+        "next_send_number",
+        "next_send_queue",
+        "on_response",
+        "on_timeout",
+        "raw",
+        "state",
+    )
 
-    def __init__(self, layer: TransactionLayer, method: str, branch: str, raw: bytes,
-                 destination: Address, on_response: OnResponse,
-                 on_timeout: OnTimeout):  # fmt: skip
+    def __init__(
+        self,
+        layer: TransactionLayer,
+        method: str,
+        branch: str,
+        raw: bytes,
+        destination: Address,
+        on_response: OnResponse,
+        on_timeout: OnTimeout,
+    ):
         self.layer = layer
         self.raw = raw  # the request as sent; parsed again only to ACK a failure
         self.method = method
@@ -350,8 +372,9 @@ class ClientTransaction:
         layer = self.layer
         if layer.client.get(self.key) is self:
             del layer.client[self.key]
-            layer.lingering[self.key] = untracked((self.end_at, ack, untracked(self.destination),
-                                                   True))  # fmt: skip
+            layer.lingering[self.key] = untracked(
+                (self.end_at, ack, untracked(self.destination), True)
+            )
 
     def _ack(self, response: Response) -> bytes:
         """ACK for a non-2xx final response: part of this transaction (section 17.1.1.3)."""
@@ -375,8 +398,9 @@ class ServerTransaction:
 
     __slots__ = ("key", "layer", "request", "source")
 
-    def __init__(self, layer: TransactionLayer, request: Request, source: Address,
-                 key: tuple[Any, ...]):  # fmt: skip
+    def __init__(
+        self, layer: TransactionLayer, request: Request, source: Address, key: tuple[Any, ...]
+    ):
         self.layer = layer
         self.request = request
         self.source = source
@@ -412,8 +436,7 @@ class TransactionLayer:
         self.loop = asyncio.get_running_loop()
         self.queues = TimerQueues(self.loop)
         self.client: dict[tuple[str, str], ClientTransaction] = {}
-        self.lingering: dict[tuple[str, str], tuple[float | None, bytes | None, Address,
-                                                    bool]] = {}  # fmt: skip
+        self.lingering: dict[tuple[str, str], tuple[float | None, bytes | None, Address, bool]] = {}
         self.server: dict[tuple[Any, ...], tuple[float, bytes, Address]] = {}
         #: 2xx responses to re-INVITEs still resent, by (Call-ID, CSeq number):
         #: [response, destination, interval, next send, until].
@@ -435,9 +458,15 @@ class TransactionLayer:
 
     # --- client transactions ----------------------------------------------------------------
 
-    def send_request(self, method: str, branch: str, raw: bytes, destination: Address,
-                     on_response: OnResponse,
-                     on_timeout: OnTimeout) -> ClientTransaction:  # fmt: skip
+    def send_request(
+        self,
+        method: str,
+        branch: str,
+        raw: bytes,
+        destination: Address,
+        on_response: OnResponse,
+        on_timeout: OnTimeout,
+    ) -> ClientTransaction:
         """Send `raw` (a request of `method` whose top Via has `branch`) as a new client
         transaction."""
         tx = ClientTransaction(self, method, branch, raw, destination, on_response, on_timeout)
@@ -463,8 +492,9 @@ class TransactionLayer:
             self.transport.send(ack, destination)
         return True
 
-    def _linger(self, tx: ClientTransaction, queue: TimerQueue, ack: bytes | None,
-                for_2xx: bool) -> None:  # fmt: skip
+    def _linger(
+        self, tx: ClientTransaction, queue: TimerQueue, ack: bytes | None, for_2xx: bool
+    ) -> None:
         """Keep a finished client transaction as a tuple, to absorb retransmitted responses
         (Timers D and K; M is `accept`'s)."""
         key = tx.key
@@ -504,8 +534,9 @@ class TransactionLayer:
         branch = request.branch
         if branch is None or not branch.startswith(MAGIC_COOKIE):
             cseq = request.cseq
-            return untracked((branch, sent_by, method, request.call_id, cseq and cseq.number,
-                              request.from_tag))  # fmt: skip
+            return untracked(
+                (branch, sent_by, method, request.call_id, cseq and cseq.number, request.from_tag)
+            )
         return untracked((branch, sent_by, method))
 
     def receive_request(self, request: Request, source: Address) -> ServerTransaction | None:

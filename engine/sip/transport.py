@@ -74,8 +74,11 @@ class Transport:
     BATCH = 64
     _sendto: Callable[[bytes, Address], object]  # the socket's, or the compiled Sender's: `open`
 
-    def __init__(self, on_message: Callable[[Request | Response, Address], None],
-                 accepts: Callable[[Address], bool] | None = None):  # fmt: skip
+    def __init__(
+        self,
+        on_message: Callable[[Request | Response, Address], None],
+        accepts: Callable[[Address], bool] | None = None,
+    ):
         self.on_message = on_message
         self.accepts = accepts
         self.stats = TransportStats()
@@ -90,9 +93,13 @@ class Transport:
         self._strangers_timer: asyncio.TimerHandle | None = None  # a warning was given lately
 
     @classmethod
-    async def open(cls, on_message: Callable[[Request | Response, Address], None], host: str,
-                   port: int = 0,
-                   accepts: Callable[[Address], bool] | None = None) -> Transport:  # fmt: skip
+    async def open(
+        cls,
+        on_message: Callable[[Request | Response, Address], None],
+        host: str,
+        port: int = 0,
+        accepts: Callable[[Address], bool] | None = None,
+    ) -> Transport:
         loop = asyncio.get_running_loop()
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         infos = await loop.getaddrinfo(host, port, family=family, type=socket.SOCK_DGRAM)
@@ -233,8 +240,12 @@ class Transport:
         keep it for the next warning (`_report_strangers`, one an interval)."""
         self.stats.foreign += 1
         if self._strangers_timer is None:
-            log.warning("dropped a datagram from %s:%s, which we do not talk to (more are "
-                        "summed up every %g s)", *source, self.strangers_log_interval)  # fmt: skip
+            log.warning(
+                "dropped a datagram from %s:%s, which we do not talk to (more are "
+                "summed up every %g s)",
+                *source,
+                self.strangers_log_interval,
+            )
             self._strangers_timer = self._loop.call_later(
                 self.strangers_log_interval, self._report_strangers
             )
@@ -255,8 +266,12 @@ class Transport:
         rest = total - sum(count for _source, count in busiest)
         if rest:
             named += f", and {rest} from other addresses"
-        log.warning("dropped %d more datagram(s) from addresses we do not talk to since the "
-                    "last warning: %s", total, named)  # fmt: skip
+        log.warning(
+            "dropped %d more datagram(s) from addresses we do not talk to since the "
+            "last warning: %s",
+            total,
+            named,
+        )
         self._strangers.clear()
         self._strangers_untracked = 0
         self._strangers_timer = None

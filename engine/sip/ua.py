@@ -68,8 +68,15 @@ def _host(address: str) -> str:
 class UserAgent:
     """One tenant's SIP user agent on one UDP socket."""
 
-    def __init__(self, account: Account, *, local_host: str = "0.0.0.0", local_port: int = 0,
-                 timers: Timers = DEFAULT_TIMERS, user_agent: str = "AutoCall Cloud"):  # fmt: skip
+    def __init__(
+        self,
+        account: Account,
+        *,
+        local_host: str = "0.0.0.0",
+        local_port: int = 0,
+        timers: Timers = DEFAULT_TIMERS,
+        user_agent: str = "AutoCall Cloud",
+    ):
         self.account = account
         self.local_host = local_host
         self.local_port = local_port
@@ -172,17 +179,31 @@ class UserAgent:
             f"a=fmtp:101 0-16\r\na=sendrecv\r\n"
         ).encode()
 
-    def send(self, method: str, uri: str, headers: list[tuple[str, str]], body: bytes,
-             on_response: OnResponse, on_timeout: OnTimeout,
-             branch: str | None = None) -> ClientTransaction:  # fmt: skip
+    def send(
+        self,
+        method: str,
+        uri: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        on_response: OnResponse,
+        on_timeout: OnTimeout,
+        branch: str | None = None,
+    ) -> ClientTransaction:
         """Start a client transaction for a request: our Via (with a new branch unless one is
         given: a CANCEL's is its INVITE's) goes on top of `headers`."""
         head = "".join([f"{name}: {value}\r\n" for name, value in headers])
         return self.send_head(method, uri, head, body, on_response, on_timeout, branch)
 
-    def send_head(self, method: str, uri: str, head: str, body: bytes,
-                  on_response: OnResponse, on_timeout: OnTimeout,
-                  branch: str | None = None) -> ClientTransaction:  # fmt: skip
+    def send_head(
+        self,
+        method: str,
+        uri: str,
+        head: str,
+        body: bytes,
+        on_response: OnResponse,
+        on_timeout: OnTimeout,
+        branch: str | None = None,
+    ) -> ClientTransaction:
         """`send`, with the headers below our Via already written out (each line ending in
         CRLF): the calls keep theirs prepared."""
         branch = branch or new_branch()
@@ -190,11 +211,13 @@ class UserAgent:
             f"{method} {uri} SIP/2.0\r\nVia: {self._via_head}{branch};rport\r\n{head}"
             f"{self._user_agent_line}Content-Length: {len(body)}\r\n\r\n"
         ).encode() + body
-        return self.layer.send_request(method, branch, raw, self.destination, on_response,
-                                       on_timeout)  # fmt: skip
+        return self.layer.send_request(
+            method, branch, raw, self.destination, on_response, on_timeout
+        )
 
-    async def transact(self, method: str, uri: str, headers: list[tuple[str, str]],
-                       next_seq: Callable[[], int]) -> Response | None:  # fmt: skip
+    async def transact(
+        self, method: str, uri: str, headers: list[tuple[str, str]], next_seq: Callable[[], int]
+    ) -> Response | None:
         """Send a non-INVITE request and wait for its final response (see `request`); None
         when nothing came back before Timer F."""
         done: asyncio.Future[Response | None] = asyncio.get_running_loop().create_future()
@@ -206,17 +229,23 @@ class UserAgent:
         self.request(method, uri, headers, next_seq, settle)
         return await done
 
-    def request(self, method: str, uri: str, headers: list[tuple[str, str]],
-                next_seq: Callable[[], int],
-                on_final: Callable[[Response | None], None]) -> None:  # fmt: skip
+    def request(
+        self,
+        method: str,
+        uri: str,
+        headers: list[tuple[str, str]],
+        next_seq: Callable[[], int],
+        on_final: Callable[[Response | None], None],
+    ) -> None:
         """Send a non-INVITE request and call `on_final` with its final response (None when
         nothing came back before Timer F), answering the PBX's digest challenge once (again
         only when it says the nonce was stale); the request sent again takes its CSeq number
         from `next_seq`."""
         _Transact(self, method, uri, headers, next_seq, on_final).send()
 
-    def answer_challenge(self, response: Response, method: str, uri: str,
-                         stale_only: bool) -> tuple[str, str] | None:  # fmt: skip
+    def answer_challenge(
+        self, response: Response, method: str, uri: str, stale_only: bool
+    ) -> tuple[str, str] | None:
         """The (Proxy-)Authorization header answering a 401/407 to our request, or None
         when it must not be answered: unknown algorithm, a realm other than the expected
         one, or a second challenge after we already answered one (wrong credentials)."""
@@ -272,8 +301,9 @@ class UserAgent:
 
         The call runs as callbacks of its transactions, dialog and timers (`Call`): this
         coroutine only waits for its end, and runs the operator picker when there is one."""
-        call = Call(self, target_uri, refer_to, ring_timeout, transfer_timeout, bye_grace,
-                    refer_headers)  # fmt: skip
+        call = Call(
+            self, target_uri, refer_to, ring_timeout, transfer_timeout, bye_grace, refer_headers
+        )
         self._calls[call.call_id] = call
         return await call.run()
 
@@ -306,13 +336,15 @@ class UserAgent:
             return
         call = self._calls.get(request.call_id or "")
         # The Call-ID matched: the tags say whether it is the dialog's (Dialog.matches).
-        if (call is not None and (dialog := call.dialog) is not None
-                and request.to_tag == dialog.local_tag
-                and request.from_tag == dialog.remote_tag):  # fmt: skip
+        if (
+            call is not None
+            and (dialog := call.dialog) is not None
+            and request.to_tag == dialog.local_tag
+            and request.from_tag == dialog.remote_tag
+        ):
             call.on_request(request, tx)
         elif request.method == "OPTIONS":
-            tx.respond(format_response(request, 200, "OK", [("Allow", ALLOW)],
-                                       to_tag=token_hex(4)))  # fmt: skip
+            tx.respond(format_response(request, 200, "OK", [("Allow", ALLOW)], to_tag=token_hex(4)))
         elif request.method == "REFER":
             tx.respond(format_response(request, 403, "Forbidden", to_tag=token_hex(4)))
         elif request.method in ("BYE", "NOTIFY", "CANCEL") or request.to_tag:
@@ -327,12 +359,17 @@ class _Transact:
     """A non-INVITE request followed to its final response by callbacks: sent again once
     with credentials for a challenge (again only for a stale nonce), three sends at most."""
 
-    __slots__ = ("authorization", "headers", "method", "next_seq", "on_final", "sends", "ua",
-                 "uri")  # fmt: skip
+    __slots__ = ("authorization", "headers", "method", "next_seq", "on_final", "sends", "ua", "uri")
 
-    def __init__(self, ua: UserAgent, method: str, uri: str, headers: list[tuple[str, str]],
-                 next_seq: Callable[[], int],
-                 on_final: Callable[[Response | None], None]):  # fmt: skip
+    def __init__(
+        self,
+        ua: UserAgent,
+        method: str,
+        uri: str,
+        headers: list[tuple[str, str]],
+        next_seq: Callable[[], int],
+        on_final: Callable[[Response | None], None],
+    ):
         self.ua = ua
         self.method = method
         self.uri = uri
@@ -345,20 +382,24 @@ class _Transact:
     def send(self) -> None:
         self.sends += 1
         extra = [self.authorization] if self.authorization else []
-        self.ua.send(self.method, self.uri, self.headers + extra, b"", self._on_response,
-                     self._on_timeout)  # fmt: skip
+        self.ua.send(
+            self.method, self.uri, self.headers + extra, b"", self._on_response, self._on_timeout
+        )
 
     def _on_response(self, tx: ClientTransaction, response: Response) -> None:
         if response.status < 200:
             return
         if response.status in (401, 407) and self.sends < 3:
-            answer = self.ua.answer_challenge(response, self.method, self.uri,
-                                              stale_only=bool(self.authorization))  # fmt: skip
+            answer = self.ua.answer_challenge(
+                response, self.method, self.uri, stale_only=bool(self.authorization)
+            )
             if answer is not None:
                 self.authorization = answer
                 method = self.method
-                self.headers = [(n, v) if n != "CSeq" else (n, f"{self.next_seq()} {method}")
-                                for n, v in self.headers]  # fmt: skip
+                self.headers = [
+                    (n, v) if n != "CSeq" else (n, f"{self.next_seq()} {method}")
+                    for n, v in self.headers
+                ]
                 self.send()
                 return
         self.on_final(response)

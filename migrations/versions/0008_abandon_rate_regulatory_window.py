@@ -21,7 +21,7 @@ def upgrade():
     with op.batch_alter_table("tenants") as batch:
         batch.add_column(
             sa.Column("abandon_rate_window_days", sa.Integer(), nullable=False,
-                      server_default="30")  # fmt: skip
+                      server_default="30")
         )
 
 

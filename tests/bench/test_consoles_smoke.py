@@ -12,8 +12,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_consoles_benchmark_opens_them_times_the_sign_in_page_and_ends_with_json():
-    run = subprocess.run([sys.executable, "bench/consoles.py", "--consoles", "5"],
-                         cwd=ROOT, capture_output=True, text=True, timeout=300)  # fmt: skip
+    run = subprocess.run(
+        [sys.executable, "bench/consoles.py", "--consoles", "5"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     result = json.loads(run.stdout.strip().splitlines()[-1])
     assert result["bench"] == "consoles" and result["consoles"] == 5
@@ -24,6 +29,11 @@ def test_the_consoles_benchmark_opens_them_times_the_sign_in_page_and_ends_with_
 
 
 def test_the_consoles_benchmark_is_bounded():
-    run = subprocess.run([sys.executable, "bench/consoles.py", "--consoles", "100000"],
-                         cwd=ROOT, capture_output=True, text=True, timeout=60)  # fmt: skip
+    run = subprocess.run(
+        [sys.executable, "bench/consoles.py", "--consoles", "100000"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert run.returncode == 2 and "from 1 to 5000" in run.stderr

@@ -12,8 +12,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_smoke_run_prints_its_figures_as_json():
-    run = subprocess.run([sys.executable, str(ROOT / "bench" / "pacing.py"), "--smoke"],
-                         cwd=ROOT, capture_output=True, text=True, timeout=100)  # fmt: skip
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "pacing.py"), "--smoke"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=100,
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     lines = run.stdout.strip().splitlines()
     result = json.loads(lines[-1])
@@ -22,8 +27,14 @@ def test_smoke_run_prints_its_figures_as_json():
     [(name, workload)] = result["workloads"].items()
     assert name == "team-10-high-answer" and workload["team"] == 10
     modes = workload["modes"]
-    assert set(modes) == {"progressive", "multiplier 1.2", "multiplier 1.5", "multiplier 2",
-                          "adaptive", "predictive"}  # fmt: skip
+    assert set(modes) == {
+        "progressive",
+        "multiplier 1.2",
+        "multiplier 1.5",
+        "multiplier 2",
+        "adaptive",
+        "predictive",
+    }
     assert modes["progressive"]["abandoned"] == 0
     for row in modes.values():
         assert row["answered"] > 0 and 0 < row["occupancy_mean"] <= 1

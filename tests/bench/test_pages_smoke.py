@@ -36,8 +36,9 @@ def test_the_history_is_consistent():
 
     counts = pages._history(random.Random(1), 300, 700)
     assert sum(counts) == 700 and max(counts) <= pages.MAX_ATTEMPTS
-    leads, attempts = pages._rows(1, 10, counts, [7], random.Random(1), pages.datetime.now(
-        pages.UTC), as_json=True)  # fmt: skip
+    leads, attempts = pages._rows(
+        1, 10, counts, [7], random.Random(1), pages.datetime.now(pages.UTC), as_json=True
+    )
     assert len(leads) == 300 and len(attempts) == 700
     for lead in leads:
         status, tries, last_outcome = lead[8], lead[9], lead[11]

@@ -31,9 +31,11 @@ def post_lead(base: str, app, tenant_id: int, lead: dict) -> None:
         _token, bearer = create_token(tenant_id, "CRM")
         db.session.commit()
     request = urllib.request.Request(
-        f"{base}/api/v1/leads", data=json.dumps(lead).encode(), method="POST",
+        f"{base}/api/v1/leads",
+        data=json.dumps(lead).encode(),
+        method="POST",
         headers={"Authorization": f"Bearer {bearer}", "Content-Type": "application/json"},
-    )  # fmt: skip
+    )
     with urllib.request.urlopen(request, timeout=10) as response:
         assert response.status == 201
 
@@ -70,8 +72,12 @@ def test_the_card_opens_when_the_customer_answers_and_finishing_frees_the_operat
     expect(state).to_have_text("On line: waiting for a call")
 
     with HostThread(database_url):
-        post_lead(base, app, tenant_id, {"phone": "+15550000170", "name": "Ivan Petrov",
-                                         "card": {"order": "A-1001"}})  # fmt: skip
+        post_lead(
+            base,
+            app,
+            tenant_id,
+            {"phone": "+15550000170", "name": "Ivan Petrov", "card": {"order": "A-1001"}},
+        )
         card = page.locator(".lead-card")
         expect(card).to_contain_text("Ivan Petrov", timeout=15_000)
         expect(card).to_contain_text("A-1001")
@@ -86,7 +92,10 @@ def test_the_card_opens_when_the_customer_answers_and_finishing_frees_the_operat
         wait_until(lambda: [a.outcome for a in attempts_of(app, tenant_id)] == ["answered"])
     attempt = attempts_of(app, tenant_id)[0]
     assert (attempt.operator_id, attempt.result, attempt.comment) == (
-        operators["101"], "Sale", "Wants the yearly plan")  # fmt: skip
+        operators["101"],
+        "Sale",
+        "Wants the yearly plan",
+    )
 
 
 def ready_operators(app, extensions: tuple[str, ...]) -> None:
@@ -135,8 +144,10 @@ def test_a_dropped_event_stream_catches_up_on_the_card(served, page, pbx):  # no
     expect(page.locator("[data-state-label]")).to_have_text("On line: waiting for a call")
     with HostThread(app.extensions["autocall.config"].database_url):
         post_lead(base, app, tenant_id, {"phone": "+15550000200", "name": "Missed Pop"})
-        wait_until(lambda: any(a.refer_at or a.outcome for a in attempts_of(app, tenant_id)),
-                   what="the customer answered while the stream was down")  # fmt: skip
+        wait_until(
+            lambda: any(a.refer_at or a.outcome for a in attempts_of(app, tenant_id)),
+            what="the customer answered while the stream was down",
+        )
         page.unroute("**/console/events*")  # back: EventSource reconnects by itself
         expect(page.locator(".lead-card")).to_contain_text("Missed Pop", timeout=15_000)
 
@@ -153,8 +164,10 @@ def test_a_closed_tab_stops_the_calls_to_that_operator(served, page, pbx):  # no
     tab.close()  # no more heartbeats
     database_url = app.extensions["autocall.config"].database_url
     with HostThread(database_url, heartbeat_ttl=2.0):
-        wait_until(lambda: engine_state(app, tenant_id).get("reason") == "no_operator_on_line",
-                   what="the operator taken off line")  # fmt: skip
+        wait_until(
+            lambda: engine_state(app, tenant_id).get("reason") == "no_operator_on_line",
+            what="the operator taken off line",
+        )
         post_lead(base, app, tenant_id, {"phone": "+15550000210", "name": "Nobody Calls"})
         wait_until(lambda: engine_state(app, tenant_id).get("reason") == "no_operator_on_line")
     assert attempts_of(app, tenant_id) == []

@@ -26,8 +26,14 @@ from tests.webapp.jobs import run_jobs
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's package; ./dev test installs it
 #: Flags for a headless Chromium as root on a machine without outside network.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 @contextmanager
@@ -204,9 +210,13 @@ def test_create_a_lead_through_the_api_and_see_it_in_the_list(portal, page):
     status, lead = post_json(
         f"{portal}/api/v1/leads",
         bearer,
-        {"phone": "+1 212 555 0199", "name": "Grace Hopper", "external_id": "crm-42",
-         "card": {"order": "compiler"}},
-    )  # fmt: skip
+        {
+            "phone": "+1 212 555 0199",
+            "name": "Grace Hopper",
+            "external_id": "crm-42",
+            "card": {"order": "compiler"},
+        },
+    )
     assert status == 201
     assert lead["phone"] == "+12125550199" and lead["status"] == "new"
 

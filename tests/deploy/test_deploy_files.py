@@ -32,8 +32,13 @@ def test_the_systemd_units_verify(tmp_path):
         name = unit.name.replace("@.service", "@1.service")
         (tmp_path / name).write_text(text)
         names.append(name)
-    run = subprocess.run(["systemd-analyze", "verify", *names], cwd=tmp_path,
-                         capture_output=True, text=True, timeout=60)  # fmt: skip
+    run = subprocess.run(
+        ["systemd-analyze", "verify", *names],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert run.returncode == 0 and run.stdout + run.stderr == "", run.stdout + run.stderr
     engines = (DEPLOY / "systemd" / "autocall-engines@.service").read_text()
     assert "KillMode=mixed" in engines and "TimeoutStopSec=120" in engines
@@ -67,8 +72,13 @@ def _compose_config(tmp_path) -> dict:
         example = example.replace(f"\n{name}=\n", f"\n{name}={value}\n")
     (docker / ".env").write_text(example)
     command = ["docker", "compose"] if _has_compose_plugin() else ["docker-compose"]
-    run = subprocess.run([*command, "-f", "docker-compose.yml", "config"], cwd=docker,
-                         capture_output=True, text=True, timeout=60)  # fmt: skip
+    run = subprocess.run(
+        [*command, "-f", "docker-compose.yml", "config"],
+        cwd=docker,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert run.returncode == 0, run.stderr
     return yaml.safe_load(run.stdout)
 
@@ -128,19 +138,33 @@ def _dockerignored(path: str, patterns: list[str]) -> bool:
 def test_the_build_context_has_what_the_image_copies_and_no_secrets():
     """.dockerignore keeps the keys (deploy/docker/.env), a development database (var/), .git
     and .venv out of the build, and lets in every file the Dockerfile copies."""
-    patterns = [line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
-                if line.strip() and not line.startswith("#")]  # fmt: skip
+    patterns = [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     dockerfile = (DEPLOY / "docker" / "Dockerfile").read_text()
-    copied = [s for line in dockerfile.splitlines() if line.startswith("COPY ")
-              and "--from" not in line for s in line.split()[1:-1]]  # fmt: skip
+    copied = [
+        s
+        for line in dockerfile.splitlines()
+        if line.startswith("COPY ") and "--from" not in line
+        for s in line.split()[1:-1]
+    ]
     assert copied
     for source in copied:
         assert (ROOT / source).exists() and not _dockerignored(source, patterns), source
     for source in ["webapp/__init__.py", "migrations/env.py", "engine/_pacer.pyx"]:
         assert not _dockerignored(source, patterns), source
-    kept_out = ["deploy/docker/.env", "var/autocall.db", ".git/config", ".venv/bin/python",
-                "engine/_pacer.c", "webapp/__pycache__/cli.cpython-311.pyc",
-                "webapp/translations/ru/LC_MESSAGES/messages.mo", "tests/conftest.py"]  # fmt: skip
+    kept_out = [
+        "deploy/docker/.env",
+        "var/autocall.db",
+        ".git/config",
+        ".venv/bin/python",
+        "engine/_pacer.c",
+        "webapp/__pycache__/cli.cpython-311.pyc",
+        "webapp/translations/ru/LC_MESSAGES/messages.mo",
+        "tests/conftest.py",
+    ]
     for path in kept_out:
         assert _dockerignored(path, patterns), path
 
@@ -155,8 +179,10 @@ def test_the_upload_folder_is_shared_by_web_and_the_import_worker(tmp_path):
     folder = f"{var_dir}/uploads"
     for name in ("web", "default"):
         mounts = compose["services"][name].get("volumes", [])
-        targets = {(v.split(":")[0], v.split(":")[1]) if isinstance(v, str)
-                   else (v["source"], v["target"]) for v in mounts}  # fmt: skip
+        targets = {
+            (v.split(":")[0], v.split(":")[1]) if isinstance(v, str) else (v["source"], v["target"])
+            for v in mounts
+        }
         assert ("uploads", folder) in targets, name
     assert "uploads" in compose["volumes"]
     assert re.search(r"install -d -o autocall -g autocall .*\bvar/uploads\b", dockerfile)
@@ -173,8 +199,10 @@ def test_the_compose_file_connects_as_an_ordinary_role(tmp_path):
     user = url.split("://")[1].split(":")[0]
     assert postgres["environment"].get("POSTGRES_USER", "postgres") != user
     # `SOURCE:TARGET:MODE` (docker-compose) or {source, target, ...} (the compose plugin)
-    mounts = [v.split(":")[:2] if isinstance(v, str) else [v["source"], v["target"]]
-              for v in postgres["volumes"]]  # fmt: skip
+    mounts = [
+        v.split(":")[:2] if isinstance(v, str) else [v["source"], v["target"]]
+        for v in postgres["volumes"]
+    ]
     [source] = [s for s, target in mounts if target.startswith("/docker-entrypoint-initdb.d/")]
     script = (DEPLOY / "docker" / Path(source).name).read_text()
     assert re.search(rf"CREATE ROLE {user} LOGIN .*NOSUPERUSER NOBYPASSRLS", script)
@@ -200,9 +228,12 @@ def test_the_compose_role_owns_its_database_migrates_it_and_production_accepts_i
         run = subprocess.run(psql, input=script, capture_output=True, text=True, timeout=60)
         assert run.returncode == 0, run.stderr
         url = f"{PG_SERVER.replace('postgres@', f'{name}@')}/{name}"
-        production = {"env": "production", "secret_key": secrets.token_urlsafe(48),
-                      "encryption_key": Fernet.generate_key().decode(),
-                      "public_url": "https://autocall.example.com"}  # fmt: skip
+        production = {
+            "env": "production",
+            "secret_key": secrets.token_urlsafe(48),
+            "encryption_key": Fernet.generate_key().decode(),
+            "public_url": "https://autocall.example.com",
+        }
         upgrade_database(app_config(url, **production))
         assert create_app(app_config(url, **production)) is not None  # not refused
     finally:
@@ -214,18 +245,39 @@ def test_the_compose_role_owns_its_database_migrates_it_and_production_accepts_i
 def test_nginx_accepts_the_site(tmp_path):
     """`nginx -t` on the site inside a minimal main configuration, with a throwaway certificate."""
     site = (DEPLOY / "nginx" / "autocall.conf").read_text()
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-subj", "/CN=autocall.test", "-keyout", str(tmp_path / "privkey.pem"),
-                    "-out", str(tmp_path / "fullchain.pem")],
-                   check=True, capture_output=True, timeout=60)  # fmt: skip
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=autocall.test",
+            "-keyout",
+            str(tmp_path / "privkey.pem"),
+            "-out",
+            str(tmp_path / "fullchain.pem"),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     site = site.replace("/etc/ssl/autocall/", f"{tmp_path}/")
     (tmp_path / "site.conf").write_text(site)
     (tmp_path / "nginx.conf").write_text(
         f"pid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/error.log;\n"
         f"events {{}}\nhttp {{\n    access_log off;\n    include {tmp_path}/site.conf;\n}}\n"
     )
-    run = subprocess.run(["nginx", "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")],
-                         capture_output=True, text=True, timeout=60)  # fmt: skip
+    run = subprocess.run(
+        ["nginx", "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert run.returncode == 0, run.stderr
 
 

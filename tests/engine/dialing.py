@@ -30,21 +30,33 @@ def dialing_tenant(app, name: str, pbx, extensions=("101", "102"), **settings) -
         admin = create_tenant_with_admin(name, f"admin@{slug}.example", PASSWORD)
         tenant = admin.tenant
         values = dict(
-            sip_host=pbx.host, sip_port=pbx.port, sip_username=f"{slug}-trunk",
-            dialing_enabled=True, ring_timeout_seconds=1, pacing_mode="progressive",
-            calling_hours_start=clock(0, 0), calling_hours_end=clock(0, 0),
-            retry_no_answer_minutes=7, retry_busy_minutes=3, retry_unavailable_minutes=11,
-            retry_technical_error_minutes=2, wrap_up_timeout_seconds=0,
-        )  # fmt: skip
+            sip_host=pbx.host,
+            sip_port=pbx.port,
+            sip_username=f"{slug}-trunk",
+            dialing_enabled=True,
+            ring_timeout_seconds=1,
+            pacing_mode="progressive",
+            calling_hours_start=clock(0, 0),
+            calling_hours_end=clock(0, 0),
+            retry_no_answer_minutes=7,
+            retry_busy_minutes=3,
+            retry_unavailable_minutes=11,
+            retry_technical_error_minutes=2,
+            wrap_up_timeout_seconds=0,
+        )
         values.update(settings)
         for key, value in values.items():
             setattr(tenant, key, value)
         operators = {}
         for extension in extensions:
-            operator = create_operator(tenant, name=f"Operator {extension}",
-                                       email=f"op{extension}@{slug}.example",
-                                       extension=extension, password=PASSWORD,
-                                       team_id=None)  # fmt: skip
+            operator = create_operator(
+                tenant,
+                name=f"Operator {extension}",
+                email=f"op{extension}@{slug}.example",
+                extension=extension,
+                password=PASSWORD,
+                team_id=None,
+            )
             db.session.flush()
             operators[extension] = operator.id
         db.session.commit()
@@ -65,9 +77,10 @@ def add_leads_through_the_api(app, tenant_id: int, phones) -> list[int]:
         _token, bearer = create_token(tenant_id, "CRM")
         db.session.commit()
     response = app.test_client().post(
-        "/api/v1/leads/bulk", json={"leads": [{"phone": phone} for phone in phones]},
+        "/api/v1/leads/bulk",
+        json={"leads": [{"phone": phone} for phone in phones]},
         headers={"Authorization": f"Bearer {bearer}"},
-    )  # fmt: skip
+    )
     assert response.status_code == 200, response.get_json()
     return [item["lead"]["id"] for item in response.get_json()["results"]]
 
@@ -95,8 +108,9 @@ def engine_state(app, tenant_id: int) -> dict:
     return {key.decode(): json.loads(value) for key, value in raw.items()}
 
 
-def finish_as_they_come(app, tenant_id: int, count: int, timeout: float = 30.0,
-                        wrap_up: float = 0.0) -> None:  # fmt: skip
+def finish_as_they_come(
+    app, tenant_id: int, count: int, timeout: float = 30.0, wrap_up: float = 0.0
+) -> None:
     """Be the operators: finish each lead as soon as it reaches them (or, with `wrap_up`
     seconds, say the talk is over at once and finish the lead that long after), until
     `count` attempts have ended."""
@@ -110,8 +124,9 @@ def finish_as_they_come(app, tenant_id: int, count: int, timeout: float = 30.0,
             for operator_id, state in decode_all(presence.states()).items():
                 if state.state == BUSY and wrap_up > 0:
                     presence.wrap_up(operator_id)
-                elif state.state == BUSY or (state.state == WRAP_UP and
-                                             time.time() - state.since >= wrap_up):  # fmt: skip
+                elif state.state == BUSY or (
+                    state.state == WRAP_UP and time.time() - state.since >= wrap_up
+                ):
                     presence.finish(operator_id)
         time.sleep(0.05 if wrap_up else 0.1)
 
@@ -132,8 +147,9 @@ def attempts_of(app, tenant_id: int) -> list[Attempt]:
         return rows
 
 
-def wait_until(condition: Callable[[], bool], timeout: float = 30.0,
-               what: str | Callable[[], str] = "") -> None:  # fmt: skip
+def wait_until(
+    condition: Callable[[], bool], timeout: float = 30.0, what: str | Callable[[], str] = ""
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():
@@ -160,8 +176,14 @@ def settled(app, tenant_id: int, count: int) -> Callable[[], bool]:
 class HostThread:
     """An EngineHost running in a thread with its own event loop, like in a worker."""
 
-    def __init__(self, database_url: str, redis_url: str = REDIS_URL,
-                 prefix: str = REDIS_PREFIX, queue=None, **options):  # fmt: skip
+    def __init__(
+        self,
+        database_url: str,
+        redis_url: str = REDIS_URL,
+        prefix: str = REDIS_PREFIX,
+        queue=None,
+        **options,
+    ):
         """`queue`: the `webhooks` queue, for the store to enqueue deliveries on."""
         from engine.host import EngineHost
         from webapp.config import DEV_ENCRYPTION_KEY
@@ -210,8 +232,9 @@ class PbxThread:
     def __init__(self, behaviour=None, username: str = "trunk", password: str = "secret"):
         from engine.sim.pbx import Behaviour, DemoPBX
 
-        behaviour = behaviour or Behaviour(ring_min=0.3, ring_max=0.6, transfer_delay=0.2,
-                                           by_last_digit=True)  # fmt: skip
+        behaviour = behaviour or Behaviour(
+            ring_min=0.3, ring_max=0.6, transfer_delay=0.2, by_last_digit=True
+        )
         self.username, self.password = username, password
         self.pbx = DemoPBX(username, password, behaviour, seed=1)
         self.started = threading.Event()
@@ -250,8 +273,15 @@ def demo_pbx_tenant(app, name: str, pbx: PbxThread, extensions=("101", "102"), *
     """`dialing_tenant` for the demo PBX: its SIP account, with the password."""
     with app.app_context():
         secret = app.extensions["autocall.secrets"].encrypt(pbx.password)
-    return dialing_tenant(app, name, pbx, extensions, sip_username=pbx.username,
-                          sip_password_encrypted=secret, **settings)  # fmt: skip
+    return dialing_tenant(
+        app,
+        name,
+        pbx,
+        extensions,
+        sip_username=pbx.username,
+        sip_password_encrypted=secret,
+        **settings,
+    )
 
 
 @dataclass(frozen=True)
@@ -276,8 +306,10 @@ def calls_at_pbx(journal) -> list[PbxCall]:
             started[entry.call_id] = (entry.number, entry.at, entry.source)
         elif entry.kind in ENDS and entry.call_id not in ended:
             ended[entry.call_id] = (entry.at, entry.kind)
-    return [PbxCall(call_id, number, start, *ended.get(call_id, (None, "")), source)
-            for call_id, (number, start, source) in started.items()]  # fmt: skip
+    return [
+        PbxCall(call_id, number, start, *ended.get(call_id, (None, "")), source)
+        for call_id, (number, start, source) in started.items()
+    ]
 
 
 def numbers_in_two_calls_at_once(calls: list[PbxCall]) -> list[str]:
@@ -296,8 +328,10 @@ def numbers_in_two_calls_at_once(calls: list[PbxCall]) -> list[str]:
 
 def most_at_once(calls: list[PbxCall]) -> int:
     """The most calls the PBX had at the same moment."""
-    edges = sorted([(call.start, 1) for call in calls]
-                   + [(call.end, -1) for call in calls if call.end is not None])  # fmt: skip
+    edges = sorted(
+        [(call.start, 1) for call in calls]
+        + [(call.end, -1) for call in calls if call.end is not None]
+    )
     most = current = 0
     for _at, step in edges:
         current += step

@@ -27,8 +27,19 @@ class PrivateRedis:
         self.start()
 
     def start(self) -> None:
-        command = [shutil.which("redis-server"), "--port", str(self.port), "--bind", "127.0.0.1",
-                   "--save", "", "--appendonly", "no", "--dir", str(self.workdir)]  # fmt: skip
+        command = [
+            shutil.which("redis-server"),
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(self.workdir),
+        ]
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
@@ -52,15 +63,24 @@ class Worker:
     """`python -m webapp.jobs engines` in its own process group (kill -9 takes the horse too)."""
 
     def __init__(self, database_url: str, redis_url: str, workdir):
-        env = dict(os.environ, AUTOCALL_DATABASE_URL=database_url, AUTOCALL_REDIS_URL=redis_url,
-                   AUTOCALL_REDIS_PREFIX=REDIS_PREFIX, AUTOCALL_ENGINE_BIND="127.0.0.1",
-                   AUTOCALL_ENV="testing")  # fmt: skip
+        env = dict(
+            os.environ,
+            AUTOCALL_DATABASE_URL=database_url,
+            AUTOCALL_REDIS_URL=redis_url,
+            AUTOCALL_REDIS_PREFIX=REDIS_PREFIX,
+            AUTOCALL_ENGINE_BIND="127.0.0.1",
+            AUTOCALL_ENV="testing",
+        )
         self.env = env
         self.redis_url = redis_url
         self.log = open(workdir / f"worker-{time.monotonic_ns()}.log", "w")  # noqa: SIM115
-        self.process = subprocess.Popen([sys.executable, "-m", "webapp.jobs", "engines"],
-                                        env=env, stdout=self.log, stderr=subprocess.STDOUT,
-                                        start_new_session=True)  # fmt: skip
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "webapp.jobs", "engines"],
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def enqueue_hosts(self) -> None:
         """What the cron scheduler does every few seconds."""
@@ -94,8 +114,10 @@ def host_pids(redis_url: str) -> list[int]:
 
     connection = redis.Redis.from_url(redis_url)
     try:
-        return [int(host.decode().split(":")[1])
-                for host in connection.zrange(hosts_key(REDIS_PREFIX), 0, -1)]  # fmt: skip
+        return [
+            int(host.decode().split(":")[1])
+            for host in connection.zrange(hosts_key(REDIS_PREFIX), 0, -1)
+        ]
     finally:
         connection.close()
 

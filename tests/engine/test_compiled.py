@@ -48,8 +48,10 @@ def in_new_process(switched: bool) -> dict[str, str | None]:
     env.pop("AUTOCALL_NO_EXTENSIONS", None)
     if switched:
         env["AUTOCALL_NO_EXTENSIONS"] = "1"
-    code = ("import json; from tests.engine.test_compiled import USES, used; "
-            "print(json.dumps({u: used(u) for uses in USES.values() for u in uses}))")  # fmt: skip
+    code = (
+        "import json; from tests.engine.test_compiled import USES, used; "
+        "print(json.dumps({u: used(u) for uses in USES.values() for u in uses}))"
+    )
     run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     return json.loads(run.stdout)

@@ -53,13 +53,18 @@ def never_twice_at_once(attempts) -> None:
             assert earlier.end_at <= later.invite_at, "a lead was in two calls at once"
 
 
-def test_kill_9_a_host_mid_call_and_restart_redis(app, database_url, pbx, private_redis,
-                                                   tmp_path):  # fmt: skip
+def test_kill_9_a_host_mid_call_and_restart_redis(app, database_url, pbx, private_redis, tmp_path):
     peer = pbx("pbx.xml", calls=200, timeout=120, fill={"ring_ms": 2000})
-    tenant_id, operators = dialing_tenant(app, "Acme", peer, pacing_mode="multiplier",
-                                          call_multiplier=2.0, wrap_up_timeout_seconds=1,
-                                          retry_technical_error_minutes=0,
-                                          ring_timeout_seconds=10)  # fmt: skip
+    tenant_id, operators = dialing_tenant(
+        app,
+        "Acme",
+        peer,
+        pacing_mode="multiplier",
+        call_multiplier=2.0,
+        wrap_up_timeout_seconds=1,
+        retry_technical_error_minutes=0,
+        ring_timeout_seconds=10,
+    )
     phones = [f"+1555000{n:02d}00" for n in range(8)]
     add_leads(app, tenant_id, phones)
     go_on_line(app, tenant_id, *operators.values())
@@ -84,9 +89,11 @@ def test_kill_9_a_host_mid_call_and_restart_redis(app, database_url, pbx, privat
             timeout=60,
             what=lambda: f"all leads attempted: {engine_state(app, tenant_id)}",
         )
-        wait_until(lambda: all(lead.status == "reached"
-                               for lead in leads_of(app, tenant_id).values()),
-                   timeout=60, what="every lead reached")  # fmt: skip
+        wait_until(
+            lambda: all(lead.status == "reached" for lead in leads_of(app, tenant_id).values()),
+            timeout=60,
+            what="every lead reached",
+        )
     finally:
         second.stop()
 
@@ -103,8 +110,9 @@ def test_a_pbx_gone_for_a_while_loses_no_lead(app, database_url, pbx, private_re
     """The engine stops dialing after a few calls get no response, checks the PBX with
     REGISTER, and dials again when it answers; no lead is lost or dialed twice at once."""
     peer = pbx("pbx.xml", calls=200, timeout=120, fill={"ring_ms": 0})
-    tenant_id, operators = dialing_tenant(app, "Acme", peer, wrap_up_timeout_seconds=1,
-                                          retry_unavailable_minutes=0)  # fmt: skip
+    tenant_id, operators = dialing_tenant(
+        app, "Acme", peer, wrap_up_timeout_seconds=1, retry_unavailable_minutes=0
+    )
     phones = [f"+1555000{n:02d}10" for n in range(10)]
     go_on_line(app, tenant_id, *operators.values())
     short = Timers(t1=0.05, t2=0.2, t4=0.2)
@@ -113,13 +121,18 @@ def test_a_pbx_gone_for_a_while_loses_no_lead(app, database_url, pbx, private_re
         peer.stop()  # the PBX is gone
         add_leads(app, tenant_id, phones)
         noticed = ("pbx_silent", "registration_failed")
-        wait_until(lambda: engine_state(app, tenant_id).get("reason") in noticed, timeout=30,
-                   what="the engine notices")  # fmt: skip
+        wait_until(
+            lambda: engine_state(app, tenant_id).get("reason") in noticed,
+            timeout=30,
+            what="the engine notices",
+        )
         silent = len(attempts_of(app, tenant_id))
         back = pbx("pbx.xml", calls=200, timeout=120, fill={"ring_ms": 0}, port=peer.port)
-        wait_until(lambda: all(lead.status == "reached"
-                               for lead in leads_of(app, tenant_id).values()),
-                   timeout=60, what="every lead reached once the PBX is back")  # fmt: skip
+        wait_until(
+            lambda: all(lead.status == "reached" for lead in leads_of(app, tenant_id).values()),
+            timeout=60,
+            what="every lead reached once the PBX is back",
+        )
         back.stop()
     attempts = attempts_of(app, tenant_id)
     unanswered = [a for a in attempts if a.outcome != "answered"]

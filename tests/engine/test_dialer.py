@@ -49,8 +49,11 @@ def test_each_outcome_is_recorded_and_retried_after_its_retry_time(app, database
     assert leads[ANSWERS].status == "reached"
     assert leads[ANSWERS].last_operator_id == reached.operator_id
 
-    expected = {BUSY: ("busy", 486, 3), NO_ANSWER: ("no_answer", 487, 7),
-                UNAVAILABLE: ("unavailable", 404, 11)}  # fmt: skip
+    expected = {
+        BUSY: ("busy", 486, 3),
+        NO_ANSWER: ("no_answer", 487, 7),
+        UNAVAILABLE: ("unavailable", 404, 11),
+    }
     for phone, (outcome, code, minutes) in expected.items():
         lead, attempt = leads[phone], attempts[leads[phone].id]
         assert (attempt.outcome, attempt.sip_code) == (outcome, code), phone
@@ -77,7 +80,9 @@ def test_no_free_operator_at_answer_drops_the_customer(app, database_url, pbx):
 
     attempts = attempts_of(app, tenant_id)
     assert sorted((a.outcome, a.detail) for a in attempts) == [
-        ("answered", None), ("technical_error", "no_free_operator")]  # fmt: skip
+        ("answered", None),
+        ("technical_error", "no_free_operator"),
+    ]
     dropped = next(a for a in attempts if a.detail == "no_free_operator")
     assert dropped.answer_at and dropped.refer_at is None and dropped.operator_id is None
     lead = next(lead for lead in leads_of(app, tenant_id).values() if lead.id == dropped.lead_id)
@@ -99,8 +104,9 @@ def overlap(attempts) -> int:
 def test_the_multiplier_holds_the_number_of_calls_in_flight(app, database_url, pbx):
     # Two free operators x 1.5 = 3 calls at once; nobody answers, so they stay free.
     peer = pbx("pbx.xml", calls=100, timeout=60, fill={"ring_ms": 0})
-    tenant_id, operators = dialing_tenant(app, "Acme", peer, pacing_mode="multiplier",
-                                          call_multiplier=1.5)  # fmt: skip
+    tenant_id, operators = dialing_tenant(
+        app, "Acme", peer, pacing_mode="multiplier", call_multiplier=1.5
+    )
     add_leads(app, tenant_id, [f"+1555000{n:02d}03" for n in range(9)])
     go_on_line(app, tenant_id, *operators.values())
     with HostThread(database_url):
@@ -128,8 +134,10 @@ def test_two_tenants_each_dial_their_own_pbx_and_transfer_to_their_own_operators
         for tenant, count in ((tenant_a, 3), (tenant_b, 2)):
             finish_as_they_come(app, tenant, count)
 
-    for tenant, peer, extensions in ((tenant_a, peer_a, ("101", "102")),
-                                     (tenant_b, peer_b, ("201",))):  # fmt: skip
+    for tenant, peer, extensions in (
+        (tenant_a, peer_a, ("101", "102")),
+        (tenant_b, peer_b, ("201",)),
+    ):
         attempts = attempts_of(app, tenant)
         assert {a.outcome for a in attempts} == {"answered"}
         peer.stop()
@@ -170,8 +178,10 @@ def test_a_new_lead_wakes_the_engine_and_settings_reach_it_at_once(app, database
     tenant_id, operators = dialing_tenant(app, "Acme", peer)
     go_on_line(app, tenant_id, *operators.values())
     with HostThread(database_url, idle_poll=600):
-        wait_until(lambda: engine_state(app, tenant_id).get("reason") == "no_due_leads",
-                   what="an idle engine")  # fmt: skip
+        wait_until(
+            lambda: engine_state(app, tenant_id).get("reason") == "no_due_leads",
+            what="an idle engine",
+        )
         add_leads(app, tenant_id, ["+15550000122"])
         wait_until(settled(app, tenant_id, 1), timeout=20, what="the new lead dialed")
         set_tenant(app, tenant_id, dial_format="7{number}@{host}:{port}")

@@ -15,14 +15,24 @@ from engine.store import TenantSettings
 
 def settings(**changes) -> TenantSettings:
     values = dict(
-        tenant_id=1, account=Account("pbx.example"), dial_format="+{number}@{host}",
-        refer_format="{extension}@{host}", refer_headers="", ring_timeout=30.0,
+        tenant_id=1,
+        account=Account("pbx.example"),
+        dial_format="+{number}@{host}",
+        refer_format="{extension}@{host}",
+        refer_headers="",
+        ring_timeout=30.0,
         retry_minutes={"no_answer": 90, "busy": 5, "unavailable": 60, "technical_error": 10},
-        max_attempts=3, calling_hours=(clock(9), clock(21)), time_zone="Europe/Moscow",
-        pacing_mode="multiplier", multiplier=1.0, max_concurrent_calls=30,
-        max_calls_per_second=10, wrap_up_timeout=600.0, failed_transfers_limit=3,
+        max_attempts=3,
+        calling_hours=(clock(9), clock(21)),
+        time_zone="Europe/Moscow",
+        pacing_mode="multiplier",
+        multiplier=1.0,
+        max_concurrent_calls=30,
+        max_calls_per_second=10,
+        wrap_up_timeout=600.0,
+        failed_transfers_limit=3,
         dialing_enabled=True,
-    )  # fmt: skip
+    )
     values.update(changes)
     return TenantSettings(**values)
 
@@ -36,9 +46,13 @@ def ended(outcome: Outcome, detail: Detail | None = None) -> Attempt:
 
 @pytest.mark.parametrize(
     ("outcome", "minutes"),
-    [(Outcome.BUSY, 5), (Outcome.NO_ANSWER, 90), (Outcome.UNAVAILABLE, 60),
-     (Outcome.TECHNICAL_ERROR, 10)],
-)  # fmt: skip
+    [
+        (Outcome.BUSY, 5),
+        (Outcome.NO_ANSWER, 90),
+        (Outcome.UNAVAILABLE, 60),
+        (Outcome.TECHNICAL_ERROR, 10),
+    ],
+)
 def test_a_failed_attempt_is_retried_after_the_retry_time_of_its_outcome(outcome, minutes):
     assert lead_after(settings(), 1, ended(outcome)) == ("retry", END + timedelta(minutes=minutes))
 

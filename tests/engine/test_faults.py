@@ -51,8 +51,9 @@ from webapp import bus
 #: Customers by the last digit of their number: 0 answers, 2 busy, 3 no answer, 4 unreachable.
 #: Those who do not answer stop ringing after `ring_limit`, as a carrier does, so that the calls
 #: of a killed engine end at the PBX too.
-CUSTOMERS = Behaviour(ring_min=0.5, ring_max=1.5, transfer_delay=0.3, by_last_digit=True,
-                      ring_limit=6.0)  # fmt: skip
+CUSTOMERS = Behaviour(
+    ring_min=0.5, ring_max=1.5, transfer_delay=0.3, by_last_digit=True, ring_limit=6.0
+)
 CEILING = 4
 
 
@@ -62,10 +63,18 @@ def database_url(postgres_url) -> str:
 
 
 def tenant_at(app, pbx, **settings) -> tuple[int, dict]:
-    values = dict(ring_timeout_seconds=3, pacing_mode="multiplier", call_multiplier=2.0,
-                  max_concurrent_calls=CEILING, wrap_up_timeout_seconds=1, max_attempts=2,
-                  retry_no_answer_minutes=0, retry_busy_minutes=0, retry_unavailable_minutes=0,
-                  retry_technical_error_minutes=0)  # fmt: skip
+    values = dict(
+        ring_timeout_seconds=3,
+        pacing_mode="multiplier",
+        call_multiplier=2.0,
+        max_concurrent_calls=CEILING,
+        wrap_up_timeout_seconds=1,
+        max_attempts=2,
+        retry_no_answer_minutes=0,
+        retry_busy_minutes=0,
+        retry_unavailable_minutes=0,
+        retry_technical_error_minutes=0,
+    )
     values.update(settings)
     return demo_pbx_tenant(app, "Acme", pbx, extensions=("101", "102", "103"), **values)
 
@@ -99,8 +108,9 @@ def settled(app, tenant_id: int) -> bool:
 def finished(app, tenant_id: int) -> bool:
     """Every lead reached or out of attempts, every attempt with its outcome."""
     leads = leads_of(app, tenant_id).values()
-    return settled(app, tenant_id) and all(lead.status in ("reached", "exhausted")
-                                           for lead in leads)  # fmt: skip
+    return settled(app, tenant_id) and all(
+        lead.status in ("reached", "exhausted") for lead in leads
+    )
 
 
 def assert_database_and_presence_clean(app, tenant_id: int) -> None:
@@ -133,13 +143,19 @@ def test_a_host_paused_past_its_lease_stops_dialing_and_ends_its_calls_when_it_r
             first_engine = engine_state(app, tenant_id)["engine"]
             os.kill(paused, signal.SIGSTOP)  # past its lease (5 s): the spare takes over
             stopped_at = time.time()
-            wait_until(lambda: engine_state(app, tenant_id).get("engine") != first_engine,
-                       timeout=20, what="the spare host takes the tenant over")  # fmt: skip
+            wait_until(
+                lambda: engine_state(app, tenant_id).get("engine") != first_engine,
+                timeout=20,
+                what="the spare host takes the tenant over",
+            )
             time.sleep(max(0.0, stopped_at + 8.0 - time.time()))
             os.kill(paused, signal.SIGCONT)
             resumed_at = time.time()
-            wait_until(lambda: finished(app, tenant_id) and all_ended(pbx), timeout=90,
-                       what="every lead finished")  # fmt: skip
+            wait_until(
+                lambda: finished(app, tenant_id) and all_ended(pbx),
+                timeout=90,
+                what="every lead finished",
+            )
             second_engine = engine_state(app, tenant_id)["engine"]
         finally:
             for worker in workers:
@@ -181,8 +197,11 @@ def test_a_database_stall_longer_than_the_lease_and_dialing_off_during_it(app, d
                 time.sleep(7.0)  # 8 s in all: longer than the 5 s lease
                 proxy.resume()
                 saving.join(30)
-                wait_until(lambda: engine_state(app, tenant_id).get("state") == "stopped",
-                           timeout=30, what="the engine stops")  # fmt: skip
+                wait_until(
+                    lambda: engine_state(app, tenant_id).get("state") == "stopped",
+                    timeout=30,
+                    what="the engine stops",
+                )
                 wait_until(lambda: all_ended(pbx), timeout=15, what="every call ended")
             calls = calls_at_pbx(pbx.journal)
     finally:
@@ -203,8 +222,10 @@ def test_dialing_off_mid_burst_stops_new_calls_and_ends_those_ringing_within_a_s
         with HostThread(database_url):
             wait_until(lambda: ringing(pbx) >= 3, what="a burst of calls ringing")
             off_at = dialing_off(app, tenant_id)
-            wait_until(lambda: engine_state(app, tenant_id).get("state") == "stopped",
-                       what="the engine stops")  # fmt: skip
+            wait_until(
+                lambda: engine_state(app, tenant_id).get("state") == "stopped",
+                what="the engine stops",
+            )
             wait_until(lambda: all_ended(pbx), timeout=10, what="every call ended")
         calls = calls_at_pbx(pbx.journal)
     assert [call for call in calls if call.start > off_at + 1.0] == []
@@ -233,8 +254,11 @@ def test_a_host_killed_with_calls_at_the_pbx(app, database_url, tmp_path):
             killed_at = time.time()
             second = Worker(database_url, REDIS_URL, tmp_path)
             second.enqueue_hosts()
-            wait_until(lambda: finished(app, tenant_id) and all_ended(pbx), timeout=90,
-                       what="every lead finished")  # fmt: skip
+            wait_until(
+                lambda: finished(app, tenant_id) and all_ended(pbx),
+                timeout=90,
+                what="every lead finished",
+            )
         finally:
             first.stop()
             if second is not None:

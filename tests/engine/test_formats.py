@@ -165,15 +165,20 @@ def test_any_text_either_parses_or_raises_format_error(source):
 
 @pytest.mark.parametrize(
     ("text", "address"),
-    [("pbx.example.com", ("pbx.example.com", 5060)), ("10.0.0.1:5080", ("10.0.0.1", 5080)),
-     ("[2001:db8::1]:5062", ("2001:db8::1", 5062)), ("[::1]", ("::1", 5060))],
-)  # fmt: skip
+    [
+        ("pbx.example.com", ("pbx.example.com", 5060)),
+        ("10.0.0.1:5080", ("10.0.0.1", 5080)),
+        ("[2001:db8::1]:5062", ("2001:db8::1", 5062)),
+        ("[::1]", ("::1", 5060)),
+    ],
+)
 def test_host_and_port_as_people_write_them(text, address):
     assert parse_host_port(text) == address
 
 
-@pytest.mark.parametrize(("text", "words"), [("pbx:port", "is not HOST"),
-                                             ("pbx:70000", "from 1 to 65535")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("text", "words"), [("pbx:port", "is not HOST"), ("pbx:70000", "from 1 to 65535")]
+)
 def test_a_bad_host_and_port_says_why(text, words):
     with pytest.raises(ValueError, match=words):
         parse_host_port(text)

@@ -28,15 +28,25 @@ def test_a_record_of_a_tenants_engine_is_json_with_its_ids():
         adapter.exception("tenant %s: attempt failed with %r", 7, account)
     entry = json.loads(stream.getvalue())
     assert (entry["level"], entry["logger"], entry["tenant_id"], entry["engine"]) == (
-        "ERROR", "test.engine.logs", 7, "host-1/ab")  # fmt: skip
+        "ERROR",
+        "test.engine.logs",
+        7,
+        "host-1/ab",
+    )
     assert entry["message"].startswith("tenant 7: attempt failed")
     assert "RuntimeError: the PBX went away" in entry["exception"]
     assert "s3cret-password" not in stream.getvalue()
 
 
 def test_the_format_follows_the_deployment():
-    assert Config(env="production", secret_key="x", encryption_key=Config().encryption_key,
-                  ).logs == "json"  # fmt: skip
+    assert (
+        Config(
+            env="production",
+            secret_key="x",
+            encryption_key=Config().encryption_key,
+        ).logs
+        == "json"
+    )
     assert Config().logs == "text" and Config(log_format="json").logs == "json"
     with pytest.raises(ConfigError, match="AUTOCALL_LOG_FORMAT"):
         Config.from_env({"AUTOCALL_LOG_FORMAT": "xml"})
@@ -99,8 +109,11 @@ def test_ids_bound_in_a_task_stay_in_that_task():
     finally:
         remove()
     got = records()
-    inside = sorted((r["attempt_id"], r["lead_id"], r["call_id"], r["tenant_id"])
-                    for r in got if r["message"] == "in the call")  # fmt: skip
+    inside = sorted(
+        (r["attempt_id"], r["lead_id"], r["call_id"], r["tenant_id"])
+        for r in got
+        if r["message"] == "in the call"
+    )
     assert inside == [(1, 10, "a@127.0.0.1", 3), (2, 20, "b@127.0.0.1", 3)]
     outside = next(r for r in got if r["message"] == "outside any call")
     assert not {"attempt_id", "lead_id", "call_id", "tenant_id"} & set(outside)
@@ -132,7 +145,10 @@ def test_a_calls_records_name_its_tenant_attempt_lead_and_sip_call_id(app, datab
     assert len(ended) == 1
     record = ended[0]
     assert (record["tenant_id"], record["attempt_id"], record["lead_id"]) == (
-        tenant_id, attempt.id, lead_id)  # fmt: skip
+        tenant_id,
+        attempt.id,
+        lead_id,
+    )
     assert record["operator_id"] == attempt.operator_id
     assert record["engine"] == attempt.engine
     peer.stop()

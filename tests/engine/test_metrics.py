@@ -56,10 +56,17 @@ def test_attempts_by_outcome_pacing_and_tenants_held(app, database_url, pbx):
         assert ("autocall_calls_in_flight", (("tenant", str(tenant_id)),)) in running
     samples = scrape(app)  # the host published its last counts as it stopped
 
-    attempts = {(dict(labels)["outcome"], dict(labels)["detail"]): v for (name, labels), v
-                in samples.items() if name == "autocall_attempts_total"}  # fmt: skip
-    assert attempts == {("answered", ""): 1, ("busy", ""): 1, ("no_answer", "ring_timeout"): 1,
-                        ("unavailable", ""): 1}  # fmt: skip
+    attempts = {
+        (dict(labels)["outcome"], dict(labels)["detail"]): v
+        for (name, labels), v in samples.items()
+        if name == "autocall_attempts_total"
+    }
+    assert attempts == {
+        ("answered", ""): 1,
+        ("busy", ""): 1,
+        ("no_answer", "ring_timeout"): 1,
+        ("unavailable", ""): 1,
+    }
     assert value(samples, "autocall_calls_started_total", tenant=tenant_id) == 4
     asked = value(samples, "autocall_pacer_calls_asked_total", tenant=tenant_id)
     assert asked >= 4  # the pacer may ask for more than the due leads
@@ -129,11 +136,13 @@ def test_sip_retransmissions_registration_failures_and_strangers(app, database_u
                 for _ in range(3):  # not the PBX: dropped unread, and counted
                     stranger.sendto(b"OPTIONS sip:x SIP/2.0\r\n\r\n", refuser.dialer)
             wait_until(
-                lambda: value(scrape(app), "autocall_registration_failures_total",
-                              tenant=tenant_id) >= 2
-                and value(scrape(app), "autocall_sip_strangers_total", tenant=tenant_id) == 3,
+                lambda: (
+                    value(scrape(app), "autocall_registration_failures_total", tenant=tenant_id)
+                    >= 2
+                    and value(scrape(app), "autocall_sip_strangers_total", tenant=tenant_id) == 3
+                ),
                 what="two registration failures and three strangers in /metrics",
-            )  # fmt: skip
+            )
     finally:
         refuser.close()
     samples = scrape(app)

@@ -97,10 +97,12 @@ def test_an_engine_older_than_the_newest_can_no_longer_take_or_free_operators():
     console.go_on_line(2, now=100.0)
     assert old.take(lead_id=8, now=101.0) == b"1"  # nobody newer yet
     new.fence()
-    for refused in (lambda: old.take(lead_id=9, now=102.0),
-                    lambda: old.transferred(1, True, failure_limit=3, now=102.0),
-                    lambda: old.release(1, now=102.0),
-                    lambda: old.sweep(wrap_up_timeout=1.0, now=500.0)):  # fmt: skip
+    for refused in (
+        lambda: old.take(lead_id=9, now=102.0),
+        lambda: old.transferred(1, True, failure_limit=3, now=102.0),
+        lambda: old.release(1, now=102.0),
+        lambda: old.sweep(wrap_up_timeout=1.0, now=500.0),
+    ):
         with pytest.raises(redis.ResponseError) as error:
             refused()
         assert fenced(error.value)

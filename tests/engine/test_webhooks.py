@@ -31,8 +31,11 @@ def test_the_receiver_gets_one_attempt_finished_per_attempt(app, database_url, p
     phones = [ANSWERS, BUSY, NO_ANSWER, UNAVAILABLE]
     with Receiver(200) as receiver, app.app_context():
         box = app.extensions["autocall.secrets"]
-        db.session.add(WebhookEndpoint(tenant_id=tenant_id, url=receiver.url,
-                                       secret_encrypted=box.encrypt("acme-secret")))  # fmt: skip
+        db.session.add(
+            WebhookEndpoint(
+                tenant_id=tenant_id, url=receiver.url, secret_encrypted=box.encrypt("acme-secret")
+            )
+        )
         db.session.commit()
         add_leads(app, tenant_id, phones)
         go_on_line(app, tenant_id, *operators.values())

@@ -26,10 +26,18 @@ def add_portal_objects(app, tenant, request) -> None:
         upload = imports.save_upload(tenant.id, "leads.csv", io.BytesIO(b"phone\n+12125550100\n"))
         tenant.upload_id = upload.token
         started = [
-            watched.start("import", tenant.id, imports.import_leads, tenant.id, upload.token,
-                          ["phone"], True, timeout=60),
+            watched.start(
+                "import",
+                tenant.id,
+                imports.import_leads,
+                tenant.id,
+                upload.token,
+                ["phone"],
+                True,
+                timeout=60,
+            ),
             watched.start(checks.KIND, tenant.id, checks.check_connection, tenant.id, timeout=60),
-        ]  # fmt: skip
+        ]
         tenant.import_job_id, tenant.check_id = (job.id for job in started)
         connection = bus.client()
 

@@ -46,16 +46,35 @@ def test_test_call_prints_one_json_line_and_exits_0(pbx):
     import sys
 
     peer = pbx("transfer_ok.xml")
-    command = [sys.executable, "-m", "webapp.cli", "test-call", "--pbx", f"127.0.0.1:{peer.port}",
-               "--user", "acme", "--password", "s3cret", "--number", "+79161234567",
-               "--refer-to", "101", "--local-host", "127.0.0.1", "--ring-timeout", "5"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "webapp.cli",
+        "test-call",
+        "--pbx",
+        f"127.0.0.1:{peer.port}",
+        "--user",
+        "acme",
+        "--password",
+        "s3cret",
+        "--number",
+        "+79161234567",
+        "--refer-to",
+        "101",
+        "--local-host",
+        "127.0.0.1",
+        "--ring-timeout",
+        "5",
+    ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     (line,) = done.stdout.splitlines()
     result = json.loads(line)
     assert (result["outcome"], result["transfer_result"], result["refer_to"]) == (
-        "answered", "succeeded", f"sip:101@127.0.0.1:{peer.port}",
-    )  # fmt: skip
+        "answered",
+        "succeeded",
+        f"sip:101@127.0.0.1:{peer.port}",
+    )
     assert peer.wait().succeeded
 
 

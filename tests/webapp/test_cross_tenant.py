@@ -83,10 +83,16 @@ def test_tenant_a_gets_404_for_every_object_of_tenant_b(
 
         url = re.sub(r"<(?:\w+:)?(\w+)>", value, rule.rule)
         response = client.open(
-            url, method=method,
-            data={"name": "Hacked", "extension": "666", "team_id": "0",
-                  "url": "https://evil.example/hook", "active": "y"},
-        )  # fmt: skip
+            url,
+            method=method,
+            data={
+                "name": "Hacked",
+                "extension": "666",
+                "team_id": "0",
+                "url": "https://evil.example/hook",
+                "active": "y",
+            },
+        )
         assert response.status_code == 404, (rule.endpoint, method)
         assert "Bravo" not in response.get_data(as_text=True)
         tried += 1

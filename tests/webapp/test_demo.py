@@ -15,8 +15,11 @@ def test_the_demo_tenant_is_created_once_and_topped_up(app):
     with app.app_context():
         logins = demo.seed(box, "127.0.0.1", 5090)
         tenant = db.session.scalar(select(Tenant).where(Tenant.name == demo.COMPANY))
-        assert (tenant.sip_host, tenant.sip_port, tenant.dialing_enabled) == ("127.0.0.1", 5090,
-                                                                             True)  # fmt: skip
+        assert (tenant.sip_host, tenant.sip_port, tenant.dialing_enabled) == (
+            "127.0.0.1",
+            5090,
+            True,
+        )
         assert box.decrypt(tenant.sip_password_encrypted) == demo.PBX_PASSWORD
         leads = select(func.count()).select_from(Lead).where(Lead.tenant_id == tenant.id)
         assert db.session.scalar(leads) == demo.LEADS
@@ -29,4 +32,5 @@ def test_the_demo_tenant_is_created_once_and_topped_up(app):
         assert db.session.scalar(select(func.count()).select_from(Operator)) == 3
     assert logins == again and logins["admin"] == demo.ADMIN
     assert [email for _, email, _ in logins["operators"]] == [
-        demo.operator_email(ext) for _, ext in demo.OPERATORS]  # fmt: skip
+        demo.operator_email(ext) for _, ext in demo.OPERATORS
+    ]

@@ -14,8 +14,10 @@ def test_not_ready_without_workers_and_ready_with_them(app, client):
     assert (body["database"], body["redis"]) == ("ok", "ok")
     assert body["workers"] == {"engines": 0, "default": 0, "webhooks": 0}
     with app.app_context():
-        workers = [Worker([queues.queue(name)], connection=queues.queue(name).connection)
-                   for name in (queues.ENGINES, queues.DEFAULT)]  # fmt: skip
+        workers = [
+            Worker([queues.queue(name)], connection=queues.queue(name).connection)
+            for name in (queues.ENGINES, queues.DEFAULT)
+        ]
         for worker in workers:
             worker.register_birth()
     try:  # no worker delivers webhooks: not ready
@@ -26,8 +28,10 @@ def test_not_ready_without_workers_and_ready_with_them(app, client):
         for worker in workers:
             worker.register_death()
     with app.app_context():
-        workers = [Worker([queues.queue(name)], connection=queues.queue(name).connection)
-                   for name in queues.QUEUES]  # fmt: skip
+        workers = [
+            Worker([queues.queue(name)], connection=queues.queue(name).connection)
+            for name in queues.QUEUES
+        ]
         for worker in workers:
             worker.register_birth()
     try:

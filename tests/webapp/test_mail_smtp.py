@@ -119,8 +119,9 @@ def tls_server(certificate, monkeypatch):
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert_file, key_file)
     monkeypatch.setenv("SSL_CERT_FILE", str(cert_file))  # read by ssl.create_default_context()
-    controller, inbox = _server(tls_context=context, require_starttls=True,
-                                auth_required=True, authenticator=_login)  # fmt: skip
+    controller, inbox = _server(
+        tls_context=context, require_starttls=True, auth_required=True, authenticator=_login
+    )
     yield f"smtp://{USER}:{URL_PASSWORD}@localhost:{controller.port}", inbox
     controller.stop()
 
@@ -142,8 +143,9 @@ def test_a_password_reset_mail_goes_out_through_starttls_in_russian(
     app, client, tenant_a, tls_server
 ):
     _, inbox = tls_server
-    response = client.post("/reset", data={"email": tenant_a.admin_email},
-                           headers={"Accept-Language": "ru"})  # fmt: skip
+    response = client.post(
+        "/reset", data={"email": tenant_a.admin_email}, headers={"Accept-Language": "ru"}
+    )
     assert response.status_code == 302
     assert inbox.messages == []  # sent by a job, not by the request
     run_jobs(app)
@@ -183,9 +185,14 @@ def test_sent_at_once_when_redis_is_away(tmp_path, plain_server):
     from webapp import create_app
 
     port, inbox = plain_server
-    app = create_app(app_config(f"sqlite:///{tmp_path / 'mail.db'}", mail_backend="smtp",
-                                smtp_url=f"smtp://{USER}:{URL_PASSWORD}@127.0.0.1:{port}?tls=none",
-                                redis_url=f"redis://127.0.0.1:{_free_port()}/0"))  # fmt: skip
+    app = create_app(
+        app_config(
+            f"sqlite:///{tmp_path / 'mail.db'}",
+            mail_backend="smtp",
+            smtp_url=f"smtp://{USER}:{URL_PASSWORD}@127.0.0.1:{port}?tls=none",
+            redis_url=f"redis://127.0.0.1:{_free_port()}/0",
+        )
+    )
     with app.app_context():
         send_mail("ops@example.com", "Проверка", "Письмо без очереди")
     (message,) = inbox.messages
@@ -208,8 +215,10 @@ def test_a_wrong_password_and_a_refused_address_say_so(plain_server):
     with pytest.raises(
         MailError, match=re.escape("refused the address nobody@refused.example: 550 5.1.1 No such")
     ):
-        smtp_send(f"smtp://127.0.0.1:{port}?tls=none",
-                  Message("a@autocall.local", "nobody@refused.example", "s", "b"))  # fmt: skip
+        smtp_send(
+            f"smtp://127.0.0.1:{port}?tls=none",
+            Message("a@autocall.local", "nobody@refused.example", "s", "b"),
+        )
     assert inbox.messages == []
 
 
@@ -222,8 +231,10 @@ def test_tls_with_a_certificate_we_do_not_trust_is_refused(certificate):
     controller, inbox = _server(tls_context=context, require_starttls=True)
     try:  # SSL_CERT_FILE is not set here: the self-signed certificate is unknown
         with pytest.raises(MailError, match="TLS failed"):
-            smtp_send(f"smtp://localhost:{controller.port}",
-                      Message("a@autocall.local", "b@example.com", "s", "b"))  # fmt: skip
+            smtp_send(
+                f"smtp://localhost:{controller.port}",
+                Message("a@autocall.local", "b@example.com", "s", "b"),
+            )
     finally:
         controller.stop()
     assert inbox.messages == []
@@ -246,6 +257,9 @@ def test_a_bad_smtp_url_is_refused_at_start(url, words):
 
 
 def test_good_smtp_urls_are_accepted():
-    for url in ("smtp://u:p@mail.example.com:587", "smtps://mail.example.com",
-                "smtp://10.0.0.5:25?tls=none"):  # fmt: skip
+    for url in (
+        "smtp://u:p@mail.example.com:587",
+        "smtps://mail.example.com",
+        "smtp://10.0.0.5:25?tls=none",
+    ):
         Config.from_env(environ={"AUTOCALL_MAIL_BACKEND": "smtp", "AUTOCALL_SMTP_URL": url})

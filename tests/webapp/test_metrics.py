@@ -54,11 +54,15 @@ def test_queue_lengths_and_workers(client):
     try:
         samples = samples_of(client.get("/metrics"))
         # Other tests of the session may leave failed jobs and workers: what RQ says now.
-        rq_says = {(name, q.name[len(REDIS_PREFIX) :]): value
-                   for q in (queue, engines)
-                   for name, value in (("autocall_queue_failed_jobs", q.failed_job_registry.count),
-                                       ("autocall_workers", Worker.count(queue=q)),
-                                       ("autocall_queue_jobs", q.count))}  # fmt: skip
+        rq_says = {
+            (name, q.name[len(REDIS_PREFIX) :]): value
+            for q in (queue, engines)
+            for name, value in (
+                ("autocall_queue_failed_jobs", q.failed_job_registry.count),
+                ("autocall_workers", Worker.count(queue=q)),
+                ("autocall_queue_jobs", q.count),
+            )
+        }
     finally:
         worker.register_death()
         queue.empty()

@@ -15,8 +15,9 @@ def test_db_upgrade_prints_each_migration_with_its_time(tmp_path, monkeypatch, c
     from webapp import MIGRATIONS_DIR
 
     versions = sorted(p.name[:4] for p in (MIGRATIONS_DIR / "versions").glob("0*.py"))
-    assert out[0] == (f"Upgrading the database from nothing to {versions[-1]}: "
-                      f"{len(versions)} migration(s).")  # fmt: skip
+    assert out[0] == (
+        f"Upgrading the database from nothing to {versions[-1]}: {len(versions)} migration(s)."
+    )
     steps = [line.split()[0] for line in out[1:-2]]
     assert steps == versions  # oldest first, each once
     assert out[1].startswith("  0001 Create tenants") and out[1].endswith(" s)")
@@ -42,8 +43,9 @@ def _numbers_table(url: str, rows: int):
     with engine.begin() as connection:
         connection.execute(text("DROP TABLE IF EXISTS numbers"))
         connection.execute(text("CREATE TABLE numbers (id INTEGER PRIMARY KEY, doubled INTEGER)"))
-        connection.execute(text("INSERT INTO numbers (id) VALUES (:id)"),
-                           [{"id": i} for i in range(3, 3 + rows)])  # fmt: skip
+        connection.execute(
+            text("INSERT INTO numbers (id) VALUES (:id)"), [{"id": i} for i in range(3, 3 + rows)]
+        )
     return engine
 
 
@@ -54,12 +56,12 @@ def test_a_data_migration_in_batches_covers_every_row_and_reports(database_url):
 
         def work(low, high):
             ranges.append((low, high))
-            connection.execute(text("UPDATE numbers SET doubled = 2 * id "
-                                    "WHERE id >= :low AND id < :high"),
-                               {"low": low, "high": high})  # fmt: skip
+            connection.execute(
+                text("UPDATE numbers SET doubled = 2 * id WHERE id >= :low AND id < :high"),
+                {"low": low, "high": high},
+            )
 
-        batches = in_batches(connection, "numbers", work, size=10_000, say=lines.append,
-                             every=3600)  # fmt: skip
+        batches = in_batches(connection, "numbers", work, size=10_000, say=lines.append, every=3600)
     assert batches == 3
     assert ranges == [(3, 10_003), (10_003, 20_003), (20_003, 25_003)]
     with engine.connect() as connection:

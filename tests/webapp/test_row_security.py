@@ -35,8 +35,18 @@ def rls_app(rls_database):  # noqa: F811
 def _empty(app) -> None:
     with app.app_context():
         db.session.remove()
-        for table in ("webhook_deliveries", "webhook_endpoints", "api_tokens", "api_clients",
-                      "attempts", "leads", "operators", "teams", "users", "tenants"):  # fmt: skip
+        for table in (
+            "webhook_deliveries",
+            "webhook_endpoints",
+            "api_tokens",
+            "api_clients",
+            "attempts",
+            "leads",
+            "operators",
+            "teams",
+            "users",
+            "tenants",
+        ):
             db.session.execute(db.text(f"DELETE FROM {table}"))
         db.session.commit()
         db.engine.dispose()
@@ -55,16 +65,32 @@ def two(rls_app):
 #: tenant `b` to slip in (user `u` is one of b's people).
 TABLES = {
     "tenants": (Tenant, Tenant.id, Tenant.name, lambda b, u: Tenant(name="Charlie")),
-    "users": (User, User.tenant_id, User.email, lambda b, u: User(
-        tenant_id=b, email="mole@bravo.example", role="admin", password_hash="x")),
+    "users": (
+        User,
+        User.tenant_id,
+        User.email,
+        lambda b, u: User(tenant_id=b, email="mole@bravo.example", role="admin", password_hash="x"),
+    ),
     "teams": (Team, Team.tenant_id, Team.name, lambda b, u: Team(tenant_id=b, name="Moles")),
-    "operators": (Operator, Operator.tenant_id, Operator.name, lambda b, u: Operator(
-        tenant_id=b, user_id=u, name="Mole", extension="999")),
-    "api_tokens": (ApiToken, ApiToken.tenant_id, ApiToken.name, lambda b, u: ApiToken(
-        tenant_id=b, name="Mole", secret_hash="0" * 64)),
-    "api_clients": (ApiClient, ApiClient.tenant_id, ApiClient.name, lambda b, u: ApiClient(
-        tenant_id=b, name="Mole", secret_hash="0" * 64)),
-}  # fmt: skip
+    "operators": (
+        Operator,
+        Operator.tenant_id,
+        Operator.name,
+        lambda b, u: Operator(tenant_id=b, user_id=u, name="Mole", extension="999"),
+    ),
+    "api_tokens": (
+        ApiToken,
+        ApiToken.tenant_id,
+        ApiToken.name,
+        lambda b, u: ApiToken(tenant_id=b, name="Mole", secret_hash="0" * 64),
+    ),
+    "api_clients": (
+        ApiClient,
+        ApiClient.tenant_id,
+        ApiClient.name,
+        lambda b, u: ApiClient(tenant_id=b, name="Mole", secret_hash="0" * 64),
+    ),
+}
 
 
 def _seen(app, key, email=None) -> list:
@@ -120,28 +146,37 @@ def test_the_portal_works_as_an_ordinary_role(rls_app, two):
     session's user, a taken address, the password reset, staff pages."""
     a, b = two
     client = rls_app.test_client()
-    signup = {"company": "Charlie", "email": "boss@charlie.example", "password": PASSWORD,
-              "confirm": PASSWORD}  # fmt: skip
+    signup = {
+        "company": "Charlie",
+        "email": "boss@charlie.example",
+        "password": PASSWORD,
+        "confirm": PASSWORD,
+    }
     assert client.post("/signup", data=signup).headers["Location"].endswith("/settings/sip")
     page = client.get("/settings/sip")  # the session's user, loaded across tenants
     assert page.status_code == 200 and "Charlie" in page.get_data(as_text=True)
     with rls_app.app_context():
         charlie = db.session.scalar(select(Tenant).where(Tenant.name == "Charlie"))
-        assert db.session.scalar(select(User.tenant_id).where(User.email == signup["email"])) \
-            == charlie.id  # fmt: skip
+        assert (
+            db.session.scalar(select(User.tenant_id).where(User.email == signup["email"]))
+            == charlie.id
+        )
     client.post("/logout")
     assert client.post("/signup", data={**signup, "company": "Again"}).status_code == 200
     assert client.post("/signup", data={**signup, "email": a.admin_email}).status_code == 200
 
-    assert client.post("/login", data={"email": a.admin_email, "password": "wrong"}).status_code \
-        == 401  # fmt: skip
+    assert (
+        client.post("/login", data={"email": a.admin_email, "password": "wrong"}).status_code == 401
+    )
     client.post("/login", data={"email": a.admin_email, "password": PASSWORD})
     people = client.get("/people/").get_data(as_text=True)
     assert a.supervisor_email in people and b.supervisor_email not in people
     operators = client.get("/operators/").get_data(as_text=True)
     assert "Alpha operator" in operators and "Bravo operator" not in operators
-    taken = client.post("/people/new", data={"email": b.supervisor_email, "password": PASSWORD,
-                                             "role": "supervisor"})  # fmt: skip
+    taken = client.post(
+        "/people/new",
+        data={"email": b.supervisor_email, "password": PASSWORD, "role": "supervisor"},
+    )
     assert taken.status_code == 200
     assert "already exists" in taken.get_data(as_text=True)
     assert client.get(f"/operators/{b.operator_id}").status_code == 404
@@ -152,8 +187,10 @@ def test_the_portal_works_as_an_ordinary_role(rls_app, two):
     link = re.search(r"http://127\.0\.0\.1:5000(/reset/\S+)", mail.body).group(1)
     new = "a brand new password"
     assert client.post(link, data={"password": new, "confirm": new}).status_code == 302
-    assert client.post("/login", data={"email": b.supervisor_email, "password": new}) \
-        .status_code == 302  # fmt: skip
+    assert (
+        client.post("/login", data={"email": b.supervisor_email, "password": new}).status_code
+        == 302
+    )
     client.post("/logout")
 
     client.post("/login", data={"email": STAFF, "password": PASSWORD})  # a user of no tenant
@@ -170,13 +207,21 @@ def test_an_address_confirmation_works_as_an_ordinary_role(rls_database):  # noq
     app.config["WTF_CSRF_ENABLED"] = False
     try:
         client = app.test_client()
-        client.post("/signup", data={"company": "Delta", "email": "boss@delta.example",
-                                     "password": PASSWORD, "confirm": PASSWORD})  # fmt: skip
+        client.post(
+            "/signup",
+            data={
+                "company": "Delta",
+                "email": "boss@delta.example",
+                "password": PASSWORD,
+                "confirm": PASSWORD,
+            },
+        )
         [mail] = app.extensions["autocall.outbox"]
         link = re.search(r"http://127\.0\.0\.1:5000(/verify/\S+)", mail.body).group(1)
         assert client.get(link).headers["Location"].endswith("/login")
-        signed_in = client.post("/login", data={"email": "boss@delta.example",
-                                                "password": PASSWORD})  # fmt: skip
+        signed_in = client.post(
+            "/login", data={"email": "boss@delta.example", "password": PASSWORD}
+        )
         assert signed_in.headers["Location"] == "/"
     finally:
         _empty(app)
@@ -203,7 +248,7 @@ def test_the_api_and_the_engine_work_as_an_ordinary_role(rls_app, two, rls_datab
         "/api/v1/oauth/token",
         data={"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret},
     )
-    assert issued.status_code == 200, issued.get_data(as_text=True)  # fmt: skip
+    assert issued.status_code == 200, issued.get_data(as_text=True)
     token = issued.get_json()["access_token"]
     leads = api.get("/api/v1/leads", headers={"Authorization": f"Bearer {token}"})
     assert [lead["id"] for lead in leads.get_json()["leads"]] == [b.lead_id]
@@ -211,7 +256,7 @@ def test_the_api_and_the_engine_work_as_an_ordinary_role(rls_app, two, rls_datab
         "/api/v1/oauth/token",
         data={"grant_type": "client_credentials", "client_id": client_id, "client_secret": "wrong"},
     )
-    assert refused.status_code == 401  # fmt: skip
+    assert refused.status_code == 401
 
     store = DialingStore(rls_database, rls_app.extensions["autocall.secrets"])
     try:
@@ -244,10 +289,15 @@ def two_for_sso(rls_database):  # noqa: F811
     from webapp import create_app
 
     with OpenIDProvider(redirect_uris=[CALLBACK]) as provider:
-        app = create_app(app_config(
-            rls_database, oidc_issuer=provider.issuer, oidc_client_id=provider.client.client_id,
-            oidc_client_secret=provider.client.client_secret,
-            public_url="http://localhost"))  # fmt: skip
+        app = create_app(
+            app_config(
+                rls_database,
+                oidc_issuer=provider.issuer,
+                oidc_client_id=provider.client.client_id,
+                oidc_client_secret=provider.client.client_secret,
+                public_url="http://localhost",
+            )
+        )
         a = make_tenant(app, "Alpha")
         make_tenant(app, "Bravo")
         yield app, provider, a

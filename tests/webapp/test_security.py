@@ -73,7 +73,10 @@ def test_text_with_a_nul_character_is_a_400_that_says_so(app, client, auth, tena
     assert client.get("/leads/", query_string={"q": "Alpha"}).status_code == 200
     with app.app_context():
         bearer = create_token(tenant_a.id, "CRM")[1]
-    api = client.get("/api/v1/leads", query_string={"phone": "\x00"},
-                     headers={"Authorization": f"Bearer {bearer}"})  # fmt: skip
+    api = client.get(
+        "/api/v1/leads",
+        query_string={"phone": "\x00"},
+        headers={"Authorization": f"Bearer {bearer}"},
+    )
     assert api.status_code == 422  # the API says it in its own words, naming the field
     assert api.get_json()["error"]["field"] == "phone"

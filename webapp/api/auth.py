@@ -46,9 +46,10 @@ class TokenValidator(BearerTokenValidator):
                 else "the client asks /api/v1/oauth/token for a new one"
             )
             raise ApiError(
-                401, f"The token expired at {iso(token.expires_at)}; {renew}.",
+                401,
+                f"The token expired at {iso(token.expires_at)}; {renew}.",
                 authenticate='error="invalid_token", error_description="The token expired"',
-            )  # fmt: skip
+            )
         for scope in scopes or ():
             if not token.has_scope(scope):
                 raise ApiError(

@@ -29,9 +29,14 @@ class ApiError(Exception):
     """Raised anywhere under /api/v1; answered as JSON with its status."""
 
     def __init__(
-        self, status: int, message: str | None = None, *, field: str | None = None,
-        code: str | None = None, authenticate: str | None = None,
-    ):  # fmt: skip
+        self,
+        status: int,
+        message: str | None = None,
+        *,
+        field: str | None = None,
+        code: str | None = None,
+        authenticate: str | None = None,
+    ):
         generic_code, generic_message = _GENERIC.get(status, ("error", "The request failed."))
         super().__init__(message or generic_message)
         self.status = status

@@ -61,9 +61,9 @@ def read_new_lead(value: Any) -> NewLead:
         _check_card(data["card"])
     if data.get("time_zone") and data["time_zone"] not in _time_zones():
         raise invalid(
-            "time_zone", f"{data['time_zone']!r} is not a time zone; use an IANA name like "
-            "Europe/Moscow.",
-        )  # fmt: skip
+            "time_zone",
+            f"{data['time_zone']!r} is not a time zone; use an IANA name like Europe/Moscow.",
+        )
     return NewLead(**data)
 
 
@@ -158,9 +158,16 @@ def _create_many(items: list) -> list[dict]:
 
 
 LIST_PARAMETERS = (
-    "status", "phone", "external_id", "created_from", "created_to",
-    "next_attempt_from", "next_attempt_to", "limit", "cursor",
-)  # fmt: skip
+    "status",
+    "phone",
+    "external_id",
+    "created_from",
+    "created_to",
+    "next_attempt_from",
+    "next_attempt_to",
+    "limit",
+    "cursor",
+)
 
 
 @bp.get("/leads")

@@ -155,16 +155,14 @@ def _signed_in_user(ip: str) -> User:
     except MismatchingStateError:
         # A state this browser's session does not hold: a tampered, replayed or stale link.
         raise _Refused(
-            _("This sign-in with %(name)s expired or did not start here. Try again.",
-              name=name)
-        ) from None  # fmt: skip
+            _("This sign-in with %(name)s expired or did not start here. Try again.", name=name)
+        ) from None
     except AuthlibBaseError as error:
         # A refused or cancelled consent, or a code the provider would not exchange.
         log.info("single sign-on refused by the provider: %s", error)
         raise _Refused(
-            _("%(name)s did not sign you in. Try again, or sign in with your password.",
-              name=name)
-        ) from None  # fmt: skip
+            _("%(name)s did not sign you in. Try again, or sign in with your password.", name=name)
+        ) from None
     except JoseError as error:
         log.warning("single sign-on: the ID token is not valid: %r", error)
         raise _Refused(_untrusted()) from None
@@ -179,26 +177,28 @@ def _signed_in_user(ip: str) -> User:
     email = claims.get("email")
     if not isinstance(email, str) or not email.strip():
         raise _Refused(
-            _("%(name)s did not give your email address, so it cannot sign you in here.",
-              name=name)
-        )  # fmt: skip
+            _("%(name)s did not give your email address, so it cannot sign you in here.", name=name)
+        )
     email = User.normalize_email(email)
     if login_throttle().wait(email, ip):
         raise _Refused(_too_many())
     if claims.get("email_verified") is not True:
         raise _Refused(
-            _("%(name)s has not verified your email address %(email)s, so it cannot sign "
-              "you in here.", name=name, email=email),
+            _(
+                "%(name)s has not verified your email address %(email)s, so it cannot sign "
+                "you in here.",
+                name=name,
+                email=email,
+            ),
             email,
-        )  # fmt: skip
+        )
     with across_tenants():  # the provider vouched for an address, of any tenant
         user = db.session.scalar(select(User).where(User.email == email))
     if user is None:
         raise _Refused(
-            _("No account uses this email (%(email)s); ask your admin to add you.",
-              email=email),
+            _("No account uses this email (%(email)s); ask your admin to add you.", email=email),
             email,
-        )  # fmt: skip
+        )
     if not user.active:
         raise _Refused(_("This account is deactivated. Ask your company's admin."), email)
     return user

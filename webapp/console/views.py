@@ -82,8 +82,9 @@ def index():
     # comes before the stream connects is not lost.
     after = _newest_event(bus.client(), bus.keys(operator.tenant_id).pops(operator.id))
     label = STATE_LABELS[state.state if state else None]
-    return render_template("console/index.html", operator=operator, state=state, after=after,
-                           state_label=label)  # fmt: skip
+    return render_template(
+        "console/index.html", operator=operator, state=state, after=after, state_label=label
+    )
 
 
 @bp.post("/on-line")
@@ -150,10 +151,14 @@ def card():
     if lead is None or lead.tenant_id != operator.tenant_id:
         return "", 204
     tenant = current_tenant()
-    return render_template("console/_card.html", lead=lead, state=state,
-                           phone=_masked(lead.phone) if tenant.hide_numbers else lead.phone,
-                           attempts=console.previous_attempts(lead),
-                           results=tenant.result_choices)  # fmt: skip
+    return render_template(
+        "console/_card.html",
+        lead=lead,
+        state=state,
+        phone=_masked(lead.phone) if tenant.hide_numbers else lead.phone,
+        attempts=console.previous_attempts(lead),
+        results=tenant.result_choices,
+    )
 
 
 def _masked(phone: str) -> str:

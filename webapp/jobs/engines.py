@@ -39,10 +39,14 @@ def run_engine_host(capacity: int | None = None, lifetime: float | None = None) 
     """The engine-host job: runs until drained by SIGTERM (or `lifetime` seconds)."""
     config = Config.from_env()
     store = dialing_store(config)
-    host = EngineHost(store, config.redis_url, config.redis_prefix,
-                      capacity=capacity or config.engine_capacity,
-                      local_host=config.engine_bind,
-                      target_allowed=None if config.sip_private_allowed else is_public)  # fmt: skip
+    host = EngineHost(
+        store,
+        config.redis_url,
+        config.redis_prefix,
+        capacity=capacity or config.engine_capacity,
+        local_host=config.engine_bind,
+        target_allowed=None if config.sip_private_allowed else is_public,
+    )
 
     async def main() -> None:
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, host.stop)
@@ -70,13 +74,13 @@ def ensure_hosts() -> int:
         finally:
             store.close()
         needed = -(-tenants // config.engine_capacity) + 1 if tenants else 0
-        alive = connection.zcount(hosts_key(config.redis_prefix), time.time() - HOST_GONE_AFTER,
-                                  "+inf")  # fmt: skip
+        alive = connection.zcount(
+            hosts_key(config.redis_prefix), time.time() - HOST_GONE_AFTER, "+inf"
+        )
         engines = queue_on(ENGINES, connection, config.redis_prefix)
         missing = needed - alive - engines.count
         for _ in range(max(0, missing)):
-            engines.enqueue(run_engine_host, job_timeout=-1, result_ttl=3600,
-                            failure_ttl=86400)  # fmt: skip
+            engines.enqueue(run_engine_host, job_timeout=-1, result_ttl=3600, failure_ttl=86400)
         return max(0, missing)
     finally:
         connection.close()

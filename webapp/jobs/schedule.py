@@ -21,6 +21,7 @@ def scheduler(connection: Redis, prefix: str) -> CronScheduler:
     # enqueued again, on their own queue.
     cron.register(delivery.sweep, f"{prefix}{WEBHOOKS}", interval=60)
     # The reports' roll-ups and operators' sessions (webapp/services/rollup.py).
-    cron.register(rollup.roll_up_reports, f"{prefix}{DEFAULT}",
-                  interval=rollup.EVERY, job_timeout=600)  # fmt: skip
+    cron.register(
+        rollup.roll_up_reports, f"{prefix}{DEFAULT}", interval=rollup.EVERY, job_timeout=600
+    )
     return cron

@@ -19,8 +19,9 @@ from webapp.tenancy import current_tenant_id
 _JOB_ID = re.compile(r"[0-9a-f\-]{32,36}\Z")
 
 
-def start(kind: str, tenant_id: int, function: Callable, *args, timeout: int,
-          keep_seconds: int = 86400) -> Job:  # fmt: skip
+def start(
+    kind: str, tenant_id: int, function: Callable, *args, timeout: int, keep_seconds: int = 86400
+) -> Job:
     """Enqueue `function(*args)` on the `default` queue for the tenant; the result is kept
     for `keep_seconds`, long enough for the admin to come back to it, and a job no worker
     took in that time is dropped."""

@@ -65,11 +65,13 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     connection = Redis.from_url(config.redis_url)
     if kind == ENGINES:
-        EngineWorker([queue_on(ENGINES, connection, config.redis_prefix)],
-                     connection=connection).work()  # fmt: skip
+        EngineWorker(
+            [queue_on(ENGINES, connection, config.redis_prefix)], connection=connection
+        ).work()
     elif kind in (DEFAULT, WEBHOOKS):
-        Worker([queue_on(kind, connection, config.redis_prefix)],
-               connection=connection).work(with_scheduler=True)  # fmt: skip
+        Worker([queue_on(kind, connection, config.redis_prefix)], connection=connection).work(
+            with_scheduler=True
+        )
     elif kind == "cron":
         from webapp.jobs.schedule import scheduler
 

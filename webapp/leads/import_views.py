@@ -65,8 +65,9 @@ def import_upload():
         # werkzeug has spooled the file to a temporary file; it is copied from there a
         # megabyte at a time, never read whole into memory.
         try:
-            upload = imports.save_upload(current_tenant_id(), form.file.data.filename,
-                                         form.file.data.stream)  # fmt: skip
+            upload = imports.save_upload(
+                current_tenant_id(), form.file.data.filename, form.file.data.stream
+            )
         except imports.ImportFileError as error:
             form.file.errors.append(str(error))
         else:
@@ -113,8 +114,16 @@ def import_mapping(upload_id: str):
     mapping = [column.data or "" for column in columns]
     errors = _mapping_errors(mapping) if form.is_submitted() else []
     if form.validate_on_submit() and not errors and "start" in request.form:
-        job = watched.start("import", tenant.id, imports.import_leads, tenant.id, upload_id,
-                            mapping, header, timeout=3600)  # fmt: skip
+        job = watched.start(
+            "import",
+            tenant.id,
+            imports.import_leads,
+            tenant.id,
+            upload_id,
+            mapping,
+            header,
+            timeout=3600,
+        )
         imports.mark_started(upload, job.id)
         return redirect(url_for("leads.import_job", job_id=job.id))
     data_rows = upload.rows - (1 if header else 0)

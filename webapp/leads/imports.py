@@ -55,14 +55,35 @@ _TOKEN = re.compile(r"[A-Za-z0-9_\-]{16,64}\Z")
 _WHOLE = re.compile(r"[+-]?\d+(\.0*)?\Z")
 #: Column names (lower case, '_' and '-' as spaces) recognised for each lead field.
 _GUESSES = {
-    "phone": {"phone", "phone number", "telephone", "tel", "mobile", "number", "msisdn",
-              "телефон", "номер", "номер телефона", "мобильный", "тел"},
-    "name": {"name", "full name", "customer", "client", "contact", "имя", "фио", "клиент",
-             "контакт"},
+    "phone": {
+        "phone",
+        "phone number",
+        "telephone",
+        "tel",
+        "mobile",
+        "number",
+        "msisdn",
+        "телефон",
+        "номер",
+        "номер телефона",
+        "мобильный",
+        "тел",
+    },
+    "name": {
+        "name",
+        "full name",
+        "customer",
+        "client",
+        "contact",
+        "имя",
+        "фио",
+        "клиент",
+        "контакт",
+    },
     "external_id": {"external id", "crm id", "id", "ид", "код", "id в crm", "внешний id"},
     "priority": {"priority", "приоритет"},
     "time_zone": {"time zone", "timezone", "tz", "часовой пояс"},
-}  # fmt: skip
+}
 
 
 class ImportFileError(ValueError):
@@ -164,8 +185,9 @@ def save_upload(tenant_id: int, filename: str, data: IO[bytes]) -> Upload:
     folder = upload_dir()
     folder.mkdir(parents=True, exist_ok=True)
     _remove_abandoned(folder)
-    upload = Upload(tenant_id, secrets.token_urlsafe(18), Path(filename or "").name[:200],
-                    "utf-8-sig", ",")  # fmt: skip
+    upload = Upload(
+        tenant_id, secrets.token_urlsafe(18), Path(filename or "").name[:200], "utf-8-sig", ","
+    )
     try:
         size, head = 0, b""
         with upload.path.open("wb") as copy:
@@ -217,9 +239,13 @@ def _count_rows(upload: Upload) -> int:
 
 
 def _write_meta(upload: Upload) -> None:
-    meta = {"filename": upload.filename, "encoding": upload.encoding,
-            "delimiter": upload.delimiter, "job_id": upload.job_id,
-            "rows": upload.rows}  # fmt: skip
+    meta = {
+        "filename": upload.filename,
+        "encoding": upload.encoding,
+        "delimiter": upload.delimiter,
+        "job_id": upload.job_id,
+        "rows": upload.rows,
+    }
     upload.meta_path.write_text(json.dumps(meta))
 
 
@@ -320,8 +346,9 @@ def first_row_number(header: bool) -> int:
     return 2 if header else 1
 
 
-def preview(tenant: Tenant, rows: list[list[str]], mapping: list[str], header: bool,
-            count: int = 10) -> list[dict]:  # fmt: skip
+def preview(
+    tenant: Tenant, rows: list[list[str]], mapping: list[str], header: bool, count: int = 10
+) -> list[dict]:
     """The first rows with the lead each becomes, or the reason it cannot."""
     names = column_names(rows, header)
     data = rows[1:] if header else rows
@@ -363,8 +390,14 @@ def _import(tenant: Tenant, upload: Upload, mapping: list[str], header: bool) ->
     records = upload.records()
     if header:
         next(records, None)
-    result = {"total": total, "imported": 0, "bad": [], "bad_count": 0,
-              "duplicates": [], "duplicate_count": 0}  # fmt: skip
+    result = {
+        "total": total,
+        "imported": 0,
+        "bad": [],
+        "bad_count": 0,
+        "duplicates": [],
+        "duplicate_count": 0,
+    }
 
     def duplicate(number: int, external_id: str) -> None:
         result["duplicate_count"] += 1
@@ -404,11 +437,13 @@ def _import(tenant: Tenant, upload: Upload, mapping: list[str], header: bool) ->
 def _existing(tenant_id: int, external_ids: list[str]) -> set[str]:
     if not external_ids:
         return set()
-    return set(db.session.scalars(
-        select(Lead.external_id).where(
-            Lead.tenant_id == tenant_id, Lead.external_id.in_(external_ids)
+    return set(
+        db.session.scalars(
+            select(Lead.external_id).where(
+                Lead.tenant_id == tenant_id, Lead.external_id.in_(external_ids)
+            )
         )
-    ))  # fmt: skip
+    )
 
 
 def _save(tenant_id: int, batch: list[tuple[int, Lead]]) -> tuple[int, list]:

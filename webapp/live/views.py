@@ -27,8 +27,13 @@ def engine_text(data: dict) -> str:
 @tenant_reader
 def index():
     data = wall(current_tenant())
-    return render_template("live/index.html", wall=data, engine_text=engine_text(data),
-                           STATE_LABELS=STATE_LABELS, WHY_LABELS=WHY_LABELS)  # fmt: skip
+    return render_template(
+        "live/index.html",
+        wall=data,
+        engine_text=engine_text(data),
+        STATE_LABELS=STATE_LABELS,
+        WHY_LABELS=WHY_LABELS,
+    )
 
 
 @bp.get("/state")

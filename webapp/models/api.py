@@ -133,11 +133,12 @@ class ApiToken(TenantOwned, db.Model):
     __tablename__ = "api_tokens"
     __table_args__ = (
         ForeignKeyConstraint(
-            ["tenant_id", "client_id"], ["api_clients.tenant_id", "api_clients.id"],
+            ["tenant_id", "client_id"],
+            ["api_clients.tenant_id", "api_clients.id"],
             ondelete="CASCADE",
         ),
         Index(None, "tenant_id", "client_id"),
-    )  # fmt: skip
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     client_id: Mapped[int | None] = mapped_column(BigId)

@@ -63,7 +63,9 @@ def bad_request(error):
     if isinstance(error, CSRFError):
         return _error(400, _("The form expired"), _("Reload the page and send the form again."))
     if isinstance(error, NulCharacter):
-        message = _("The text holds a NUL character, which cannot be saved or searched for: "
-                    "remove it and try again.")  # fmt: skip
+        message = _(
+            "The text holds a NUL character, which cannot be saved or searched for: "
+            "remove it and try again."
+        )
         return _error(400, _("Bad request"), message)
     return _error(400, _("Bad request"), _("The request could not be understood."))

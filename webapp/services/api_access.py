@@ -53,9 +53,12 @@ def create_token(
     until `expires_at`; (row, the bearer text to show once). NoScope without a scope."""
     secret = new_secret()
     token = ApiToken(
-        tenant_id=tenant_id, name=name.strip(), secret_hash=hash_secret(secret),
-        scopes=_scopes(scopes), expires_at=expires_at,
-    )  # fmt: skip
+        tenant_id=tenant_id,
+        name=name.strip(),
+        secret_hash=hash_secret(secret),
+        scopes=_scopes(scopes),
+        expires_at=expires_at,
+    )
     db.session.add(token)
     db.session.commit()
     return token, _bearer(token, secret)
@@ -66,9 +69,11 @@ def create_client(tenant_id: int, name: str, scopes=SCOPES) -> tuple[ApiClient, 
     once). NoScope without a scope."""
     secret = new_secret()
     client = ApiClient(
-        tenant_id=tenant_id, name=name.strip(), secret_hash=hash_secret(secret),
+        tenant_id=tenant_id,
+        name=name.strip(),
+        secret_hash=hash_secret(secret),
         scopes=_scopes(scopes),
-    )  # fmt: skip
+    )
     db.session.add(client)
     db.session.commit()
     return client, secret
@@ -86,10 +91,13 @@ def issue_oauth_token(client: ApiClient, secret: str, expires_in: int, scopes: s
         )
     )
     token = ApiToken(
-        tenant_id=client.tenant_id, client_id=client.id, name=client.name,
-        secret_hash=hash_secret(secret), expires_at=now + timedelta(seconds=expires_in),
+        tenant_id=client.tenant_id,
+        client_id=client.id,
+        name=client.name,
+        secret_hash=hash_secret(secret),
+        expires_at=now + timedelta(seconds=expires_in),
         scopes=_scopes(scopes),
-    )  # fmt: skip
+    )
     db.session.add(token)
     client.last_used_at = now
     db.session.commit()

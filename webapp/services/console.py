@@ -17,9 +17,12 @@ from webapp.models import Attempt, Lead, LeadStatus, Operator, User
 def operator_of(user: User) -> Operator | None:
     """The user's operator record (active ones only)."""
     return db.session.scalar(
-        select(Operator).where(Operator.tenant_id == user.tenant_id, Operator.user_id == user.id,
-                               Operator.active.is_(True))
-    )  # fmt: skip
+        select(Operator).where(
+            Operator.tenant_id == user.tenant_id,
+            Operator.user_id == user.id,
+            Operator.active.is_(True),
+        )
+    )
 
 
 def state_of(operator: Operator) -> OperatorState | None:
@@ -55,9 +58,12 @@ def attempt_for(operator: Operator, attempt_id: int) -> tuple[Attempt, Lead] | N
     row = db.session.execute(
         select(Attempt, Lead)
         .join(Lead, (Lead.tenant_id == Attempt.tenant_id) & (Lead.id == Attempt.lead_id))
-        .where(Attempt.tenant_id == operator.tenant_id, Attempt.id == attempt_id,
-               Attempt.operator_id == operator.id)
-    ).first()  # fmt: skip
+        .where(
+            Attempt.tenant_id == operator.tenant_id,
+            Attempt.id == attempt_id,
+            Attempt.operator_id == operator.id,
+        )
+    ).first()
     return None if row is None else (row[0], row[1])
 
 
@@ -72,8 +78,13 @@ def previous_attempts(lead: Lead, limit: int = 20) -> list[Attempt]:
     )
 
 
-def finish(operator: Operator, lead: Lead | None, call_back_at: datetime | None,
-           result: str | None = None, comment: str | None = None) -> None:  # fmt: skip
+def finish(
+    operator: Operator,
+    lead: Lead | None,
+    call_back_at: datetime | None,
+    result: str | None = None,
+    comment: str | None = None,
+) -> None:
     """The operator is done with the lead: the result and comment go on its attempt (the one
     just transferred to them), "call back at" makes the lead due again then (the engine offers
     it to this operator first), and the operator is free again."""

@@ -107,8 +107,9 @@ class DialingStore:
         connection = self.db.connect()
         transaction = connection.begin()
         if not self.sqlite:
-            connection.execute(text("SELECT set_config('autocall.tenant_id', :t, true)"),
-                               {"t": str(tenant_id)})  # fmt: skip
+            connection.execute(
+                text("SELECT set_config('autocall.tenant_id', :t, true)"), {"t": str(tenant_id)}
+            )
         return _Unit(connection, transaction)
 
     # --- fencing ----------------------------------------------------------------------------
@@ -120,22 +121,26 @@ class DialingStore:
                 update(tenants)
                 .where(tenants.c.id == tenant_id)
                 .values(engine_epoch=tenants.c.engine_epoch + 1)
-            )  # fmt: skip
+            )
             return connection.scalar(
                 select(tenants.c.engine_epoch).where(tenants.c.id == tenant_id)
-            )  # fmt: skip
+            )
 
     def _fence(self, connection: Connection, tenant_id: int, epoch: int):
         """The tenant's row, read FOR SHARE, when `epoch` is still its newest engine's token:
         a newer engine's start waits for this transaction, and this one for a newer start."""
-        query = select(tenants.c.engine_epoch, tenants.c.dialing_enabled,
-                       tenants.c.sip_host).where(tenants.c.id == tenant_id)  # fmt: skip
+        query = select(tenants.c.engine_epoch, tenants.c.dialing_enabled, tenants.c.sip_host).where(
+            tenants.c.id == tenant_id
+        )
         if not self.sqlite:
             query = query.with_for_update(read=True)
         row = connection.execute(query).first()
         if row is None or row.engine_epoch != epoch:
-            raise Refused("fenced", f"engine {epoch} of tenant {tenant_id} is not the newest "
-                                    f"({row.engine_epoch if row else 'tenant gone'})")  # fmt: skip
+            raise Refused(
+                "fenced",
+                f"engine {epoch} of tenant {tenant_id} is not the newest "
+                f"({row.engine_epoch if row else 'tenant gone'})",
+            )
         return row
 
     # --- which tenants, and their settings -------------------------------------------------
@@ -150,9 +155,11 @@ class DialingStore:
 
     def settings(self, tenant_id: int) -> TenantSettings | None:
         with self._begin(tenant_id) as connection:
-            tenant = connection.execute(
-                select(Tenant.__table__).where(Tenant.id == tenant_id)
-            ).mappings().first()  # fmt: skip
+            tenant = (
+                connection.execute(select(Tenant.__table__).where(Tenant.id == tenant_id))
+                .mappings()
+                .first()
+            )
             if tenant is None:
                 return None
             operators = connection.execute(
@@ -168,23 +175,31 @@ class DialingStore:
             except SecretError:
                 password = ""  # registration then fails with "wrong username or password"
         account = Account(
-            host=tenant["sip_host"], port=tenant["sip_port"], username=tenant["sip_username"],
-            password=password, auth_username=tenant["sip_auth_username"] or None,
+            host=tenant["sip_host"],
+            port=tenant["sip_port"],
+            username=tenant["sip_username"],
+            password=password,
+            auth_username=tenant["sip_auth_username"] or None,
             realm=tenant["sip_realm"] or None,
             outbound_proxy=_proxy(tenant["sip_outbound_proxy"] or ""),
-        )  # fmt: skip
+        )
         retry = {
             outcome.value: tenant[f"retry_{outcome.value}_minutes"]
             for outcome in Outcome
             if outcome != Outcome.ANSWERED
         }
         return TenantSettings(
-            tenant_id=tenant_id, account=account, dial_format=tenant["dial_format"],
-            refer_format=tenant["refer_format"], refer_headers=tenant["refer_headers"] or "",
-            ring_timeout=float(tenant["ring_timeout_seconds"]), retry_minutes=retry,
+            tenant_id=tenant_id,
+            account=account,
+            dial_format=tenant["dial_format"],
+            refer_format=tenant["refer_format"],
+            refer_headers=tenant["refer_headers"] or "",
+            ring_timeout=float(tenant["ring_timeout_seconds"]),
+            retry_minutes=retry,
             max_attempts=tenant["max_attempts"],
             calling_hours=(tenant["calling_hours_start"], tenant["calling_hours_end"]),
-            time_zone=tenant["time_zone"], pacing_mode=tenant["pacing_mode"],
+            time_zone=tenant["time_zone"],
+            pacing_mode=tenant["pacing_mode"],
             multiplier=tenant["call_multiplier"],
             max_concurrent_calls=tenant["max_concurrent_calls"],
             max_calls_per_second=tenant["max_calls_per_second"],
@@ -194,7 +209,7 @@ class DialingStore:
             operators=extensions,
             abandon_rate_cap=float(tenant["abandon_rate_cap_percent"]),
             abandon_rate_window_days=tenant["abandon_rate_window_days"],
-        )  # fmt: skip
+        )
 
     def abandon_counts(self, tenant_id: int, since: datetime) -> tuple[int, int]:
         """(answered, abandoned) attempts that started since `since`: the customer answered,
@@ -205,8 +220,13 @@ class DialingStore:
         hour at the start and everything since the last hour rolled up."""
         abandoned = attempts.c.detail == Detail.NO_FREE_OPERATOR.value
         with self._begin(tenant_id) as connection:
-            until = _utc(connection.scalar(select(report_rollups.c.rolled_until).where(
-                report_rollups.c.tenant_id == tenant_id)))  # fmt: skip
+            until = _utc(
+                connection.scalar(
+                    select(report_rollups.c.rolled_until).where(
+                        report_rollups.c.tenant_id == tenant_id
+                    )
+                )
+            )
             first = ceil_hour(since)
             rolled = (0, 0)
             raw = attempts.c.invite_at >= since
@@ -248,8 +268,15 @@ class DialingStore:
             conditions.append(leads.c.time_zone.is_not(None))
         return and_(*conditions)
 
-    def claim(self, settings: TenantSettings, engine: str, epoch: int, count: int,
-              window: Window, dial_uri: Callable[[str], str]) -> list[Claimed]:  # fmt: skip
+    def claim(
+        self,
+        settings: TenantSettings,
+        engine: str,
+        epoch: int,
+        count: int,
+        window: Window,
+        dial_uri: Callable[[str], str],
+    ) -> list[Claimed]:
         """Claim up to `count` due leads: new ones first, then by priority and due time.
         Refused (nothing claimed) when `epoch` is not the tenant's newest engine, or when
         dialing is off by now."""
@@ -275,38 +302,53 @@ class DialingStore:
             candidates = connection.execute(query).all()
             if not candidates:
                 return []
-            blocked = self._on_do_not_call(connection, settings.tenant_id,
-                                           [row.phone for row in candidates])  # fmt: skip
+            blocked = self._on_do_not_call(
+                connection, settings.tenant_id, [row.phone for row in candidates]
+            )
             if blocked:
                 connection.execute(
                     update(leads)
-                    .where(leads.c.tenant_id == settings.tenant_id,
-                           leads.c.id.in_([r.id for r in candidates if r.phone in blocked]))
+                    .where(
+                        leads.c.tenant_id == settings.tenant_id,
+                        leads.c.id.in_([r.id for r in candidates if r.phone in blocked]),
+                    )
                     .values(status=LeadStatus.DO_NOT_CALL.value)
-                )  # fmt: skip
+                )
             chosen = [row for row in candidates if row.phone not in blocked]
             if not chosen:
                 return []
             uris = {row.id: dial_uri(row.phone) for row in chosen}
             connection.execute(
                 update(leads)
-                .where(leads.c.tenant_id == settings.tenant_id,
-                       leads.c.id.in_([row.id for row in chosen]))
+                .where(
+                    leads.c.tenant_id == settings.tenant_id,
+                    leads.c.id.in_([row.id for row in chosen]),
+                )
                 .values(status=LeadStatus.DIALING.value, attempts=leads.c.attempts + 1)
-            )  # fmt: skip
-            ids = connection.execute(
-                attempts.insert().returning(attempts.c.id, sort_by_parameter_order=True),
-                [
-                    {"tenant_id": settings.tenant_id, "lead_id": row.id,
-                     "dialed_uri": uris[row.id], "invite_at": now, "engine": engine}
-                    for row in chosen
-                ],
-            ).scalars().all()  # fmt: skip
+            )
+            ids = (
+                connection.execute(
+                    attempts.insert().returning(attempts.c.id, sort_by_parameter_order=True),
+                    [
+                        {
+                            "tenant_id": settings.tenant_id,
+                            "lead_id": row.id,
+                            "dialed_uri": uris[row.id],
+                            "invite_at": now,
+                            "engine": engine,
+                        }
+                        for row in chosen
+                    ],
+                )
+                .scalars()
+                .all()
+            )
         return [
-            Claimed(row.id, attempt_id, row.phone, uris[row.id], row.attempts + 1,
-                    row.last_operator_id)
+            Claimed(
+                row.id, attempt_id, row.phone, uris[row.id], row.attempts + 1, row.last_operator_id
+            )
             for row, attempt_id in zip(chosen, ids, strict=True)
-        ]  # fmt: skip
+        ]
 
     @staticmethod
     def _on_do_not_call(connection: Connection, tenant_id: int, phones: list[str]) -> set[str]:
@@ -329,7 +371,7 @@ class DialingStore:
         with self._begin(settings.tenant_id) as connection:
             due = connection.execute(
                 select(leads.c.id).where(self._due(settings, now, None)).limit(1)
-            ).first()  # fmt: skip
+            ).first()
         return "outside_calling_hours" if due else "no_due_leads"
 
     # --- writing results ---------------------------------------------------------------------
@@ -366,10 +408,13 @@ class DialingStore:
                     values["invite_at"] = _time(a.invite_at)
                 result = connection.execute(
                     update(attempts)
-                    .where(attempts.c.tenant_id == tenant_id, attempts.c.id == item.attempt_id,
-                           attempts.c.outcome.is_(None))
+                    .where(
+                        attempts.c.tenant_id == tenant_id,
+                        attempts.c.id == item.attempt_id,
+                        attempts.c.outcome.is_(None),
+                    )
                     .values(**values)
-                )  # fmt: skip
+                )
                 if result.rowcount != 1:
                     continue  # closed by the engine that took the tenant over
                 written.append(item.attempt_id)
@@ -382,18 +427,29 @@ class DialingStore:
                     lead_values["last_operator_id"] = item.operator_id
                 connection.execute(
                     update(leads)
-                    .where(leads.c.tenant_id == tenant_id, leads.c.id == item.lead_id,
-                           leads.c.status == LeadStatus.DIALING.value)
+                    .where(
+                        leads.c.tenant_id == tenant_id,
+                        leads.c.id == item.lead_id,
+                        leads.c.status == LeadStatus.DIALING.value,
+                    )
                     .values(**lead_values)
-                )  # fmt: skip
-            deliveries = (record_finished(connection, tenant_id, written)
-                          if self.queue is not None else [])  # fmt: skip
+                )
+            deliveries = (
+                record_finished(connection, tenant_id, written) if self.queue is not None else []
+            )
         if deliveries:
             announce(self.queue, tenant_id, deliveries)
         return len(written)
 
-    def recover(self, tenant_id: int, engine: str, epoch: int, settings: TenantSettings,
-                handed: dict[int, int], bound: float) -> list[Lost]:  # fmt: skip
+    def recover(
+        self,
+        tenant_id: int,
+        engine: str,
+        epoch: int,
+        settings: TenantSettings,
+        handed: dict[int, int],
+        bound: float,
+    ) -> list[Lost]:
         """Close the attempts in progress of engines other than `engine` (`engine_lost`) and
         put their leads back, also any lead left `dialing` without an open attempt. A lead in
         `handed` ({lead: operator}: operators the lost engine had taken for a transfer) is
@@ -413,43 +469,67 @@ class DialingStore:
                     or_(attempts.c.engine.is_(None), attempts.c.engine != engine),
                 )
             ).all()
-            lost = [Lost(row.id, row.lead_id, _utc(row.invite_at), row.lead_id in handed)
-                    for row in rows]  # fmt: skip
+            lost = [
+                Lost(row.id, row.lead_id, _utc(row.invite_at), row.lead_id in handed)
+                for row in rows
+            ]
             closing = [item for item in lost if not item.handed]
             if closing:
                 connection.execute(
                     update(attempts)
-                    .where(attempts.c.tenant_id == tenant_id,
-                           attempts.c.id.in_([item.attempt_id for item in closing]),
-                           attempts.c.outcome.is_(None))
-                    .values(outcome=Outcome.TECHNICAL_ERROR.value,
-                            detail=Detail.ENGINE_LOST.value, end_at=now)
-                )  # fmt: skip
+                    .where(
+                        attempts.c.tenant_id == tenant_id,
+                        attempts.c.id.in_([item.attempt_id for item in closing]),
+                        attempts.c.outcome.is_(None),
+                    )
+                    .values(
+                        outcome=Outcome.TECHNICAL_ERROR.value,
+                        detail=Detail.ENGINE_LOST.value,
+                        end_at=now,
+                    )
+                )
             for item in lost:
                 if not item.handed:
                     continue
                 operator = handed[item.lead_id]
                 connection.execute(
                     update(attempts)
-                    .where(attempts.c.tenant_id == tenant_id, attempts.c.id == item.attempt_id,
-                           attempts.c.outcome.is_(None))
-                    .values(outcome=Outcome.ANSWERED.value, detail=Detail.ENGINE_LOST.value,
-                            operator_id=operator, end_at=now,
-                            transfer_result=TransferResult.UNCONFIRMED.value)
-                )  # fmt: skip
+                    .where(
+                        attempts.c.tenant_id == tenant_id,
+                        attempts.c.id == item.attempt_id,
+                        attempts.c.outcome.is_(None),
+                    )
+                    .values(
+                        outcome=Outcome.ANSWERED.value,
+                        detail=Detail.ENGINE_LOST.value,
+                        operator_id=operator,
+                        end_at=now,
+                        transfer_result=TransferResult.UNCONFIRMED.value,
+                    )
+                )
                 connection.execute(
                     update(leads)
-                    .where(leads.c.tenant_id == tenant_id, leads.c.id == item.lead_id,
-                           leads.c.status == LeadStatus.DIALING.value)
-                    .values(status=LeadStatus.REACHED.value, next_attempt_at=None,
-                            last_outcome=Outcome.ANSWERED.value, last_operator_id=operator)
-                )  # fmt: skip
+                    .where(
+                        leads.c.tenant_id == tenant_id,
+                        leads.c.id == item.lead_id,
+                        leads.c.status == LeadStatus.DIALING.value,
+                    )
+                    .values(
+                        status=LeadStatus.REACHED.value,
+                        next_attempt_at=None,
+                        last_outcome=Outcome.ANSWERED.value,
+                        last_operator_id=operator,
+                    )
+                )
             open_attempt = (
                 select(attempts.c.id)
-                .where(attempts.c.tenant_id == leads.c.tenant_id,
-                       attempts.c.lead_id == leads.c.id, attempts.c.outcome.is_(None))
+                .where(
+                    attempts.c.tenant_id == leads.c.tenant_id,
+                    attempts.c.lead_id == leads.c.id,
+                    attempts.c.outcome.is_(None),
+                )
                 .exists()
-            )  # fmt: skip
+            )
             stranded = and_(
                 leads.c.tenant_id == tenant_id,
                 leads.c.status == LeadStatus.DIALING.value,
@@ -458,15 +538,21 @@ class DialingStore:
             connection.execute(
                 update(leads)
                 .where(stranded, leads.c.attempts >= settings.max_attempts)
-                .values(status=LeadStatus.EXHAUSTED.value, next_attempt_at=None,
-                        last_outcome=Outcome.TECHNICAL_ERROR.value)
-            )  # fmt: skip
+                .values(
+                    status=LeadStatus.EXHAUSTED.value,
+                    next_attempt_at=None,
+                    last_outcome=Outcome.TECHNICAL_ERROR.value,
+                )
+            )
             connection.execute(
                 update(leads)
                 .where(stranded)
-                .values(status=LeadStatus.RETRY.value, next_attempt_at=retry_at,
-                        last_outcome=Outcome.TECHNICAL_ERROR.value)
-            )  # fmt: skip
+                .values(
+                    status=LeadStatus.RETRY.value,
+                    next_attempt_at=retry_at,
+                    last_outcome=Outcome.TECHNICAL_ERROR.value,
+                )
+            )
         return lost
 
     # --- for tests and reports ---------------------------------------------------------------
@@ -477,7 +563,7 @@ class DialingStore:
                 select(leads.c.status, func.count())
                 .where(leads.c.tenant_id == tenant_id)
                 .group_by(leads.c.status)
-            )  # fmt: skip
+            )
             return {row[0]: row[1] for row in rows}
 
 

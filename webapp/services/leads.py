@@ -93,10 +93,16 @@ def prepare(tenant: Tenant, new: NewLead) -> Lead:
         raise LeadError("priority", "The priority must be a whole number from -1000 to 1000.")
     zone = check_time_zone(new.time_zone) or zone_of_number(phone)
     return Lead(
-        tenant_id=tenant.id, phone=phone, name=(new.name or "").strip(),
-        external_id=new.external_id, card=new.card or {}, priority=new.priority,
-        time_zone=zone, status=LeadStatus.NEW.value, attempts=0,
-    )  # fmt: skip
+        tenant_id=tenant.id,
+        phone=phone,
+        name=(new.name or "").strip(),
+        external_id=new.external_id,
+        card=new.card or {},
+        priority=new.priority,
+        time_zone=zone,
+        status=LeadStatus.NEW.value,
+        attempts=0,
+    )
 
 
 def create_lead(tenant: Tenant, new: NewLead, *, commit: bool = True) -> tuple[Lead, bool]:

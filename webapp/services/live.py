@@ -66,11 +66,15 @@ def wall(tenant: Tenant) -> dict:
         .order_by(Operator.name)
     ).all()
     lead_ids = {s.lead_id for s in states.values() if s.lead_id}
-    names = dict(
-        db.session.execute(
-            select(Lead.id, Lead.name).where(Lead.tenant_id == tenant.id, Lead.id.in_(lead_ids))
-        ).all()
-    ) if lead_ids else {}  # fmt: skip
+    names = (
+        dict(
+            db.session.execute(
+                select(Lead.id, Lead.name).where(Lead.tenant_id == tenant.id, Lead.id.in_(lead_ids))
+            ).all()
+        )
+        if lead_ids
+        else {}
+    )
     now = time.time()
     counters = today(tenant)
     return {

@@ -124,11 +124,12 @@ def _billing_days(tenant_id: int, start: datetime, limit: datetime) -> None:
             select(
                 literal(tenant_id), day, *[func.sum(getattr(ReportHour, name)) for name in BILLED]
             )
-            .where(ReportHour.tenant_id == tenant_id, ReportHour.hour >= first,
-                   ReportHour.hour < limit)
+            .where(
+                ReportHour.tenant_id == tenant_id, ReportHour.hour >= first, ReportHour.hour < limit
+            )
             .group_by(day),
         )
-    )  # fmt: skip
+    )
 
 
 def roll_up_all(now: datetime | None = None) -> int:

@@ -142,8 +142,9 @@ def wrap_up_ended(
     _note(tenant_id, operator_id, lead_id, Attempt.wrap_up_ended_at, now)
 
 
-def _note(tenant_id: int, operator_id: int, lead_id: int | None, column,
-          now: datetime | None) -> None:  # fmt: skip
+def _note(
+    tenant_id: int, operator_id: int, lead_id: int | None, column, now: datetime | None
+) -> None:
     if lead_id is None:
         return
     latest = db.session.scalar(

@@ -41,21 +41,36 @@ DEADLINE = 10
 def record_finished(connection: Connection, tenant_id: int, attempt_ids: list[int]) -> list[int]:
     """Inside the engine's transaction that wrote these attempts' CDRs: a delivery for each
     active endpoint and attempt, due now. Returns their ids (none without an active endpoint)."""
-    endpoints = connection.execute(
-        select(endpoints_table.c.id).where(endpoints_table.c.tenant_id == tenant_id,
-                                           endpoints_table.c.active.is_(True))
-    ).scalars().all()  # fmt: skip
+    endpoints = (
+        connection.execute(
+            select(endpoints_table.c.id).where(
+                endpoints_table.c.tenant_id == tenant_id, endpoints_table.c.active.is_(True)
+            )
+        )
+        .scalars()
+        .all()
+    )
     if not endpoints or not attempt_ids:
         return []
     now = datetime.now(UTC)
     rows = [
-        {"tenant_id": tenant_id, "endpoint_id": endpoint_id, "event": ATTEMPT_FINISHED,
-         "attempt_id": attempt_id, "next_try_at": now, "tries": 0, "created_at": now}
+        {
+            "tenant_id": tenant_id,
+            "endpoint_id": endpoint_id,
+            "event": ATTEMPT_FINISHED,
+            "attempt_id": attempt_id,
+            "next_try_at": now,
+            "tries": 0,
+            "created_at": now,
+        }
         for attempt_id in sorted(attempt_ids)
         for endpoint_id in endpoints
-    ]  # fmt: skip
-    return list(connection.execute(insert(deliveries_table).returning(deliveries_table.c.id),
-                                   rows).scalars())  # fmt: skip
+    ]
+    return list(
+        connection.execute(
+            insert(deliveries_table).returning(deliveries_table.c.id), rows
+        ).scalars()
+    )
 
 
 def announce(jobs: Queue, tenant_id: int, delivery_ids: list[int]) -> None:
@@ -65,8 +80,11 @@ def announce(jobs: Queue, tenant_id: int, delivery_ids: list[int]) -> None:
     try:
         enqueue(jobs, tenant_id, delivery_ids)
     except redis.RedisError:
-        log.warning("webhooks of tenant %s: no job queue now; the sweep sends deliveries %s",
-                    tenant_id, delivery_ids)  # fmt: skip
+        log.warning(
+            "webhooks of tenant %s: no job queue now; the sweep sends deliveries %s",
+            tenant_id,
+            delivery_ids,
+        )
 
 
 def _job_options(count: int) -> dict:
@@ -84,8 +102,7 @@ def enqueue(jobs: Queue, tenant_id: int, delivery_ids: list[int], delay: int = 0
     each of them of that job (kept a day longer than the job may wait)."""
     options = _job_options(len(delivery_ids))
     if delay:
-        job = jobs.enqueue_in(timedelta(seconds=delay), DELIVER, tenant_id, delivery_ids,
-                              **options)  # fmt: skip
+        job = jobs.enqueue_in(timedelta(seconds=delay), DELIVER, tenant_id, delivery_ids, **options)
     else:
         job = jobs.enqueue(DELIVER, tenant_id, delivery_ids, **options)
     with jobs.connection.pipeline(transaction=False) as pipe:

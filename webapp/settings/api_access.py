@@ -42,9 +42,11 @@ class ClientForm(FlaskForm):
     leads = BooleanField(
         LEADS,
         default=True,
-        description=_l("Creates and cancels leads, adds numbers to the do-not-call list and "
-                       "takes them off. A website's form needs only this one."),
-    )  # fmt: skip
+        description=_l(
+            "Creates and cancels leads, adds numbers to the do-not-call list and "
+            "takes them off. A website's form needs only this one."
+        ),
+    )
 
     def validate_leads(self, field) -> None:
         if not self.scopes:

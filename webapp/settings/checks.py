@@ -62,10 +62,14 @@ def account(tenant: Tenant) -> Account:
     if tenant.sip_outbound_proxy and match:
         proxy = (match.group(1), int(match.group(2) or 5060))
     return Account(
-        tenant.sip_host, tenant.sip_port, tenant.sip_username, password,
-        auth_username=tenant.sip_auth_username or None, realm=tenant.sip_realm or None,
+        tenant.sip_host,
+        tenant.sip_port,
+        tenant.sip_username,
+        password,
+        auth_username=tenant.sip_auth_username or None,
+        realm=tenant.sip_realm or None,
         outbound_proxy=proxy,
-    )  # fmt: skip
+    )
 
 
 class PrivateAddress(Exception):
@@ -94,8 +98,7 @@ def _run(kind: str, tenant_id: int, probing) -> dict:
                 sip_account = public_only(sip_account)
             return {"kind": kind, **asyncio.run(probing(tenant, sip_account, timers()))}
         except PrivateAddress as error:
-            return {"kind": kind, "error": "private", "host": error.host,
-                    "address": error.address}  # fmt: skip
+            return {"kind": kind, "error": "private", "host": error.host, "address": error.address}
         except SecretError:
             return {"kind": kind, "error": "password_key"}
         except FormatError as error:
@@ -120,11 +123,16 @@ def check_call(tenant_id: int, number: str, extension: str) -> dict:
 
     async def probing(tenant, sip_account, sip_timers):
         return await probe.test_call(
-            sip_account, number, extension, dial_format=tenant.dial_format,
-            refer_format=tenant.refer_format, refer_headers=tenant.refer_headers,
-            ring_timeout=tenant.ring_timeout_seconds, register=tenant.has_sip_password,
+            sip_account,
+            number,
+            extension,
+            dial_format=tenant.dial_format,
+            refer_format=tenant.refer_format,
+            refer_headers=tenant.refer_headers,
+            ring_timeout=tenant.ring_timeout_seconds,
+            register=tenant.has_sip_password,
             timers=sip_timers,
-        )  # fmt: skip
+        )
 
     return _run("call", tenant_id, probing)
 

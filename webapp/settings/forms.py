@@ -332,9 +332,10 @@ class TestCallForm(FlaskForm):
     """ "Test call": a number to dial and the extension to transfer the answered call to."""
 
     number = StringField(
-        _l("Number to call"), validators=[DataRequired(), Length(max=40)],
+        _l("Number to call"),
+        validators=[DataRequired(), Length(max=40)],
         description=_l("Your own mobile, for example: answer it and hear the transfer."),
-    )  # fmt: skip
+    )
     extension = StringField(
         _l("Transfer to extension"), validators=[DataRequired(), Length(max=32), _extension]
     )

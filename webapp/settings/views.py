@@ -110,25 +110,34 @@ def _sip_page(form: SipAccountForm, call_form: TestCallForm):
     form.sip_password.data = ""  # a password is never sent back to the browser
     if not call_form.extension.data:
         call_form.extension.data = db.session.scalar(
-            scoped(Operator).where(Operator.active).order_by(Operator.id).with_only_columns(
-                Operator.extension
-            )
-        )  # fmt: skip
+            scoped(Operator)
+            .where(Operator.active)
+            .order_by(Operator.id)
+            .with_only_columns(Operator.extension)
+        )
     check = watched.find(request.args.get("check", ""), checks.KIND)
     state = watched.state(check) if check is not None else None
     result = check.return_value() if state == "done" else None
     ok, words = checks.describe(result) if result else (None, [])
     return render_template(
-        "settings/sip.html", form=form, call_form=call_form, tenant=tenant,
-        editable=can_change(), check=check, check_state=state, check_ok=ok, check_words=words,
-    )  # fmt: skip
+        "settings/sip.html",
+        form=form,
+        call_form=call_form,
+        tenant=tenant,
+        editable=can_change(),
+        check=check,
+        check_state=state,
+        check_ok=ok,
+        check_words=words,
+    )
 
 
 def _start_check(call: bool, *args):
     tenant = current_tenant()
     function = checks.check_call if call else checks.check_connection
-    job = watched.start(checks.KIND, tenant.id, function, tenant.id, *args,
-                        timeout=checks.job_timeout(tenant, call))  # fmt: skip
+    job = watched.start(
+        checks.KIND, tenant.id, function, tenant.id, *args, timeout=checks.job_timeout(tenant, call)
+    )
     return redirect(url_for("settings.sip", check=job.id, _anchor="check"))
 
 

@@ -49,9 +49,11 @@ class EndpointForm(FlaskForm):
     url = StringField(
         _l("URL"),
         validators=[DataRequired(), Length(max=2000), _http_url],
-        description=_l("Where your CRM or server receives the POSTs, e.g. %(url)s.",
-                       url="https://crm.example.com/autocall/webhook"),
-    )  # fmt: skip
+        description=_l(
+            "Where your CRM or server receives the POSTs, e.g. %(url)s.",
+            url="https://crm.example.com/autocall/webhook",
+        ),
+    )
     active = BooleanField(_l("Active: send every finished attempt"), default=True)
 
 
@@ -100,9 +102,11 @@ def new_webhook():
         return redirect(url_for("settings.webhooks_page"))
     secret = delivery.new_secret()
     endpoint = WebhookEndpoint(
-        tenant_id=tenant_id, url=form.url.data.strip(), active=form.active.data,
+        tenant_id=tenant_id,
+        url=form.url.data.strip(),
+        active=form.active.data,
         secret_encrypted=current_app.extensions["autocall.secrets"].encrypt(secret),
-    )  # fmt: skip
+    )
     db.session.add(endpoint)
     db.session.commit()
     return _page(shown_secret=(endpoint, secret))
@@ -129,11 +133,23 @@ def test_webhook(webhook_id: int):
     endpoint = get_or_404(WebhookEndpoint, webhook_id)
     test = delivery.send_test(endpoint)
     if test.state == "delivered":
-        flash(_("The test event reached %(url)s: it answered %(status)s.", url=endpoint.url,
-                status=test.status_code), "success")  # fmt: skip
+        flash(
+            _(
+                "The test event reached %(url)s: it answered %(status)s.",
+                url=endpoint.url,
+                status=test.status_code,
+            ),
+            "success",
+        )
     else:
-        flash(_("The test event did not reach %(url)s: %(error)s.", url=endpoint.url,
-                error=test.error), "error")  # fmt: skip
+        flash(
+            _(
+                "The test event did not reach %(url)s: %(error)s.",
+                url=endpoint.url,
+                error=test.error,
+            ),
+            "error",
+        )
     return redirect(url_for("settings.webhooks_page"))
 
 
@@ -144,8 +160,13 @@ def show_webhook_secret(webhook_id: int):
     try:
         return _page(shown_secret=(endpoint, _secret(endpoint)))
     except SecretError:  # the deployment's key changed since it was made
-        flash(_("The secret cannot be read with this server's key: delete the webhook and "
-                "add it again."), "error")  # fmt: skip
+        flash(
+            _(
+                "The secret cannot be read with this server's key: delete the webhook and "
+                "add it again."
+            ),
+            "error",
+        )
         return redirect(url_for("settings.webhooks_page"))
 
 

@@ -109,10 +109,14 @@ def billing(start: datetime) -> list[Usage]:
         )
         raw = (
             select(*[metrics[n].label(n) for n in BILLED])
-            .where(a.tenant_id == bounds.c.tenant_id, a.invite_at >= bounds.c.since,
-                   a.invite_at < end, a.outcome.is_not(None))
+            .where(
+                a.tenant_id == bounds.c.tenant_id,
+                a.invite_at >= bounds.c.since,
+                a.invite_at < end,
+                a.outcome.is_not(None),
+            )
             .lateral("raw")
-        )  # fmt: skip
+        )
         joined = tenants.join(bounds, bounds.c.tenant_id == tenants.c.id).join(raw, true())
     else:  # SQLite: one machine, small; group the month directly
         raw = (
@@ -125,12 +129,19 @@ def billing(start: datetime) -> list[Usage]:
         )
         joined = tenants.outerjoin(raw, raw.c.tenant_id == tenants.c.id)
     query = (
-        select(tenants.c.id, tenants.c.name,
-               *[(func.coalesce(getattr(raw.c, n), 0) + func.coalesce(getattr(days.c, n), 0))
-                 .label(n) for n in BILLED])
+        select(
+            tenants.c.id,
+            tenants.c.name,
+            *[
+                (func.coalesce(getattr(raw.c, n), 0) + func.coalesce(getattr(days.c, n), 0)).label(
+                    n
+                )
+                for n in BILLED
+            ],
+        )
         .select_from(joined.outerjoin(days, days.c.tenant_id == tenants.c.id))
         .order_by(tenants.c.name, tenants.c.id)
-    )  # fmt: skip
+    )
     return [_usage(row, row.id, row.name) for row in db.session.execute(query)]
 
 
@@ -146,15 +157,22 @@ def tenant_months(tenant_id: int, last: datetime, months: int = 12) -> list[tupl
         end = next_month(start)
         rolled_end = max(start, min(end, until)) if until is not None else start
         rolled = db.session.execute(
-            select(*[func.coalesce(func.sum(getattr(BillingDay, n)), 0).label(n) for n in BILLED])
-            .where(BillingDay.tenant_id == tenant_id, BillingDay.day >= start,
-                   BillingDay.day < rolled_end)
-        ).one()  # fmt: skip
+            select(
+                *[func.coalesce(func.sum(getattr(BillingDay, n)), 0).label(n) for n in BILLED]
+            ).where(
+                BillingDay.tenant_id == tenant_id,
+                BillingDay.day >= start,
+                BillingDay.day < rolled_end,
+            )
+        ).one()
         raw = db.session.execute(
-            select(*[metrics[n].label(n) for n in BILLED])
-            .where(a.tenant_id == tenant_id, a.invite_at >= rolled_end, a.invite_at < end,
-                   a.outcome.is_not(None))
-        ).one()  # fmt: skip
+            select(*[metrics[n].label(n) for n in BILLED]).where(
+                a.tenant_id == tenant_id,
+                a.invite_at >= rolled_end,
+                a.invite_at < end,
+                a.outcome.is_not(None),
+            )
+        ).one()
         usage = _usage(rolled, tenant_id, "")
         usage.add(_usage(raw, tenant_id, ""))
         result.append((start, usage))
@@ -162,8 +180,16 @@ def tenant_months(tenant_id: int, last: datetime, months: int = 12) -> list[tupl
     return result
 
 
-CSV_COLUMNS = ("month", "tenant_id", "tenant", "attempts", "answered", "transferred",
-               "billed_seconds", "billable_minutes")  # fmt: skip
+CSV_COLUMNS = (
+    "month",
+    "tenant_id",
+    "tenant",
+    "attempts",
+    "answered",
+    "transferred",
+    "billed_seconds",
+    "billable_minutes",
+)
 
 
 def billing_csv(start: datetime, usage: list[Usage]) -> bytes:
@@ -176,8 +202,18 @@ def billing_csv(start: datetime, usage: list[Usage]) -> bytes:
     writer.writerow(CSV_COLUMNS)
     month = start.strftime("%Y-%m")
     for u in usage:
-        writer.writerow([month, u.tenant_id, u.tenant_name, u.attempts, u.answered,
-                         u.transferred, u.billed_seconds, u.billable_minutes])  # fmt: skip
+        writer.writerow(
+            [
+                month,
+                u.tenant_id,
+                u.tenant_name,
+                u.attempts,
+                u.answered,
+                u.transferred,
+                u.billed_seconds,
+                u.billable_minutes,
+            ]
+        )
     return out.getvalue().encode("utf-8-sig")
 
 
@@ -253,8 +289,9 @@ class EngineView:
     updated_at: float | None = None
 
 
-def engine_views(connection: redis.Redis, prefix: str, tenant_ids: list[int]
-                 ) -> dict[int, EngineView]:  # fmt: skip
+def engine_views(
+    connection: redis.Redis, prefix: str, tenant_ids: list[int]
+) -> dict[int, EngineView]:
     """Lease holder and live state of each tenant's engine, in one round trip."""
     pipe = connection.pipeline(transaction=False)
     for tenant_id in tenant_ids:
@@ -267,8 +304,7 @@ def engine_views(connection: redis.Redis, prefix: str, tenant_ids: list[int]
         holder, raw = replies[2 * index], replies[2 * index + 1]
         state = {key.decode(): json.loads(value) for key, value in raw.items()}
         view = EngineView(holder.decode() if holder else None)
-        for name in ("state", "reason", "detail", "warning", "registration",
-                     "registration_detail"):  # fmt: skip
+        for name in ("state", "reason", "detail", "warning", "registration", "registration_detail"):
             if state.get(name):
                 setattr(view, name, str(state[name]))
         view.in_flight = int(state.get("in_flight", 0)) if view.state != "stopped" else 0
@@ -298,8 +334,9 @@ def queue_views(connection: redis.Redis, prefix: str) -> list[QueueView]:
     views = []
     for name in QUEUES:
         queue = Queue(f"{prefix}{name}", connection=connection)
-        views.append(QueueView(name, queue.count, queue.failed_job_registry.count,
-                               Worker.count(queue=queue)))  # fmt: skip
+        views.append(
+            QueueView(name, queue.count, queue.failed_job_registry.count, Worker.count(queue=queue))
+        )
     return views
 
 
@@ -311,9 +348,12 @@ def worker_views(connection: redis.Redis, prefix: str) -> list[WorkerView]:
         queue = Queue(f"{prefix}{name}", connection=connection)
         for worker in Worker.all(queue=queue):
             seen[worker.name] = WorkerView(
-                worker.name, worker.hostname or "", ", ".join(worker.queue_names()),
-                str(worker.get_state()), worker.last_heartbeat,
-            )  # fmt: skip
+                worker.name,
+                worker.hostname or "",
+                ", ".join(worker.queue_names()),
+                str(worker.get_state()),
+                worker.last_heartbeat,
+            )
     return sorted(seen.values(), key=lambda w: w.name)
 
 

@@ -53,9 +53,15 @@ def billing():
     total = reports.Usage(0, _("Total"))
     for row in usage:
         total.add(row)
-    page = render_template("staff/billing.html", start=start, usage=usage, total=total,
-                           error=error, previous=reports.previous_month(start),
-                           following=reports.next_month(start))  # fmt: skip
+    page = render_template(
+        "staff/billing.html",
+        start=start,
+        usage=usage,
+        total=total,
+        error=error,
+        previous=reports.previous_month(start),
+        following=reports.next_month(start),
+    )
     return page, 400 if error else 200
 
 
@@ -67,8 +73,11 @@ def billing_csv():
         abort(400, error)
     body = reports.billing_csv(start, reports.billing(start))
     name = f"autocall-billing-{start:%Y-%m}.csv"
-    return Response(body, mimetype="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": f'attachment; filename="{name}"'})  # fmt: skip
+    return Response(
+        body,
+        mimetype="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
 
 
 @bp.get("/billing/<int:tenant_id>")
@@ -100,12 +109,25 @@ def ops():
         except redis.RedisError as error:
             redis_error = str(error)
     rows = [
-        {"id": t.id, "name": t.name, "engine": engines.get(t.id),
-         "hour": hour.get(t.id, reports.SipCodes()), "day": day.get(t.id, reports.SipCodes())}
+        {
+            "id": t.id,
+            "name": t.name,
+            "engine": engines.get(t.id),
+            "hour": hour.get(t.id, reports.SipCodes()),
+            "day": day.get(t.id, reports.SipCodes()),
+        }
         for t in tenants
-    ]  # fmt: skip
-    return render_template("staff/ops.html", rows=rows, queues=queues, workers=workers,
-                           hosts=hosts, redis_error=redis_error,
-                           redis_configured=connection is not None, REASON_TEXT=REASON_TEXT,
-                           WARNING_TEXT=WARNING_TEXT, STATE_TEXT=STATE_TEXT,
-                           REGISTRATION_TEXT=REGISTRATION_TEXT)  # fmt: skip
+    ]
+    return render_template(
+        "staff/ops.html",
+        rows=rows,
+        queues=queues,
+        workers=workers,
+        hosts=hosts,
+        redis_error=redis_error,
+        redis_configured=connection is not None,
+        REASON_TEXT=REASON_TEXT,
+        WARNING_TEXT=WARNING_TEXT,
+        STATE_TEXT=STATE_TEXT,
+        REGISTRATION_TEXT=REGISTRATION_TEXT,
+    )

@@ -113,10 +113,18 @@ def example_payload() -> dict:
     """What a test event carries: an attempt of the same shape, made up."""
     now = datetime.now(UTC).replace(microsecond=0)
     attempt = Attempt(
-        id=0, lead_id=0, operator_id=None, dialed_uri="sip:+12125550100@pbx.example.com:5060",
-        outcome="busy", detail=None, sip_code=486, sip_reason="Busy Here",
-        invite_at=now - timedelta(seconds=5), ringing_at=now - timedelta(seconds=4), end_at=now,
-    )  # fmt: skip
+        id=0,
+        lead_id=0,
+        operator_id=None,
+        dialed_uri="sip:+12125550100@pbx.example.com:5060",
+        outcome="busy",
+        detail=None,
+        sip_code=486,
+        sip_reason="Busy Here",
+        invite_at=now - timedelta(seconds=5),
+        ringing_at=now - timedelta(seconds=4),
+        end_at=now,
+    )
     return attempt_payload(attempt, Lead(external_id="example-1", phone="+12125550100"))
 
 
@@ -205,8 +213,9 @@ class _Connection(http.client.HTTPConnection):
     looked up and checked), all within `deadline`. The Host header, TLS's SNI and the
     certificate's check are for the host's name."""
 
-    def __init__(self, host: str, port: int, tls: bool, addresses: list[tuple],
-                 deadline: _Deadline) -> None:  # fmt: skip
+    def __init__(
+        self, host: str, port: int, tls: bool, addresses: list[tuple], deadline: _Deadline
+    ) -> None:
         super().__init__(host, port)
         self.default_port = 443 if tls else 80  # the Host header leaves these out
         self.tls, self.addresses, self.deadline = tls, addresses, deadline
@@ -233,8 +242,9 @@ class _Connection(http.client.HTTPConnection):
         raise failure
 
 
-def post(url: str, body: bytes, headers: dict,
-         allow_private: bool) -> tuple[int | None, str | None]:  # fmt: skip
+def post(
+    url: str, body: bytes, headers: dict, allow_private: bool
+) -> tuple[int | None, str | None]:
     """POST `body` to `url` within `DEADLINE` seconds in all: (HTTP status or None, None when
     it was a 2xx else the reason)."""
     parts = urlsplit(url)
@@ -285,8 +295,12 @@ def send_test(endpoint: WebhookEndpoint) -> WebhookDelivery:
     """The page's "Send a test event": a delivery of the `test` event, tried at once in this
     request within `DEADLINE`, queued behind nothing. If it fails, its retries are jobs like
     any delivery's. Returns the delivery as its try left it."""
-    test = WebhookDelivery(tenant_id=endpoint.tenant_id, endpoint_id=endpoint.id,
-                           event=TEST, next_try_at=datetime.now(UTC))  # fmt: skip
+    test = WebhookDelivery(
+        tenant_id=endpoint.tenant_id,
+        endpoint_id=endpoint.id,
+        event=TEST,
+        next_try_at=datetime.now(UTC),
+    )
     db.session.add(test)
     db.session.commit()
     test_id = test.id
@@ -332,8 +346,9 @@ def _sweep(jobs: Queue) -> int:
         if delivery_id not in tried and len(found[tenant_id]) < SWEEP_BATCH:
             found[tenant_id].append(delivery_id)
     for tenant_id, ids in found.items():
-        log.warning("webhooks of tenant %s: %d overdue deliveries enqueued again",
-                    tenant_id, len(ids))  # fmt: skip
+        log.warning(
+            "webhooks of tenant %s: %d overdue deliveries enqueued again", tenant_id, len(ids)
+        )
         enqueue(jobs, tenant_id, ids)
     return sum(map(len, found.values()))
 
@@ -381,10 +396,13 @@ def _write_down(tenant_id: int, delivery_id: int, tries_before: int, **values) -
     other job tried it meanwhile). Committed at once; False when another job had it."""
     done = db.session.execute(
         update(WebhookDelivery)
-        .where(WebhookDelivery.tenant_id == tenant_id, WebhookDelivery.id == delivery_id,
-               WebhookDelivery.tries == tries_before)
+        .where(
+            WebhookDelivery.tenant_id == tenant_id,
+            WebhookDelivery.id == delivery_id,
+            WebhookDelivery.tries == tries_before,
+        )
         .values(**values)
-    ).rowcount  # fmt: skip
+    ).rowcount
     db.session.commit()
     return done == 1
 
@@ -403,15 +421,29 @@ def _try(tenant_id: int, delivery_ids: list[int]) -> int:
     config = current_app.extensions["autocall.config"]
     retries = config.webhook_retries
     rows = db.session.execute(
-        select(WebhookDelivery.id, WebhookDelivery.event, WebhookDelivery.attempt_id,
-               WebhookDelivery.tries, WebhookDelivery.endpoint_id, WebhookEndpoint.url,
-               WebhookEndpoint.secret_encrypted)
-        .join(WebhookEndpoint, and_(WebhookEndpoint.tenant_id == WebhookDelivery.tenant_id,
-                                    WebhookEndpoint.id == WebhookDelivery.endpoint_id))
-        .where(WebhookDelivery.tenant_id == tenant_id, WebhookDelivery.id.in_(delivery_ids),
-               WebhookDelivery.next_try_at <= datetime.now(UTC) + timedelta(seconds=1))
+        select(
+            WebhookDelivery.id,
+            WebhookDelivery.event,
+            WebhookDelivery.attempt_id,
+            WebhookDelivery.tries,
+            WebhookDelivery.endpoint_id,
+            WebhookEndpoint.url,
+            WebhookEndpoint.secret_encrypted,
+        )
+        .join(
+            WebhookEndpoint,
+            and_(
+                WebhookEndpoint.tenant_id == WebhookDelivery.tenant_id,
+                WebhookEndpoint.id == WebhookDelivery.endpoint_id,
+            ),
+        )
+        .where(
+            WebhookDelivery.tenant_id == tenant_id,
+            WebhookDelivery.id.in_(delivery_ids),
+            WebhookDelivery.next_try_at <= datetime.now(UTC) + timedelta(seconds=1),
+        )
         .order_by(WebhookDelivery.id)
-    ).all()  # fmt: skip
+    ).all()
     payloads = _payloads(tenant_id, {r.attempt_id for r in rows if r.attempt_id is not None})
     keys = _secrets(rows)
     down: dict[int, str] = {}
@@ -420,8 +452,15 @@ def _try(tenant_id: int, delivery_ids: list[int]) -> int:
     for row in rows:
         tries = row.tries + 1
         delay = retries[tries - 1] if tries <= len(retries) else None  # None: the last try
-        if not _write_down(tenant_id, row.id, row.tries, tries=tries, status_code=None,
-                           error=UNDER_WAY, next_try_at=_after(delay)):  # fmt: skip
+        if not _write_down(
+            tenant_id,
+            row.id,
+            row.tries,
+            tries=tries,
+            status_code=None,
+            error=UNDER_WAY,
+            next_try_at=_after(delay),
+        ):
             continue  # another job took it
         status, error, final = None, down.get(row.endpoint_id), False
         attempt = example_payload() if row.event == TEST else payloads.get(row.attempt_id)
@@ -430,8 +469,11 @@ def _try(tenant_id: int, delivery_ids: list[int]) -> int:
         elif keys[row.endpoint_id] is None:
             error, final = "the secret cannot be read with this server's key", True
         elif error is None:
-            body = json.dumps({"event": row.event, "v": VERSION, "attempt": attempt},
-                              ensure_ascii=False, separators=(",", ":")).encode()  # fmt: skip
+            body = json.dumps(
+                {"event": row.event, "v": VERSION, "attempt": attempt},
+                ensure_ascii=False,
+                separators=(",", ":"),
+            ).encode()
             headers = {
                 "Content-Type": "application/json",
                 "User-Agent": USER_AGENT,
@@ -453,6 +495,9 @@ def _try(tenant_id: int, delivery_ids: list[int]) -> int:
         for delay, ids in again.items():
             enqueue(queue(WEBHOOKS), tenant_id, ids, delay)
     except redis.RedisError:  # written down: the sweep enqueues them when overdue
-        log.warning("webhooks of tenant %s: no job queue now; the sweep retries %s",
-                    tenant_id, sorted(i for ids in again.values() for i in ids))  # fmt: skip
+        log.warning(
+            "webhooks of tenant %s: no job queue now; the sweep retries %s",
+            tenant_id,
+            sorted(i for ids in again.values() for i in ids),
+        )
     return delivered

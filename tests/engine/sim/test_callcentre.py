@@ -56,9 +56,15 @@ def test_multiplier_one_with_instant_answers_matches_the_closed_form(p):
     handle times being continuous) and then one tick per unanswered attempt before the
     answered one (geometric: 1/p - 1 of them). Occupancy = h / (h + idle)."""
     tick, handle = 1.0, 60.0
-    w = workload(duration=40000, operators=10, answer_probability=p, tick=tick,
-                 ring_time={"answered": {"constant": 0}, "unanswered": {"constant": 0}},
-                 talk_time={"exponential": handle}, wrap_up_time={"constant": 0})  # fmt: skip
+    w = workload(
+        duration=40000,
+        operators=10,
+        answer_probability=p,
+        tick=tick,
+        ring_time={"answered": {"constant": 0}, "unanswered": {"constant": 0}},
+        talk_time={"exponential": handle},
+        wrap_up_time={"constant": 0},
+    )
     result = simulate(w, "multiplier", seed=1, multiplier=1.0)
     idle = tick * (0.5 + 1 / p - 1)
     assert result["abandoned"] == 0
@@ -75,8 +81,11 @@ def test_operators_going_off_line_stop_the_dialing():
     w = workload(operators=[{"at": 0, "on_line": 5}, {"at": 600, "on_line": 0}], duration=3600)
     result = simulate(w, "predictive", 1)
     assert 0 < result["on_line_seconds"] < 5 * 600 + 5 * 1800  # the busy leave when done
-    late = simulate(workload(operators=[{"at": 0, "on_line": 5}, {"at": 600, "on_line": 0}],
-                             duration=600), "predictive", 1)  # fmt: skip
+    late = simulate(
+        workload(operators=[{"at": 0, "on_line": 5}, {"at": 600, "on_line": 0}], duration=600),
+        "predictive",
+        1,
+    )
     assert result["attempts"] - late["attempts"] < 10  # hardly any call after they left
 
 
@@ -107,11 +116,19 @@ def test_cli_simulate_prints_one_json_line(capsys):
     out = capsys.readouterr().out.strip().splitlines()
     assert len(out) == 1
     result = json.loads(out[0])
-    for key in ("attempts", "answered", "abandoned", "abandon_rate", "occupancy",
-                "operator_idle_seconds", "leads_reached_per_operator_hour"):  # fmt: skip
+    for key in (
+        "attempts",
+        "answered",
+        "abandoned",
+        "abandon_rate",
+        "occupancy",
+        "operator_idle_seconds",
+        "leads_reached_per_operator_hour",
+    ):
         assert key in result
-    assert result["abandon_rate"] == pytest.approx(result["abandoned"] / result["answered"],
-                                                   abs=1e-5)  # fmt: skip
+    assert result["abandon_rate"] == pytest.approx(
+        result["abandoned"] / result["answered"], abs=1e-5
+    )
     assert main(["simulate", path, "--mode", "predictive", "--seed", "2"]) == 0
     assert json.loads(capsys.readouterr().out) == result  # deterministic
 
@@ -119,13 +136,28 @@ def test_cli_simulate_prints_one_json_line(capsys):
 def test_cli_simulate_refuses_a_bad_file_with_status_2(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text('{"duration": 60, "operators": 3,')
-    run = subprocess.run([sys.executable, "-m", "webapp.cli", "simulate", str(bad), "--mode",
-                          "predictive"], cwd=ROOT, capture_output=True, text=True)  # fmt: skip
+    run = subprocess.run(
+        [sys.executable, "-m", "webapp.cli", "simulate", str(bad), "--mode", "predictive"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert run.returncode == 2
     assert "is not JSON" in run.stderr and run.stdout == ""
-    missing = subprocess.run([sys.executable, "-m", "webapp.cli", "simulate",
-                              str(tmp_path / "none.json"), "--mode", "adaptive"], cwd=ROOT,
-                             capture_output=True, text=True)  # fmt: skip
+    missing = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "webapp.cli",
+            "simulate",
+            str(tmp_path / "none.json"),
+            "--mode",
+            "adaptive",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert missing.returncode == 2 and "cannot read the workload" in missing.stderr
 
 
@@ -170,8 +202,9 @@ def test_the_pacer_hears_of_wrap_ups_as_the_engine_tells_them(wrap_up):
     busy), and each operator free again comes with the wrap-up time; without wrap-up nobody
     is ever in it."""
     w = workload(wrap_up_time=wrap_up, duration=1800)
-    recorder = Recorder(pacer.Pacer("predictive", 1.0, w.max_in_flight, w.calls_per_second,
-                                    0.0, w.abandon_rate_cap))  # fmt: skip
+    recorder = Recorder(
+        pacer.Pacer("predictive", 1.0, w.max_in_flight, w.calls_per_second, 0.0, w.abandon_rate_cap)
+    )
     simulate(w, "predictive", 4, pacer=recorder)
     ticks = [args for name, args, _ in recorder.stream if name == "calls_to_start"]
     handled = [args for name, args, _ in recorder.stream if name == "handled"]

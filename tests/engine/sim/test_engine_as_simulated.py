@@ -39,14 +39,23 @@ WRAP_UP = 0.3
 
 
 def the_same_tenant_simulated() -> dict:
-    workload = Workload.from_dict({
-        "name": "the SIPp run", "duration": 600, "leads": LEADS, "operators": len(OPERATORS),
-        "answer_probability": sum(ANSWERING) / LEADS,
-        "ring_time": {"answered": {"constant": RING_MS / 1000}, "unanswered": {"constant": 1.0}},
-        "talk_time": {"uniform": [0.1, 0.4]},  # REFER, NOTIFY, then the test's wrap-up
-        "wrap_up_time": {"constant": WRAP_UP},
-        "abandon_tolerance": 0, "ceilings": {"max_in_flight": 30, "calls_per_second": 10},
-    })  # fmt: skip
+    workload = Workload.from_dict(
+        {
+            "name": "the SIPp run",
+            "duration": 600,
+            "leads": LEADS,
+            "operators": len(OPERATORS),
+            "answer_probability": sum(ANSWERING) / LEADS,
+            "ring_time": {
+                "answered": {"constant": RING_MS / 1000},
+                "unanswered": {"constant": 1.0},
+            },
+            "talk_time": {"uniform": [0.1, 0.4]},  # REFER, NOTIFY, then the test's wrap-up
+            "wrap_up_time": {"constant": WRAP_UP},
+            "abandon_tolerance": 0,
+            "ceilings": {"max_in_flight": 30, "calls_per_second": 10},
+        }
+    )
     pacer = Pacer("predictive", 1.0, 30, 10.0, 0.0, 3.0)
     pacer.set_window(HISTORY, 0)  # what the engine reads from the database
     return simulate(workload, "predictive", seed=1, pacer=pacer)
@@ -59,9 +68,17 @@ def a_clean_history(app, tenant_id: int, answered: int) -> None:
         [lead_id] = add_leads(app, tenant_id, ["+15559999990"])
         yesterday = datetime.now(UTC) - timedelta(hours=12)
         for _ in range(answered):
-            db.session.add(Attempt(tenant_id=tenant_id, lead_id=lead_id, dialed_uri="sip:x",
-                                   outcome="answered", invite_at=yesterday,
-                                   answer_at=yesterday, end_at=yesterday))  # fmt: skip
+            db.session.add(
+                Attempt(
+                    tenant_id=tenant_id,
+                    lead_id=lead_id,
+                    dialed_uri="sip:x",
+                    outcome="answered",
+                    invite_at=yesterday,
+                    answer_at=yesterday,
+                    end_at=yesterday,
+                )
+            )
         db.session.execute(update(Lead).where(Lead.id == lead_id).values(status="reached"))
         db.session.commit()
 
@@ -72,9 +89,15 @@ def test_predictive_engine_behaves_as_the_simulator_says(app, database_url, pbx)
 
     peer = pbx("pbx.xml", calls=LEADS * 2, timeout=120, fill={"ring_ms": RING_MS})
     tenant_id, operators = dialing_tenant(
-        app, "Acme", peer, extensions=OPERATORS, pacing_mode="predictive",
-        max_concurrent_calls=30, max_calls_per_second=10, abandon_rate_cap_percent=3.0,
-    )  # fmt: skip
+        app,
+        "Acme",
+        peer,
+        extensions=OPERATORS,
+        pacing_mode="predictive",
+        max_concurrent_calls=30,
+        max_calls_per_second=10,
+        abandon_rate_cap_percent=3.0,
+    )
     a_clean_history(app, tenant_id, HISTORY)
     add_leads(app, tenant_id, [f"+1555000{n:03d}{0 if a else 3}" for n, a in enumerate(ANSWERING)])
     go_on_line(app, tenant_id, *operators.values())
@@ -83,8 +106,13 @@ def test_predictive_engine_behaves_as_the_simulator_says(app, database_url, pbx)
         finish_as_they_come(app, tenant_id, LEADS + 1, timeout=90, wrap_up=WRAP_UP)
         pacer = host.host.engines[tenant_id].pacer
         assert pacer.mode == "predictive"
-        learned = (pacer.attempts, pacer.answer_probability, pacer.handled_count,
-                   pacer.wrap_ups, pacer.wrap_up_time)  # fmt: skip
+        learned = (
+            pacer.attempts,
+            pacer.answer_probability,
+            pacer.handled_count,
+            pacer.wrap_ups,
+            pacer.wrap_up_time,
+        )
 
     attempts = [a for a in attempts_of(app, tenant_id) if a.dialed_uri != "sip:x"]
     assert len(attempts) == LEADS

@@ -13,8 +13,13 @@ from engine.sim.pbx import Behaviour, DemoPBX
 from engine.sip.transaction import Timers
 from engine.sip.ua import Account
 
-FAST = Behaviour(ring_min=0.05, ring_max=0.1, transfer_delay=0.05, by_last_digit=True,
-                 unreachable_extensions=frozenset({"109"}))  # fmt: skip
+FAST = Behaviour(
+    ring_min=0.05,
+    ring_max=0.1,
+    transfer_delay=0.05,
+    by_last_digit=True,
+    unreachable_extensions=frozenset({"109"}),
+)
 SHORT = Timers(t1=0.05, t2=0.2, t4=0.2)
 
 
@@ -41,13 +46,24 @@ def test_registration_needs_the_right_password():
 
 @pytest.mark.parametrize(
     ("number", "outcome", "code"),
-    [("+15550000010", Outcome.ANSWERED, 200), ("+15550000012", Outcome.BUSY, 486),
-     ("+15550000013", Outcome.NO_ANSWER, 487), ("+15550000014", Outcome.UNAVAILABLE, 480)],
-)  # fmt: skip
+    [
+        ("+15550000010", Outcome.ANSWERED, 200),
+        ("+15550000012", Outcome.BUSY, 486),
+        ("+15550000013", Outcome.NO_ANSWER, 487),
+        ("+15550000014", Outcome.UNAVAILABLE, 480),
+    ],
+)
 def test_customers_answer_as_their_number_says(number, outcome, code):
     async def check(account, pbx):
-        return await probe.test_call(account, number, "101", ring_timeout=0.5, register=True,
-                                     local_host="127.0.0.1", timers=SHORT)  # fmt: skip
+        return await probe.test_call(
+            account,
+            number,
+            "101",
+            ring_timeout=0.5,
+            register=True,
+            local_host="127.0.0.1",
+            timers=SHORT,
+        )
 
     result = run(check)
     assert (result["outcome"], result["sip_code"]) == (outcome, code)
@@ -58,13 +74,16 @@ def test_customers_answer_as_their_number_says(number, outcome, code):
 
 def test_an_unreachable_operator_phone_fails_the_transfer():
     async def check(account, pbx):
-        result = await probe.test_call(account, "+15550000020", "109", local_host="127.0.0.1",
-                                       timers=SHORT)  # fmt: skip
+        result = await probe.test_call(
+            account, "+15550000020", "109", local_host="127.0.0.1", timers=SHORT
+        )
         return result, pbx.stats
 
     result, stats = run(check)
-    assert (result["outcome"], result["detail"]) == (Outcome.TECHNICAL_ERROR,
-                                                     Detail.TRANSFER_FAILED)  # fmt: skip
+    assert (result["outcome"], result["detail"]) == (
+        Outcome.TECHNICAL_ERROR,
+        Detail.TRANSFER_FAILED,
+    )
     assert result["transfer_sip_code"] == 480 and stats["transfers_failed"] == 1
 
 
@@ -74,7 +93,7 @@ def test_the_engine_dials_through_the_demo_pbx(app, database_url):
         add_leads,
         dialing_tenant,
         go_on_line,
-        leads_of,  # fmt: skip
+        leads_of,
         settled,
         wait_until,
     )
@@ -92,17 +111,23 @@ def test_the_engine_dials_through_the_demo_pbx(app, database_url):
             host, port = address
 
         tenant_id, operators = dialing_tenant(
-            app, "Demo", Peer, sip_username="demo",
+            app,
+            "Demo",
+            Peer,
+            sip_username="demo",
             sip_password_encrypted=SecretBox(DEV_ENCRYPTION_KEY).encrypt("secret"),
             wrap_up_timeout_seconds=1,
-        )  # fmt: skip
+        )
         add_leads(app, tenant_id, ["+15550000030", "+15550000032", "+15550000040"])
         go_on_line(app, tenant_id, *operators.values())
         with HostThread(database_url):
             wait_until(settled(app, tenant_id, 3), what="three attempts")
         statuses = {phone: lead.status for phone, lead in leads_of(app, tenant_id).items()}
-        assert statuses == {"+15550000030": "reached", "+15550000032": "retry",
-                            "+15550000040": "reached"}  # fmt: skip
+        assert statuses == {
+            "+15550000030": "reached",
+            "+15550000032": "retry",
+            "+15550000040": "reached",
+        }
         assert pbx.stats["registered"] >= 1 and pbx.stats["transferred"] == 2
     finally:
         loop.call_soon_threadsafe(pbx.close)
@@ -122,15 +147,17 @@ def end_while(stage: str, number: str, behaviour: Behaviour, picker_wait: float 
         pbx = DemoPBX("demo", "secret", behaviour, seed=1)
         host, port = await pbx.start("127.0.0.1", 0)
         try:
-            async with UserAgent(Account(host, port, "demo", "secret"), local_host="127.0.0.1",
-                                 timers=SHORT) as agent:  # fmt: skip
+            async with UserAgent(
+                Account(host, port, "demo", "secret"), local_host="127.0.0.1", timers=SHORT
+            ) as agent:
 
                 async def picker():
                     await asyncio.sleep(picker_wait)
                     return f"sip:101@{host}:{port}"
 
-                call = asyncio.ensure_future(agent.place_call(f"sip:{number}@{host}:{port}",
-                                                              picker, ring_timeout=30))  # fmt: skip
+                call = asyncio.ensure_future(
+                    agent.place_call(f"sip:{number}@{host}:{port}", picker, ring_timeout=30)
+                )
                 while not any(entry.kind == stage for entry in pbx.journal):
                     await asyncio.sleep(0.01)
                 ended_at = asyncio.get_running_loop().time()
@@ -161,6 +188,8 @@ def test_a_customer_who_answers_while_the_operator_is_picked_gets_a_bye_not_a_re
 def test_a_customer_already_handed_over_stays_transferred():
     slow = Behaviour(ring_min=0.05, ring_max=0.1, transfer_delay=5.0, by_last_digit=True)
     attempt, journal, took = end_while("refer", "+15550000010", slow)
-    assert (attempt.outcome, attempt.transfer_result) == (Outcome.ANSWERED,
-                                                          TransferResult.UNCONFIRMED)  # fmt: skip
+    assert (attempt.outcome, attempt.transfer_result) == (
+        Outcome.ANSWERED,
+        TransferResult.UNCONFIRMED,
+    )
     assert journal == ["invite", "answered", "refer", "bye"] and took < 1.5

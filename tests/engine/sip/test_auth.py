@@ -19,8 +19,10 @@ def test_rfc_2617_md5_example():
     answer = fields(client.authorization(challenge, "GET", "/dir/index.html", cnonce="0a4f113b"))
     assert answer["response"] == "6629fae49393a05397450978507c4ef1"
     assert (answer["qop"], answer["nc"], answer["opaque"]) == (
-        "auth", "00000001", "5ccc069c403ebaf9f0171e9517f40e41",
-    )  # fmt: skip
+        "auth",
+        "00000001",
+        "5ccc069c403ebaf9f0171e9517f40e41",
+    )
 
 
 def test_rfc_7616_sha256_and_md5_examples():
@@ -80,8 +82,11 @@ def test_only_the_current_nonces_count_is_kept():
         return fields(client.authorization(challenge, "INVITE", "sip:1@pbx"))["nc"]
 
     assert [nc("n0001"), nc("n0001"), nc("n0002"), nc("n0001")] == [
-        "00000001", "00000002", "00000001", "00000001",  # n0001 was forgotten for n0002
-    ]  # fmt: skip
+        "00000001",
+        "00000002",
+        "00000001",
+        "00000001",  # n0001 was forgotten for n0002
+    ]
     size = len(pickle.dumps(client))
     for number in range(1000):
         nc(f"n{number:04d}")

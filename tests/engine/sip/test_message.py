@@ -37,10 +37,14 @@ def test_header_keys_and_canonical_names():
         ("<sip:a@b> ; tag = 7 ; flag", None, "sip:a@b", {"tag": "7", "flag": None}),
         ("<tel:+79161234567>", None, "tel:+79161234567", {}),
         ('<sip:a@b>;x="q;,"', None, "sip:a@b", {"x": '"q;,"'}),
-        ("<sip:a@[2001:db8::1]:5060>;received=[::1]", None, "sip:a@[2001:db8::1]:5060",
-         {"received": "[::1]"}),
+        (
+            "<sip:a@[2001:db8::1]:5060>;received=[::1]",
+            None,
+            "sip:a@[2001:db8::1]:5060",
+            {"received": "[::1]"},
+        ),
     ],
-)  # fmt: skip
+)
 def test_parse_address(value, display, uri, params):
     address = parse_address(value)
     assert (address.display_name, address.uri, address.params) == (display, uri, params)

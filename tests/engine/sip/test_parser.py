@@ -85,8 +85,10 @@ def test_lines_gives_each_header_line_unsplit(impl):
         b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP a:1;branch=z9hG4bK1, SIP/2.0/UDP b:2\r\n"
         b"v: SIP/2.0/UDP c:3\r\nX-A: 1\r\nx-a: 2, 3\r\nContent-Length: 0\r\n\r\n"
     )
-    assert msg.lines("Via") == ["SIP/2.0/UDP a:1;branch=z9hG4bK1, SIP/2.0/UDP b:2",
-                                "SIP/2.0/UDP c:3"]  # fmt: skip
+    assert msg.lines("Via") == [
+        "SIP/2.0/UDP a:1;branch=z9hG4bK1, SIP/2.0/UDP b:2",
+        "SIP/2.0/UDP c:3",
+    ]
     assert msg.lines("x-a") == ["1", "2, 3"]
     assert msg.lines("Route") == []
 

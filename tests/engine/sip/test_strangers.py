@@ -25,8 +25,11 @@ def _udp_socket() -> socket.socket:
 
 
 def _warnings(caplog) -> list[logging.LogRecord]:
-    return [r for r in caplog.records
-            if r.name == "engine.sip.transport" and r.levelno == logging.WARNING]  # fmt: skip
+    return [
+        r
+        for r in caplog.records
+        if r.name == "engine.sip.transport" and r.levelno == logging.WARNING
+    ]
 
 
 def _dropped(record: logging.LogRecord) -> int:
@@ -50,9 +53,10 @@ def test_strangers_are_counted_and_warned_about_once_an_interval(caplog):
     async def run() -> tuple[int, list[tuple]]:
         heard = []
         transport = await Transport.open(
-            lambda message, source: heard.append(source), "127.0.0.1",
+            lambda message, source: heard.append(source),
+            "127.0.0.1",
             accepts=lambda source: source == pbx.getsockname(),
-        )  # fmt: skip
+        )
         ours = transport.local_address
         for _ in range(30):
             first.sendto(OPTIONS, ours)
@@ -97,8 +101,9 @@ def test_the_summary_comes_by_itself_when_the_interval_ends(caplog):
         transport.strangers_log_interval = 0.05
         for _ in range(5):  # all sent before the loop reads any of them
             stranger.sendto(OPTIONS, transport.local_address)
-        await _until(lambda: sum(map(_dropped, _warnings(caplog))) == 5,
-                     "every datagram was spoken of")  # fmt: skip
+        await _until(
+            lambda: sum(map(_dropped, _warnings(caplog))) == 5, "every datagram was spoken of"
+        )
         assert transport.stats.foreign == 5
         transport.close()
 

@@ -87,9 +87,14 @@ class Side:
             ("CSeq", f"1 {method}"),
         ]
         raw = format_request(method, f"sip:pbx@127.0.0.1:{peer.address[1]}", headers)
-        return self.layer.send_request(method, branch, raw, peer.address,
-                                       on_response or (lambda tx, r: None),
-                                       on_timeout or (lambda tx: None))  # fmt: skip
+        return self.layer.send_request(
+            method,
+            branch,
+            raw,
+            peer.address,
+            on_response or (lambda tx, r: None),
+            on_timeout or (lambda tx: None),
+        )
 
 
 def answer(data: bytes, status: int, reason: str = "OK", to_tag: str = "theirs") -> bytes:
@@ -281,8 +286,9 @@ def test_a_2xx_to_a_reinvite_is_resent_until_the_ack():
             tx.respond(format_response(request, 200, "OK"), reliable_2xx=True)
             copies = [(await peer.recv())[0] for _ in range(3)]
             # The ACK of a 2xx is a transaction of its own: a new branch (section 13.2.2.4).
-            peer.sock.sendto(invite.replace(b"INVITE", b"ACK").replace(b"reinvite", b"ack1"),
-                             side.address)  # fmt: skip
+            peer.sock.sendto(
+                invite.replace(b"INVITE", b"ACK").replace(b"reinvite", b"ack1"), side.address
+            )
             await asyncio.sleep(3 * FAST.t1)
             peer.pending()
             await asyncio.sleep(6 * FAST.t2)

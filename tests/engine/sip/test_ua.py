@@ -25,8 +25,9 @@ NUMBER = "+79161234567"
 
 def user_agent(peer: SIPp, **account) -> UserAgent:
     account = {"username": "dialer", "password": "secret", **account}
-    return UserAgent(Account("127.0.0.1", peer.port, **account), local_host="127.0.0.1",
-                     timers=FAST)  # fmt: skip
+    return UserAgent(
+        Account("127.0.0.1", peer.port, **account), local_host="127.0.0.1", timers=FAST
+    )
 
 
 def call(peer: SIPp, refer_to="sip:101@127.0.0.1", ua_options=None, **options):
@@ -54,8 +55,14 @@ def test_answered_and_transferred_then_the_pbx_hangs_up(pbx):
         200,
         "OK",
     )
-    times = [attempt.invite_at, attempt.ringing_at, attempt.answer_at, attempt.refer_at,
-             attempt.transfer_result_at, attempt.end_at]  # fmt: skip
+    times = [
+        attempt.invite_at,
+        attempt.ringing_at,
+        attempt.answer_at,
+        attempt.refer_at,
+        attempt.transfer_result_at,
+        attempt.end_at,
+    ]
     assert times == sorted(times) and None not in times
     assert attempt.refer_at - attempt.answer_at < 0.5  # REFER follows the answer at once
 
@@ -76,8 +83,10 @@ def test_refer_refused_is_a_technical_error_and_we_leave(pbx, status):
     attempt = call(peer)
     assert peer.wait().succeeded
     assert (attempt.outcome, attempt.detail, attempt.transfer_result) == (
-        "technical_error", "refer_refused", "failed",
-    )  # fmt: skip
+        "technical_error",
+        "refer_refused",
+        "failed",
+    )
     assert f"{attempt.transfer_sip_code} {attempt.transfer_sip_reason}" == status
 
 
@@ -87,8 +96,10 @@ def test_transfer_failing_in_the_notify(pbx, sipfrag):
     attempt = call(peer)
     assert peer.wait().succeeded
     assert (attempt.outcome, attempt.detail, attempt.transfer_result) == (
-        "technical_error", "transfer_failed", "failed",
-    )  # fmt: skip
+        "technical_error",
+        "transfer_failed",
+        "failed",
+    )
     assert f"SIP/2.0 {attempt.transfer_sip_code} {attempt.transfer_sip_reason}" == sipfrag
 
 
@@ -108,8 +119,10 @@ def test_no_free_operator_at_answer(pbx):
     attempt = call(peer, refer_to=nobody_free)
     assert peer.wait().succeeded
     assert (attempt.outcome, attempt.detail, attempt.refer_to) == (
-        "technical_error", "no_free_operator", None,
-    )  # fmt: skip
+        "technical_error",
+        "no_free_operator",
+        None,
+    )
 
 
 def test_a_customer_hanging_up_while_the_operator_is_picked(pbx):
@@ -132,8 +145,11 @@ def test_a_customer_hanging_up_while_the_operator_is_picked(pbx):
     attempt = asyncio.run(run())
     assert peer.wait().succeeded  # 200 for its BYE, then our REFER (answered 481)
     assert (attempt.outcome, attempt.detail, attempt.transfer_result, attempt.refer_to) == (
-        "technical_error", "customer_hung_up", "failed", "sip:101@127.0.0.1",
-    )  # fmt: skip
+        "technical_error",
+        "customer_hung_up",
+        "failed",
+        "sip:101@127.0.0.1",
+    )
     assert attempt.refer_at is not None
 
 
@@ -201,8 +217,15 @@ def digest(algorithm: str, *parts: str) -> str:
     ],
 )
 def test_digest_challenge_is_answered(pbx, status, header, algorithm):
-    peer = pbx("auth_challenge.xml", fill={"auth_status": status, "auth_header": header,
-                                          "algorithm": algorithm, "nonce": "4f2a9c"})  # fmt: skip
+    peer = pbx(
+        "auth_challenge.xml",
+        fill={
+            "auth_status": status,
+            "auth_header": header,
+            "algorithm": algorithm,
+            "nonce": "4f2a9c",
+        },
+    )
     attempt = call(peer)
     seen = peer.wait()
     assert seen.succeeded, seen.errors
@@ -227,8 +250,10 @@ def test_wrong_password_is_answered_once_then_reported(pbx):
     attempt = call(peer, ua_options={"password": "wrong"})
     assert peer.wait().succeeded  # exactly one authenticated try, then nothing
     assert (attempt.outcome, attempt.detail, attempt.sip_code) == (
-        "technical_error", "auth_failed", 401,
-    )  # fmt: skip
+        "technical_error",
+        "auth_failed",
+        401,
+    )
 
 
 def test_a_stale_nonce_is_answered_again(pbx):
@@ -297,10 +322,14 @@ def test_hostile_source_cannot_touch_a_live_call(pbx):
                 hostile.setblocking(False)
                 for method in ("BYE", "REFER"):
                     message = sip_request(
-                        method, f"sip:dialer@127.0.0.1:{ua.port}", hostile.getsockname()[1],
-                        from_tag=dialog.remote_tag, to_tag=dialog.local_tag,
-                        call_id=dialog.call_id, extra="Refer-To: <sip:attacker@evil>\r\n",
-                    )  # fmt: skip
+                        method,
+                        f"sip:dialer@127.0.0.1:{ua.port}",
+                        hostile.getsockname()[1],
+                        from_tag=dialog.remote_tag,
+                        to_tag=dialog.local_tag,
+                        call_id=dialog.call_id,
+                        extra="Refer-To: <sip:attacker@evil>\r\n",
+                    )
                     hostile.sendto(message, ("127.0.0.1", ua.port))
                 attempt = await task
                 await asyncio.sleep(0.1)
@@ -315,8 +344,10 @@ def test_hostile_source_cannot_touch_a_live_call(pbx):
 
 
 def test_registration_with_digest(pbx):
-    peer = pbx("register.xml", fill={"nonce": "abc123", "username": "dialer",
-                                     "password": "secret", "expires": "120"})  # fmt: skip
+    peer = pbx(
+        "register.xml",
+        fill={"nonce": "abc123", "username": "dialer", "password": "secret", "expires": "120"},
+    )
 
     async def run():
         async with user_agent(peer) as ua:
@@ -328,8 +359,10 @@ def test_registration_with_digest(pbx):
 
 
 def test_registration_with_a_wrong_password_is_reported_in_words(pbx):
-    peer = pbx("register.xml", fill={"nonce": "abc123", "username": "dialer",
-                                     "password": "secret", "expires": "120"})  # fmt: skip
+    peer = pbx(
+        "register.xml",
+        fill={"nonce": "abc123", "username": "dialer", "password": "secret", "expires": "120"},
+    )
 
     async def run():
         async with user_agent(peer, password="wrong") as ua:
@@ -385,8 +418,12 @@ def test_a_bare_expires_on_the_registered_contact_is_no_number():
                 loop = asyncio.get_running_loop()
                 data, source = await loop.run_in_executor(None, registrar.recvfrom, 4096)
                 contact = ("Contact", "<sip:dialer@127.0.0.1>;expires")
-                registrar.sendto(format_response(parse(data), 200, "OK", [contact,
-                                 ("Expires", "60")], to_tag="r1"), source)  # fmt: skip
+                registrar.sendto(
+                    format_response(
+                        parse(data), 200, "OK", [contact, ("Expires", "60")], to_tag="r1"
+                    ),
+                    source,
+                )
                 return await registering
 
     registration = asyncio.run(run())
@@ -403,13 +440,24 @@ def test_requests_outside_our_calls_get_the_right_answers():
         account = Account("127.0.0.1", pbx.getsockname()[1], "dialer", "secret")
         answers = {}
         async with UserAgent(account, local_host="127.0.0.1", timers=FAST) as ua:
-            cases = [("OPTIONS", ""), ("REFER", "Refer-To: <sip:x@y>\r\n"), ("BYE", ""),
-                     ("NOTIFY", "Event: refer\r\n"), ("INVITE", ""), ("MESSAGE", ""),
-                     ("BROKEN", "Max-Forwards: 999\r\n")]  # fmt: skip
+            cases = [
+                ("OPTIONS", ""),
+                ("REFER", "Refer-To: <sip:x@y>\r\n"),
+                ("BYE", ""),
+                ("NOTIFY", "Event: refer\r\n"),
+                ("INVITE", ""),
+                ("MESSAGE", ""),
+                ("BROKEN", "Max-Forwards: 999\r\n"),
+            ]
             for case, extra in cases:
                 method = "OPTIONS" if case == "BROKEN" else case
-                message = sip_request(method, "sip:dialer@127.0.0.1", pbx.getsockname()[1],
-                                      call_id=f"unsolicited-{case}", extra=extra)  # fmt: skip
+                message = sip_request(
+                    method,
+                    "sip:dialer@127.0.0.1",
+                    pbx.getsockname()[1],
+                    call_id=f"unsolicited-{case}",
+                    extra=extra,
+                )
                 pbx.sendto(message, ("127.0.0.1", ua.port))
                 data = await asyncio.get_running_loop().run_in_executor(None, pbx.recv, 4096)
                 answers[case] = parse(data)
@@ -418,9 +466,14 @@ def test_requests_outside_our_calls_get_the_right_answers():
 
     answers = asyncio.run(run())
     assert {m: r.status for m, r in answers.items()} == {
-        "OPTIONS": 200, "REFER": 403, "BYE": 481, "NOTIFY": 481, "INVITE": 403, "MESSAGE": 405,
+        "OPTIONS": 200,
+        "REFER": 403,
+        "BYE": 481,
+        "NOTIFY": 481,
+        "INVITE": 403,
+        "MESSAGE": 405,
         "BROKEN": 400,
-    }  # fmt: skip
+    }
     assert "REFER" in answers["OPTIONS"].get("Allow")
     assert "Max-Forwards" in answers["BROKEN"].get("Warning")
 
@@ -440,8 +493,9 @@ def test_everything_goes_through_the_outbound_proxy(pbx):
     peer = pbx("transfer_ok.xml")  # SIPp plays the proxy; the PBX's name needs no DNS here
 
     async def run():
-        account = Account("pbx.example.invalid", 5060, "dialer", "secret",
-                          outbound_proxy=("127.0.0.1", peer.port))  # fmt: skip
+        account = Account(
+            "pbx.example.invalid", 5060, "dialer", "secret", outbound_proxy=("127.0.0.1", peer.port)
+        )
         async with UserAgent(account, local_host="127.0.0.1", timers=FAST) as ua:
             return await ua.place_call(f"sip:{NUMBER}@pbx.example.invalid", "sip:101@pbx")
 
@@ -505,8 +559,7 @@ def test_a_challenged_refer_is_sent_again_with_credentials():
             target = f"sip:{NUMBER}@127.0.0.1:{port}"
             task = asyncio.ensure_future(ua.place_call(target, "sip:101@127.0.0.1", bye_grace=0.2))
             invite, source = await recv("INVITE")
-            pbx.sendto(answer(invite, "200 OK", f"Contact: <sip:pbx@127.0.0.1:{port}>\r\n"),
-                       source)  # fmt: skip
+            pbx.sendto(answer(invite, "200 OK", f"Contact: <sip:pbx@127.0.0.1:{port}>\r\n"), source)
             await recv("ACK")
             first, _ = await recv("REFER")
             challenge = 'WWW-Authenticate: Digest realm="pbx", nonce="n1", algorithm=MD5\r\n'

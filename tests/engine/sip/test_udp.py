@@ -28,8 +28,14 @@ def test_the_receiver_reads_waiting_datagrams_in_order_with_their_sources(socket
     ours, pbx, stranger = sockets(), sockets(), sockets()
     receiver = _udp.Receiver(ours.fileno(), 4)
     assert receiver.receive() == []  # nothing waiting: no error, no datagram
-    sent = [(pbx, b"one"), (pbx, b"two"), (stranger, b"three"), (pbx, b"x" * 60000),
-            (pbx, b""), (pbx, b"six")]  # fmt: skip
+    sent = [
+        (pbx, b"one"),
+        (pbx, b"two"),
+        (stranger, b"three"),
+        (pbx, b"x" * 60000),
+        (pbx, b""),
+        (pbx, b"six"),
+    ]
     for sender, data in sent:
         sender.sendto(data, ours.getsockname())
     got = receiver.receive() + receiver.receive() + receiver.receive()

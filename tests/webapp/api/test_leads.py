@@ -128,8 +128,14 @@ def test_bulk_creates_the_good_leads_and_names_the_bad_ones(app, api, tenant_a, 
     results = answer["results"]
     assert [r["index"] for r in results] == list(range(len(leads)))
     assert [r["status"] for r in results] == [
-        "created", "failed", "existing", "existing", "failed", "failed", "created",
-    ]  # fmt: skip
+        "created",
+        "failed",
+        "existing",
+        "existing",
+        "failed",
+        "failed",
+        "created",
+    ]
     assert results[1]["error"]["field"] == "phone"
     assert results[4]["error"]["field"] == "colour"
     assert results[5]["error"]["field"] is None

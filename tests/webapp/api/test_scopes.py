@@ -50,8 +50,9 @@ def _counts(app) -> tuple[int, int, list[str]]:
 
 
 @pytest.mark.parametrize(("method", "path", "body"), WRITES)
-def test_a_read_token_cannot_change_leads_or_the_list(app, client, tenant_a, ids, method,
-                                                      path, body):  # fmt: skip
+def test_a_read_token_cannot_change_leads_or_the_list(
+    app, client, tenant_a, ids, method, path, body
+):
     api = _api(app, client, tenant_a.id, ["read"])
     before = _counts(app)
     response = _call(api, method, path, body, ids)

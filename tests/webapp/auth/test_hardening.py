@@ -50,8 +50,12 @@ def _reconfigure(app, **changes):
 
 def test_a_verification_link_points_at_the_public_url_whatever_the_host(app, client, outbox):
     _reconfigure(app, email_verification=True)
-    data = {"company": "NewCo", "email": "boss@newco.example", "password": PASSWORD,
-            "confirm": PASSWORD}  # fmt: skip
+    data = {
+        "company": "NewCo",
+        "email": "boss@newco.example",
+        "password": PASSWORD,
+        "confirm": PASSWORD,
+    }
     client.post("/signup", data=data, headers=FORGED)
     (message,) = outbox
     assert "evil.example" not in message.body
@@ -66,8 +70,7 @@ def test_a_verification_link_points_at_the_public_url_whatever_the_host(app, cli
         ("http://10.0.0.5:8080", "http://10.0.0.5:8080/reset/"),
     ],
 )
-def test_the_public_url_may_have_a_port_or_a_path(app, client, outbox, tenant_a, public_url,
-                                                  start):  # fmt: skip
+def test_the_public_url_may_have_a_port_or_a_path(app, client, outbox, tenant_a, public_url, start):
     _reconfigure(app, public_url=public_url)
     client.post("/reset", data={"email": tenant_a.admin_email}, headers=FORGED)
     assert start in outbox[-1].body

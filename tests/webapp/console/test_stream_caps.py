@@ -26,9 +26,14 @@ def second_operator(app, tenant) -> str:
     from webapp.services.accounts import create_operator
 
     with app.app_context():
-        operator = create_operator(db.session.get(Tenant, tenant.id), name="Second",
-                                   email="second@alpha.example", extension="102",
-                                   password=PASSWORD, team_id=None)  # fmt: skip
+        operator = create_operator(
+            db.session.get(Tenant, tenant.id),
+            name="Second",
+            email="second@alpha.example",
+            extension="102",
+            password=PASSWORD,
+            team_id=None,
+        )
         operator.user.must_change_password = False
         db.session.commit()
         return operator.user.email

@@ -43,17 +43,35 @@ def web(tmp_path):
     upgrade_database(config)
     operator_email = make_tenant(create_app(config), "Alpha").operator_email
     port = free_port()
-    env = dict(os.environ, PYTHONPATH=str(ROOT), AUTOCALL_ENV="testing",
-               AUTOCALL_DATABASE_URL=database_url, AUTOCALL_REDIS_URL=REDIS_URL,
-               AUTOCALL_REDIS_PREFIX=REDIS_PREFIX, AUTOCALL_WEB_WORKERS="1",
-               AUTOCALL_WEB_STREAMS="3", AUTOCALL_WEB_PAGE_THREADS="2",
-               AUTOCALL_STREAMS_PER_USER="5")  # fmt: skip
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(ROOT),
+        AUTOCALL_ENV="testing",
+        AUTOCALL_DATABASE_URL=database_url,
+        AUTOCALL_REDIS_URL=REDIS_URL,
+        AUTOCALL_REDIS_PREFIX=REDIS_PREFIX,
+        AUTOCALL_WEB_WORKERS="1",
+        AUTOCALL_WEB_STREAMS="3",
+        AUTOCALL_WEB_PAGE_THREADS="2",
+        AUTOCALL_STREAMS_PER_USER="5",
+    )
     log = (tmp_path / "gunicorn.log").open("w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py", "--bind",
-         f"127.0.0.1:{port}", "webapp:create_app()"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-c",
+            "deploy/gunicorn.conf.py",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "webapp:create_app()",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(100):
@@ -84,8 +102,10 @@ def open_stream(base: str, cookie: str) -> tuple[socket.socket, bytes]:
     status line and headers, and the first event-stream line or the refusal's body)."""
     port = int(base.rsplit(":", 1)[1])
     connection = socket.create_connection(("127.0.0.1", port), timeout=10)
-    connection.sendall(f"GET /console/events HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: {cookie}"
-                       f"\r\nAccept: text/event-stream\r\n\r\n".encode())  # fmt: skip
+    connection.sendall(
+        f"GET /console/events HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: {cookie}"
+        f"\r\nAccept: text/event-stream\r\n\r\n".encode()
+    )
     received = b""
     while b"retry:" not in received and b"}" not in received:
         chunk = connection.recv(4096)

@@ -58,10 +58,14 @@ def test_the_card_shows_the_lead_being_transferred_and_finishing_frees_the_opera
     assert (answer.get_json()["state"], answer.get_json()["label"]) == ("wrap_up", "Wrap-up")
     assert "The call is over" not in operator_client.get("/console/card").get_data(as_text=True)
     answer = operator_client.post(
-        "/console/finish", data={"result": "Call back", "comment": "after the holidays",
-              "call_back_at": "2030-01-02T10:30"},
+        "/console/finish",
+        data={
+            "result": "Call back",
+            "comment": "after the holidays",
+            "call_back_at": "2030-01-02T10:30",
+        },
         headers={"Accept": "application/json"},
-    ).get_json()  # fmt: skip
+    ).get_json()
     assert answer["state"] == "free"
     from webapp.extensions import db
     from webapp.models import Attempt, Lead
@@ -88,15 +92,18 @@ def test_hidden_numbers_are_masked_on_the_card(app, operator_client, tenant_a):
     assert "+15550100" not in card and "••••" in card
 
 
-def test_the_event_stream_resumes_after_the_last_event_id(app, operator_client, tenant_a,
-                                                          monkeypatch):  # fmt: skip
+def test_the_event_stream_resumes_after_the_last_event_id(
+    app, operator_client, tenant_a, monkeypatch
+):
     monkeypatch.setattr(views, "STREAM_SECONDS", 0.5)
     monkeypatch.setattr(views, "KEEP_ALIVE_SECONDS", 0.2)
     with app.app_context():
         key = bus.keys(tenant_a.id).pops(tenant_a.operator_id)
         connection = bus.client()
-        ids = [connection.xadd(key, {"event": event("screen_pop", lead_id=n)}).decode()
-               for n in (1, 2, 3)]  # fmt: skip
+        ids = [
+            connection.xadd(key, {"event": event("screen_pop", lead_id=n)}).decode()
+            for n in (1, 2, 3)
+        ]
     response = operator_client.get("/console/events", headers={"Last-Event-ID": ids[0]})
     assert response.mimetype == "text/event-stream"
     body = response.get_data(as_text=True)
@@ -132,7 +139,8 @@ def test_a_console_back_from_a_lost_network_comes_back_on_line_unless_taken_off(
         presence = bus.presence(tenant_a.id)
         presence.take(tenant_a.lead_id)
         presence.transferred(tenant_a.operator_id, False, failure_limit=1)
-        bus.client().hset(bus.keys(tenant_a.id).off_line_why, tenant_a.operator_id,
-                          "failed_transfers")  # fmt: skip
+        bus.client().hset(
+            bus.keys(tenant_a.id).off_line_why, tenant_a.operator_id, "failed_transfers"
+        )
     answer = operator_client.post("/console/heartbeat", data={"on_line": "1"}).get_json()
     assert answer["state"] == "off_line"

@@ -70,8 +70,11 @@ def test_a_pasted_list_adds_good_lines_and_returns_bad_ones(app, client, admin):
 def test_search_and_paging(app, client, admin):
     with app.app_context():
         for i in range(60):
-            db.session.add(DoNotCall(tenant_id=admin.id, number=f"+1212555{i:04d}",
-                                     note="vip" if i == 7 else ""))  # fmt: skip
+            db.session.add(
+                DoNotCall(
+                    tenant_id=admin.id, number=f"+1212555{i:04d}", note="vip" if i == 7 else ""
+                )
+            )
         db.session.commit()
     first = client.get("/do-not-call/").get_data(as_text=True)
     assert "+12125550059" in first and "+12125550000" not in first and "Older entries" in first

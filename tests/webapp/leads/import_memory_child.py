@@ -47,24 +47,33 @@ def main(workdir: str, body: str, boundary: str) -> None:
 
     def upload(stream, length: int) -> str:
         kind = f"multipart/form-data; boundary={boundary}"
-        response = client.post("/leads/import", input_stream=stream, content_length=length,
-                               content_type=kind)  # fmt: skip
+        response = client.post(
+            "/leads/import", input_stream=stream, content_length=length, content_type=kind
+        )
         assert response.status_code == 302, response.get_data(as_text=True)[-2000:]
         return response.headers["Location"]
 
     def start(url: str) -> str:
-        data = {"header": "y", "col0": "phone", "col1": "name", "col2": "external_id",
-                "col3": "", "start": "1"}  # fmt: skip
+        data = {
+            "header": "y",
+            "col0": "phone",
+            "col1": "name",
+            "col2": "external_id",
+            "col3": "",
+            "start": "1",
+        }
         response = client.post(url, data=data)
         assert response.status_code == 302, response.get_data(as_text=True)[-2000:]
         return response.headers["Location"]
 
     # A small file first, so that everything loaded once (templates, phone metadata, RQ) is
     # in the baseline and what follows measures what the large file costs.
-    small = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
-             f"filename=\"small.csv\"\r\nContent-Type: text/csv\r\n\r\n"
-             f"phone,name,crm id,notes\r\n+12125550100,Warm Up,W-1,x\r\n"
-             f"\r\n--{boundary}--\r\n").encode()  # fmt: skip
+    small = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+        f'filename="small.csv"\r\nContent-Type: text/csv\r\n\r\n'
+        f"phone,name,crm id,notes\r\n+12125550100,Warm Up,W-1,x\r\n"
+        f"\r\n--{boundary}--\r\n"
+    ).encode()
     url = upload(io.BytesIO(small), len(small))
     assert client.get(url).status_code == 200
     start(url)
@@ -85,12 +94,18 @@ def main(workdir: str, body: str, boundary: str) -> None:
     status = client.get(job_url + "/status").get_json()
     bad = report.split('id="bad-rows"')[1].split("</table>")[0] if "bad-rows" in report else ""
     duplicates = report.split('id="duplicate-rows"')[1].split("</table>")[0]
-    print(json.dumps({
-        "peaks_mb": peaks, "rows_shown": shown.group(1) if shown else None, "status": status,
-        "imported": re.search(r"Imported (\d+) of (\d+) rows", report).groups(),
-        "bad_rows": re.findall(r"<td>(\d+)</td><td>Phone number", bad),
-        "duplicate_rows": re.findall(r"<td>(\d+)</td><td>([^<]+)</td>", duplicates),
-    }))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "peaks_mb": peaks,
+                "rows_shown": shown.group(1) if shown else None,
+                "status": status,
+                "imported": re.search(r"Imported (\d+) of (\d+) rows", report).groups(),
+                "bad_rows": re.findall(r"<td>(\d+)</td><td>Phone number", bad),
+                "duplicate_rows": re.findall(r"<td>(\d+)</td><td>([^<]+)</td>", duplicates),
+            }
+        )
+    )
     client_ = redis.Redis.from_url(REDIS_URL)
     stale = list(client_.scan_iter(REDIS_PREFIX + "*"))
     if stale:

@@ -104,8 +104,11 @@ def test_good_rows_are_imported_and_bad_rows_listed_with_their_reason(app, clien
     leads = leads_of(app, admin.id)
     ivan = leads["+79161234567"]
     assert (ivan.name, ivan.external_id, ivan.priority, ivan.card) == (
-        "Ivan Petrov", "A-1", 5, {"city": "Moscow"},
-    )  # fmt: skip
+        "Ivan Petrov",
+        "A-1",
+        5,
+        {"city": "Moscow"},
+    )
     assert ivan.status == "new"
     john = leads["+12125550123"]
     assert (john.external_id, john.priority, john.card) == (None, 0, {"city": "New York"})
@@ -144,8 +147,11 @@ def test_utf8_with_a_bom_and_a_mapping_chosen_by_hand_without_a_header(app, clie
     leads = leads_of(app, admin.id)
     jane = leads["+442079460018"]
     assert (jane.external_id, jane.time_zone, jane.name, jane.card) == (
-        "Order 7", "Europe/London", "Jane", {},
-    )  # fmt: skip
+        "Order 7",
+        "Europe/London",
+        "Jane",
+        {},
+    )
     assert leads["+442079460019"].external_id == "Order 8"  # the empty row is no lead
 
 

@@ -27,8 +27,10 @@ def write_large_upload(path: Path, megabytes: int = 48) -> int:
     note = "n" * 2000
     rows = megabytes * 1024 * 1024 // (len(note) + 40)
     with path.open("w", encoding="utf-8", newline="") as out:
-        out.write(f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; "
-                  f"filename=\"large.csv\"\r\nContent-Type: text/csv\r\n\r\n")  # fmt: skip
+        out.write(
+            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; '
+            f'filename="large.csv"\r\nContent-Type: text/csv\r\n\r\n'
+        )
         out.write("phone,name,crm id,notes\r\n")
         for n in range(rows):
             phone = "12" if n in (1, rows - 1) else f"+1212{n:07d}"
@@ -43,11 +45,20 @@ def test_a_large_file_is_uploaded_mapped_and_imported_in_bounded_memory(tmp_path
     rows = write_large_upload(body)
     assert body.stat().st_size > 45 * 1024 * 1024
     run = subprocess.run(
-        [sys.executable, "-m", "tests.webapp.leads.import_memory_child", str(tmp_path),
-         str(body), BOUNDARY],
-        cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "tests.webapp.leads.import_memory_child",
+            str(tmp_path),
+            str(body),
+            BOUNDARY,
+        ],
+        cwd=ROOT,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        capture_output=True,
+        text=True,
         timeout=900,
-    )  # fmt: skip
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     result = json.loads(run.stdout.strip().splitlines()[-1])
     peaks = result["peaks_mb"]

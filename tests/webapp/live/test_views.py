@@ -11,9 +11,15 @@ from webapp.models import Attempt
 
 def add_attempt(app, tenant, **values):
     with app.app_context():
-        db.session.add(Attempt(tenant_id=tenant.id, lead_id=tenant.lead_id,
-                               dialed_uri="sip:+1@pbx", invite_at=datetime.now(UTC),
-                               **values))  # fmt: skip
+        db.session.add(
+            Attempt(
+                tenant_id=tenant.id,
+                lead_id=tenant.lead_id,
+                dialed_uri="sip:+1@pbx",
+                invite_at=datetime.now(UTC),
+                **values,
+            )
+        )
         db.session.commit()
 
 
@@ -21,15 +27,26 @@ def test_the_wall_counts_today_and_shows_each_operator(app, client, auth, tenant
     now = datetime.now(UTC)
     # The fixture's tenant has one answered, transferred attempt already (conftest).
     add_attempt(app, tenant_a, outcome="busy", sip_code=486)
-    add_attempt(app, tenant_a, outcome="technical_error", detail="no_free_operator",
-                answer_at=now)  # fmt: skip
-    add_attempt(app, tenant_a, outcome="answered", answer_at=now, transfer_result="succeeded",
-                operator_id=tenant_a.operator_id)  # fmt: skip
+    add_attempt(app, tenant_a, outcome="technical_error", detail="no_free_operator", answer_at=now)
+    add_attempt(
+        app,
+        tenant_a,
+        outcome="answered",
+        answer_at=now,
+        transfer_result="succeeded",
+        operator_id=tenant_a.operator_id,
+    )
     add_attempt(app, tenant_b, outcome="answered", answer_at=now)  # another tenant's
     with app.app_context():
-        db.session.add(Attempt(tenant_id=tenant_a.id, lead_id=tenant_a.lead_id,
-                               dialed_uri="sip:+1@pbx", outcome="busy",
-                               invite_at=now - timedelta(days=2)))  # fmt: skip
+        db.session.add(
+            Attempt(
+                tenant_id=tenant_a.id,
+                lead_id=tenant_a.lead_id,
+                dialed_uri="sip:+1@pbx",
+                outcome="busy",
+                invite_at=now - timedelta(days=2),
+            )
+        )
         db.session.commit()
         presence = bus.presence(tenant_a.id)
         presence.go_on_line(tenant_a.operator_id)
@@ -42,7 +59,10 @@ def test_the_wall_counts_today_and_shows_each_operator(app, client, auth, tenant
     assert state["today"]["abandon_rate"] == 50.0
     [operator] = state["operators"]
     assert (operator["state"], operator["lead"], operator["state_label"]) == (
-        "transferring", "Alpha lead", "call coming")  # fmt: skip
+        "transferring",
+        "Alpha lead",
+        "call coming",
+    )
     assert state["engine_text"] == "Automatic dialing is off."
     page = client.get("/live/").get_data(as_text=True)
     assert "Alpha operator" in page and "call coming" in page
@@ -56,7 +76,7 @@ def test_an_operator_taken_off_line_for_failed_transfers_says_why(app, client, a
         presence.transferred(tenant_a.operator_id, False, failure_limit=1)
         bus.client().hset(
             bus.keys(tenant_a.id).off_line_why, tenant_a.operator_id, "failed_transfers"
-        )  # fmt: skip (what the engine writes)
+        )  # what the engine writes
     auth.login(tenant_a.admin_email)
     client.get("/lang/ru")
     [operator] = client.get("/live/state").get_json()["operators"]

@@ -147,11 +147,20 @@ def test_adding_editing_and_deactivating_operators_wakes_the_engine(client, auth
 
     auth.login(tenant_a.admin_email)
     wakes = Wakes(tenant_a.id)
-    client.post("/operators/new", data={"name": "Olga", "email": "olga@alpha.example",
-                                        "extension": "102", "password": "correct horse battery",
-                                        "team_id": "0"})  # fmt: skip
-    client.post(f"/operators/{tenant_a.operator_id}",
-                data={"name": "Renamed", "extension": "103", "team_id": "0"})  # fmt: skip
+    client.post(
+        "/operators/new",
+        data={
+            "name": "Olga",
+            "email": "olga@alpha.example",
+            "extension": "102",
+            "password": "correct horse battery",
+            "team_id": "0",
+        },
+    )
+    client.post(
+        f"/operators/{tenant_a.operator_id}",
+        data={"name": "Renamed", "extension": "103", "team_id": "0"},
+    )
     client.post(f"/operators/{tenant_a.operator_id}/deactivate")
     client.post(f"/operators/{tenant_a.operator_id}/activate")
     assert wakes.types() == ["operators"] * 4

@@ -38,16 +38,43 @@ def figure(page: str, name: str) -> str:
 
 def test_the_summary_page(admin, data):
     page = admin.get("/reports/", query_string=WEEKEND).get_data(as_text=True)
-    shown = {name: figure(page, name) for name in (
-        "attempts", "answered", "transferred", "no_answer", "busy", "unavailable",
-        "technical_error", "no_free_operator", "abandon_rate", "contact_rate", "average_ring",
-        "average_talk", "reached", "exhausted", "very_short")}  # fmt: skip
+    shown = {
+        name: figure(page, name)
+        for name in (
+            "attempts",
+            "answered",
+            "transferred",
+            "no_answer",
+            "busy",
+            "unavailable",
+            "technical_error",
+            "no_free_operator",
+            "abandon_rate",
+            "contact_rate",
+            "average_ring",
+            "average_talk",
+            "reached",
+            "exhausted",
+            "very_short",
+        )
+    }
     assert shown == {
-        "attempts": "9", "answered": "6", "transferred": "3", "no_answer": "1", "busy": "1",
-        "unavailable": "1", "technical_error": "2", "no_free_operator": "1",
-        "abandon_rate": "16.7 %", "contact_rate": "66.7 %", "average_ring": "0:08",
-        "average_talk": "1:02", "reached": "2", "exhausted": "1", "very_short": "1",
-    }  # fmt: skip
+        "attempts": "9",
+        "answered": "6",
+        "transferred": "3",
+        "no_answer": "1",
+        "busy": "1",
+        "unavailable": "1",
+        "technical_error": "2",
+        "no_free_operator": "1",
+        "abandon_rate": "16.7 %",
+        "contact_rate": "66.7 %",
+        "average_ring": "0:08",
+        "average_talk": "1:02",
+        "reached": "2",
+        "exhausted": "1",
+        "very_short": "1",
+    }
     assert "<svg" in page and "Europe/Berlin" in page
     assert "under 10 s" in page
 
@@ -107,8 +134,9 @@ def calls_shown(page: str) -> list[int]:
 def test_the_call_log_and_its_filters(admin, data):
     a = data.attempts
     everything = calls_shown(admin.get("/reports/calls", query_string=WEEKEND).get_data(True))
-    assert everything == [a[k] for k in ("A10", "A9", "A8", "A7", "A6", "A5", "A4", "A3",
-                                         "A2", "A1")]  # fmt: skip
+    assert everything == [
+        a[k] for k in ("A10", "A9", "A8", "A7", "A6", "A5", "A4", "A3", "A2", "A1")
+    ]
     cases = [
         ({"outcome": "answered"}, ["A10", "A5", "A2"]),
         ({"detail": "no_free_operator"}, ["A3"]),
@@ -155,29 +183,64 @@ def test_the_csv_export_is_what_is_filtered(admin, data):
     assert response.mimetype == "text/csv"
     assert "attachment" in response.headers["Content-Disposition"]
     rows = read_csv(response)
-    assert rows[0] == ["Attempt", "Started", "Lead", "CRM id", "Lead name", "Number",
-                       "Operator", "Outcome", "Detail", "SIP code", "SIP reason", "Ringing",
-                       "Answered", "REFER", "Refer-To", "Transfer", "Transfer SIP code",
-                       "Transfer SIP reason", "Talk ended", "Wrap-up ended", "Ended",
-                       "Ring seconds", "Talk seconds", "Wrap-up seconds", "Operator's result",
-                       "Comment"]  # fmt: skip
+    assert rows[0] == [
+        "Attempt",
+        "Started",
+        "Lead",
+        "CRM id",
+        "Lead name",
+        "Number",
+        "Operator",
+        "Outcome",
+        "Detail",
+        "SIP code",
+        "SIP reason",
+        "Ringing",
+        "Answered",
+        "REFER",
+        "Refer-To",
+        "Transfer",
+        "Transfer SIP code",
+        "Transfer SIP reason",
+        "Talk ended",
+        "Wrap-up ended",
+        "Ended",
+        "Ring seconds",
+        "Talk seconds",
+        "Wrap-up seconds",
+        "Operator's result",
+        "Comment",
+    ]
     body = [dict(zip(rows[0], row, strict=True)) for row in rows[1:]]
     assert [int(row["Attempt"]) for row in body] == [data.attempts[k] for k in ("A10", "A6", "A2")]
     a2 = body[2]
     assert (a2["Started"], a2["Lead name"], a2["Operator"]) == (
-        "2026-10-24 10:30:00", "Клиент L2", "Ирина Петрова")  # fmt: skip
+        "2026-10-24 10:30:00",
+        "Клиент L2",
+        "Ирина Петрова",
+    )
     assert (a2["Outcome"], a2["Transfer"], a2["Ring seconds"], a2["Talk seconds"]) == (
-        "answered", "succeeded", "5.0", "120.0")  # fmt: skip
+        "answered",
+        "succeeded",
+        "5.0",
+        "120.0",
+    )
     assert (a2["Talk ended"], a2["Wrap-up ended"], a2["Wrap-up seconds"]) == (
-        "2026-10-24 10:32:07", "2026-10-24 10:32:27", "20.0")  # fmt: skip
+        "2026-10-24 10:32:07",
+        "2026-10-24 10:32:27",
+        "20.0",
+    )
     assert body[0]["Wrap-up ended"] == body[0]["Wrap-up seconds"] == ""  # A10: no Finish
     assert body[1]["Detail"] == "the PBX refused the transfer (REFER)"
     assert body[1]["Transfer SIP code"] == "405"
 
 
 def test_the_csv_export_in_russian_for_russian_excel(admin, data):
-    response = admin.get("/reports/calls.csv", query_string={**WEEKEND, "outcome": "busy"},
-                         headers={"Accept-Language": "ru"})  # fmt: skip
+    response = admin.get(
+        "/reports/calls.csv",
+        query_string={**WEEKEND, "outcome": "busy"},
+        headers={"Accept-Language": "ru"},
+    )
     rows = read_csv(response, delimiter=";")
     assert rows[0][:3] == ["Попытка", "Начало", "Лид"]
     assert rows[1][4] == "Клиент L1" and rows[1][7] == "номер занят"
@@ -196,8 +259,11 @@ def test_the_csv_export_never_hands_a_formula_to_a_spreadsheet(app, admin, data)
         phone = db.session.get(Lead, data.leads["L2"]).phone
         db.session.commit()
     rows = read_csv(admin.get("/reports/calls.csv", query_string={**WEEKEND, "operator": data.o1}))
-    a2 = next(dict(zip(rows[0], row, strict=True)) for row in rows[1:]
-              if row[0] == str(data.attempts["A2"]))  # fmt: skip
+    a2 = next(
+        dict(zip(rows[0], row, strict=True))
+        for row in rows[1:]
+        if row[0] == str(data.attempts["A2"])
+    )
     assert a2["Lead name"] == '\'=HYPERLINK("https://evil.example","x")'
     assert a2["Operator"] == "'@SUM(A1:A9)"
     assert (a2["Operator's result"], a2["Comment"]) == ("'-2+3", "'+cmd|' /C calc'!A0")
@@ -206,10 +272,17 @@ def test_the_csv_export_never_hands_a_formula_to_a_spreadsheet(app, admin, data)
 
 def test_a_call_timeline(admin, data):
     page = admin.get(f"/reports/calls/{data.attempts['A6']}").get_data(as_text=True)
-    steps = re.findall(r"<tr><td>([^<]*)</td><td>([^<]*)</td><td>([^<]*)</td><td>([^<]*)</td>",
-                       page)  # fmt: skip
-    assert [step[2] for step in steps] == ["INVITE", "Ringing", "Answer", "REFER",
-                                           "Transfer result", "End"]  # fmt: skip
+    steps = re.findall(
+        r"<tr><td>([^<]*)</td><td>([^<]*)</td><td>([^<]*)</td><td>([^<]*)</td>", page
+    )
+    assert [step[2] for step in steps] == [
+        "INVITE",
+        "Ringing",
+        "Answer",
+        "REFER",
+        "Transfer result",
+        "End",
+    ]
     assert steps[0][0] == "2026-10-25 10:15:00" and steps[2][1] == "+3.000 s"
     assert "405" in steps[4][3] and "does not support transfers" in steps[4][3]
     assert "Клиент L3" in page
@@ -217,12 +290,20 @@ def test_a_call_timeline(admin, data):
 
 def test_a_call_timeline_in_the_order_things_happened(admin, data):
     page = admin.get(f"/reports/calls/{data.attempts['A2']}").get_data(as_text=True)
-    steps = re.findall(r"<tr><td>([^<]*)</td><td>([^<]*)</td><td>([^<]*)</td><td>([^<]*)</td>",
-                       page)  # fmt: skip
+    steps = re.findall(
+        r"<tr><td>([^<]*)</td><td>([^<]*)</td><td>([^<]*)</td><td>([^<]*)</td>", page
+    )
     # Our leg ends with the transfer's result; the talk 120 s later, then Finish 20 s after.
     assert [step[2] for step in steps] == [
-        "INVITE", "Ringing", "Answer", "REFER", "Transfer result", "End", "Talk ended",
-        "Wrap-up ended"]  # fmt: skip
+        "INVITE",
+        "Ringing",
+        "Answer",
+        "REFER",
+        "Transfer result",
+        "End",
+        "Talk ended",
+        "Wrap-up ended",
+    ]
     assert [step[1] for step in steps][-2:] == ["+127.000 s", "+147.000 s"]
 
 

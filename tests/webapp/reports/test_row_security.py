@@ -34,9 +34,19 @@ def rls_app(rls_database):  # noqa: F811
     yield app
     with app.app_context():
         db.session.remove()
-        for table in ("billing_days", "report_rollups", "report_operator_hours", "report_hours",
-                      "operator_sessions", "attempts", "leads", "operators", "teams", "users",
-                      "tenants"):  # fmt: skip
+        for table in (
+            "billing_days",
+            "report_rollups",
+            "report_operator_hours",
+            "report_hours",
+            "operator_sessions",
+            "attempts",
+            "leads",
+            "operators",
+            "teams",
+            "users",
+            "tenants",
+        ):
             db.session.execute(db.text(f"DELETE FROM {table}"))
         db.session.commit()
         db.engine.dispose()
@@ -62,8 +72,9 @@ def test_each_tenant_sees_only_its_own_report_rows(rls_app):
         assert tenants_seen(rls_app, model, a.admin_email) == {a.id}, model
         assert tenants_seen(rls_app, model, b.supervisor_email) == {b.id}, model
         assert tenants_seen(rls_app, model) == set(), model  # a visitor
-    weekend = figures.Period(dataset.at(24, 0).date(), dataset.at(25, 0).date(),
-                             ZoneInfo("Europe/Berlin"))  # fmt: skip
+    weekend = figures.Period(
+        dataset.at(24, 0).date(), dataset.at(25, 0).date(), ZoneInfo("Europe/Berlin")
+    )
     with rls_app.test_request_context():
         login_as(a.admin_email)
         assert figures.summary(a.id, weekend.start, weekend.end).attempts == 9

@@ -174,8 +174,9 @@ def test_the_engine_tells_when_it_takes_a_quiet_console_off_line(app, database_u
 
     def told() -> bool:
         with app.app_context():
-            return any(b"operator_off_line" in fields[b"event"]
-                       for _id, fields in bus.client().xrange(key))  # fmt: skip
+            return any(
+                b"operator_off_line" in fields[b"event"] for _id, fields in bus.client().xrange(key)
+            )
 
     with HostThread(database_url):
         wait_until(told, what="the engine's operator_off_line event")

@@ -56,5 +56,9 @@ def test_the_writer_neutralises_every_cell_of_a_row():
     out = io.StringIO()
     writer(out, delimiter=";").writerow(["=1+1", "+15550100", "@x", 3, "ok"])
     assert next(csv.reader(io.StringIO(out.getvalue()), delimiter=";")) == [
-        "'=1+1", "+15550100", "'@x", "3", "ok",
-    ]  # fmt: skip
+        "'=1+1",
+        "+15550100",
+        "'@x",
+        "3",
+        "ok",
+    ]

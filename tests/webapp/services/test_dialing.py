@@ -34,11 +34,19 @@ def test_the_engine_reads_the_sip_account_and_operators(app, database_url, tenan
         store.close()
     account = settings.account
     assert (account.host, account.port, account.username, account.password) == (
-        "pbx.example.com", 5070, "trunk", "s3cret")  # fmt: skip
+        "pbx.example.com",
+        5070,
+        "trunk",
+        "s3cret",
+    )
     assert account.outbound_proxy == ("10.0.0.1", 5080)
     assert settings.operators == {tenant_a.operator_id: "101"}
-    assert settings.retry_minutes == {"no_answer": 90, "busy": 5, "unavailable": 90,
-                                      "technical_error": 10}  # fmt: skip
+    assert settings.retry_minutes == {
+        "no_answer": 90,
+        "busy": 5,
+        "unavailable": 90,
+        "technical_error": 10,
+    }
 
 
 # --- fencing ---------------------------------------------------------------------------------
@@ -57,8 +65,7 @@ def claim(store: DialingStore, tenant_id: int, engine: str, epoch: int) -> list:
     return store.claim(settings, engine, epoch, 10, Window(True, None), lambda p: f"sip:{p}@pbx")
 
 
-def test_a_stale_engines_claims_and_writes_are_refused_by_the_database(app, database_url,
-                                                                       tenant_a):  # fmt: skip
+def test_a_stale_engines_claims_and_writes_are_refused_by_the_database(app, database_url, tenant_a):
     store = dialing_store(app, database_url, tenant_a.id)
     try:
         old = store.start_engine(tenant_a.id)
@@ -96,8 +103,9 @@ def test_a_claim_after_dialing_was_switched_off_is_refused(app, database_url, te
         store.close()
 
 
-def test_recovery_keeps_a_customer_being_handed_over_from_being_called_again(app, database_url,
-                                                                             tenant_a):  # fmt: skip
+def test_recovery_keeps_a_customer_being_handed_over_from_being_called_again(
+    app, database_url, tenant_a
+):
     """The lost engine had taken an operator for one lead (handed): that customer may be
     talking to them. The other lead is retried, but not before the lost calls could be over."""
     from tests.engine.dialing import add_leads
@@ -111,12 +119,20 @@ def test_recovery_keeps_a_customer_being_handed_over_from_being_called_again(app
         epoch = store.start_engine(tenant_a.id)
         settings = store.settings(tenant_a.id)
         before = datetime.now(UTC)
-        lost = store.recover(tenant_a.id, "successor", epoch, settings,
-                             {tenant_a.lead_id: tenant_a.operator_id}, bound=3600.0)  # fmt: skip
+        lost = store.recover(
+            tenant_a.id,
+            "successor",
+            epoch,
+            settings,
+            {tenant_a.lead_id: tenant_a.operator_id},
+            bound=3600.0,
+        )
     finally:
         store.close()
-    assert {(item.lead_id, item.handed) for item in lost} == {(tenant_a.lead_id, True),
-                                                              (second, False)}  # fmt: skip
+    assert {(item.lead_id, item.handed) for item in lost} == {
+        (tenant_a.lead_id, True),
+        (second, False),
+    }
     with app.app_context():
         handed = db.session.get(Lead, tenant_a.lead_id)
         retried = db.session.get(Lead, second)
@@ -124,10 +140,17 @@ def test_recovery_keeps_a_customer_being_handed_over_from_being_called_again(app
         assert retried.status == "retry"
         next_at = retried.next_attempt_at.replace(tzinfo=UTC)
         assert next_at >= before + timedelta(seconds=3600)  # the bound, over 10 min of retry
-        attempts = {a.lead_id: a for a in db.session.scalars(
-            select(Attempt).where(Attempt.engine == "lost-engine"))}  # fmt: skip
+        attempts = {
+            a.lead_id: a
+            for a in db.session.scalars(select(Attempt).where(Attempt.engine == "lost-engine"))
+        }
         first = attempts[tenant_a.lead_id]
         assert (first.outcome, first.transfer_result, first.detail) == (
-            "answered", "unconfirmed", "engine_lost")  # fmt: skip
+            "answered",
+            "unconfirmed",
+            "engine_lost",
+        )
         assert (attempts[second].outcome, attempts[second].detail) == (
-            "technical_error", "engine_lost")  # fmt: skip
+            "technical_error",
+            "engine_lost",
+        )

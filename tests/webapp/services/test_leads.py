@@ -18,15 +18,21 @@ from webapp.services.leads import (
 
 @pytest.mark.parametrize(
     ("text", "region", "e164"),
-    [("+7 916 123-45-67", "US", "+79161234567"), ("8 (916) 123-45-67", "RU", "+79161234567"),
-     ("(212) 555-1234", "US", "+12125551234"), ("  +44 20 7946 0000 ", "RU", "+442079460000")],
-)  # fmt: skip
+    [
+        ("+7 916 123-45-67", "US", "+79161234567"),
+        ("8 (916) 123-45-67", "RU", "+79161234567"),
+        ("(212) 555-1234", "US", "+12125551234"),
+        ("  +44 20 7946 0000 ", "RU", "+442079460000"),
+    ],
+)
 def test_numbers_are_stored_in_e164(text, region, e164):
     assert normalize_phone(text, region) == e164
 
 
-@pytest.mark.parametrize(("text", "words"), [("", "empty"), ("call me", "not a phone number"),
-                                             ("+1 555", "wrong length")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [("", "empty"), ("call me", "not a phone number"), ("+1 555", "wrong length")],
+)
 def test_a_bad_number_is_refused_in_plain_words(text, words):
     with pytest.raises(LeadError) as error:
         normalize_phone(text, "US")

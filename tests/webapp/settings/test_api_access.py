@@ -52,9 +52,9 @@ def test_an_admin_revokes_a_token(app, client, auth, tenant_a):
 def test_an_admin_makes_and_deletes_an_oauth_client(app, client, auth, tenant_a):
     auth.login(tenant_a.admin_email)
     page = client.post(
-        "/settings/api/clients", data={"client-name": "Website", "client-read": "y",
-                                       "client-leads": "y"}
-    ).get_data(as_text=True)  # fmt: skip
+        "/settings/api/clients",
+        data={"client-name": "Website", "client-read": "y", "client-leads": "y"},
+    ).get_data(as_text=True)
     client_id = re.search(r"acc_\d+", page).group(0)
     secret = re.search(r"client_secret: <code class=\"preview\">([^<]+)</code>", page).group(1)
     token = client.post(

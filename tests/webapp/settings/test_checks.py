@@ -153,8 +153,9 @@ def test_production_checks_send_nothing_into_a_private_network(app, client, admi
             set_account(app, admin.id, silent.getsockname()[1], password="s3cret")
             connection = client.post("/settings/sip/test-connection")
             result = result_of(app, client, check_url(connection))
-            call = client.post("/settings/sip/test-call",
-                               data={"number": "+1 212 555 0123", "extension": "104"})  # fmt: skip
+            call = client.post(
+                "/settings/sip/test-call", data={"number": "+1 212 555 0123", "extension": "104"}
+            )
             call_result = result_of(app, client, check_url(call))
             with pytest.raises(BlockingIOError):
                 silent.recv(65535)  # not a datagram came

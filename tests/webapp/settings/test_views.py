@@ -134,15 +134,17 @@ def production(app):
         ({"sip_host": "8.8.8.8", "sip_outbound_proxy": "192.168.1.1:5070"}, "192.168.1.1"),
     ],
 )
-def test_production_refuses_a_pbx_in_a_private_network(app, client, admin, production,
-                                                        changes, host):  # fmt: skip
+def test_production_refuses_a_pbx_in_a_private_network(
+    app, client, admin, production, changes, host
+):
     response = client.post("/settings/sip", data={**SIP, **changes})
     assert response.status_code == 200
     page = response.get_data(as_text=True)
     assert f"{host} is " in page and "a private, loopback or link-local address" in page
     assert _tenant(app, admin.id).sip_host == ""  # nothing saved
-    russian = client.post("/settings/sip", data={**SIP, **changes},
-                          headers={"Accept-Language": "ru"})  # fmt: skip
+    russian = client.post(
+        "/settings/sip", data={**SIP, **changes}, headers={"Accept-Language": "ru"}
+    )
     assert "частный, локальный (loopback) или link-local адрес" in russian.get_data(as_text=True)
 
 
@@ -275,12 +277,17 @@ def test_calling_hours_from_midnight_to_midnight_are_all_day(app, client, admin)
 def test_each_settings_form_saves_with_only_its_required_fields(app, client, admin):
     """A post that leaves out the optional fields (a script, an old page) is saved as if they
     were empty: the SIP page wrote NULL into the tenant's row, a 500."""
-    required = {name: SIP[name] for name in ("sip_host", "sip_port", "sip_transport",
-                                             "sip_username")}  # fmt: skip
+    required = {
+        name: SIP[name] for name in ("sip_host", "sip_port", "sip_transport", "sip_username")
+    }
     assert client.post("/settings/sip", data=required).status_code == 302
     tenant = _tenant(app, admin.id)
-    assert (tenant.sip_host, tenant.sip_auth_username, tenant.sip_outbound_proxy,
-            tenant.sip_realm) == ("pbx.alpha.example", "", "", "")  # fmt: skip
+    assert (
+        tenant.sip_host,
+        tenant.sip_auth_username,
+        tenant.sip_outbound_proxy,
+        tenant.sip_realm,
+    ) == ("pbx.alpha.example", "", "", "")
     formats = {"dial_format": "+{number}@{host}", "refer_format": "{extension}@{host}"}
     assert client.post("/settings/formats", data=formats).status_code == 302
     assert _tenant(app, admin.id).refer_headers == ""
@@ -328,8 +335,13 @@ def test_supervisors_read_settings_but_cannot_change_them(app, client, auth, ten
 
 
 def test_ceilings_wrap_up_and_failed_transfers_are_saved_and_checked(app, client, admin):
-    data = {**CALLING, "max_concurrent_calls": "200", "max_calls_per_second": "25",
-            "wrap_up_timeout_seconds": "0", "failed_transfers_limit": "0"}  # fmt: skip
+    data = {
+        **CALLING,
+        "max_concurrent_calls": "200",
+        "max_calls_per_second": "25",
+        "wrap_up_timeout_seconds": "0",
+        "failed_transfers_limit": "0",
+    }
     assert client.post("/settings/calling", data=data).status_code == 302
     tenant = _tenant(app, admin.id)
     assert (tenant.max_concurrent_calls, tenant.max_calls_per_second) == (200, 25)
@@ -355,8 +367,10 @@ def test_every_settings_save_wakes_the_engine(app, client, admin):
 
     wakes = Wakes(admin.id)
     client.post("/settings/sip", data=SIP)
-    client.post("/settings/formats", data={"dial_format": "+{number}@{host}",
-                                           "refer_format": "{extension}@{host}"})  # fmt: skip
+    client.post(
+        "/settings/formats",
+        data={"dial_format": "+{number}@{host}", "refer_format": "{extension}@{host}"},
+    )
     client.post("/settings/calling", data=CALLING)
     client.post("/settings/calling", data={**CALLING, "max_attempts": "0"})  # refused: no wake
     assert wakes.types() == ["settings"] * 3

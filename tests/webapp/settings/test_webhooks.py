@@ -31,8 +31,9 @@ def endpoints(app, tenant_id):
 
 def test_an_admin_adds_a_webhook_and_sees_its_secret(app, client, auth, tenant_a):
     auth.login(tenant_a.admin_email)
-    response = client.post("/settings/webhooks", data={"url": " https://crm.example.com/h ",
-                                                      "active": "y"})  # fmt: skip
+    response = client.post(
+        "/settings/webhooks", data={"url": " https://crm.example.com/h ", "active": "y"}
+    )
     assert response.status_code == 200 and response.headers["Cache-Control"] == "no-store"
     secret = SECRET.search(response.get_data(as_text=True)).group(0)
     added = endpoints(app, tenant_a.id)[-1]
@@ -66,8 +67,9 @@ def test_at_most_five_webhooks(app, client, auth, tenant_a):
     assert len(endpoints(app, tenant_a.id)) == 5  # the fixture's and four more
     page = client.get("/settings/webhooks").get_data(as_text=True)
     assert "Add a webhook" not in page
-    response = client.post("/settings/webhooks", data={"url": "https://x.example/"},
-                           follow_redirects=True)  # fmt: skip
+    response = client.post(
+        "/settings/webhooks", data={"url": "https://x.example/"}, follow_redirects=True
+    )
     assert "at most 5 webhooks" in response.get_data(as_text=True)
 
 
@@ -99,27 +101,38 @@ def test_a_test_event_is_tried_at_once_and_shows_on_the_page(app, client, auth, 
     auth.login(tenant_a.admin_email)
     with Receiver(503, 200) as receiver:
         point_at(app, tenant_a, receiver.url)
-        response = client.post(f"/settings/webhooks/{tenant_a.webhook_id}/test",
-                               follow_redirects=True)  # fmt: skip
-        assert (f"The test event did not reach {receiver.url}: answered 503 Service "
-                "Unavailable.") in response.get_data(as_text=True)  # fmt: skip
+        response = client.post(
+            f"/settings/webhooks/{tenant_a.webhook_id}/test", follow_redirects=True
+        )
+        assert (
+            f"The test event did not reach {receiver.url}: answered 503 Service Unavailable."
+        ) in response.get_data(as_text=True)
         [received] = receiver.received  # in the request itself: no worker ran
-        response = client.post(f"/settings/webhooks/{tenant_a.webhook_id}/test",
-                               follow_redirects=True)  # fmt: skip
-        assert (f"The test event reached {receiver.url}: it answered 200."
-                in response.get_data(as_text=True))  # fmt: skip
+        response = client.post(
+            f"/settings/webhooks/{tenant_a.webhook_id}/test", follow_redirects=True
+        )
+        assert f"The test event reached {receiver.url}: it answered 200." in response.get_data(
+            as_text=True
+        )
     assert received.json["event"] == "test" and received.signed_with("alpha-secret")
-    assert set(received.json["attempt"]) >= {"id", "lead_id", "lead_external_id", "phone",
-                                              "outcome", "sip_code", "end_at"}  # fmt: skip
+    assert set(received.json["attempt"]) >= {
+        "id",
+        "lead_id",
+        "lead_external_id",
+        "phone",
+        "outcome",
+        "sip_code",
+        "end_at",
+    }
     page = client.get("/settings/webhooks").get_data(as_text=True)
     deliveries = page.split('data-testid="deliveries"')[1]
     assert "answered 503 Service Unavailable" in deliveries and "waiting" in deliveries
     assert "delivered" in deliveries
     with app.app_context():
-        [first] = db.session.scalars(select(WebhookDelivery).where(
-            WebhookDelivery.status_code == 503)).all()  # fmt: skip
-    [retry] = [Job.fetch(job_id, connection=retries.connection)
-               for job_id in retries.get_job_ids()]  # fmt: skip
+        [first] = db.session.scalars(
+            select(WebhookDelivery).where(WebhookDelivery.status_code == 503)
+        ).all()
+    [retry] = [Job.fetch(job_id, connection=retries.connection) for job_id in retries.get_job_ids()]
     assert retry.args == (tenant_a.id, [first.id])  # retried by a job, like any delivery
     failures = client.get("/settings/webhooks?failures=1").get_data(as_text=True)
     assert "answered 503" in failures
@@ -144,16 +157,18 @@ def test_another_tenants_slow_receiver_does_not_delay_a_test_event(
         point_at(app, tenant_b, slow.url)
         with app.app_context():
             webhooks = emptied(queue(WEBHOOKS))
-            attempt_id = db.session.scalar(select(Attempt.id).where(
-                Attempt.tenant_id == tenant_b.id))  # fmt: skip
+            attempt_id = db.session.scalar(
+                select(Attempt.id).where(Attempt.tenant_id == tenant_b.id)
+            )
             for _ in range(20):
                 with db.engine.begin() as connection:
                     ids = record_finished(connection, tenant_b.id, [attempt_id])
                 announce(webhooks, tenant_b.id, ids)
         point_at(app, tenant_a, receiver.url)
         auth.login(tenant_a.admin_email)
-        response = client.post(f"/settings/webhooks/{tenant_a.webhook_id}/test",
-                               follow_redirects=True)  # fmt: skip
+        response = client.post(
+            f"/settings/webhooks/{tenant_a.webhook_id}/test", follow_redirects=True
+        )
         assert "The test event reached" in response.get_data(as_text=True)
         assert len(receiver.received) == 1 and slow.received == []
         assert webhooks.count == 20  # tenant B's jobs still wait for the webhooks worker
@@ -167,8 +182,9 @@ def test_a_test_event_to_a_dripping_receiver_ends_at_the_deadline(
     auth.login(tenant_a.admin_email)
     with Receiver(200, drip=0.25) as slow:
         point_at(app, tenant_a, slow.url)
-        response = client.post(f"/settings/webhooks/{tenant_a.webhook_id}/test",
-                               follow_redirects=True)  # fmt: skip
+        response = client.post(
+            f"/settings/webhooks/{tenant_a.webhook_id}/test", follow_redirects=True
+        )
     page = response.get_data(as_text=True)
     assert f"The test event did not reach {slow.url}: no complete answer in 1 s." in page
     assert len(slow.received) == 1

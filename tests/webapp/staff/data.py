@@ -63,9 +63,11 @@ def load(app) -> StaffData:
 
     ids = {}
     with app.app_context():
-        for key, name, rows in (("romashka", ROMASHKA, ROMASHKA_ATTEMPTS),
-                                ("bravo", "Bravo Ltd", BRAVO_ATTEMPTS),
-                                ("zeta", "Zeta", [])):  # fmt: skip
+        for key, name, rows in (
+            ("romashka", ROMASHKA, ROMASHKA_ATTEMPTS),
+            ("bravo", "Bravo Ltd", BRAVO_ATTEMPTS),
+            ("zeta", "Zeta", []),
+        ):
             admin = create_tenant_with_admin(name, f"admin@{key}.example", PASSWORD)
             tenant = admin.tenant
             if key == "romashka":
@@ -80,11 +82,20 @@ def load(app) -> StaffData:
                     end_at = answer_at + timedelta(seconds=talked)
                 elif answer_at is None and outcome is not None:
                     end_at = invite_at + timedelta(seconds=20)
-                db.session.add(Attempt(
-                    tenant_id=tenant.id, lead_id=lead.id, dialed_uri="sip:79160000001@pbx",
-                    outcome=outcome, detail=detail, sip_code=code, invite_at=invite_at,
-                    answer_at=answer_at, end_at=end_at, transfer_result=transfer,
-                ))  # fmt: skip
+                db.session.add(
+                    Attempt(
+                        tenant_id=tenant.id,
+                        lead_id=lead.id,
+                        dialed_uri="sip:79160000001@pbx",
+                        outcome=outcome,
+                        detail=detail,
+                        sip_code=code,
+                        invite_at=invite_at,
+                        answer_at=answer_at,
+                        end_at=end_at,
+                        transfer_result=transfer,
+                    )
+                )
             db.session.commit()
             ids[key] = tenant.id
     return StaffData(ids["romashka"], ids["bravo"], ids["zeta"], "admin@romashka.example")

@@ -12,8 +12,13 @@ from tests.webapp.staff.data import OCTOBER, OCTOBER_TOTAL, ROMASHKA
 
 
 def _numbers(usage):
-    return (usage.attempts, usage.answered, usage.transferred, usage.billed_seconds,
-            usage.billable_minutes)  # fmt: skip
+    return (
+        usage.attempts,
+        usage.answered,
+        usage.transferred,
+        usage.billed_seconds,
+        usage.billable_minutes,
+    )
 
 
 def test_a_month_of_every_tenant_matches_the_hand_computed_numbers(app, dataset):
@@ -44,8 +49,9 @@ def test_billing_reads_the_roll_ups_and_they_agree_with_the_raw_attempts(app, da
         roll_up_all(now=datetime(2026, 11, 1, 12, 15, tzinfo=UTC))
         usage = {u.tenant_id: u for u in reports.billing(october)}
         months = reports.tenant_months(dataset.romashka, november, 3)
-        db.session.execute(update(Attempt).where(Attempt.tenant_id == dataset.bravo)
-                           .values(answer_at=None))  # fmt: skip
+        db.session.execute(
+            update(Attempt).where(Attempt.tenant_id == dataset.bravo).values(answer_at=None)
+        )
         db.session.commit()
         after = {u.tenant_id: u for u in reports.billing(october)}
     assert _numbers(usage[dataset.romashka]) == OCTOBER["romashka"]

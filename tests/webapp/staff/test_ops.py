@@ -29,12 +29,20 @@ def _recent_attempts(app, tenant_id):
             (300, 486, "busy"),
             (301, 500, "technical_error"),
             (13, None, None),
-        ):  # fmt: skip  (in progress: not counted)
+        ):  # the last: in progress, not counted
             at = now - timedelta(minutes=ago)
             end_at = at + timedelta(seconds=5) if outcome else None
-            db.session.add(Attempt(tenant_id=tenant_id, lead_id=lead.id, dialed_uri="sip:x@pbx",
-                                   outcome=outcome, sip_code=code, invite_at=at,
-                                   end_at=end_at))  # fmt: skip
+            db.session.add(
+                Attempt(
+                    tenant_id=tenant_id,
+                    lead_id=lead.id,
+                    dialed_uri="sip:x@pbx",
+                    outcome=outcome,
+                    sip_code=code,
+                    invite_at=at,
+                    end_at=end_at,
+                )
+            )
         db.session.commit()
 
 
@@ -62,19 +70,30 @@ def test_the_ops_page_shows_engines_queues_workers_and_hosts(app, staff, dataset
     redis = Redis.from_url(REDIS_URL)
     keys = TenantKeys(REDIS_PREFIX, dataset.romashka)
     redis.set(keys.lease, "engine-machine-1:4242:ab12", px=60_000)
-    state = {"state": "waiting", "reason": "registration_failed",
-             "detail": "wrong username or password", "in_flight": 4,
-             "registration": "failed", "registration_detail": "wrong username or password",
-             "engine": "engine-machine-1:4242:ab12/1f2e3d", "warning": ""}  # fmt: skip
+    state = {
+        "state": "waiting",
+        "reason": "registration_failed",
+        "detail": "wrong username or password",
+        "in_flight": 4,
+        "registration": "failed",
+        "registration_detail": "wrong username or password",
+        "engine": "engine-machine-1:4242:ab12/1f2e3d",
+        "warning": "",
+    }
     redis.hset(keys.state, mapping={k: json.dumps(v) for k, v in state.items()})
-    redis.zadd(hosts_key(REDIS_PREFIX), {"engine-machine-1:4242:ab12": time.time(),
-                                         "gone-machine:1:00": time.time() - 60})  # fmt: skip
+    redis.zadd(
+        hosts_key(REDIS_PREFIX),
+        {"engine-machine-1:4242:ab12": time.time(), "gone-machine:1:00": time.time() - 60},
+    )
     default = Queue(f"{REDIS_PREFIX}default", connection=redis)
     default.empty()  # RQ's keys do not start with the test's prefix: no one else cleans them
     default.enqueue("builtins.print", "waiting")
     default.enqueue("builtins.print", "waiting too")
-    worker = Worker([Queue(f"{REDIS_PREFIX}engines", connection=redis)], connection=redis,
-                    name=f"ops-test-{time.time_ns()}")  # fmt: skip
+    worker = Worker(
+        [Queue(f"{REDIS_PREFIX}engines", connection=redis)],
+        connection=redis,
+        name=f"ops-test-{time.time_ns()}",
+    )
     worker.register_birth()
     engines = Queue(f"{REDIS_PREFIX}engines", connection=redis)
     try:
@@ -82,16 +101,22 @@ def test_the_ops_page_shows_engines_queues_workers_and_hosts(app, staff, dataset
         # Other tests of the session may leave failed jobs and workers: what RQ says now.
         expected = {
             "default": (2, default.failed_job_registry.count, Worker.count(queue=default)),
-            "engines": (engines.count, engines.failed_job_registry.count,
-                        Worker.count(queue=engines)),
-        }  # fmt: skip
+            "engines": (
+                engines.count,
+                engines.failed_job_registry.count,
+                Worker.count(queue=engines),
+            ),
+        }
     finally:
         worker.register_death()
         default.empty()
     assert expected["engines"][2] >= 1  # the worker registered above
     for name, numbers in expected.items():
-        row = re.search(rf'<tr data-queue="{name}"><td>{name}</td><td>(\d+)</td><td>(\d+)</td>'
-                        r"<td>(\d+)</td></tr>", page)  # fmt: skip
+        row = re.search(
+            rf'<tr data-queue="{name}"><td>{name}</td><td>(\d+)</td><td>(\d+)</td>'
+            r"<td>(\d+)</td></tr>",
+            page,
+        )
         assert tuple(int(n) for n in row.groups()) == numbers, name
     romashka = page[page.index(f'data-tenant="{dataset.romashka}"') :].split("</tr>")[0]
     assert "engine-machine-1:4242:ab12" in romashka

@@ -9,8 +9,12 @@ from tests.conftest import PASSWORD, login_as
 from tests.webapp.staff import data
 from tests.webapp.staff.data import OCTOBER_TOTAL
 
-STAFF_PAGES = ("/staff/", "/staff/billing?month=2026-10", "/staff/billing.csv?month=2026-10",
-               "/staff/ops")  # fmt: skip
+STAFF_PAGES = (
+    "/staff/",
+    "/staff/billing?month=2026-10",
+    "/staff/billing.csv?month=2026-10",
+    "/staff/ops",
+)
 TENANT_PAGES = ("/settings/sip", "/leads/", "/operators/", "/people/", "/live/")
 
 
@@ -29,8 +33,10 @@ def _row_counts(app) -> dict:
     from webapp.extensions import db
 
     with app.app_context():
-        return {table.name: db.session.scalar(select(func.count()).select_from(table))
-                for table in db.metadata.sorted_tables}  # fmt: skip
+        return {
+            table.name: db.session.scalar(select(func.count()).select_from(table))
+            for table in db.metadata.sorted_tables
+        }
 
 
 def test_reading_every_staff_page_changes_nothing(app, client, auth, staff_email):

@@ -173,7 +173,9 @@ def test_production_refuses_private_addresses_unless_allowed(app, tenant_a):
 def test_what_is_not_an_http_url_is_never_fetched():
     for url in ("ftp://example.com/", "file:///etc/passwd", "gopher://x", "https://"):
         assert delivery.post(url, b"{}", {}, allow_private=True) == (
-            None, "not an http:// or https:// URL")  # fmt: skip
+            None,
+            "not an http:// or https:// URL",
+        )
 
 
 def test_a_port_that_is_not_one_is_an_error_not_a_crash():
@@ -193,10 +195,11 @@ def test_the_log_keeps_the_newest_deliveries_of_each_tenant(app, tenant_a, tenan
     with app.app_context():
         for tenant in (tenant_a, tenant_b):
             db.session.add_all(
-                WebhookDelivery(tenant_id=tenant.id, endpoint_id=tenant.webhook_id,
-                                event="test", attempt_id=n)
+                WebhookDelivery(
+                    tenant_id=tenant.id, endpoint_id=tenant.webhook_id, event="test", attempt_id=n
+                )
                 for n in range(5)
-            )  # fmt: skip
+            )
         db.session.commit()
         delivery.trim(tenant_a.id, keep=3)
     assert [row.attempt_id for row in deliveries(app, tenant_a.id)] == [2, 3, 4]
@@ -208,15 +211,18 @@ def add_attempt(app, tenant, lead_status: str = "new") -> int:
     with app.app_context():
         lead = db.session.get(Lead, tenant.lead_id)
         lead.status = lead_status
-        attempt = Attempt(tenant_id=tenant.id, lead_id=tenant.lead_id, dialed_uri="sip:x@pbx",
-                          invite_at=datetime.now(UTC))  # fmt: skip
+        attempt = Attempt(
+            tenant_id=tenant.id,
+            lead_id=tenant.lead_id,
+            dialed_uri="sip:x@pbx",
+            invite_at=datetime.now(UTC),
+        )
         db.session.add(attempt)
         db.session.commit()
         return attempt.id
 
 
-def test_the_engines_store_enqueues_one_job_per_batch_after_the_commit(app, database_url,
-                                                                       tenant_a):  # fmt: skip
+def test_the_engines_store_enqueues_one_job_per_batch_after_the_commit(app, database_url, tenant_a):
     ids = [add_attempt(app, tenant_a, "dialing") for _ in range(3)]
     with app.app_context():
         default = queue()
@@ -225,8 +231,14 @@ def test_the_engines_store_enqueues_one_job_per_batch_after_the_commit(app, data
     now = time.time()
 
     def finished(attempt_id: int) -> Finished:
-        cdr = ua.Attempt("sip:x@pbx", outcome=Outcome.BUSY, sip_code=486, sip_reason="Busy Here",
-                         invite_at=now - 2, end_at=now)  # fmt: skip
+        cdr = ua.Attempt(
+            "sip:x@pbx",
+            outcome=Outcome.BUSY,
+            sip_code=486,
+            sip_reason="Busy Here",
+            invite_at=now - 2,
+            end_at=now,
+        )
         return Finished(attempt_id, tenant_a.lead_id, None, cdr, "retry", None)
 
     try:
@@ -262,8 +274,9 @@ def test_deliveries_recorded_while_redis_is_away_are_sent_by_the_sweep(
     store = DialingStore(database_url, SecretBox(DEV_ENCRYPTION_KEY), gone)
     epoch = store.start_engine(tenant_a.id)
     now = time.time()
-    cdr = ua.Attempt("sip:x@pbx", outcome=Outcome.NO_ANSWER, sip_code=487,
-                     invite_at=now - 30, end_at=now)  # fmt: skip
+    cdr = ua.Attempt(
+        "sip:x@pbx", outcome=Outcome.NO_ANSWER, sip_code=487, invite_at=now - 30, end_at=now
+    )
     try:
         with Receiver(200) as receiver:
             point_at(app, tenant_a, receiver.url)

@@ -81,12 +81,35 @@ PRIVATE_CARRIED = (
     "64:ff9b:1::808:808",  # NAT64's local-use prefix: never global, whatever it carries
 )
 PRIVATE = (
-    "127.0.0.1", "10.1.2.3", "192.168.0.1", "172.16.5.4", "169.254.169.254", "100.64.0.1",
-    "0.0.0.0", "224.0.0.1", "240.0.0.1", "255.255.255.255", "::1", "::", "fe80::1%eth0",
-    "fc00::1", "fd12:3456::1", "fec0::1", "ff02::1", "ff0e::1", "::10.0.0.1", "2001:db8::1",
-)  # fmt: skip
-PUBLIC = ("8.8.8.8", "1.1.1.1", "2001:4860:4860::8888", "::ffff:8.8.8.8", "64:ff9b::808:808",
-          "2002:808:808::1")  # fmt: skip
+    "127.0.0.1",
+    "10.1.2.3",
+    "192.168.0.1",
+    "172.16.5.4",
+    "169.254.169.254",
+    "100.64.0.1",
+    "0.0.0.0",
+    "224.0.0.1",
+    "240.0.0.1",
+    "255.255.255.255",
+    "::1",
+    "::",
+    "fe80::1%eth0",
+    "fc00::1",
+    "fd12:3456::1",
+    "fec0::1",
+    "ff02::1",
+    "ff0e::1",
+    "::10.0.0.1",
+    "2001:db8::1",
+)
+PUBLIC = (
+    "8.8.8.8",
+    "1.1.1.1",
+    "2001:4860:4860::8888",
+    "::ffff:8.8.8.8",
+    "64:ff9b::808:808",
+    "2002:808:808::1",
+)
 
 
 def test_only_public_addresses_count_as_public_also_inside_ipv6():
@@ -102,7 +125,9 @@ def test_only_public_addresses_count_as_public_also_inside_ipv6():
 def test_an_ipv6_url_that_leads_to_a_private_ipv4_is_refused(address):
     url = f"http://[{address}]:8080/hooks"
     assert delivery.post(url, b"{}", {}, allow_private=False) == (
-        None, f"refused: {address} is not a public address")  # fmt: skip
+        None,
+        f"refused: {address} is not a public address",
+    )
 
 
 @pytest.fixture
@@ -112,10 +137,29 @@ def certificate(tmp_path):
 
     def make(name: str) -> tuple[str, str]:
         cert, key = tmp_path / f"{name}.pem", tmp_path / f"{name}.key"
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                        "-subj", f"/CN={name}", "-addext", f"subjectAltName=DNS:{name}",
-                        "-keyout", str(key), "-out", str(cert)],
-                       check=True, capture_output=True, timeout=60)  # fmt: skip
+        subprocess.run(
+            [
+                "openssl",
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "1",
+                "-subj",
+                f"/CN={name}",
+                "-addext",
+                f"subjectAltName=DNS:{name}",
+                "-keyout",
+                str(key),
+                "-out",
+                str(cert),
+            ],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
         return str(cert), str(key)
 
     return make

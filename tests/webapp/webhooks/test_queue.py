@@ -59,8 +59,9 @@ def test_autocall_worker_starts_a_worker_of_the_webhooks_queue():
 
 
 def test_the_engines_store_announces_on_the_webhooks_queue(database_url):
-    config = Config(env="testing", database_url=database_url, redis_url=REDIS_URL,
-                    redis_prefix=REDIS_PREFIX)  # fmt: skip
+    config = Config(
+        env="testing", database_url=database_url, redis_url=REDIS_URL, redis_prefix=REDIS_PREFIX
+    )
     store = dialing_store(config)
     try:
         assert store.queue.name == f"{REDIS_PREFIX}webhooks"
@@ -110,13 +111,22 @@ def start_worker(database_url: str, log: Path) -> subprocess.Popen:
     """`python -m webapp.jobs webhooks` as systemd or `autocall worker` starts it, on the
     test's database and Redis, in a process group of its own (with its work horse)."""
     env = {name: value for name, value in os.environ.items() if not name.startswith("AUTOCALL_")}
-    env.update(AUTOCALL_ENV="testing", AUTOCALL_DATABASE_URL=database_url,
-               AUTOCALL_REDIS_URL=REDIS_URL, AUTOCALL_REDIS_PREFIX=REDIS_PREFIX,
-               PYTHONPATH=str(ROOT))  # fmt: skip
+    env.update(
+        AUTOCALL_ENV="testing",
+        AUTOCALL_DATABASE_URL=database_url,
+        AUTOCALL_REDIS_URL=REDIS_URL,
+        AUTOCALL_REDIS_PREFIX=REDIS_PREFIX,
+        PYTHONPATH=str(ROOT),
+    )
     with log.open("wb") as output:
-        return subprocess.Popen([sys.executable, "-m", "webapp.jobs", "webhooks"], cwd=ROOT,
-                                env=env, stdout=output, stderr=subprocess.STDOUT,
-                                process_group=0)  # fmt: skip
+        return subprocess.Popen(
+            [sys.executable, "-m", "webapp.jobs", "webhooks"],
+            cwd=ROOT,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            process_group=0,
+        )
 
 
 def forget_killed_workers(webhooks: Queue) -> None:
@@ -144,8 +154,12 @@ def test_the_webhooks_worker_delivers_and_a_try_cut_short_by_its_death_counts(
         with Receiver(200) as receiver:
             point_at(app, tenant_a, receiver.url)
             announce(app, tenant_a.id, [fixture_attempt(app, tenant_a)])
-            wait_for(lambda: [r.state for r in deliveries(app, tenant_a.id)] == ["delivered"],
-                     "the worker delivers", worker, log)  # fmt: skip
+            wait_for(
+                lambda: [r.state for r in deliveries(app, tenant_a.id)] == ["delivered"],
+                "the worker delivers",
+                worker,
+                log,
+            )
             assert len(receiver.received) == 1
         with Receiver(200, drip=1.0) as slow:  # the worker waits for its answer...
             point_at(app, tenant_a, slow.url)
