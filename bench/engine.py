@@ -90,7 +90,7 @@ class World:
                 pacing_mode="progressive",
                 calling_hours_start=clock(0),
                 calling_hours_end=clock(0),
-                max_concurrent_calls=1000,
+                max_calls_at_once=1000,
                 max_calls_per_second=1000,
                 max_attempts=100,
                 wrap_up_timeout_seconds=1,

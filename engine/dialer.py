@@ -408,14 +408,14 @@ class TenantEngine:
                 (
                     previous.pacing_mode,
                     previous.multiplier,
-                    previous.max_concurrent_calls,
+                    previous.max_calls_at_once,
                     previous.max_calls_per_second,
                     previous.abandon_rate_cap,
                 )
                 != (
                     settings.pacing_mode,
                     settings.multiplier,
-                    settings.max_concurrent_calls,
+                    settings.max_calls_at_once,
                     settings.max_calls_per_second,
                     settings.abandon_rate_cap,
                 )
@@ -424,7 +424,7 @@ class TenantEngine:
             self.pacer = Pacer(
                 mode,
                 settings.multiplier,
-                settings.max_concurrent_calls,
+                settings.max_calls_at_once,
                 float(settings.max_calls_per_second),
                 time.monotonic(),
                 settings.abandon_rate_cap,

@@ -36,7 +36,7 @@ class TenantSettings:
     time_zone: str
     pacing_mode: str
     multiplier: float
-    max_concurrent_calls: int
+    max_calls_at_once: int
     max_calls_per_second: int
     wrap_up_timeout: float
     failed_transfers_limit: int

@@ -46,7 +46,7 @@ def test_an_admin_opens_each_report(served, page, tmp_path):  # noqa: F811
 
     page.locator(".report-nav").get_by_role("link", name="When customers answer").click()
     expect(page.locator("svg.chart rect[data-day='7'][data-hour='2']")).to_have_count(1)
-    page.get_by_text("The numbers: answered of attempts").click()
+    page.get_by_text("The numbers: picked up of attempts").click()
     expect(page.locator("[data-cell='7-2']")).to_have_text("1/2")
     page.get_by_role("link", name="by week").click()
     expect(page.locator("[data-bucket='2026-10-19']")).to_contain_text("9")

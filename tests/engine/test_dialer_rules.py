@@ -27,7 +27,7 @@ def settings(**changes) -> TenantSettings:
         time_zone="Europe/Moscow",
         pacing_mode="multiplier",
         multiplier=1.0,
-        max_concurrent_calls=30,
+        max_calls_at_once=30,
         max_calls_per_second=10,
         wrap_up_timeout=600.0,
         failed_transfers_limit=3,

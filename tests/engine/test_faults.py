@@ -67,7 +67,7 @@ def tenant_at(app, pbx, **settings) -> tuple[int, dict]:
         ring_timeout_seconds=3,
         pacing_mode="multiplier",
         call_multiplier=2.0,
-        max_concurrent_calls=CEILING,
+        max_calls_at_once=CEILING,
         wrap_up_timeout_seconds=1,
         max_attempts=2,
         retry_no_answer_minutes=0,

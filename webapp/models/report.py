@@ -29,7 +29,7 @@ from webapp.models.base import BigId, TenantOwned
 #: Counter columns of `report_hours`, the same names as the report's figures.
 HOUR_COUNTS = (
     "attempts",
-    "answered",
+    "picked_up",
     "transferred",
     "rang",
     "talks",
@@ -41,7 +41,7 @@ HOUR_COUNTS = (
     "billable_minutes",
 )
 #: Columns of `billing_days`: what staff bill (docs/billing.md).
-BILLED = ("attempts", "answered", "transferred", "billed_seconds", "billable_minutes")
+BILLED = ("attempts", "picked_up", "transferred", "billed_seconds", "billable_minutes")
 HOUR_SECONDS = ("ring_seconds", "talk_seconds")
 #: Counter columns of `report_operator_hours`.
 OPERATOR_COUNTS = ("offered", "transferred", "failed_transfers", "talks", "very_short", "wrap_ups")
@@ -81,7 +81,7 @@ class ReportHour(TenantOwned, db.Model):
     outcome: Mapped[str] = mapped_column(String(16))
     detail: Mapped[str] = mapped_column(String(64))
     attempts: Mapped[int] = mapped_column(BigInteger, default=0)
-    answered: Mapped[int] = mapped_column(BigInteger, default=0)
+    picked_up: Mapped[int] = mapped_column(BigInteger, default=0)
     transferred: Mapped[int] = mapped_column(BigInteger, default=0)
     rang: Mapped[int] = mapped_column(BigInteger, default=0)
     talks: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -137,7 +137,7 @@ class BillingDay(TenantOwned, db.Model):
 
     day: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     attempts: Mapped[int] = mapped_column(BigInteger, default=0)
-    answered: Mapped[int] = mapped_column(BigInteger, default=0)
+    picked_up: Mapped[int] = mapped_column(BigInteger, default=0)
     transferred: Mapped[int] = mapped_column(BigInteger, default=0)
     billed_seconds: Mapped[int] = mapped_column(BigInteger, default=0)
     billable_minutes: Mapped[int] = mapped_column(BigInteger, default=0)

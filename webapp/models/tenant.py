@@ -73,7 +73,7 @@ class Tenant(db.Model):
     #: The regulatory window the abandon rate is measured over: 1 (24 hours) or 30 days.
     abandon_rate_window_days: Mapped[int] = mapped_column(Integer, default=30)
     # Ceilings that protect the PBX and the trunk, whatever the pacing mode asks for.
-    max_concurrent_calls: Mapped[int] = mapped_column(Integer, default=30)
+    max_calls_at_once: Mapped[int] = mapped_column(Integer, default=30)
     max_calls_per_second: Mapped[int] = mapped_column(Integer, default=10)
 
     # Operators. After a transfer the operator is busy with the lead until they finish it

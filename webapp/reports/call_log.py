@@ -167,7 +167,7 @@ def csv_columns() -> list[str]:
         _("SIP code"),
         _("SIP reason"),
         _("Ringing"),
-        _("Answered"),
+        _("Picked up"),
         _("REFER"),
         _("Refer-To"),
         _("Transfer"),

@@ -70,10 +70,10 @@ def heat_map(cells: dict[tuple[int, int], dict], weekdays: list[str], minute: in
         for hour in range(24):
             values = cells.get((day, hour))
             rate = (
-                values["answered"] / values["attempts"] if values and values["attempts"] else None
+                values["picked_up"] / values["attempts"] if values and values["attempts"] else None
             )
             tip = f"{weekdays[day - 1]} {hour:02d}:{minute:02d}: " + (
-                f"{values['answered']}/{values['attempts']} ({100 * rate:.0f} %)"
+                f"{values['picked_up']}/{values['attempts']} ({100 * rate:.0f} %)"
                 if rate is not None
                 else "0"
             )
@@ -99,7 +99,7 @@ def trend(series: list[tuple[str, dict]]) -> Markup:
         x = left + index * step
         for value, colour, shift in (
             (values["attempts"], ATTEMPTS, 0.0),
-            (values["answered"], ANSWERED, 0.35),
+            (values["picked_up"], ANSWERED, 0.35),
         ):
             h = (height - bottom - 8) * value / top
             body.append(

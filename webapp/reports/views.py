@@ -104,7 +104,7 @@ def summary():
     tenant = current_tenant()
     figures_ = figures.summary(tenant.id, period.start, period.end)
     bars = [
-        (OUTCOME_LABELS[Outcome.ANSWERED.value], figures_.answered, "answered"),
+        (OUTCOME_LABELS[Outcome.ANSWERED.value], figures_.transferred, "answered"),
         (OUTCOME_LABELS[Outcome.NO_ANSWER.value], figures_.no_answer, "no_answer"),
         (OUTCOME_LABELS[Outcome.BUSY.value], figures_.busy, "busy"),
         (OUTCOME_LABELS[Outcome.UNAVAILABLE.value], figures_.unavailable, "unavailable"),

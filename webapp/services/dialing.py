@@ -201,7 +201,7 @@ class DialingStore:
             time_zone=tenant["time_zone"],
             pacing_mode=tenant["pacing_mode"],
             multiplier=tenant["call_multiplier"],
-            max_concurrent_calls=tenant["max_concurrent_calls"],
+            max_calls_at_once=tenant["max_calls_at_once"],
             max_calls_per_second=tenant["max_calls_per_second"],
             wrap_up_timeout=float(tenant["wrap_up_timeout_seconds"]),
             failed_transfers_limit=tenant["failed_transfers_limit"],
@@ -212,7 +212,7 @@ class DialingStore:
         )
 
     def abandon_counts(self, tenant_id: int, since: datetime) -> tuple[int, int]:
-        """(answered, abandoned) attempts that started since `since`: the customer answered,
+        """(picked up, abandoned) attempts that started since `since`: the customer picked up,
         and of those, found no free operator. The measured abandon rate of predictive pacing
         (engine/pacer.py), read every minute or so, never every tick. The whole hours the
         reports' roll-up holds (webapp/services/rollup.py) are summed from `report_hours`
@@ -237,7 +237,7 @@ class DialingStore:
                 )
                 rolled = connection.execute(
                     select(
-                        func.coalesce(func.sum(hours.answered), 0),
+                        func.coalesce(func.sum(hours.picked_up), 0),
                         func.coalesce(func.sum(no_operator), 0),
                     ).where(hours.tenant_id == tenant_id, hours.hour >= first, hours.hour < until)
                 ).one()

@@ -141,14 +141,14 @@ def _sum(condition, value=1):
 
 
 def billing_metrics(a) -> dict:
-    """What platform staff bill (docs/billing.md), over finished attempts `a`: answered calls, the
+    """What platform staff bill (docs/billing.md), over finished attempts `a`: calls picked up, the
     calls the PBX took, and per call its seconds from answer to the end of our leg rounded to
     the nearest second, and those seconds rounded up to whole minutes."""
     billed = a.answer_at.is_not(None) & a.end_at.is_not(None)
     billed_seconds = cast(func.round(seconds(a.end_at, a.answer_at)), BigInteger)
     return {
         "attempts": func.count(),
-        "answered": func.count(a.answer_at),
+        "picked_up": func.count(a.answer_at),
         "transferred": _sum(a.transfer_result.in_(TRANSFERRED)),
         "billed_seconds": _sum(billed, billed_seconds),
         "billable_minutes": _sum(billed, (billed_seconds + 59) // 60),
@@ -337,8 +337,8 @@ def ratio(part: float, whole: float) -> float | None:
 @dataclass
 class Summary:
     attempts: int = 0
-    answered: int = 0
-    transferred: int = 0
+    picked_up: int = 0  # the customer picked up (200 OK), whatever came next
+    transferred: int = 0  # the outcome `answered`: picked up and handed to an operator
     no_answer: int = 0
     busy: int = 0
     unavailable: int = 0
@@ -357,13 +357,13 @@ class Summary:
 
     @property
     def abandon_rate(self) -> float | None:
-        """Answered customers who found no free operator, of all answered."""
-        return ratio(self.no_free_operator, self.answered)
+        """Customers who picked up and found no free operator, of all who picked up."""
+        return ratio(self.no_free_operator, self.picked_up)
 
     @property
     def contact_rate(self) -> float | None:
-        """Attempts a customer answered, of all attempts."""
-        return ratio(self.answered, self.attempts)
+        """Attempts the customer picked up, of all attempts."""
+        return ratio(self.picked_up, self.attempts)
 
     @property
     def average_ring_seconds(self) -> float | None:
@@ -403,16 +403,16 @@ def by_hour(tenant_id: int, start: datetime, end: datetime) -> dict[datetime, di
 
 
 def heat_map(hours: dict[datetime, dict], zone: ZoneInfo) -> dict[tuple[int, int], dict]:
-    """{(ISO weekday 1-7, local hour 0-23): {"attempts", "answered"}}. A UTC hour goes to the
+    """{(ISO weekday 1-7, local hour 0-23): {"attempts", "picked_up"}}. A UTC hour goes to the
     local hour it starts in: with DST, the repeated autumn hour adds to its cell and the
     skipped spring hour has none; in a zone a half hour off UTC, each cell is the hour
     from HH:30 (the page says so)."""
     cells: dict[tuple[int, int], dict] = {}
     for hour, values in hours.items():
         local = hour.astimezone(zone)
-        cell = cells.setdefault((local.isoweekday(), local.hour), {"attempts": 0, "answered": 0})
+        cell = cells.setdefault((local.isoweekday(), local.hour), {"attempts": 0, "picked_up": 0})
         cell["attempts"] += values["attempts"]
-        cell["answered"] += values["answered"]
+        cell["picked_up"] += values["picked_up"]
     return cells
 
 
@@ -426,9 +426,9 @@ def trend(hours: dict[datetime, dict], zone: ZoneInfo, step: str) -> list[tuple[
         elif step == "month":
             day = day.replace(day=1)
         into = buckets.setdefault(
-            day, {"attempts": 0, "answered": 0, "transferred": 0, "abandoned": 0}
+            day, {"attempts": 0, "picked_up": 0, "transferred": 0, "abandoned": 0}
         )
-        for name in ("attempts", "answered", "transferred"):
+        for name in ("attempts", "picked_up", "transferred"):
             into[name] += values[name]
     return sorted(buckets.items())
 

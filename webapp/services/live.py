@@ -1,8 +1,8 @@
 """What the live wall shows: read from presence (Redis), the engine's live state and today's
 attempts (the database). Counters follow the product's words: an attempt is one call; the
-customer answered when the PBX said 200 OK; transferred when the REFER succeeded (or the PBX
-took the call without a final NOTIFY); abandoned when an answered customer found no free
-operator; the abandon rate is abandoned / answered by the customer."""
+customer picked up when the PBX said 200 OK; transferred when the REFER succeeded (or the PBX
+took the call without a final NOTIFY); abandoned when a customer who picked up found no free
+operator; the abandon rate is abandoned / picked up."""
 
 from __future__ import annotations
 
@@ -24,13 +24,13 @@ from webapp.services.engine_state import engine_state
 @dataclass(frozen=True)
 class Counters:
     attempts: int
-    answered: int
+    picked_up: int
     transferred: int
     abandoned: int
 
     @property
     def abandon_rate(self) -> float | None:
-        return None if not self.answered else round(100 * self.abandoned / self.answered, 1)
+        return None if not self.picked_up else round(100 * self.abandoned / self.picked_up, 1)
 
 
 def start_of_today(tenant: Tenant) -> datetime:

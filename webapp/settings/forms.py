@@ -276,7 +276,7 @@ class CallingForm(FlaskForm):
             "The regulatory window: predictive pacing keeps the abandon rate over it under the cap."
         ),
     )
-    max_concurrent_calls = IntegerField(
+    max_calls_at_once = IntegerField(
         _l("Most calls at once"),
         validators=[InputRequired(), NumberRange(1, 1000)],
         description=_l("A ceiling that protects your PBX and trunk, whatever the pacing asks."),

@@ -45,7 +45,7 @@ _CALLING_FIELDS = (
     "call_multiplier",
     "abandon_rate_cap_percent",
     "abandon_rate_window_days",
-    "max_concurrent_calls",
+    "max_calls_at_once",
     "max_calls_per_second",
     "wrap_up_timeout_seconds",
     "failed_transfers_limit",

@@ -64,7 +64,7 @@ class Usage:
     tenant_id: int
     tenant_name: str
     attempts: int = 0
-    answered: int = 0
+    picked_up: int = 0
     transferred: int = 0
     billed_seconds: int = 0
     billable_minutes: int = 0
@@ -185,7 +185,7 @@ CSV_COLUMNS = (
     "tenant_id",
     "tenant",
     "attempts",
-    "answered",
+    "picked_up",
     "transferred",
     "billed_seconds",
     "billable_minutes",
@@ -208,7 +208,7 @@ def billing_csv(start: datetime, usage: list[Usage]) -> bytes:
                 u.tenant_id,
                 u.tenant_name,
                 u.attempts,
-                u.answered,
+                u.picked_up,
                 u.transferred,
                 u.billed_seconds,
                 u.billable_minutes,

@@ -94,7 +94,7 @@ def test_predictive_engine_behaves_as_the_simulator_says(app, database_url, pbx)
         peer,
         extensions=OPERATORS,
         pacing_mode="predictive",
-        max_concurrent_calls=30,
+        max_calls_at_once=30,
         max_calls_per_second=10,
         abandon_rate_cap_percent=3.0,
     )

@@ -54,7 +54,7 @@ def test_the_wall_counts_today_and_shows_each_operator(app, client, auth, tenant
     auth.login(tenant_a.supervisor_email)
     state = client.get("/live/state").get_json()
     assert state["today"]["attempts"] == 4
-    assert state["today"]["answered"] == 2  # the fixture's attempt has no answer time
+    assert state["today"]["picked_up"] == 2  # the fixture's attempt has no answer time
     assert (state["today"]["transferred"], state["today"]["abandoned"]) == (2, 1)
     assert state["today"]["abandon_rate"] == 50.0
     [operator] = state["operators"]

@@ -42,7 +42,7 @@ def test_the_summary_page(admin, data):
         name: figure(page, name)
         for name in (
             "attempts",
-            "answered",
+            "picked_up",
             "transferred",
             "no_answer",
             "busy",
@@ -60,7 +60,7 @@ def test_the_summary_page(admin, data):
     }
     assert shown == {
         "attempts": "9",
-        "answered": "6",
+        "picked_up": "6",
         "transferred": "3",
         "no_answer": "1",
         "busy": "1",
@@ -77,6 +77,9 @@ def test_the_summary_page(admin, data):
     }
     assert "<svg" in page and "Europe/Berlin" in page
     assert "under 10 s" in page
+    # The chart's bars are outcomes: `answered` is the transferred, not all who picked up.
+    assert "<title>answered: 3</title>" in page
+    assert "<title>no answer: 1</title>" in page
 
 
 def test_the_summary_of_one_local_day(admin, data):
@@ -196,7 +199,7 @@ def test_the_csv_export_is_what_is_filtered(admin, data):
         "SIP code",
         "SIP reason",
         "Ringing",
-        "Answered",
+        "Picked up",
         "REFER",
         "Refer-To",
         "Transfer",

@@ -33,7 +33,7 @@ CALLING = {
     "call_multiplier": "1.2",
     "abandon_rate_cap_percent": "3",
     "abandon_rate_window_days": "30",
-    "max_concurrent_calls": "30",
+    "max_calls_at_once": "30",
     "max_calls_per_second": "10",
     "wrap_up_timeout_seconds": "600",
     "failed_transfers_limit": "3",
@@ -337,20 +337,20 @@ def test_supervisors_read_settings_but_cannot_change_them(app, client, auth, ten
 def test_ceilings_wrap_up_and_failed_transfers_are_saved_and_checked(app, client, admin):
     data = {
         **CALLING,
-        "max_concurrent_calls": "200",
+        "max_calls_at_once": "200",
         "max_calls_per_second": "25",
         "wrap_up_timeout_seconds": "0",
         "failed_transfers_limit": "0",
     }
     assert client.post("/settings/calling", data=data).status_code == 302
     tenant = _tenant(app, admin.id)
-    assert (tenant.max_concurrent_calls, tenant.max_calls_per_second) == (200, 25)
+    assert (tenant.max_calls_at_once, tenant.max_calls_per_second) == (200, 25)
     assert (tenant.wrap_up_timeout_seconds, tenant.failed_transfers_limit) == (0, 0)
     page = client.get("/settings/calling").get_data(as_text=True)
     assert 'value="200"' in page and 'value="25"' in page
     refused = [
-        ("max_concurrent_calls", "0"),
-        ("max_concurrent_calls", "1001"),
+        ("max_calls_at_once", "0"),
+        ("max_calls_at_once", "1001"),
         ("max_calls_per_second", "501"),
         ("wrap_up_timeout_seconds", "86401"),
         ("failed_transfers_limit", "101"),
@@ -359,7 +359,7 @@ def test_ceilings_wrap_up_and_failed_transfers_are_saved_and_checked(app, client
     for name, bad in refused:
         response = client.post("/settings/calling", data={**CALLING, name: bad})
         assert response.status_code == 200, (name, bad)
-    assert _tenant(app, admin.id).max_concurrent_calls == 200
+    assert _tenant(app, admin.id).max_calls_at_once == 200
 
 
 def test_every_settings_save_wakes_the_engine(app, client, admin):

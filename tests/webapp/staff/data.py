@@ -26,9 +26,9 @@ class StaffData:
     romashka_admin: str
 
 
-# (invite_at, answered after seconds, talked seconds, outcome, detail, sip code, transfer)
+# (invite_at, picked up after seconds, talked seconds, outcome, detail, sip code, transfer)
 ROMASHKA_ATTEMPTS = [
-    # October 2026: 5 finished attempts, 4 answered, 2 transferred, 60+61+0+125 = 246 s,
+    # October 2026: 5 finished attempts, 4 picked up, 2 transferred, 60+61+0+125 = 246 s,
     # 1+2+0+3 = 6 min (the attempt still in progress counts when it ends)
     (t(2026, 10, 1, 0, 0, 0), 5, 60.0, "answered", None, 200, "succeeded"),  # the first instant
     (t(2026, 10, 15, 12), 3, 61.0, "answered", None, 200, "unconfirmed"),
@@ -37,18 +37,18 @@ ROMASHKA_ATTEMPTS = [
     (t(2026, 10, 11, 9), 2, None, None, None, 200, None),  # in progress: not yet counted
     # 02:59:59.999 on 1 November in Moscow, still October in UTC
     (t(2026, 10, 31, 23, 59, 59, 999000), None, None, "busy", None, 486, None),
-    # November: 1 attempt, answered, 30 s, 1 minute
+    # November: 1 attempt, picked up, 30 s, 1 minute
     (t(2026, 11, 1, 0, 0, 0), 1, 30.0, "answered", None, 200, "succeeded"),
-    # September: 1 attempt, not answered
+    # September: 1 attempt, not picked up
     (t(2026, 9, 30, 23, 59, 59), None, None, "no_answer", "ring_timeout", 487, None),
 ]
 BRAVO_ATTEMPTS = [
-    # October 2026: 2 attempts, 1 answered, 1 transferred, 59.6 s -> 60 s, 1 minute
+    # October 2026: 2 attempts, 1 picked up, 1 transferred, 59.6 s -> 60 s, 1 minute
     (t(2026, 10, 5, 10), 6, 59.6, "answered", None, 200, "succeeded"),
     (t(2026, 10, 5, 11), None, None, "unavailable", None, 503, None),
 ]
 
-#: tenant -> (attempts, answered, transferred, billed seconds, billable minutes)
+#: tenant -> (attempts, picked up, transferred, billed seconds, billable minutes)
 OCTOBER = {"romashka": (5, 4, 2, 246, 6), "bravo": (2, 1, 1, 60, 1), "zeta": (0, 0, 0, 0, 0)}
 OCTOBER_TOTAL = (7, 5, 3, 306, 7)
 NOVEMBER_ROMASHKA = (1, 1, 1, 30, 1)

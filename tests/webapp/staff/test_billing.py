@@ -14,7 +14,7 @@ from tests.webapp.staff.data import OCTOBER, OCTOBER_TOTAL, ROMASHKA
 def _numbers(usage):
     return (
         usage.attempts,
-        usage.answered,
+        usage.picked_up,
         usage.transferred,
         usage.billed_seconds,
         usage.billable_minutes,
@@ -101,7 +101,7 @@ def test_the_csv_export_opens_with_cyrillic_names_and_right_columns(staff, datas
     assert set(by_name) == {ROMASHKA, "Bravo Ltd", "Zeta"}
     romashka = by_name[ROMASHKA]
     assert romashka["month"] == "2026-10" and int(romashka["tenant_id"]) == dataset.romashka
-    numbers = ("attempts", "answered", "transferred", "billed_seconds", "billable_minutes")
+    numbers = ("attempts", "picked_up", "transferred", "billed_seconds", "billable_minutes")
     for key, name in (("romashka", ROMASHKA), ("bravo", "Bravo Ltd"), ("zeta", "Zeta")):
         assert tuple(int(by_name[name][n]) for n in numbers) == OCTOBER[key]
 
