@@ -26,7 +26,7 @@ from dataclasses import dataclass
 VERSION = 1
 
 #: What wakes a tenant's engine (portal -> engine).
-WAKE_TYPES = ("presence", "new_lead", "settings", "do_not_call", "operators")
+WAKE_TYPES = ("presence", "new_lead", "settings", "do_not_call", "operators", "campaigns")
 #: What the engine tells the portal (engine -> portal).
 EVENT_TYPES = ("screen_pop", "transferred", "transfer_failed", "operator_off_line", "state")
 

@@ -100,6 +100,7 @@ REASONS = (
     "no_operator_on_line",
     "no_free_operator",
     "no_due_leads",
+    "campaigns_paused",
     "outside_calling_hours",
     "dial_format_wrong",
 )
@@ -243,7 +244,7 @@ class TenantEngine:
     # --- control from the host --------------------------------------------------------------
 
     def wake(self, reason: str = "") -> None:
-        self.claim_at = 0.0  # new leads, free operators or a shorter do-not-call list: look now
+        self.claim_at = 0.0  # new leads, free operators, a campaign run again, ...: look now
         if reason in ("settings", "operators"):
             self.reload = True
         self.wakened.set()

@@ -16,7 +16,7 @@ from tests.conftest import PASSWORD, app_config, login_as, make_tenant
 from tests.webapp.auth.test_sso import sign_in_through
 from tests.webapp.test_tenancy import rls_database  # noqa: F401  (the fixture)
 from webapp.extensions import db
-from webapp.models import ApiClient, ApiToken, Operator, Team, Tenant, User
+from webapp.models import ApiClient, ApiToken, Campaign, Operator, Team, Tenant, User
 from webapp.services.accounts import create_staff
 
 STAFF = "ops@autocall.example"
@@ -72,6 +72,12 @@ TABLES = {
         lambda b, u: User(tenant_id=b, email="mole@bravo.example", role="admin", password_hash="x"),
     ),
     "teams": (Team, Team.tenant_id, Team.name, lambda b, u: Team(tenant_id=b, name="Moles")),
+    "campaigns": (
+        Campaign,
+        Campaign.tenant_id,
+        Campaign.name,
+        lambda b, u: Campaign(tenant_id=b, name="Moles", key="moles"),
+    ),
     "operators": (
         Operator,
         Operator.tenant_id,

@@ -113,7 +113,10 @@ def signup():
     if form.validate_on_submit():
         try:
             user = create_tenant_with_admin(
-                form.company.data.strip(), form.email.data, form.password.data
+                form.company.data.strip(),
+                form.email.data,
+                form.password.data,
+                campaign_name=str(_("Default")),
             )
         except EmailTaken:
             form.email.errors.append(_("An account with this email already exists."))

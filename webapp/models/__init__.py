@@ -1,8 +1,10 @@
 """The data model. Importing this package registers every table on `db.metadata`."""
 
+from webapp.models import campaign
 from webapp.models.api import ApiClient, ApiToken
 from webapp.models.base import TenantOwned
 from webapp.models.call import Attempt, Outcome, TransferResult
+from webapp.models.campaign import Campaign, CampaignState
 from webapp.models.lead import DoNotCall, Lead, LeadStatus
 from webapp.models.operator import Operator, Team
 from webapp.models.report import (
@@ -16,11 +18,15 @@ from webapp.models.tenant import PacingMode, Tenant, Transport
 from webapp.models.user import Role, User
 from webapp.models.webhook import WebhookDelivery, WebhookEndpoint
 
+campaign.listen(Tenant, Lead, Attempt)
+
 __all__ = [
     "ApiClient",
     "ApiToken",
     "Attempt",
     "BillingDay",
+    "Campaign",
+    "CampaignState",
     "DoNotCall",
     "Lead",
     "LeadStatus",

@@ -21,6 +21,11 @@ class Attempt(TenantOwned, db.Model):
             ["tenant_id", "lead_id"], ["leads.tenant_id", "leads.id"], ondelete="CASCADE"
         ),
         ForeignKeyConstraint(
+            ["tenant_id", "campaign_id"],
+            ["campaigns.tenant_id", "campaigns.id"],
+            ondelete="RESTRICT",
+        ),
+        ForeignKeyConstraint(
             ["tenant_id", "operator_id"],
             ["operators.tenant_id", "operators.id"],
             ondelete="RESTRICT",
@@ -40,6 +45,8 @@ class Attempt(TenantOwned, db.Model):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     lead_id: Mapped[int] = mapped_column(BigId)
+    #: The campaign of the lead when it was dialed: the attempt keeps it if the lead moves.
+    campaign_id: Mapped[int] = mapped_column(BigId)
     operator_id: Mapped[int | None] = mapped_column(BigId)
     dialed_uri: Mapped[str] = mapped_column(String(255))
     #: The Refer-To URI the call was transferred to.

@@ -6,7 +6,15 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Index, Integer, String, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from webapp.extensions import db
@@ -30,6 +38,12 @@ class Lead(TenantOwned, db.Model):
         one_of("status", LeadStatus),
         one_of("last_outcome", Outcome),
         UniqueConstraint("tenant_id", "id"),
+        ForeignKeyConstraint(
+            ["tenant_id", "campaign_id"],
+            ["campaigns.tenant_id", "campaigns.id"],
+            ondelete="RESTRICT",
+        ),
+        Index(None, "tenant_id", "campaign_id", "status"),
         # Idempotency on the CRM's id; NULLs (no external id) never collide.
         UniqueConstraint("tenant_id", "external_id"),
         # The engine's claim: due leads of a tenant by status and time.
@@ -39,6 +53,9 @@ class Lead(TenantOwned, db.Model):
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    #: The campaign that dials it; set to the tenant's default campaign when not given
+    #: (webapp/models/campaign.py).
+    campaign_id: Mapped[int] = mapped_column(BigId)
     #: E.164, with the leading '+'.
     phone: Mapped[str] = mapped_column(String(16))
     name: Mapped[str] = mapped_column(String(200), default="")

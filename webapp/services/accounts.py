@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from webapp.extensions import db
-from webapp.models import Operator, Role, Tenant, User
+from webapp.models import Campaign, Operator, Role, Tenant, User
 from webapp.tenancy import across_tenants, act_for_new_tenant
 
 
@@ -38,12 +38,26 @@ def _commit_or_email_taken(email: str) -> None:
         raise EmailTaken(email) from None
 
 
-def create_tenant_with_admin(company: str, email: str, password: str) -> User:
-    """Signup (and the command line, the demo): in a request, it then acts for the new tenant."""
+def create_tenant_with_admin(
+    company: str, email: str, password: str, campaign_name: str = "Default"
+) -> User:
+    """Signup (and the command line, the demo): in a request, it then acts for the new tenant.
+    The tenant comes with its default campaign (webapp/models/campaign.py), named
+    `campaign_name` (signup names it in the admin's language)."""
     tenant = Tenant(name=company)
     act_for_new_tenant(tenant)
     db.session.add(tenant)
     user = new_user(email, password, Role.ADMIN, tenant)
+    try:
+        db.session.flush()
+    except IntegrityError:  # a concurrent sign-up with the same address won the race
+        db.session.rollback()
+        raise EmailTaken(email) from None
+    db.session.execute(
+        update(Campaign)
+        .where(Campaign.tenant_id == tenant.id, Campaign.is_default)
+        .values(name=campaign_name)
+    )
     _commit_or_email_taken(email)
     return user
 

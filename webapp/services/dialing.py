@@ -47,6 +47,8 @@ from engine.sip.ua import Account
 from engine.store import Claimed, Finished, Lost, Refused, TenantSettings, Window
 from webapp.models import (
     Attempt,
+    Campaign,
+    CampaignState,
     DoNotCall,
     Lead,
     LeadStatus,
@@ -65,6 +67,7 @@ tenants = Tenant.__table__
 do_not_call = DoNotCall.__table__
 report_hours = ReportHour.__table__
 report_rollups = ReportRollup.__table__
+campaigns = Campaign.__table__
 DIALABLE = (LeadStatus.NEW.value, LeadStatus.RETRY.value)
 
 
@@ -252,13 +255,29 @@ class DialingStore:
 
     # --- claiming ----------------------------------------------------------------------------
 
-    def _due(self, settings: TenantSettings, now: datetime, window: Window | None):
+    def _due(
+        self,
+        settings: TenantSettings,
+        now: datetime,
+        window: Window | None,
+        *,
+        running_only: bool = True,
+    ):
         conditions = [
             leads.c.tenant_id == settings.tenant_id,
             leads.c.status.in_(DIALABLE),
             or_(leads.c.next_attempt_at.is_(None), leads.c.next_attempt_at <= now),
             leads.c.attempts < settings.max_attempts,
         ]
+        if running_only:  # pausing a campaign stops its new calls at the next claim
+            conditions.append(
+                leads.c.campaign_id.in_(
+                    select(campaigns.c.id).where(
+                        campaigns.c.tenant_id == settings.tenant_id,
+                        campaigns.c.state == CampaignState.RUNNING.value,
+                    )
+                )
+            )
         if window is not None and window.zones is not None:
             in_hours = leads.c.time_zone.in_(window.zones)
             if window.tenant_zone_open:
@@ -288,7 +307,13 @@ class DialingStore:
             leads.c.id,
         )
         query = (
-            select(leads.c.id, leads.c.phone, leads.c.attempts, leads.c.last_operator_id)
+            select(
+                leads.c.id,
+                leads.c.campaign_id,
+                leads.c.phone,
+                leads.c.attempts,
+                leads.c.last_operator_id,
+            )
             .where(self._due(settings, now, window))
             .order_by(*order)
             .limit(count)
@@ -333,6 +358,7 @@ class DialingStore:
                         {
                             "tenant_id": settings.tenant_id,
                             "lead_id": row.id,
+                            "campaign_id": row.campaign_id,
                             "dialed_uri": uris[row.id],
                             "invite_at": now,
                             "engine": engine,
@@ -372,7 +398,14 @@ class DialingStore:
             due = connection.execute(
                 select(leads.c.id).where(self._due(settings, now, None)).limit(1)
             ).first()
-        return "outside_calling_hours" if due else "no_due_leads"
+            if due:
+                return "outside_calling_hours"
+            paused = connection.execute(
+                select(leads.c.id)
+                .where(self._due(settings, now, None, running_only=False))
+                .limit(1)
+            ).first()
+        return "campaigns_paused" if paused else "no_due_leads"
 
     # --- writing results ---------------------------------------------------------------------
 

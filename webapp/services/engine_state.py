@@ -22,6 +22,7 @@ REASON_TEXT = {
     "no_operator_on_line": _l("No operator is on line."),
     "no_free_operator": _l("All operators on line are busy."),
     "no_due_leads": _l("No leads are due."),
+    "campaigns_paused": _l("The due leads are in paused campaigns."),
     "outside_calling_hours": _l("The due leads are outside calling hours."),
     "dial_format_wrong": _l("The dial format is wrong."),
 }

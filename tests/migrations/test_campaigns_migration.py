@@ -1,0 +1,179 @@
+"""Migrations 0014 and 0015 on a database filled at 0010: each tenant gets its default
+campaign, every lead and attempt is in it, the renamed columns keep their values, and a
+downgrade gives back the columns as they were with the rows kept (SQLite and PostgreSQL)."""
+
+from datetime import UTC, datetime, time
+
+import sqlalchemy as sa
+from flask_migrate import downgrade, upgrade
+
+from tests.conftest import app_config
+from tests.migrations.test_migrations import empty_database_url  # noqa: F401 (a fixture)
+from webapp import create_app
+from webapp.extensions import db
+
+NOW = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
+
+
+def _value(column: sa.Column):
+    """A value for a required column the test does not care about."""
+    kind = column.type.python_type if not isinstance(column.type, sa.JSON) else dict
+    return {
+        str: "x",
+        int: 0,
+        float: 0.0,
+        bool: False,
+        datetime: NOW,
+        time: time(9, 0),
+        dict: {},
+    }[kind]
+
+
+def _insert(connection, metadata, table: str, **values) -> int:
+    """Insert a row giving every required column a value; returns its id (if it has one)."""
+    t = metadata.tables[table]
+    row = {
+        c.name: _value(c)
+        for c in t.columns
+        if not c.nullable and c.server_default is None and not c.primary_key
+    }
+    row.update(values)
+    result = connection.execute(t.insert().values(row))
+    return result.inserted_primary_key[0] if "id" in t.columns else 0
+
+
+def _fill_at_0010(connection) -> dict:
+    metadata = sa.MetaData()
+    metadata.reflect(connection)
+    ids: dict = {"leads": [], "attempts": []}
+    for n, name in enumerate(("Alpha", "Bravo"), start=1):
+        tenant = _insert(
+            connection,
+            metadata,
+            "tenants",
+            name=name,
+            max_concurrent_calls=10 * n,
+            pacing_mode="multiplier",
+            sip_transport="udp",
+            time_zone="UTC",
+        )
+        ids[name] = tenant
+        for k, status in enumerate(("new", "dialing", "retry", "reached", "exhausted")):
+            lead = _insert(
+                connection,
+                metadata,
+                "leads",
+                tenant_id=tenant,
+                phone=f"+1555000{n}{k:03d}",
+                status=status,
+                card={},
+                attempts=1,
+            )
+            ids["leads"].append(lead)
+            # Every state of an attempt: in progress (no outcome), answered, and not.
+            outcome = {"dialing": None, "reached": "answered"}.get(status, "no_answer")
+            ids["attempts"].append(
+                _insert(
+                    connection,
+                    metadata,
+                    "attempts",
+                    tenant_id=tenant,
+                    lead_id=lead,
+                    dialed_uri="sip:x@pbx",
+                    outcome=outcome,
+                    invite_at=NOW,
+                    answer_at=NOW if outcome == "answered" else None,
+                )
+            )
+        _insert(
+            connection,
+            metadata,
+            "report_hours",
+            tenant_id=tenant,
+            hour=NOW,
+            outcome="answered",
+            detail="",
+            attempts=7,
+            answered=5 * n,
+        )
+        _insert(
+            connection,
+            metadata,
+            "billing_days",
+            tenant_id=tenant,
+            day=NOW,
+            attempts=7,
+            answered=5 * n,
+        )
+        endpoint = _insert(
+            connection,
+            metadata,
+            "webhook_endpoints",
+            tenant_id=tenant,
+            url="https://crm.example/hook",
+            secret_encrypted="x",
+            active=True,
+        )
+        _insert(
+            connection,
+            metadata,
+            "webhook_deliveries",
+            tenant_id=tenant,
+            endpoint_id=endpoint,
+            event="attempt.finished",
+            attempt_id=ids["attempts"][-1],
+        )
+    return ids
+
+
+def test_the_first_campaign_takes_every_lead_and_attempt(empty_database_url):  # noqa: F811
+    app = create_app(app_config(empty_database_url))
+    with app.app_context():
+        upgrade(revision="0010")
+        with db.engine.begin() as connection:
+            ids = _fill_at_0010(connection)
+        db.engine.dispose()
+
+        upgrade()
+        with db.engine.connect() as connection:
+            campaigns = connection.execute(
+                sa.text("SELECT tenant_id, id, name, key, state, is_default FROM campaigns")
+            ).all()
+            assert sorted(
+                (c.tenant_id, c.name, c.key, c.state, bool(c.is_default)) for c in campaigns
+            ) == [
+                (ids["Alpha"], "Default", "default", "running", True),
+                (ids["Bravo"], "Default", "default", "running", True),
+            ]
+            default = {c.tenant_id: c.id for c in campaigns}
+            for table in ("leads", "attempts"):
+                rows = connection.execute(
+                    sa.text(f"SELECT id, tenant_id, campaign_id FROM {table}")
+                ).all()
+                assert sorted(r.id for r in rows) == sorted(ids[table])  # none lost
+                assert all(r.campaign_id == default[r.tenant_id] for r in rows), table
+            assert sorted(
+                connection.execute(
+                    sa.text(
+                        "SELECT t.name, t.max_calls_at_once, h.picked_up, b.picked_up FROM tenants t "
+                        "JOIN report_hours h ON h.tenant_id = t.id "
+                        "JOIN billing_days b ON b.tenant_id = t.id"
+                    )
+                ).all()
+            ) == [("Alpha", 10, 5, 5), ("Bravo", 20, 10, 10)]
+        db.engine.dispose()
+
+        downgrade(revision="0013")
+        with db.engine.connect() as connection:
+            assert "campaigns" not in sa.inspect(connection).get_table_names()
+            assert connection.scalar(sa.text("SELECT count(*) FROM leads")) == 10
+            assert connection.scalar(sa.text("SELECT count(*) FROM attempts")) == 10
+            assert sorted(
+                connection.execute(
+                    sa.text(
+                        "SELECT t.max_concurrent_calls, h.answered FROM tenants t "
+                        "JOIN report_hours h ON h.tenant_id = t.id"
+                    )
+                ).all()
+            ) == [(10, 5), (20, 10)]
+        db.engine.dispose()

@@ -1,0 +1,124 @@
+"""Campaigns: a tenant dials its leads in one or more campaigns, each with its own list of
+leads and its own state (docs/portal.md, "Campaigns").
+
+Every tenant has exactly one default campaign, made with the tenant: a lead created without
+a campaign (today's CRMs, the REST API without `campaign`, the demo) goes there."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import (
+    DateTime,
+    ForeignKey,
+    Index,
+    String,
+    UniqueConstraint,
+    event,
+    insert,
+    select,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from webapp.extensions import db
+from webapp.models.base import BigId, TenantOwned, one_of, utcnow
+
+#: The key of the campaign made with every tenant.
+DEFAULT_KEY = "default"
+
+
+class CampaignState(StrEnum):
+    RUNNING = "running"  # its due leads are dialed while dialing is on
+    PAUSED = "paused"  # no new calls; calls in flight finish
+    ARCHIVED = "archived"  # no new calls and no new leads; kept for its history
+
+
+class Campaign(TenantOwned, db.Model):
+    __tablename__ = "campaigns"
+    __table_args__ = (
+        one_of("state", CampaignState),
+        UniqueConstraint("tenant_id", "key"),
+        UniqueConstraint("tenant_id", "name"),
+        # Target of composite foreign keys: a lead can only name a campaign of its tenant.
+        UniqueConstraint("tenant_id", "id"),
+        Index(
+            "ix_campaigns_one_default",
+            "tenant_id",
+            unique=True,
+            postgresql_where=text("is_default"),
+            sqlite_where=text("is_default"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    #: The tenant's own name for it in the API and CSV files, e.g. `tv-offer`.
+    key: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16), default=CampaignState.RUNNING.value)
+    is_default: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    #: When the state last changed, and who changed it (null: the system, or a deleted user).
+    state_changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    state_changed_by_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("users.id", ondelete="SET NULL")
+    )
+
+    @property
+    def running(self) -> bool:
+        return self.state == CampaignState.RUNNING.value
+
+    def __repr__(self) -> str:
+        return f"<Campaign {self.id} {self.key!r} of tenant {self.tenant_id}>"
+
+
+def default_campaign_id(connection, tenant_id: int) -> int | None:
+    return connection.scalar(
+        select(Campaign.id).where(Campaign.tenant_id == tenant_id, Campaign.is_default)
+    )
+
+
+def _with_default_campaign(mapper, connection, tenant) -> None:
+    """Every tenant is made with its default campaign, whoever makes it (signup, the command
+    line, the demo, tests), in the same transaction."""
+    connection.execute(
+        insert(Campaign).values(
+            tenant_id=tenant.id,
+            name="Default",
+            key=DEFAULT_KEY,
+            state=CampaignState.RUNNING.value,
+            is_default=True,
+            created_at=utcnow(),
+            state_changed_at=utcnow(),
+        )
+    )
+
+
+def _in_default_campaign(mapper, connection, lead) -> None:
+    """A lead created without a campaign goes to its tenant's default campaign."""
+    if lead.campaign_id is None:
+        lead.campaign_id = default_campaign_id(connection, lead.tenant_id)
+
+
+def _in_the_leads_campaign(attempt_model, lead_model):
+    def fill(mapper, connection, attempt) -> None:
+        """An attempt is in its lead's campaign at the time it is dialed (the engine's store
+        writes it so; this covers attempts made through the ORM)."""
+        if attempt.campaign_id is None:
+            attempt.campaign_id = connection.scalar(
+                select(lead_model.campaign_id).where(
+                    lead_model.tenant_id == attempt.tenant_id, lead_model.id == attempt.lead_id
+                )
+            )
+
+    return fill
+
+
+def listen(tenant_model, lead_model, attempt_model) -> None:
+    if not event.contains(tenant_model, "after_insert", _with_default_campaign):
+        event.listen(tenant_model, "after_insert", _with_default_campaign)
+        event.listen(lead_model, "before_insert", _in_default_campaign)
+        event.listen(
+            attempt_model, "before_insert", _in_the_leads_campaign(attempt_model, lead_model)
+        )
