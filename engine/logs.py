@@ -28,10 +28,6 @@ def bind(**ids: object) -> None:
     _bound.set({**_bound.get(), **ids})
 
 
-def bound() -> dict[str, object]:
-    return _bound.get()
-
-
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, object] = {

@@ -11,7 +11,7 @@ from engine.presence import Presence
 
 #: Connections one web process may open to Redis. A waiting event stream holds none (one
 #: reader serves them all: webapp/streams.py), but a worker has 2,000 threads for streams
-#: (deploy/gunicorn.conf.py), and many may open at once after a restart, each asking Redis
+#: (webapp/gunicorn_conf.py), and many may open at once after a restart, each asking Redis
 #: for its start: redis-py's default of 100 is too few.
 MAX_CONNECTIONS = 1000
 

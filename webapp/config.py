@@ -109,7 +109,7 @@ class Config:
     #: process, and one tenant; over either the stream is refused with 429 (webapp/streams.py).
     streams_per_user: int = 3
     streams_per_tenant: int = 1000
-    #: Event streams one web process holds at most (503 beyond); deploy/gunicorn.conf.py gives
+    #: Event streams one web process holds at most (503 beyond); webapp/gunicorn_conf.py gives
     #: each worker this many threads for streams, beside its threads for pages.
     web_streams: int = 2000
     #: Bearer token a Prometheus scrape of /metrics must send; empty: /metrics answers only

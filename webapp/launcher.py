@@ -127,7 +127,8 @@ def run_service(config: Config, host: str, port: int | None, demo: bool = False)
     port = port or config.web_port
     if not config.public_url:  # links in mail lead to the portal started here
         env["AUTOCALL_PUBLIC_URL"] = f"http://127.0.0.1:{port}"
-    # The settings of deploy/gunicorn.conf.py, from the package: this may run anywhere.
+    # The deployed settings (webapp/gunicorn_conf.py, which deploy/gunicorn.conf.py hands
+    # gunicorn), from the package: this may run anywhere.
     web = [
         sys.executable,
         "-m",

@@ -1,7 +1,7 @@
 """Server-Sent Events streams (the operator console's `GET /console/events`): how many may
 be open, and one Redis reader per web process that serves them all.
 
-**Caps.** A stream holds a gunicorn thread for its life (deploy/gunicorn.conf.py), so
+**Caps.** A stream holds a gunicorn thread for its life (webapp/gunicorn_conf.py), so
 streams are counted, three ways:
 
 - per person (`AUTOCALL_STREAMS_PER_USER`, 3) and per tenant (`AUTOCALL_STREAMS_PER_TENANT`)

@@ -278,7 +278,7 @@ _SCHEDULE, _FREE, _WRAP_UP, _RING_END, _GIVE_UP, _TICK = range(6)
 
 
 class _Operator:
-    __slots__ = ("busy", "free_at", "free_since", "leaving", "on_line_at", "wrapping_up")
+    __slots__ = ("busy", "free_at", "leaving", "on_line_at", "wrapping_up")
 
     def __init__(self, now: float):
         self.busy = False
@@ -286,7 +286,6 @@ class _Operator:
         self.free_at = now
         self.leaving = False
         self.on_line_at = now
-        self.free_since = now
 
 
 def pacer_class(compiled: bool = True) -> type[Pacer]:
@@ -530,5 +529,4 @@ class _Run:
             del self.waiting[next(iter(self.waiting))]
             self._hand_over(op, now)
             return
-        op.free_since = now
         self.free.append(op)

@@ -2,7 +2,7 @@
 
 A datagram that does not parse is answered with 400 when it looks like a request and the
 headers a response needs can be found (section 16.3 / 8.2); otherwise it is dropped. Either
-way it is counted, and nothing reaches the layers above.
+way it is logged, and nothing reaches the layers above.
 
 A datagram from an address the transport does not talk to (not the PBX) is dropped unread
 and counted (`stats.foreign`); a warning says so at once, and then at most once a
@@ -53,10 +53,7 @@ _COPIED = re.compile(rb"^(Via|v|From|f|To|t|Call-ID|i|CSeq)[ \t]*:[^\r\n]*", re.
 @dataclass
 class TransportStats:
     received: int = 0
-    sent: int = 0
-    malformed: int = 0
     foreign: int = 0  # datagrams from addresses we do not talk to, dropped unread
-    send_errors: int = 0
 
 
 class Transport:
@@ -186,7 +183,6 @@ class Transport:
         sock = self._sock
         if sock is None:
             return
-        self.stats.sent += 1
         if not self._pending:
             try:
                 self._sendto(data, destination)
@@ -214,8 +210,7 @@ class Transport:
 
     def error_received(self, exc: OSError) -> None:
         # ICMP errors (e.g. port unreachable) come here without saying for which datagram;
-        # transactions time out on their own (Timer B / F), so we only count them.
-        self.stats.send_errors += 1
+        # transactions time out on their own (Timer B / F), so we only log them.
         log.debug("UDP error: %s", exc)
 
     def datagram_received(self, data: bytes, source: tuple[Any, ...]) -> None:
@@ -229,7 +224,6 @@ class Transport:
         try:
             msg = parse(data)
         except ParseError as error:
-            self.stats.malformed += 1
             log.info("malformed SIP from %s:%s: %s", *source, error)
             self._answer_bad_request(data, source, error)
             return

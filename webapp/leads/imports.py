@@ -37,8 +37,6 @@ from webapp.jobs.queues import job_context
 from webapp.models import Lead, Tenant
 from webapp.services.leads import LeadError, NewLead, prepare
 
-#: What a column can become; "" skips it.
-TARGETS = ("phone", "name", "external_id", "priority", "time_zone", "card", "")
 #: Targets a file may map from one column only (card fields take any number).
 SINGLE = ("phone", "name", "external_id", "priority", "time_zone")
 BATCH = 500

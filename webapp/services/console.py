@@ -53,20 +53,6 @@ def heartbeat(operator: Operator, wants_on_line: bool = False) -> bool:
     return False
 
 
-def attempt_for(operator: Operator, attempt_id: int) -> tuple[Attempt, Lead] | None:
-    """An attempt transferred to this operator, with its lead; None for anyone else's."""
-    row = db.session.execute(
-        select(Attempt, Lead)
-        .join(Lead, (Lead.tenant_id == Attempt.tenant_id) & (Lead.id == Attempt.lead_id))
-        .where(
-            Attempt.tenant_id == operator.tenant_id,
-            Attempt.id == attempt_id,
-            Attempt.operator_id == operator.id,
-        )
-    ).first()
-    return None if row is None else (row[0], row[1])
-
-
 def previous_attempts(lead: Lead, limit: int = 20) -> list[Attempt]:
     return list(
         db.session.scalars(

@@ -7,7 +7,6 @@ from flask_babel import gettext as _
 
 from engine.formats import (
     FormatError,
-    parse_refer_headers,
     render_dial_uri,
     render_refer_headers,
     render_refer_uri,
@@ -104,7 +103,3 @@ def preview(kind: str, source: str, tenant: Tenant) -> tuple[bool, str]:
         return True, "\n".join(f"{name}: {value}" for name, value in headers)
     except FormatError as error:
         return False, format_error_message(error)
-
-
-def check_refer_headers(text: str) -> None:
-    parse_refer_headers(text)
