@@ -319,14 +319,6 @@ def sums(
     return totals
 
 
-def total(rows: dict, names) -> dict[str, float]:
-    out = dict.fromkeys(names, 0)
-    for values in rows.values():
-        for name in names:
-            out[name] += values[name]
-    return out
-
-
 def ratio(part: float, whole: float) -> float | None:
     return None if not whole else part / whole
 
@@ -431,15 +423,6 @@ def trend(hours: dict[datetime, dict], zone: ZoneInfo, step: str) -> list[tuple[
         for name in ("attempts", "picked_up", "transferred"):
             into[name] += values[name]
     return sorted(buckets.items())
-
-
-def abandoned_by_hour(tenant_id: int, start: datetime, end: datetime) -> dict[datetime, int]:
-    rows = sums(HOURS, tenant_id, start, end, ["hour", "detail"])
-    out: dict[datetime, int] = {}
-    for (hour, detail), values in rows.items():
-        if detail == Detail.NO_FREE_OPERATOR.value:
-            out[hour] = out.get(hour, 0) + values["attempts"]
-    return out
 
 
 # --- operators -------------------------------------------------------------------------------

@@ -286,7 +286,6 @@ class EngineView:
     registration: str = ""
     registration_detail: str = ""
     in_flight: int = 0
-    updated_at: float | None = None
 
 
 def engine_views(
@@ -308,7 +307,6 @@ def engine_views(
             if state.get(name):
                 setattr(view, name, str(state[name]))
         view.in_flight = int(state.get("in_flight", 0)) if view.state != "stopped" else 0
-        view.updated_at = state.get("updated_at")
         views[tenant_id] = view
     return views
 
