@@ -4,7 +4,7 @@ from webapp.models import campaign
 from webapp.models.api import ApiClient, ApiToken
 from webapp.models.base import TenantOwned
 from webapp.models.call import Attempt, Outcome, TransferResult
-from webapp.models.campaign import Campaign, CampaignState
+from webapp.models.campaign import Campaign, CampaignMember, CampaignState
 from webapp.models.lead import DoNotCall, Lead, LeadStatus
 from webapp.models.operator import Operator, Team
 from webapp.models.report import (
@@ -26,6 +26,7 @@ __all__ = [
     "Attempt",
     "BillingDay",
     "Campaign",
+    "CampaignMember",
     "CampaignState",
     "DoNotCall",
     "Lead",

@@ -10,9 +10,12 @@ from datetime import datetime
 from enum import StrEnum
 
 from sqlalchemy import (
+    CheckConstraint,
     DateTime,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
+    Integer,
     String,
     UniqueConstraint,
     event,
@@ -71,6 +74,42 @@ class Campaign(TenantOwned, db.Model):
 
     def __repr__(self) -> str:
         return f"<Campaign {self.id} {self.key!r} of tenant {self.tenant_id}>"
+
+
+class CampaignMember(TenantOwned, db.Model):
+    """An operator, or a team, who takes a campaign's calls, with a weight (1 to 100) for how
+    the engine divides them among their campaigns (engine/campaigns.py). A campaign without
+    members is worked by every operator, weight 1: the default campaign of a company that
+    never divided its operators keeps working as before. An operator's own row outweighs
+    their team's."""
+
+    __tablename__ = "campaign_members"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "campaign_id"],
+            ["campaigns.tenant_id", "campaigns.id"],
+            ondelete="CASCADE",
+        ),
+        ForeignKeyConstraint(
+            ["tenant_id", "operator_id"],
+            ["operators.tenant_id", "operators.id"],
+            ondelete="CASCADE",
+        ),
+        ForeignKeyConstraint(
+            ["tenant_id", "team_id"], ["teams.tenant_id", "teams.id"], ondelete="CASCADE"
+        ),
+        CheckConstraint("(operator_id IS NULL) <> (team_id IS NULL)", name="operator_or_team"),
+        CheckConstraint("weight BETWEEN 1 AND 100", name="weight"),
+        UniqueConstraint("tenant_id", "campaign_id", "operator_id"),
+        UniqueConstraint("tenant_id", "campaign_id", "team_id"),
+        Index(None, "tenant_id", "campaign_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(BigId)
+    operator_id: Mapped[int | None] = mapped_column(BigId)
+    team_id: Mapped[int | None] = mapped_column(BigId)
+    weight: Mapped[int] = mapped_column(Integer, default=1)
 
 
 def default_campaign_id(connection, tenant_id: int) -> int | None:

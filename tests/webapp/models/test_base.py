@@ -4,6 +4,7 @@ from webapp.extensions import db
 from webapp.models import TenantOwned
 
 TENANT_OWNED = {
+    "campaign_members",
     "campaigns",
     "do_not_call",
     "teams",
