@@ -155,7 +155,8 @@ def test_the_first_campaign_takes_every_lead_and_attempt(empty_database_url):  #
             assert sorted(
                 connection.execute(
                     sa.text(
-                        "SELECT t.name, t.max_calls_at_once, h.picked_up, b.picked_up FROM tenants t "
+                        "SELECT t.name, t.max_calls_at_once, h.picked_up, b.picked_up "
+                        "FROM tenants t "
                         "JOIN report_hours h ON h.tenant_id = t.id "
                         "JOIN billing_days b ON b.tenant_id = t.id"
                     )
