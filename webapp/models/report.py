@@ -72,12 +72,16 @@ class OperatorSession(TenantOwned, db.Model):
 
 
 class ReportHour(TenantOwned, db.Model):
-    """Attempts of one tenant, one UTC hour, one outcome and detail (`''`: none)."""
+    """Attempts of one tenant, one UTC hour, one campaign, one outcome and detail (`''`:
+    none)."""
 
     __tablename__ = "report_hours"
-    __table_args__ = (PrimaryKeyConstraint("tenant_id", "hour", "outcome", "detail"),)
+    __table_args__ = (
+        PrimaryKeyConstraint("tenant_id", "hour", "campaign_id", "outcome", "detail"),
+    )
 
     hour: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    campaign_id: Mapped[int] = mapped_column(BigId)
     outcome: Mapped[str] = mapped_column(String(16))
     detail: Mapped[str] = mapped_column(String(64))
     attempts: Mapped[int] = mapped_column(BigInteger, default=0)

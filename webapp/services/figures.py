@@ -214,6 +214,7 @@ def raw_keys(a) -> dict:
     the GROUP BY is the very expression of the select list (PostgreSQL checks)."""
     return {
         "hour": hour_of(a.invite_at),
+        "campaign_id": a.campaign_id,
         "outcome": a.outcome,
         "detail": func.coalesce(a.detail, literal_column("''")),
         "operator_id": a.operator_id,

@@ -85,7 +85,7 @@ def roll_up(tenant_id: int, now: datetime | None = None) -> int:
     for kind in (HOURS, OPERATORS):
         table = kind.table
         keys = (
-            ["hour", "outcome", "detail"]
+            ["hour", "campaign_id", "outcome", "detail"]
             if kind is HOURS
             else ["hour", "operator_id", "detail", "transfer_sip_code"]
         )
