@@ -55,7 +55,7 @@ from engine.metrics import (
     Tally,
 )
 from engine.outcomes import Detail, Outcome, TransferResult
-from engine.pacer import MODES
+from engine.pacer import MODES, PacingMode
 from engine.presence import (
     FREE,
     OFF_LINE,
@@ -160,11 +160,11 @@ def lost_call_bound(settings: TenantSettings, bye_grace: float = 1.0) -> float:
 def pacing_mode(settings: TenantSettings) -> str:
     """The pacer's mode for the tenant's setting (engine/pacer.py; docs/pacing.md); anything
     unknown is paced progressively, which never abandons a customer."""
-    return settings.pacing_mode if settings.pacing_mode in MODES else "progressive"
+    return settings.pacing_mode if settings.pacing_mode in MODES else PacingMode.PROGRESSIVE
 
 
 #: Pacing modes that look at operators on line and learn from the calls (engine/pacer.py).
-LEARNING_MODES = ("predictive", "adaptive")
+LEARNING_MODES = (PacingMode.PREDICTIVE, PacingMode.ADAPTIVE)
 #: Seconds between reads of the measured abandon rate over the regulatory window.
 ABANDON_WINDOW_READ = 60.0
 
