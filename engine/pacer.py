@@ -37,8 +37,9 @@ class PacingMode(StrEnum):
     PREDICTIVE = "predictive"
 
 
-#: The modes, for `in` with a plain string (on Python 3.11 `in PacingMode` takes members only).
-MODES = tuple(PacingMode)
+#: The modes' names, for `in` with a plain string (Python 3.11's `in PacingMode` takes members
+#: only) and for messages and `--mode` choices (a member's repr names its class).
+MODES = tuple(mode.value for mode in PacingMode)
 
 #: Priors of a new tenant, each worth as many observations as its weight.
 PRIOR_ANSWER_PROBABILITY, PRIOR_ANSWER_WEIGHT = 0.3, 20.0
