@@ -435,7 +435,7 @@ async def our_step(rate: float, seconds: float, options: Options, *, wire: bool 
     problems: list[str] = []
     # Each call's task is kept only while it runs; what the step needs of a finished call is
     # kept as a tuple of plain values (see `finished`). Holding every finished task (its
-    # coroutine, context and Attempt: five objects a call) would make the garbage
+    # coroutine, context and CallRecord: five objects a call) would make the garbage
     # collector's full passes in this process grow with the step's length, and measure this
     # harness rather than the user agent.
     running: set[asyncio.Task] = set()

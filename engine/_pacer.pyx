@@ -4,12 +4,11 @@ float operation for float operation. Change both together; docs/pacing.md has th
 
 from libc.math cimport exp, floor, sqrt
 
-from engine.pacer import (ADAPT_INTERVAL, ADAPT_MAX, ADAPT_MIN, ADAPT_STEP, ADAPTIVE, COHORTS,
-                          MODES, MULTIPLIER, PREDICTIVE, PREDICTIVE_SHARE,
-                          PRIOR_ANSWER_PROBABILITY, PRIOR_ANSWER_RING, PRIOR_ANSWER_WEIGHT,
-                          PRIOR_HANDLE_TIME, PRIOR_HANDLE_WEIGHT, PRIOR_NO_ANSWER_RING,
-                          PRIOR_RING_WEIGHT, PROGRESSIVE, RATE_PRIOR_ANSWERED, RECENT_ATTEMPTS,
-                          RECENT_HANDLED, WARM_UP_ATTEMPTS)
+from engine.pacer import (ADAPT_INTERVAL, ADAPT_MAX, ADAPT_MIN, ADAPT_STEP, COHORTS, MODES,
+                          PREDICTIVE_SHARE, PRIOR_ANSWER_PROBABILITY, PRIOR_ANSWER_RING,
+                          PRIOR_ANSWER_WEIGHT, PRIOR_HANDLE_TIME, PRIOR_HANDLE_WEIGHT,
+                          PRIOR_NO_ANSWER_RING, PRIOR_RING_WEIGHT, RATE_PRIOR_ANSWERED,
+                          RECENT_ATTEMPTS, RECENT_HANDLED, WARM_UP_ATTEMPTS, PacingMode)
 
 cdef enum:
     M_PROGRESSIVE = 1
@@ -30,14 +29,14 @@ cdef double C_ADAPT_MIN = ADAPT_MIN, C_ADAPT_MAX = ADAPT_MAX, C_SHARE = PREDICTI
 cdef long C_WARM_UP = WARM_UP_ATTEMPTS
 
 
-cdef int _mode(str mode) except -1:
-    if mode == PROGRESSIVE:
+cdef int _mode(object mode) except -1:  # a str, or a PacingMode (a str subclass)
+    if mode == PacingMode.PROGRESSIVE:
         return M_PROGRESSIVE
-    if mode == MULTIPLIER:
+    if mode == PacingMode.MULTIPLIER:
         return M_MULTIPLIER
-    if mode == ADAPTIVE:
+    if mode == PacingMode.ADAPTIVE:
         return M_ADAPTIVE
-    if mode == PREDICTIVE:
+    if mode == PacingMode.PREDICTIVE:
         return M_PREDICTIVE
     raise ValueError(f"unknown pacing mode {mode!r}; use one of {', '.join(MODES)}")
 
@@ -50,7 +49,7 @@ cdef inline long _target(int mode, long free_operators, double multiplier) noexc
     return free_operators
 
 
-def target_in_flight(str mode, long free_operators, double multiplier):
+def target_in_flight(object mode, long free_operators, double multiplier):
     """How many calls should be in flight for this many free operators (the modes that
     look at free operators only: progressive and multiplier)."""
     return _target(_mode(mode), free_operators, multiplier)
@@ -94,7 +93,7 @@ cdef class Pacer:
     it has learned of the tenant's calls."""
 
     cdef int _mode_id
-    cdef public str mode
+    cdef public object mode
     cdef public double multiplier
     cdef public long max_in_flight
     cdef public double calls_per_second
@@ -112,7 +111,7 @@ cdef class Pacer:
     cdef long _cohort_calls[MAX_COHORTS]
     cdef int _cohorts
 
-    def __init__(self, str mode, double multiplier=1.0, long max_in_flight=100,
+    def __init__(self, object mode, double multiplier=1.0, long max_in_flight=100,
                  double calls_per_second=10.0, double now=0.0, double abandon_rate_cap=3.0):
         self._mode_id = _mode(mode)
         self.mode = mode

@@ -55,7 +55,7 @@ from engine.metrics import (
     Tally,
 )
 from engine.outcomes import Detail, Outcome, TransferResult
-from engine.pacer import MODES
+from engine.pacer import MODES, PacingMode
 from engine.presence import (
     FREE,
     OFF_LINE,
@@ -66,7 +66,7 @@ from engine.presence import (
     fenced,
 )
 from engine.sip.transaction import DEFAULT_TIMERS, Timers
-from engine.sip.ua import Attempt, UserAgent
+from engine.sip.ua import CallRecord, UserAgent
 from engine.store import Claimed, Finished, Refused, Store, TenantSettings, Window
 
 if TYPE_CHECKING:
@@ -110,7 +110,7 @@ REASONS = (
 
 
 def lead_after(
-    settings: TenantSettings, attempts: int, attempt: Attempt
+    settings: TenantSettings, attempts: int, attempt: CallRecord
 ) -> tuple[str, datetime | None]:
     """What becomes of a lead after an attempt: (status, next attempt time).
 
@@ -160,11 +160,11 @@ def lost_call_bound(settings: TenantSettings, bye_grace: float = 1.0) -> float:
 def pacing_mode(settings: TenantSettings) -> str:
     """The pacer's mode for the tenant's setting (engine/pacer.py; docs/pacing.md); anything
     unknown is paced progressively, which never abandons a customer."""
-    return settings.pacing_mode if settings.pacing_mode in MODES else "progressive"
+    return settings.pacing_mode if settings.pacing_mode in MODES else PacingMode.PROGRESSIVE
 
 
 #: Pacing modes that look at operators on line and learn from the calls (engine/pacer.py).
-LEARNING_MODES = ("predictive", "adaptive")
+LEARNING_MODES = (PacingMode.PREDICTIVE, PacingMode.ADAPTIVE)
 #: Seconds between reads of the measured abandon rate over the regulatory window.
 ABANDON_WINDOW_READ = 60.0
 
@@ -562,7 +562,7 @@ class TenantEngine:
         if self.stopping:  # stopped while the claim ran: these are not dialed
             stamp = time.time()
             for lead in claimed:
-                attempt = Attempt(
+                attempt = CallRecord(
                     lead.dialed_uri,
                     outcome=Outcome.TECHNICAL_ERROR,
                     detail=Detail.ENGINE_STOPPED,
@@ -616,7 +616,7 @@ class TenantEngine:
             pacer.set_window(answered, abandoned)
         return len(states), sum(1 for state in states.values() if state.state == WRAP_UP)
 
-    def _observe(self, attempt: Attempt, operator: int | None) -> None:
+    def _observe(self, attempt: CallRecord, operator: int | None) -> None:
         """Tell the pacer how the attempt went (all modes; the learning ones use it)."""
         pacer = self.pacer
         assert pacer is not None  # the caller looked
@@ -703,7 +703,9 @@ class TenantEngine:
             raise
         except Exception:
             self.log.exception("tenant %s: attempt %s failed", self.tenant_id, lead.attempt_id)
-            attempt = Attempt(lead.dialed_uri, outcome=Outcome.TECHNICAL_ERROR, end_at=time.time())
+            attempt = CallRecord(
+                lead.dialed_uri, outcome=Outcome.TECHNICAL_ERROR, end_at=time.time()
+            )
         if attempt.detail == Detail.NO_RESPONSE:
             self.pbx_silent += 1
             if self.pbx_silent == PBX_SILENCE_LIMIT:  # check the PBX before dialing again
@@ -752,7 +754,7 @@ class TenantEngine:
         self.wakened.set()
 
     async def _after_transfer(
-        self, settings: TenantSettings, operator: int, lead: Claimed, attempt: Attempt
+        self, settings: TenantSettings, operator: int, lead: Claimed, attempt: CallRecord
     ) -> None:
         if attempt.refer_at is None:  # taken, but the customer was gone before the REFER
             await self.presence.release(operator)

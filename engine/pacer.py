@@ -25,12 +25,21 @@ operation: change both together (tests/engine/test_pacer.py replays event stream
 from __future__ import annotations
 
 import math
+from enum import StrEnum
 
-PROGRESSIVE = "progressive"
-MULTIPLIER = "multiplier"
-ADAPTIVE = "adaptive"
-PREDICTIVE = "predictive"
-MODES = (PROGRESSIVE, MULTIPLIER, ADAPTIVE, PREDICTIVE)
+
+class PacingMode(StrEnum):
+    """The pacing modes (above). The portal offers three of them (webapp/models/tenant.py)."""
+
+    PROGRESSIVE = "progressive"
+    MULTIPLIER = "multiplier"
+    ADAPTIVE = "adaptive"
+    PREDICTIVE = "predictive"
+
+
+#: The modes' names, for `in` with a plain string (Python 3.11's `in PacingMode` takes members
+#: only) and for messages and `--mode` choices (a member's repr names its class).
+MODES = tuple(mode.value for mode in PacingMode)
 
 #: Priors of a new tenant, each worth as many observations as its weight.
 PRIOR_ANSWER_PROBABILITY, PRIOR_ANSWER_WEIGHT = 0.3, 20.0
@@ -59,7 +68,7 @@ def target_in_flight(mode: str, free_operators: int, multiplier: float) -> int:
         raise ValueError(f"unknown pacing mode {mode!r}; use one of {', '.join(MODES)}")
     if free_operators <= 0:
         return 0
-    if mode == MULTIPLIER:
+    if mode == PacingMode.MULTIPLIER:
         return math.floor(free_operators * multiplier + 0.5)
     return free_operators
 
@@ -209,9 +218,9 @@ class Pacer:
         if on_line < free_operators:
             on_line = free_operators
         free = free_operators if free_operators > 0 else 0
-        if self.mode == ADAPTIVE:
+        if self.mode == PacingMode.ADAPTIVE:
             wanted = self._adaptive(free, in_flight, now, on_line)
-        elif self.mode == PREDICTIVE:
+        elif self.mode == PacingMode.PREDICTIVE:
             wanted = self._predictive(free, in_flight, now, on_line, wrapping_up)
         else:
             wanted = target_in_flight(self.mode, free, self.multiplier) - in_flight

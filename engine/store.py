@@ -17,7 +17,7 @@ from datetime import datetime
 from datetime import time as clock
 from typing import Protocol
 
-from engine.sip.ua import Account, Attempt
+from engine.sip.ua import Account, CallRecord
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ class Finished:
     attempt_id: int
     lead_id: int
     operator_id: int | None
-    attempt: Attempt
+    attempt: CallRecord
     lead_status: str
     next_attempt_at: datetime | None
 

@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING
 
 from engine.compiled import load
 from engine.sip.message import (
-    Address,
     Challenge,
     CSeq,
     Event,
+    NameAddr,
     ParseError,
     StatusLine,
     SubscriptionState,
@@ -27,10 +27,10 @@ else:
     Request, Response, parse = _parsing.Request, _parsing.Response, _parsing.parse
 
 __all__ = [
-    "Address",
     "CSeq",
     "Challenge",
     "Event",
+    "NameAddr",
     "ParseError",
     "Request",
     "Response",

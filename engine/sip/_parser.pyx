@@ -26,7 +26,6 @@ from engine.sip.message import (
     HeaderAccess,
     ParseError,
     header_key,
-    parse_address,
     parse_cseq,
     split_list,
     unfold,

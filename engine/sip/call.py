@@ -1,6 +1,6 @@
 """A call attempt of the user agent (engine/sip/ua.py), from INVITE to BYE with the transfer
 to an operator by REFER, run as a small state machine of callbacks (`Call`), and what it
-concludes (`Attempt`: the stuff of a CDR).
+concludes (`CallRecord`: the stuff of a CDR).
 
 INVITE (with digest when challenged), CANCEL at the ring timeout or when the engine stops,
 ACK of the 2xx, REFER to the operator (RFC 3515) followed by the PBX's NOTIFYs
@@ -58,7 +58,7 @@ def classify(status: int, rang: bool) -> Outcome:
 
 
 @dataclass
-class Attempt:
+class CallRecord:
     """What the user agent concluded about one call attempt: the stuff of a CDR."""
 
     dialed_uri: str
@@ -152,7 +152,7 @@ class Call:
         self.call_id = f"{token_hex(12)}@{ua.contact_host}"
         logs.bind(call_id=self.call_id)  # every later record of the call's task names it
         self.from_tag = token_hex(6)
-        self.attempt = Attempt(target_uri, self.call_id)
+        self.attempt = CallRecord(target_uri, self.call_id)
         self.refer_to = refer_to
         self.ring_timeout = ring_timeout
         self.transfer_timeout = transfer_timeout
@@ -177,7 +177,7 @@ class Call:
         self._ending = False  # the engine stops: `end`
         self._grace = 0.0
 
-    async def run(self) -> Attempt:
+    async def run(self) -> CallRecord:
         """Place the call and wait for its end (UserAgent.place_call, which has made it one of
         the user agent's calls), running the operator picker at the answer when there is one.
         """

@@ -254,7 +254,7 @@ def unquote(text: str) -> str:
 # --- typed values ---------------------------------------------------------------------------
 
 
-class Address(NamedTuple):
+class NameAddr(NamedTuple):
     """A name-addr or addr-spec with its header parameters: From, To, Contact, Refer-To, ..."""
 
     display_name: str | None
@@ -266,7 +266,7 @@ class Address(NamedTuple):
         return self.params.get("tag")
 
 
-def parse_address(value: str) -> Address:
+def parse_name_addr(value: str) -> NameAddr:
     """RFC 3261 section 20.10 / 25.1: `( name-addr / addr-spec ) *( SEMI param )`."""
     s = value.strip(WSP)
     if not s:
@@ -287,7 +287,7 @@ def parse_address(value: str) -> Address:
             end = len(s) if end < 0 else end
             uri = s[:end].rstrip(WSP)
             _check_uri(uri, in_angles=False)
-            return Address(None, uri, parse_params(s, end))
+            return NameAddr(None, uri, parse_params(s, end))
         words = [word for word in re.split("[ \t]+", s[:i]) if word]
         for word in words:
             if not is_token(word):
@@ -301,7 +301,7 @@ def parse_address(value: str) -> Address:
         raise ValueError("'<' without a closing '>'")
     uri = s[i + 1 : close]
     _check_uri(uri, in_angles=True)
-    return Address(display, uri, parse_params(s, close + 1))
+    return NameAddr(display, uri, parse_params(s, close + 1))
 
 
 class Via(NamedTuple):
@@ -528,7 +528,7 @@ def _check_content_length(value: str) -> None:
 
 def _check_contact(value: str) -> None:
     if value.strip(WSP) != "*":
-        _check_list(value, parse_address)
+        _check_list(value, parse_name_addr)
 
 
 def _check_list(value: str, parse_one: Callable[[str], object]) -> None:
@@ -540,14 +540,14 @@ def _check_list(value: str, parse_one: Callable[[str], object]) -> None:
 
 #: The headers both parsers validate while parsing, by key, with the check for one value.
 VALIDATED_HEADERS: dict[str, Callable[[str], object]] = {
-    "from": parse_address,
-    "to": parse_address,
-    "refer-to": parse_address,
-    "referred-by": parse_address,
-    "reply-to": parse_address,
+    "from": parse_name_addr,
+    "to": parse_name_addr,
+    "refer-to": parse_name_addr,
+    "referred-by": parse_name_addr,
+    "reply-to": parse_name_addr,
     "contact": _check_contact,
-    "route": lambda v: _check_list(v, parse_address),
-    "record-route": lambda v: _check_list(v, parse_address),
+    "route": lambda v: _check_list(v, parse_name_addr),
+    "record-route": lambda v: _check_list(v, parse_name_addr),
     "via": lambda v: _check_list(v, parse_via),
     "cseq": parse_cseq,
     "content-length": _check_content_length,
@@ -605,17 +605,17 @@ class HeaderAccess:
         via = self.via
         return None if via is None else via.branch
 
-    def _address(self, key: str) -> Address | None:
+    def _name_addr(self, key: str) -> NameAddr | None:
         value = self.get(key)
-        return None if value is None else parse_address(value)
+        return None if value is None else parse_name_addr(value)
 
     @property
-    def from_(self) -> Address | None:
-        return self._address("from")
+    def from_(self) -> NameAddr | None:
+        return self._name_addr("from")
 
     @property
-    def to(self) -> Address | None:
-        return self._address("to")
+    def to(self) -> NameAddr | None:
+        return self._name_addr("to")
 
     @property
     def from_tag(self) -> str | None:
@@ -628,25 +628,25 @@ class HeaderAccess:
         return None if address is None else address.tag
 
     @property
-    def contacts(self) -> list[Address]:
-        return [parse_address(v) for v in self.get_all("contact") if v != "*"]
+    def contacts(self) -> list[NameAddr]:
+        return [parse_name_addr(v) for v in self.get_all("contact") if v != "*"]
 
     @property
-    def contact(self) -> Address | None:
+    def contact(self) -> NameAddr | None:
         contacts = self.contacts
         return contacts[0] if contacts else None
 
     @property
-    def record_routes(self) -> list[Address]:
-        return [parse_address(v) for v in self.get_all("record-route")]
+    def record_routes(self) -> list[NameAddr]:
+        return [parse_name_addr(v) for v in self.get_all("record-route")]
 
     @property
-    def refer_to(self) -> Address | None:
-        return self._address("refer-to")
+    def refer_to(self) -> NameAddr | None:
+        return self._name_addr("refer-to")
 
     @property
-    def referred_by(self) -> Address | None:
-        return self._address("referred-by")
+    def referred_by(self) -> NameAddr | None:
+        return self._name_addr("referred-by")
 
     @property
     def content_length(self) -> int | None:

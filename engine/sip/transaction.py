@@ -39,12 +39,11 @@ from engine.sip import Request, Response, parse
 from engine.sip.message import format_request
 
 if TYPE_CHECKING:
-    from engine.sip.transport import Transport
+    from engine.sip.transport import Address, Transport
     from engine.sip.untracked import untracked
 else:  # the twin, when not built: the collector untracks them on its first look instead
     untracked = load("engine.sip._untracked", "engine.sip.untracked").untracked
 
-Address = tuple[str, int]
 #: What a client transaction calls with each response it passes on, and at its timeout.
 OnResponse = Callable[["ClientTransaction", Response], None]
 OnTimeout = Callable[["ClientTransaction"], None]

@@ -31,6 +31,7 @@ _udp = load("engine.sip._udp")
 
 log = logging.getLogger(__name__)
 
+#: Where a datagram comes from or goes to: (host, port). A SIP name-addr is `NameAddr`.
 Address = tuple[str, int]
 
 #: Bytes of receive queue asked of the kernel for each socket.

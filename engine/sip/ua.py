@@ -10,7 +10,7 @@ challenge of our own transaction from the PBX, for the expected realm.
 This module holds the user agent itself: its socket and transactions, the requests it
 builds and sends, the routing of what comes in, and its public API. The registration is
 engine/sip/registration.py's, a call attempt (with its transfer) engine/sip/call.py's; their
-names callers use (`Attempt`, `Registration`, `classify`, `ALLOW`) are exported here too.
+names callers use (`CallRecord`, `Registration`, `classify`, `ALLOW`) are exported here too.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from engine.sip import Request, Response
 from engine.sip.auth import Credentials, DigestClient, choose
-from engine.sip.call import ALLOW, Attempt, Call, Picker, classify
+from engine.sip.call import ALLOW, Call, CallRecord, Picker, classify
 from engine.sip.message import format_response
 from engine.sip.registration import Registration, RegistrationClient
 from engine.sip.transaction import (
@@ -38,7 +38,7 @@ from engine.sip.transaction import (
 )
 from engine.sip.transport import Address, Transport
 
-__all__ = ["ALLOW", "Account", "Attempt", "Registration", "UserAgent", "classify"]
+__all__ = ["ALLOW", "Account", "CallRecord", "Registration", "UserAgent", "classify"]
 
 log = logging.getLogger(__name__)
 
@@ -293,7 +293,7 @@ class UserAgent:
         transfer_timeout: float = 10.0,
         bye_grace: float = 1.0,
         refer_headers: Sequence[tuple[str, str]] = (),
-    ) -> Attempt:
+    ) -> CallRecord:
         """Dial `target_uri`; when answered, transfer to `refer_to` (a URI, or a coroutine
         function that picks one at the moment of answer, optionally with the REFER's extra
         headers as `(uri, headers)`, and may return None: no free operator). Returns the

@@ -9,7 +9,7 @@ import pytest
 
 from engine.dialer import calling_window, lead_after
 from engine.outcomes import Detail, Outcome
-from engine.sip.ua import Account, Attempt
+from engine.sip.ua import Account, CallRecord
 from engine.store import TenantSettings
 
 
@@ -40,8 +40,8 @@ def settings(**changes) -> TenantSettings:
 END = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
 
-def ended(outcome: Outcome, detail: Detail | None = None) -> Attempt:
-    return Attempt("sip:+1@pbx", outcome=outcome, detail=detail, end_at=END.timestamp())
+def ended(outcome: Outcome, detail: Detail | None = None) -> CallRecord:
+    return CallRecord("sip:+1@pbx", outcome=outcome, detail=detail, end_at=END.timestamp())
 
 
 @pytest.mark.parametrize(

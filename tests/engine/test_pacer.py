@@ -84,6 +84,13 @@ def test_new_modes_are_known(impl):
         assert impl.Pacer(mode).mode == mode
 
 
+def test_modes_are_taken_as_strings_or_members(impl):
+    # The engine passes the database's plain string, or a `PacingMode` (a str subclass).
+    for mode in pacer.PacingMode:
+        assert impl.Pacer(mode).mode == impl.Pacer(mode.value).mode == mode
+    assert impl.target_in_flight(pacer.PacingMode.MULTIPLIER, 5, 1.2) == 6
+
+
 def test_predictive_is_progressive_while_warming_up(impl):
     p = impl.Pacer("predictive", calls_per_second=100)
     assert p.calls_to_start(4, 0, 0.0, 10) == 4  # priors only: one call per free operator

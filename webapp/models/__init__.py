@@ -14,13 +14,14 @@ from webapp.models.report import (
     ReportOperatorHour,
     ReportRollup,
 )
-from webapp.models.tenant import PacingMode, Tenant, Transport
+from webapp.models.tenant import OFFERED_PACING_MODES, Tenant, Transport
 from webapp.models.user import Role, User
 from webapp.models.webhook import WebhookDelivery, WebhookEndpoint
 
 campaign.listen(Tenant, Lead, Attempt)
 
 __all__ = [
+    "OFFERED_PACING_MODES",
     "ApiClient",
     "ApiToken",
     "Attempt",
@@ -34,7 +35,6 @@ __all__ = [
     "Operator",
     "OperatorSession",
     "Outcome",
-    "PacingMode",
     "ReportHour",
     "ReportOperatorHour",
     "ReportRollup",

@@ -3,6 +3,7 @@ and `TenantOwned`, the mixin that marks a table as belonging to one tenant."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from enum import StrEnum
 
@@ -17,8 +18,9 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def one_of(column: str, values: type[StrEnum], name: str | None = None) -> CheckConstraint:
-    """A CHECK constraint that keeps a string column inside an enumeration.
+def one_of(column: str, values: Iterable[StrEnum], name: str | None = None) -> CheckConstraint:
+    """A CHECK constraint that keeps a string column inside an enumeration (or some of its
+    members).
 
     Plain strings with a CHECK, not native enums: adding a value later is a one-line
     migration on both SQLite and PostgreSQL.

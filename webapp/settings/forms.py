@@ -30,8 +30,9 @@ from wtforms.validators import (
 )
 
 from engine.formats import FormatError, parse_host_port, parse_refer_headers, parse_uri_format
+from engine.pacer import PacingMode
 from webapp.addresses import not_public
-from webapp.models import PacingMode, Transport
+from webapp.models import OFFERED_PACING_MODES, Transport
 from webapp.operators.forms import _extension
 from webapp.settings.formats import format_error_message
 
@@ -40,6 +41,14 @@ _HOST_PART = r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9\-.]*[A-Za-z0-9])?)"
 _HOST = re.compile(_HOST_PART + r"\Z")
 _HOST_PORT = re.compile(_HOST_PART + r"(:\d{1,5})?\Z")
 _SIP_USER = re.compile(r"[A-Za-z0-9\-_.!~*'()&=+$,;?/%]+\Z")
+
+
+#: What the settings page says of each pacing mode it offers (`OFFERED_PACING_MODES`).
+PACING_MODE_LABELS = {
+    PacingMode.MULTIPLIER: _l("Multiplier: free operators × call multiplier"),
+    PacingMode.PROGRESSIVE: _l("Progressive: one call per free operator"),
+    PacingMode.PREDICTIVE: _l("Predictive: keeps the abandon rate under the cap"),
+}
 
 
 @cache
@@ -242,16 +251,7 @@ class CallingForm(FlaskForm):
     pacing_mode = SelectField(
         _l("Pacing mode"),
         choices=[
-            SelectChoice(
-                PacingMode.MULTIPLIER.value, _l("Multiplier: free operators × call multiplier")
-            ),
-            SelectChoice(
-                PacingMode.PROGRESSIVE.value, _l("Progressive: one call per free operator")
-            ),
-            SelectChoice(
-                PacingMode.PREDICTIVE.value,
-                _l("Predictive: keeps the abandon rate under the cap"),
-            ),
+            SelectChoice(mode.value, PACING_MODE_LABELS[mode]) for mode in OFFERED_PACING_MODES
         ],
     )
     call_multiplier = CommaDecimalField(

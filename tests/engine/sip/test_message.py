@@ -6,9 +6,9 @@ from engine.sip.message import (
     ParseError,
     canonical_name,
     header_key,
-    parse_address,
     parse_challenge,
     parse_cseq,
+    parse_name_addr,
     parse_status_line,
     parse_via,
     split_list,
@@ -45,8 +45,8 @@ def test_header_keys_and_canonical_names():
         ),
     ],
 )
-def test_parse_address(value, display, uri, params):
-    address = parse_address(value)
+def test_parse_name_addr(value, display, uri, params):
+    address = parse_name_addr(value)
     assert (address.display_name, address.uri, address.params) == (display, uri, params)
 
 
@@ -66,9 +66,9 @@ def test_parse_address(value, display, uri, params):
         ("<sip:a@b> junk", "unexpected 'j'"),
     ],
 )
-def test_parse_address_rejects(value, problem):
+def test_parse_name_addr_rejects(value, problem):
     with pytest.raises(ValueError, match=problem):
-        parse_address(value)
+        parse_name_addr(value)
 
 
 def test_parse_via():

@@ -77,7 +77,7 @@ def test_a_stale_engines_claims_and_writes_are_refused_by_the_database(app, data
 
         claimed = claim(store, tenant_a.id, "new-engine", old + 1)
         assert [lead.lead_id for lead in claimed] == [tenant_a.lead_id]
-        cdr = ua.Attempt("sip:x@pbx", outcome=Outcome.BUSY, sip_code=486, end_at=time.time())
+        cdr = ua.CallRecord("sip:x@pbx", outcome=Outcome.BUSY, sip_code=486, end_at=time.time())
         done = [Finished(claimed[0].attempt_id, tenant_a.lead_id, None, cdr, "retry", None)]
         with pytest.raises(Refused):
             store.finish(tenant_a.id, old, done)

@@ -231,7 +231,7 @@ def test_the_engines_store_enqueues_one_job_per_batch_after_the_commit(app, data
     now = time.time()
 
     def finished(attempt_id: int) -> Finished:
-        cdr = ua.Attempt(
+        cdr = ua.CallRecord(
             "sip:x@pbx",
             outcome=Outcome.BUSY,
             sip_code=486,
@@ -274,7 +274,7 @@ def test_deliveries_recorded_while_redis_is_away_are_sent_by_the_sweep(
     store = DialingStore(database_url, SecretBox(DEV_ENCRYPTION_KEY), gone)
     epoch = store.start_engine(tenant_a.id)
     now = time.time()
-    cdr = ua.Attempt(
+    cdr = ua.CallRecord(
         "sip:x@pbx", outcome=Outcome.NO_ANSWER, sip_code=487, invite_at=now - 30, end_at=now
     )
     try:
