@@ -96,7 +96,7 @@ def run_modes(workloads: list[Path], seeds: list[int], smoke: bool) -> dict:
                         pacer=ToldFrees(
                             mode,
                             1.0,
-                            workload.max_in_flight,
+                            workload.max_calls_at_once,
                             workload.calls_per_second,
                             0.0,
                             workload.abandon_rate_cap,

@@ -95,7 +95,7 @@ cdef class Pacer:
     cdef int _mode_id
     cdef public object mode
     cdef public double multiplier
-    cdef public long max_in_flight
+    cdef public long max_calls_at_once
     cdef public double calls_per_second
     cdef public double tokens
     cdef public double last
@@ -111,12 +111,12 @@ cdef class Pacer:
     cdef long _cohort_calls[MAX_COHORTS]
     cdef int _cohorts
 
-    def __init__(self, object mode, double multiplier=1.0, long max_in_flight=100,
+    def __init__(self, object mode, double multiplier=1.0, long max_calls_at_once=100,
                  double calls_per_second=10.0, double now=0.0, double abandon_rate_cap=3.0):
         self._mode_id = _mode(mode)
         self.mode = mode
         self.multiplier = multiplier
-        self.max_in_flight = max_in_flight
+        self.max_calls_at_once = max_calls_at_once
         self.calls_per_second = calls_per_second
         self.tokens = calls_per_second
         self.last = now
@@ -232,7 +232,7 @@ cdef class Pacer:
             wanted = self._predictive(free, in_flight, now, on_line, wrapping_up)
         else:
             wanted = _target(self._mode_id, free, self.multiplier) - in_flight
-        wanted = min(wanted, self.max_in_flight - in_flight, <long>self.tokens)
+        wanted = min(wanted, self.max_calls_at_once - in_flight, <long>self.tokens)
         if wanted <= 0:
             return 0
         self.tokens -= wanted
@@ -363,7 +363,7 @@ cdef class Pacer:
             flight_mean += self._cohort_calls[i] * chance
             flight_var += self._cohort_calls[i] * chance * (1.0 - chance)
         self._supply(free, on_line - free, wrapping_up, ring, &supply, &supply_var)
-        limit = self.max_in_flight - in_flight
+        limit = self.max_calls_at_once - in_flight
         if limit > <long>self.tokens:
             limit = <long>self.tokens
         lo = 0

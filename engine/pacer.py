@@ -96,7 +96,7 @@ class Pacer:
         self,
         mode: str,
         multiplier: float = 1.0,
-        max_in_flight: int = 100,
+        max_calls_at_once: int = 100,
         calls_per_second: float = 10.0,
         now: float = 0.0,
         abandon_rate_cap: float = 3.0,
@@ -104,7 +104,7 @@ class Pacer:
         target_in_flight(mode, 1, multiplier)  # refuse an unknown mode at once
         self.mode = mode
         self.multiplier = multiplier
-        self.max_in_flight = max_in_flight
+        self.max_calls_at_once = max_calls_at_once
         self.calls_per_second = calls_per_second
         self.tokens = calls_per_second  # a full second's worth to start with
         self.last = now
@@ -224,7 +224,7 @@ class Pacer:
             wanted = self._predictive(free, in_flight, now, on_line, wrapping_up)
         else:
             wanted = target_in_flight(self.mode, free, self.multiplier) - in_flight
-        wanted = min(wanted, self.max_in_flight - in_flight, int(self.tokens))
+        wanted = min(wanted, self.max_calls_at_once - in_flight, int(self.tokens))
         if wanted <= 0:
             return 0
         self.tokens -= wanted
@@ -323,7 +323,7 @@ class Pacer:
             flight_var += self.cohort_calls[i] * chance * (1.0 - chance)
         supply, supply_var = self._supply(free, on_line - free, wrapping_up, ring, now)
         # Largest x (new calls) with E[answers over free operators] <= allowed * E[answers].
-        limit = self.max_in_flight - in_flight
+        limit = self.max_calls_at_once - in_flight
         if limit > int(self.tokens):
             limit = int(self.tokens)
         lo, hi = 0, limit

@@ -162,7 +162,7 @@ class Workload:
     wrap_up: Distribution
     abandon_tolerance: float = 2.0
     tick: float = 0.1
-    max_in_flight: int = 100
+    max_calls_at_once: int = 100
     calls_per_second: float = 10.0
     abandon_rate_cap: float = 3.0
 
@@ -222,9 +222,16 @@ class Workload:
         if p > 1:
             raise WorkloadError(f"answer_probability: between 0 and 1, got {p:g}")
         ceilings = data.get("ceilings", {})
-        if not isinstance(ceilings, dict) or set(ceilings) - {"max_in_flight", "calls_per_second"}:
+        if isinstance(ceilings, dict) and "max_in_flight" in ceilings:
+            # The key's name before "one word, one meaning": workloads written then still load.
+            ceilings = dict(ceilings)
+            ceilings.setdefault("max_calls_at_once", ceilings.pop("max_in_flight"))
+        if not isinstance(ceilings, dict) or set(ceilings) - {
+            "max_calls_at_once",
+            "calls_per_second",
+        }:
             raise WorkloadError(
-                'ceilings: expected {"max_in_flight": calls, "calls_per_second": calls}'
+                'ceilings: expected {"max_calls_at_once": calls, "calls_per_second": calls}'
             )
         tick = _number(data.get("tick", 0.1), "tick", 0.001)
         leads = _number(data.get("leads", 10**9), "leads")
@@ -240,8 +247,8 @@ class Workload:
             wrap_up=Distribution(data.get("wrap_up_time", {"constant": 0}), "wrap_up_time"),
             abandon_tolerance=_number(data.get("abandon_tolerance", 2.0), "abandon_tolerance"),
             tick=tick,
-            max_in_flight=int(
-                _number(ceilings.get("max_in_flight", 100), "ceilings.max_in_flight", 1)
+            max_calls_at_once=int(
+                _number(ceilings.get("max_calls_at_once", 100), "ceilings.max_calls_at_once", 1)
             ),
             calls_per_second=_number(
                 ceilings.get("calls_per_second", 10.0), "ceilings.calls_per_second", 0.001
@@ -304,7 +311,7 @@ def simulate(
         pacer = pacer_class()(
             mode,
             multiplier,
-            workload.max_in_flight,
+            workload.max_calls_at_once,
             workload.calls_per_second,
             0.0,
             workload.abandon_rate_cap,

@@ -39,7 +39,7 @@ def test_calls_in_flight_count_against_the_target(impl):
 
 
 def test_ceiling_on_concurrent_calls(impl):
-    p = impl.Pacer("progressive", max_in_flight=3, calls_per_second=100)
+    p = impl.Pacer("progressive", max_calls_at_once=3, calls_per_second=100)
     assert p.calls_to_start(10, 0, 0.0) == 3
     assert p.calls_to_start(10, 3, 1.0) == 0
 
@@ -56,8 +56,8 @@ def test_twins_agree_on_a_stream_of_decisions():
     import random
 
     rng = random.Random(7)
-    c = _pacer.Pacer("multiplier", multiplier=1.3, max_in_flight=40, calls_per_second=5)
-    py = pacer.Pacer("multiplier", multiplier=1.3, max_in_flight=40, calls_per_second=5)
+    c = _pacer.Pacer("multiplier", multiplier=1.3, max_calls_at_once=40, calls_per_second=5)
+    py = pacer.Pacer("multiplier", multiplier=1.3, max_calls_at_once=40, calls_per_second=5)
     now = in_flight = 0
     for _ in range(2000):
         now += rng.random() * 0.3
@@ -70,7 +70,7 @@ def test_twins_agree_on_a_stream_of_decisions():
 def learned(impl, mode="predictive", p=0.3, ring=8.0, handle=120.0, **kw):
     """A pacer that has seen 200 attempts and 50 handled leads of a steady tenant."""
     kw.setdefault("calls_per_second", 1000)
-    kw.setdefault("max_in_flight", 1000)
+    kw.setdefault("max_calls_at_once", 1000)
     pacer_ = impl.Pacer(mode, **kw)
     for i in range(200):
         pacer_.ringing_ended(i % 10 < p * 10, ring if i % 10 < p * 10 else 25.0, 0.0)
@@ -164,7 +164,7 @@ def test_predictive_margin_tightens_near_the_cap(impl):
 
 
 def test_predictive_respects_the_ceilings(impl):
-    p = learned(impl, p=0.05, max_in_flight=12)
+    p = learned(impl, p=0.05, max_calls_at_once=12)
     assert p.calls_to_start(10, 0, 1.0, 10) == 12
     q = learned(impl, p=0.05, calls_per_second=3)
     assert q.calls_to_start(10, 0, 1.0, 10) == 3

@@ -29,7 +29,7 @@ def workload(**changes) -> Workload:
         },
         "talk_time": {"pareto": {"mean": 90, "shape": 2.5}},
         "wrap_up_time": {"uniform": [5, 15]},
-        "ceilings": {"max_in_flight": 200, "calls_per_second": 100},
+        "ceilings": {"max_calls_at_once": 200, "calls_per_second": 100},
     }
     data.update(changes)
     return Workload.from_dict(data)
@@ -69,6 +69,11 @@ def test_multiplier_one_with_instant_answers_matches_the_closed_form(p):
     idle = tick * (0.5 + 1 / p - 1)
     assert result["abandoned"] == 0
     assert result["occupancy"] == pytest.approx(handle / (handle + idle), abs=0.004)
+
+
+def test_a_workload_written_with_the_ceilings_older_name_still_loads():
+    older = workload(ceilings={"max_in_flight": 7, "calls_per_second": 3})
+    assert (older.max_calls_at_once, older.calls_per_second) == (7, 3)
 
 
 def test_same_seed_same_run_and_other_seed_other_run():
@@ -184,7 +189,7 @@ class Recorder:
 def test_twins_agree_decision_for_decision_on_a_recorded_stream(mode, name):
     w = Workload.load(next(p for p in example_workloads() if p.stem == name))
     w.duration = 1800
-    args = (mode, 1.5, w.max_in_flight, w.calls_per_second, 0.0, w.abandon_rate_cap)
+    args = (mode, 1.5, w.max_calls_at_once, w.calls_per_second, 0.0, w.abandon_rate_cap)
     recorder = Recorder(pacer.Pacer(*args))
     simulate(w, mode, 9, 1.5, pacer=recorder)
     decisions = [e for e in recorder.stream if e[0] == "calls_to_start"]
@@ -203,7 +208,9 @@ def test_the_pacer_hears_of_wrap_ups_as_the_engine_tells_them(wrap_up):
     is ever in it."""
     w = workload(wrap_up_time=wrap_up, duration=1800)
     recorder = Recorder(
-        pacer.Pacer("predictive", 1.0, w.max_in_flight, w.calls_per_second, 0.0, w.abandon_rate_cap)
+        pacer.Pacer(
+            "predictive", 1.0, w.max_calls_at_once, w.calls_per_second, 0.0, w.abandon_rate_cap
+        )
     )
     simulate(w, "predictive", 4, pacer=recorder)
     ticks = [args for name, args, _ in recorder.stream if name == "calls_to_start"]

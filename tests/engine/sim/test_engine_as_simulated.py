@@ -53,7 +53,7 @@ def the_same_tenant_simulated() -> dict:
             "talk_time": {"uniform": [0.1, 0.4]},  # REFER, NOTIFY, then the test's wrap-up
             "wrap_up_time": {"constant": WRAP_UP},
             "abandon_tolerance": 0,
-            "ceilings": {"max_in_flight": 30, "calls_per_second": 10},
+            "ceilings": {"max_calls_at_once": 30, "calls_per_second": 10},
         }
     )
     pacer = Pacer("predictive", 1.0, 30, 10.0, 0.0, 3.0)
