@@ -55,7 +55,7 @@ from engine.metrics import (
     Tally,
 )
 from engine.outcomes import Detail, Outcome, TransferResult
-from engine.pacer import MODES, PacingMode
+from engine.pacing_modes import MODES, PacingMode
 from engine.presence import (
     FREE,
     OFF_LINE,

@@ -25,21 +25,8 @@ operation: change both together (tests/engine/test_pacer.py replays event stream
 from __future__ import annotations
 
 import math
-from enum import StrEnum
 
-
-class PacingMode(StrEnum):
-    """The pacing modes (above). The portal offers three of them (webapp/models/tenant.py)."""
-
-    PROGRESSIVE = "progressive"
-    MULTIPLIER = "multiplier"
-    ADAPTIVE = "adaptive"
-    PREDICTIVE = "predictive"
-
-
-#: The modes' names, for `in` with a plain string (Python 3.11's `in PacingMode` takes members
-#: only) and for messages and `--mode` choices (a member's repr names its class).
-MODES = tuple(mode.value for mode in PacingMode)
+from engine.pacing_modes import MODES, PacingMode
 
 #: Priors of a new tenant, each worth as many observations as its weight.
 PRIOR_ANSWER_PROBABILITY, PRIOR_ANSWER_WEIGHT = 0.3, 20.0

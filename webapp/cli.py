@@ -276,7 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     call.add_argument("--local-host", default="0.0.0.0", help="local address to bind")
     call.set_defaults(func=cmd_test_call)
 
-    from engine.pacer import MODES
+    from engine.pacing_modes import MODES
 
     simulate = sub.add_parser(
         "simulate",

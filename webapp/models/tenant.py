@@ -9,7 +9,7 @@ from sqlalchemy import BigInteger, DateTime, Float, Integer, String, Text, Time
 from sqlalchemy.orm import Mapped, mapped_column
 
 from engine.formats import DEFAULT_DIAL_FORMAT, DEFAULT_REFER_FORMAT
-from engine.pacer import PacingMode
+from engine.pacing_modes import PacingMode
 from webapp.extensions import db
 from webapp.models.base import BigId, one_of, utcnow
 

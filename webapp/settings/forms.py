@@ -30,7 +30,7 @@ from wtforms.validators import (
 )
 
 from engine.formats import FormatError, parse_host_port, parse_refer_headers, parse_uri_format
-from engine.pacer import PacingMode
+from engine.pacing_modes import PacingMode
 from webapp.addresses import not_public
 from webapp.models import OFFERED_PACING_MODES, Transport
 from webapp.operators.forms import _extension

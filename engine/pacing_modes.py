@@ -1,0 +1,17 @@
+"""The pacing modes: one list for the engine, the simulator and the portal (engine/pacer.py
+says what each does; the portal offers three of them, webapp/models/tenant.py). A module of
+its own, so that the portal reads the names without loading the pacer."""
+
+from enum import StrEnum
+
+
+class PacingMode(StrEnum):
+    PROGRESSIVE = "progressive"
+    MULTIPLIER = "multiplier"
+    ADAPTIVE = "adaptive"
+    PREDICTIVE = "predictive"
+
+
+#: The modes' names, for `in` with a plain string (Python 3.11's `in PacingMode` takes members
+#: only) and for messages and `--mode` choices (a member's repr names its class).
+MODES = tuple(mode.value for mode in PacingMode)
