@@ -24,6 +24,10 @@ every `HALF_LIFE` seconds) plus the operators already counted toward it in this 
   which VICIdial's fixed "campaign rank" does not do: there a higher-ranked campaign keeps
   its agents waiting for calls the lower ones could have given them).
 
+When a customer answers, the engine takes a free operator of the customer's campaign, the one
+who works the fewest running campaigns first (`ranks`): an operator who works only this
+campaign before one whom another campaign's customers, ringing now, may need.
+
 The same shares weigh what the learning pacers count (operators on line, in wrap-up): an
 operator on line counts toward each campaign they work in proportion to their weights there.
 """
@@ -108,3 +112,38 @@ def proportions(operators: Iterable[int], campaigns: Sequence[Share]) -> dict[in
             if weight > 0:
                 out[share.campaign_id] += weight / total
     return out
+
+
+def apportion(count: int, weights: Mapping[int, float]) -> dict[int, int]:
+    """`count` calls split in proportion to `weights` (campaign id -> weight > 0), whole
+    numbers summing to `count`: each gets the whole part of its quota, and the calls left go
+    to the largest remainders (ties: the lower id)."""
+    total = sum(weights.values())
+    if count <= 0 or total <= 0:
+        return {}
+    quotas = {campaign: count * weight / total for campaign, weight in weights.items()}
+    out = {campaign: int(quota) for campaign, quota in quotas.items()}
+    left = count - sum(out.values())
+    for campaign in sorted(quotas, key=lambda c: (-(quotas[c] - out[c]), c))[:left]:
+        out[campaign] += 1
+    return out
+
+
+def ranks(campaigns: Sequence, operators: Iterable[int]) -> dict[int, dict[int, int] | None]:
+    """{campaign id: {operator: rank}} for taking an operator for an answered customer: those
+    who work the campaign, ranked by how many running campaigns they work, so that an
+    operator who works only this one is taken before one whom other campaigns' customers
+    may need (None for every campaign when there is one that everyone works alone: anyone).
+    `campaigns`: the running ones (engine.store.CampaignSettings); `operators`: the active."""
+    active = list(operators)
+    if len(campaigns) == 1 and campaigns[0].weights is None:
+        return {campaigns[0].campaign_id: None}
+    works = {
+        c.campaign_id: [op for op in active if c.weights is None or c.weights.get(op, 0) > 0]
+        for c in campaigns
+    }
+    count: dict[int, int] = {}
+    for ops in works.values():
+        for op in ops:
+            count[op] = count.get(op, 0) + 1
+    return {c: {op: count[op] for op in ops} for c, ops in works.items()}

@@ -43,6 +43,7 @@ from redis.exceptions import RedisError
 
 from engine import logs
 from engine.bus import TenantKeys, event
+from engine.campaigns import Load, Share, apportion, divide, proportions, ranks
 from engine.compiled import load
 from engine.formats import FormatError, render_dial_uri, render_refer_headers, render_refer_uri
 from engine.metrics import (
@@ -210,6 +211,15 @@ class TenantEngine:
         #: outbound proxy's, as resolved now); None: anywhere.
         self.target_allowed = target_allowed
         self.claim_at = 0.0  # no look for due leads before this (monotonic seconds)
+        #: Campaigns whose last claim found too few leads: not divided before (monotonic).
+        self.campaign_idle: dict[int, float] = {}
+        #: Calls each campaign started lately, for the division of operators.
+        self.campaign_load = Load()
+        #: Who may take a customer of each campaign, with their ranks (None: anyone), as
+        #: last loaded (`campaigns.ranks`).
+        self.among: dict[int, dict[int, int] | None] = {}
+        #: The operators who work a running campaign (None: everyone does).
+        self.workers: frozenset[int] | None = None
         self.settings: TenantSettings | None = None
         self.ua: UserAgent | None = None
         self.pacer: Pacer | None = None
@@ -245,7 +255,8 @@ class TenantEngine:
 
     def wake(self, reason: str = "") -> None:
         self.claim_at = 0.0  # new leads, free operators, a campaign run again, ...: look now
-        if reason in ("settings", "operators"):
+        self.campaign_idle.clear()
+        if reason in ("settings", "operators", "campaigns"):
             self.reload = True
         self.wakened.set()
 
@@ -401,6 +412,14 @@ class TenantEngine:
             self.stop()
             return bool(self.calls)  # go on only to see the calls in flight end
         previous, self.settings = self.settings, settings
+        self.among.update(ranks(settings.campaigns, settings.operators))
+        # None running: everyone counts, and the claim says why nothing is due.
+        everyone = not settings.campaigns or any(c.weights is None for c in settings.campaigns)
+        self.workers = (
+            None
+            if everyone
+            else frozenset(op for c in settings.campaigns for op in c.weights or ())
+        )
         mode = pacing_mode(settings)
         if (
             self.pacer is None
@@ -521,7 +540,10 @@ class TenantEngine:
             return "registering", ""
         if self.pbx_silent >= PBX_SILENCE_LIMIT:
             return "pbx_silent", ""
-        free = await self.presence.free_count()
+        if self.workers is None:
+            free = await self.presence.free_count()
+        else:  # only the operators of a running campaign count
+            free = sum(int(op) in self.workers for op in await self.presence.free_operators())
         on_line, wrapping_up = -1, 0
         if pacing_mode(settings) in LEARNING_MODES:  # they count the busy operators too
             on_line, wrapping_up = await self._watch_operators(settings, now)
@@ -554,9 +576,7 @@ class TenantEngine:
             return render_dial_uri(settings.dial_format, number=phone.lstrip("+"), **where)
 
         try:
-            claimed = await self.database(
-                self.store.claim, settings, self.engine_id, self.epoch, count, self.window, dial_uri
-            )
+            claimed = await self._claim(settings, count, now, dial_uri)
         except FormatError as error:
             return "dial_format_wrong", error.message
         if self.stopping:  # stopped while the claim ran: these are not dialed
@@ -580,6 +600,7 @@ class TenantEngine:
         for lead in claimed:
             task = asyncio.ensure_future(self._call(ua, settings, lead))
             task.ua = ua  # type: ignore[attr-defined]  # which user agent the call is on
+            task.campaign_id = lead.campaign_id  # type: ignore[attr-defined]
             self.calls.add(task)
             task.add_done_callback(self._call_done)
         if claimed:
@@ -589,6 +610,89 @@ class TenantEngine:
             self.idle_at = now + 1.0
             self.idle_reason = (await self.database(self.store.idle_reason, settings), "")
         return self.idle_reason
+
+    async def _claim(
+        self, settings: TenantSettings, count: int, now: float, dial_uri: Callable[[str], str]
+    ) -> list[Claimed]:
+        """Claim `count` leads of the running campaigns. With several, the calls are divided
+        among them as the free operators are (engine/campaigns.py; by the operators on line
+        when the pacer dials ahead of the frees), and what a campaign without due leads
+        leaves goes to those that had enough; such a campaign is skipped for `idle_poll`."""
+
+        def claim(wanted: int, campaign_id: int | None = None):
+            return self.database(
+                self.store.claim,
+                settings,
+                self.engine_id,
+                self.epoch,
+                wanted,
+                self.window,
+                dial_uri,
+                campaign_id,
+            )
+
+        if len(settings.campaigns) == 0 or (
+            len(settings.campaigns) == 1 and settings.campaigns[0].weights is None
+        ):  # none running (nothing is due), or one that everyone works
+            return await claim(count)
+        shares = [
+            Share(c.campaign_id, c.weights, now >= self.campaign_idle.get(c.campaign_id, 0.0))
+            for c in settings.campaigns
+        ]
+        free = [int(op) for op in await self.presence.free_operators()]
+        counted: dict[int, float] = {
+            c: len(ops) for c, ops in divide(free, shares, self.campaign_load.now(now)).items()
+        }
+        pool = free
+        if not any(counted.values()):
+            pool = [int(op) for op in await self.presence.states()]
+            counted = proportions(pool, shares)
+        # Each campaign's part of what the pacer wants in flight, less its calls in flight:
+        # a campaign whose calls already ring for its operators starts no more for them.
+        flying: dict[int, int] = {}
+        for task in self.calls:
+            campaign = getattr(task, "campaign_id", 0)
+            flying[campaign] = flying.get(campaign, 0) + 1
+        whole = sum(counted.values())
+        target = count + self.in_flight
+        weights = {
+            c: room
+            for c, part in counted.items()
+            if part > 0 and (room := target * part / whole - flying.get(c, 0)) > 0
+        }
+        claimed: list[Claimed] = []
+        started: dict[int, int] = {}
+
+        async def take_from(campaign_id: int, wanted: int) -> None:
+            got = await claim(wanted, campaign_id)
+            self.campaign_load.started(campaign_id, len(got))
+            claimed.extend(got)
+            started[campaign_id] = started.get(campaign_id, 0) + len(got)
+            if len(got) < wanted:
+                self.campaign_idle[campaign_id] = now + self.idle_poll
+
+        plan = apportion(count, weights)
+        for campaign_id, wanted in plan.items():
+            if wanted > 0:
+                await take_from(campaign_id, wanted)
+        # What campaigns short of leads left goes to those that are not, each up to its part
+        # of the calls by the operators here who work it: no more customers than those
+        # operators could take (the progressive mode's promise holds per campaign).
+        for share in shares:
+            works = sum(1 for op in pool if share.weight(op) > 0)
+            limit = (
+                -(-target * works // max(1, len(pool)))
+                - flying.get(share.campaign_id, 0)
+                - started.get(share.campaign_id, 0)
+            )
+            wanted = min(count - len(claimed), limit)
+            if (
+                wanted > 0
+                and share.wanting
+                and self.campaign_idle.get(share.campaign_id, 0.0) <= now
+            ):
+                await take_from(share.campaign_id, wanted)
+        return claimed
 
     async def _watch_operators(self, settings: TenantSettings, now: float) -> tuple[int, int]:
         """For the pacing modes that learn: the operators on line and those of them in
@@ -614,6 +718,8 @@ class TenantEngine:
                 self.store.abandon_counts, self.tenant_id, window
             )
             pacer.set_window(answered, abandoned)
+        if self.workers is not None:  # only the operators of a running campaign count
+            states = {op: state for op, state in states.items() if op in self.workers}
         return len(states), sum(1 for state in states.values() if state.state == WRAP_UP)
 
     def _observe(self, attempt: CallRecord, operator: int | None) -> None:
@@ -665,7 +771,11 @@ class TenantEngine:
             if self.stopping:
                 return None
             try:
-                taken = await self.presence.take(lead.lead_id, lead.last_operator_id)
+                taken = await self.presence.take(
+                    lead.lead_id,
+                    lead.last_operator_id,
+                    among=self.among.get(lead.campaign_id),
+                )
             except RedisError as error:  # nobody can be taken: the customer is let go
                 if fenced(error):
                     self._refused(error)

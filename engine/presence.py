@@ -26,6 +26,7 @@ synchronous client and the engine's asyncio one (whose calls are awaited).
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from redis.exceptions import ResponseError
@@ -108,9 +109,10 @@ return redis.call('HGET', KEYS[1], ARGV[2])
 """
 )
 
-# KEYS: presence, free, seen. ARGV: now, fresh_since, preferred operator or '', lead.
-# Takes the preferred operator when free, else the one free the longest; consoles that
-# went quiet are taken off line on the way.
+# KEYS: presence, free, seen. ARGV: now, fresh_since, preferred operator or '', lead, the
+# operators who may be taken with their ranks (',7:1,9:2,': those of the customer's campaign,
+# the lower rank first) or '' (anyone). Takes the preferred operator when free, else the one
+# of the lowest rank free the longest; consoles that went quiet are taken off line on the way.
 _TAKE = (
     _LIB
     + """
@@ -124,13 +126,25 @@ local function take(op)
   put(op, 'transferring', ARGV[1], ARGV[4], fails)
   return op
 end
-if ARGV[3] ~= '' and redis.call('ZSCORE', KEYS[2], ARGV[3]) and fresh(ARGV[3]) then
+local function rank(op)
+  if ARGV[5] == '' then return 0 end
+  local at = string.find(ARGV[5], ',' .. op .. ':', 1, true)
+  if not at then return nil end
+  return tonumber(string.match(ARGV[5], '^(%d+)', at + string.len(op) + 2))
+end
+if ARGV[3] ~= '' and rank(ARGV[3]) and redis.call('ZSCORE', KEYS[2], ARGV[3])
+    and fresh(ARGV[3]) then
   return take(ARGV[3])
 end
+local best, best_rank = nil, nil
 for _, op in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
-  if fresh(op) then return take(op) end
-  gone(op)
+  if not fresh(op) then gone(op)
+  else
+    local r = rank(op)
+    if r and (not best_rank or r < best_rank) then best, best_rank = op, r end
+  end
 end
+if best then return take(best) end
 return false
 """
 )
@@ -313,11 +327,20 @@ class Presence:
         """Write the engine's token as the newest (refused, `FENCED`, if a newer one is)."""
         return self._run("fence")
 
-    def take(self, lead_id: int, preferred: int | None = None, now: float | None = None):
-        """Atomically take a free operator for a customer who answered; returns the
-        operator's id (bytes) or None."""
+    def take(
+        self,
+        lead_id: int,
+        preferred: int | None = None,
+        now: float | None = None,
+        among: Mapping[int, int] | None = None,
+    ):
+        """Atomically take a free operator for a customer who answered, of those `among`
+        (the operators of the customer's campaign, each with a rank: the lowest taken first,
+        the one free the longest among equals; None: anyone, the one free the longest);
+        returns the operator's id (bytes) or None."""
         preferred_arg = "" if preferred is None else str(preferred)
-        return self._run("take", self._fresh_since(now), preferred_arg, lead_id, now=now)
+        among_arg = "" if among is None else "," + "".join(f"{o}:{r}," for o, r in among.items())
+        return self._run("take", self._fresh_since(now), preferred_arg, lead_id, among_arg, now=now)
 
     def transferred(
         self, operator_id: int, succeeded: bool, failure_limit: int, now: float | None = None
@@ -336,6 +359,10 @@ class Presence:
 
     def free_count(self):
         return self.client.zcard(self.keys.free)
+
+    def free_operators(self):
+        """The free operators' ids (bytes), the one free the longest first."""
+        return self.client.zrange(self.keys.free, 0, -1)
 
     def states(self):
         """HGETALL of the presence hash; decode it with `decode_all`."""

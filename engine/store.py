@@ -21,6 +21,15 @@ from engine.sip.ua import Account, CallRecord
 
 
 @dataclass(frozen=True)
+class CampaignSettings:
+    """A running campaign of the tenant: who works it (operator id -> weight; None: every
+    operator, weight 1), for the division of operators (engine/campaigns.py)."""
+
+    campaign_id: int
+    weights: dict[int, int] | None = None
+
+
+@dataclass(frozen=True)
 class TenantSettings:
     """A snapshot of a tenant's settings, reloaded when the portal says they changed."""
 
@@ -47,6 +56,8 @@ class TenantSettings:
     #: regulatory window (days: 1 or 30) under this cap.
     abandon_rate_cap: float = 3.0
     abandon_rate_window_days: int = 30
+    #: The running campaigns, the default first.
+    campaigns: tuple[CampaignSettings, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -59,6 +70,7 @@ class Claimed:
     dialed_uri: str
     attempts: int  # attempts made, this one included
     last_operator_id: int | None
+    campaign_id: int = 0
 
 
 @dataclass(frozen=True)
@@ -138,9 +150,11 @@ class Store(Protocol):
         count: int,
         window: Window,
         dial_uri: Callable[[str], str],
+        campaign_id: int | None = None,
     ) -> list[Claimed]:
-        """Up to `count` due leads inside the calling `window`, marked `dialing`, with their
-        attempts opened (`dial_uri` makes the URI dialed from the phone number)."""
+        """Up to `count` due leads of running campaigns (of this one, when given) inside the
+        calling `window`, marked `dialing`, with their attempts opened (`dial_uri` makes the
+        URI dialed from the phone number)."""
         ...
 
     def finish(self, tenant_id: int, epoch: int, finished: list[Finished]) -> int:
@@ -152,6 +166,6 @@ class Store(Protocol):
         ...
 
     def abandon_counts(self, tenant_id: int, since: datetime) -> tuple[int, int]:
-        """(answered, abandoned): attempts started since `since` whose customer answered,
+        """(picked up, abandoned): attempts started since `since` whose customer picked up,
         and of those, the ones that found no free operator."""
         ...

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from tests.engine.dialing import (
     HostThread,
@@ -16,6 +16,7 @@ from tests.engine.dialing import (
     calls_at_pbx,
     demo_pbx_tenant,
     engine_state,
+    finish_as_they_come,
     go_on_line,
     leads_of,
     wait_until,
@@ -73,7 +74,9 @@ def test_a_paused_campaign_stops_its_new_calls_within_a_second_and_the_other_goe
             paused = time.time()
             wait_until(
                 lambda: {c.number for c in calls_at_pbx(pbx.journal)} >= set(DEFAULT),
-                what="every lead of the default campaign dialed",
+                what=lambda: (
+                    f"every lead of the default campaign dialed: {sorted(c.number for c in calls_at_pbx(pbx.journal))} {engine_state(app, tenant_id)}"
+                ),
             )
             wait_until(
                 lambda: engine_state(app, tenant_id).get("reason") == "campaigns_paused",
@@ -113,3 +116,49 @@ def test_a_campaign_run_again_dials_its_leads(app, database_url):
                 lambda: {c.number for c in calls_at_pbx(pbx.journal)} == set(TV[:3]),
                 what="the campaign's three leads dialed",
             )
+
+
+def test_each_customer_goes_to_an_operator_of_their_campaign_and_never_two_at_once(
+    app, database_url
+):
+    """Operator 101 works only the default campaign; 102 works both, through a team. The
+    customers of "TV offer" all go to 102; 102 gets customers of both; nobody has two."""
+    from webapp.models import CampaignMember, Operator, Team
+
+    answering_tv = [f"+1555300{n:03d}0" for n in range(6)]  # last digit 0: answers
+    answering_default = [f"+1555400{n:03d}0" for n in range(6)]
+    with PbxThread() as pbx:
+        tenant_id, operators = demo_pbx_tenant(app, "Acme", pbx)
+        add_leads(app, tenant_id, answering_tv + answering_default)
+        tv = _second_campaign(app, tenant_id, answering_tv)
+        with app.app_context():
+            team = Team(tenant_id=tenant_id, name="Both")
+            db.session.add(team)
+            db.session.flush()
+            db.session.get(Operator, operators["102"]).team_id = team.id
+            default = db.session.scalar(
+                select(Campaign.id).where(Campaign.tenant_id == tenant_id, Campaign.is_default)
+            )
+            db.session.add_all(
+                [
+                    CampaignMember(
+                        tenant_id=tenant_id, campaign_id=default, operator_id=operators["101"]
+                    ),
+                    CampaignMember(tenant_id=tenant_id, campaign_id=default, team_id=team.id),
+                    CampaignMember(tenant_id=tenant_id, campaign_id=tv, team_id=team.id, weight=2),
+                ]
+            )
+            db.session.commit()
+        go_on_line(app, tenant_id, *operators.values())
+        with HostThread(database_url):
+            finish_as_they_come(app, tenant_id, 12, timeout=60)
+    attempts = attempts_of(app, tenant_id)
+    transferred = [a for a in attempts if a.transfer_result == "succeeded"]
+    by_campaign = {
+        c: {a.operator_id for a in transferred if a.campaign_id == c} for c in (tv, default)
+    }
+    assert by_campaign[tv] == {operators["102"]}, by_campaign
+    assert operators["101"] in by_campaign[default]
+    assert by_campaign[default] <= {operators["101"], operators["102"]}
+    missed = [(a.campaign_id, a.outcome, a.detail, a.operator_id) for a in attempts if a not in transferred]
+    assert len({a.lead_id for a in transferred}) == 12, missed  # every customer reached an operator

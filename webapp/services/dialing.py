@@ -38,16 +38,36 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from rq import Queue
-from sqlalchemy import and_, case, create_engine, event, func, or_, select, text, update
+from sqlalchemy import (
+    and_,
+    case,
+    create_engine,
+    event,
+    func,
+    or_,
+    select,
+    text,
+    true,
+    update,
+)
 from sqlalchemy.engine import Connection, Engine
 
 from engine.formats import parse_host_port
 from engine.outcomes import Detail, Outcome, TransferResult
 from engine.sip.ua import Account
-from engine.store import Claimed, Finished, Lost, Refused, TenantSettings, Window
+from engine.store import (
+    CampaignSettings,
+    Claimed,
+    Finished,
+    Lost,
+    Refused,
+    TenantSettings,
+    Window,
+)
 from webapp.models import (
     Attempt,
     Campaign,
+    CampaignMember,
     CampaignState,
     DoNotCall,
     Lead,
@@ -68,6 +88,7 @@ do_not_call = DoNotCall.__table__
 report_hours = ReportHour.__table__
 report_rollups = ReportRollup.__table__
 campaigns = Campaign.__table__
+campaign_members = CampaignMember.__table__
 DIALABLE = (LeadStatus.NEW.value, LeadStatus.RETRY.value)
 
 
@@ -166,11 +187,12 @@ class DialingStore:
             if tenant is None:
                 return None
             operators = connection.execute(
-                select(Operator.id, Operator.extension).where(
+                select(Operator.id, Operator.extension, Operator.team_id).where(
                     Operator.tenant_id == tenant_id, Operator.active.is_(True)
                 )
-            )
+            ).all()
             extensions = {row.id: row.extension for row in operators}
+            running = self._running_campaigns(connection, tenant_id, operators)
         password = ""
         if tenant["sip_password_encrypted"]:
             try:
@@ -212,7 +234,45 @@ class DialingStore:
             operators=extensions,
             abandon_rate_cap=float(tenant["abandon_rate_cap_percent"]),
             abandon_rate_window_days=tenant["abandon_rate_window_days"],
+            campaigns=running,
         )
+
+    @staticmethod
+    def _running_campaigns(
+        connection: Connection, tenant_id: int, operators: list
+    ) -> tuple[CampaignSettings, ...]:
+        """The tenant's running campaigns, the default first, each with who works it: its
+        operators' own weights, else their team's; a campaign without members is everyone's
+        (None)."""
+        rows = connection.execute(
+            select(campaigns.c.id)
+            .where(
+                campaigns.c.tenant_id == tenant_id,
+                campaigns.c.state == CampaignState.RUNNING.value,
+            )
+            .order_by(campaigns.c.is_default.desc(), campaigns.c.id)
+        ).all()
+        members = connection.execute(
+            select(
+                campaign_members.c.campaign_id,
+                campaign_members.c.operator_id,
+                campaign_members.c.team_id,
+                campaign_members.c.weight,
+            ).where(campaign_members.c.tenant_id == tenant_id)
+        ).all()
+        teams: dict[int, list[int]] = {}
+        for operator in operators:
+            if operator.team_id is not None:
+                teams.setdefault(operator.team_id, []).append(operator.id)
+        active = {operator.id for operator in operators}
+        weights: dict[int, dict[int, int]] = {}
+        for member in sorted(members, key=lambda m: m.operator_id is not None):  # teams first
+            into = weights.setdefault(member.campaign_id, {})
+            if member.team_id is not None:
+                into.update(dict.fromkeys(teams.get(member.team_id, ()), member.weight))
+            elif member.operator_id in active:
+                into[member.operator_id] = member.weight
+        return tuple(CampaignSettings(row.id, weights.get(row.id)) for row in rows)
 
     def abandon_counts(self, tenant_id: int, since: datetime) -> tuple[int, int]:
         """(picked up, abandoned) attempts that started since `since`: the customer picked up,
@@ -295,10 +355,11 @@ class DialingStore:
         count: int,
         window: Window,
         dial_uri: Callable[[str], str],
+        campaign_id: int | None = None,
     ) -> list[Claimed]:
-        """Claim up to `count` due leads: new ones first, then by priority and due time.
-        Refused (nothing claimed) when `epoch` is not the tenant's newest engine, or when
-        dialing is off by now."""
+        """Claim up to `count` due leads of the running campaigns (of this one, when
+        given): new ones first, then by priority and due time. Refused (nothing claimed)
+        when `epoch` is not the tenant's newest engine, or when dialing is off by now."""
         now = datetime.now(UTC)
         order = (
             (leads.c.status == LeadStatus.NEW.value).desc(),
@@ -315,6 +376,7 @@ class DialingStore:
                 leads.c.last_operator_id,
             )
             .where(self._due(settings, now, window))
+            .where(true() if campaign_id is None else leads.c.campaign_id == campaign_id)
             .order_by(*order)
             .limit(count)
         )
@@ -371,7 +433,13 @@ class DialingStore:
             )
         return [
             Claimed(
-                row.id, attempt_id, row.phone, uris[row.id], row.attempts + 1, row.last_operator_id
+                row.id,
+                attempt_id,
+                row.phone,
+                uris[row.id],
+                row.attempts + 1,
+                row.last_operator_id,
+                row.campaign_id,
             )
             for row, attempt_id in zip(chosen, ids, strict=True)
         ]
