@@ -21,6 +21,7 @@ SERVICES = sorted((WEBAPP / "services").glob("*.py"))
 KNOWN_BLUEPRINTS = {
     "webapp.api",
     "webapp.auth",
+    "webapp.campaigns",
     "webapp.console",
     "webapp.donotcall",
     "webapp.leads",

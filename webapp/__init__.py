@@ -70,6 +70,7 @@ def create_app(config: Config | dict | None = None, *, serving: bool = True) -> 
 
     from webapp import (
         auth,
+        campaigns,
         console,
         donotcall,
         health,
@@ -89,6 +90,7 @@ def create_app(config: Config | dict | None = None, *, serving: bool = True) -> 
     app.register_blueprint(settings.bp)
     app.register_blueprint(operators.bp)
     app.register_blueprint(people.bp)
+    app.register_blueprint(campaigns.bp)
     app.register_blueprint(leads.bp)
     app.register_blueprint(donotcall.bp)
     app.register_blueprint(console.bp)

@@ -1,6 +1,7 @@
-"""Objects of the pages that take more than the fixture's tenant has: a do-not-call entry,
-an uploaded CSV file, a lead import and a connection check (queued, never run). The role
-and cross-tenant matrices give one of each to a tenant; jobs are deleted afterwards."""
+"""Objects of the pages that take more than the fixture's tenant has: a second campaign, a
+do-not-call entry, an uploaded CSV file, a lead import and a connection check (queued, never
+run). The role and cross-tenant matrices give one of each to a tenant; jobs are deleted
+afterwards."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import io
 from rq.job import Job
 
 from webapp.extensions import db
-from webapp.models import DoNotCall
+from webapp.models import DoNotCall, Tenant
+from webapp.services.campaigns import create_campaign
 
 
 def add_portal_objects(app, tenant, request) -> None:
@@ -19,6 +21,8 @@ def add_portal_objects(app, tenant, request) -> None:
     from webapp.settings import checks
 
     with app.app_context():
+        company = db.session.get(Tenant, tenant.id)
+        tenant.campaign_id = create_campaign(company, f"{company.name} TV", "tv-offer", None).id
         entry = DoNotCall(tenant_id=tenant.id, number=f"+1212555{tenant.id:04d}", note="note")
         db.session.add(entry)
         db.session.commit()

@@ -13,6 +13,7 @@ from webapp.leads import imports
 from webapp.models import (
     ApiClient,
     ApiToken,
+    Campaign,
     DoNotCall,
     Operator,
     Team,
@@ -34,6 +35,7 @@ OBJECT_ARGUMENTS = {
     "api_client_id": "api_client_id",
     "webhook_id": "webhook_id",
     "attempt_id": "attempt_id",
+    "campaign_id": "campaign_id",
 }
 #: A route's job id names an import, or (under /settings/) a connection check.
 CHECK_JOBS = "/settings/"
@@ -87,6 +89,7 @@ def test_tenant_a_gets_404_for_every_object_of_tenant_b(
             method=method,
             data={
                 "name": "Hacked",
+                "key": "hacked",
                 "extension": "666",
                 "team_id": "0",
                 "url": "https://evil.example/hook",
@@ -96,7 +99,7 @@ def test_tenant_a_gets_404_for_every_object_of_tenant_b(
         assert response.status_code == 404, (rule.endpoint, method)
         assert "Bravo" not in response.get_data(as_text=True)
         tried += 1
-    assert tried >= (8 if method == "GET" else 13)
+    assert tried >= (9 if method == "GET" else 17)
     with app.app_context():
         operator = db.session.get(Operator, tenant_b.operator_id)
         assert (operator.name, operator.extension, operator.active) == (
@@ -105,6 +108,9 @@ def test_tenant_a_gets_404_for_every_object_of_tenant_b(
             True,
         )
         assert db.session.get(Team, tenant_b.team_id).name == "Bravo team"
+        campaign = db.session.get(Campaign, tenant_b.campaign_id)
+        assert (campaign.name, campaign.key, campaign.state) == ("Bravo TV", "tv-offer", "running")
+        assert campaign.state_changed_by_id is None
         assert db.session.get(User, tenant_b.supervisor_id).active is True
         assert db.session.get(DoNotCall, tenant_b.entry_id) is not None
         assert imports.find_upload(tenant_b.id, tenant_b.upload_id) is not None
@@ -139,3 +145,24 @@ def test_settings_are_the_own_tenants(client, auth, tenant_a, tenant_b):
     auth.logout()
     auth.login(tenant_a.admin_email)
     assert "9{number}" not in client.get("/settings/formats").get_data(as_text=True)
+
+
+def test_campaigns_are_the_own_tenants(app, client, auth, tenant_a, tenant_b, request):
+    add_portal_objects(app, tenant_a, request)
+    add_portal_objects(app, tenant_b, request)
+    auth.login(tenant_a.admin_email)
+    page = client.get("/campaigns/").get_data(as_text=True)
+    assert "Alpha TV" in page and "Bravo" not in page
+    assert f'data-campaign="{tenant_b.campaign_id}"' not in page
+    # Their campaign is no filter of the lead list, and no choice for an import.
+    leads = client.get("/leads/", query_string={"campaign": tenant_b.campaign_id})
+    assert "Alpha lead" in leads.get_data(as_text=True)
+    assert "Bravo" not in leads.get_data(as_text=True)
+    mapping = client.get(f"/leads/import/{tenant_a.upload_id}").get_data(as_text=True)
+    assert "Alpha TV" in mapping and "Bravo" not in mapping
+    # A new campaign may take the name and key another tenant uses.
+    response = client.post("/campaigns/new", data={"name": "Bravo TV", "key": "bravo-tv"})
+    assert response.status_code == 302
+    with app.app_context():
+        theirs = db.session.get(Campaign, tenant_b.campaign_id)
+        assert (theirs.tenant_id, theirs.name, theirs.key) == (tenant_b.id, "Bravo TV", "tv-offer")

@@ -28,7 +28,8 @@ from webapp.api.common import (
 from webapp.api.errors import ApiError, invalid
 from webapp.bus import wake_engine
 from webapp.extensions import db
-from webapp.models import Attempt, Lead, LeadStatus
+from webapp.models import Attempt, Campaign, Lead, LeadStatus
+from webapp.services.campaigns import CampaignError, campaign_for_leads, find_campaign
 from webapp.services.leads import LeadError, NewLead, create_lead, normalize_phone
 from webapp.services.shapes import attempt_json, lead_json
 from webapp.tenancy import current_tenant, scoped
@@ -44,13 +45,16 @@ LEAD_FIELDS: dict[str, tuple[tuple[type, ...], str]] = {
     "card": ((dict, NoneType), "an object or null"),
     "priority": ((int,), "a whole number"),
     "time_zone": ((str, NoneType), "a string or null"),
+    "campaign": ((int, str, NoneType), "a campaign's id (a number) or key (a string), or null"),
 }
 #: A finished lead cannot be cancelled any more.
 FINISHED = (LeadStatus.REACHED.value, LeadStatus.EXHAUSTED.value)
 
 
-def read_new_lead(value: Any) -> NewLead:
-    data = json_object(value, LEAD_FIELDS, "A lead")
+def read_new_lead(value: Any, campaigns: dict | None = None) -> NewLead:
+    """A NewLead from JSON, or a 422 naming the field. `campaigns` remembers the campaigns
+    named so far in the request (a bulk names the same few a thousand times)."""
+    data = dict(json_object(value, LEAD_FIELDS, "A lead"))
     if "phone" not in data:
         raise invalid("phone", "The phone number is required.")
     for name, field_value in data.items():
@@ -64,7 +68,24 @@ def read_new_lead(value: Any) -> NewLead:
             "time_zone",
             f"{data['time_zone']!r} is not a time zone; use an IANA name like Europe/Moscow.",
         )
-    return NewLead(**data)
+    campaign = _campaign_for_leads(
+        data.pop("campaign", None), {} if campaigns is None else campaigns
+    )
+    return NewLead(**data, campaign_id=campaign.id)
+
+
+def _campaign_for_leads(ref: int | str | None, known: dict) -> Campaign:
+    """The campaign a lead goes to (the default one without `campaign`); 422 for one the
+    tenant does not have (another tenant's included) or that is archived."""
+    key = (type(ref), ref)
+    if key not in known:
+        try:
+            known[key] = campaign_for_leads(current_tenant(), ref)
+        except CampaignError as error:
+            known[key] = error
+    if isinstance(known[key], CampaignError):
+        raise invalid("campaign", known[key].message)
+    return known[key]
 
 
 def _check_card(card: dict) -> None:
@@ -82,9 +103,12 @@ def _time_zones() -> frozenset[str]:
     return frozenset(available_timezones())
 
 
-def take_lead(value: Any, *, commit: bool = True) -> tuple[Lead, bool]:
-    """create_lead() from JSON, with its errors as 422s; (lead, created)."""
-    new = read_new_lead(value)
+def take_lead(
+    value: Any, *, commit: bool = True, campaigns: dict | None = None
+) -> tuple[Lead, bool]:
+    """create_lead() from JSON, with its errors as 422s; (lead, created). A lead already
+    known by its external_id is answered as it is, in its own campaign."""
+    new = read_new_lead(value, campaigns)
     try:
         return create_lead(current_tenant(), new, commit=commit)
     except LeadError as error:
@@ -139,9 +163,10 @@ def new_leads():
 
 def _create_many(items: list) -> list[dict]:
     outcomes: list[tuple[int, Lead | None, bool, dict | None]] = []
+    campaigns: dict = {}
     for index, item in enumerate(items):
         try:
-            lead, created = take_lead(item, commit=False)
+            lead, created = take_lead(item, commit=False, campaigns=campaigns)
         except ApiError as error:
             outcomes.append((index, None, False, error.body()["error"]))
         else:
@@ -158,6 +183,7 @@ def _create_many(items: list) -> list[dict]:
 
 
 LIST_PARAMETERS = (
+    "campaign",
     "status",
     "phone",
     "external_id",
@@ -176,6 +202,12 @@ def list_leads():
     check_query(LIST_PARAMETERS)
     args = request.args
     query = scoped(Lead)
+    if "campaign" in args:
+        try:
+            campaign = find_campaign(current_tenant(), args["campaign"])
+        except CampaignError as error:
+            raise invalid("campaign", error.message) from None
+        query = query.where(Lead.campaign_id == campaign.id)
     if "status" in args:
         if args["status"] not in {status.value for status in LeadStatus}:
             known = ", ".join(LeadStatus)

@@ -89,6 +89,14 @@ LEAD_INPUT = {
         "description": "IANA zone of the customer (calling hours); else from the number "
         "when it tells, else the tenant's.",
     },
+    "campaign": {
+        "type": ["integer", "string", "null"],
+        "description": "The campaign the lead goes to: its id (a number) or its key (e.g. "
+        "`tv-offer`, Campaigns page). Absent or null: the tenant's default campaign. One the "
+        "tenant does not have, or an archived one: 422 with `field` campaign, nothing stored. "
+        "A lead already known by its external_id stays in its own campaign.",
+        "examples": ["tv-offer", 3],
+    },
 }
 
 SCHEMAS = {
@@ -111,6 +119,15 @@ SCHEMAS = {
             "field": {**STRING_OR_NULL, "description": "The field (or parameter) at fault."},
         },
     },
+    "CampaignRef": {
+        "type": "object",
+        "required": ["id", "key"],
+        "description": "A campaign as a lead or an attempt names it.",
+        "properties": {
+            "id": {"type": "integer"},
+            "key": {"type": "string", "description": "The tenant's own name for it."},
+        },
+    },
     "NewLead": {
         "type": "object",
         "required": ["phone"],
@@ -121,6 +138,7 @@ SCHEMAS = {
         "type": "object",
         "required": [
             "id",
+            "campaign",
             "phone",
             "name",
             "external_id",
@@ -135,6 +153,7 @@ SCHEMAS = {
         ],
         "properties": {
             "id": {"type": "integer"},
+            "campaign": _ref("CampaignRef"),
             "phone": {"type": "string", "description": "E.164."},
             "name": {"type": "string"},
             "external_id": STRING_OR_NULL,
@@ -200,10 +219,14 @@ SCHEMAS = {
     },
     "Attempt": {
         "type": "object",
-        "required": ["id", "lead_id", "outcome", "invite_at"],
+        "required": ["id", "lead_id", "campaign", "outcome", "invite_at"],
         "properties": {
             "id": {"type": "integer"},
             "lead_id": {"type": "integer"},
+            "campaign": {
+                **_ref("CampaignRef"),
+                "description": "The campaign the lead was in when this call was made.",
+            },
             "operator_id": INTEGER_OR_NULL,
             "dialed_uri": {"type": "string"},
             "outcome": {
@@ -308,6 +331,12 @@ def _query(name: str, schema: dict, description: str) -> dict:
 
 
 LEAD_FILTERS = [
+    _query(
+        "campaign",
+        {"type": "string"},
+        "Only leads of this campaign, named by its id or its key (archived ones too); one the "
+        "tenant does not have: 422.",
+    ),
     _query(
         "status", {"enum": [status.value for status in LeadStatus]}, "Only leads with this status."
     ),

@@ -20,11 +20,18 @@ _JOB_ID = re.compile(r"[0-9a-f\-]{32,36}\Z")
 
 
 def start(
-    kind: str, tenant_id: int, function: Callable, *args, timeout: int, keep_seconds: int = 86400
+    kind: str,
+    tenant_id: int,
+    function: Callable,
+    *args,
+    timeout: int,
+    keep_seconds: int = 86400,
+    meta: dict | None = None,
 ) -> Job:
     """Enqueue `function(*args)` on the `default` queue for the tenant; the result is kept
     for `keep_seconds`, long enough for the admin to come back to it, and a job no worker
-    took in that time is dropped."""
+    took in that time is dropped. `meta`: more for the job's page to show (set before the
+    job is queued: a worker's progress is never overwritten)."""
     return queue().enqueue_call(
         function,
         args=args,
@@ -32,7 +39,7 @@ def start(
         ttl=keep_seconds,
         result_ttl=keep_seconds,
         failure_ttl=keep_seconds,
-        meta={"tenant_id": tenant_id, "kind": kind},
+        meta={**(meta or {}), "tenant_id": tenant_id, "kind": kind},
     )
 
 

@@ -12,10 +12,18 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from wtforms import BooleanField, SelectField
 from wtforms.fields.choices import SelectChoice
 
+from webapp.extensions import db
 from webapp.jobs import watched
 from webapp.leads import bp, imports
+from webapp.models import Campaign
 from webapp.roles import tenant_writer
-from webapp.tenancy import current_tenant, current_tenant_id
+from webapp.services.campaigns import (
+    CampaignError,
+    campaign_for_leads,
+    campaigns_of,
+    default_campaign,
+)
+from webapp.tenancy import current_tenant, current_tenant_id, scoped
 
 #: The most columns a file may have (a wider one is surely not a list of leads).
 MAX_COLUMNS = 60
@@ -76,8 +84,18 @@ def import_upload():
 
 
 def _mapping_form(names: list[str], guessed: list[str]) -> FlaskForm:
+    tenant = current_tenant()
+
     class MappingForm(FlaskForm):
         header = BooleanField(_l("The first row holds the column names"), default=True)
+        # Archived campaigns take no new leads: they are not offered.
+        campaign = SelectField(
+            _l("Campaign"),
+            coerce=int,
+            choices=[SelectChoice(c.id, c.name) for c in campaigns_of(tenant, archived=False)],
+            default=default_campaign(tenant).id,
+            description=_l("The file's leads go to this campaign."),
+        )
 
     choices = [SelectChoice(value, label) for value, label in TARGET_LABELS.items()]
     for i, name in enumerate(names):
@@ -114,6 +132,14 @@ def import_mapping(upload_id: str):
     mapping = [column.data or "" for column in columns]
     errors = _mapping_errors(mapping) if form.is_submitted() else []
     if form.validate_on_submit() and not errors and "start" in request.form:
+        try:  # (archived since the page was shown)
+            campaign = campaign_for_leads(tenant, form.campaign.data)
+        except CampaignError as error:
+            form.campaign.errors.append(error.message)
+            campaign = None
+    else:
+        campaign = None
+    if campaign is not None:
         job = watched.start(
             "import",
             tenant.id,
@@ -122,7 +148,9 @@ def import_mapping(upload_id: str):
             upload_id,
             mapping,
             header,
+            campaign.id,
             timeout=3600,
+            meta={"campaign_id": campaign.id},
         )
         imports.mark_started(upload, job.id)
         return redirect(url_for("leads.import_job", job_id=job.id))
@@ -146,10 +174,17 @@ def import_mapping(upload_id: str):
 def import_job(job_id: str):
     job = watched.find_or_404(job_id, "import")
     state = watched.state(job)
+    campaign_id = job.meta.get("campaign_id")
+    campaign = (
+        db.session.scalar(scoped(Campaign).where(Campaign.id == campaign_id))
+        if campaign_id is not None
+        else None
+    )
     return render_template(
         "leads/import_job.html",
         job=job,
         state=state,
+        campaign=campaign,
         progress=job.meta.get("progress") or {"done": 0, "total": 0},
         result=job.return_value() if state == "done" else None,
         FIELD_LABELS=FIELD_LABELS,

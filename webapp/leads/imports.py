@@ -4,8 +4,9 @@ The web process copies an upload under `AUTOCALL_UPLOAD_DIR` as `<tenant>-<token
 megabyte at a time (never the whole file in memory), reads it through once to learn its
 encoding and count its rows, and keeps a small `.json` beside it (the original name, the
 encoding, the delimiter, the row count); the mapping page reads only the file's first rows;
-the admin maps the columns and looks at a preview; the job on the `default` queue reads the
-file row by row and creates the leads through `services.leads.prepare` in batches (a commit
+the admin maps the columns, chooses the campaign the leads go to and looks at a preview; the
+job on the `default` queue reads the file row by row and creates the leads in that campaign
+through `services.leads.prepare` in batches (a commit
 per batch), lists the rows it could not take with their reason, skips CRM ids already known,
 deletes the file, and wakes the tenant's engine once. Memory stays the same whatever the
 file's size (tests/webapp/leads/test_import_memory.py).
@@ -35,6 +36,7 @@ from webapp.bus import wake_engine
 from webapp.extensions import db
 from webapp.jobs.queues import job_context
 from webapp.models import Lead, Tenant
+from webapp.services.campaigns import CampaignError, campaign_for_leads
 from webapp.services.leads import LeadError, NewLead, prepare
 
 #: Targets a file may map from one column only (card fields take any number).
@@ -363,14 +365,22 @@ def preview(
 # --- the job ---------------------------------------------------------------------------------
 
 
-def import_leads(tenant_id: int, token: str, mapping: list[str], header: bool) -> dict:
-    """The RQ job: import the upload under the mapping; returns what happened."""
+def import_leads(
+    tenant_id: int, token: str, mapping: list[str], header: bool, campaign_id: int | None = None
+) -> dict:
+    """The RQ job: import the upload under the mapping into the campaign (None: the default
+    one); returns what happened. A campaign archived since the import was started takes
+    nothing: the result says so (`refused`) and the file is deleted like after an import."""
     with job_context():
         upload = find_upload(tenant_id, token)
         if upload is None:
             raise FileNotFoundError("the uploaded file is gone; upload it again")
+        tenant = db.session.get(Tenant, tenant_id)
         try:
-            result = _import(db.session.get(Tenant, tenant_id), upload, mapping, header)
+            campaign = campaign_for_leads(tenant, campaign_id)
+            result = _import(tenant, upload, mapping, header, campaign.id)
+        except CampaignError as error:
+            result = {**_empty_result(0), "refused": error.message}
         finally:
             delete_upload(upload)
         if result["imported"]:
@@ -378,7 +388,20 @@ def import_leads(tenant_id: int, token: str, mapping: list[str], header: bool) -
         return result
 
 
-def _import(tenant: Tenant, upload: Upload, mapping: list[str], header: bool) -> dict:
+def _empty_result(total: int) -> dict:
+    return {
+        "total": total,
+        "imported": 0,
+        "bad": [],
+        "bad_count": 0,
+        "duplicates": [],
+        "duplicate_count": 0,
+    }
+
+
+def _import(
+    tenant: Tenant, upload: Upload, mapping: list[str], header: bool, campaign_id: int
+) -> dict:
     """Read the file row by row, a batch at a time: memory holds one batch, whatever the
     file's size. A CRM id seen earlier in the same file is caught in its batch, or by the
     database once the earlier batch is committed; both are reported as duplicates."""
@@ -388,14 +411,7 @@ def _import(tenant: Tenant, upload: Upload, mapping: list[str], header: bool) ->
     records = upload.records()
     if header:
         next(records, None)
-    result = {
-        "total": total,
-        "imported": 0,
-        "bad": [],
-        "bad_count": 0,
-        "duplicates": [],
-        "duplicate_count": 0,
-    }
+    result = _empty_result(total)
 
     def duplicate(number: int, external_id: str) -> None:
         result["duplicate_count"] += 1
@@ -410,6 +426,7 @@ def _import(tenant: Tenant, upload: Upload, mapping: list[str], header: bool) ->
         for number, row in enumerate(rows, start=first + done):
             try:
                 lead = prepare(tenant, new_lead(row, mapping, names))
+                lead.campaign_id = campaign_id
             except LeadError as error:
                 result["bad_count"] += 1
                 if len(result["bad"]) < MAX_LISTED:

@@ -9,9 +9,10 @@ from flask_babel import lazy_gettext as _l
 from webapp.extensions import db
 from webapp.labels import OUTCOME_LABELS
 from webapp.leads import bp
-from webapp.models import Attempt, Lead, LeadStatus, Operator
+from webapp.models import Attempt, Campaign, Lead, LeadStatus, Operator
 from webapp.roles import can_change, tenant_reader
-from webapp.tenancy import get_or_404, scoped
+from webapp.services.campaigns import campaigns_of
+from webapp.tenancy import current_tenant, get_or_404, scoped
 
 PAGE_SIZE = 50
 _PHONE = re.compile(r"\+?[0-9]{2,15}\Z")
@@ -70,8 +71,14 @@ def index():
     due = request.args.get("due", "")
     text = request.args.get("q", "").strip()[:100]
     before = request.args.get("before", type=int)
+    campaigns = {campaign.id: campaign for campaign in campaigns_of(current_tenant())}
+    campaign = request.args.get("campaign", type=int)
 
     query = scoped(Lead)
+    if campaign in campaigns:
+        query = query.where(Lead.campaign_id == campaign)
+    else:
+        campaign = None
     if status in STATUS_LABELS:
         query = query.where(Lead.status == status)
     if outcome in OUTCOME_LABELS:
@@ -85,11 +92,18 @@ def index():
     leads = db.session.scalars(query.order_by(Lead.id.desc()).limit(PAGE_SIZE + 1)).all()
     more = len(leads) > PAGE_SIZE
     leads = leads[:PAGE_SIZE]
-    filters = {"status": status, "outcome": outcome, "due": due, "q": text}
+    filters = {
+        "campaign": campaign or "",
+        "status": status,
+        "outcome": outcome,
+        "due": due,
+        "q": text,
+    }
     return render_template(
         "leads/index.html",
         leads=leads,
         filters=filters,
+        campaigns=campaigns,
         next_before=leads[-1].id if more else None,
         first_page=before is None,
         editable=can_change(),
@@ -110,4 +124,5 @@ def detail(lead_id: int):
         .where(Attempt.lead_id == lead.id)
         .order_by(Attempt.invite_at.desc())
     ).all()
-    return render_template("leads/detail.html", lead=lead, attempts=rows)
+    campaign = db.session.get(Campaign, lead.campaign_id)
+    return render_template("leads/detail.html", lead=lead, attempts=rows, campaign=campaign)

@@ -40,47 +40,73 @@ def default_campaign(tenant: Tenant) -> Campaign:
     ).one()
 
 
+def find_campaign(tenant: Tenant, ref: object) -> Campaign:
+    """The tenant's campaign named by its id (a number, or digits as text) or its key, in
+    whatever state; CampaignError when the tenant has none so named. Another tenant's
+    campaign is answered exactly like one that does not exist."""
+    if isinstance(ref, bool) or not isinstance(ref, int | str):
+        raise CampaignError("The campaign must be given by its id (a number) or its key (text).")
+    query = select(Campaign).where(Campaign.tenant_id == tenant.id)
+    text = ref.strip() if isinstance(ref, str) else ""
+    if isinstance(ref, int) or (text.isascii() and text.isdigit()):
+        number = int(text) if isinstance(ref, str) else ref
+        # (an id past 64 bits names nothing, and must not reach the database)
+        campaign = (
+            db.session.scalars(query.where(Campaign.id == number)).first()
+            if 0 < number < 2**63
+            else None
+        )
+    else:
+        campaign = db.session.scalars(query.where(Campaign.key == text.lower())).first()
+    if campaign is None:
+        raise CampaignError(f"There is no campaign {ref!r} in this company.")
+    return campaign
+
+
 def campaign_for_leads(tenant: Tenant, ref: object) -> Campaign:
     """The campaign new leads go to, named by id or key; None or "": the default campaign.
     CampaignError for one that does not exist in the tenant or is archived."""
     if ref is None or ref == "":
         return default_campaign(tenant)
-    query = select(Campaign).where(Campaign.tenant_id == tenant.id)
-    if isinstance(ref, bool) or not isinstance(ref, int | str):
-        raise CampaignError("The campaign must be given by its id (a number) or its key (text).")
-    if isinstance(ref, int) or ref.isdigit():
-        campaign = db.session.scalars(query.where(Campaign.id == int(ref))).first()
-    else:
-        campaign = db.session.scalars(query.where(Campaign.key == ref.strip().lower())).first()
-    if campaign is None:
-        raise CampaignError(f"There is no campaign {ref!r} in this company.")
+    campaign = find_campaign(tenant, ref)
     if campaign.state == CampaignState.ARCHIVED.value:
         raise CampaignError(f"The campaign {campaign.name!r} is archived: it takes no new leads.")
     return campaign
 
 
 def check_key(key: str) -> str:
+    """A key as it is stored (lower case), or CampaignError. Digits alone would read as an
+    id wherever a campaign is named by id or key, so a key needs a letter or a dash."""
     key = (key or "").strip().lower()
     if not KEY.match(key):
         raise CampaignError(
             "A key has 1 to 64 lower-case letters, digits and dashes, and starts with a "
             "letter or a digit (for example tv-offer)."
         )
+    if key.isdigit():
+        raise CampaignError("A key cannot be digits alone: a number names a campaign by its id.")
     return key
 
 
-def create_campaign(tenant: Tenant, name: str, key: str, by: User | None) -> Campaign:
-    """A new running campaign; CampaignError when the name or key is taken or wrong."""
+def _check_name_and_key(
+    tenant_id: int, name: str, key: str, other_than: int | None = None
+) -> tuple[str, str]:
     name = (name or "").strip()
     if not 0 < len(name) <= 100:
         raise CampaignError("A campaign's name has 1 to 100 characters.")
     key = check_key(key)
     for column, value, what in ((Campaign.name, name, "name"), (Campaign.key, key, "key")):
-        taken = db.session.scalar(
-            select(func.count()).where(Campaign.tenant_id == tenant.id, column == value)
-        )
-        if taken:
+        query = select(func.count()).where(Campaign.tenant_id == tenant_id, column == value)
+        if other_than is not None:
+            query = query.where(Campaign.id != other_than)
+        if db.session.scalar(query):
             raise CampaignError(f"Another campaign has the {what} {value!r}.")
+    return name, key
+
+
+def create_campaign(tenant: Tenant, name: str, key: str, by: User | None) -> Campaign:
+    """A new running campaign; CampaignError when the name or key is taken or wrong."""
+    name, key = _check_name_and_key(tenant.id, name, key)
     campaign = Campaign(
         tenant_id=tenant.id,
         name=name,
@@ -91,6 +117,16 @@ def create_campaign(tenant: Tenant, name: str, key: str, by: User | None) -> Cam
     db.session.add(campaign)
     db.session.commit()
     return campaign
+
+
+def rename_campaign(campaign: Campaign, name: str, key: str) -> None:
+    """A new name and key (the default campaign's too); CampaignError when one is taken by
+    another campaign of the tenant or wrong. Its leads and attempts stay its own: they name
+    it by id."""
+    campaign.name, campaign.key = _check_name_and_key(
+        campaign.tenant_id, name, key, other_than=campaign.id
+    )
+    db.session.commit()
 
 
 def set_state(campaign: Campaign, state: CampaignState, by: User | None) -> None:

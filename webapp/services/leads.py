@@ -78,6 +78,9 @@ class NewLead:
     card: dict[str, Any] | None = None
     priority: int = 0
     time_zone: str | None = None
+    #: The campaign it goes to, already checked (services.campaigns.campaign_for_leads);
+    #: None: the tenant's default campaign.
+    campaign_id: int | None = None
 
 
 def prepare(tenant: Tenant, new: NewLead) -> Lead:
@@ -100,6 +103,7 @@ def prepare(tenant: Tenant, new: NewLead) -> Lead:
         card=new.card or {},
         priority=new.priority,
         time_zone=zone,
+        campaign_id=new.campaign_id,
         status=LeadStatus.NEW.value,
         attempts=0,
     )

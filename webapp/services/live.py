@@ -38,21 +38,39 @@ def start_of_today(tenant: Tenant) -> datetime:
     return local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(UTC)
 
 
-def today(tenant: Tenant) -> Counters:
+def _counted():
+    """The columns of Counters, summed over the attempts a query selects."""
     transferred = Attempt.transfer_result.in_(
         (TransferResult.SUCCEEDED.value, TransferResult.UNCONFIRMED.value)
     )
+    return (
+        func.count(),
+        func.count(Attempt.answer_at),
+        func.coalesce(func.sum(case((transferred, 1), else_=0)), 0),
+        func.coalesce(
+            func.sum(case((Attempt.detail == Detail.NO_FREE_OPERATOR.value, 1), else_=0)), 0
+        ),
+    )
+
+
+def today(tenant: Tenant) -> Counters:
     row = db.session.execute(
-        select(
-            func.count(),
-            func.count(Attempt.answer_at),
-            func.coalesce(func.sum(case((transferred, 1), else_=0)), 0),
-            func.coalesce(
-                func.sum(case((Attempt.detail == Detail.NO_FREE_OPERATOR.value, 1), else_=0)), 0
-            ),
-        ).where(Attempt.tenant_id == tenant.id, Attempt.invite_at >= start_of_today(tenant))
+        select(*_counted()).where(
+            Attempt.tenant_id == tenant.id, Attempt.invite_at >= start_of_today(tenant)
+        )
     ).one()
     return Counters(*[int(value) for value in row])
+
+
+def today_by_campaign(tenant: Tenant) -> dict[int, Counters]:
+    """{campaign id: today's counters of its attempts} (the campaign an attempt was dialed
+    in); a campaign without attempts today is left out."""
+    rows = db.session.execute(
+        select(Attempt.campaign_id, *_counted())
+        .where(Attempt.tenant_id == tenant.id, Attempt.invite_at >= start_of_today(tenant))
+        .group_by(Attempt.campaign_id)
+    ).all()
+    return {campaign_id: Counters(*[int(v) for v in values]) for campaign_id, *values in rows}
 
 
 def wall(tenant: Tenant) -> dict:

@@ -1,13 +1,15 @@
 """A lead and an attempt as JSON: what the REST API answers (webapp/api/leads.py) and what a
 webhook posts (the attempt, webapp/webhooks/delivery.py). One definition, so that a CRM reads
 the same fields from both; docs/portal.md documents them. Times are RFC 3339 in UTC, null
-when they did not happen."""
+when they did not happen. Both name their campaign the way a CRM names it when it sends a
+lead: `"campaign": {"id": 3, "key": "tv-offer"}`."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from webapp.models import Attempt, Lead
+from webapp.extensions import db
+from webapp.models import Attempt, Campaign, Lead
 from webapp.models.api import as_utc
 
 
@@ -17,9 +19,19 @@ def iso(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat() if value is not None else None
 
 
+def campaign_json(campaign_id: int | None) -> dict | None:
+    """{"id", "key"} of a campaign (null for an object not yet stored). The session's
+    identity map keeps each campaign it read: a page of leads costs a query per campaign."""
+    if campaign_id is None:
+        return None
+    campaign = db.session.get(Campaign, campaign_id)
+    return {"id": campaign.id, "key": campaign.key} if campaign is not None else None
+
+
 def lead_json(lead: Lead) -> dict:
     return {
         "id": lead.id,
+        "campaign": campaign_json(lead.campaign_id),
         "phone": lead.phone,
         "name": lead.name,
         "external_id": lead.external_id,
@@ -38,6 +50,7 @@ def attempt_json(attempt: Attempt) -> dict:
     return {
         "id": attempt.id,
         "lead_id": attempt.lead_id,
+        "campaign": campaign_json(attempt.campaign_id),
         "operator_id": attempt.operator_id,
         "dialed_uri": attempt.dialed_uri,
         "outcome": attempt.outcome,

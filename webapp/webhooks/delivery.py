@@ -69,6 +69,7 @@ from webapp.addresses import is_public
 from webapp.extensions import db
 from webapp.jobs.queues import WEBHOOKS, job_context, queue
 from webapp.models import Attempt, Lead, WebhookDelivery, WebhookEndpoint
+from webapp.models.campaign import DEFAULT_KEY
 from webapp.models.webhook import TEST
 from webapp.services.secrets import SecretError
 from webapp.services.shapes import attempt_json
@@ -125,7 +126,8 @@ def example_payload() -> dict:
         ringing_at=now - timedelta(seconds=4),
         end_at=now,
     )
-    return attempt_payload(attempt, Lead(external_id="example-1", phone="+12125550100"))
+    payload = attempt_payload(attempt, Lead(external_id="example-1", phone="+12125550100"))
+    return {**payload, "campaign": {"id": 0, "key": DEFAULT_KEY}}
 
 
 # --- one POST --------------------------------------------------------------------------------

@@ -69,3 +69,26 @@ def test_the_same_external_id_in_two_tenants_makes_two_leads(api, api_b):
     b = api_b.post("/leads", {"phone": "+12125551234", "external_id": "shared"})
     assert (a.status_code, b.status_code) == (201, 201)
     assert a.get_json()["id"] != b.get_json()["id"]
+
+
+def test_a_lead_cannot_go_to_nor_be_listed_by_another_tenants_campaign(
+    app, api, tenant_a, tenant_b
+):
+    from webapp.models import Campaign, Tenant
+    from webapp.services.campaigns import create_campaign
+
+    with app.app_context():
+        theirs = create_campaign(db.session.get(Tenant, tenant_b.id), "Bravo TV", "bravo-tv", None)
+        theirs_id = theirs.id
+    for ref in (theirs_id, str(theirs_id), "bravo-tv"):
+        response = api.post("/leads", {"phone": "+12125551234", "campaign": ref})
+        assert response.status_code == 422, ref
+        assert response.get_json()["error"]["field"] == "campaign"
+        bulk = api.post("/leads/bulk", {"leads": [{"phone": "+12125551234", "campaign": ref}]})
+        assert bulk.get_json()["failed"] == 1
+        assert api.get("/leads", campaign=str(ref)).status_code == 422
+        assert "Bravo" not in response.get_data(as_text=True) + bulk.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.query(Lead).filter_by(campaign_id=theirs_id).count() == 0
+        assert db.session.query(Lead).filter_by(tenant_id=tenant_a.id).count() == 1
+        assert db.session.get(Campaign, theirs_id).name == "Bravo TV"

@@ -81,3 +81,14 @@ def test_every_operation_with_a_bearer_names_its_scope_and_its_403():
             assert "403" in operation["responses"], (path, method)
     flows = DOCUMENT["components"]["securitySchemes"]["oauth2"]["flows"]
     assert set(flows["clientCredentials"]["scopes"]) == {"read", "leads"}
+
+
+def test_the_lead_and_the_attempt_objects_are_documented_field_by_field(app, api, tenant_a):
+    """What shapes.py writes is what the document lists (the campaign included)."""
+    lead = api.get(f"/leads/{tenant_a.lead_id}").get_json()
+    [attempt] = api.get(f"/leads/{tenant_a.lead_id}/attempts").get_json()["attempts"]
+    schemas = DOCUMENT["components"]["schemas"]
+    assert set(lead) == set(schemas["Lead"]["properties"]) == set(schemas["Lead"]["required"])
+    assert set(attempt) == set(schemas["Attempt"]["properties"])
+    assert set(lead["campaign"]) == set(attempt["campaign"]) == {"id", "key"}
+    assert "campaign" in schemas["NewLead"]["properties"]

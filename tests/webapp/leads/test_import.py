@@ -48,9 +48,13 @@ def mapping_url(response) -> str:
     return response.headers["Location"]
 
 
-def start(client, url: str, mapping: list[str], header: bool = True) -> str:
+def start(
+    client, url: str, mapping: list[str], header: bool = True, campaign: int | None = None
+) -> str:
     data = {f"col{i}": target for i, target in enumerate(mapping)}
     data["start"] = "1"
+    if campaign is not None:
+        data["campaign"] = str(campaign)
     if header:
         data["header"] = "y"
     response = client.post(url, data=data)
@@ -216,3 +220,75 @@ def test_another_tenants_upload_and_import_are_not_found(app, client, auth, tena
     assert client.get(job_url + "/status").status_code == 404
     run_jobs(app)
     assert client.get(job_url).status_code == 404
+
+
+def _campaigns(app, tenant_id: int) -> dict[str, int]:
+    """The tenant's campaigns by key, with a running `tv` and an archived `old` made."""
+    from webapp.models import Campaign
+    from webapp.services.campaigns import create_campaign
+
+    with app.app_context():
+        tenant = db.session.get(Tenant, tenant_id)
+        create_campaign(tenant, "TV offer", "tv", None)
+        create_campaign(tenant, "Old offer", "old", None).state = "archived"
+        db.session.commit()
+        rows = db.session.scalars(db.select(Campaign).where(Campaign.tenant_id == tenant_id))
+        return {campaign.key: campaign.id for campaign in rows}
+
+
+def test_the_leads_go_to_the_campaign_chosen_and_the_job_says_which(app, client, admin):
+    keys = _campaigns(app, admin.id)
+    url = mapping_url(upload(client, GOOD_AND_BAD))
+    page = client.get(url).get_data(as_text=True)
+    select = page.split('name="campaign"')[1].split("</select>")[0]
+    # The non-archived campaigns, the default one chosen.
+    assert f'<option selected value="{keys["default"]}">Default</option>' in select
+    assert f'<option value="{keys["tv"]}">TV offer</option>' in select
+    assert "Old offer" not in select
+    job_url = start(client, url, ["phone", "name", "card", "card", "card"], campaign=keys["tv"])
+    assert 'id="import-campaign">Into the campaign TV offer.' in client.get(job_url).get_data(
+        as_text=True
+    )
+    run_jobs(app)
+    leads = leads_of(app, admin.id)
+    assert {lead.phone: lead.campaign_id for lead in leads.values()} == {
+        "+79161234567": keys["tv"],
+        "+79161234568": keys["tv"],
+        "+79161234569": keys["tv"],
+        "+79161234570": keys["tv"],
+        "+12125550123": keys["tv"],
+        leads_of_fixture(app, admin): keys["default"],
+    }
+    assert "Into the campaign TV offer." in client.get(job_url).get_data(as_text=True)
+
+
+def leads_of_fixture(app, tenant) -> str:
+    with app.app_context():
+        return db.session.get(Lead, tenant.lead_id).phone
+
+
+def test_an_archived_or_another_tenants_campaign_is_no_choice(app, client, admin, tenant_b):
+    keys = _campaigns(app, admin.id)
+    theirs = _campaigns(app, tenant_b.id)["tv"]
+    url = mapping_url(upload(client, GOOD_AND_BAD))
+    for campaign in (keys["old"], theirs):
+        data = {"header": "y", "col0": "phone", "start": "1", "campaign": str(campaign)}
+        page = client.post(url, data=data)
+        assert page.status_code == 200
+        assert "Not a valid choice" in page.get_data(as_text=True)
+
+
+def test_a_campaign_archived_before_the_job_runs_takes_nothing(app, client, admin):
+    keys = _campaigns(app, admin.id)
+    url = mapping_url(upload(client, GOOD_AND_BAD))
+    job_url = start(client, url, ["phone"], campaign=keys["tv"])
+    with app.app_context():
+        from webapp.models import Campaign
+
+        db.session.get(Campaign, keys["tv"]).state = "archived"
+        db.session.commit()
+    run_jobs(app)
+    report = client.get(job_url).get_data(as_text=True)
+    assert "Nothing was imported: The campaign &#39;TV offer&#39; is archived" in report
+    assert len(leads_of(app, admin.id)) == 1
+    assert list(Path(app.extensions["autocall.config"].upload_dir).iterdir()) == []

@@ -96,3 +96,46 @@ def test_lead_pages_speak_russian(client, admin):
     client.get("/lang/ru")
     page = client.get(f"/leads/{admin.lead_id}").get_data(as_text=True)
     assert "Попытки" in page
+
+
+def _campaign_with_leads(app, tenant_id: int, state: str = "running") -> int:
+    from webapp.models import Tenant
+    from webapp.services.campaigns import create_campaign
+
+    with app.app_context():
+        campaign = create_campaign(db.session.get(Tenant, tenant_id), "TV offer", "tv", None)
+        campaign.state = state
+        db.session.add(
+            Lead(
+                tenant_id=tenant_id,
+                phone="+442070099999",
+                name="TV customer",
+                campaign_id=campaign.id,
+            )
+        )
+        db.session.commit()
+        return campaign.id
+
+
+def test_the_list_has_a_campaign_column_and_filter(app, client, admin, tenant_b):
+    tv = _campaign_with_leads(app, admin.id, state="archived")
+    page = client.get("/leads/").get_data(as_text=True)
+    rows = page.split("<tbody>")[1]
+    assert re.search(r"TV customer</td>\s*<td></td>\s*<td>TV offer</td>", rows)
+    assert re.search(r"Alpha lead</td>\s*<td>alpha-crm-1</td>\s*<td>Default</td>", rows)
+    # Archived campaigns are in the filter: their leads stay to be looked at.
+    assert f'<option value="{tv}" >TV offer (Archived)</option>' in page
+    only_tv = client.get("/leads/", query_string={"campaign": tv}).get_data(as_text=True)
+    assert "TV customer" in only_tv and "Alpha lead" not in only_tv
+    assert f'<option value="{tv}" selected>' in only_tv
+    assert ">Clear</a>" in only_tv and ">Clear</a>" not in page  # a filter is on
+    # Another tenant's campaign (or none) is no filter: the tenant's own leads show.
+    other = _campaign_with_leads(app, tenant_b.id)
+    page = client.get("/leads/", query_string={"campaign": other}).get_data(as_text=True)
+    assert "TV customer" in page and "Alpha lead" in page
+    assert "Bravo" not in page
+
+
+def test_a_lead_page_names_its_campaign(app, client, admin):
+    page = client.get(f"/leads/{admin.lead_id}").get_data(as_text=True)
+    assert re.search(r'Campaign</small><br><a href="/campaigns/\d+">Default</a> \(Running\)', page)

@@ -123,7 +123,9 @@ def test_a_test_event_is_tried_at_once_and_shows_on_the_page(app, client, auth, 
         "outcome",
         "sip_code",
         "end_at",
+        "campaign",
     }
+    assert received.json["attempt"]["campaign"] == {"id": 0, "key": "default"}
     page = client.get("/settings/webhooks").get_data(as_text=True)
     deliveries = page.split('data-testid="deliveries"')[1]
     assert "answered 503 Service Unavailable" in deliveries and "waiting" in deliveries

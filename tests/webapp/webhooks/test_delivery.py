@@ -97,6 +97,7 @@ def test_a_finished_attempt_is_posted_as_json_and_signed(app, tenant_a):
     attempt = body["attempt"]
     assert attempt["id"] == attempt_id and attempt["lead_id"] == tenant_a.lead_id
     assert attempt["lead_external_id"] == "alpha-crm-1"
+    assert attempt["campaign"]["key"] == "default" and attempt["campaign"]["id"] > 0
     assert attempt["phone"].startswith("+15550100")
     assert attempt["operator_id"] == tenant_a.operator_id
     assert (attempt["outcome"], attempt["sip_code"], attempt["sip_reason"]) == (
