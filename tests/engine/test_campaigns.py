@@ -74,9 +74,7 @@ def test_a_paused_campaign_stops_its_new_calls_within_a_second_and_the_other_goe
             paused = time.time()
             wait_until(
                 lambda: {c.number for c in calls_at_pbx(pbx.journal)} >= set(DEFAULT),
-                what=lambda: (
-                    f"every lead of the default campaign dialed: {sorted(c.number for c in calls_at_pbx(pbx.journal))} {engine_state(app, tenant_id)}"
-                ),
+                what="every lead of the default campaign dialed",
             )
             wait_until(
                 lambda: engine_state(app, tenant_id).get("reason") == "campaigns_paused",
@@ -118,11 +116,14 @@ def test_a_campaign_run_again_dials_its_leads(app, database_url):
             )
 
 
-def test_each_customer_goes_to_an_operator_of_their_campaign_and_never_two_at_once(
+def test_each_customer_goes_to_an_operator_of_their_campaign_and_none_is_dropped(
     app, database_url
 ):
     """Operator 101 works only the default campaign; 102 works both, through a team. The
-    customers of "TV offer" all go to 102; 102 gets customers of both; nobody has two."""
+    customers of "TV offer" all go to 102, 101 takes the default's, and no customer finds
+    nobody free: the engine starts a campaign's calls for its own free operators and takes
+    the operator who works fewer campaigns first. (An operator never gets two customers at
+    once: the take is atomic in Redis, tests/engine/test_presence.py.)"""
     from webapp.models import CampaignMember, Operator, Team
 
     answering_tv = [f"+1555300{n:03d}0" for n in range(6)]  # last digit 0: answers
@@ -160,5 +161,5 @@ def test_each_customer_goes_to_an_operator_of_their_campaign_and_never_two_at_on
     assert by_campaign[tv] == {operators["102"]}, by_campaign
     assert operators["101"] in by_campaign[default]
     assert by_campaign[default] <= {operators["101"], operators["102"]}
-    missed = [(a.campaign_id, a.outcome, a.detail, a.operator_id) for a in attempts if a not in transferred]
-    assert len({a.lead_id for a in transferred}) == 12, missed  # every customer reached an operator
+    missed = [(a.campaign_id, a.detail) for a in attempts if a not in transferred]
+    assert len({a.lead_id for a in transferred}) == 12, missed  # nobody found no operator

@@ -31,6 +31,22 @@ def test_the_longest_free_operator_is_taken_unless_the_preferred_one_is_free():
     assert decode_all(p.states())[3].lead_id == 51
 
 
+def test_a_customer_of_a_campaign_gets_one_of_its_operators_the_fewest_campaigns_first():
+    """`among`: the operators of the customer's campaign, ranked by how many campaigns they
+    work; the lowest rank first, the longest free among equals; the preferred operator only
+    if they work the campaign. Ids that are prefixes of others (1, 12) are not confused."""
+    p = presence()
+    for operator, at in ((1, 100.0), (12, 101.0), (3, 102.0), (4, 103.0)):
+        p.go_on_line(operator, now=at)
+    assert p.free_operators() == [b"1", b"12", b"3", b"4"]
+    assert p.take(lead_id=50, among={12: 2, 3: 1, 4: 1}, now=104.0) == b"3"  # rank 1, longer
+    assert p.take(lead_id=51, preferred=1, among={12: 2, 4: 1}, now=104.0) == b"4"  # 1: not
+    assert p.take(lead_id=52, among={3: 1}, now=104.0) is None  # 3 is taken: nobody else
+    assert p.take(lead_id=53, among={}, now=104.0) is None  # a campaign nobody works
+    assert p.take(lead_id=54, among={12: 2}, now=104.0) == b"12"
+    assert states(p) == {1: FREE, 12: TRANSFERRING, 3: TRANSFERRING, 4: TRANSFERRING}
+
+
 def test_a_transfer_makes_the_operator_busy_and_finishing_frees_them():
     p = presence()
     p.go_on_line(1, now=100.0)
