@@ -1,5 +1,7 @@
-"""The demo tenant of `./dev run`: a company whose PBX is the demo PBX, three operators and a
-few hundred leads, so a newcomer sees calls placed and transferred within a minute.
+"""The demo tenant of `./dev run`: a company whose PBX is the demo PBX, three operators, two
+campaigns and a few hundred leads, so a newcomer sees calls placed and transferred within a
+minute. The default campaign is everyone's; "TV offer" is worked by Boris directly and by
+Clara's team, so Boris and Clara take customers of both.
 
 Idempotent: run again, it updates the demo tenant's PBX address and tops its leads up.
 """
@@ -12,7 +14,7 @@ from datetime import time
 from sqlalchemy import func, select
 
 from webapp.extensions import db
-from webapp.models import Lead, LeadStatus, Operator, Tenant, User
+from webapp.models import Campaign, CampaignMember, Lead, LeadStatus, Operator, Team, Tenant, User
 from webapp.services.accounts import create_operator, create_tenant_with_admin
 from webapp.services.secrets import SecretBox
 
@@ -22,6 +24,15 @@ OPERATORS = [("Anna Smirnova", "101"), ("Boris Ivanov", "102"), ("Clara Jones", 
 OPERATOR_PASSWORD = "demo-operator-password"
 PBX_USER, PBX_PASSWORD = "demo", "demo-pbx-secret"
 LEADS = 300
+#: The second campaign: (name, key), the team that works it and who is in the team, and the
+#: operator who works it directly; its leads are those offered the TV product.
+TV_CAMPAIGN, TV_TEAM, TV_TEAM_EXTENSION, TV_OPERATOR_EXTENSION = (
+    ("TV offer", "tv-offer"),
+    "TV team",
+    "103",
+    "102",
+)
+TV_PRODUCT = "TV Basic"
 
 _FIRST = ["Ivan", "Olga", "Pyotr", "Maria", "John", "Emma", "Dmitry", "Elena", "James", "Sofia"]
 _LAST = ["Petrov", "Volkova", "Smith", "Kuznetsov", "Brown", "Orlova", "Miller", "Sokolov"]
@@ -67,6 +78,7 @@ def seed(secrets: SecretBox, pbx_host: str, pbx_port: int) -> dict:
     )
     for key, value in values.items():
         setattr(tenant, key, value)
+    tv = _tv_campaign(tenant)
     waiting = db.session.scalar(
         select(func.count())
         .select_from(Lead)
@@ -77,12 +89,14 @@ def seed(secrets: SecretBox, pbx_host: str, pbx_port: int) -> dict:
     )
     rng = random.Random()
     for _ in range(max(0, LEADS - waiting)):
+        product = rng.choice(_PRODUCTS)
         db.session.add(
             Lead(
                 tenant_id=tenant.id,
+                campaign_id=tv.id if product == TV_PRODUCT else None,
                 phone=f"+1555{rng.randrange(10**7):07d}",
                 name=f"{rng.choice(_FIRST)} {rng.choice(_LAST)}",
-                card={"product": rng.choice(_PRODUCTS), "order": f"D-{rng.randrange(10**5):05d}"},
+                card={"product": product, "order": f"D-{rng.randrange(10**5):05d}"},
                 status=LeadStatus.NEW.value,
                 attempts=0,
                 priority=0,
@@ -99,3 +113,33 @@ def seed(secrets: SecretBox, pbx_host: str, pbx_port: int) -> dict:
         "admin": ADMIN,
         "operators": [(name, email, OPERATOR_PASSWORD) for name, email in operators],
     }
+
+
+def _tv_campaign(tenant: Tenant) -> Campaign:
+    """The demo's second campaign with who works it, made once."""
+    name, key = TV_CAMPAIGN
+    campaign = db.session.scalar(
+        select(Campaign).where(Campaign.tenant_id == tenant.id, Campaign.key == key)
+    )
+    if campaign is not None:
+        return campaign
+    campaign = Campaign(tenant_id=tenant.id, name=name, key=key)
+    team = Team(tenant_id=tenant.id, name=TV_TEAM)
+    db.session.add_all([campaign, team])
+    db.session.flush()
+    by_extension = {
+        o.extension: o
+        for o in db.session.scalars(select(Operator).where(Operator.tenant_id == tenant.id))
+    }
+    by_extension[TV_TEAM_EXTENSION].team_id = team.id
+    db.session.add_all(
+        [
+            CampaignMember(tenant_id=tenant.id, campaign_id=campaign.id, team_id=team.id),
+            CampaignMember(
+                tenant_id=tenant.id,
+                campaign_id=campaign.id,
+                operator_id=by_extension[TV_OPERATOR_EXTENSION].id,
+            ),
+        ]
+    )
+    return campaign
