@@ -619,7 +619,7 @@ class TenantEngine:
         when the pacer dials ahead of the frees), and what a campaign without due leads
         leaves goes to those that had enough; such a campaign is skipped for `idle_poll`."""
 
-        def claim(wanted: int, campaign_id: int | None = None):
+        def claim(wanted: int, campaigns: dict[int, int] | None = None):
             return self.database(
                 self.store.claim,
                 settings,
@@ -628,7 +628,7 @@ class TenantEngine:
                 wanted,
                 self.window,
                 dial_uri,
-                campaign_id,
+                campaigns,
             )
 
         if len(settings.campaigns) == 0 or (
@@ -663,35 +663,40 @@ class TenantEngine:
         claimed: list[Claimed] = []
         started: dict[int, int] = {}
 
-        async def take_from(campaign_id: int, wanted: int) -> None:
-            got = await claim(wanted, campaign_id)
-            self.campaign_load.started(campaign_id, len(got))
+        async def take(plan: dict[int, int]) -> None:
+            got = await claim(sum(plan.values()), plan)
             claimed.extend(got)
-            started[campaign_id] = started.get(campaign_id, 0) + len(got)
-            if len(got) < wanted:
-                self.campaign_idle[campaign_id] = now + self.idle_poll
+            for campaign_id, wanted in plan.items():
+                calls = sum(1 for lead in got if lead.campaign_id == campaign_id)
+                started[campaign_id] = started.get(campaign_id, 0) + calls
+                self.campaign_load.started(campaign_id, calls)
+                if calls < wanted:
+                    self.campaign_idle[campaign_id] = now + self.idle_poll
 
-        plan = apportion(count, weights)
-        for campaign_id, wanted in plan.items():
-            if wanted > 0:
-                await take_from(campaign_id, wanted)
+        plan = {c: n for c, n in apportion(count, weights).items() if n > 0}
+        if plan:
+            await take(plan)
         # What campaigns short of leads left goes to those that are not, each up to its part
         # of the calls by the operators here who work it: no more customers than those
         # operators could take (the progressive mode's promise holds per campaign).
+        more: dict[int, int] = {}
+        left = count - len(claimed)
         for share in shares:
+            if left <= 0 or not share.wanting:
+                continue
+            if self.campaign_idle.get(share.campaign_id, 0.0) > now:
+                continue
             works = sum(1 for op in pool if share.weight(op) > 0)
             limit = (
                 -(-target * works // max(1, len(pool)))
                 - flying.get(share.campaign_id, 0)
                 - started.get(share.campaign_id, 0)
             )
-            wanted = min(count - len(claimed), limit)
-            if (
-                wanted > 0
-                and share.wanting
-                and self.campaign_idle.get(share.campaign_id, 0.0) <= now
-            ):
-                await take_from(share.campaign_id, wanted)
+            if (wanted := min(left, limit)) > 0:
+                more[share.campaign_id] = wanted
+                left -= wanted
+        if more:
+            await take(more)
         return claimed
 
     async def _watch_operators(self, settings: TenantSettings, now: float) -> tuple[int, int]:

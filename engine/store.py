@@ -11,7 +11,7 @@ or once dialing is off.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from datetime import time as clock
@@ -150,11 +150,11 @@ class Store(Protocol):
         count: int,
         window: Window,
         dial_uri: Callable[[str], str],
-        campaign_id: int | None = None,
+        campaigns: Mapping[int, int] | None = None,
     ) -> list[Claimed]:
-        """Up to `count` due leads of running campaigns (of this one, when given) inside the
-        calling `window`, marked `dialing`, with their attempts opened (`dial_uri` makes the
-        URI dialed from the phone number)."""
+        """Up to `count` due leads of running campaigns (or up to so many of each of
+        `campaigns`, {campaign: count}) inside the calling `window`, marked `dialing`, with
+        their attempts opened (`dial_uri` makes the URI dialed from the phone number)."""
         ...
 
     def finish(self, tenant_id: int, epoch: int, finished: list[Finished]) -> int:

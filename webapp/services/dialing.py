@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 
 from rq import Queue
@@ -47,7 +47,6 @@ from sqlalchemy import (
     or_,
     select,
     text,
-    true,
     update,
 )
 from sqlalchemy.engine import Connection, Engine
@@ -355,11 +354,12 @@ class DialingStore:
         count: int,
         window: Window,
         dial_uri: Callable[[str], str],
-        campaign_id: int | None = None,
+        campaigns: Mapping[int, int] | None = None,
     ) -> list[Claimed]:
-        """Claim up to `count` due leads of the running campaigns (of this one, when
-        given): new ones first, then by priority and due time. Refused (nothing claimed)
-        when `epoch` is not the tenant's newest engine, or when dialing is off by now."""
+        """Claim up to `count` due leads of the running campaigns (or up to so many of each
+        of `campaigns`, {campaign: count}, in the same transaction): new ones first, then by
+        priority and due time. Refused (nothing claimed) when `epoch` is not the tenant's
+        newest engine, or when dialing is off by now."""
         now = datetime.now(UTC)
         order = (
             (leads.c.status == LeadStatus.NEW.value).desc(),
@@ -376,17 +376,24 @@ class DialingStore:
                 leads.c.last_operator_id,
             )
             .where(self._due(settings, now, window))
-            .where(true() if campaign_id is None else leads.c.campaign_id == campaign_id)
             .order_by(*order)
-            .limit(count)
         )
         if not self.sqlite:
             query = query.with_for_update(skip_locked=True, of=leads)
+        queries = (
+            [query.limit(count)]
+            if campaigns is None
+            else [
+                query.where(leads.c.campaign_id == campaign_id).limit(wanted)
+                for campaign_id, wanted in campaigns.items()
+                if wanted > 0
+            ]
+        )
         with self._begin(settings.tenant_id) as connection:
             tenant = self._fence(connection, settings.tenant_id, epoch)
             if not (tenant.dialing_enabled and tenant.sip_host):
                 raise Refused("dialing_off", f"dialing is off for tenant {settings.tenant_id}")
-            candidates = connection.execute(query).all()
+            candidates = [row for one in queries for row in connection.execute(one).all()]
             if not candidates:
                 return []
             blocked = self._on_do_not_call(

@@ -154,3 +154,46 @@ def test_recovery_keeps_a_customer_being_handed_over_from_being_called_again(
             "technical_error",
             "engine_lost",
         )
+
+
+# --- campaigns -------------------------------------------------------------------------------
+
+
+def test_a_claim_takes_so_many_of_each_campaign_and_none_of_a_paused_one(
+    app, database_url, tenant_a
+):
+    from webapp.models import Campaign, CampaignState, Lead
+    from webapp.services.campaigns import default_campaign
+
+    store = dialing_store(app, database_url, tenant_a.id)
+    with app.app_context():
+        tenant = db.session.get(Tenant, tenant_a.id)
+        default = default_campaign(tenant).id
+        other = Campaign(tenant_id=tenant.id, name="Other", key="other")
+        paused = Campaign(tenant_id=tenant.id, name="Held", key="held", state="paused")
+        db.session.add_all([other, paused])
+        db.session.flush()
+        for campaign, count in ((default, 3), (other.id, 3), (paused.id, 3)):
+            db.session.add_all(
+                Lead(tenant_id=tenant.id, campaign_id=campaign, phone=f"+1555{campaign:03d}{k:04d}")
+                for k in range(count)
+            )
+        db.session.commit()
+        other_id, paused_id = other.id, paused.id
+    try:
+        settings = store.settings(tenant_a.id)
+        assert [c.campaign_id for c in settings.campaigns] == [default, other_id]  # running
+        epoch = store.start_engine(tenant_a.id)
+        window = Window(True, None)
+        plan = {default: 1, other_id: 2, paused_id: 3}
+        got = store.claim(settings, "engine", epoch, 6, window, str, plan)
+        assert sorted(lead.campaign_id for lead in got) == sorted([default, other_id, other_id])
+        rest = store.claim(settings, "engine", epoch, 10, window, str)  # any running campaign
+        assert {lead.campaign_id for lead in rest} == {default, other_id}
+        assert len(rest) == 4  # the fixture's lead, two of the default's, one of the other
+    finally:
+        store.close()
+    with app.app_context():
+        attempts = db.session.scalars(select(Attempt).where(Attempt.tenant_id == tenant_a.id))
+        assert paused_id not in {a.campaign_id for a in attempts}
+        assert db.session.get(Campaign, paused_id).state == CampaignState.PAUSED
