@@ -1,4 +1,5 @@
-"""Objects of the pages that take more than the fixture's tenant has: a second campaign, a
+"""Objects of the pages that take more than the fixture's tenant has: a second campaign with
+the tenant's operator in it (a campaign member; not the team, which the matrices delete), a
 do-not-call entry, an uploaded CSV file, a lead import and a connection check (queued, never
 run). The role and cross-tenant matrices give one of each to a tenant; jobs are deleted
 afterwards."""
@@ -11,7 +12,7 @@ from rq.job import Job
 
 from webapp.extensions import db
 from webapp.models import DoNotCall, Tenant
-from webapp.services.campaigns import create_campaign
+from webapp.services.campaigns import add_member, create_campaign
 
 
 def add_portal_objects(app, tenant, request) -> None:
@@ -22,7 +23,9 @@ def add_portal_objects(app, tenant, request) -> None:
 
     with app.app_context():
         company = db.session.get(Tenant, tenant.id)
-        tenant.campaign_id = create_campaign(company, f"{company.name} TV", "tv-offer", None).id
+        campaign = create_campaign(company, f"{company.name} TV", "tv-offer", None)
+        tenant.campaign_id = campaign.id
+        tenant.member_id = add_member(campaign, operator_id=tenant.operator_id, weight=5).id
         entry = DoNotCall(tenant_id=tenant.id, number=f"+1212555{tenant.id:04d}", note="note")
         db.session.add(entry)
         db.session.commit()

@@ -14,6 +14,7 @@ from webapp.models import (
     ApiClient,
     ApiToken,
     Campaign,
+    CampaignMember,
     DoNotCall,
     Operator,
     Team,
@@ -36,6 +37,7 @@ OBJECT_ARGUMENTS = {
     "webhook_id": "webhook_id",
     "attempt_id": "attempt_id",
     "campaign_id": "campaign_id",
+    "member_id": "member_id",
 }
 #: A route's job id names an import, or (under /settings/) a connection check.
 CHECK_JOBS = "/settings/"
@@ -94,6 +96,8 @@ def test_tenant_a_gets_404_for_every_object_of_tenant_b(
                 "team_id": "0",
                 "url": "https://evil.example/hook",
                 "active": "y",
+                "weight": "77",
+                "who": f"operator-{tenant_b.operator_id}",
             },
         )
         assert response.status_code == 404, (rule.endpoint, method)
@@ -111,6 +115,13 @@ def test_tenant_a_gets_404_for_every_object_of_tenant_b(
         campaign = db.session.get(Campaign, tenant_b.campaign_id)
         assert (campaign.name, campaign.key, campaign.state) == ("Bravo TV", "tv-offer", "running")
         assert campaign.state_changed_by_id is None
+        member = db.session.get(CampaignMember, tenant_b.member_id)
+        assert (member.campaign_id, member.operator_id, member.weight) == (
+            tenant_b.campaign_id,
+            tenant_b.operator_id,
+            5,
+        )
+        assert db.session.scalar(select(func.count()).select_from(CampaignMember)) == 2
         assert db.session.get(User, tenant_b.supervisor_id).active is True
         assert db.session.get(DoNotCall, tenant_b.entry_id) is not None
         assert imports.find_upload(tenant_b.id, tenant_b.upload_id) is not None
@@ -166,3 +177,37 @@ def test_campaigns_are_the_own_tenants(app, client, auth, tenant_a, tenant_b, re
     with app.app_context():
         theirs = db.session.get(Campaign, tenant_b.campaign_id)
         assert (theirs.tenant_id, theirs.name, theirs.key) == (tenant_b.id, "Bravo TV", "tv-offer")
+
+
+def test_campaign_members_are_the_own_tenants(app, client, auth, tenant_a, tenant_b, request):
+    """Their member under our campaign's URL is a 404; their operator or team is no choice
+    of our form, and the service refuses them too (worded as one that does not exist)."""
+    from webapp.services.campaigns import CampaignError, add_member
+
+    add_portal_objects(app, tenant_a, request)
+    add_portal_objects(app, tenant_b, request)
+    auth.login(tenant_a.admin_email)
+    ours, theirs = tenant_a.campaign_id, tenant_b.member_id
+    member_url = f"/campaigns/{ours}/members/{theirs}"
+    for url in (member_url, f"{member_url}/remove"):
+        assert client.post(url, data={"weight": "9"}).status_code == 404
+    page = client.get(f"/campaigns/{ours}/members").get_data(as_text=True)
+    assert "Bravo" not in page
+    assert f"operator-{tenant_b.operator_id}" not in page
+    for who in (f"operator-{tenant_b.operator_id}", f"team-{tenant_b.team_id}"):
+        response = client.post(f"/campaigns/{ours}/members", data={"who": who, "weight": "3"})
+        assert response.status_code == 200 and "Not a valid choice" in response.get_data(
+            as_text=True
+        )
+    with app.app_context():
+        campaign = db.session.get(Campaign, ours)
+        for kind, other in (("operator", tenant_b.operator_id), ("team", tenant_b.team_id)):
+            with pytest.raises(CampaignError, match=f"There is no {kind}"):
+                add_member(campaign, **{f"{kind}_id": other})
+            db.session.rollback()
+        rows = db.session.scalars(select(CampaignMember).order_by(CampaignMember.id)).all()
+        assert [(m.tenant_id, m.campaign_id, m.weight) for m in rows] == [
+            (tenant_a.id, tenant_a.campaign_id, 5),
+            (tenant_b.id, tenant_b.campaign_id, 5),
+        ]
+        assert db.session.get(CampaignMember, theirs).weight == 5

@@ -1,29 +1,37 @@
 """The Campaigns page: each campaign with its state and today's figures, Start / Pause /
-Archive, New campaign, and a campaign's name and key. Admins change, supervisors read.
+Archive, New campaign, a campaign's name and key, and who works it (its operators and teams,
+each with a weight). Admins change, supervisors read.
 
 The dialing rules (SIP account, pacing, retry times, calling hours) are still the company's
 settings, the same for every campaign; the next step of issue 17 moves them here."""
 
 from __future__ import annotations
 
-from flask import flash, redirect, render_template, url_for
+from flask import abort, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
+from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 
 from webapp.campaigns import bp
-from webapp.campaigns.forms import CampaignForm
+from webapp.campaigns.forms import CampaignForm, MemberForm, WeightForm
 from webapp.extensions import db
-from webapp.models import Campaign, CampaignState, User
+from webapp.models import Campaign, CampaignMember, CampaignState, Operator, Team, User
 from webapp.roles import can_change, tenant_reader, tenant_writer
 from webapp.services.campaigns import (
     CampaignError,
+    Member,
+    add_member,
     campaigns_of,
     create_campaign,
     due_leads,
+    members_of,
+    remove_member,
     rename_campaign,
     set_state,
+    update_member,
+    working_operators,
 )
 from webapp.services.live import Counters, today_by_campaign
 from webapp.tenancy import current_tenant, get_or_404, scoped
@@ -57,9 +65,17 @@ def index():
         if changed_by
         else {}
     )
+    members = dict(
+        db.session.execute(
+            scoped(CampaignMember)
+            .with_only_columns(CampaignMember.campaign_id, func.count())
+            .group_by(CampaignMember.campaign_id)
+        ).all()
+    )
     return render_template(
         "campaigns/index.html",
         campaigns=campaigns,
+        members=members,
         today=today_by_campaign(tenant),
         no_attempts=NO_ATTEMPTS,
         due=due_leads(tenant),
@@ -168,3 +184,128 @@ def archive(campaign_id: int):
         CampaignState.ARCHIVED,
         _("Campaign %(name)s is archived: no new calls and no new leads."),
     )
+
+
+# --- who works a campaign ----------------------------------------------------------------------
+
+
+def _who_choices(form: MemberForm, members: list[Member]) -> None:
+    """The tenant's teams and active operators not in the campaign yet, as `team-<id>` and
+    `operator-<id>` (the service checks again that they are the tenant's)."""
+    in_it = {("team", m.row.team_id) for m in members if m.team is not None} | {
+        ("operator", m.row.operator_id) for m in members if m.operator is not None
+    }
+    teams = db.session.scalars(scoped(Team).order_by(Team.name)).all()
+    operators = db.session.scalars(
+        scoped(Operator).where(Operator.active).order_by(Operator.name)
+    ).all()
+    choices: dict[str, list[tuple[str, str]]] = {}
+    team_choices = [(f"team-{t.id}", t.name) for t in teams if ("team", t.id) not in in_it]
+    operator_choices = [
+        (f"operator-{o.id}", f"{o.name} ({o.extension})")
+        for o in operators
+        if ("operator", o.id) not in in_it
+    ]
+    if team_choices:
+        choices[str(_l("Teams"))] = team_choices
+    if operator_choices:
+        choices[str(_l("Operators"))] = operator_choices
+    form.who.choices = choices
+
+
+@bp.route("/<int:campaign_id>/members", methods=["GET", "POST"])
+@tenant_reader
+def members(campaign_id: int):
+    """The campaign's operators and teams with their weights; admins add, change, remove."""
+    campaign = get_or_404(Campaign, campaign_id)
+    current = members_of(campaign)
+    form = MemberForm()
+    _who_choices(form, current)
+    if form.validate_on_submit():
+        kind, _dash, number = form.who.data.partition("-")
+        chosen = {"operator_id" if kind == "operator" else "team_id": int(number)}
+        try:
+            add_member(campaign, weight=form.weight.data, **chosen)
+        except CampaignError as error:
+            db.session.rollback()
+            form.who.errors.append(error.message)
+        except IntegrityError:  # a concurrent request put them in
+            db.session.rollback()
+            form.who.errors.append(_("They are in this campaign already."))
+        else:
+            name = dict(c for group in form.who.choices.values() for c in group)[form.who.data]
+            flash(
+                _(
+                    "%(name)s works campaign %(campaign)s now, weight %(weight)s.",
+                    name=name,
+                    campaign=campaign.name,
+                    weight=form.weight.data,
+                ),
+                "success",
+            )
+            return redirect(url_for("campaigns.members", campaign_id=campaign.id))
+    return render_template(
+        "campaigns/members.html",
+        campaign=campaign,
+        members=current,
+        working=working_operators(campaign),
+        form=form,
+        editable=can_change(),
+    )
+
+
+def _member_or_404(campaign_id: int, member_id: int) -> tuple[Campaign, Member]:
+    campaign = get_or_404(Campaign, campaign_id)
+    for member in members_of(campaign):
+        if member.row.id == member_id:
+            return campaign, member
+    abort(404)
+
+
+@bp.post("/<int:campaign_id>/members/<int:member_id>")
+@tenant_writer
+def member_weight(campaign_id: int, member_id: int):
+    campaign, member = _member_or_404(campaign_id, member_id)
+    form = WeightForm()
+    if form.validate_on_submit():
+        try:
+            update_member(member.row, form.weight.data)
+        except CampaignError as error:
+            db.session.rollback()
+            flash(error.message, "error")
+        else:
+            flash(
+                _(
+                    "The weight of %(name)s in campaign %(campaign)s is %(weight)s now.",
+                    name=member.name,
+                    campaign=campaign.name,
+                    weight=member.row.weight,
+                ),
+                "success",
+            )
+    else:
+        for error in form.weight.errors or form.errors.get("csrf_token", []):
+            flash(f"{member.name}: {error}", "error")
+    return redirect(url_for("campaigns.members", campaign_id=campaign.id))
+
+
+@bp.post("/<int:campaign_id>/members/<int:member_id>/remove")
+@tenant_writer
+def member_remove(campaign_id: int, member_id: int):
+    campaign, member = _member_or_404(campaign_id, member_id)
+    remove_member(member.row)
+    if members_of(campaign):
+        message = _(
+            "%(name)s no longer works campaign %(campaign)s.",
+            name=member.name,
+            campaign=campaign.name,
+        )
+    else:
+        message = _(
+            "%(name)s no longer works campaign %(campaign)s. Nobody is in it now: every "
+            "operator works it.",
+            name=member.name,
+            campaign=campaign.name,
+        )
+    flash(message, "success")
+    return redirect(url_for("campaigns.members", campaign_id=campaign.id))

@@ -9,11 +9,12 @@ from wtforms.fields.choices import SelectChoice
 
 from webapp.bus import wake_engine
 from webapp.extensions import db
-from webapp.models import Operator, Team, User
+from webapp.models import CampaignMember, Operator, Team, User
 from webapp.operators import bp
 from webapp.operators.forms import NewOperatorForm, OperatorForm, TeamForm
 from webapp.roles import can_change, tenant_reader, tenant_writer
 from webapp.services.accounts import EmailTaken, create_operator
+from webapp.services.campaigns import campaigns_of, campaigns_worked
 from webapp.tenancy import current_tenant, get_or_404, scoped
 
 
@@ -61,11 +62,22 @@ def index():
             .group_by(Operator.team_id)
         ).all()
     )
+    # Which campaigns each works (docs/portal.md, "Campaigns"); those without members are
+    # everyone's, said once above the tables.
+    tenant = current_tenant()
+    by_operator, by_team = campaigns_worked(tenant)
+    with_members = set(
+        db.session.scalars(scoped(CampaignMember).with_only_columns(CampaignMember.campaign_id))
+    )
+    everyones = [c for c in campaigns_of(tenant, archived=False) if c.id not in with_members]
     return render_template(
         "operators/index.html",
         operators=operators,
         teams=teams,
         counts=counts,
+        by_operator=by_operator,
+        by_team=by_team,
+        everyones=everyones,
         editable=can_change(),
     )
 
@@ -209,7 +221,8 @@ def delete_team(team_id: int):
     team = get_or_404(Team, team_id)
     for operator in db.session.scalars(scoped(Operator).where(Operator.team_id == team.id)):
         operator.team_id = None
-    db.session.delete(team)
+    db.session.delete(team)  # its campaign memberships go with it (ON DELETE CASCADE)
     db.session.commit()
+    wake_engine(team.tenant_id, "operators")  # its operators no longer work its campaigns
     flash(_("Team %(name)s is deleted; its operators have no team now.", name=team.name), "success")
     return redirect(url_for("operators.index"))

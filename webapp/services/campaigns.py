@@ -1,21 +1,35 @@
 """Campaigns: the tenant's lists of leads, each dialed while it runs (docs/portal.md,
 "Campaigns"). Every tenant has a default campaign (webapp/models/campaign.py); a lead sent
 without a campaign goes there. A campaign is named in the API and CSV files by its id or by
-its key, the tenant's own short name for it."""
+its key, the tenant's own short name for it. Its members (operators and teams, each with a
+weight) are who works it; a campaign without members is worked by every operator."""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import func, select
 
 from webapp.bus import wake_engine
 from webapp.extensions import db
-from webapp.models import Campaign, CampaignState, Lead, LeadStatus, Tenant, User
+from webapp.models import (
+    Campaign,
+    CampaignMember,
+    CampaignState,
+    Lead,
+    LeadStatus,
+    Operator,
+    Team,
+    Tenant,
+    User,
+)
 
 #: A key: lower-case letters, digits and dashes, as in `tv-offer`.
 KEY = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+#: A member's weight: how the engine shares an operator among the campaigns they work.
+WEIGHTS = range(1, 101)
 
 
 class CampaignError(ValueError):
@@ -153,3 +167,183 @@ def due_leads(tenant: Tenant) -> dict[int, int]:
         .group_by(Lead.campaign_id)
     ).all()
     return {campaign_id: count for campaign_id, count in rows}
+
+
+# --- who works a campaign ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Member:
+    """A row of a campaign's members, with the operator or team it names."""
+
+    row: CampaignMember
+    operator: Operator | None
+    team: Team | None
+
+    @property
+    def name(self) -> str:
+        return self.operator.name if self.operator else self.team.name  # type: ignore[union-attr]
+
+
+def members_of(campaign: Campaign) -> list[Member]:
+    """The campaign's members: its teams, then its operators, each by name."""
+    rows = db.session.execute(
+        select(CampaignMember, Operator, Team)
+        .outerjoin(
+            Operator,
+            (Operator.tenant_id == CampaignMember.tenant_id)
+            & (Operator.id == CampaignMember.operator_id),
+        )
+        .outerjoin(
+            Team, (Team.tenant_id == CampaignMember.tenant_id) & (Team.id == CampaignMember.team_id)
+        )
+        .where(
+            CampaignMember.tenant_id == campaign.tenant_id,
+            CampaignMember.campaign_id == campaign.id,
+        )
+    ).all()
+    members = [Member(row, operator, team) for row, operator, team in rows]
+    return sorted(members, key=lambda m: (m.operator is not None, m.name.casefold(), m.row.id))
+
+
+def working_operators(campaign: Campaign) -> list[tuple[Operator, int]] | None:
+    """Who takes the campaign's calls now, as the engine reads it (webapp/services/dialing.py):
+    each active operator with their own weight, else their team's; None when the campaign
+    has no members (every operator works it, weight 1)."""
+    members = members_of(campaign)
+    if not members:
+        return None
+    own = {m.row.operator_id: m.row.weight for m in members if m.operator is not None}
+    by_team = {m.row.team_id: m.row.weight for m in members if m.team is not None}
+    operators = db.session.scalars(
+        select(Operator)
+        .where(Operator.tenant_id == campaign.tenant_id, Operator.active)
+        .order_by(Operator.name)
+    ).all()
+    working = []
+    for operator in operators:
+        weight = own.get(operator.id, by_team.get(operator.team_id))
+        if weight is not None:
+            working.append((operator, weight))
+    return working
+
+
+def check_weight(weight: object) -> int:
+    """A weight as it is stored, or CampaignError."""
+    if isinstance(weight, bool) or not isinstance(weight, int) or weight not in WEIGHTS:
+        raise CampaignError("A weight is a whole number from 1 to 100.")
+    return weight
+
+
+def add_member(
+    campaign: Campaign,
+    *,
+    operator_id: int | None = None,
+    team_id: int | None = None,
+    weight: int = 1,
+) -> CampaignMember:
+    """Put an operator or a team of the campaign's own tenant into it, with a weight, and
+    tell the engine. CampaignError for another tenant's operator or team (worded as for one
+    that does not exist), for both or neither, a wrong weight, or one already in it."""
+    weight = check_weight(weight)
+    if (operator_id is None) == (team_id is None):
+        raise CampaignError("Name an operator or a team, one of them.")
+    tenant_id = campaign.tenant_id
+    if operator_id is not None:
+        operator = db.session.scalar(
+            select(Operator).where(Operator.tenant_id == tenant_id, Operator.id == operator_id)
+        )
+        if operator is None:
+            raise CampaignError(f"There is no operator {operator_id!r} in this company.")
+        taken = CampaignMember.operator_id == operator_id
+        name = operator.name
+    else:
+        team = db.session.scalar(
+            select(Team).where(Team.tenant_id == tenant_id, Team.id == team_id)
+        )
+        if team is None:
+            raise CampaignError(f"There is no team {team_id!r} in this company.")
+        taken = CampaignMember.team_id == team_id
+        name = team.name
+    if db.session.scalar(
+        select(func.count()).where(
+            CampaignMember.tenant_id == tenant_id, CampaignMember.campaign_id == campaign.id, taken
+        )
+    ):
+        raise CampaignError(f"{name} is in this campaign already: change the weight instead.")
+    member = CampaignMember(
+        tenant_id=tenant_id,
+        campaign_id=campaign.id,
+        operator_id=operator_id,
+        team_id=team_id,
+        weight=weight,
+    )
+    db.session.add(member)
+    db.session.commit()
+    wake_engine(tenant_id, "campaigns")
+    return member
+
+
+def update_member(member: CampaignMember, weight: int) -> None:
+    """A member's new weight; CampaignError for a wrong one."""
+    member.weight = check_weight(weight)
+    db.session.commit()
+    wake_engine(member.tenant_id, "campaigns")
+
+
+def remove_member(member: CampaignMember) -> None:
+    """Take an operator or a team out of a campaign (the last one out leaves the campaign
+    to every operator)."""
+    tenant_id = member.tenant_id
+    db.session.delete(member)
+    db.session.commit()
+    wake_engine(tenant_id, "campaigns")
+
+
+@dataclass(frozen=True)
+class Worked:
+    """A campaign an operator or a team works, with the weight; `through_team`: the
+    operator works it as one of their team."""
+
+    campaign: Campaign
+    weight: int
+    through_team: bool = False
+
+
+def campaigns_worked(tenant: Tenant) -> tuple[dict[int, list[Worked]], dict[int, list[Worked]]]:
+    """({operator id: campaigns}, {team id: campaigns}) over the tenant's campaigns that are
+    not archived, the default first, then by name. An operator works a campaign they are in,
+    or their team is in (their own weight outweighs the team's); campaigns without members,
+    worked by everyone, are not listed here."""
+    campaigns = {c.id: c for c in campaigns_of(tenant, archived=False)}
+    order = {campaign_id: n for n, campaign_id in enumerate(campaigns)}
+    rows = db.session.scalars(
+        select(CampaignMember).where(
+            CampaignMember.tenant_id == tenant.id, CampaignMember.campaign_id.in_(campaigns)
+        )
+    ).all()
+    teams: dict[int, list[Worked]] = {}
+    own: dict[int, dict[int, Worked]] = {}
+    for row in rows:
+        worked = Worked(campaigns[row.campaign_id], row.weight)
+        if row.team_id is not None:
+            teams.setdefault(row.team_id, []).append(worked)
+        else:
+            own.setdefault(row.operator_id, {})[row.campaign_id] = worked  # type: ignore[index]
+    team_of = dict(
+        db.session.execute(
+            select(Operator.id, Operator.team_id).where(Operator.tenant_id == tenant.id)
+        ).all()
+    )
+    operators: dict[int, list[Worked]] = {}
+    for operator_id, team_id in team_of.items():
+        worked_by = dict(own.get(operator_id, {}))
+        for through in teams.get(team_id, []) if team_id is not None else []:
+            worked_by.setdefault(
+                through.campaign.id, Worked(through.campaign, through.weight, through_team=True)
+            )
+        if worked_by:
+            operators[operator_id] = list(worked_by.values())
+    for listing in (*operators.values(), *teams.values()):
+        listing.sort(key=lambda w: order[w.campaign.id])
+    return operators, teams
