@@ -576,7 +576,7 @@ class TenantEngine:
             return render_dial_uri(settings.dial_format, number=phone.lstrip("+"), **where)
 
         try:
-            claimed = await self._claim(settings, count, now, dial_uri)
+            claimed = await self._claim(settings, count, free, now, dial_uri)
         except FormatError as error:
             return "dial_format_wrong", error.message
         if self.stopping:  # stopped while the claim ran: these are not dialed
@@ -612,7 +612,12 @@ class TenantEngine:
         return self.idle_reason
 
     async def _claim(
-        self, settings: TenantSettings, count: int, now: float, dial_uri: Callable[[str], str]
+        self,
+        settings: TenantSettings,
+        count: int,
+        free_count: int,
+        now: float,
+        dial_uri: Callable[[str], str],
     ) -> list[Claimed]:
         """Claim `count` leads of the running campaigns. With several, the calls are divided
         among them as the free operators are (engine/campaigns.py; by the operators on line
@@ -639,7 +644,10 @@ class TenantEngine:
             Share(c.campaign_id, c.weights, now >= self.campaign_idle.get(c.campaign_id, 0.0))
             for c in settings.campaigns
         ]
-        free = [int(op) for op in await self.presence.free_operators()]
+        if all(c.weights is None for c in settings.campaigns):  # everyone works every one:
+            free = list(range(free_count))  # who is free does not matter, how many does
+        else:
+            free = [int(op) for op in await self.presence.free_operators()]
         counted: dict[int, float] = {
             c: len(ops) for c, ops in divide(free, shares, self.campaign_load.now(now)).items()
         }

@@ -116,9 +116,7 @@ def test_a_campaign_run_again_dials_its_leads(app, database_url):
             )
 
 
-def test_each_customer_goes_to_an_operator_of_their_campaign_and_none_is_dropped(
-    app, database_url
-):
+def test_each_customer_goes_to_an_operator_of_their_campaign_and_none_is_dropped(app, database_url):
     """Operator 101 works only the default campaign; 102 works both, through a team. The
     customers of "TV offer" all go to 102, 101 takes the default's, and no customer finds
     nobody free: the engine starts a campaign's calls for its own free operators and takes
