@@ -109,12 +109,14 @@ def admin_makes_a_campaign_for_a_team(base: str, page) -> None:  # noqa: F811
 
 
 def finish_the_card(console, name: str) -> None:
-    """The customer `name` is put through to the operator, who records a sale. (Finish the
-    lead straight away: the card may have loaded before the transfer was confirmed, and then
-    it has no "The call is over" button.)"""
+    """The customer `name` is put through to the operator, who says the call is over and
+    records a sale. (The card opens while the transfer goes on; its "The call is over" button
+    shows once the transfer succeeded.)"""
     card = console.locator(".lead-card [data-lead-name]")
     expect(card).to_have_text(name, timeout=15_000)
     expect(console.locator("[data-state-label]")).to_have_text("With a customer")
+    console.get_by_role("button", name="The call is over").click()
+    expect(console.locator("[data-state-label]")).to_have_text("Wrap-up")
     console.select_option("select[name=result]", label="Sale")
     console.get_by_role("button", name="Finish the lead").click()
     expect(console.locator("[data-state-label]")).to_have_text("On line: waiting for a call")

@@ -30,6 +30,8 @@
     offButton.hidden = state.state === "off_line";
     box.setAttribute("data-state", state.state);
     if (!state.lead_id) { cardBox.innerHTML = ""; }
+    var wrapUp = cardBox.querySelector("form[data-wrap-up]");
+    if (wrapUp) { wrapUp.hidden = state.state !== "busy"; }
   }
 
   function loadCard() {

@@ -4,6 +4,7 @@ and the event stream with its resume."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -51,6 +52,9 @@ def test_the_card_shows_the_lead_being_transferred_and_finishing_frees_the_opera
     presence = take_for(app, tenant_a, tenant_a.lead_id)
     card = operator_client.get("/console/card").get_data(as_text=True)
     assert "Alpha lead" in card and "Alpha order" in card and "+15550100" in card
+    # While the transfer goes on, the button is there but hidden: the console shows it when
+    # the transfer succeeds, without reloading the card (and what the operator typed).
+    assert re.search(r"<form [^>]*data-wrap-up hidden>", card)
     with app.app_context():
         presence.transferred(tenant_a.operator_id, True, failure_limit=3)
     assert "The call is over" in operator_client.get("/console/card").get_data(as_text=True)
