@@ -31,6 +31,7 @@ from webapp.services.campaigns import (
     rename_campaign,
     set_state,
     update_member,
+    why_not_dialing,
     working_operators,
 )
 from webapp.services.live import Counters, today_by_campaign
@@ -72,13 +73,15 @@ def index():
             .group_by(CampaignMember.campaign_id)
         ).all()
     )
+    due = due_leads(tenant)
     return render_template(
         "campaigns/index.html",
         campaigns=campaigns,
+        why=why_not_dialing(tenant, campaigns, due),
         members=members,
         today=today_by_campaign(tenant),
         no_attempts=NO_ATTEMPTS,
-        due=due_leads(tenant),
+        due=due,
         emails=emails,
         editable=can_change(),
     )

@@ -10,9 +10,11 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import redis
+from flask_babel import gettext as _
 from sqlalchemy import func, select
 
-from webapp.bus import wake_engine
+from webapp.bus import presence, wake_engine
 from webapp.extensions import db
 from webapp.models import (
     Campaign,
@@ -25,6 +27,7 @@ from webapp.models import (
     Tenant,
     User,
 )
+from webapp.services.engine_state import describe, engine_state
 
 #: A key: lower-case letters, digits and dashes, as in `tv-offer`.
 KEY = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
@@ -347,3 +350,31 @@ def campaigns_worked(tenant: Tenant) -> tuple[dict[int, list[Worked]], dict[int,
     for listing in (*operators.values(), *teams.values()):
         listing.sort(key=lambda w: order[w.campaign.id])
     return operators, teams
+
+
+def why_not_dialing(
+    tenant: Tenant, campaigns: list[Campaign], due: dict[int, int]
+) -> dict[int, str]:
+    """{campaign id: whether it dials now, and why not, in the reader's words}: its state,
+    its leads to dial, whether an operator who works it is on line (a campaign's own reasons
+    first), then what the company's engine says (services/engine_state.py)."""
+    engine = engine_state(tenant.id)
+    try:
+        on_line = {int(op) for op in presence(tenant.id).states()}
+    except (RuntimeError, redis.RedisError):  # no Redis: the engine's own words tell
+        on_line = set()
+    out = {}
+    for campaign in campaigns:
+        if campaign.state == CampaignState.PAUSED.value:
+            out[campaign.id] = _("Paused: no new calls.")
+        elif campaign.state == CampaignState.ARCHIVED.value:
+            out[campaign.id] = _("Archived: no new calls.")
+        elif not due.get(campaign.id):
+            out[campaign.id] = _("No leads to dial.")
+        elif (working := working_operators(campaign)) is not None and not on_line & {
+            operator.id for operator, _weight in working
+        }:
+            out[campaign.id] = _("None of its operators is on line.")
+        else:
+            out[campaign.id] = describe(engine, tenant.dialing_enabled)
+    return out

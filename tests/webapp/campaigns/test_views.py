@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from tests.webapp.jobs import Wakes
 from webapp.extensions import db
-from webapp.models import Attempt, Campaign, Lead, Tenant, User
+from webapp.models import Attempt, Campaign, CampaignState, Lead, Tenant, User
 from webapp.models.api import as_utc
 from webapp.services.campaigns import create_campaign, default_campaign
 from webapp.services.live import today_by_campaign
@@ -224,3 +224,40 @@ def test_the_campaigns_page_speaks_russian(app, client, admin):
     assert "пока остаются настройками компании" in page
     form = client.get("/campaigns/new").get_data(as_text=True)
     assert "Ключ" in form and "Название кампании" in form
+
+
+def test_each_campaign_says_whether_it_dials_and_why_not(app, client, admin):
+    """Its state, its leads, whether one of its operators is on line, then the engine."""
+    from webapp import bus
+    from webapp.services.campaigns import add_member, set_state
+
+    paused, staffed, empty = (
+        _add_campaign(app, admin.id, name, key)
+        for name, key in (("Held", "held"), ("Staffed", "staffed"), ("Empty", "empty"))
+    )
+    with app.app_context():
+        for campaign_id in (paused, staffed):
+            db.session.add(Lead(tenant_id=admin.id, campaign_id=campaign_id, phone="+15550101"))
+        db.session.commit()
+        set_state(db.session.get(Campaign, paused), CampaignState.PAUSED, None)
+        add_member(db.session.get(Campaign, staffed), operator_id=admin.operator_id)
+    default = _campaign(app, admin.id, "default").id  # the fixture's lead is there
+
+    def why() -> dict:
+        page = client.get("/campaigns/").get_data(as_text=True)
+        found = {}
+        for campaign_id in (default, paused, staffed, empty):
+            cell = _row(page, campaign_id).split("<td data-why>")[1].split("</td>")[0]
+            found[campaign_id] = cell.strip()
+        return found
+
+    off = "Automatic dialing is off."  # the fixture's company: dialing off
+    assert why() == {
+        default: off,
+        paused: "Paused: no new calls.",
+        staffed: "None of its operators is on line.",  # its one operator is off line
+        empty: "No leads to dial.",
+    }
+    with app.app_context():
+        bus.presence(admin.id).go_on_line(admin.operator_id)
+    assert why()[staffed] == off  # on line now: what the engine says
