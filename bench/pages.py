@@ -245,6 +245,7 @@ def _people(tenant, slug: str, operators: int, teams: int, supervisors: int) -> 
 LEAD_COLUMNS = (
     "id",
     "tenant_id",
+    "campaign_id",
     "phone",
     "name",
     "external_id",
@@ -260,6 +261,7 @@ LEAD_COLUMNS = (
 )
 ATTEMPT_COLUMNS = (
     "tenant_id",
+    "campaign_id",
     "lead_id",
     "operator_id",
     "dialed_uri",
@@ -299,6 +301,7 @@ def _history(rng: random.Random, leads: int, attempts: int) -> list[int]:
 
 def _rows(
     tenant_id: int,
+    campaign_id: int,
     first_id: int,
     counts: list[int],
     operator_ids: list[int],
@@ -337,6 +340,7 @@ def _rows(
             attempts.append(
                 (
                     tenant_id,
+                    campaign_id,
                     lead_id,
                     operator,
                     f"sip:{phone}@pbx.example:5060",
@@ -373,6 +377,7 @@ def _rows(
             (
                 lead_id,
                 tenant_id,
+                campaign_id,
                 phone,
                 name,
                 f"crm-{tenant_id}-{n}" if n % 5 else None,
@@ -400,6 +405,7 @@ def build_tenant(
     from webapp.models import Attempt, DoNotCall, Lead, Operator
     from webapp.services.accounts import create_tenant_with_admin
     from webapp.services.api_access import create_token
+    from webapp.services.campaigns import default_campaign
 
     slug = name.lower().replace(" ", "-")
     rng = random.Random(seed)
@@ -416,9 +422,17 @@ def build_tenant(
         _token, bearer = create_token(tenant_id, "Bench CRM")
         first_id = (db.session.scalar(select(func.max(Lead.id))) or 0) + 1
         postgres = db.engine.dialect.name == "postgresql"
+        campaign_id = default_campaign(tenant).id
     counts = _history(rng, leads, attempts)
     lead_rows, attempt_rows = _rows(
-        tenant_id, first_id, counts, operator_ids, rng, datetime.now(UTC), as_json=postgres
+        tenant_id,
+        campaign_id,
+        first_id,
+        counts,
+        operator_ids,
+        rng,
+        datetime.now(UTC),
+        as_json=postgres,
     )
     bulk_insert(app, Lead.__table__, LEAD_COLUMNS, lead_rows, f"{name}: leads")
     bulk_insert(app, Attempt.__table__, ATTEMPT_COLUMNS, attempt_rows, f"{name}: attempts")
@@ -444,7 +458,7 @@ def build_tenant(
             db.session.commit()
     # The lead page opens a lead with the most attempts, near the newest.
     busiest = max(range(len(counts) - 1, max(-1, len(counts) - 1000), -1), key=counts.__getitem__)
-    name_part = lead_rows[len(lead_rows) // 2][3].split()[1]
+    name_part = lead_rows[len(lead_rows) // 2][LEAD_COLUMNS.index("name")].split()[1]
     return Tenant(
         id=tenant_id,
         admin_email=admin_email,

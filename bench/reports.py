@@ -45,6 +45,7 @@ KINDS = (
 )
 ATTEMPT_COLUMNS = (
     "tenant_id",
+    "campaign_id",
     "lead_id",
     "operator_id",
     "dialed_uri",
@@ -68,6 +69,7 @@ ATTEMPT_COLUMNS = (
 LEAD_COLUMNS = (
     "id",
     "tenant_id",
+    "campaign_id",
     "phone",
     "name",
     "card",
@@ -118,6 +120,7 @@ def _row(values) -> str:
 
 def generate(
     tenant_id: int,
+    campaign_id: int,
     first_lead: int,
     attempts: int,
     days: int,
@@ -173,6 +176,7 @@ def generate(
                 _row(
                     (
                         tenant_id,
+                        campaign_id,
                         lead_id,
                         operator,
                         "sip:+79160000000@pbx.example:5060",
@@ -210,6 +214,7 @@ def generate(
             (
                 lead_id,
                 tenant_id,
+                campaign_id,
                 f"+7916{lead_id:07d}",
                 f"Клиент {lead_id}",
                 "{}",
@@ -256,6 +261,7 @@ def build(app, attempts: int, days: int, operators: int) -> dict:
     from webapp.extensions import db
     from webapp.models import Lead, Operator, Tenant
     from webapp.services.accounts import create_tenant_with_admin
+    from webapp.services.campaigns import default_campaign
 
     with app.app_context(), common.cheap_password_hashing():
         admin = create_tenant_with_admin("Big", "admin@big.example", common.PASSWORD)
@@ -263,6 +269,7 @@ def build(app, attempts: int, days: int, operators: int) -> dict:
         tenant.time_zone = ZONE
         common._people(tenant, "big", operators, teams=max(1, operators // 10), supervisors=1)
         tenant_id = tenant.id
+        campaign_id = default_campaign(tenant).id
         operator_ids = list(
             db.session.scalars(select(Operator.id).where(Operator.tenant_id == tenant_id))
         )
@@ -277,7 +284,9 @@ def build(app, attempts: int, days: int, operators: int) -> dict:
 
     def lead_lines():
         nonlocal made
-        for lead, lines in generate(tenant_id, first_lead, attempts, days, operator_ids, now):
+        for lead, lines in generate(
+            tenant_id, campaign_id, first_lead, attempts, days, operator_ids, now
+        ):
             made += len(lines)
             yield lead
 
@@ -288,7 +297,9 @@ def build(app, attempts: int, days: int, operators: int) -> dict:
         ATTEMPT_COLUMNS,
         (
             line
-            for _, lines in generate(tenant_id, first_lead, attempts, days, operator_ids, now)
+            for _, lines in generate(
+                tenant_id, campaign_id, first_lead, attempts, days, operator_ids, now
+            )
             for line in lines
         ),
         made,

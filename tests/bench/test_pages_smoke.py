@@ -37,11 +37,12 @@ def test_the_history_is_consistent():
     counts = pages._history(random.Random(1), 300, 700)
     assert sum(counts) == 700 and max(counts) <= pages.MAX_ATTEMPTS
     leads, attempts = pages._rows(
-        1, 10, counts, [7], random.Random(1), pages.datetime.now(pages.UTC), as_json=True
+        1, 3, 10, counts, [7], random.Random(1), pages.datetime.now(pages.UTC), as_json=True
     )
     assert len(leads) == 300 and len(attempts) == 700
     for lead in leads:
-        status, tries, last_outcome = lead[8], lead[9], lead[11]
+        row = dict(zip(pages.LEAD_COLUMNS, lead, strict=True))
+        status, tries, last_outcome = row["status"], row["attempts"], row["last_outcome"]
         assert (tries == 0) == (last_outcome is None)
         if status == "reached":
             assert last_outcome == "answered"

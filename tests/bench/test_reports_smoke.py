@@ -32,15 +32,15 @@ def test_smoke_run_prints_every_report_as_json(capsys):
 
 def test_the_generated_leads_follow_their_attempts():
     now = datetime.now(UTC)
-    made = list(reports.generate(1, 10, 2000, 10, [7, 8], now))
+    made = list(reports.generate(1, 3, 10, 2000, 10, [7, 8], now))
     attempts = [line for _lead, lines in made for line in lines]
     assert 1900 <= len(attempts) <= 2000
-    assert made == list(reports.generate(1, 10, 2000, 10, [7, 8], now))  # the two passes agree
+    assert made == list(reports.generate(1, 3, 10, 2000, 10, [7, 8], now))  # the two passes agree
     for lead, lines in made:
         fields = lead.rstrip("\n").split("\t")
-        status, tried = fields[6], int(fields[7])
+        status, tried = fields[7], int(fields[8])
         assert tried == len(lines) <= reports.MAX_ATTEMPTS
-        outcomes = [line.split("\t")[5] for line in lines]
+        outcomes = [line.split("\t")[6] for line in lines]
         if status == "reached":
             assert outcomes[-1] == "answered" and "answered" not in outcomes[:-1]
         elif status == "exhausted":
