@@ -2,11 +2,14 @@
 tenants, and one tenant's twelve months) and ops (SIP codes of the last hour and day), on
 PostgreSQL read by an ordinary role under row-level security, as the portal connects.
 
-    python bench/staff.py [--tenants 1000] [--attempts 5000] [--days 180] [--reps 10] [--keep]
+    python bench/staff.py [--tenants 1000] [--attempts 5000] [--days 180] [--reps 10]
+                          [--several-campaigns 0.1] [--keep]
 
 A fresh database is built by the migrations; `--tenants` tenants get `--attempts` attempts
 each, spread over the last `--days` days (generated in SQL: INSERT ... SELECT over
-generate_series), then the tables are analysed. Each page is read through Flask's test
+generate_series), then the tables are analysed. A share of the tenants (`--several-campaigns`)
+has a second campaign with half of its attempts: billing reads their minutes per campaign
+from the hourly roll-up (docs/billing.md, Campaigns). Each page is read through Flask's test
 client signed in as staff (server-side time only): a warm-up, then `--reps` reads; the table
 shows p50 and p95 in ms. The billing pages are read twice: first with every attempt read raw
 (the peer), then after the reports' roll-up (webapp/services/rollup.py, which billing sums),
@@ -38,17 +41,19 @@ PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
 PASSWORD = "bench password 1"
 
 LOAD = """
-INSERT INTO attempts (tenant_id, lead_id, dialed_uri, outcome, detail, sip_code, invite_at,
-                      answer_at, end_at, transfer_result)
-SELECT t.id, l.id, 'sip:79160000000@pbx', o.outcome, NULL, o.code, o.invite_at,
+INSERT INTO attempts (tenant_id, lead_id, campaign_id, dialed_uri, outcome, detail, sip_code,
+                      invite_at, answer_at, end_at, transfer_result)
+SELECT t.id, l.id, CASE WHEN o.g % 2 = 0 AND c.id IS NOT NULL THEN c.id ELSE l.campaign_id END,
+       'sip:79160000000@pbx', o.outcome, NULL, o.code, o.invite_at,
        CASE WHEN o.outcome = 'answered' THEN o.invite_at + interval '8 seconds' END,
        o.invite_at + CASE WHEN o.outcome = 'answered'
                           THEN interval '8 seconds' + (o.r * 300) * interval '1 second'
                           ELSE interval '20 seconds' END,
        CASE WHEN o.outcome = 'answered' THEN 'succeeded' END
 FROM tenants t JOIN leads l ON l.tenant_id = t.id
+LEFT JOIN campaigns c ON c.tenant_id = t.id AND NOT c.is_default
 CROSS JOIN LATERAL (
-    SELECT now() - (random() * :days) * interval '1 day' AS invite_at, r,
+    SELECT now() - (random() * :days) * interval '1 day' AS invite_at, r, g,
            CASE WHEN r < 0.3 THEN 'answered' WHEN r < 0.5 THEN 'busy'
                 WHEN r < 0.8 THEN 'no_answer' ELSE 'unavailable' END AS outcome,
            CASE WHEN r < 0.3 THEN 200 WHEN r < 0.5 THEN 486 WHEN r < 0.8 THEN 487
@@ -60,8 +65,9 @@ WHERE t.id BETWEEN :low AND :high
 """
 
 
-def build(owner_url: str, tenants: int, attempts: int, days: int) -> int:
-    """Load the tenants, a lead each, and their attempts; returns the attempts loaded."""
+def build(owner_url: str, tenants: int, attempts: int, days: int, several: float = 0.0) -> int:
+    """Load the tenants, a lead each, a second campaign for the share `several` of them, and
+    their attempts; returns the attempts loaded."""
     from sqlalchemy import create_engine, text
 
     from webapp.extensions import db
@@ -75,11 +81,21 @@ def build(owner_url: str, tenants: int, attempts: int, days: int) -> int:
     with engine.begin() as connection:
         connection.execute(
             text(
-                "INSERT INTO leads (tenant_id, phone, name, card, priority, status, attempts, "
-                "created_at) SELECT id, '+79160000000', 'Lead', '{}', 0, 'retry', 1, now() "
-                "FROM tenants"
+                "INSERT INTO leads (tenant_id, campaign_id, phone, name, card, priority, "
+                "status, attempts, created_at) SELECT t.id, c.id, '+79160000000', 'Lead', "
+                "'{}', 0, 'retry', 1, now() FROM tenants t "
+                "JOIN campaigns c ON c.tenant_id = t.id AND c.is_default"
             )
         )
+        if several > 0:
+            connection.execute(
+                text(
+                    "INSERT INTO campaigns (tenant_id, name, key, state, is_default, "
+                    "created_at, state_changed_at) SELECT id, 'Second', 'second', 'running', "
+                    "false, now(), now() FROM tenants WHERE id % :every = 0"
+                ),
+                {"every": max(1, round(1 / several))},
+            )
         low, high = connection.execute(text("SELECT min(id), max(id) FROM tenants")).one()
     started = time.monotonic()
     step = max(1, 200_000 // attempts)
@@ -128,6 +144,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--attempts", type=int, default=5000, help="per tenant")
     parser.add_argument("--days", type=int, default=180)
     parser.add_argument("--reps", type=int, default=10)
+    parser.add_argument(
+        "--several-campaigns", type=float, default=0.1, help="share of tenants with two"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the database")
     args = parser.parse_args(argv)
 
@@ -145,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
             db.engine.dispose()
         total = args.tenants * args.attempts
         say(f"loading {total:,} attempts of {args.tenants} tenants over {args.days} days")
-        loaded = build(owner_url, args.tenants, args.attempts, args.days)
+        loaded = build(owner_url, args.tenants, args.attempts, args.days, args.several_campaigns)
         app = make_app(grant_role(owner_url, role), f"bench-staff-{uuid.uuid4().hex[:6]}:")
         with app.app_context():
             create_staff("bench-staff@autocall.example", PASSWORD)
@@ -193,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
                     "tenants": args.tenants,
                     "attempts": loaded,
                     "days": args.days,
+                    "several_campaigns": args.several_campaigns,
                     "rollup_seconds": rollup_seconds,
                     "rollup_idle_run_ms": idle_run_ms,
                     "pages": results,

@@ -1,6 +1,8 @@
 """Migrations 0014 and 0015 on a database filled at 0010: each tenant gets its default
 campaign, every lead and attempt is in it, the renamed columns keep their values, and a
-downgrade gives back the columns as they were with the rows kept (SQLite and PostgreSQL)."""
+downgrade gives back the columns as they were with the rows kept (SQLite and PostgreSQL).
+The roll-ups by campaign (report_hours in 0017, report_operator_hours after it): the hours
+so far are the default campaign's, and a downgrade merges the campaigns' rows back."""
 
 from datetime import UTC, datetime, time
 
@@ -99,6 +101,20 @@ def _fill_at_0010(connection) -> dict:
         _insert(
             connection,
             metadata,
+            "report_operator_hours",
+            tenant_id=tenant,
+            hour=NOW,
+            operator_id=1,
+            detail="",
+            transfer_sip_code=200,
+            offered=4,
+            transferred=3 * n,
+            talk_seconds=60.5,
+            wrap_ups=2,
+        )
+        _insert(
+            connection,
+            metadata,
             "billing_days",
             tenant_id=tenant,
             day=NOW,
@@ -162,6 +178,13 @@ def test_the_first_campaign_takes_every_lead_and_attempt(empty_database_url):  #
                     )
                 ).all()
             ) == [("Alpha", 10, 5, 5), ("Bravo", 20, 10, 10)]
+            operator_hours = connection.execute(
+                sa.text("SELECT tenant_id, campaign_id, transferred FROM report_operator_hours")
+            ).all()
+            assert sorted(operator_hours) == [
+                (ids["Alpha"], default[ids["Alpha"]], 3),
+                (ids["Bravo"], default[ids["Bravo"]], 6),
+            ]
         db.engine.dispose()
 
         downgrade(revision="0013")
@@ -177,4 +200,104 @@ def test_the_first_campaign_takes_every_lead_and_attempt(empty_database_url):  #
                     )
                 ).all()
             ) == [(10, 5), (20, 10)]
+            assert sorted(
+                connection.execute(
+                    sa.text("SELECT tenant_id, transferred, wrap_ups FROM report_operator_hours")
+                ).all()
+            ) == [(ids["Alpha"], 3, 2), (ids["Bravo"], 6, 2)]
+        db.engine.dispose()
+
+
+def test_a_downgrade_merges_the_campaigns_operator_hours(empty_database_url):  # noqa: F811
+    """Two campaigns' rows of one operator hour become one row, summed, and the upgrade
+    puts that row in the default campaign; another tenant's rows stay its own."""
+    app = create_app(app_config(empty_database_url))
+    with app.app_context():
+        upgrade()
+        metadata = sa.MetaData()
+        with db.engine.begin() as connection:
+            metadata.reflect(connection)
+            tenants = {}
+            for name in ("Alpha", "Bravo"):
+                tenant = _insert(
+                    connection,
+                    metadata,
+                    "tenants",
+                    name=name,
+                    pacing_mode="multiplier",
+                    sip_transport="udp",
+                    time_zone="UTC",
+                )
+                default = _insert(
+                    connection,
+                    metadata,
+                    "campaigns",
+                    tenant_id=tenant,
+                    name="Default",
+                    key="default",
+                    state="running",
+                    is_default=True,
+                )
+                second = _insert(
+                    connection,
+                    metadata,
+                    "campaigns",
+                    tenant_id=tenant,
+                    name="TV",
+                    key="tv",
+                    state="running",
+                    is_default=False,
+                )
+                tenants[name] = (tenant, default, second)
+                for campaign, offered in ((default, 3), (second, 4)):
+                    for code in (200, 480):
+                        _insert(
+                            connection,
+                            metadata,
+                            "report_operator_hours",
+                            tenant_id=tenant,
+                            hour=NOW,
+                            campaign_id=campaign,
+                            operator_id=7,
+                            detail="",
+                            transfer_sip_code=code,
+                            offered=offered,
+                            transferred=offered - 1,
+                            failed_transfers=1,
+                            talks=1,
+                            very_short=0,
+                            talk_seconds=10.25 * offered,
+                            wrap_ups=1,
+                            wrap_up_seconds=2.5,
+                        )
+        db.engine.dispose()
+
+        downgrade(revision="0017")
+        query = (
+            "SELECT tenant_id, transfer_sip_code, offered, transferred, failed_transfers, "
+            "talks, talk_seconds, wrap_ups, wrap_up_seconds FROM report_operator_hours"
+        )
+        merged = sorted(
+            (tenant, code, 7, 5, 2, 2, 71.75, 2, 5.0)
+            for tenant, _default, _second in tenants.values()
+            for code in (200, 480)
+        )
+        with db.engine.connect() as connection:
+            columns = {
+                c["name"] for c in sa.inspect(connection).get_columns("report_operator_hours")
+            }
+            assert "campaign_id" not in columns
+            assert sorted(tuple(row) for row in connection.execute(sa.text(query))) == merged
+        db.engine.dispose()
+
+        upgrade()
+        with db.engine.connect() as connection:
+            rows = connection.execute(
+                sa.text("SELECT tenant_id, campaign_id, offered FROM report_operator_hours")
+            ).all()
+        assert sorted(rows) == sorted(
+            (tenant, default, 7)
+            for tenant, default, _second in tenants.values()
+            for _code in (200, 480)
+        )
         db.engine.dispose()

@@ -99,14 +99,19 @@ class ReportHour(TenantOwned, db.Model):
 
 
 class ReportOperatorHour(TenantOwned, db.Model):
-    """Calls given to one operator in one UTC hour, by detail and transfer SIP code (0: none)."""
+    """Calls given to one operator in one UTC hour and one campaign, by detail and transfer
+    SIP code (0: none)."""
 
     __tablename__ = "report_operator_hours"
     __table_args__ = (
-        PrimaryKeyConstraint("tenant_id", "hour", "operator_id", "detail", "transfer_sip_code"),
+        PrimaryKeyConstraint(
+            "tenant_id", "hour", "campaign_id", "operator_id", "detail", "transfer_sip_code"
+        ),
     )
 
     hour: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    #: (the hours rolled up before campaigns are the default campaign's)
+    campaign_id: Mapped[int] = mapped_column(BigId)
     operator_id: Mapped[int] = mapped_column(BigId)
     detail: Mapped[str] = mapped_column(String(64))
     transfer_sip_code: Mapped[int] = mapped_column(Integer)

@@ -14,7 +14,7 @@ from sqlalchemy import and_, or_
 
 from webapp.extensions import db
 from webapp.labels import DETAIL_LABELS, OUTCOME_LABELS, TRANSFER_LABELS, transfer_reason
-from webapp.models import Attempt, Lead, Operator
+from webapp.models import Attempt, Campaign, Lead, Operator
 from webapp.services import csv_export
 from webapp.services.figures import Period, utc
 from webapp.tenancy import scoped
@@ -24,17 +24,23 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 def query(period: Period, filters: dict):
     """The period's attempts that pass the filters, newest first, each with its lead's name,
-    number and CRM id and its operator's name."""
+    number and CRM id, its operator's name and its campaign's name."""
     found = (
         scoped(Attempt)
-        .add_columns(Lead.name, Lead.phone, Lead.external_id, Operator.name)
+        .add_columns(Lead.name, Lead.phone, Lead.external_id, Operator.name, Campaign.name)
         .join(Lead, (Lead.tenant_id == Attempt.tenant_id) & (Lead.id == Attempt.lead_id))
         .outerjoin(
             Operator,
             (Operator.tenant_id == Attempt.tenant_id) & (Operator.id == Attempt.operator_id),
         )
+        .outerjoin(
+            Campaign,
+            (Campaign.tenant_id == Attempt.tenant_id) & (Campaign.id == Attempt.campaign_id),
+        )
         .where(Attempt.invite_at >= period.start, Attempt.invite_at < period.end)
     )
+    if filters.get("campaign") is not None:
+        found = found.where(Attempt.campaign_id == filters["campaign"])
     if filters["outcome"]:
         found = found.where(Attempt.outcome == filters["outcome"])
     if filters["detail"]:
@@ -181,6 +187,8 @@ def csv_columns() -> list[str]:
         _("Wrap-up seconds"),
         _("Operator's result"),
         _("Comment"),
+        # Last, so that a file read by column position keeps the columns it had.
+        _("Campaign"),
     ]
 
 
@@ -198,7 +206,14 @@ def csv_lines(found, zone: ZoneInfo, delimiter: str) -> Iterator[str]:
         writer = csv_export.writer(buffer, delimiter=delimiter, lineterminator="\r\n")
         writer.writerow(header)
         yield "\ufeff" + buffer.getvalue()
-        for attempt, lead_name, phone, external_id, operator_name in db.session.execute(found):
+        for (
+            attempt,
+            lead_name,
+            phone,
+            external_id,
+            operator_name,
+            campaign_name,
+        ) in db.session.execute(found):
             buffer.seek(0)
             buffer.truncate()
             writer.writerow(
@@ -232,6 +247,7 @@ def csv_lines(found, zone: ZoneInfo, delimiter: str) -> Iterator[str]:
                     _seconds(attempt.wrap_up_ended_at, attempt.talk_ended_at),
                     attempt.result or "",
                     attempt.comment or "",
+                    campaign_name or "",
                 ]
             )
             yield buffer.getvalue()

@@ -1,6 +1,7 @@
-"""The report pages. Views parse the period and filters, call webapp/services/figures.py or
-the call log (call_log.py: its query, a call's timeline, the CSV), and render; every figure
-and time is in the tenant's time zone."""
+"""The report pages. Views parse the period and filters (every page takes a campaign: all
+of them by default), call webapp/services/figures.py or the call log (call_log.py: its
+query, a call's timeline, the CSV), and render; every figure and time is in the tenant's
+time zone."""
 
 from __future__ import annotations
 
@@ -15,10 +16,11 @@ from flask_babel import lazy_gettext as _l
 from engine.outcomes import Outcome
 from webapp.extensions import db
 from webapp.labels import DETAIL_LABELS, OUTCOME_LABELS, transfer_reason
-from webapp.models import Attempt, Lead, Operator, Team
+from webapp.models import Attempt, Campaign, Lead, Operator, Team
 from webapp.reports import bp, call_log, charts
 from webapp.roles import tenant_reader
 from webapp.services import figures
+from webapp.services.campaigns import campaigns_of
 from webapp.tenancy import current_tenant, get_or_404, scoped
 
 PAGE_SIZE = 50
@@ -75,15 +77,45 @@ def _period() -> tuple[figures.Period, str | None]:
     return figures.Period(first, last, zone), error
 
 
+def _int(name: str) -> int | None:
+    value = request.args.get(name, "").strip()
+    return int(value) if value.isdigit() and len(value) < 19 else None
+
+
+def _campaigns() -> dict[int, Campaign]:
+    """The tenant's campaigns, archived ones too (their calls stay in the reports), the
+    default first."""
+    return {campaign.id: campaign for campaign in campaigns_of(current_tenant())}
+
+
+def _campaign() -> int | None:
+    """The campaign asked for (`campaign`: its id), None for all of them. An id that is not
+    one of the tenant's campaigns is kept: the figures then find nothing, and the page says
+    so (never another tenant's calls)."""
+    return _int("campaign")
+
+
 def _page(template: str, period: figures.Period, error: str | None, **context) -> str:
+    campaigns = context.pop("campaigns", None)
+    if campaigns is None:
+        campaigns = _campaigns()
+    campaign = context.pop("campaign", _campaign())
     return render_template(
         template,
         period=period,
         period_error=error,
         zone_name=current_tenant().time_zone,
         args=request.args,
+        campaigns=campaigns,
+        campaign=campaign,
+        campaign_unknown=campaign is not None and campaign not in campaigns,
         **context,
     )
+
+
+def _campaign_name(campaigns: dict[int, Campaign], campaign_id: int) -> str:
+    campaign = campaigns.get(campaign_id)
+    return campaign.name if campaign is not None else f"#{campaign_id}"
 
 
 def _operator_names() -> dict[int, str]:
@@ -102,7 +134,8 @@ def _operator_names() -> dict[int, str]:
 def summary():
     period, error = _period()
     tenant = current_tenant()
-    figures_ = figures.summary(tenant.id, period.start, period.end)
+    campaign, campaigns = _campaign(), _campaigns()
+    figures_ = figures.summary(tenant.id, period.start, period.end, campaign)
     bars = [
         (OUTCOME_LABELS[Outcome.ANSWERED.value], figures_.transferred, "answered"),
         (OUTCOME_LABELS[Outcome.NO_ANSWER.value], figures_.no_answer, "no_answer"),
@@ -113,12 +146,30 @@ def summary():
     chart = charts.bars(
         [(str(label), value) for label, value, _kind in bars], title=_("Attempts by what happened")
     )
+    # Each campaign apart, when there is more than one and the page is not one campaign's.
+    per_campaign, campaign_chart = [], None
+    if campaign is None and len(campaigns) > 1:
+        found = figures.by_campaign(tenant.id, period.start, period.end)
+        order = list(campaigns) + sorted(set(found) - set(campaigns))
+        per_campaign = [
+            (campaign_id, _campaign_name(campaigns, campaign_id), found[campaign_id])
+            for campaign_id in order
+            if campaign_id in found
+        ]
+        campaign_chart = charts.bars(
+            [(name, row.attempts) for _id, name, row in per_campaign],
+            title=_("Attempts by campaign"),
+        )
     return _page(
         "reports/summary.html",
         period,
         error,
         s=figures_,
         chart=chart,
+        per_campaign=per_campaign,
+        campaign_chart=campaign_chart,
+        campaigns=campaigns,
+        campaign=campaign,
         very_short_seconds=figures.VERY_SHORT_SECONDS,
     )
 
@@ -131,12 +182,25 @@ def summary():
 def operators():
     period, error = _period()
     tenant = current_tenant()
-    rows = figures.per_operator(tenant.id, period.start, period.end)
+    campaign, campaigns = _campaign(), _campaigns()
+    rows = figures.per_operator(tenant.id, period.start, period.end, campaign_id=campaign)
     names = _operator_names()
     table = sorted(
         ((names.get(op_id, f"#{op_id}"), row) for op_id, row in rows.items()),
         key=lambda item: item[0].lower(),
     )
+    # Calls received by campaign, when there is more than one and the page is not one
+    # campaign's: {operator id: [(campaign name, calls)]}.
+    received: dict[int, list[tuple[str, int]]] = {}
+    if campaign is None and len(campaigns) > 1:
+        found = figures.received_by_campaign(tenant.id, period.start, period.end)
+        order = {campaign_id: index for index, campaign_id in enumerate(campaigns)}
+        for (operator_id, campaign_id), count in sorted(
+            found.items(), key=lambda item: (order.get(item[0][1], len(order)), item[0][1])
+        ):
+            received.setdefault(operator_id, []).append(
+                (_campaign_name(campaigns, campaign_id), count)
+            )
     chart = charts.bars(
         [(name, round(100 * (row.occupancy or 0))) for name, row in table],
         title=_("Occupancy, %"),
@@ -148,6 +212,10 @@ def operators():
         error,
         table=table,
         chart=chart,
+        received=received,
+        show_received=campaign is None and len(campaigns) > 1,
+        campaigns=campaigns,
+        campaign=campaign,
         very_short_seconds=figures.VERY_SHORT_SECONDS,
     )
 
@@ -164,7 +232,7 @@ def answers():
     step = request.args.get("step", "day")
     if step not in STEPS:
         step = "day"
-    hours = figures.by_hour(tenant.id, period.start, period.end)
+    hours = figures.by_hour(tenant.id, period.start, period.end, _campaign())
     cells = figures.heat_map(hours, zone)
     series = figures.trend(hours, zone, step)
     offset = datetime.now(zone).utcoffset() or timedelta(0)
@@ -194,29 +262,43 @@ def answers():
 def failed_transfers():
     period, error = _period()
     tenant = current_tenant()
+    campaign, campaigns = _campaign(), _campaigns()
     names = _operator_names()
     rows = [
-        (names.get(op_id, f"#{op_id}"), op_id, transfer_reason(detail, code), detail, code, count)
-        for op_id, detail, code, count in figures.failed_transfers(
-            tenant.id, period.start, period.end
+        {
+            "operator": names.get(op_id, f"#{op_id}"),
+            "operator_id": op_id,
+            "campaign": _campaign_name(campaigns, campaign_id),
+            "campaign_id": campaign_id,
+            "reason": transfer_reason(detail, code),
+            "detail": detail,
+            "code": code,
+            "count": count,
+        }
+        for op_id, campaign_id, detail, code, count in figures.failed_transfers(
+            tenant.id, period.start, period.end, campaign
         )
     ]
     per_operator: dict[str, int] = {}
-    for name, *_rest, count in rows:
-        per_operator[name] = per_operator.get(name, 0) + count
+    for row in rows:
+        per_operator[row["operator"]] = per_operator.get(row["operator"], 0) + row["count"]
     chart = charts.bars(
         sorted(per_operator.items(), key=lambda item: -item[1]),
         title=_("Failed transfers by operator"),
     )
-    return _page("reports/failed_transfers.html", period, error, rows=rows, chart=chart)
+    return _page(
+        "reports/failed_transfers.html",
+        period,
+        error,
+        rows=rows,
+        chart=chart,
+        show_campaign=campaign is None and len(campaigns) > 1,
+        campaigns=campaigns,
+        campaign=campaign,
+    )
 
 
 # --- the call log ----------------------------------------------------------------------------
-
-
-def _int(name: str) -> int | None:
-    value = request.args.get(name, "").strip()
-    return int(value) if value.isdigit() and len(value) < 19 else None
 
 
 def _call_filters() -> dict:
@@ -228,6 +310,7 @@ def _call_filters() -> dict:
         "team": _int("team"),
         "lead": _int("lead"),
         "sip": _int("sip"),
+        "campaign": _campaign(),
     }
 
 
@@ -288,11 +371,13 @@ def call(attempt_id: int):
     attempt = get_or_404(Attempt, attempt_id)
     lead = get_or_404(Lead, attempt.lead_id)
     operator = get_or_404(Operator, attempt.operator_id) if attempt.operator_id else None
+    campaign = db.session.scalar(scoped(Campaign).where(Campaign.id == attempt.campaign_id))
     return render_template(
         "reports/call.html",
         attempt=attempt,
         lead=lead,
         operator=operator,
+        campaign=campaign,
         timeline=call_log.timeline(attempt, _zone()),
         zone_name=current_tenant().time_zone,
     )

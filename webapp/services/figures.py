@@ -241,8 +241,10 @@ def raw_select(
     end: datetime,
     keys: list[str],
     with_tenant: bool = False,
+    campaign_id: int | None = None,
 ):
-    """Sums of raw finished attempts in [start, end) grouped by `keys`."""
+    """Sums of raw finished attempts in [start, end) grouped by `keys`; of one campaign's
+    attempts only when `campaign_id` is given."""
     a = aliased(Attempt, name="a")
     key_columns = [raw_keys(a)[key].label(key) for key in keys]
     metrics = kind.metrics(a)
@@ -259,12 +261,21 @@ def raw_select(
     )
     if kind.given_to_operator:
         query = query.where(a.operator_id.is_not(None))
+    if campaign_id is not None:
+        query = query.where(a.campaign_id == campaign_id)
     return query
 
 
-def _rolled_select(kind: Kind, tenant_id: int, start: datetime, end: datetime, keys: list[str]):
+def _rolled_select(
+    kind: Kind,
+    tenant_id: int,
+    start: datetime,
+    end: datetime,
+    keys: list[str],
+    campaign_id: int | None = None,
+):
     table = kind.table
-    return (
+    query = (
         select(
             *[getattr(table, key).label(key) for key in keys],
             *[func.sum(getattr(table, name)).label(name) for name in kind.names],
@@ -272,6 +283,9 @@ def _rolled_select(kind: Kind, tenant_id: int, start: datetime, end: datetime, k
         .where(table.tenant_id == tenant_id, table.hour >= start, table.hour < end)
         .group_by(*[getattr(table, key) for key in keys])
     )
+    if campaign_id is not None:
+        query = query.where(table.campaign_id == campaign_id)
+    return query
 
 
 def rolled_until(tenant_id: int) -> datetime | None:
@@ -295,15 +309,21 @@ def split(start: datetime, end: datetime, until: datetime | None):
 
 
 def sums(
-    kind: Kind, tenant_id: int, start: datetime, end: datetime, keys: list[str]
+    kind: Kind,
+    tenant_id: int,
+    start: datetime,
+    end: datetime,
+    keys: list[str],
+    campaign_id: int | None = None,
 ) -> dict[tuple, dict[str, float]]:
     """{key values: {metric: sum}} over finished attempts in [start, end): rolled-up hours
-    plus raw rows for the rest."""
+    plus raw rows for the rest. With `campaign_id`, of that campaign's attempts only (an id
+    that is not one of the tenant's campaigns finds nothing)."""
     no_jit()
     rolled, raw = split(start, end, rolled_until(tenant_id))
-    queries = [raw_select(kind, tenant_id, a, b, keys) for a, b in raw]
+    queries = [raw_select(kind, tenant_id, a, b, keys, campaign_id=campaign_id) for a, b in raw]
     if rolled is not None:
-        queries.append(_rolled_select(kind, tenant_id, *rolled, keys))
+        queries.append(_rolled_select(kind, tenant_id, *rolled, keys, campaign_id))
     totals: dict[tuple, dict[str, float]] = {}
     for query in queries:
         for row in db.session.execute(query):
@@ -367,10 +387,28 @@ class Summary:
         return ratio(self.talk_seconds, self.talks)
 
 
-def summary(tenant_id: int, start: datetime, end: datetime) -> Summary:
-    rows = sums(HOURS, tenant_id, start, end, ["outcome", "detail"])
+def summary(
+    tenant_id: int, start: datetime, end: datetime, campaign_id: int | None = None
+) -> Summary:
+    """The period's figures: of every campaign, or of one."""
+    rows = sums(HOURS, tenant_id, start, end, ["outcome", "detail"], campaign_id)
+    return _summary_of(rows.items())
+
+
+def by_campaign(tenant_id: int, start: datetime, end: datetime) -> dict[int, Summary]:
+    """{campaign id: the period's figures of its attempts}; a campaign without attempts in
+    the period is left out."""
+    rows = sums(HOURS, tenant_id, start, end, ["campaign_id", "outcome", "detail"])
+    grouped: dict[int, list] = {}
+    for (campaign_id, outcome, detail), values in rows.items():
+        grouped.setdefault(campaign_id, []).append(((outcome, detail), values))
+    return {campaign_id: _summary_of(items) for campaign_id, items in grouped.items()}
+
+
+def _summary_of(rows) -> Summary:
+    """A Summary from ((outcome, detail), sums) pairs."""
     result = Summary()
-    for (outcome, detail), values in rows.items():
+    for (outcome, detail), values in rows:
         for name in HOUR_COUNTS + HOUR_SECONDS:
             setattr(result, name, getattr(result, name) + values[name])
         if detail == Detail.NO_FREE_OPERATOR.value:
@@ -390,9 +428,12 @@ def summary(tenant_id: int, start: datetime, end: datetime) -> Summary:
 # --- when customers answer -------------------------------------------------------------------
 
 
-def by_hour(tenant_id: int, start: datetime, end: datetime) -> dict[datetime, dict]:
+def by_hour(
+    tenant_id: int, start: datetime, end: datetime, campaign_id: int | None = None
+) -> dict[datetime, dict]:
     """{UTC hour: sums} of the period, for the heat map and the trends."""
-    return {key[0]: values for key, values in sums(HOURS, tenant_id, start, end, ["hour"]).items()}
+    rows = sums(HOURS, tenant_id, start, end, ["hour"], campaign_id)
+    return {key[0]: values for key, values in rows.items()}
 
 
 def heat_map(hours: dict[datetime, dict], zone: ZoneInfo) -> dict[tuple[int, int], dict]:
@@ -465,6 +506,10 @@ class OperatorFigures:
     talk_seconds: float = 0.0
     wrap_up_seconds: float = 0.0
     on_line_seconds: float = 0.0
+    #: With a campaign: the time with customers and in wrap-up of all the operator's calls,
+    #: whatever their campaign. An operator on line is on line for every campaign they work,
+    #: so time free and occupancy are the operator's whole, not a campaign's share.
+    all_working_seconds: float | None = None
 
     @property
     def working_seconds(self) -> float:
@@ -472,34 +517,66 @@ class OperatorFigures:
         return self.talk_seconds + self.wrap_up_seconds
 
     @property
+    def _busy_seconds(self) -> float:
+        return (
+            self.working_seconds if self.all_working_seconds is None else self.all_working_seconds
+        )
+
+    @property
     def free_seconds(self) -> float:
-        return max(0.0, self.on_line_seconds - self.working_seconds)
+        return max(0.0, self.on_line_seconds - self._busy_seconds)
 
     @property
     def occupancy(self) -> float | None:
         """(Talk + wrap-up) / time on line, as workforce planning and docs/pacing.md count it."""
         if not self.on_line_seconds:
             return None
-        return min(1.0, self.working_seconds / self.on_line_seconds)
+        return min(1.0, self._busy_seconds / self.on_line_seconds)
 
 
 def per_operator(
-    tenant_id: int, start: datetime, end: datetime, now: datetime | None = None
+    tenant_id: int,
+    start: datetime,
+    end: datetime,
+    now: datetime | None = None,
+    campaign_id: int | None = None,
 ) -> dict[int, OperatorFigures]:
+    """{operator id: figures} of every operator who was on line or got a call. With
+    `campaign_id`: the operators who got calls of that campaign, with the figures of those
+    calls, and their time on line, time free and occupancy whole (`all_working_seconds`)."""
     out: dict[int, OperatorFigures] = {}
-    for (operator_id,), values in sums(OPERATORS, tenant_id, start, end, ["operator_id"]).items():
+    rows = sums(OPERATORS, tenant_id, start, end, ["operator_id"], campaign_id)
+    for (operator_id,), values in rows.items():
         out[operator_id] = OperatorFigures(operator_id, **values)
-    for operator_id, seconds_on in on_line_seconds(tenant_id, start, end, now).items():
-        out.setdefault(operator_id, OperatorFigures(operator_id)).on_line_seconds = seconds_on
+    if campaign_id is None:
+        for operator_id, seconds_on in on_line_seconds(tenant_id, start, end, now).items():
+            out.setdefault(operator_id, OperatorFigures(operator_id)).on_line_seconds = seconds_on
+        return out
+    whole = per_operator(tenant_id, start, end, now)
+    for operator_id, figures_ in out.items():
+        everything = whole.get(operator_id, OperatorFigures(operator_id))
+        figures_.on_line_seconds = everything.on_line_seconds
+        figures_.all_working_seconds = everything.working_seconds
     return out
 
 
-def failed_transfers(tenant_id: int, start: datetime, end: datetime) -> list[tuple]:
-    """[(operator id, detail, transfer SIP code, failed transfers)], most first."""
-    rows = sums(OPERATORS, tenant_id, start, end, ["operator_id", "detail", "transfer_sip_code"])
+def received_by_campaign(tenant_id: int, start: datetime, end: datetime) -> dict[tuple, int]:
+    """{(operator id, campaign id): calls received (transferred to the operator)}; pairs
+    without a call received are left out."""
+    rows = sums(OPERATORS, tenant_id, start, end, ["operator_id", "campaign_id"])
+    return {key: values["transferred"] for key, values in rows.items() if values["transferred"]}
+
+
+def failed_transfers(
+    tenant_id: int, start: datetime, end: datetime, campaign_id: int | None = None
+) -> list[tuple]:
+    """[(operator id, campaign id, detail, transfer SIP code, failed transfers)], most
+    first."""
+    keys = ["operator_id", "campaign_id", "detail", "transfer_sip_code"]
+    rows = sums(OPERATORS, tenant_id, start, end, keys, campaign_id)
     found = [
         (*key, values["failed_transfers"])
         for key, values in rows.items()
         if values["failed_transfers"]
     ]
-    return sorted(found, key=lambda row: (-row[3], row[0], row[1], row[2]))
+    return sorted(found, key=lambda row: (-row[4], *row[:4]))

@@ -87,7 +87,7 @@ def roll_up(tenant_id: int, now: datetime | None = None) -> int:
         keys = (
             ["hour", "campaign_id", "outcome", "detail"]
             if kind is HOURS
-            else ["hour", "operator_id", "detail", "transfer_sip_code"]
+            else ["hour", "campaign_id", "operator_id", "detail", "transfer_sip_code"]
         )
         session.execute(
             delete(table).where(

@@ -4,7 +4,9 @@ state, calls in flight, SIP error rates, queues, workers). Read-only, every quer
 Months are calendar months in UTC (docs/billing.md): an attempt belongs to the month of its
 `invite_at`. Billing sums the daily sums the reports' roll-up job keeps (`billing_days`,
 webapp/services/rollup.py, with the one definition of each figure in webapp/services/figures.py:
-billing_metrics) and reads raw attempts only after each tenant's last rolled-up hour.
+billing_metrics) and reads raw attempts only after each tenant's last rolled-up hour. Beside
+each total, the billable minutes of each campaign, summed from the rolled-up hours
+(`report_hours`, kept per campaign) and the raw attempts after them.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from sqlalchemy.orm import aliased
 from engine.bus import HOST_GONE_AFTER, TenantKeys, hosts_key
 from webapp.extensions import db
 from webapp.jobs.queues import QUEUES
-from webapp.models import Attempt, BillingDay, ReportRollup, Tenant
+from webapp.models import Attempt, BillingDay, Campaign, ReportHour, ReportRollup, Tenant
 from webapp.models.report import BILLED
 from webapp.services import csv_export
 from webapp.services.figures import billing_metrics, rolled_until
@@ -68,14 +70,36 @@ class Usage:
     transferred: int = 0
     billed_seconds: int = 0
     billable_minutes: int = 0
+    #: {campaign id: billable minutes}: the campaigns with attempts, adding up to the total.
+    minutes_by_campaign: dict[int, int] = field(default_factory=dict)
 
     def add(self, other: Usage) -> None:
         for name in BILLED:
             setattr(self, name, getattr(self, name) + getattr(other, name))
+        _add_minutes(self.minutes_by_campaign, other.minutes_by_campaign)
+
+
+def _add_minutes(into: dict[int, int], more: dict[int, int]) -> None:
+    for campaign_id, minutes in more.items():
+        into[campaign_id] = into.get(campaign_id, 0) + minutes
 
 
 def _usage(row, tenant_id: int, tenant_name: str) -> Usage:
     return Usage(tenant_id, tenant_name, *(int(getattr(row, name) or 0) for name in BILLED))
+
+
+def _bounds(start: datetime, tenant_ids: list[int] | None = None):
+    """PostgreSQL: each tenant's (or each of `tenant_ids`') first instant to read raw in the
+    month from `start`, worked out apart (MATERIALIZED): under row-level security only a
+    plain column, not GREATEST(...), reaches the index."""
+    tenants = Tenant.__table__
+    since = func.coalesce(ReportRollup.rolled_until, start)
+    query = select(
+        tenants.c.id.label("tenant_id"), func.greatest(since, start).label("since")
+    ).select_from(tenants.outerjoin(ReportRollup, ReportRollup.tenant_id == tenants.c.id))
+    if tenant_ids is not None:
+        query = query.where(tenants.c.id.in_(tenant_ids))
+    return query.cte("bounds").prefix_with("MATERIALIZED")
 
 
 def billing(start: datetime) -> list[Usage]:
@@ -99,14 +123,7 @@ def billing(start: datetime) -> list[Usage]:
     tenants = Tenant.__table__
     since = func.coalesce(ReportRollup.rolled_until, start)
     if db.engine.dialect.name == "postgresql":
-        # Each tenant's first instant to read raw, worked out apart (MATERIALIZED): under
-        # row-level security only a plain column, not GREATEST(...), reaches the index.
-        bounds = (
-            select(tenants.c.id.label("tenant_id"), func.greatest(since, start).label("since"))
-            .select_from(tenants.outerjoin(ReportRollup, ReportRollup.tenant_id == tenants.c.id))
-            .cte("bounds")
-            .prefix_with("MATERIALIZED")
-        )
+        bounds = _bounds(start)
         raw = (
             select(*[metrics[n].label(n) for n in BILLED])
             .where(
@@ -142,7 +159,107 @@ def billing(start: datetime) -> list[Usage]:
         .select_from(joined.outerjoin(days, days.c.tenant_id == tenants.c.id))
         .order_by(tenants.c.name, tenants.c.id)
     )
-    return [_usage(row, row.id, row.name) for row in db.session.execute(query)]
+    usage = [_usage(row, row.id, row.name) for row in db.session.execute(query)]
+    # A tenant with one campaign has every attempt in it: its minutes are the total, and
+    # only the hourly rows of tenants with several campaigns are read (docs/billing.md).
+    campaigns = {
+        tenant_id: (count, first)
+        for tenant_id, count, first in db.session.execute(
+            select(Campaign.tenant_id, func.count(), func.min(Campaign.id)).group_by(
+                Campaign.tenant_id
+            )
+        )
+    }
+    several = [tenant_id for tenant_id, (count, _id) in campaigns.items() if count > 1]
+    minutes = campaign_minutes(start, several) if several else {}
+    for row in usage:
+        count, only = campaigns.get(row.tenant_id, (0, None))
+        if count == 1:
+            row.minutes_by_campaign = {only: row.billable_minutes} if row.attempts else {}
+        else:
+            row.minutes_by_campaign = minutes.get(row.tenant_id, {})
+    return usage
+
+
+def campaign_minutes(start: datetime, tenant_ids: list[int]) -> dict[int, dict[int, int]]:
+    """{tenant id: {campaign id: billable minutes}} of the month that begins at `start` for
+    the tenants `tenant_ids`, as `billing` counts them: the rolled-up hours of the month
+    (`report_hours`, by campaign; `billing_days` holds no campaign) and the raw attempts
+    after each tenant's `rolled_until`. Campaigns without attempts in the month are left
+    out. The hourly rows are many times the daily ones (24 times in bench/staff.py), so
+    `billing` asks only for the tenants with more than one campaign."""
+    end = next_month(start)
+    out: dict[int, dict[int, int]] = {}
+    rolled = (
+        select(ReportHour.tenant_id, ReportHour.campaign_id, func.sum(ReportHour.billable_minutes))
+        .where(
+            ReportHour.tenant_id.in_(tenant_ids), ReportHour.hour >= start, ReportHour.hour < end
+        )
+        .group_by(ReportHour.tenant_id, ReportHour.campaign_id)
+    )
+    a = aliased(Attempt, name="a")
+    minutes = billing_metrics(a)["billable_minutes"]
+    if db.engine.dialect.name == "postgresql":
+        bounds = _bounds(start, tenant_ids)
+        lateral = (
+            select(a.campaign_id, minutes.label("minutes"))
+            .where(
+                a.tenant_id == bounds.c.tenant_id,
+                a.invite_at >= bounds.c.since,
+                a.invite_at < end,
+                a.outcome.is_not(None),
+            )
+            .group_by(a.campaign_id)
+            .lateral("raw")
+        )
+        raw = select(bounds.c.tenant_id, lateral.c.campaign_id, lateral.c.minutes).select_from(
+            bounds.join(lateral, true())
+        )
+    else:  # SQLite: one machine, small
+        since = func.coalesce(ReportRollup.rolled_until, start)
+        raw = (
+            select(a.tenant_id, a.campaign_id, minutes)
+            .select_from(a)
+            .outerjoin(ReportRollup, ReportRollup.tenant_id == a.tenant_id)
+            .where(
+                a.tenant_id.in_(tenant_ids),
+                a.invite_at >= func.max(since, start),
+                a.invite_at < end,
+                a.outcome.is_not(None),
+            )
+            .group_by(a.tenant_id, a.campaign_id)
+        )
+    for query in (rolled, raw):
+        for tenant_id, campaign_id, count in db.session.execute(query):
+            _add_minutes(out.setdefault(tenant_id, {}), {campaign_id: int(count or 0)})
+    return out
+
+
+def campaigns_by_tenant(tenant_ids: list[int] | None = None) -> dict[int, dict[int, Campaign]]:
+    """{tenant id: {campaign id: campaign}}, each tenant's default campaign first, then by
+    name; every tenant's (staff read across tenants), or those of `tenant_ids`."""
+    query = select(Campaign).order_by(Campaign.tenant_id, Campaign.is_default.desc(), Campaign.name)
+    if tenant_ids is not None:
+        query = query.where(Campaign.tenant_id.in_(tenant_ids))
+    out: dict[int, dict[int, Campaign]] = {}
+    for campaign in db.session.scalars(query):
+        out.setdefault(campaign.tenant_id, {})[campaign.id] = campaign
+    return out
+
+
+def named_minutes(
+    usage: Usage, campaigns: dict[int, Campaign], label=lambda campaign: campaign.name
+) -> list[tuple[str, int]]:
+    """[(campaign's label, billable minutes)] of a tenant's use, in the order of
+    `campaigns` (the default first); a campaign not found there (it cannot be deleted, so
+    never) is `#id`."""
+    order = {campaign_id: index for index, campaign_id in enumerate(campaigns)}
+    return [
+        (label(campaigns[c]) if c in campaigns else f"#{c}", minutes)
+        for c, minutes in sorted(
+            usage.minutes_by_campaign.items(), key=lambda item: (order.get(item[0], 1e9), item[0])
+        )
+    ]
 
 
 def tenant_months(tenant_id: int, last: datetime, months: int = 12) -> list[tuple[datetime, Usage]]:
@@ -165,16 +282,32 @@ def tenant_months(tenant_id: int, last: datetime, months: int = 12) -> list[tupl
                 BillingDay.day < rolled_end,
             )
         ).one()
+        raw_where = (
+            a.tenant_id == tenant_id,
+            a.invite_at >= rolled_end,
+            a.invite_at < end,
+            a.outcome.is_not(None),
+        )
         raw = db.session.execute(
-            select(*[metrics[n].label(n) for n in BILLED]).where(
-                a.tenant_id == tenant_id,
-                a.invite_at >= rolled_end,
-                a.invite_at < end,
-                a.outcome.is_not(None),
-            )
+            select(*[metrics[n].label(n) for n in BILLED]).where(*raw_where)
         ).one()
         usage = _usage(rolled, tenant_id, "")
         usage.add(_usage(raw, tenant_id, ""))
+        by_campaign = [
+            select(ReportHour.campaign_id, func.sum(ReportHour.billable_minutes))
+            .where(
+                ReportHour.tenant_id == tenant_id,
+                ReportHour.hour >= start,
+                ReportHour.hour < rolled_end,
+            )
+            .group_by(ReportHour.campaign_id),
+            select(a.campaign_id, metrics["billable_minutes"])
+            .where(*raw_where)
+            .group_by(a.campaign_id),
+        ]
+        for query in by_campaign:
+            for campaign_id, minutes in db.session.execute(query):
+                _add_minutes(usage.minutes_by_campaign, {campaign_id: int(minutes or 0)})
         result.append((start, usage))
         start = previous_month(start)
     return result
@@ -189,6 +322,9 @@ CSV_COLUMNS = (
     "transferred",
     "billed_seconds",
     "billable_minutes",
+    # `default=120; tv-offer=40`: each campaign's key and billable minutes, the default
+    # campaign first (docs/billing.md).
+    "billable_minutes_by_campaign",
 )
 
 
@@ -196,12 +332,17 @@ def billing_csv(start: datetime, usage: list[Usage]) -> bytes:
     """The month's billing for the accounting system: UTF-8 with a BOM (spreadsheets then read
     Cyrillic names right), comma-separated, one row per tenant, a header row of
     `CSV_COLUMNS`; no total row (accounting sums for itself). A tenant's name is never
-    read as a formula (services/csv_export.py)."""
+    read as a formula (services/csv_export.py). The last column holds each campaign's
+    minutes, by the campaign's key (letters, digits and dashes: never `=` or `;`)."""
     out = io.StringIO()
     writer = csv_export.writer(out, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
     month = start.strftime("%Y-%m")
+    campaigns = campaigns_by_tenant()
     for u in usage:
+        by_campaign = named_minutes(
+            u, campaigns.get(u.tenant_id, {}), label=lambda campaign: campaign.key
+        )
         writer.writerow(
             [
                 month,
@@ -212,6 +353,7 @@ def billing_csv(start: datetime, usage: list[Usage]) -> bytes:
                 u.transferred,
                 u.billed_seconds,
                 u.billable_minutes,
+                "; ".join(f"{key}={minutes}" for key, minutes in by_campaign),
             ]
         )
     return out.getvalue().encode("utf-8-sig")

@@ -53,11 +53,15 @@ def billing():
     total = reports.Usage(0, _("Total"))
     for row in usage:
         total.add(row)
+    campaigns = reports.campaigns_by_tenant()
     page = render_template(
         "staff/billing.html",
         start=start,
         usage=usage,
         total=total,
+        by_campaign={
+            u.tenant_id: reports.named_minutes(u, campaigns.get(u.tenant_id, {})) for u in usage
+        },
         error=error,
         previous=reports.previous_month(start),
         following=reports.next_month(start),
@@ -87,7 +91,13 @@ def billing_tenant(tenant_id: int):
     if tenant is None:
         abort(404)
     months = reports.tenant_months(tenant_id, _month()[0])
-    return render_template("staff/billing_tenant.html", tenant=tenant, months=months)
+    campaigns = reports.campaigns_by_tenant([tenant_id]).get(tenant_id, {})
+    return render_template(
+        "staff/billing_tenant.html",
+        tenant=tenant,
+        months=months,
+        by_campaign={start: reports.named_minutes(u, campaigns) for start, u in months},
+    )
 
 
 @bp.get("/ops")

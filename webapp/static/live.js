@@ -9,12 +9,20 @@
   function clock(seconds) {
     return seconds === null ? "" : Math.floor(seconds / 60) + ":" + String(seconds % 60).padStart(2, "0");
   }
-  function update(state) {
-    Object.keys(state.today).forEach(function (name) {
-      var cell = box.querySelector('[data-count="' + name + '"]');
+  function counters(into, values) {
+    Object.keys(values).forEach(function (name) {
+      var cell = into.querySelector('[data-count="' + name + '"]');
       if (!cell) { return; }
-      var value = state.today[name];
+      var value = values[name];
       text(cell, name === "abandon_rate" ? (value === null ? "—" : value.toFixed(1) + " %") : value);
+    });
+  }
+  function update(state) {
+    counters(box, state.today);
+    // Each campaign's row, when the wall shows every campaign (a new campaign: reload).
+    (state.by_campaign || []).forEach(function (row) {
+      var line = document.querySelector('[data-campaigns] [data-campaign="' + row.id + '"]');
+      if (line) { counters(line, row); }
     });
     text(box.querySelector("[data-engine]"), state.engine_text);
     var warning = box.querySelector("[data-warning]");

@@ -86,3 +86,130 @@ def test_an_operator_taken_off_line_for_failed_transfers_says_why(app, client, a
         bus.presence(tenant_a.id).go_on_line(tenant_a.operator_id)  # back by choice
     [operator] = client.get("/live/state").get_json()["operators"]
     assert operator["state"] == "free" and operator["why"] == ""
+
+
+# --- campaigns -----------------------------------------------------------------------------
+
+
+def add_campaign_with_calls(app, tenant, name="TV offer", members=()):
+    """A second campaign with a lead and two attempts today (one picked up and abandoned),
+    worked by `members` (operator ids); returns its id and a second operator's id, who works
+    the default campaign only when `members` are given."""
+    from webapp.models import Campaign, CampaignMember, Lead, Tenant
+    from webapp.services.accounts import create_operator
+
+    now = datetime.now(UTC)
+    with app.app_context():
+        campaign = Campaign(tenant_id=tenant.id, name=name, key="tv-live")
+        db.session.add(campaign)
+        db.session.flush()
+        lead = Lead(tenant_id=tenant.id, phone="+15550177", name="TV lead", campaign_id=campaign.id)
+        db.session.add(lead)
+        db.session.flush()
+        for values in (
+            {"outcome": "busy"},
+            {"outcome": "technical_error", "detail": "no_free_operator", "answer_at": now},
+        ):
+            db.session.add(
+                Attempt(
+                    tenant_id=tenant.id,
+                    lead_id=lead.id,
+                    dialed_uri="sip:+1@pbx",
+                    invite_at=now,
+                    **values,
+                )
+            )
+        other = create_operator(
+            db.session.get(Tenant, tenant.id),
+            name="Zoe second",
+            email=f"zoe{tenant.id}@live.example",
+            extension="109",
+            password="x" * 12,
+            team_id=None,
+        )
+        for operator_id in members:
+            db.session.add(
+                CampaignMember(
+                    tenant_id=tenant.id, campaign_id=campaign.id, operator_id=operator_id
+                )
+            )
+        db.session.commit()
+        return campaign.id, other.id
+
+
+def test_the_wall_of_one_campaign(app, client, auth, tenant_a):
+    tv, zoe = add_campaign_with_calls(app, tenant_a, members=[tenant_a.operator_id])
+    auth.login(tenant_a.supervisor_email)
+    every = client.get("/live/state").get_json()
+    assert every["today"]["attempts"] == 3  # the fixture's attempt and the campaign's two
+    assert {op["id"] for op in every["operators"]} == {tenant_a.operator_id, zoe}
+    rows = {row["name"]: row for row in every["by_campaign"]}
+    assert (rows["TV offer"]["attempts"], rows["TV offer"]["abandon_rate"]) == (2, 100.0)
+    assert rows["Default"]["attempts"] == 1 and list(rows) == ["Default", "TV offer"]
+
+    one = client.get("/live/state", query_string={"campaign": tv}).get_json()
+    assert one["campaign"] == tv and one["by_campaign"] == []
+    assert (one["today"]["attempts"], one["today"]["picked_up"], one["today"]["abandoned"]) == (
+        2,
+        1,
+        1,
+    )
+    # Who works it: its members (Zoe is not one).
+    assert [op["id"] for op in one["operators"]] == [tenant_a.operator_id]
+    # The default campaign has no members: every operator works it.
+    with app.app_context():
+        from webapp.models import Campaign
+
+        default = db.session.scalar(
+            db.select(Campaign.id).where(
+                Campaign.tenant_id == tenant_a.id, Campaign.is_default.is_(True)
+            )
+        )
+    default_wall = client.get("/live/state", query_string={"campaign": default}).get_json()
+    assert default_wall["today"]["attempts"] == 1
+    assert {op["id"] for op in default_wall["operators"]} == {tenant_a.operator_id, zoe}
+
+    page = client.get("/live/", query_string={"campaign": tv}).get_data(as_text=True)
+    assert f'<option value="{tv}" selected>TV offer</option>' in page
+    assert f"/live/state?campaign={tv}" in page and "Zoe second" not in page
+    page = client.get("/live/").get_data(as_text=True)
+    assert f'data-campaign="{tv}"' in page and "Zoe second" in page
+
+
+def test_a_team_works_a_campaign_through_its_operators(app, client, auth, tenant_a):
+    from webapp.models import CampaignMember
+
+    tv, _zoe = add_campaign_with_calls(app, tenant_a)
+    with app.app_context():
+        db.session.add(
+            CampaignMember(tenant_id=tenant_a.id, campaign_id=tv, team_id=tenant_a.team_id)
+        )
+        db.session.commit()
+    auth.login(tenant_a.admin_email)
+    state = client.get("/live/state", query_string={"campaign": tv}).get_json()
+    assert [op["id"] for op in state["operators"]] == [tenant_a.operator_id]  # Alpha team's
+
+
+def test_a_tenant_with_one_campaign_has_no_campaign_table(client, auth, tenant_a):
+    auth.login(tenant_a.admin_email)
+    assert client.get("/live/state").get_json()["by_campaign"] == []
+    page = client.get("/live/").get_data(as_text=True)
+    assert "data-campaigns" not in page and 'name="campaign"' not in page
+
+
+def test_another_tenants_campaign_shows_nothing_on_the_wall(app, client, auth, tenant_a, tenant_b):
+    theirs, _zoe = add_campaign_with_calls(app, tenant_b, name="Bravo TV")
+    add_campaign_with_calls(app, tenant_a)
+    auth.login(tenant_a.admin_email)
+    state = client.get("/live/state", query_string={"campaign": theirs}).get_json()
+    assert state["today"] == {
+        "attempts": 0,
+        "picked_up": 0,
+        "transferred": 0,
+        "abandoned": 0,
+        "abandon_rate": None,
+    }
+    assert state["operators"] == [] and state["by_campaign"] == []
+    page = client.get("/live/", query_string={"campaign": theirs}).get_data(as_text=True)
+    assert "no campaign with this id" in page and "Bravo" not in page
+    assert "Alpha operator" not in page

@@ -20,6 +20,9 @@ is already Sunday 00:30 in Berlin.
 
 Wrap-up: Finish 20 s after A2's talk, at once after A5's (wrap 0), never after A10's.
 
+Campaigns: L3, L4 and L5 are in the campaign "TV offer" (A3, A5, A6, A7, A8: O1 has a call
+in both), the others in the default campaign (A1, A2, A4, A9, A10).
+
 Sessions: O1 on line 24 21:00-23:00 UTC and 25 08:00-12:00 UTC; O2 from 25 01:00 UTC, still on.
 """
 
@@ -29,7 +32,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from webapp.extensions import db
-from webapp.models import Attempt, Lead, OperatorSession, Team, Tenant
+from webapp.models import Attempt, Campaign, Lead, OperatorSession, Team, Tenant
 from webapp.services.accounts import create_operator
 
 
@@ -45,6 +48,12 @@ class Data:
     team: int
     leads: dict[str, int]
     attempts: dict[str, int]
+    default_campaign: int
+    tv: int  # the campaign "TV offer" of L3, L4 and L5
+
+
+#: The leads of the campaign "TV offer".
+TV_LEADS = ("L3", "L4", "L5")
 
 
 def build(app, tenant_id: int, suffix: str = "") -> Data:
@@ -78,6 +87,12 @@ def build(app, tenant_id: int, suffix: str = "") -> Data:
             "L5": "retry",
             "L6": "dialing",
         }
+        default = db.session.scalars(
+            db.select(Campaign.id).where(Campaign.tenant_id == tenant_id, Campaign.is_default)
+        ).one()
+        tv = Campaign(tenant_id=tenant_id, name="TV offer" + suffix, key="tv-dataset")
+        db.session.add(tv)
+        db.session.flush()
         leads = {}
         for index, (key, status) in enumerate(statuses.items()):
             lead = Lead(
@@ -85,6 +100,7 @@ def build(app, tenant_id: int, suffix: str = "") -> Data:
                 phone=f"+1555020{tenant_id % 10}{index:03d}",
                 name=f"Клиент {key}{suffix}",
                 status=status,
+                campaign_id=tv.id if key in TV_LEADS else default,
             )
             db.session.add(lead)
             db.session.flush()
@@ -240,4 +256,4 @@ def build(app, tenant_id: int, suffix: str = "") -> Data:
             ]
         )
         db.session.commit()
-        return Data(tenant_id, o1.id, o2.id, team.id, leads, ids)
+        return Data(tenant_id, o1.id, o2.id, team.id, leads, ids, default, tv.id)

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from tests.webapp.reports import dataset
 from webapp.config import DEV_ENCRYPTION_KEY
 from webapp.extensions import db
-from webapp.models import Attempt, ReportHour, ReportOperatorHour, ReportRollup
+from webapp.models import Attempt, Campaign, ReportHour, ReportOperatorHour, ReportRollup
 from webapp.services import figures, rollup
 from webapp.services.dialing import DialingStore
 from webapp.services.secrets import SecretBox
@@ -149,8 +149,80 @@ def test_failed_transfers_with_their_reasons(app, data, rolled):
     with app.app_context():
         rows = figures.failed_transfers(data.tenant_id, WEEKEND.start, WEEKEND.end)
     assert sorted(rows) == sorted(
-        [(data.o1, "refer_refused", 405, 1), (data.o2, "transfer_failed", 480, 1)]
+        [(data.o1, data.tv, "refer_refused", 405, 1), (data.o2, data.tv, "transfer_failed", 480, 1)]
     )
+
+
+def test_each_campaign_apart(app, data, rolled):
+    """The campaign "TV offer" (L3, L4, L5: A3, A5, A6, A7, A8) and the default one (A1, A2,
+    A4, A10; A9 in progress), read raw, partly and fully rolled up."""
+    with app.app_context():
+        tv = figures.summary(data.tenant_id, WEEKEND.start, WEEKEND.end, data.tv)
+        default = figures.summary(data.tenant_id, WEEKEND.start, WEEKEND.end, data.default_campaign)
+        every = figures.summary(data.tenant_id, WEEKEND.start, WEEKEND.end)
+        apart = figures.by_campaign(data.tenant_id, WEEKEND.start, WEEKEND.end)
+    assert (tv.attempts, tv.picked_up, tv.transferred) == (5, 4, 1)
+    assert (tv.no_free_operator, tv.abandon_rate) == (1, pytest.approx(1 / 4))  # A3
+    assert (tv.unavailable, tv.technical_error, tv.reached, tv.exhausted) == (1, 2, 1, 1)
+    assert (default.attempts, default.picked_up, default.transferred) == (4, 2, 2)
+    assert (default.no_free_operator, default.abandon_rate) == (0, 0.0)
+    assert (default.no_answer, default.busy, default.reached, default.very_short) == (1, 1, 1, 0)
+    assert apart == {data.tv: tv, data.default_campaign: default}
+    # The campaigns add up to the whole, figure by figure.
+    for name in ("attempts", "picked_up", "transferred", "rang", "talks", "reached"):
+        assert getattr(tv, name) + getattr(default, name) == getattr(every, name), name
+    assert tv.talk_seconds + default.talk_seconds == pytest.approx(every.talk_seconds)
+
+
+def test_one_campaigns_hours_operators_and_failed_transfers(app, data, rolled):
+    with app.app_context():
+        hours = figures.by_hour(data.tenant_id, WEEKEND.start, WEEKEND.end, data.tv)
+        operators = figures.per_operator(
+            data.tenant_id, WEEKEND.start, WEEKEND.end, campaign_id=data.tv
+        )
+        whole = figures.per_operator(data.tenant_id, WEEKEND.start, WEEKEND.end)
+        failed = figures.failed_transfers(
+            data.tenant_id, WEEKEND.start, WEEKEND.end, data.default_campaign
+        )
+        received = figures.received_by_campaign(data.tenant_id, WEEKEND.start, WEEKEND.end)
+    assert figures.heat_map(hours, BERLIN) == {
+        (7, 0): {"attempts": 1, "picked_up": 1},  # A3
+        (7, 2): {"attempts": 1, "picked_up": 1},  # A5 (A4 is the default campaign's)
+        (7, 10): {"attempts": 1, "picked_up": 1},  # A6
+        (7, 11): {"attempts": 1, "picked_up": 0},  # A7
+        (7, 12): {"attempts": 1, "picked_up": 1},  # A8
+    }
+    # O1 got one call of the campaign (A6, failed); O2 two (A5, A8).
+    o1, o2 = operators[data.o1], operators[data.o2]
+    assert (o1.offered, o1.transferred, o1.failed_transfers, o1.talks) == (1, 0, 1, 0)
+    assert (o1.talk_seconds, o1.wrap_up_seconds) == (0, 0)
+    # On line for every campaign at once: time on line, free and occupancy are O1's whole.
+    assert o1.on_line_seconds == whole[data.o1].on_line_seconds == pytest.approx(6 * 3600)
+    assert o1.free_seconds == pytest.approx(whole[data.o1].free_seconds)
+    assert o1.occupancy == pytest.approx(whole[data.o1].occupancy)
+    assert (o2.offered, o2.transferred, o2.failed_transfers, o2.very_short) == (2, 1, 1, 1)
+    assert failed == []  # both failed transfers were the campaign's
+    assert received == {(data.o1, data.default_campaign): 2, (data.o2, data.tv): 1}
+
+
+def test_another_tenants_campaign_finds_nothing(app, data, tenant_b):
+    """Tenant B's campaign as a filter of tenant A's figures: nothing, whether raw or rolled
+    up (B has the same data set, and its own "TV offer")."""
+    with app.app_context():
+        theirs = db.session.scalar(
+            select(Campaign.id).where(
+                Campaign.tenant_id == tenant_b.id, Campaign.key == "tv-dataset"
+            )
+        )
+        for now in (None, FULLY):
+            if now is not None:
+                rollup.roll_up_all(now=now)
+            args = (data.tenant_id, WEEKEND.start, WEEKEND.end)
+            assert figures.summary(*args, theirs).attempts == 0
+            assert figures.by_hour(*args, theirs) == {}
+            assert figures.per_operator(*args, campaign_id=theirs) == {}
+            assert figures.failed_transfers(*args, theirs) == []
+            assert figures.summary(*args, 10**17).attempts == 0  # no campaign at all
 
 
 @pytest.mark.parametrize("zone", ["Europe/Berlin", "Asia/Kolkata", "America/St_Johns", "UTC"])
@@ -163,11 +235,22 @@ def test_roll_ups_agree_with_raw_rows_in_every_zone(app, data, zone):
     with app.app_context():
         raw = [figures.summary(data.tenant_id, p.start, p.end) for p in days]
         raw_ops = [figures.per_operator(data.tenant_id, p.start, p.end) for p in days]
+        raw_tv = [figures.summary(data.tenant_id, p.start, p.end, data.tv) for p in days]
+        raw_tv_ops = [
+            figures.per_operator(data.tenant_id, p.start, p.end, campaign_id=data.tv) for p in days
+        ]
         rollup.roll_up_all(now=FULLY)
         rolled = [figures.summary(data.tenant_id, p.start, p.end) for p in days]
         rolled_ops = [figures.per_operator(data.tenant_id, p.start, p.end) for p in days]
+        rolled_tv = [figures.summary(data.tenant_id, p.start, p.end, data.tv) for p in days]
+        rolled_tv_ops = [
+            figures.per_operator(data.tenant_id, p.start, p.end, campaign_id=data.tv) for p in days
+        ]
     assert rolled == raw
     assert rolled_ops == raw_ops
+    assert rolled_tv == raw_tv
+    assert rolled_tv_ops == raw_tv_ops
+    assert sum(s.attempts for s in raw_tv) == 5
     assert sum(s.attempts for s in raw) == 9
 
 
@@ -175,8 +258,11 @@ def test_the_roll_up_tables_hold_the_raw_sums_hour_by_hour(app, data):
     with app.app_context():
         rollup.roll_up_all(now=FULLY)
         for kind, keys in (
-            (figures.HOURS, ["hour", "outcome", "detail"]),
-            (figures.OPERATORS, ["hour", "operator_id", "detail", "transfer_sip_code"]),
+            (figures.HOURS, ["hour", "campaign_id", "outcome", "detail"]),
+            (
+                figures.OPERATORS,
+                ["hour", "campaign_id", "operator_id", "detail", "transfer_sip_code"],
+            ),
         ):
             table = kind.table
             stored = {}

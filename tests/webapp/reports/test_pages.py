@@ -213,6 +213,7 @@ def test_the_csv_export_is_what_is_filtered(admin, data):
         "Wrap-up seconds",
         "Operator's result",
         "Comment",
+        "Campaign",
     ]
     body = [dict(zip(rows[0], row, strict=True)) for row in rows[1:]]
     assert [int(row["Attempt"]) for row in body] == [data.attempts[k] for k in ("A10", "A6", "A2")]
@@ -236,6 +237,7 @@ def test_the_csv_export_is_what_is_filtered(admin, data):
     assert body[0]["Wrap-up ended"] == body[0]["Wrap-up seconds"] == ""  # A10: no Finish
     assert body[1]["Detail"] == "the PBX refused the transfer (REFER)"
     assert body[1]["Transfer SIP code"] == "405"
+    assert [row["Campaign"] for row in body] == ["Default", "TV offer", "Default"]
 
 
 def test_the_csv_export_in_russian_for_russian_excel(admin, data):
@@ -245,7 +247,7 @@ def test_the_csv_export_in_russian_for_russian_excel(admin, data):
         headers={"Accept-Language": "ru"},
     )
     rows = read_csv(response, delimiter=";")
-    assert rows[0][:3] == ["Попытка", "Начало", "Лид"]
+    assert rows[0][:3] == ["Попытка", "Начало", "Лид"] and rows[0][-1] == "Кампания"
     assert rows[1][4] == "Клиент L1" and rows[1][7] == "номер занят"
     assert rows[1][1] == "2026-10-25 02:30:00"  # the first 02:30 (CEST)
 
@@ -326,3 +328,155 @@ def test_the_other_tenant_sees_only_its_own(client, auth, tenant_b, data):
     assert calls_shown(page.get_data(as_text=True)) == []
     rows = read_csv(client.get("/reports/calls.csv", query_string=WEEKEND))
     assert len(rows) == 11 and all(row[4].endswith(" B") for row in rows[1:])
+
+
+# --- campaigns ---------------------------------------------------------------------------
+
+
+def test_the_summary_of_each_campaign(admin, data):
+    page = admin.get("/reports/", query_string=WEEKEND).get_data(as_text=True)
+    table = page[page.index("data-campaigns") :]
+    rows = {
+        int(campaign): re.findall(r"<td>([^<]*)</td>", cells)
+        for campaign, cells in re.findall(r'data-campaign="(\d+)">(.*?)</tr>', table, re.S)
+    }
+    # attempts, picked up, transferred, abandon rate (the name is a link)
+    assert rows == {
+        data.default_campaign: ["4", "2", "2", "0.0 %"],
+        data.tv: ["5", "4", "1", "25.0 %"],
+    }
+    assert table.index(f'data-campaign="{data.default_campaign}"') < table.index(
+        f'data-campaign="{data.tv}"'
+    )  # the default campaign first
+    assert "<title>TV offer: 5</title>" in page  # the chart of attempts by campaign
+    assert "TV offer B" not in page
+
+
+def test_the_summary_of_one_campaign(admin, data):
+    page = admin.get("/reports/", query_string={**WEEKEND, "campaign": data.tv})
+    text = page.get_data(as_text=True)
+    assert (figure(text, "attempts"), figure(text, "abandon_rate")) == ("5", "25.0 %")
+    assert f'<option value="{data.tv}" selected>TV offer</option>' in text
+    assert "data-campaigns" not in text  # one campaign: no table of campaigns
+    # The report's other pages keep the campaign.
+    assert f"/reports/operators?campaign={data.tv}&amp;" in text
+
+
+def test_a_tenant_with_one_campaign_gets_no_table_of_campaigns(app, admin, tenant_a):
+    page = admin.get("/reports/").get_data(as_text=True)
+    assert "data-campaigns" not in page and 'name="campaign"' in page
+
+
+def test_an_archived_campaign_is_a_choice_still(app, admin, data):
+    from webapp.extensions import db
+    from webapp.models import Campaign
+
+    with app.app_context():
+        db.session.get(Campaign, data.tv).state = "archived"
+        db.session.commit()
+    page = admin.get("/reports/calls", query_string=WEEKEND).get_data(as_text=True)
+    assert f'<option value="{data.tv}" >TV offer (Archived)</option>' in page
+
+
+def test_the_call_log_of_one_campaign_with_its_column(admin, data):
+    a = data.attempts
+    page = admin.get("/reports/calls", query_string={**WEEKEND, "campaign": data.tv})
+    text = page.get_data(as_text=True)
+    assert calls_shown(text) == [a[k] for k in ("A8", "A7", "A6", "A5", "A3")]
+    row = re.search(rf'data-attempt="{a["A8"]}">(.*?)</tr>', text, re.S).group(1)
+    assert re.findall(r"<td>([^<]*)</td>", row)[2:4] == ["TV offer", "Oleg"]
+    default = admin.get(
+        "/reports/calls", query_string={**WEEKEND, "campaign": data.default_campaign}
+    )
+    assert calls_shown(default.get_data(as_text=True)) == [
+        a[k] for k in ("A10", "A9", "A4", "A2", "A1")
+    ]
+    # with another filter, and the CSV of the same
+    both = {**WEEKEND, "campaign": data.tv, "operator": data.o1}
+    assert calls_shown(admin.get("/reports/calls", query_string=both).get_data(True)) == [a["A6"]]
+    rows = read_csv(admin.get("/reports/calls.csv", query_string=both))
+    assert [(row[0], row[-1]) for row in rows[1:]] == [(str(a["A6"]), "TV offer")]
+    assert "campaign=" in text[text.index("data-csv") - 300 : text.index("data-csv")]
+
+
+def test_the_operators_of_one_campaign(admin, data):
+    page = admin.get("/reports/operators", query_string={**WEEKEND, "campaign": data.tv})
+    text = page.get_data(as_text=True)
+    row = re.search(rf'data-operator="{data.o1}">(.*?)</tr>', text, re.S).group(1)
+    cells = re.findall(r"<td>(.*?)</td>", row, re.S)
+    # one call of the campaign, failed; on line, free and occupancy are O1's whole
+    assert cells[1:] == ["0", "1", "6:00:00", "5:56:40", "0:00", "0:00", "0.9 %", "0"]
+    assert "the operator's whole" in text
+    assert "data-received" not in text
+
+
+def test_the_operators_calls_by_campaign(admin, data):
+    text = admin.get("/reports/operators", query_string=WEEKEND).get_data(as_text=True)
+    received = dict(
+        re.findall(r'data-operator="(\d+)">.*?<td data-received>([^<]*)</td>', text, re.S)
+    )
+    assert received == {str(data.o1): "Default: 2", str(data.o2): "TV offer: 1"}
+
+
+def test_when_customers_answer_in_one_campaign(admin, data):
+    page = admin.get("/reports/answers", query_string={**WEEKEND, "campaign": data.tv})
+    text = page.get_data(as_text=True)
+    assert 'data-cell="7-2">1/1<' in text and 'data-cell="6-10"><' in text
+    assert re.search(r'data-bucket="2026-10-25"><td>2026-10-25</td><td>5</td><td>4</td>', text)
+    assert (
+        f"step=week&amp;campaign={data.tv}" in text or f"campaign={data.tv}&amp;step=week" in text
+    )
+
+
+def test_failed_transfers_by_campaign(admin, data):
+    text = admin.get("/reports/failed-transfers", query_string=WEEKEND).get_data(as_text=True)
+    rows = re.findall(
+        r'data-campaign="(\d+)">\s*<td><a [^>]*>[^<]*</a></td>\s*<td>([^<]*)</td>', text
+    )
+    assert rows == [(str(data.tv), "TV offer")] * 2
+    default = admin.get(
+        "/reports/failed-transfers", query_string={**WEEKEND, "campaign": data.default_campaign}
+    )
+    assert "No transfer failed in this period." in default.get_data(as_text=True)
+
+
+def test_the_campaign_filter_in_russian(admin, data):
+    page = admin.get(
+        "/reports/calls", query_string=WEEKEND, headers={"Accept-Language": "ru"}
+    ).get_data(as_text=True)
+    assert "Кампания" in page and "все кампании" in page
+
+
+REPORT_PAGES = (
+    "/reports/",
+    "/reports/calls",
+    "/reports/operators",
+    "/reports/answers",
+    "/reports/failed-transfers",
+)
+
+
+def test_another_tenants_campaign_shows_nothing(client, auth, tenant_a, tenant_b, data):
+    """Tenant B's campaign as tenant A's filter (B has the same calls): every page says
+    there is no such campaign and shows nothing, neither A's calls nor B's."""
+    from webapp.extensions import db
+    from webapp.models import Campaign
+
+    with client.application.app_context():
+        theirs = db.session.scalar(
+            db.select(Campaign.id).where(
+                Campaign.tenant_id == tenant_b.id, Campaign.key == "tv-dataset"
+            )
+        )
+    auth.login(tenant_a.admin_email)
+    for path in REPORT_PAGES:
+        text = client.get(path, query_string={**WEEKEND, "campaign": theirs}).get_data(True)
+        assert "no campaign with this id" in text, path
+        assert " B<" not in text and "TV offer B" not in text, path
+        # nothing of A's either (A's operators stay choices of the call log's filters)
+        assert "Клиент" not in text, path
+        assert "data-attempt=" not in text and "data-operator=" not in text, path
+    summary = client.get("/reports/", query_string={**WEEKEND, "campaign": theirs})
+    assert figure(summary.get_data(as_text=True), "attempts") == "0"
+    rows = read_csv(client.get("/reports/calls.csv", query_string={**WEEKEND, "campaign": theirs}))
+    assert len(rows) == 1  # the header alone

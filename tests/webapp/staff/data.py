@@ -1,7 +1,8 @@
 """A small fixed data set for the staff pages, with its numbers computed by hand.
 
 Three tenants: "ООО «Ромашка»" (time zone Europe/Moscow, to show that billing months are
-UTC all the same), "Bravo Ltd", and "Zeta", which never called. Times are UTC.
+UTC all the same), "Bravo Ltd", and "Zeta", which never called. Times are UTC. Romashka has
+a second campaign, «ТВ-реклама» (key `tv`), with two of its October calls.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ class StaffData:
     bravo: int
     zeta: int
     romashka_admin: str
+    romashka_default: int  # campaign ids
+    romashka_tv: int
+    bravo_default: int
 
 
 # (invite_at, picked up after seconds, talked seconds, outcome, detail, sip code, transfer)
@@ -42,6 +46,9 @@ ROMASHKA_ATTEMPTS = [
     # September: 1 attempt, not picked up
     (t(2026, 9, 30, 23, 59, 59), None, None, "no_answer", "ring_timeout", 487, None),
 ]
+#: Romashka's calls in its campaign «ТВ-реклама»: 61 s and 125.4 s, 2 + 3 = 5 minutes; its
+#: default campaign has October's 60 s and 0.4 s: 1 minute.
+ROMASHKA_TV = {t(2026, 10, 15, 12), t(2026, 10, 10, 9)}
 BRAVO_ATTEMPTS = [
     # October 2026: 2 attempts, 1 picked up, 1 transferred, 59.6 s -> 60 s, 1 minute
     (t(2026, 10, 5, 10), 6, 59.6, "answered", None, 200, "succeeded"),
@@ -52,13 +59,15 @@ BRAVO_ATTEMPTS = [
 OCTOBER = {"romashka": (5, 4, 2, 246, 6), "bravo": (2, 1, 1, 60, 1), "zeta": (0, 0, 0, 0, 0)}
 OCTOBER_TOTAL = (7, 5, 3, 306, 7)
 NOVEMBER_ROMASHKA = (1, 1, 1, 30, 1)
+#: Billable minutes by campaign in October: Romashka's default and «ТВ-реклама», Bravo's.
+OCTOBER_BY_CAMPAIGN = {"romashka": (1, 5), "bravo": 1}
 SEPTEMBER_ROMASHKA = (1, 0, 0, 0, 0)
 
 
 def load(app) -> StaffData:
     """Write the data set (as trusted code, outside requests)."""
     from webapp.extensions import db
-    from webapp.models import Attempt, Lead
+    from webapp.models import Attempt, Campaign, Lead
     from webapp.services.accounts import create_tenant_with_admin
 
     ids = {}
@@ -75,6 +84,12 @@ def load(app) -> StaffData:
             lead = Lead(tenant_id=tenant.id, phone="+79160000001", name="Иван")
             db.session.add(lead)
             db.session.flush()
+            ids[f"{key}_default"] = lead.campaign_id
+            if key == "romashka":
+                tv = Campaign(tenant_id=tenant.id, name="ТВ-реклама", key="tv")
+                db.session.add(tv)
+                db.session.flush()
+                ids["romashka_tv"] = tv.id
             for invite_at, after, talked, outcome, detail, code, transfer in rows:
                 answer_at = invite_at + timedelta(seconds=after) if after is not None else None
                 end_at = None
@@ -94,8 +109,19 @@ def load(app) -> StaffData:
                         answer_at=answer_at,
                         end_at=end_at,
                         transfer_result=transfer,
+                        campaign_id=ids["romashka_tv"]
+                        if key == "romashka" and invite_at in ROMASHKA_TV
+                        else None,  # None: the lead's
                     )
                 )
             db.session.commit()
             ids[key] = tenant.id
-    return StaffData(ids["romashka"], ids["bravo"], ids["zeta"], "admin@romashka.example")
+    return StaffData(
+        ids["romashka"],
+        ids["bravo"],
+        ids["zeta"],
+        "admin@romashka.example",
+        ids["romashka_default"],
+        ids["romashka_tv"],
+        ids["bravo_default"],
+    )

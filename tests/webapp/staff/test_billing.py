@@ -3,6 +3,7 @@ SQLite and PostgreSQL, the CSV export parsed back, month boundaries in UTC."""
 
 import csv
 import io
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -81,8 +82,9 @@ def test_the_billing_page_lists_tenants_with_totals(staff, dataset):
     page = staff.get("/staff/billing?month=2026-10").get_data(as_text=True)
     assert ROMASHKA in page and "Bravo Ltd" in page and "Zeta" in page
     total = page[page.index('<tr class="total">') :]
-    cells = [c.split("</th>")[0] for c in total.split("<th>")[2:7]]
-    assert tuple(int(c) for c in cells) == (7, 5, 3, 7, 306)  # minutes before seconds
+    cells = [c.split("</th>")[0] for c in total.split("<th>")[2:8]]
+    # minutes, (no total by campaign: campaigns are a tenant's), seconds
+    assert cells == ["7", "5", "3", "7", "", "306"]
     assert OCTOBER_TOTAL == (7, 5, 3, 306, 7)
 
 
@@ -104,6 +106,10 @@ def test_the_csv_export_opens_with_cyrillic_names_and_right_columns(staff, datas
     numbers = ("attempts", "picked_up", "transferred", "billed_seconds", "billable_minutes")
     for key, name in (("romashka", ROMASHKA), ("bravo", "Bravo Ltd"), ("zeta", "Zeta")):
         assert tuple(int(by_name[name][n]) for n in numbers) == OCTOBER[key]
+    # The last column: each campaign's key and minutes, the default first; adding up.
+    assert [
+        by_name[name]["billable_minutes_by_campaign"] for name in (ROMASHKA, "Bravo Ltd", "Zeta")
+    ] == ["default=1; tv=5", "default=1", ""]
 
 
 def test_a_formula_in_a_tenant_name_stays_text(app, staff):
@@ -119,7 +125,8 @@ def test_a_tenant_page_shows_its_months(staff, dataset):
     page = staff.get(f"/staff/billing/{dataset.romashka}?month=2026-11").get_data(as_text=True)
     assert ROMASHKA in page
     row = page[page.index('data-month="2026-10"') :].split("</tr>")[0]
-    assert [int(c.split("</td>")[0]) for c in row.split("<td>")[2:]] == [5, 4, 2, 6, 246]
+    cells = [c.split("</td>")[0] for c in re.split(r"<td[^>]*>", row)[2:]]
+    assert cells == ["5", "4", "2", "6", "Default: 1 · ТВ-реклама: 5", "246"]
     assert staff.get("/staff/billing/999999").status_code == 404
 
 
@@ -139,3 +146,47 @@ def test_months_are_utc_calendar_months():
     assert previous_month(datetime(2026, 1, 1, tzinfo=UTC)) == datetime(2025, 12, 1, tzinfo=UTC)
     now = datetime(2026, 3, 31, 23, 0, tzinfo=UTC)
     assert month_start(None, now) == datetime(2026, 3, 1, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("rolled", [False, True])
+def test_the_minutes_of_each_campaign_beside_the_total(app, dataset, rolled):
+    """Each campaign's billable minutes, from the raw attempts and from the roll-up (rolled
+    up to 15 October 12:00 UTC: one of «ТВ-реклама»'s calls is in the roll-up, the other
+    raw), add up to the tenant's total, month by month too."""
+    from webapp.services.rollup import roll_up_all
+    from webapp.staff import reports
+
+    october, november = datetime(2026, 10, 1, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC)
+    with app.app_context():
+        if rolled:
+            roll_up_all(now=datetime(2026, 10, 15, 12, 15, tzinfo=UTC))
+        usage = {u.tenant_id: u for u in reports.billing(october)}
+        months = reports.tenant_months(dataset.romashka, november, 3)
+    default, tv = data.OCTOBER_BY_CAMPAIGN["romashka"]
+    romashka = usage[dataset.romashka]
+    assert romashka.minutes_by_campaign == {
+        dataset.romashka_default: default,
+        dataset.romashka_tv: tv,
+    }
+    assert sum(romashka.minutes_by_campaign.values()) == romashka.billable_minutes
+    assert usage[dataset.bravo].minutes_by_campaign == {dataset.bravo_default: 1}
+    assert usage[dataset.zeta].minutes_by_campaign == {}
+    assert [u.minutes_by_campaign for _, u in months] == [
+        {dataset.romashka_default: 1},  # November
+        {dataset.romashka_default: default, dataset.romashka_tv: tv},
+        {dataset.romashka_default: 0},  # September: one call, not picked up
+    ]
+
+
+def test_the_billing_page_shows_each_campaigns_minutes(staff, dataset):
+    page = staff.get("/staff/billing?month=2026-10").get_data(as_text=True)
+    cells = dict(
+        re.findall(r'data-tenant="(\d+)">.*?<td data-by-campaign>([^<]*)</td>', page, re.S)
+    )
+    assert cells == {
+        str(dataset.romashka): "Default: 1 · ТВ-реклама: 5",
+        str(dataset.bravo): "Default: 1",
+        str(dataset.zeta): "",
+    }
+    russian = staff.get("/staff/billing?month=2026-10", headers={"Accept-Language": "ru"})
+    assert "По кампаниям, минуты" in russian.get_data(as_text=True)
