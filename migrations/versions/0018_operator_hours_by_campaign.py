@@ -2,7 +2,7 @@
 operators' and failed-transfer reports can be read for one campaign from the roll-up; the
 hours rolled up so far are the default campaign's, where every attempt before campaigns was.
 
-Revision ID: XXXX
+Revision ID: 0018
 Revises: 0017
 Create Date: 2026-12-04
 
@@ -12,7 +12,7 @@ Migrations describe the schema with `sqlalchemy` alone: never import webapp.mode
 import sqlalchemy as sa
 from alembic import op
 
-revision = "XXXX"
+revision = "0018"
 down_revision = "0017"
 branch_labels = None
 depends_on = None
