@@ -37,7 +37,17 @@ def test_an_admin_opens_each_report(served, page, tmp_path):  # noqa: F811
     page.get_by_role("button", name="Show").click()
     expect(page.locator("[data-figure=attempts]")).to_have_text("9")
     expect(page.locator("[data-figure=abandon_rate]")).to_have_text("16.7 %")
-    expect(page.locator("svg.chart")).to_be_visible()
+    expect(page.locator("svg.chart").first).to_be_visible()
+    # Each campaign of the data set apart, and the summary of one.
+    expect(page.locator(f"[data-campaigns] tr[data-campaign='{data.tv}']")).to_contain_text(
+        "25.0 %"
+    )
+    page.select_option("select[name=campaign]", str(data.tv))
+    page.get_by_role("button", name="Show").click()
+    expect(page.locator("[data-figure=attempts]")).to_have_text("5")
+    page.select_option("select[name=campaign]", "")
+    page.get_by_role("button", name="Show").click()
+    expect(page.locator("[data-figure=attempts]")).to_have_text("9")
 
     page.locator(".report-nav").get_by_role("link", name="Operators").click()
     row = page.locator(f"tr[data-operator='{data.o1}']")

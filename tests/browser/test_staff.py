@@ -35,8 +35,10 @@ def test_staff_read_billing_download_the_csv_and_open_ops(served, page):  # noqa
     expect(page.get_by_role("heading", name="Billing for 2026-10")).to_be_visible()
     romashka = page.locator(f"tr[data-tenant='{dataset.romashka}']")
     expect(romashka).to_contain_text(data.ROMASHKA)
-    expect(romashka.locator("td")).to_have_text([data.ROMASHKA, "5", "4", "2", "6", "246"])
-    expect(page.locator("tr.total th")).to_have_text(["Total", "7", "5", "3", "7", "306"])
+    expect(romashka.locator("td")).to_have_text(
+        [data.ROMASHKA, "5", "4", "2", "6", "Default: 1 · ТВ-реклама: 5", "246"]
+    )
+    expect(page.locator("tr.total th")).to_have_text(["Total", "7", "5", "3", "7", "", "306"])
 
     with page.expect_download() as download:
         page.get_by_role("link", name="Download CSV for accounting").click()
@@ -45,10 +47,11 @@ def test_staff_read_billing_download_the_csv_and_open_ops(served, page):  # noqa
     assert raw.startswith(b"\xef\xbb\xbf")
     rows = {r["tenant"]: r for r in csv.DictReader(io.StringIO(raw.decode("utf-8-sig")))}
     assert rows[data.ROMASHKA]["billable_minutes"] == "6"
+    assert rows[data.ROMASHKA]["billable_minutes_by_campaign"] == "default=1; tv=5"
 
     page.get_by_role("link", name=data.ROMASHKA).click()
     expect(page.locator("tr[data-month='2026-10'] td")).to_have_text(
-        ["2026-10", "5", "4", "2", "6", "246"]
+        ["2026-10", "5", "4", "2", "6", "Default: 1 · ТВ-реклама: 5", "246"]
     )
 
     page.get_by_role("link", name="Ops").first.click()

@@ -211,3 +211,64 @@ def test_campaign_members_are_the_own_tenants(app, client, auth, tenant_a, tenan
             (tenant_b.id, tenant_b.campaign_id, 5),
         ]
         assert db.session.get(CampaignMember, theirs).weight == 5
+
+
+#: Pages that take a campaign filter (`?campaign=<id>`), besides the lead list above.
+CAMPAIGN_FILTERED = (
+    "/reports/",
+    "/reports/calls",
+    "/reports/calls.csv",
+    "/reports/operators",
+    "/reports/answers",
+    "/reports/failed-transfers",
+    "/live/",
+    "/live/state",
+)
+
+
+def test_another_tenants_campaign_as_a_filter_shows_nothing(
+    app, client, auth, tenant_a, tenant_b, request
+):
+    """Tenant B's campaign as tenant A's filter: no page shows B's calls or names, nor A's
+    (the filter finds nothing: a campaign of another tenant is no campaign of A's)."""
+    from webapp.models import Attempt, Lead
+
+    add_portal_objects(app, tenant_a, request)
+    add_portal_objects(app, tenant_b, request)
+    with app.app_context():  # a call of B's campaign today
+        lead = Lead(
+            tenant_id=tenant_b.id,
+            phone="+15550188",
+            name="Bravo TV lead",
+            campaign_id=tenant_b.campaign_id,
+        )
+        db.session.add(lead)
+        db.session.flush()
+        db.session.add(
+            Attempt(
+                tenant_id=tenant_b.id,
+                lead_id=lead.id,
+                operator_id=tenant_b.operator_id,
+                dialed_uri="sip:+15550188@pbx",
+                outcome="answered",
+                invite_at=db.func.now(),
+                transfer_result="succeeded",
+            )
+        )
+        db.session.commit()
+    auth.login(tenant_a.admin_email)
+    for path in CAMPAIGN_FILTERED:
+        response = client.get(path, query_string={"campaign": tenant_b.campaign_id})
+        assert response.status_code == 200, path
+        text = response.get_data(as_text=True)
+        assert "Bravo" not in text, path
+        # (A's own operators and teams stay choices of the call log's other filters)
+        assert "Alpha lead" not in text, path
+        assert "data-attempt=" not in text and "data-operator=" not in text, path
+    state = client.get("/live/state", query_string={"campaign": tenant_b.campaign_id})
+    assert state.get_json()["today"]["attempts"] == 0 and state.get_json()["operators"] == []
+    rows = client.get("/reports/calls.csv", query_string={"campaign": tenant_b.campaign_id})
+    assert len(rows.get_data(as_text=True).strip().splitlines()) == 1  # the header alone
+    # Their campaign is no choice of A's filters.
+    page = client.get("/reports/").get_data(as_text=True)
+    assert "Alpha TV" in page and f'value="{tenant_b.campaign_id}"' not in page
