@@ -1,8 +1,10 @@
-"""Migrations 0014 and 0015 on a database filled at 0010: each tenant gets its default
+"""Migrations 0014 to 0019 on a database filled at 0010: each tenant gets its default
 campaign, every lead and attempt is in it, the renamed columns keep their values, and a
 downgrade gives back the columns as they were with the rows kept (SQLite and PostgreSQL).
 The roll-ups by campaign (report_hours in 0017, report_operator_hours after it): the hours
-so far are the default campaign's, and a downgrade merges the campaigns' rows back."""
+so far are the default campaign's, and a downgrade merges the campaigns' rows back. The
+rules move to the campaigns and the SIP settings to a first SIP account (0019); a tenant
+without a PBX gets none."""
 
 from datetime import UTC, datetime, time
 
@@ -58,6 +60,14 @@ def _fill_at_0010(connection) -> dict:
             pacing_mode="multiplier",
             sip_transport="udp",
             time_zone="UTC",
+            sip_host="pbx.alpha.example" if n == 1 else "",
+            sip_port=5080,
+            sip_username="trunk",
+            dial_format="sip:9{number}@{host}",
+            retry_busy_minutes=4 * n,
+            ring_timeout_seconds=20 + n,
+            calling_hours_start=time(8, n),
+            hide_numbers=n == 2,
         )
         ids[name] = tenant
         for k, status in enumerate(("new", "dialing", "retry", "reached", "exhausted")):
@@ -171,13 +181,44 @@ def test_the_first_campaign_takes_every_lead_and_attempt(empty_database_url):  #
             assert sorted(
                 connection.execute(
                     sa.text(
-                        "SELECT t.name, t.max_calls_at_once, h.picked_up, b.picked_up "
+                        "SELECT t.name, c.max_calls_at_once, h.picked_up, b.picked_up "
                         "FROM tenants t "
+                        "JOIN campaigns c ON c.tenant_id = t.id "
                         "JOIN report_hours h ON h.tenant_id = t.id "
                         "JOIN billing_days b ON b.tenant_id = t.id"
                     )
                 ).all()
             ) == [("Alpha", 10, 5, 5), ("Bravo", 20, 10, 10)]
+            accounts = connection.execute(
+                sa.text(
+                    "SELECT id, tenant_id, name, host, port, username, dial_format "
+                    "FROM sip_accounts"
+                )
+            ).all()
+            assert [tuple(a)[1:] for a in accounts] == [
+                (
+                    ids["Alpha"],
+                    "pbx.alpha.example",
+                    "pbx.alpha.example",
+                    5080,
+                    "trunk",
+                    "sip:9{number}@{host}",
+                )
+            ]
+            rules = connection.execute(
+                sa.text(
+                    "SELECT tenant_id, sip_account_id, retry_busy_minutes, ring_timeout_seconds, "
+                    "calling_hours_start, calling_weekdays, hide_numbers FROM campaigns"
+                )
+            ).all()
+            assert sorted(
+                (r[0], r[1], r[2], r[3], str(r[4])[:5], r[5], bool(r[6])) for r in rules
+            ) == [
+                (ids["Alpha"], accounts[0].id, 4, 21, "08:01", "1234567", False),
+                (ids["Bravo"], None, 8, 22, "08:02", "1234567", True),
+            ]
+            tenant_columns = {c["name"] for c in sa.inspect(connection).get_columns("tenants")}
+            assert not tenant_columns & {"sip_host", "dial_format", "retry_busy_minutes"}
             operator_hours = connection.execute(
                 sa.text("SELECT tenant_id, campaign_id, transferred FROM report_operator_hours")
             ).all()
@@ -190,6 +231,18 @@ def test_the_first_campaign_takes_every_lead_and_attempt(empty_database_url):  #
         downgrade(revision="0013")
         with db.engine.connect() as connection:
             assert "campaigns" not in sa.inspect(connection).get_table_names()
+            assert "sip_accounts" not in sa.inspect(connection).get_table_names()
+            assert sorted(
+                connection.execute(
+                    sa.text(
+                        "SELECT sip_host, sip_port, dial_format, retry_busy_minutes, "
+                        "ring_timeout_seconds, hide_numbers FROM tenants"
+                    )
+                ).all()
+            ) == [
+                ("", 5060, "sip:{number}@{host}", 8, 22, True),
+                ("pbx.alpha.example", 5080, "sip:9{number}@{host}", 4, 21, False),
+            ]
             assert connection.scalar(sa.text("SELECT count(*) FROM leads")) == 10
             assert connection.scalar(sa.text("SELECT count(*) FROM attempts")) == 10
             assert sorted(
@@ -224,8 +277,6 @@ def test_a_downgrade_merges_the_campaigns_operator_hours(empty_database_url):  #
                     metadata,
                     "tenants",
                     name=name,
-                    pacing_mode="multiplier",
-                    sip_transport="udp",
                     time_zone="UTC",
                 )
                 default = _insert(

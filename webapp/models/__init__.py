@@ -4,7 +4,12 @@ from webapp.models import campaign
 from webapp.models.api import ApiClient, ApiToken
 from webapp.models.base import TenantOwned
 from webapp.models.call import Attempt, Outcome, TransferResult
-from webapp.models.campaign import Campaign, CampaignMember, CampaignState
+from webapp.models.campaign import (
+    OFFERED_PACING_MODES,
+    Campaign,
+    CampaignMember,
+    CampaignState,
+)
 from webapp.models.lead import DoNotCall, Lead, LeadStatus
 from webapp.models.operator import Operator, Team
 from webapp.models.report import (
@@ -14,7 +19,8 @@ from webapp.models.report import (
     ReportOperatorHour,
     ReportRollup,
 )
-from webapp.models.tenant import OFFERED_PACING_MODES, Tenant, Transport
+from webapp.models.sip_account import SipAccount, Transport
+from webapp.models.tenant import Tenant
 from webapp.models.user import Role, User
 from webapp.models.webhook import WebhookDelivery, WebhookEndpoint
 
@@ -39,6 +45,7 @@ __all__ = [
     "ReportOperatorHour",
     "ReportRollup",
     "Role",
+    "SipAccount",
     "Team",
     "Tenant",
     "TenantOwned",

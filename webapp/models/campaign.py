@@ -6,17 +6,21 @@ a campaign (today's CRMs, the REST API without `campaign`, the demo) goes there.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime, time
 from enum import StrEnum
 
 from sqlalchemy import (
     CheckConstraint,
+    Date,
     DateTime,
+    Float,
     ForeignKey,
     ForeignKeyConstraint,
     Index,
     Integer,
     String,
+    Text,
+    Time,
     UniqueConstraint,
     event,
     insert,
@@ -25,11 +29,46 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from engine.pacing_modes import PacingMode
 from webapp.extensions import db
 from webapp.models.base import BigId, TenantOwned, one_of, utcnow
 
 #: The key of the campaign made with every tenant.
 DEFAULT_KEY = "default"
+DEFAULT_RESULTS = "Sale\nNot interested\nCall back\nWrong number"
+#: Every day of the week, ISO numbers (1 Monday ... 7 Sunday).
+EVERY_DAY = "1234567"
+
+#: The pacing modes a campaign may choose: the settings page offers these, the column allows
+#: these. Not adaptive: the pacer keeps it as the pacing bench's yardstick, and it goes over
+#: the abandon rate cap on most of the example workloads (docs/pacing.md, "The bench").
+OFFERED_PACING_MODES = (PacingMode.MULTIPLIER, PacingMode.PROGRESSIVE, PacingMode.PREDICTIVE)
+
+#: The dialing rules: the columns a campaign's settings tabs edit and "Duplicate" copies.
+RULES = (
+    "sip_account_id",
+    "retry_no_answer_minutes",
+    "retry_unavailable_minutes",
+    "retry_busy_minutes",
+    "retry_technical_error_minutes",
+    "max_attempts",
+    "ring_timeout_seconds",
+    "calling_hours_start",
+    "calling_hours_end",
+    "calling_weekdays",
+    "start_date",
+    "end_date",
+    "pacing_mode",
+    "call_multiplier",
+    "abandon_rate_cap_percent",
+    "abandon_rate_window_days",
+    "max_calls_at_once",
+    "max_calls_per_second",
+    "wrap_up_timeout_seconds",
+    "failed_transfers_limit",
+    "results",
+    "hide_numbers",
+)
 
 
 class CampaignState(StrEnum):
@@ -53,6 +92,11 @@ class Campaign(TenantOwned, db.Model):
             postgresql_where=text("is_default"),
             sqlite_where=text("is_default"),
         ),
+        ForeignKeyConstraint(
+            ["tenant_id", "sip_account_id"], ["sip_accounts.tenant_id", "sip_accounts.id"]
+        ),
+        one_of("pacing_mode", OFFERED_PACING_MODES),
+        CheckConstraint("length(calling_weekdays) BETWEEN 1 AND 7", name="calling_weekdays"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -68,9 +112,61 @@ class Campaign(TenantOwned, db.Model):
         BigId, ForeignKey("users.id", ondelete="SET NULL")
     )
 
+    # --- its dialing rules (RULES) ------------------------------------------------------------
+
+    #: The SIP account it dials through; none yet: it does not dial.
+    sip_account_id: Mapped[int | None] = mapped_column(BigId)
+
+    # Retry time per outcome, in minutes.
+    retry_no_answer_minutes: Mapped[int] = mapped_column(Integer, default=90)
+    retry_unavailable_minutes: Mapped[int] = mapped_column(Integer, default=90)
+    retry_busy_minutes: Mapped[int] = mapped_column(Integer, default=5)
+    retry_technical_error_minutes: Mapped[int] = mapped_column(Integer, default=10)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=5)
+    ring_timeout_seconds: Mapped[int] = mapped_column(Integer, default=30)
+
+    #: Calling hours and weekdays in the customer's zone (the lead's, else the tenant's).
+    calling_hours_start: Mapped[time] = mapped_column(Time, default=time(9, 0))
+    calling_hours_end: Mapped[time] = mapped_column(Time, default=time(21, 0))
+    #: ISO weekday numbers, e.g. "12345" for Monday to Friday.
+    calling_weekdays: Mapped[str] = mapped_column(String(7), default=EVERY_DAY)
+    #: The first and last day it dials, in the tenant's zone (none: no limit).
+    start_date: Mapped[date | None] = mapped_column(Date)
+    end_date: Mapped[date | None] = mapped_column(Date)
+
+    pacing_mode: Mapped[str] = mapped_column(String(16), default=PacingMode.MULTIPLIER.value)
+    call_multiplier: Mapped[float] = mapped_column(Float, default=1.0)
+    abandon_rate_cap_percent: Mapped[float] = mapped_column(Float, default=3.0)
+    #: The regulatory window the abandon rate is measured over: 1 (24 hours) or 30 days.
+    abandon_rate_window_days: Mapped[int] = mapped_column(Integer, default=30)
+    # Ceilings that protect the PBX and the trunk, whatever the pacing mode asks for.
+    max_calls_at_once: Mapped[int] = mapped_column(Integer, default=30)
+    max_calls_per_second: Mapped[int] = mapped_column(Integer, default=10)
+
+    # Operators. After a transfer the operator is busy with the lead until they finish it
+    # in the console, or until this many seconds have passed (0: only the console frees them).
+    wrap_up_timeout_seconds: Mapped[int] = mapped_column(Integer, default=600)
+    #: Failed transfers in a row after which an operator is taken off line (0: never).
+    failed_transfers_limit: Mapped[int] = mapped_column(Integer, default=3)
+    #: The results an operator chooses from when finishing a lead, one a line.
+    results: Mapped[str] = mapped_column(Text, default=DEFAULT_RESULTS)
+    hide_numbers: Mapped[bool] = mapped_column(default=False)
+
     @property
     def running(self) -> bool:
         return self.state == CampaignState.RUNNING.value
+
+    @property
+    def result_choices(self) -> list[str]:
+        return [line.strip() for line in self.results.splitlines() if line.strip()]
+
+    @property
+    def weekdays(self) -> list[int]:
+        return [int(day) for day in self.calling_weekdays]
+
+    def retry_minutes(self, outcome: str) -> int:
+        """The campaign's retry time for a failed attempt's outcome."""
+        return getattr(self, f"retry_{outcome}_minutes")
 
     def __repr__(self) -> str:
         return f"<Campaign {self.id} {self.key!r} of tenant {self.tenant_id}>"

@@ -1,0 +1,65 @@
+"""A SIP account on a tenant's PBX or trunk: what a campaign dials through. A tenant may
+register several (two trunks, two caller identities); the dial format and REFER format
+belong to the account they are written for."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import DateTime, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from engine.formats import DEFAULT_DIAL_FORMAT, DEFAULT_REFER_FORMAT
+from webapp.extensions import db
+from webapp.models.base import BigId, TenantOwned, one_of, utcnow
+
+
+class Transport(StrEnum):
+    UDP = "udp"
+    TCP = "tcp"  # recorded for later; the engine speaks UDP today
+    TLS = "tls"
+
+
+class SipAccount(TenantOwned, db.Model):
+    __tablename__ = "sip_accounts"
+    __table_args__ = (
+        one_of("transport", Transport),
+        UniqueConstraint("tenant_id", "name"),
+        # Target of the campaigns' composite foreign key: a campaign dials only through an
+        # account of its own tenant.
+        UniqueConstraint("tenant_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    #: What the admin calls it, e.g. "Main trunk".
+    name: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    host: Mapped[str] = mapped_column(String(255), default="")
+    port: Mapped[int] = mapped_column(Integer, default=5060)
+    transport: Mapped[str] = mapped_column(String(8), default=Transport.UDP.value)
+    username: Mapped[str] = mapped_column(String(255), default="")
+    auth_username: Mapped[str] = mapped_column(String(255), default="")
+    #: A Fernet token (webapp/services/secrets.py), encrypted with the deployment's key,
+    #: which never is in the database.
+    password_encrypted: Mapped[str | None] = mapped_column(Text)
+    outbound_proxy: Mapped[str] = mapped_column(String(255), default="")
+    realm: Mapped[str] = mapped_column(String(255), default="")
+
+    # Formats (engine/formats.py) and extra headers of the REFER, one "Name: value" a line.
+    dial_format: Mapped[str] = mapped_column(String(255), default=DEFAULT_DIAL_FORMAT)
+    refer_format: Mapped[str] = mapped_column(String(255), default=DEFAULT_REFER_FORMAT)
+    refer_headers: Mapped[str] = mapped_column(Text, default="")
+
+    @property
+    def has_password(self) -> bool:
+        return bool(self.password_encrypted)
+
+    @property
+    def complete(self) -> bool:
+        """Enough to dial with: a PBX and a username."""
+        return bool(self.host and self.username)
+
+    def __repr__(self) -> str:  # never shows the password
+        return f"<SipAccount {self.id} {self.name!r} of tenant {self.tenant_id}>"
