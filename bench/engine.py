@@ -86,15 +86,23 @@ class World:
     def _tenant(self, n: int, pbx: SIPp) -> int:
         from webapp import bus
         from webapp.extensions import db
-        from webapp.models import Campaign, Operator, Role, Tenant, User
+        from webapp.models import Campaign, Operator, Role, SipAccount, Tenant, User
 
         with self.app.app_context():
-            tenant = Tenant(
-                name=f"Bench {n}",
-                sip_host=pbx.host,
-                sip_port=pbx.port,
-                sip_username=f"bench{n}",
-                dialing_enabled=True,
+            tenant = Tenant(name=f"Bench {n}", dialing_enabled=True)
+            db.session.add(tenant)
+            db.session.flush()
+            account = SipAccount(
+                tenant_id=tenant.id,
+                name="Bench trunk",
+                host=pbx.host,
+                port=pbx.port,
+                username=f"bench{n}",
+            )
+            db.session.add(account)
+            db.session.flush()
+            rules = dict(
+                sip_account_id=account.id,
                 pacing_mode="progressive",
                 calling_hours_start=clock(0),
                 calling_hours_end=clock(0),
@@ -104,17 +112,18 @@ class World:
                 wrap_up_timeout_seconds=1,
                 ring_timeout_seconds=10,
             )
-            db.session.add(tenant)
-            db.session.flush()
+            default = db.session.scalar(
+                db.select(Campaign).where(Campaign.tenant_id == tenant.id, Campaign.is_default)
+            )
+            for key, value in rules.items():
+                setattr(default, key, value)
             extra = [
-                Campaign(tenant_id=tenant.id, name=f"C{k}", key=f"c{k}")
+                Campaign(tenant_id=tenant.id, name=f"C{k}", key=f"c{k}", **rules)
                 for k in range(1, self.campaigns)
             ]
             db.session.add_all(extra)
             db.session.flush()
-            default = db.session.scalar(
-                db.select(Campaign.id).where(Campaign.tenant_id == tenant.id, Campaign.is_default)
-            )
+            default = default.id
             self.campaign_ids[tenant.id] = [default, *(c.id for c in extra)]
             for k in range(self.operators):
                 user = User(

@@ -65,6 +65,11 @@ class TenantKeys:
         return self._key("wake")
 
     @property
+    def wrap_up_limits(self) -> str:
+        """Each busy operator's wrap-up timeout, from their customer's campaign."""
+        return self._key("wrap_up_limits")
+
+    @property
     def events(self) -> str:
         return self._key("events")
 

@@ -114,21 +114,6 @@ def proportions(operators: Iterable[int], campaigns: Sequence[Share]) -> dict[in
     return out
 
 
-def apportion(count: int, weights: Mapping[int, float]) -> dict[int, int]:
-    """`count` calls split in proportion to `weights` (campaign id -> weight > 0), whole
-    numbers summing to `count`: each gets the whole part of its quota, and the calls left go
-    to the largest remainders (ties: the lower id)."""
-    total = sum(weights.values())
-    if count <= 0 or total <= 0:
-        return {}
-    quotas = {campaign: count * weight / total for campaign, weight in weights.items()}
-    out = {campaign: int(quota) for campaign, quota in quotas.items()}
-    left = count - sum(out.values())
-    for campaign in sorted(quotas, key=lambda c: (-(quotas[c] - out[c]), c))[:left]:
-        out[campaign] += 1
-    return out
-
-
 def ranks(campaigns: Sequence, operators: Iterable[int]) -> dict[int, dict[int, int] | None]:
     """{campaign id: {operator: rank}} for taking an operator for an answered customer: those
     who work the campaign, ranked by how many running campaigns they work, so that an

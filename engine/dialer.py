@@ -43,7 +43,7 @@ from redis.exceptions import RedisError
 
 from engine import logs
 from engine.bus import TenantKeys, event
-from engine.campaigns import Load, Share, apportion, divide, proportions, ranks
+from engine.campaigns import Load, Share, divide, proportions, ranks
 from engine.compiled import load
 from engine.formats import FormatError, render_dial_uri, render_refer_headers, render_refer_uri
 from engine.metrics import (
@@ -62,13 +62,24 @@ from engine.presence import (
     OFF_LINE,
     TRANSFERRING,
     WRAP_UP,
+    OperatorState,
     Presence,
     decode_all,
     fenced,
 )
 from engine.sip.transaction import DEFAULT_TIMERS, Timers
 from engine.sip.ua import CallRecord, UserAgent
-from engine.store import Claimed, Finished, Refused, Store, TenantSettings, Window
+from engine.store import (
+    EVERY_DAY,
+    AccountSettings,
+    CampaignSettings,
+    Claimed,
+    Finished,
+    Refused,
+    Store,
+    TenantSettings,
+    Window,
+)
 
 if TYPE_CHECKING:
     from engine.pacer import Pacer
@@ -104,6 +115,9 @@ REASONS = (
     "campaigns_paused",
     "outside_calling_hours",
     "dial_format_wrong",
+    "no_sip_account",
+    "before_start_date",
+    "past_end_date",
 )
 
 
@@ -111,20 +125,20 @@ REASONS = (
 
 
 def lead_after(
-    settings: TenantSettings, attempts: int, attempt: CallRecord
+    campaign: CampaignSettings, attempts: int, attempt: CallRecord
 ) -> tuple[str, datetime | None]:
     """What becomes of a lead after an attempt: (status, next attempt time).
 
     Reached only when the customer answered and was handed to an operator (the outcome is
-    `answered` only then); otherwise the lead is retried after the tenant's retry time for
-    the outcome, until the attempt limit."""
+    `answered` only then); otherwise the lead is retried after its campaign's retry time for
+    the outcome, until the campaign's attempt limit."""
     if attempt.outcome == Outcome.ANSWERED:
         return "reached", None
-    if attempts >= settings.max_attempts:
+    if attempts >= campaign.max_attempts:
         return "exhausted", None
     outcome = attempt.outcome or Outcome.TECHNICAL_ERROR
     ended = datetime.fromtimestamp(attempt.end_at or time.time(), UTC)
-    return "retry", ended + timedelta(minutes=settings.retry_minutes[outcome])
+    return "retry", ended + timedelta(minutes=campaign.retry_minutes[outcome])
 
 
 @lru_cache(maxsize=1)
@@ -135,33 +149,75 @@ def _all_zones() -> tuple[tuple[str, ZoneInfo], ...]:
 def _inside(hours: tuple[clock, clock], local: datetime) -> bool:
     start, end = hours
     now = local.time()
-    return start <= now < end if start <= end else (now >= start or now < end)
-
-
-def calling_window(settings: TenantSettings, now: datetime) -> Window:
-    """The zones where it is calling time now (customers' local time)."""
-    start, end = settings.calling_hours
-    tenant_open = _inside(settings.calling_hours, now.astimezone(ZoneInfo(settings.time_zone)))
     if start == end:  # all day
+        return True
+    return start <= now < end if start < end else (now >= start or now < end)
+
+
+def calling_window(campaign: CampaignSettings, time_zone: str, now: datetime) -> Window:
+    """The zones where it is the campaign's calling time now (customers' local time): inside
+    its calling hours, on one of its weekdays. `time_zone` is the tenant's, for leads that
+    have none."""
+    hours, days = campaign.calling_hours, campaign.weekdays
+
+    def open_in(zone: ZoneInfo) -> bool:
+        local = now.astimezone(zone)
+        return local.isoweekday() in days and _inside(hours, local)
+
+    tenant_open = open_in(ZoneInfo(time_zone))
+    if hours[0] == hours[1] and days >= EVERY_DAY:  # every hour of every day
         return Window(True, None)
-    zones = tuple(
-        name for name, zone in _all_zones() if _inside(settings.calling_hours, now.astimezone(zone))
-    )
+    zones = tuple(name for name, zone in _all_zones() if open_in(zone))
     return Window(tenant_open, None if len(zones) == len(_all_zones()) else zones)
 
 
+def calendar_reason(campaign: CampaignSettings, time_zone: str, now: datetime) -> str:
+    """Why the campaign's dates keep it from dialing today (in the tenant's zone):
+    "before_start_date", "past_end_date", or ""."""
+    today = now.astimezone(ZoneInfo(time_zone)).date()
+    if campaign.start_date is not None and today < campaign.start_date:
+        return "before_start_date"
+    if campaign.end_date is not None and today > campaign.end_date:
+        return "past_end_date"
+    return ""
+
+
 def lost_call_bound(settings: TenantSettings, bye_grace: float = 1.0) -> float:
-    """Seconds after its INVITE that a call of an engine could still be going: it rings out,
-    the transfer waits for its result, the PBX gets its moment for the BYE, the stop's
-    grace. A successor counts a lost engine's calls in flight that long, and does not dial
-    their leads sooner."""
-    return settings.ring_timeout + TRANSFER_WAIT + bye_grace + END_GRACE
+    """Seconds after its INVITE that a call of an engine could still be going: it rings out
+    (the longest ring timeout of the running campaigns), the transfer waits for its result,
+    the PBX gets its moment for the BYE, the stop's grace. A successor counts a lost
+    engine's calls in flight that long, and does not dial their leads sooner."""
+    ring = max(
+        (c.ring_timeout for c in settings.campaigns), default=CampaignSettings(0).ring_timeout
+    )
+    return ring + TRANSFER_WAIT + bye_grace + END_GRACE
 
 
-def pacing_mode(settings: TenantSettings) -> str:
-    """The pacer's mode for the tenant's setting (engine/pacer.py; docs/pacing.md); anything
-    unknown is paced progressively, which never abandons a customer."""
-    return settings.pacing_mode if settings.pacing_mode in MODES else PacingMode.PROGRESSIVE
+def pacing_mode(campaign: CampaignSettings) -> str:
+    """The pacer's mode for the campaign's setting (engine/pacer.py; docs/pacing.md);
+    anything unknown is paced progressively, which never abandons a customer."""
+    return campaign.pacing_mode if campaign.pacing_mode in MODES else PacingMode.PROGRESSIVE
+
+
+def _pacing(campaign: CampaignSettings) -> tuple:
+    """The settings a campaign's pacer is made with: a change makes a new pacer."""
+    return (
+        campaign.pacing_mode,
+        campaign.multiplier,
+        campaign.max_calls_at_once,
+        campaign.max_calls_per_second,
+        campaign.abandon_rate_cap,
+    )
+
+
+def default_wrap_up(settings: TenantSettings) -> float:
+    """The wrap-up timeout for an operator whose customer's campaign set none (a transfer
+    made before a restart of Redis): the longest of the running campaigns', none (0) if one
+    of them waits for the console."""
+    timeouts = [c.wrap_up_timeout for c in settings.campaigns]
+    if not timeouts:
+        return CampaignSettings(0).wrap_up_timeout
+    return 0.0 if 0 in timeouts else max(timeouts)
 
 
 #: Pacing modes that look at operators on line and learn from the calls (engine/pacer.py).
@@ -221,15 +277,24 @@ class TenantEngine:
         #: The operators who work a running campaign (None: everyone does).
         self.workers: frozenset[int] | None = None
         self.settings: TenantSettings | None = None
-        self.ua: UserAgent | None = None
-        self.pacer: Pacer | None = None
+        #: A user agent per SIP account that a running campaign dials through.
+        self.uas: dict[int, UserAgent] = {}
+        #: Why an account has no user agent ("pbx_unreachable", detail); tried again after
+        #: `ua_retry_at` (monotonic).
+        self.ua_trouble: dict[int, tuple[str, str]] = {}
+        self.ua_retry_at = 0.0
+        #: Each campaign's pacer, its own learned rates and measured abandon rate.
+        self.pacers: dict[int, Pacer] = {}
+        #: The accounts whose dial format does not render: (code, detail).
+        self.format_errors: dict[int, tuple[str, str]] = {}
         self.calls: set[asyncio.Task] = set()
         self.done: list[Finished] = []
         self.wakened = asyncio.Event()
         self.stopping = False
         self.reload = True
-        self.pbx_silent = 0
-        self.refer_refused = 0
+        #: Per SIP account: calls in a row the PBX did not answer, REFERs it refused.
+        self.pbx_silent: dict[int, int] = {}
+        self.refer_refused: dict[int, int] = {}
         self.epoch: int | None = None  # the fencing token, from Store.start_engine
         self.fenced = False  # a newer engine runs the tenant: write nothing more
         #: Operators taken by this engine's calls, until the transfer's end.
@@ -238,18 +303,22 @@ class TenantEngine:
         self.inherited: list[float] = []
         self.state: dict = {}
         self.window_at = 0.0
-        self.window: Window | None = None
+        #: Each running campaign's calling window, recomputed once a minute.
+        self.windows: dict[int, Window] = {}
         self.sweep_at = 0.0
         self.idle_at = 0.0
         self.idle_reason: tuple[str, str] = ("", "")
+        #: Why each running campaign is not dialing now: (code, detail).
+        self.campaign_reasons: dict[int, tuple[str, str]] = {}
         self._ua_generation: list[UserAgent] = []
         self._recheck: asyncio.Future | None = None
         self.metrics = metrics or Tally()  # the host's, which publishes them (engine/metrics.py)
         self._sip_counted: dict[int, tuple[int, int, int]] = {}  # user agent -> counts published
-        #: Operators handed a customer: when (wall clock), and when their wrap-up began once
-        #: seen, to learn handle and wrap-up times.
-        self.handling: dict[int, tuple[float, float | None]] = {}
-        self.abandon_read_at = 0.0
+        #: Operators handed a customer: when (wall clock), when their wrap-up began once
+        #: seen, and the customer's campaign, to learn its handle and wrap-up times.
+        self.handling: dict[int, tuple[float, float | None, int]] = {}
+        #: When (monotonic) each campaign's measured abandon rate is read again.
+        self.abandon_read_at: dict[int, float] = {}
 
     # --- control from the host --------------------------------------------------------------
 
@@ -387,7 +456,7 @@ class TenantEngine:
         try:
             for operator, lead in taken.items():
                 if lead in closed:  # the customer may be talking to them
-                    await self.presence.transferred(operator, True, settings.failed_transfers_limit)
+                    await self.presence.transferred(operator, True, 0, default_wrap_up(settings))
                 else:
                     await self.presence.release(operator)
         except RedisError as error:
@@ -405,7 +474,9 @@ class TenantEngine:
             )
 
     async def _load(self) -> bool:
-        """(Re)load the tenant's settings; a changed SIP account gets a new user agent."""
+        """(Re)load the tenant's settings: a pacer for each running campaign (a new one when
+        its pacing changed), a user agent for each SIP account they dial through (a new one
+        when the account changed)."""
         settings = await self.database(self.store.settings, self.tenant_id)
         self.reload = False
         if settings is None or not settings.dialing_enabled:
@@ -420,48 +491,60 @@ class TenantEngine:
             if everyone
             else frozenset(op for c in settings.campaigns for op in c.weights or ())
         )
-        mode = pacing_mode(settings)
-        if (
-            self.pacer is None
-            or previous is None
-            or (
-                (
-                    previous.pacing_mode,
-                    previous.multiplier,
-                    previous.max_calls_at_once,
-                    previous.max_calls_per_second,
-                    previous.abandon_rate_cap,
+        for campaign in settings.campaigns:
+            before = previous.campaign(campaign.campaign_id) if previous else None
+            if (
+                campaign.campaign_id not in self.pacers
+                or before is None
+                or (_pacing(before) != _pacing(campaign))
+            ):
+                self.pacers[campaign.campaign_id] = Pacer(
+                    pacing_mode(campaign),
+                    campaign.multiplier,
+                    campaign.max_calls_at_once,
+                    float(campaign.max_calls_per_second),
+                    time.monotonic(),
+                    campaign.abandon_rate_cap,
                 )
-                != (
-                    settings.pacing_mode,
-                    settings.multiplier,
-                    settings.max_calls_at_once,
-                    settings.max_calls_per_second,
-                    settings.abandon_rate_cap,
-                )
-            )
-        ):
-            self.pacer = Pacer(
-                mode,
-                settings.multiplier,
-                settings.max_calls_at_once,
-                float(settings.max_calls_per_second),
-                time.monotonic(),
-                settings.abandon_rate_cap,
-            )
-            self.abandon_read_at = 0.0
-        if previous is not None and (
-            previous.abandon_rate_window_days != settings.abandon_rate_window_days
-        ):
-            self.abandon_read_at = 0.0
+                self.abandon_read_at.pop(campaign.campaign_id, None)
+            elif before.abandon_rate_window_days != campaign.abandon_rate_window_days:
+                self.abandon_read_at.pop(campaign.campaign_id, None)
         self.window_at = 0.0
-        if previous is None or previous.account != settings.account:
-            await self._new_user_agent()
+        for account_id in list(self.uas):  # no running campaign dials through it now
+            if account_id not in settings.accounts:
+                del self.uas[account_id]  # closed once its calls end
+        for account_id, account in settings.accounts.items():
+            before_account = previous.accounts.get(account_id) if previous else None
+            if (
+                account_id not in self.uas
+                or before_account is None
+                or before_account.account != account.account
+            ):
+                await self._new_user_agent(account)
+        self.format_errors = {
+            account_id: error
+            for account_id, account in settings.accounts.items()
+            if (error := self._format_error(account))
+        }
         return True
 
-    async def _new_user_agent(self) -> None:
-        assert self.settings is not None  # loaded first
-        ua = UserAgent(self.settings.account, local_host=self.local_host, timers=self.timers)
+    def _format_error(self, account: AccountSettings) -> tuple[str, str] | None:
+        """("dial_format_wrong", why) when the account's dial format cannot make a URI."""
+        ua = self.uas.get(account.account_id)
+        try:
+            render_dial_uri(
+                account.dial_format,
+                number="15550100",
+                host=account.account.host,
+                port=account.account.port,
+                server=ua.contact_host if ua else "dialer",
+            )
+        except FormatError as error:
+            return "dial_format_wrong", error.message
+        return None
+
+    async def _new_user_agent(self, account: AccountSettings) -> None:
+        ua = UserAgent(account.account, local_host=self.local_host, timers=self.timers)
         try:
             await ua.start()
             where = ua.destination[0]
@@ -472,14 +555,21 @@ class TenantEngine:
                     "not send to private ones"
                 )
         except OSError as error:  # the PBX's name does not resolve, no route...
-            self.log.warning("tenant %s: cannot reach the PBX: %s", self.tenant_id, error)
-            self.ua = None
-            self.idle_reason = ("pbx_unreachable", str(error))
-            self.reload = True  # try again on the next tick
-            await asyncio.sleep(1.0)
+            self.log.warning(
+                "tenant %s: cannot reach the PBX of SIP account %s: %s",
+                self.tenant_id,
+                account.account_id,
+                error,
+            )
+            self.uas.pop(account.account_id, None)
+            self.ua_trouble[account.account_id] = ("pbx_unreachable", str(error))
+            self.ua_retry_at = time.monotonic() + 1.0  # try again in a second
             return
+        self.ua_trouble.pop(account.account_id, None)
+        self.pbx_silent[account.account_id] = 0
         ua.keep_registered(max_backoff=self.register_backoff)
-        old, self.ua = self.ua, ua
+        old = self.uas.get(account.account_id)
+        self.uas[account.account_id] = ua
         self._ua_generation.append(ua)
         if old is not None and not any(getattr(t, "ua", None) is old for t in self.calls):
             self._ua_generation.remove(old)
@@ -490,9 +580,11 @@ class TenantEngine:
         settings = self.settings
         if settings is None:
             return
+        if self.ua_trouble and now >= self.ua_retry_at:
+            self.reload = True  # reach the PBX again
         if now >= self.sweep_at:
             self.sweep_at = now + 1.0
-            changed = await self.presence.sweep(settings.wrap_up_timeout)
+            changed = await self.presence.sweep(default_wrap_up(settings))
             for operator, state in zip(changed[::2], changed[1::2], strict=True):
                 if (state.decode() if isinstance(state, bytes) else state) == OFF_LINE:
                     # the console went quiet: told like the failed-transfer limit (reports)
@@ -501,18 +593,35 @@ class TenantEngine:
             await self._release_stale_transfers()
             await self._close_idle_user_agents()
         reason, detail = await self._start_calls(settings, now)
+        registration, registration_detail = self._registration()
+        refused = any(n >= REFER_REFUSED_LIMIT for n in self.refer_refused.values())
         await self._publish_state(
             {
                 "state": "stopping" if self.stopping else ("dialing" if not reason else "waiting"),
                 "reason": reason,
                 "detail": detail,
-                "warning": "pbx_refuses_refer" if self.refer_refused >= REFER_REFUSED_LIMIT else "",
+                "warning": "pbx_refuses_refer" if refused else "",
                 "in_flight": self.in_flight,
-                "registration": self.ua.registration.state if self.ua else "none",
-                "registration_detail": self.ua.registration.detail if self.ua else "",
+                "registration": registration,
+                "registration_detail": registration_detail,
+                "campaigns": {
+                    str(campaign): list(why) for campaign, why in self.campaign_reasons.items()
+                },
                 "engine": self.engine_id,
             }
         )
+
+    def _registration(self) -> tuple[str, str]:
+        """The registration of the SIP accounts, the worst first: failed, registering (or
+        unreachable: "none"), registered."""
+        states = [(ua.registration.state, ua.registration.detail) for ua in self.uas.values()]
+        for wanted in ("failed", "registering"):
+            for state, detail in states:
+                if state == wanted:
+                    return state, detail
+        if self.ua_trouble or not states:
+            return "none", ""
+        return states[0]
 
     async def _release_stale_transfers(self) -> None:
         """Free operators left `transferring` by no call of ours for longer than a transfer
@@ -525,31 +634,55 @@ class TenantEngine:
                 )
                 await self.presence.release(operator)
 
-    async def _start_calls(self, settings: TenantSettings, now: float) -> tuple[str, str]:
-        """Start the calls the pacer allows; returns why not dialing, as a reason code
-        (REASONS) and a detail from the PBX or the format; ("", "") while dialing."""
-        if self.stopping:
-            return "stopping", ""
-        if self.ua is None:
-            return self.idle_reason
-        registration = self.ua.registration
+    def _blocked(self, campaign: CampaignSettings, today: datetime) -> tuple[str, str]:
+        """Why this running campaign cannot dial at all now, as (code, detail), or ("", "")."""
+        if campaign.account_id is None:
+            return "no_sip_account", ""
+        settings = self.settings
+        assert settings is not None  # loaded first
+        if code := calendar_reason(campaign, settings.time_zone, today):
+            return code, ""
+        ua = self.uas.get(campaign.account_id)
+        if ua is None:
+            return self.ua_trouble.get(campaign.account_id, ("registering", ""))
+        registration = ua.registration
         if registration.state != "registered":
-            self.pbx_silent = 0
+            self.pbx_silent[campaign.account_id] = 0
             if registration.state == "failed":
                 return "registration_failed", registration.detail
             return "registering", ""
-        if self.pbx_silent >= PBX_SILENCE_LIMIT:
+        if self.pbx_silent.get(campaign.account_id, 0) >= PBX_SILENCE_LIMIT:
             return "pbx_silent", ""
-        if self.workers is None:
-            free = await self.presence.free_count()
-        else:  # only the operators of a running campaign count
-            free = sum(int(op) in self.workers for op in await self.presence.free_operators())
-        on_line, wrapping_up = -1, 0
-        if pacing_mode(settings) in LEARNING_MODES:  # they count the busy operators too
-            on_line, wrapping_up = await self._watch_operators(settings, now)
-            if on_line == 0:
+        return self.format_errors.get(campaign.account_id, ("", ""))
+
+    async def _start_calls(self, settings: TenantSettings, now: float) -> tuple[str, str]:
+        """Start the calls the campaigns' pacers allow; returns why the tenant is not
+        dialing, as a reason code (REASONS) and a detail from the PBX or the format; ("", "")
+        while dialing. Why each campaign is not dialing goes to `campaign_reasons`."""
+        if self.stopping:
+            return "stopping", ""
+        today = datetime.now(UTC)
+        blocked = {c.campaign_id: self._blocked(c, today) for c in settings.campaigns}
+        reasons = {c: why for c, why in blocked.items() if why[0]}
+        ready = [c for c in settings.campaigns if not blocked[c.campaign_id][0]]
+        if not ready:
+            self.campaign_reasons = reasons
+            if settings.campaigns:  # the first one's, the default campaign's when it runs
+                return reasons[settings.campaigns[0].campaign_id]
+            return await self._idle(settings, now, [])
+        # The operators read once a tick: who is free (the longest first), and who is on line.
+        free = [int(op) for op in await self.presence.free_operators()]
+        if self.workers is not None:  # only the operators of a running campaign count
+            free = [op for op in free if op in self.workers]
+        learning = any(pacing_mode(c) in LEARNING_MODES for c in ready)
+        on_line: dict[int, OperatorState] = {}
+        if learning:  # they count the busy operators too
+            on_line = self._learn_handling(decode_all(await self.presence.states()), now)
+            if not on_line:
+                self.campaign_reasons = reasons
                 return "no_operator_on_line", ""
-        elif free == 0:
+        elif not free:
+            self.campaign_reasons = reasons
             return (
                 "no_free_operator" if await self.presence.states() else "no_operator_on_line"
             ), ""
@@ -557,188 +690,248 @@ class TenantEngine:
             return self.idle_reason
         if self.reload:  # the settings changed while this tick waited: claim with the new ones
             return self.idle_reason
-        pacer = self.pacer
-        assert pacer is not None  # made with the settings
-        count = pacer.calls_to_start(free, self.in_flight, now, on_line, wrapping_up)
-        if count <= 0:
-            return ("no_free_operator", "") if free == 0 else ("", "")
-        if now >= self.window_at:  # the calling window moves slowly: once a minute
+        if now >= self.window_at:  # the calling windows move slowly: once a minute
             self.window_at = now + 60.0
-            self.window = calling_window(settings, datetime.now(UTC))
-        ua = self.ua
-        where: dict[str, Any] = {
-            "host": settings.account.host,
-            "port": settings.account.port,
-            "server": ua.contact_host,
-        }
-
-        def dial_uri(phone: str) -> str:
-            return render_dial_uri(settings.dial_format, number=phone.lstrip("+"), **where)
-
-        try:
-            claimed = await self._claim(settings, count, free, now, dial_uri)
-        except FormatError as error:
-            return "dial_format_wrong", error.message
+            self.windows = {
+                c.campaign_id: calling_window(c, settings.time_zone, today)
+                for c in settings.campaigns
+            }
+        claimed, asked, short = await self._claim(settings, ready, free, on_line, now)
         if self.stopping:  # stopped while the claim ran: these are not dialed
             stamp = time.time()
             for lead in claimed:
+                campaign = settings.campaign(lead.campaign_id) or ready[0]
                 attempt = CallRecord(
                     lead.dialed_uri,
                     outcome=Outcome.TECHNICAL_ERROR,
                     detail=Detail.ENGINE_STOPPED,
                     end_at=stamp,
                 )
-                status, next_at = lead_after(settings, lead.attempts, attempt)
+                status, next_at = lead_after(campaign, lead.attempts, attempt)
                 self.done.append(
                     Finished(lead.attempt_id, lead.lead_id, None, attempt, status, next_at)
                 )
             return "stopping", ""
-        self.metrics.add(PACER_CALLS_ASKED, count, tenant=self.tenant_id)
+        self.metrics.add(PACER_CALLS_ASKED, asked, tenant=self.tenant_id)
         self.metrics.add(CALLS_STARTED, len(claimed), tenant=self.tenant_id)
-        # Leads not found: give back the tokens; the next tick asks again.
-        pacer.give_back(count - len(claimed), now)
         for lead in claimed:
-            task = asyncio.ensure_future(self._call(ua, settings, lead))
+            campaign = settings.campaign(lead.campaign_id)
+            assert campaign is not None and campaign.account_id is not None  # it was ready
+            ua = self.uas[campaign.account_id]
+            account = settings.accounts[campaign.account_id]
+            task = asyncio.ensure_future(self._call(ua, account, campaign, lead))
             task.ua = ua  # type: ignore[attr-defined]  # which user agent the call is on
             task.campaign_id = lead.campaign_id  # type: ignore[attr-defined]
             self.calls.add(task)
             task.add_done_callback(self._call_done)
         if claimed:
+            for campaign_id in {lead.campaign_id for lead in claimed}:
+                reasons.pop(campaign_id, None)
+            self.campaign_reasons = {**reasons, **self._idle_campaigns(short)}
             return "", ""
+        if asked == 0:
+            self.campaign_reasons = reasons
+            return ("no_free_operator", "") if not free else ("", "")
         self.claim_at = now + self.idle_poll
+        return await self._idle(settings, now, short, reasons)
+
+    def _idle_campaigns(self, short: list[int]) -> dict[int, tuple[str, str]]:
+        """The last known reasons of the campaigns whose claim found too few leads."""
+        return {c: self.campaign_reasons.get(c, ("no_due_leads", "")) for c in short}
+
+    async def _idle(
+        self,
+        settings: TenantSettings,
+        now: float,
+        short: list[int],
+        reasons: dict[int, tuple[str, str]] | None = None,
+    ) -> tuple[str, str]:
+        """Nothing was claimed: ask the store why (at most once a second) for the campaigns
+        short of leads, and say why the tenant is not dialing: leads due outside calling
+        hours first, else the tenant's own reason (nothing due, or only in paused
+        campaigns)."""
         if now >= self.idle_at:
             self.idle_at = now + 1.0
-            self.idle_reason = (await self.database(self.store.idle_reason, settings), "")
+            found = await self.database(self.store.idle_reasons, settings, short)
+            self.campaign_reasons = {
+                **(reasons or {}),
+                **{c: (code, "") for c, code in found.items() if c},
+            }
+            codes = [code for c, code in found.items() if c]
+            tenant = found.get(0, "no_due_leads")
+            self.idle_reason = (
+                ("outside_calling_hours", "") if "outside_calling_hours" in codes else (tenant, "")
+            )
         return self.idle_reason
 
     async def _claim(
         self,
         settings: TenantSettings,
-        count: int,
-        free_count: int,
+        ready: list[CampaignSettings],
+        free: list[int],
+        on_line: dict[int, OperatorState],
         now: float,
-        dial_uri: Callable[[str], str],
-    ) -> list[Claimed]:
-        """Claim `count` leads of the running campaigns. With several, the calls are divided
-        among them as the free operators are (engine/campaigns.py; by the operators on line
-        when the pacer dials ahead of the frees), and what a campaign without due leads
-        leaves goes to those that had enough; such a campaign is skipped for `idle_poll`."""
-
-        def claim(wanted: int, campaigns: dict[int, int] | None = None):
-            return self.database(
-                self.store.claim,
-                settings,
-                self.engine_id,
-                self.epoch,
-                wanted,
-                self.window,
-                dial_uri,
-                campaigns,
-            )
-
-        if len(settings.campaigns) == 0 or (
-            len(settings.campaigns) == 1 and settings.campaigns[0].weights is None
-        ):  # none running (nothing is due), or one that everyone works
-            return await claim(count)
+    ) -> tuple[list[Claimed], int, list[int]]:
+        """Ask each ready campaign's pacer for its calls, and claim them in one transaction.
+        The free operators are divided among the campaigns first (engine/campaigns.py), and
+        each pacer counts its own part and its own calls in flight; a learning pacer also
+        its part of the operators on line. What campaigns short of leads leave goes to the
+        others, each asked again with every free operator who works it. Returns the leads
+        claimed, how many calls the pacers asked for, and the campaigns short of leads (not
+        divided to for `idle_poll`)."""
         shares = [
             Share(c.campaign_id, c.weights, now >= self.campaign_idle.get(c.campaign_id, 0.0))
-            for c in settings.campaigns
+            for c in ready
         ]
-        if all(c.weights is None for c in settings.campaigns):  # everyone works every one:
-            free = list(range(free_count))  # who is free does not matter, how many does
-        else:
-            free = [int(op) for op in await self.presence.free_operators()]
-        counted: dict[int, float] = {
-            c: len(ops) for c, ops in divide(free, shares, self.campaign_load.now(now)).items()
-        }
-        pool = free
-        if not any(counted.values()):
-            pool = [int(op) for op in await self.presence.states()]
-            counted = proportions(pool, shares)
-        # Each campaign's part of what the pacer wants in flight, less its calls in flight:
-        # a campaign whose calls already ring for its operators starts no more for them.
+        parts: dict[int, list[int]] = (
+            {ready[0].campaign_id: free}
+            if len(ready) == 1
+            else divide(free, shares, self.campaign_load.now(now))
+        )
+        busy: dict[int, float] = {}
+        wrapping: dict[int, float] = {}
+        if on_line:
+            pool = list(on_line)
+            busy = proportions(pool, shares)
+            wrapping = proportions([op for op, s in on_line.items() if s.state == WRAP_UP], shares)
         flying: dict[int, int] = {}
         for task in self.calls:
-            campaign = getattr(task, "campaign_id", 0)
-            flying[campaign] = flying.get(campaign, 0) + 1
-        whole = sum(counted.values())
-        target = count + self.in_flight
-        weights = {
-            c: room
-            for c, part in counted.items()
-            if part > 0 and (room := target * part / whole - flying.get(c, 0)) > 0
-        }
-        claimed: list[Claimed] = []
-        started: dict[int, int] = {}
-
-        async def take(plan: dict[int, int]) -> None:
-            got = await claim(sum(plan.values()), plan)
-            claimed.extend(got)
-            for campaign_id, wanted in plan.items():
-                calls = sum(1 for lead in got if lead.campaign_id == campaign_id)
-                started[campaign_id] = started.get(campaign_id, 0) + calls
-                self.campaign_load.started(campaign_id, calls)
-                if calls < wanted:
-                    self.campaign_idle[campaign_id] = now + self.idle_poll
-
-        plan = {c: n for c, n in apportion(count, weights).items() if n > 0}
-        if plan:
-            await take(plan)
-        # What campaigns short of leads left goes to those that are not, each up to its part
-        # of the calls by the operators here who work it: no more customers than those
-        # operators could take (the progressive mode's promise holds per campaign).
-        more: dict[int, int] = {}
-        left = count - len(claimed)
-        for share in shares:
-            if left <= 0 or not share.wanting:
-                continue
-            if self.campaign_idle.get(share.campaign_id, 0.0) > now:
-                continue
-            works = sum(1 for op in pool if share.weight(op) > 0)
-            limit = (
-                -(-target * works // max(1, len(pool)))
-                - flying.get(share.campaign_id, 0)
-                - started.get(share.campaign_id, 0)
+            campaign_id = getattr(task, "campaign_id", 0)
+            flying[campaign_id] = flying.get(campaign_id, 0) + 1
+        if self.inherited:  # a lost engine's calls: counted against the first campaign
+            first = ready[0].campaign_id
+            flying[first] = flying.get(first, 0) + len(self.inherited)
+        asked: dict[int, int] = {}
+        for campaign in ready:
+            campaign_id = campaign.campaign_id
+            learning = pacing_mode(campaign) in LEARNING_MODES
+            if learning:
+                await self._read_abandon_rate(campaign, now)
+            count = self.pacers[campaign_id].calls_to_start(
+                len(parts.get(campaign_id, ())),
+                flying.get(campaign_id, 0),
+                now,
+                round(busy.get(campaign_id, 0.0)) if learning else -1,
+                round(wrapping.get(campaign_id, 0.0)) if learning else 0,
             )
-            if (wanted := min(left, limit)) > 0:
-                more[share.campaign_id] = wanted
-                left -= wanted
-        if more:
-            await take(more)
-        return claimed
+            if count > 0:
+                asked[campaign_id] = count
+        claimed: list[Claimed] = []
+        got: dict[int, int] = {}
 
-    async def _watch_operators(self, settings: TenantSettings, now: float) -> tuple[int, int]:
-        """For the pacing modes that learn: the operators on line and those of them in
-        wrap-up; the handle time (and the wrap-up time, when seen) of each operator free
-        again since their customer was handed over; and (every minute) the abandon rate
-        measured over the regulatory window, from the database."""
-        pacer = self.pacer
-        assert pacer is not None  # made with the settings
-        states = decode_all(await self.presence.states())
-        for operator, (since, wrap_since) in list(self.handling.items()):
+        async def take(wanted: dict[int, int]) -> None:
+            leads = await self._claim_leads(settings, wanted)
+            claimed.extend(leads)
+            for lead in leads:
+                got[lead.campaign_id] = got.get(lead.campaign_id, 0) + 1
+
+        if asked:
+            await take(asked)
+        taken = dict(asked)  # the pacers' tokens each campaign holds
+        left = sum(asked.values()) - len(claimed)
+        if left > 0:  # what campaigns short of leads left goes to those that are not
+            more: dict[int, int] = {}
+            for campaign in ready:
+                campaign_id = campaign.campaign_id
+                if got.get(campaign_id, 0) < asked.get(campaign_id, 0):
+                    continue  # short itself
+                if self.campaign_idle.get(campaign_id, 0.0) > now or left <= 0:
+                    continue
+                share = next(s for s in shares if s.campaign_id == campaign_id)
+                learning = pacing_mode(campaign) in LEARNING_MODES
+                extra = self.pacers[campaign_id].calls_to_start(
+                    sum(1 for op in free if share.weight(op) > 0),
+                    flying.get(campaign_id, 0) + got.get(campaign_id, 0),
+                    now,
+                    sum(1 for op in on_line if share.weight(op) > 0) if learning else -1,
+                    0,
+                )
+                wanted = max(0, min(left, extra))
+                self.pacers[campaign_id].give_back(extra - wanted, now)
+                if wanted:
+                    more[campaign_id] = wanted
+                    taken[campaign_id] = taken.get(campaign_id, 0) + wanted
+                    left -= wanted
+            if more:
+                await take(more)
+        short = []
+        for campaign_id, tokens in taken.items():
+            calls = got.get(campaign_id, 0)
+            self.pacers[campaign_id].give_back(tokens - calls, now)  # leads not found
+            self.campaign_load.started(campaign_id, calls)
+            if calls < tokens:
+                self.campaign_idle[campaign_id] = now + self.idle_poll
+                short.append(campaign_id)
+        return claimed, sum(asked.values()), short
+
+    async def _claim_leads(self, settings: TenantSettings, wanted: dict[int, int]) -> list[Claimed]:
+        """Claim so many leads of each campaign (one transaction), their URIs made with
+        their SIP accounts' dial formats."""
+        where: dict[int, dict[str, Any]] = {}
+        for campaign_id in wanted:
+            campaign = settings.campaign(campaign_id)
+            assert campaign is not None and campaign.account_id is not None  # it was ready
+            account = settings.accounts[campaign.account_id]
+            where[campaign_id] = {
+                "format": account.dial_format,
+                "host": account.account.host,
+                "port": account.account.port,
+                "server": self.uas[campaign.account_id].contact_host,
+            }
+
+        def dial_uri(campaign_id: int, phone: str) -> str:
+            values = dict(where[campaign_id])
+            return render_dial_uri(values.pop("format"), number=phone.lstrip("+"), **values)
+
+        return await self.database(
+            self.store.claim,
+            settings,
+            self.engine_id,
+            self.epoch,
+            wanted,
+            {c: self.windows[c] for c in wanted if c in self.windows},
+            dial_uri,
+        )
+
+    def _learn_handling(
+        self, states: dict[int, OperatorState], now: float
+    ) -> dict[int, OperatorState]:
+        """For the pacing modes that learn: the handle time (and the wrap-up time, when seen)
+        of each operator free again since their customer was handed over, told to the pacer
+        of that customer's campaign. Returns the operators on line who work a running
+        campaign."""
+        for operator, (since, wrap_since, campaign_id) in list(self.handling.items()):
             state = states.get(operator)
+            pacer = self.pacers.get(campaign_id)
             if state is None or state.state == FREE:  # finished the lead, or went off line
                 freed = state.since if state is not None else time.time()
                 wrap = max(0.0, freed - wrap_since) if wrap_since is not None else -1.0
-                pacer.handled(max(0.0, freed - since), now, wrap)
+                if pacer is not None:
+                    pacer.handled(max(0.0, freed - since), now, wrap)
                 del self.handling[operator]
             elif state.state == WRAP_UP and wrap_since is None:  # the talk is over
-                self.handling[operator] = (since, state.since)
-        if now >= self.abandon_read_at:
-            self.abandon_read_at = now + ABANDON_WINDOW_READ
-            window = datetime.now(UTC) - timedelta(days=settings.abandon_rate_window_days)
-            answered, abandoned = await self.database(
-                self.store.abandon_counts, self.tenant_id, window
-            )
-            pacer.set_window(answered, abandoned)
+                self.handling[operator] = (since, state.since, campaign_id)
         if self.workers is not None:  # only the operators of a running campaign count
-            states = {op: state for op, state in states.items() if op in self.workers}
-        return len(states), sum(1 for state in states.values() if state.state == WRAP_UP)
+            return {op: state for op, state in states.items() if op in self.workers}
+        return states
 
-    def _observe(self, attempt: CallRecord, operator: int | None) -> None:
-        """Tell the pacer how the attempt went (all modes; the learning ones use it)."""
-        pacer = self.pacer
-        assert pacer is not None  # the caller looked
+    async def _read_abandon_rate(self, campaign: CampaignSettings, now: float) -> None:
+        """Every minute, a learning campaign's abandon rate measured over its regulatory
+        window, from the database."""
+        if now < self.abandon_read_at.get(campaign.campaign_id, 0.0):
+            return
+        self.abandon_read_at[campaign.campaign_id] = now + ABANDON_WINDOW_READ
+        window = datetime.now(UTC) - timedelta(days=campaign.abandon_rate_window_days)
+        answered, abandoned = await self.database(
+            self.store.abandon_counts, self.tenant_id, window, campaign.campaign_id
+        )
+        self.pacers[campaign.campaign_id].set_window(answered, abandoned)
+
+    def _observe(
+        self, pacer: Pacer, campaign_id: int, attempt: CallRecord, operator: int | None
+    ) -> None:
+        """Tell the campaign's pacer how the attempt went (all modes; the learning ones use
+        it)."""
         now = time.monotonic()
         if attempt.invite_at is not None:
             answered = attempt.answer_at is not None
@@ -750,7 +943,7 @@ class TenantEngine:
             TransferResult.SUCCEEDED,
             TransferResult.UNCONFIRMED,
         ):
-            self.handling[operator] = (attempt.refer_at or time.time(), None)
+            self.handling[operator] = (attempt.refer_at or time.time(), None, campaign_id)
 
     def _call_done(self, task: asyncio.Task) -> None:
         self.calls.discard(task)
@@ -758,13 +951,17 @@ class TenantEngine:
 
     async def _close_idle_user_agents(self) -> None:
         for ua in list(self._ua_generation):
-            if ua is not self.ua and not any(getattr(t, "ua", None) is ua for t in self.calls):
+            if ua not in self.uas.values() and not any(
+                getattr(t, "ua", None) is ua for t in self.calls
+            ):
                 self._ua_generation.remove(ua)
                 await self._close_user_agent(ua)
 
     # --- one call ---------------------------------------------------------------------------
 
-    async def _call(self, ua: UserAgent, settings: TenantSettings, lead: Claimed) -> None:
+    async def _call(
+        self, ua: UserAgent, account: AccountSettings, campaign: CampaignSettings, lead: Claimed
+    ) -> None:
         # Every record of this call's task names it (the user agent adds the SIP Call-ID).
         logs.bind(
             tenant_id=self.tenant_id,
@@ -774,10 +971,11 @@ class TenantEngine:
         )
         operator: int | None = None
         where = {
-            "host": settings.account.host,
-            "port": settings.account.port,
+            "host": account.account.host,
+            "port": account.account.port,
             "server": ua.contact_host,
         }
+        account_id = account.account_id
 
         async def pick_operator():
             nonlocal operator
@@ -798,7 +996,7 @@ class TenantEngine:
                 return None
             operator = int(taken)
             self.taken.add(operator)
-            extension = self.settings.operators.get(operator)
+            extension = self.settings.operators.get(operator) if self.settings else None
             if extension is None:  # added since the last load
                 fresh = await self.database(self.store.settings, self.tenant_id)
                 extension = fresh.operators.get(operator) if fresh else None
@@ -806,8 +1004,8 @@ class TenantEngine:
                 await self.presence.go_off_line(operator)
                 operator = None
                 return None
-            uri = render_refer_uri(settings.refer_format, extension=extension, **where)
-            headers = render_refer_headers(settings.refer_headers, extension=extension, **where)
+            uri = render_refer_uri(account.refer_format, extension=extension, **where)
+            headers = render_refer_headers(account.refer_headers, extension=extension, **where)
             try:
                 await self._screen_pop(operator, lead)
             except RedisError as error:  # the console asks for what it missed on reconnect
@@ -818,7 +1016,7 @@ class TenantEngine:
             attempt = await ua.place_call(
                 lead.dialed_uri,
                 pick_operator,
-                ring_timeout=settings.ring_timeout,
+                ring_timeout=campaign.ring_timeout,
                 transfer_timeout=TRANSFER_WAIT,
                 bye_grace=self.bye_grace,
             )
@@ -830,21 +1028,21 @@ class TenantEngine:
                 lead.dialed_uri, outcome=Outcome.TECHNICAL_ERROR, end_at=time.time()
             )
         if attempt.detail == Detail.NO_RESPONSE:
-            self.pbx_silent += 1
-            if self.pbx_silent == PBX_SILENCE_LIMIT:  # check the PBX before dialing again
+            silent = self.pbx_silent[account_id] = self.pbx_silent.get(account_id, 0) + 1
+            if silent == PBX_SILENCE_LIMIT:  # check the PBX before dialing again
                 ua.registration.state = "registering"
-                self._recheck = asyncio.ensure_future(self._recheck_pbx(ua))
+                self._recheck = asyncio.ensure_future(self._recheck_pbx(ua, account_id))
         elif attempt.sip_code is not None:
-            self.pbx_silent = 0
+            self.pbx_silent[account_id] = 0
         if attempt.detail == Detail.REFER_REFUSED:
-            self.refer_refused += 1
+            self.refer_refused[account_id] = self.refer_refused.get(account_id, 0) + 1
         elif attempt.transfer_result is not None:
-            self.refer_refused = 0
-        if self.pacer is not None:
-            self._observe(attempt, operator)
+            self.refer_refused[account_id] = 0
+        if (pacer := self.pacers.get(lead.campaign_id)) is not None:
+            self._observe(pacer, lead.campaign_id, attempt, operator)
         if operator is not None:
             try:
-                await self._after_transfer(settings, operator, lead, attempt)
+                await self._after_transfer(campaign, operator, lead, attempt)
             except RedisError as error:  # the console re-publishes presence when Redis is back
                 if fenced(error):
                     self._refused(error)
@@ -862,22 +1060,22 @@ class TenantEngine:
             attempt.transfer_result,
             extra={"call_id": attempt.call_id, "operator_id": operator},
         )
-        status, next_at = lead_after(settings, lead.attempts, attempt)
+        status, next_at = lead_after(campaign, lead.attempts, attempt)
         self.done.append(
             Finished(lead.attempt_id, lead.lead_id, operator, attempt, status, next_at)
         )
 
-    async def _recheck_pbx(self, ua: UserAgent) -> None:
+    async def _recheck_pbx(self, ua: UserAgent, account_id: int) -> None:
         """REGISTER until the PBX answers again, then dial again."""
         backoff = 0.5
         while (await ua.register()).state != "registered":
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, self.register_backoff)
-        self.pbx_silent = 0
+        self.pbx_silent[account_id] = 0
         self.wakened.set()
 
     async def _after_transfer(
-        self, settings: TenantSettings, operator: int, lead: Claimed, attempt: CallRecord
+        self, campaign: CampaignSettings, operator: int, lead: Claimed, attempt: CallRecord
     ) -> None:
         if attempt.refer_at is None:  # taken, but the customer was gone before the REFER
             await self.presence.release(operator)
@@ -887,7 +1085,7 @@ class TenantEngine:
             TransferResult.UNCONFIRMED,
         )
         state = await self.presence.transferred(
-            operator, succeeded, settings.failed_transfers_limit
+            operator, succeeded, campaign.failed_transfers_limit, campaign.wrap_up_timeout
         )
         if succeeded:
             await self._tell(

@@ -149,7 +149,8 @@ return false
 """
 )
 
-# The REFER to a taken operator ended. ARGV: now, operator, succeeded 1/0, failure limit.
+# The REFER to a taken operator ended. ARGV: now, operator, succeeded 1/0, failure limit,
+# wrap-up timeout (of the customer's campaign, kept in KEYS[4] for the sweep).
 # Returns the operator's new state: busy, free, or off_line (too many failures in a row).
 _TRANSFERRED = (
     _LIB
@@ -157,7 +158,12 @@ _TRANSFERRED = (
 local current = redis.call('HGET', KEYS[1], ARGV[2])
 if not current then return 'off_line' end
 local state, since, lead, fails = parse(current)
-if ARGV[3] == '1' then put(ARGV[2], 'busy', ARGV[1], lead, 0); return 'busy' end
+if ARGV[3] == '1' then
+  put(ARGV[2], 'busy', ARGV[1], lead, 0)
+  if ARGV[5] ~= '' then redis.call('HSET', KEYS[4], ARGV[2], ARGV[5])
+  else redis.call('HDEL', KEYS[4], ARGV[2]) end
+  return 'busy'
+end
 fails = fails + 1
 local limit = tonumber(ARGV[4])
 if limit > 0 and fails >= limit then gone(ARGV[2]); return 'off_line' end
@@ -194,12 +200,17 @@ return redis.call('HGET', KEYS[1], ARGV[2])
 """
 )
 
-# Housekeeping, about once a second. ARGV: now, fresh_since, busy_since.
-# Quiet consoles go off line; busy operators past the wrap-up timeout become free.
+# Housekeeping, about once a second. ARGV: now, fresh_since, wrap-up timeout for operators
+# whose customer's campaign left none in KEYS[4].
+# Quiet consoles go off line; busy operators past their wrap-up timeout become free.
 # Returns the operators it changed, as [id, new state, ...].
 _SWEEP = (
     _LIB
     + """
+local function busy_past(op, since)
+  local limit = tonumber(redis.call('HGET', KEYS[4], op) or ARGV[3])
+  return limit > 0 and tonumber(since) < tonumber(ARGV[1]) - limit
+end
 local changed = {}
 local all = redis.call('HGETALL', KEYS[1])
 for i = 1, #all, 2 do
@@ -208,9 +219,9 @@ for i = 1, #all, 2 do
   local seen = redis.call('ZSCORE', KEYS[3], op)
   if tonumber(ARGV[2]) > 0 and (not seen or tonumber(seen) < tonumber(ARGV[2])) then
     gone(op); table.insert(changed, op); table.insert(changed, 'off_line')
-  elseif tonumber(ARGV[3]) > 0 and (state == 'busy' or state == 'wrap_up')
-      and tonumber(since) < tonumber(ARGV[3]) then
+  elseif (state == 'busy' or state == 'wrap_up') and busy_past(op, since) then
     put(op, 'free', ARGV[1], '', fails)
+    redis.call('HDEL', KEYS[4], op)
     redis.call('ZADD', KEYS[2], ARGV[1], op)
     table.insert(changed, op); table.insert(changed, 'free')
   end
@@ -291,6 +302,8 @@ class Presence:
             args = (*args, event("presence"))
         if name == "on":
             keys.append(self.keys.off_line_why)
+        elif name in ("transferred", "sweep"):
+            keys.append(self.keys.wrap_up_limits)
         now = time.time() if now is None else now
         if self.epoch is not None and name in _ENGINE_SIDE:
             keys.append(self.keys.epoch)
@@ -343,17 +356,29 @@ class Presence:
         return self._run("take", self._fresh_since(now), preferred_arg, lead_id, among_arg, now=now)
 
     def transferred(
-        self, operator_id: int, succeeded: bool, failure_limit: int, now: float | None = None
+        self,
+        operator_id: int,
+        succeeded: bool,
+        failure_limit: int,
+        wrap_up_timeout: float | None = None,
+        now: float | None = None,
     ):
-        return self._run("transferred", operator_id, int(succeeded), failure_limit, now=now)
+        """The transfer ended; on success the operator is busy with the customer until they
+        finish, or until `wrap_up_timeout` seconds (their customer's campaign's; 0: only
+        the console frees them; None: the sweep's)."""
+        timeout = "" if wrap_up_timeout is None else repr(float(wrap_up_timeout))
+        return self._run(
+            "transferred", operator_id, int(succeeded), failure_limit, timeout, now=now
+        )
 
     def release(self, operator_id: int, now: float | None = None):
         return self._run("release", operator_id, now=now)
 
     def sweep(self, wrap_up_timeout: float, now: float | None = None):
+        """Quiet consoles go off line; busy operators past the wrap-up timeout their
+        transfer set (else `wrap_up_timeout`; 0: never) are free again."""
         now = time.time() if now is None else now
-        busy_since = repr(now - wrap_up_timeout) if wrap_up_timeout else "0"
-        return self._run("sweep", self._fresh_since(now), busy_since, now=now)
+        return self._run("sweep", self._fresh_since(now), repr(float(wrap_up_timeout)), now=now)
 
     # --- reading ---------------------------------------------------------------------------
 

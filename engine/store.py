@@ -13,20 +13,58 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from datetime import time as clock
 from typing import Protocol
 
 from engine.sip.ua import Account, CallRecord
 
+#: Retry minutes per failed outcome when a test names none.
+RETRY_MINUTES = {"no_answer": 90, "unavailable": 90, "busy": 5, "technical_error": 10}
+ALL_DAY = (clock(0, 0), clock(0, 0))
+EVERY_DAY = frozenset(range(1, 8))
+
+
+@dataclass(frozen=True)
+class AccountSettings:
+    """A SIP account of the tenant: what one user agent registers and dials with, and the
+    formats written for it."""
+
+    account_id: int
+    account: Account
+    dial_format: str = "sip:{number}@{host}"
+    refer_format: str = "sip:{extension}@{host}"
+    refer_headers: str = ""
+
 
 @dataclass(frozen=True)
 class CampaignSettings:
-    """A running campaign of the tenant: who works it (operator id -> weight; None: every
-    operator, weight 1), for the division of operators (engine/campaigns.py)."""
+    """A running campaign of the tenant and its dialing rules: who works it (operator id ->
+    weight; None: every operator, weight 1) for the division of operators
+    (engine/campaigns.py), its SIP account, its pacing, retries and calendar."""
 
     campaign_id: int
     weights: dict[int, int] | None = None
+    account_id: int | None = None  # none: it does not dial ("no_sip_account")
+    ring_timeout: float = 30.0
+    retry_minutes: dict[str, int] = field(default_factory=lambda: dict(RETRY_MINUTES))
+    max_attempts: int = 5
+    #: Calling hours and ISO weekdays in the customer's zone; start == end: all day.
+    calling_hours: tuple[clock, clock] = ALL_DAY
+    weekdays: frozenset[int] = EVERY_DAY
+    #: The first and last day it dials, in the tenant's zone.
+    start_date: date | None = None
+    end_date: date | None = None
+    pacing_mode: str = "progressive"
+    multiplier: float = 1.0
+    max_calls_at_once: int = 30
+    max_calls_per_second: int = 10
+    #: Predictive pacing keeps the campaign's abandon rate (abandoned / answered, in percent)
+    #: over the regulatory window (days: 1 or 30) under this cap.
+    abandon_rate_cap: float = 3.0
+    abandon_rate_window_days: int = 30
+    wrap_up_timeout: float = 600.0
+    failed_transfers_limit: int = 3
 
 
 @dataclass(frozen=True)
@@ -34,30 +72,20 @@ class TenantSettings:
     """A snapshot of a tenant's settings, reloaded when the portal says they changed."""
 
     tenant_id: int
-    account: Account
-    dial_format: str
-    refer_format: str
-    refer_headers: str
-    ring_timeout: float
-    retry_minutes: dict[str, int]
-    max_attempts: int
-    calling_hours: tuple[clock, clock]
-    time_zone: str
-    pacing_mode: str
-    multiplier: float
-    max_calls_at_once: int
-    max_calls_per_second: int
-    wrap_up_timeout: float
-    failed_transfers_limit: int
-    dialing_enabled: bool
+    time_zone: str = "UTC"
+    dialing_enabled: bool = True
     #: Active operators: id -> extension.
     operators: dict[int, str] = field(default_factory=dict)
-    #: Predictive pacing keeps the abandon rate (abandoned / answered, in percent) over the
-    #: regulatory window (days: 1 or 30) under this cap.
-    abandon_rate_cap: float = 3.0
-    abandon_rate_window_days: int = 30
+    #: The tenant's SIP accounts that running campaigns dial through, by id.
+    accounts: dict[int, AccountSettings] = field(default_factory=dict)
     #: The running campaigns, the default first.
     campaigns: tuple[CampaignSettings, ...] = ()
+
+    def campaign(self, campaign_id: int) -> CampaignSettings | None:
+        for campaign in self.campaigns:
+            if campaign.campaign_id == campaign_id:
+                return campaign
+        return None
 
 
 @dataclass(frozen=True)
@@ -70,7 +98,7 @@ class Claimed:
     dialed_uri: str
     attempts: int  # attempts made, this one included
     last_operator_id: int | None
-    campaign_id: int = 0
+    campaign_id: int
 
 
 @dataclass(frozen=True)
@@ -106,8 +134,9 @@ class Refused(Exception):
 
 @dataclass(frozen=True)
 class Window:
-    """Where it is calling time now: every zone (`zones` None), or only these zones, and
-    whether the tenant's own zone (for leads without one) is inside its hours."""
+    """Where it is calling time now for a campaign: every zone (`zones` None), or only these
+    zones, and whether the tenant's own zone (for leads without one) is inside its hours and
+    weekdays."""
 
     tenant_zone_open: bool
     zones: tuple[str, ...] | None
@@ -147,25 +176,27 @@ class Store(Protocol):
         settings: TenantSettings,
         engine: str,
         epoch: int,
-        count: int,
-        window: Window,
-        dial_uri: Callable[[str], str],
-        campaigns: Mapping[int, int] | None = None,
+        wanted: Mapping[int, int],
+        windows: Mapping[int, Window],
+        dial_uri: Callable[[int, str], str],
     ) -> list[Claimed]:
-        """Up to `count` due leads of running campaigns (or up to so many of each of
-        `campaigns`, {campaign: count}) inside the calling `window`, marked `dialing`, with
-        their attempts opened (`dial_uri` makes the URI dialed from the phone number)."""
+        """Up to so many due leads of each running campaign of `wanted` ({campaign: count})
+        inside its calling window, marked `dialing`, with their attempts opened
+        (`dial_uri(campaign, phone)` makes the URI dialed)."""
         ...
 
     def finish(self, tenant_id: int, epoch: int, finished: list[Finished]) -> int:
         """Write the attempts' CDRs and their leads' next steps; how many were written."""
         ...
 
-    def idle_reason(self, settings: TenantSettings) -> str:
-        """Why a claim found nothing: a code of engine.dialer.REASONS."""
+    def idle_reasons(self, settings: TenantSettings, campaigns: list[int]) -> dict[int, str]:
+        """Why claims of these campaigns found nothing: {campaign: a code of
+        engine.dialer.REASONS}."""
         ...
 
-    def abandon_counts(self, tenant_id: int, since: datetime) -> tuple[int, int]:
-        """(picked up, abandoned): attempts started since `since` whose customer picked up,
-        and of those, the ones that found no free operator."""
+    def abandon_counts(
+        self, tenant_id: int, since: datetime, campaign_id: int | None = None
+    ) -> tuple[int, int]:
+        """(picked up, abandoned): attempts (of the campaign, or all) started since `since`
+        whose customer picked up, and of those, the ones that found no free operator."""
         ...

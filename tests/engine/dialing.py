@@ -17,22 +17,28 @@ from sqlalchemy import select
 from tests.conftest import PASSWORD, REDIS_PREFIX, REDIS_URL
 from webapp import bus
 from webapp.extensions import db
-from webapp.models import Attempt, Lead, Tenant
+from webapp.models import Attempt, Campaign, Lead, SipAccount, Tenant
+from webapp.models.campaign import RULES
 from webapp.services.accounts import create_operator, create_tenant_with_admin
 from webapp.services.leads import NewLead, create_lead
 
 
 def dialing_tenant(app, name: str, pbx, extensions=("101", "102"), **settings) -> tuple[int, dict]:
     """A tenant with dialing on, its SIP account at the SIPp `pbx`, operators with these
-    extensions (returned as {extension: operator id}), calls of every hour."""
+    extensions (returned as {extension: operator id}), calls of every hour. `settings` go
+    where they live (the tenant, its SIP account, its default campaign)."""
     slug = name.lower()
     with app.app_context():
         admin = create_tenant_with_admin(name, f"admin@{slug}.example", PASSWORD)
         tenant = admin.tenant
+        account = SipAccount(
+            tenant_id=tenant.id, name="Main trunk", host=pbx.host, port=pbx.port
+        )
+        account.username = f"{slug}-trunk"
+        db.session.add(account)
+        db.session.flush()
         values = dict(
-            sip_host=pbx.host,
-            sip_port=pbx.port,
-            sip_username=f"{slug}-trunk",
+            sip_account_id=account.id,
             dialing_enabled=True,
             ring_timeout_seconds=1,
             pacing_mode="progressive",
@@ -45,8 +51,7 @@ def dialing_tenant(app, name: str, pbx, extensions=("101", "102"), **settings) -
             wrap_up_timeout_seconds=0,
         )
         values.update(settings)
-        for key, value in values.items():
-            setattr(tenant, key, value)
+        _apply(tenant.id, values)
         operators = {}
         for extension in extensions:
             operator = create_operator(
@@ -92,12 +97,31 @@ def go_on_line(app, tenant_id: int, *operator_ids: int) -> None:
             bus.presence(tenant_id).go_on_line(operator_id)
 
 
-def set_tenant(app, tenant_id: int, **values) -> None:
-    """Change settings as the portal does: save, then wake the engine."""
-    with app.app_context():
-        tenant = db.session.get(Tenant, tenant_id)
-        for key, value in values.items():
+def _apply(tenant_id: int, values: dict) -> None:
+    """Each setting where it lives: the tenant's own, its first SIP account's, or its
+    default campaign's (its dialing rules)."""
+    tenant = db.session.get(Tenant, tenant_id)
+    campaign = db.session.scalar(
+        select(Campaign).where(Campaign.tenant_id == tenant_id, Campaign.is_default)
+    )
+    account = db.session.scalar(
+        select(SipAccount).where(SipAccount.tenant_id == tenant_id).order_by(SipAccount.id)
+    )
+    for key, value in values.items():
+        if key in RULES:
+            setattr(campaign, key, value)
+        elif hasattr(Tenant, key):
             setattr(tenant, key, value)
+        else:
+            assert hasattr(SipAccount, key), key
+            setattr(account, key, value)
+
+
+def set_tenant(app, tenant_id: int, **values) -> None:
+    """Change settings as the portal does: save, then wake the engine. Each goes where it
+    lives: the tenant, its first SIP account, its default campaign."""
+    with app.app_context():
+        _apply(tenant_id, values)
         db.session.commit()
         bus.wake_engine(tenant_id, "settings")
 
@@ -278,8 +302,8 @@ def demo_pbx_tenant(app, name: str, pbx: PbxThread, extensions=("101", "102"), *
         name,
         pbx,
         extensions,
-        sip_username=pbx.username,
-        sip_password_encrypted=secret,
+        username=pbx.username,
+        password_encrypted=secret,
         **settings,
     )
 

@@ -2,7 +2,7 @@
 
 from collections import Counter
 
-from engine.campaigns import HALF_LIFE, Load, Share, apportion, divide, proportions
+from engine.campaigns import HALF_LIFE, Load, Share, divide, proportions
 
 EVERYONE = None
 
@@ -53,12 +53,3 @@ def test_the_load_halves_every_half_life():
 def test_operators_on_line_count_in_proportion_to_their_weights():
     shares = [Share(1, {1: 3, 2: 1}), Share(2, {1: 1}), Share(3, EVERYONE, wanting=False)]
     assert proportions([1, 2], shares) == {1: 0.75 + 1.0, 2: 0.25, 3: 0.0}
-
-
-def test_calls_are_apportioned_by_the_shares_and_sum_to_the_count():
-    assert apportion(5, {1: 2, 2: 2}) == {1: 3, 2: 2}  # a tie: the lower id
-    assert apportion(7, {1: 3, 2: 1}) == {1: 5, 2: 2}
-    assert apportion(1, {4: 0.2, 9: 0.8}) == {4: 0, 9: 1}
-    assert apportion(0, {1: 1}) == {} and apportion(3, {}) == {}
-    for count in range(20):
-        assert sum(apportion(count, {1: 0.3, 2: 1.7, 3: 1}).values()) == count

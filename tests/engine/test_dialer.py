@@ -188,7 +188,7 @@ def test_a_new_lead_wakes_the_engine_and_settings_reach_it_at_once(app, database
         add_leads(app, tenant_id, ["+15550000132"])
         wait_until(settled(app, tenant_id, 2), timeout=20, what="the second lead dialed")
         # A new SIP account: the engine registers it before it dials again.
-        set_tenant(app, tenant_id, sip_username="acme-second-trunk")
+        set_tenant(app, tenant_id, username="acme-second-trunk")
         add_leads(app, tenant_id, ["+15550000142"])
         wait_until(settled(app, tenant_id, 3), timeout=20, what="the third lead dialed")
     first, second, _ = attempts_of(app, tenant_id)

@@ -88,6 +88,21 @@ def test_a_quiet_console_leaves_no_ghost_and_busy_operators_are_freed_after_wrap
     assert states(p) == {2: FREE}
 
 
+def test_each_operator_is_freed_after_the_wrap_up_timeout_of_their_customers_campaign():
+    """Operator 1 took a customer of a campaign with 30 s of wrap-up, operator 2 one of a
+    campaign that waits for the console (0); operator 3's transfer named none: the sweep's."""
+    p = presence(heartbeat_ttl=0)
+    for operator, timeout in ((1, 30.0), (2, 0.0), (3, None)):
+        p.go_on_line(operator, now=100.0)
+        p.take(lead_id=operator, preferred=operator, now=100.0)
+        p.transferred(operator, True, failure_limit=0, wrap_up_timeout=timeout, now=100.0)
+    assert p.sweep(wrap_up_timeout=60.0, now=129.0) == []
+    assert p.sweep(wrap_up_timeout=60.0, now=131.0) == [b"1", b"free"]
+    assert p.sweep(wrap_up_timeout=60.0, now=161.0) == [b"3", b"free"]
+    assert p.sweep(wrap_up_timeout=60.0, now=10_000.0) == []
+    assert states(p) == {1: FREE, 2: BUSY, 3: FREE}
+
+
 def test_going_on_line_wakes_the_engine_and_again_keeps_the_state():
     p = presence()
     listener = p.client.pubsub()

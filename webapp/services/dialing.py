@@ -23,7 +23,7 @@ attempt behind its successor's back. The same read refuses a claim once dialing 
   reschedules their leads no sooner than that engine's calls could still be going; a lead
   whose customer was being handed to an operator is `reached` (transfer `unconfirmed`), not
   called again.
-- `abandon_counts` reads the measured abandon rate of predictive pacing over the tenant's
+- `abandon_counts` reads a campaign's measured abandon rate for predictive pacing over its
   regulatory window: whole hours already rolled up from `report_hours`, the rest raw.
 
 On PostgreSQL every transaction first names its tenant (`autocall.tenant_id`), so the
@@ -35,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from rq import Queue
@@ -55,6 +56,7 @@ from engine.formats import parse_host_port
 from engine.outcomes import Detail, Outcome, TransferResult
 from engine.sip.ua import Account
 from engine.store import (
+    AccountSettings,
     CampaignSettings,
     Claimed,
     Finished,
@@ -74,6 +76,7 @@ from webapp.models import (
     Operator,
     ReportHour,
     ReportRollup,
+    SipAccount,
     Tenant,
 )
 from webapp.services.figures import ceil_hour
@@ -88,6 +91,7 @@ report_hours = ReportHour.__table__
 report_rollups = ReportRollup.__table__
 campaigns = Campaign.__table__
 campaign_members = CampaignMember.__table__
+sip_accounts = SipAccount.__table__
 DIALABLE = (LeadStatus.NEW.value, LeadStatus.RETRY.value)
 
 
@@ -100,6 +104,34 @@ def _utc(moment: datetime | None) -> datetime | None:
 
 def _time(seconds: float | None) -> datetime | None:
     return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
+
+
+def _campaign_settings(row, weights: dict[int, int] | None) -> CampaignSettings:
+    """A campaign's row as the engine takes it."""
+    return CampaignSettings(
+        campaign_id=row["id"],
+        weights=weights,
+        account_id=row["sip_account_id"],
+        ring_timeout=float(row["ring_timeout_seconds"]),
+        retry_minutes={
+            outcome.value: row[f"retry_{outcome.value}_minutes"]
+            for outcome in Outcome
+            if outcome != Outcome.ANSWERED
+        },
+        max_attempts=row["max_attempts"],
+        calling_hours=(row["calling_hours_start"], row["calling_hours_end"]),
+        weekdays=frozenset(int(day) for day in row["calling_weekdays"]),
+        start_date=row["start_date"],
+        end_date=row["end_date"],
+        pacing_mode=row["pacing_mode"],
+        multiplier=row["call_multiplier"],
+        max_calls_at_once=row["max_calls_at_once"],
+        max_calls_per_second=row["max_calls_per_second"],
+        abandon_rate_cap=float(row["abandon_rate_cap_percent"]),
+        abandon_rate_window_days=row["abandon_rate_window_days"],
+        wrap_up_timeout=float(row["wrap_up_timeout_seconds"]),
+        failed_transfers_limit=row["failed_transfers_limit"],
+    )
 
 
 def _proxy(text: str) -> tuple[str, int] | None:
@@ -152,7 +184,7 @@ class DialingStore:
     def _fence(self, connection: Connection, tenant_id: int, epoch: int):
         """The tenant's row, read FOR SHARE, when `epoch` is still its newest engine's token:
         a newer engine's start waits for this transaction, and this one for a newer start."""
-        query = select(tenants.c.engine_epoch, tenants.c.dialing_enabled, tenants.c.sip_host).where(
+        query = select(tenants.c.engine_epoch, tenants.c.dialing_enabled).where(
             tenants.c.id == tenant_id
         )
         if not self.sqlite:
@@ -169,20 +201,25 @@ class DialingStore:
     # --- which tenants, and their settings -------------------------------------------------
 
     def tenants_to_dial(self) -> list[int]:
-        """Tenants whose engine should run: dialing on and a PBX set."""
+        """Tenants whose engine should run: dialing on and a SIP account with a PBX set."""
         with self._begin("all") as connection:
             rows = connection.execute(
-                select(Tenant.id).where(Tenant.dialing_enabled.is_(True), Tenant.sip_host != "")
+                select(Tenant.id).where(
+                    Tenant.dialing_enabled.is_(True),
+                    select(sip_accounts.c.id)
+                    .where(sip_accounts.c.tenant_id == Tenant.id, sip_accounts.c.host != "")
+                    .exists(),
+                )
             )
             return [row[0] for row in rows]
 
     def settings(self, tenant_id: int) -> TenantSettings | None:
         with self._begin(tenant_id) as connection:
-            tenant = (
-                connection.execute(select(Tenant.__table__).where(Tenant.id == tenant_id))
-                .mappings()
-                .first()
-            )
+            tenant = connection.execute(
+                select(tenants.c.time_zone, tenants.c.dialing_enabled).where(
+                    tenants.c.id == tenant_id
+                )
+            ).first()
             if tenant is None:
                 return None
             operators = connection.execute(
@@ -192,65 +229,68 @@ class DialingStore:
             ).all()
             extensions = {row.id: row.extension for row in operators}
             running = self._running_campaigns(connection, tenant_id, operators)
-        password = ""
-        if tenant["sip_password_encrypted"]:
-            try:
-                password = self.secrets.decrypt(tenant["sip_password_encrypted"])
-            except SecretError:
-                password = ""  # registration then fails with "wrong username or password"
-        account = Account(
-            host=tenant["sip_host"],
-            port=tenant["sip_port"],
-            username=tenant["sip_username"],
-            password=password,
-            auth_username=tenant["sip_auth_username"] or None,
-            realm=tenant["sip_realm"] or None,
-            outbound_proxy=_proxy(tenant["sip_outbound_proxy"] or ""),
-        )
-        retry = {
-            outcome.value: tenant[f"retry_{outcome.value}_minutes"]
-            for outcome in Outcome
-            if outcome != Outcome.ANSWERED
-        }
+            used = {c.account_id for c in running if c.account_id is not None}
+            rows = connection.execute(
+                select(sip_accounts).where(
+                    sip_accounts.c.tenant_id == tenant_id,
+                    sip_accounts.c.id.in_(used),
+                    sip_accounts.c.host != "",
+                )
+            ).all()
+        accounts = {row.id: self._account(row) for row in rows}
         return TenantSettings(
             tenant_id=tenant_id,
-            account=account,
-            dial_format=tenant["dial_format"],
-            refer_format=tenant["refer_format"],
-            refer_headers=tenant["refer_headers"] or "",
-            ring_timeout=float(tenant["ring_timeout_seconds"]),
-            retry_minutes=retry,
-            max_attempts=tenant["max_attempts"],
-            calling_hours=(tenant["calling_hours_start"], tenant["calling_hours_end"]),
-            time_zone=tenant["time_zone"],
-            pacing_mode=tenant["pacing_mode"],
-            multiplier=tenant["call_multiplier"],
-            max_calls_at_once=tenant["max_calls_at_once"],
-            max_calls_per_second=tenant["max_calls_per_second"],
-            wrap_up_timeout=float(tenant["wrap_up_timeout_seconds"]),
-            failed_transfers_limit=tenant["failed_transfers_limit"],
-            dialing_enabled=bool(tenant["dialing_enabled"]) and bool(tenant["sip_host"]),
+            time_zone=tenant.time_zone,
+            dialing_enabled=bool(tenant.dialing_enabled),
             operators=extensions,
-            abandon_rate_cap=float(tenant["abandon_rate_cap_percent"]),
-            abandon_rate_window_days=tenant["abandon_rate_window_days"],
-            campaigns=running,
+            accounts=accounts,
+            campaigns=tuple(
+                c if c.account_id in accounts else replace(c, account_id=None) for c in running
+            ),
+        )
+
+    def _account(self, row) -> AccountSettings:
+        password = ""
+        if row.password_encrypted:
+            try:
+                password = self.secrets.decrypt(row.password_encrypted)
+            except SecretError:
+                password = ""  # registration then fails with "wrong username or password"
+        return AccountSettings(
+            account_id=row.id,
+            account=Account(
+                host=row.host,
+                port=row.port,
+                username=row.username,
+                password=password,
+                auth_username=row.auth_username or None,
+                realm=row.realm or None,
+                outbound_proxy=_proxy(row.outbound_proxy or ""),
+            ),
+            dial_format=row.dial_format,
+            refer_format=row.refer_format,
+            refer_headers=row.refer_headers or "",
         )
 
     @staticmethod
     def _running_campaigns(
         connection: Connection, tenant_id: int, operators: list
     ) -> tuple[CampaignSettings, ...]:
-        """The tenant's running campaigns, the default first, each with who works it: its
-        operators' own weights, else their team's; a campaign without members is everyone's
-        (None)."""
-        rows = connection.execute(
-            select(campaigns.c.id)
-            .where(
-                campaigns.c.tenant_id == tenant_id,
-                campaigns.c.state == CampaignState.RUNNING.value,
+        """The tenant's running campaigns, the default first, each with its rules and who
+        works it: its operators' own weights, else their team's; a campaign without members
+        is everyone's (None)."""
+        rows = (
+            connection.execute(
+                select(campaigns)
+                .where(
+                    campaigns.c.tenant_id == tenant_id,
+                    campaigns.c.state == CampaignState.RUNNING.value,
+                )
+                .order_by(campaigns.c.is_default.desc(), campaigns.c.id)
             )
-            .order_by(campaigns.c.is_default.desc(), campaigns.c.id)
-        ).all()
+            .mappings()
+            .all()
+        )
         members = connection.execute(
             select(
                 campaign_members.c.campaign_id,
@@ -271,12 +311,15 @@ class DialingStore:
                 into.update(dict.fromkeys(teams.get(member.team_id, ()), member.weight))
             elif member.operator_id in active:
                 into[member.operator_id] = member.weight
-        return tuple(CampaignSettings(row.id, weights.get(row.id)) for row in rows)
+        return tuple(_campaign_settings(row, weights.get(row["id"])) for row in rows)
 
-    def abandon_counts(self, tenant_id: int, since: datetime) -> tuple[int, int]:
-        """(picked up, abandoned) attempts that started since `since`: the customer picked up,
-        and of those, found no free operator. The measured abandon rate of predictive pacing
-        (engine/pacer.py), read every minute or so, never every tick. The whole hours the
+    def abandon_counts(
+        self, tenant_id: int, since: datetime, campaign_id: int | None = None
+    ) -> tuple[int, int]:
+        """(picked up, abandoned) attempts (of the campaign, or of every campaign) that
+        started since `since`: the customer picked up, and of those, found no free operator.
+        The measured abandon rate of a campaign's predictive pacing (engine/pacer.py), read
+        every minute or so, never every tick. The whole hours the
         reports' roll-up holds (webapp/services/rollup.py) are summed from `report_hours`
         (some 720 rows for a 30-day window), the rest is counted from the attempts: the part
         hour at the start and everything since the last hour rolled up."""
@@ -301,14 +344,23 @@ class DialingStore:
                     select(
                         func.coalesce(func.sum(hours.picked_up), 0),
                         func.coalesce(func.sum(no_operator), 0),
-                    ).where(hours.tenant_id == tenant_id, hours.hour >= first, hours.hour < until)
+                    ).where(
+                        hours.tenant_id == tenant_id,
+                        hours.hour >= first,
+                        hours.hour < until,
+                        *([hours.campaign_id == campaign_id] if campaign_id is not None else []),
+                    )
                 ).one()
                 raw = and_(raw, or_(attempts.c.invite_at < first, attempts.c.invite_at >= until))
             row = connection.execute(
                 select(
                     func.count().filter(attempts.c.answer_at.is_not(None)),
                     func.count().filter(abandoned),
-                ).where(attempts.c.tenant_id == tenant_id, raw)
+                ).where(
+                    attempts.c.tenant_id == tenant_id,
+                    raw,
+                    *([attempts.c.campaign_id == campaign_id] if campaign_id is not None else []),
+                )
             ).one()
         return int(row[0]) + int(rolled[0]), int(row[1]) + int(rolled[1])
 
@@ -316,27 +368,19 @@ class DialingStore:
 
     def _due(
         self,
-        settings: TenantSettings,
+        tenant_id: int,
+        campaign: CampaignSettings,
         now: datetime,
         window: Window | None,
-        *,
-        running_only: bool = True,
     ):
+        """The campaign's leads due now (inside its calling `window`, if given)."""
         conditions = [
-            leads.c.tenant_id == settings.tenant_id,
+            leads.c.tenant_id == tenant_id,
+            leads.c.campaign_id == campaign.campaign_id,
             leads.c.status.in_(DIALABLE),
             or_(leads.c.next_attempt_at.is_(None), leads.c.next_attempt_at <= now),
-            leads.c.attempts < settings.max_attempts,
+            leads.c.attempts < campaign.max_attempts,
         ]
-        if running_only:  # pausing a campaign stops its new calls at the next claim
-            conditions.append(
-                leads.c.campaign_id.in_(
-                    select(campaigns.c.id).where(
-                        campaigns.c.tenant_id == settings.tenant_id,
-                        campaigns.c.state == CampaignState.RUNNING.value,
-                    )
-                )
-            )
         if window is not None and window.zones is not None:
             in_hours = leads.c.time_zone.in_(window.zones)
             if window.tenant_zone_open:
@@ -351,15 +395,15 @@ class DialingStore:
         settings: TenantSettings,
         engine: str,
         epoch: int,
-        count: int,
-        window: Window,
-        dial_uri: Callable[[str], str],
-        campaigns: Mapping[int, int] | None = None,
+        wanted: Mapping[int, int],
+        windows: Mapping[int, Window],
+        dial_uri: Callable[[int, str], str],
     ) -> list[Claimed]:
-        """Claim up to `count` due leads of the running campaigns (or up to so many of each
-        of `campaigns`, {campaign: count}, in the same transaction): new ones first, then by
-        priority and due time. Refused (nothing claimed) when `epoch` is not the tenant's
-        newest engine, or when dialing is off by now."""
+        """Claim up to so many due leads of each running campaign of `wanted` ({campaign:
+        count}, in one transaction), each inside its calling window: new ones first, then
+        by priority and due time. A campaign paused since the settings were read is not
+        claimed (its state is read in the same transaction). Refused (nothing claimed) when
+        `epoch` is not the tenant's newest engine, or when dialing is off by now."""
         now = datetime.now(UTC)
         order = (
             (leads.c.status == LeadStatus.NEW.value).desc(),
@@ -367,33 +411,48 @@ class DialingStore:
             leads.c.next_attempt_at,
             leads.c.id,
         )
-        query = (
-            select(
-                leads.c.id,
-                leads.c.campaign_id,
-                leads.c.phone,
-                leads.c.attempts,
-                leads.c.last_operator_id,
+        columns = (
+            leads.c.id,
+            leads.c.campaign_id,
+            leads.c.phone,
+            leads.c.attempts,
+            leads.c.last_operator_id,
+        )
+        queries = []
+        for campaign_id, count in wanted.items():
+            campaign = settings.campaign(campaign_id)
+            if count <= 0 or campaign is None or campaign_id not in windows:
+                continue
+            query = (
+                select(*columns)
+                .where(self._due(settings.tenant_id, campaign, now, windows[campaign_id]))
+                .order_by(*order)
+                .limit(count)
             )
-            .where(self._due(settings, now, window))
-            .order_by(*order)
-        )
-        if not self.sqlite:
-            query = query.with_for_update(skip_locked=True, of=leads)
-        queries = (
-            [query.limit(count)]
-            if campaigns is None
-            else [
-                query.where(leads.c.campaign_id == campaign_id).limit(wanted)
-                for campaign_id, wanted in campaigns.items()
-                if wanted > 0
-            ]
-        )
+            if not self.sqlite:
+                query = query.with_for_update(skip_locked=True, of=leads)
+            queries.append((campaign_id, query))
+        if not queries:
+            return []
         with self._begin(settings.tenant_id) as connection:
             tenant = self._fence(connection, settings.tenant_id, epoch)
-            if not (tenant.dialing_enabled and tenant.sip_host):
+            if not tenant.dialing_enabled:
                 raise Refused("dialing_off", f"dialing is off for tenant {settings.tenant_id}")
-            candidates = [row for one in queries for row in connection.execute(one).all()]
+            running = set(
+                connection.scalars(
+                    select(campaigns.c.id).where(
+                        campaigns.c.tenant_id == settings.tenant_id,
+                        campaigns.c.state == CampaignState.RUNNING.value,
+                        campaigns.c.id.in_([campaign_id for campaign_id, _ in queries]),
+                    )
+                )
+            )  # pausing a campaign stops its new calls at the next claim
+            candidates = [
+                row
+                for campaign_id, query in queries
+                if campaign_id in running
+                for row in connection.execute(query).all()
+            ]
             if not candidates:
                 return []
             blocked = self._on_do_not_call(
@@ -411,7 +470,7 @@ class DialingStore:
             chosen = [row for row in candidates if row.phone not in blocked]
             if not chosen:
                 return []
-            uris = {row.id: dial_uri(row.phone) for row in chosen}
+            uris = {row.id: dial_uri(row.campaign_id, row.phone) for row in chosen}
             connection.execute(
                 update(leads)
                 .where(
@@ -466,21 +525,45 @@ class DialingStore:
         starts = tuple(e.number for e in entries if e.prefix)
         return {p for p in phones if p in exact or (starts and p.startswith(starts))}
 
-    def idle_reason(self, settings: TenantSettings) -> str:
-        """Why a claim found nothing (a reason code of engine.dialer.REASONS)."""
+    def idle_reasons(self, settings: TenantSettings, campaign_ids: list[int]) -> dict[int, str]:
+        """Why claims of these running campaigns found nothing: {campaign:
+        "outside_calling_hours" (leads are due, none inside its window) or "no_due_leads"},
+        and under 0 the tenant's own: "campaigns_paused" when nothing of its running
+        campaigns is due but a paused campaign's leads are (engine.dialer.REASONS)."""
         now = datetime.now(UTC)
+        reasons: dict[int, str] = {}
         with self._begin(settings.tenant_id) as connection:
-            due = connection.execute(
-                select(leads.c.id).where(self._due(settings, now, None)).limit(1)
-            ).first()
-            if due:
-                return "outside_calling_hours"
-            paused = connection.execute(
-                select(leads.c.id)
-                .where(self._due(settings, now, None, running_only=False))
-                .limit(1)
-            ).first()
-        return "campaigns_paused" if paused else "no_due_leads"
+            for campaign_id in campaign_ids:
+                campaign = settings.campaign(campaign_id)
+                if campaign is None:
+                    continue
+                due = connection.execute(
+                    select(leads.c.id)
+                    .where(self._due(settings.tenant_id, campaign, now, None))
+                    .limit(1)
+                ).first()
+                reasons[campaign_id] = "outside_calling_hours" if due else "no_due_leads"
+            if all(reason == "no_due_leads" for reason in reasons.values()):
+                paused = connection.execute(
+                    select(leads.c.id)
+                    .join(
+                        campaigns,
+                        and_(
+                            campaigns.c.tenant_id == leads.c.tenant_id,
+                            campaigns.c.id == leads.c.campaign_id,
+                        ),
+                    )
+                    .where(
+                        leads.c.tenant_id == settings.tenant_id,
+                        campaigns.c.state == CampaignState.PAUSED.value,
+                        leads.c.status.in_(DIALABLE),
+                        or_(leads.c.next_attempt_at.is_(None), leads.c.next_attempt_at <= now),
+                        leads.c.attempts < campaigns.c.max_attempts,
+                    )
+                    .limit(1)
+                ).first()
+                reasons[0] = "campaigns_paused" if paused else "no_due_leads"
+        return reasons
 
     # --- writing results ---------------------------------------------------------------------
 
@@ -566,8 +649,6 @@ class DialingStore:
         sooner than their retry time, nor than `bound` seconds from now (the lost engine's
         calls may still ring). Returns the attempts closed."""
         now = datetime.now(UTC)
-        retry_minutes = settings.retry_minutes[Outcome.TECHNICAL_ERROR]
-        retry_at = now + max(timedelta(minutes=retry_minutes), timedelta(seconds=bound))
         with self._begin(tenant_id) as connection:
             self._fence(connection, tenant_id, epoch)
             rows = connection.execute(
@@ -638,29 +719,40 @@ class DialingStore:
                 )
                 .exists()
             )
-            stranded = and_(
-                leads.c.tenant_id == tenant_id,
-                leads.c.status == LeadStatus.DIALING.value,
-                ~open_attempt,
-            )
-            connection.execute(
-                update(leads)
-                .where(stranded, leads.c.attempts >= settings.max_attempts)
-                .values(
-                    status=LeadStatus.EXHAUSTED.value,
-                    next_attempt_at=None,
-                    last_outcome=Outcome.TECHNICAL_ERROR.value,
+            # Each lead by its campaign's rules, whatever the campaign's state now.
+            rules = connection.execute(
+                select(
+                    campaigns.c.id,
+                    campaigns.c.max_attempts,
+                    campaigns.c.retry_technical_error_minutes,
+                ).where(campaigns.c.tenant_id == tenant_id)
+            ).all()
+            for campaign_id, max_attempts, retry_minutes in rules:
+                stranded = and_(
+                    leads.c.tenant_id == tenant_id,
+                    leads.c.campaign_id == campaign_id,
+                    leads.c.status == LeadStatus.DIALING.value,
+                    ~open_attempt,
                 )
-            )
-            connection.execute(
-                update(leads)
-                .where(stranded)
-                .values(
-                    status=LeadStatus.RETRY.value,
-                    next_attempt_at=retry_at,
-                    last_outcome=Outcome.TECHNICAL_ERROR.value,
+                connection.execute(
+                    update(leads)
+                    .where(stranded, leads.c.attempts >= max_attempts)
+                    .values(
+                        status=LeadStatus.EXHAUSTED.value,
+                        next_attempt_at=None,
+                        last_outcome=Outcome.TECHNICAL_ERROR.value,
+                    )
                 )
-            )
+                retry_at = now + max(timedelta(minutes=retry_minutes), timedelta(seconds=bound))
+                connection.execute(
+                    update(leads)
+                    .where(stranded)
+                    .values(
+                        status=LeadStatus.RETRY.value,
+                        next_attempt_at=retry_at,
+                        last_outcome=Outcome.TECHNICAL_ERROR.value,
+                    )
+                )
         return lost
 
     # --- for tests and reports ---------------------------------------------------------------

@@ -104,7 +104,7 @@ def test_predictive_engine_behaves_as_the_simulator_says(app, database_url, pbx)
     with HostThread(database_url) as host:
         # Every lead (and the history's) ends; each operator wraps up for WRAP_UP seconds.
         finish_as_they_come(app, tenant_id, LEADS + 1, timeout=90, wrap_up=WRAP_UP)
-        pacer = host.host.engines[tenant_id].pacer
+        (pacer,) = host.host.engines[tenant_id].pacers.values()  # the default campaign's
         assert pacer.mode == "predictive"
         learned = (
             pacer.attempts,

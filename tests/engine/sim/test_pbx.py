@@ -114,8 +114,8 @@ def test_the_engine_dials_through_the_demo_pbx(app, database_url):
             app,
             "Demo",
             Peer,
-            sip_username="demo",
-            sip_password_encrypted=SecretBox(DEV_ENCRYPTION_KEY).encrypt("secret"),
+            username="demo",
+            password_encrypted=SecretBox(DEV_ENCRYPTION_KEY).encrypt("secret"),
             wrap_up_timeout_seconds=1,
         )
         add_leads(app, tenant_id, ["+15550000030", "+15550000032", "+15550000040"])

@@ -4,35 +4,84 @@ its claims and writes."""
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as clock
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from engine.outcomes import Outcome
 from engine.sip import ua
-from engine.store import Finished, Refused, Window
+from engine.store import EVERY_DAY, CampaignSettings, Finished, Refused, Window
 from webapp.config import DEV_ENCRYPTION_KEY
 from webapp.extensions import db
-from webapp.models import Attempt, Lead, Tenant
+from webapp.models import Attempt, Campaign, CampaignState, Lead, SipAccount, Tenant
 from webapp.services.dialing import DialingStore
 from webapp.services.secrets import SecretBox
 
 
-def test_the_engine_reads_the_sip_account_and_operators(app, database_url, tenant_a):
+def _account(tenant_id: int, name: str, **values) -> int:
+    account = SipAccount(tenant_id=tenant_id, name=name, **values)
+    db.session.add(account)
+    db.session.flush()
+    return account.id
+
+
+def test_the_engine_reads_each_campaigns_rules_and_sip_account(app, database_url, tenant_a):
+    """Two campaigns through two SIP accounts, each with its own rules; a paused campaign
+    and an account no running campaign uses are not read; a campaign without an account
+    is read, to say why it does not dial."""
     box = SecretBox(DEV_ENCRYPTION_KEY)
     with app.app_context():
-        tenant = db.session.get(Tenant, tenant_a.id)
-        tenant.sip_host, tenant.sip_port = "pbx.example.com", 5070
-        tenant.sip_username, tenant.sip_outbound_proxy = "trunk", "10.0.0.1:5080"
-        tenant.sip_password_encrypted = box.encrypt("s3cret")
+        trunk = _account(
+            tenant_a.id,
+            "Trunk",
+            host="pbx.example.com",
+            port=5070,
+            username="trunk",
+            outbound_proxy="10.0.0.1:5080",
+            password_encrypted=box.encrypt("s3cret"),
+        )
+        second = _account(
+            tenant_a.id, "Second", host="pbx2.example.com", username="two", dial_format="9{number}"
+        )
+        unused = _account(tenant_a.id, "Unused", host="pbx3.example.com", username="three")
+        default = db.session.scalar(
+            select(Campaign).where(Campaign.tenant_id == tenant_a.id, Campaign.is_default)
+        )
+        default.sip_account_id = trunk
+        tv = Campaign(
+            tenant_id=tenant_a.id,
+            name="TV",
+            key="tv",
+            sip_account_id=second,
+            retry_busy_minutes=2,
+            max_attempts=9,
+            ring_timeout_seconds=25,
+            calling_hours_start=clock(10),
+            calling_hours_end=clock(18),
+            calling_weekdays="12345",
+            start_date=date(2026, 12, 1),
+            pacing_mode="predictive",
+            call_multiplier=1.5,
+            wrap_up_timeout_seconds=45,
+            failed_transfers_limit=0,
+        )
+        bare = Campaign(tenant_id=tenant_a.id, name="Bare", key="bare")
+        held = Campaign(
+            tenant_id=tenant_a.id, name="Held", key="held", state="paused", sip_account_id=unused
+        )
+        db.session.add_all([tv, bare, held])
         db.session.commit()
+        ids = (default.id, tv.id, bare.id)
     store = DialingStore(database_url, box)
     try:
         settings = store.settings(tenant_a.id)
     finally:
         store.close()
-    account = settings.account
+    assert [c.campaign_id for c in settings.campaigns] == list(ids)
+    assert set(settings.accounts) == {trunk, second}
+    account = settings.accounts[trunk].account
     assert (account.host, account.port, account.username, account.password) == (
         "pbx.example.com",
         5070,
@@ -40,13 +89,31 @@ def test_the_engine_reads_the_sip_account_and_operators(app, database_url, tenan
         "s3cret",
     )
     assert account.outbound_proxy == ("10.0.0.1", 5080)
+    assert settings.accounts[second].dial_format == "9{number}"
     assert settings.operators == {tenant_a.operator_id: "101"}
-    assert settings.retry_minutes == {
+    first, tv_settings, bare_settings = settings.campaigns
+    assert first.account_id == trunk and first.retry_minutes == {
         "no_answer": 90,
         "busy": 5,
         "unavailable": 90,
         "technical_error": 10,
     }
+    assert (first.max_attempts, first.ring_timeout, first.weekdays) == (5, 30.0, EVERY_DAY)
+    assert tv_settings == CampaignSettings(
+        campaign_id=ids[1],
+        account_id=second,
+        ring_timeout=25.0,
+        retry_minutes={"no_answer": 90, "busy": 2, "unavailable": 90, "technical_error": 10},
+        max_attempts=9,
+        calling_hours=(clock(10), clock(18)),
+        weekdays=frozenset({1, 2, 3, 4, 5}),
+        start_date=date(2026, 12, 1),
+        pacing_mode="predictive",
+        multiplier=1.5,
+        wrap_up_timeout=45.0,
+        failed_transfers_limit=0,
+    )
+    assert bare_settings.account_id is None
 
 
 # --- fencing ---------------------------------------------------------------------------------
@@ -55,14 +122,27 @@ def test_the_engine_reads_the_sip_account_and_operators(app, database_url, tenan
 def dialing_store(app, database_url, tenant_id: int) -> DialingStore:
     with app.app_context():
         tenant = db.session.get(Tenant, tenant_id)
-        tenant.sip_host, tenant.dialing_enabled = "pbx.example.com", True
+        tenant.dialing_enabled = True
+        account = _account(tenant_id, "Trunk", host="pbx.example.com", username="trunk")
+        for campaign in db.session.scalars(select(Campaign).where(Campaign.tenant_id == tenant_id)):
+            campaign.sip_account_id = account
         db.session.commit()
     return DialingStore(database_url, SecretBox(DEV_ENCRYPTION_KEY))
 
 
+def everywhere(settings, count: int = 10) -> tuple[dict[int, int], dict[int, Window]]:
+    """So many leads of each running campaign, in every calling zone."""
+    campaigns = [c.campaign_id for c in settings.campaigns]
+    return dict.fromkeys(campaigns, count), dict.fromkeys(campaigns, Window(True, None))
+
+
+def uri(campaign_id: int, phone: str) -> str:
+    return f"sip:{phone}@pbx"
+
+
 def claim(store: DialingStore, tenant_id: int, engine: str, epoch: int) -> list:
     settings = store.settings(tenant_id)
-    return store.claim(settings, engine, epoch, 10, Window(True, None), lambda p: f"sip:{p}@pbx")
+    return store.claim(settings, engine, epoch, *everywhere(settings), uri)
 
 
 def test_a_stale_engines_claims_and_writes_are_refused_by_the_database(app, database_url, tenant_a):
@@ -96,7 +176,7 @@ def test_a_claim_after_dialing_was_switched_off_is_refused(app, database_url, te
             db.session.get(Tenant, tenant_a.id).dialing_enabled = False
             db.session.commit()
         with pytest.raises(Refused) as refused:
-            store.claim(settings, "engine", epoch, 10, Window(True, None), str)
+            store.claim(settings, "engine", epoch, *everywhere(settings), uri)
         assert refused.value.reason == "dialing_off"
         assert store.count_leads(tenant_a.id) == {"new": 1}
     finally:
@@ -162,7 +242,6 @@ def test_recovery_keeps_a_customer_being_handed_over_from_being_called_again(
 def test_a_claim_takes_so_many_of_each_campaign_and_none_of_a_paused_one(
     app, database_url, tenant_a
 ):
-    from webapp.models import Campaign, CampaignState, Lead
     from webapp.services.campaigns import default_campaign
 
     store = dialing_store(app, database_url, tenant_a.id)
@@ -184,16 +263,121 @@ def test_a_claim_takes_so_many_of_each_campaign_and_none_of_a_paused_one(
         settings = store.settings(tenant_a.id)
         assert [c.campaign_id for c in settings.campaigns] == [default, other_id]  # running
         epoch = store.start_engine(tenant_a.id)
-        window = Window(True, None)
         plan = {default: 1, other_id: 2, paused_id: 3}
-        got = store.claim(settings, "engine", epoch, 6, window, str, plan)
+        windows = dict.fromkeys(plan, Window(True, None))
+        got = store.claim(settings, "engine", epoch, plan, windows, uri)
         assert sorted(lead.campaign_id for lead in got) == sorted([default, other_id, other_id])
-        rest = store.claim(settings, "engine", epoch, 10, window, str)  # any running campaign
+        rest = store.claim(settings, "engine", epoch, *everywhere(settings), uri)
         assert {lead.campaign_id for lead in rest} == {default, other_id}
         assert len(rest) == 4  # the fixture's lead, two of the default's, one of the other
+        # Paused since the settings were read: not claimed.
+        with app.app_context():
+            db.session.get(Campaign, other_id).state = CampaignState.PAUSED.value
+            db.session.commit()
+        more = [f"+1555777{k:04d}" for k in range(2)]
+        from tests.engine.dialing import add_leads
+
+        add_leads(app, tenant_a.id, more)  # into the default campaign
+        with app.app_context():
+            db.session.execute(
+                update(Lead).where(Lead.phone.in_(more)).values(campaign_id=other_id)
+            )
+            db.session.commit()
+        assert store.claim(settings, "engine", epoch, *everywhere(settings), uri) == []
     finally:
         store.close()
     with app.app_context():
         attempts = db.session.scalars(select(Attempt).where(Attempt.tenant_id == tenant_a.id))
         assert paused_id not in {a.campaign_id for a in attempts}
         assert db.session.get(Campaign, paused_id).state == CampaignState.PAUSED
+
+
+def test_each_campaign_is_claimed_by_its_own_attempts_limit_and_window(app, database_url, tenant_a):
+    """A lead with 3 attempts is due in a campaign allowing 5, not in one allowing 3; a
+    campaign's window keeps its leads of closed zones; the store says why each found none."""
+    store = dialing_store(app, database_url, tenant_a.id)
+    with app.app_context():
+        default = db.session.scalar(
+            select(Campaign).where(Campaign.tenant_id == tenant_a.id, Campaign.is_default)
+        )
+        strict = Campaign(
+            tenant_id=tenant_a.id,
+            name="Strict",
+            key="strict",
+            max_attempts=3,
+            sip_account_id=default.sip_account_id,
+        )
+        db.session.add(strict)
+        db.session.flush()
+        db.session.execute(
+            update(Lead).where(Lead.tenant_id == tenant_a.id).values(attempts=3, status="retry")
+        )
+        db.session.add(
+            Lead(
+                tenant_id=tenant_a.id,
+                campaign_id=strict.id,
+                phone="+15550109000",
+                attempts=3,
+                status="retry",
+            )
+        )
+        tokyo = Lead(
+            tenant_id=tenant_a.id,
+            campaign_id=default.id,
+            phone="+81300000000",
+            time_zone="Asia/Tokyo",
+        )
+        db.session.add(tokyo)
+        db.session.commit()
+        default_id, strict_id = default.id, strict.id
+    try:
+        settings = store.settings(tenant_a.id)
+        epoch = store.start_engine(tenant_a.id)
+        closed_in_tokyo = Window(True, ("Europe/Moscow",))
+        windows = {default_id: closed_in_tokyo, strict_id: Window(True, None)}
+        wanted = {default_id: 10, strict_id: 10}
+        got = store.claim(settings, "engine", epoch, wanted, windows, uri)
+        assert [(lead.lead_id, lead.campaign_id) for lead in got] == [
+            (tenant_a.lead_id, default_id)  # 3 attempts of 5; the strict one's lead is spent
+        ]
+        assert store.idle_reasons(settings, [default_id, strict_id]) == {
+            default_id: "outside_calling_hours",  # Tokyo's lead is due, outside the window
+            strict_id: "no_due_leads",
+        }
+    finally:
+        store.close()
+
+
+def test_recovery_retries_each_lead_by_its_campaigns_retry_time(app, database_url, tenant_a):
+    store = dialing_store(app, database_url, tenant_a.id)
+    with app.app_context():
+        slow = Campaign(
+            tenant_id=tenant_a.id,
+            name="Slow",
+            key="slow",
+            retry_technical_error_minutes=240,
+            sip_account_id=db.session.scalar(
+                select(SipAccount.id).where(SipAccount.tenant_id == tenant_a.id)
+            ),
+        )
+        db.session.add(slow)
+        db.session.flush()
+        db.session.add(Lead(tenant_id=tenant_a.id, campaign_id=slow.id, phone="+15550108000"))
+        db.session.commit()
+        slow_id = slow.id
+    try:
+        lost = store.start_engine(tenant_a.id)
+        assert len(claim(store, tenant_a.id, "lost-engine", lost)) == 2
+        epoch = store.start_engine(tenant_a.id)
+        before = datetime.now(UTC)
+        store.recover(tenant_a.id, "successor", epoch, store.settings(tenant_a.id), {}, 1.0)
+    finally:
+        store.close()
+    with app.app_context():
+        due = {
+            lead.campaign_id: lead.next_attempt_at.replace(tzinfo=UTC) - before
+            for lead in db.session.scalars(select(Lead).where(Lead.tenant_id == tenant_a.id))
+        }
+    assert timedelta(minutes=240) <= due[slow_id] < timedelta(minutes=241)
+    (default_due,) = [d for c, d in due.items() if c != slow_id]
+    assert timedelta(minutes=10) <= default_due < timedelta(minutes=11)
