@@ -310,6 +310,8 @@ class TenantEngine:
         self.idle_reason: tuple[str, str] = ("", "")
         #: Why each running campaign is not dialing now: (code, detail).
         self.campaign_reasons: dict[int, tuple[str, str]] = {}
+        #: What the store last said of campaigns short of leads (`Store.idle_reasons`).
+        self.store_reasons: dict[int, str] = {}
         self._ua_generation: list[UserAgent] = []
         self._recheck: asyncio.Future | None = None
         self.metrics = metrics or Tally()  # the host's, which publishes them (engine/metrics.py)
@@ -669,7 +671,7 @@ class TenantEngine:
             self.campaign_reasons = reasons
             if settings.campaigns:  # the first one's, the default campaign's when it runs
                 return reasons[settings.campaigns[0].campaign_id]
-            return await self._idle(settings, now, [])
+            return await self._idle(settings, now)
         # The operators read once a tick: who is free (the longest first), and who is on line.
         free = [int(op) for op in await self.presence.free_operators()]
         if self.workers is not None:  # only the operators of a running campaign count
@@ -724,44 +726,40 @@ class TenantEngine:
             task.campaign_id = lead.campaign_id  # type: ignore[attr-defined]
             self.calls.add(task)
             task.add_done_callback(self._call_done)
-        if claimed:
-            for campaign_id in {lead.campaign_id for lead in claimed}:
-                reasons.pop(campaign_id, None)
-            self.campaign_reasons = {**reasons, **self._idle_campaigns(short)}
-            return "", ""
-        if asked == 0:
-            self.campaign_reasons = reasons
-            return ("no_free_operator", "") if not free else ("", "")
-        self.claim_at = now + self.idle_poll
-        return await self._idle(settings, now, short, reasons)
-
-    def _idle_campaigns(self, short: list[int]) -> dict[int, tuple[str, str]]:
-        """The last known reasons of the campaigns whose claim found too few leads."""
-        return {c: self.campaign_reasons.get(c, ("no_due_leads", "")) for c in short}
-
-    async def _idle(
-        self,
-        settings: TenantSettings,
-        now: float,
-        short: list[int],
-        reasons: dict[int, tuple[str, str]] | None = None,
-    ) -> tuple[str, str]:
-        """Nothing was claimed: ask the store why (at most once a second) for the campaigns
-        short of leads, and say why the tenant is not dialing: leads due outside calling
-        hours first, else the tenant's own reason (nothing due, or only in paused
-        campaigns)."""
-        if now >= self.idle_at:
+        if short and now >= self.idle_at:  # why they found too few leads: once a second
             self.idle_at = now + 1.0
             found = await self.database(self.store.idle_reasons, settings, short)
-            self.campaign_reasons = {
-                **(reasons or {}),
-                **{c: (code, "") for c, code in found.items() if c},
-            }
-            codes = [code for c, code in found.items() if c]
-            tenant = found.get(0, "no_due_leads")
-            self.idle_reason = (
-                ("outside_calling_hours", "") if "outside_calling_hours" in codes else (tenant, "")
-            )
+            self.store_reasons.update(found)
+        dialing = {lead.campaign_id for lead in claimed}
+        for campaign in ready:
+            campaign_id = campaign.campaign_id
+            if campaign_id in dialing:
+                continue
+            if campaign_id in short or self.campaign_idle.get(campaign_id, 0.0) > now:
+                code = self.store_reasons.get(campaign_id, "no_due_leads")
+            else:  # its pacer wanted no call: its operators are busy
+                code = "no_free_operator"
+            reasons[campaign_id] = (code, "")
+        self.campaign_reasons = reasons
+        if claimed:
+            return "", ""
+        if asked == 0:
+            return ("no_free_operator", "") if not free else ("", "")
+        self.claim_at = now + self.idle_poll
+        codes = [code for c, code in self.store_reasons.items() if c in short]
+        if "outside_calling_hours" in codes:
+            self.idle_reason = ("outside_calling_hours", "")
+        else:  # nothing due in its running campaigns: the tenant's own reason
+            self.idle_reason = (self.store_reasons.get(0, "no_due_leads"), "")
+        return self.idle_reason
+
+    async def _idle(self, settings: TenantSettings, now: float) -> tuple[str, str]:
+        """No campaign runs: nothing is due, or only in paused campaigns (asked of the store
+        at most once a second)."""
+        if now >= self.idle_at:
+            self.idle_at = now + 1.0
+            self.store_reasons = await self.database(self.store.idle_reasons, settings, [])
+            self.idle_reason = (self.store_reasons.get(0, "no_due_leads"), "")
         return self.idle_reason
 
     async def _claim(

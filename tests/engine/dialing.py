@@ -31,9 +31,7 @@ def dialing_tenant(app, name: str, pbx, extensions=("101", "102"), **settings) -
     with app.app_context():
         admin = create_tenant_with_admin(name, f"admin@{slug}.example", PASSWORD)
         tenant = admin.tenant
-        account = SipAccount(
-            tenant_id=tenant.id, name="Main trunk", host=pbx.host, port=pbx.port
-        )
+        account = SipAccount(tenant_id=tenant.id, name="Main trunk", host=pbx.host, port=pbx.port)
         account.username = f"{slug}-trunk"
         db.session.add(account)
         db.session.flush()

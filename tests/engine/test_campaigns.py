@@ -22,7 +22,7 @@ from tests.engine.dialing import (
     wait_until,
 )
 from webapp.extensions import db
-from webapp.models import Campaign, CampaignState, Lead, Tenant
+from webapp.models import Campaign, CampaignState, Lead, SipAccount, Tenant
 from webapp.services.campaigns import create_campaign, set_state
 
 #: Numbers the demo PBX lets ring without an answer (last digit 3): each call lasts the ring
@@ -31,11 +31,14 @@ TV = [f"+1555100{n:03d}3" for n in range(12)]
 DEFAULT = [f"+1555200{n:03d}3" for n in range(12)]
 
 
-def _second_campaign(app, tenant_id: int, phones: list[str]) -> int:
-    """A running campaign "TV offer" holding these leads, dialed before the default's."""
+def _second_campaign(
+    app, tenant_id: int, phones: list[str], name: str = "TV offer", key: str = "tv-offer"
+) -> int:
+    """A running campaign (by default "TV offer") holding these leads, dialed before the
+    default's, with the default campaign's rules."""
     with app.app_context():
         tenant = db.session.get(Tenant, tenant_id)
-        campaign = create_campaign(tenant, "TV offer", "tv-offer", None)
+        campaign = create_campaign(tenant, name, key, None)
         db.session.execute(
             update(Lead)
             .where(Lead.tenant_id == tenant_id, Lead.phone.in_(phones))
@@ -161,3 +164,84 @@ def test_each_customer_goes_to_an_operator_of_their_campaign_and_none_is_dropped
     assert by_campaign[default] <= {operators["101"], operators["102"]}
     missed = [(a.campaign_id, a.detail) for a in attempts if a not in transferred]
     assert len({a.lead_id for a in transferred}) == 12, missed  # nobody found no operator
+
+
+def test_two_campaigns_dial_through_their_own_sip_accounts_at_two_pbxes(app, database_url):
+    """The TV campaign dials through a second SIP account, at a second PBX: each PBX gets
+    exactly its campaign's customers, from a user agent (a socket) of its own."""
+    with PbxThread() as first, PbxThread(username="tv-trunk", password="other") as second:
+        tenant_id, operators = demo_pbx_tenant(
+            app,
+            "Acme",
+            first,
+            ring_timeout_seconds=1,
+            pacing_mode="multiplier",
+            call_multiplier=2.0,
+        )
+        add_leads(app, tenant_id, TV + DEFAULT)
+        tv = _second_campaign(app, tenant_id, TV)
+        with app.app_context():
+            account = SipAccount(
+                tenant_id=tenant_id,
+                name="TV trunk",
+                host=second.host,
+                port=second.port,
+                username=second.username,
+                password_encrypted=app.extensions["autocall.secrets"].encrypt(second.password),
+            )
+            db.session.add(account)
+            db.session.flush()
+            db.session.get(Campaign, tv).sip_account_id = account.id
+            db.session.commit()
+        go_on_line(app, tenant_id, *operators.values())
+        with HostThread(database_url):
+            wait_until(
+                lambda: (
+                    {c.number for c in calls_at_pbx(first.journal)} >= set(DEFAULT)
+                    and {c.number for c in calls_at_pbx(second.journal)} >= set(TV)
+                ),
+                timeout=30,
+                what="every lead dialed at its campaign's PBX",
+            )
+        at_first, at_second = calls_at_pbx(first.journal), calls_at_pbx(second.journal)
+    assert {c.number for c in at_first} == set(DEFAULT)
+    assert {c.number for c in at_second} == set(TV)
+    sources = {c.source for c in at_first}, {c.source for c in at_second}
+    assert len(sources[0]) == len(sources[1]) == 1 and sources[0] != sources[1]
+
+
+def test_a_campaign_past_its_end_date_or_outside_its_days_does_not_dial_and_says_why(
+    app, database_url
+):
+    """Three campaigns: the default dials; "TV offer" ended yesterday; "Weekend" calls only
+    on a day that is not today. The PBX sees only the default's customers, and the engine
+    says why each of the others does not dial."""
+    from datetime import UTC, datetime, timedelta
+
+    today = datetime.now(UTC)
+    not_today = str(today.isoweekday() % 7 + 1)  # tomorrow's weekday
+    weekend = [f"+1555300{n:03d}3" for n in range(4)]
+    with PbxThread() as pbx:
+        tenant_id, operators = demo_pbx_tenant(app, "Acme", pbx, ring_timeout_seconds=1)
+        add_leads(app, tenant_id, TV + DEFAULT + weekend)
+        tv = _second_campaign(app, tenant_id, TV)
+        days = _second_campaign(app, tenant_id, weekend, name="Weekend", key="weekend")
+        with app.app_context():
+            db.session.get(Campaign, tv).end_date = (today - timedelta(days=1)).date()
+            db.session.get(Campaign, days).calling_weekdays = not_today
+            db.session.commit()
+        go_on_line(app, tenant_id, *operators.values())
+        with HostThread(database_url):
+            wait_until(
+                lambda: {c.number for c in calls_at_pbx(pbx.journal)} >= set(DEFAULT),
+                what="every lead of the default campaign dialed",
+            )
+            wait_until(
+                lambda: (
+                    engine_state(app, tenant_id).get("campaigns", {})
+                    == {str(tv): ["past_end_date", ""], str(days): ["outside_calling_hours", ""]}
+                ),
+                what=lambda: f"the reasons, not {engine_state(app, tenant_id)}",
+            )
+        dialed = {c.number for c in calls_at_pbx(pbx.journal)}
+    assert dialed == set(DEFAULT)  # none of TV's, none of Weekend's

@@ -27,6 +27,7 @@ from webapp.models import (
     Tenant,
     User,
 )
+from webapp.models.campaign import RULES
 from webapp.services.engine_state import describe, engine_state
 
 #: A key: lower-case letters, digits and dashes, as in `tv-offer`.
@@ -122,7 +123,8 @@ def _check_name_and_key(
 
 
 def create_campaign(tenant: Tenant, name: str, key: str, by: User | None) -> Campaign:
-    """A new running campaign; CampaignError when the name or key is taken or wrong."""
+    """A new running campaign with the default campaign's dialing rules (so it dials as
+    the company did); CampaignError when the name or key is taken or wrong."""
     name, key = _check_name_and_key(tenant.id, name, key)
     campaign = Campaign(
         tenant_id=tenant.id,
@@ -130,6 +132,7 @@ def create_campaign(tenant: Tenant, name: str, key: str, by: User | None) -> Cam
         key=key,
         state=CampaignState.RUNNING.value,
         state_changed_by_id=by.id if by else None,
+        **{rule: getattr(default_campaign(tenant), rule) for rule in RULES},
     )
     db.session.add(campaign)
     db.session.commit()
