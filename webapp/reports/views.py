@@ -232,8 +232,20 @@ def answers():
     step = request.args.get("step", "day")
     if step not in STEPS:
         step = "day"
-    hours = figures.by_hour(tenant.id, period.start, period.end, _campaign())
+    campaign, campaigns = _campaign(), _campaigns()
+    hours = figures.by_hour(tenant.id, period.start, period.end, campaign)
     cells = figures.heat_map(hours, zone)
+    # Each campaign's hours of the day apart, when there is more than one and the page is
+    # not one campaign's: [(campaign id, name, {local hour: sums})].
+    per_campaign: list[tuple[int, str, dict]] = []
+    if campaign is None and len(campaigns) > 1:
+        found = figures.hour_of_day_by_campaign(tenant.id, period.start, period.end, zone)
+        order = list(campaigns) + sorted(set(found) - set(campaigns))
+        per_campaign = [
+            (campaign_id, _campaign_name(campaigns, campaign_id), found[campaign_id])
+            for campaign_id in order
+            if campaign_id in found
+        ]
     series = figures.trend(hours, zone, step)
     offset = datetime.now(zone).utcoffset() or timedelta(0)
     minute = int(offset.total_seconds() // 60) % 60
@@ -251,6 +263,9 @@ def answers():
         trend_chart=trend_chart,
         step=step,
         STEPS=STEPS,
+        per_campaign=per_campaign,
+        campaigns=campaigns,
+        campaign=campaign,
     )
 
 

@@ -450,6 +450,22 @@ def heat_map(hours: dict[datetime, dict], zone: ZoneInfo) -> dict[tuple[int, int
     return cells
 
 
+def hour_of_day_by_campaign(
+    tenant_id: int, start: datetime, end: datetime, zone: ZoneInfo
+) -> dict[int, dict[int, dict]]:
+    """{campaign id: {local hour 0-23: {"attempts", "picked_up"}}}: when each campaign's
+    customers pick up, every day of the period together (hours as in `heat_map`)."""
+    out: dict[int, dict[int, dict]] = {}
+    for (campaign_id, hour), values in sums(
+        HOURS, tenant_id, start, end, ["campaign_id", "hour"]
+    ).items():
+        cells = out.setdefault(campaign_id, {})
+        cell = cells.setdefault(hour.astimezone(zone).hour, {"attempts": 0, "picked_up": 0})
+        cell["attempts"] += values["attempts"]
+        cell["picked_up"] += values["picked_up"]
+    return out
+
+
 def trend(hours: dict[datetime, dict], zone: ZoneInfo, step: str) -> list[tuple[date, dict]]:
     """[(first local day of the day / week / month, sums)], oldest first."""
     buckets: dict[date, dict] = {}

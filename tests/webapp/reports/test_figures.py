@@ -205,6 +205,26 @@ def test_one_campaigns_hours_operators_and_failed_transfers(app, data, rolled):
     assert received == {(data.o1, data.default_campaign): 2, (data.o2, data.tv): 1}
 
 
+def test_each_campaigns_hours_of_the_day(app, data, rolled):
+    """When each campaign's customers pick up, both days together (Berlin hours)."""
+    with app.app_context():
+        found = figures.hour_of_day_by_campaign(data.tenant_id, WEEKEND.start, WEEKEND.end, BERLIN)
+    assert found == {
+        data.tv: {
+            0: {"attempts": 1, "picked_up": 1},  # A3
+            2: {"attempts": 1, "picked_up": 1},  # A5
+            10: {"attempts": 1, "picked_up": 1},  # A6
+            11: {"attempts": 1, "picked_up": 0},  # A7
+            12: {"attempts": 1, "picked_up": 1},  # A8
+        },
+        data.default_campaign: {
+            2: {"attempts": 1, "picked_up": 0},  # A4
+            10: {"attempts": 2, "picked_up": 1},  # A1, A2 (Saturday)
+            13: {"attempts": 1, "picked_up": 1},  # A10
+        },
+    }
+
+
 def test_another_tenants_campaign_finds_nothing(app, data, tenant_b):
     """Tenant B's campaign as a filter of tenant A's figures: nothing, whether raw or rolled
     up (B has the same data set, and its own "TV offer")."""

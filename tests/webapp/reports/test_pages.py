@@ -428,6 +428,18 @@ def test_when_customers_answer_in_one_campaign(admin, data):
     )
 
 
+def test_when_customers_answer_by_campaign(admin, data):
+    text = admin.get("/reports/answers", query_string=WEEKEND).get_data(as_text=True)
+    rows = dict(re.findall(r'data-campaign="(\d+)"><th>([^<]*)</th>', text))
+    assert rows == {str(data.default_campaign): "Default", str(data.tv): "TV offer"}
+    tv = re.search(rf'data-campaign="{data.tv}">(.*?)</tr>', text, re.S).group(1)
+    assert 'data-hour="11" title="0/1">0.0 %<' in tv and 'data-hour="3"><' in tv
+    default = re.search(rf'data-campaign="{data.default_campaign}">(.*?)</tr>', text, re.S)
+    assert 'data-hour="10" title="1/2">50.0 %<' in default.group(1)
+    one = admin.get("/reports/answers", query_string={**WEEKEND, "campaign": data.tv})
+    assert "data-campaign-hours" not in one.get_data(as_text=True)
+
+
 def test_failed_transfers_by_campaign(admin, data):
     text = admin.get("/reports/failed-transfers", query_string=WEEKEND).get_data(as_text=True)
     rows = re.findall(
