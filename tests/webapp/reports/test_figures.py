@@ -368,17 +368,29 @@ def test_the_engine_reads_the_abandon_rate_from_the_roll_up_as_from_raw_rows(
     """Predictive pacing's measured abandon rate (DialingStore.abandon_counts) sums the
     rolled-up hours and counts the rest raw: the same as counting every attempt, whether
     nothing, part or all of the data set is rolled up, and wherever the window starts (A3,
-    abandoned at 22:30, falls in a part hour when the window starts at 22:15)."""
+    abandoned at 22:30, falls in a part hour when the window starts at 22:15); each
+    campaign's apart (A3 is the TV offer's), as each campaign's pacer reads it."""
+
+    def counted(*where) -> tuple[int, int]:
+        return tuple(
+            db.session.execute(
+                select(
+                    func.count(Attempt.answer_at),
+                    func.count().filter(Attempt.detail == "no_free_operator"),
+                ).where(Attempt.tenant_id == data.tenant_id, Attempt.invite_at >= since, *where)
+            ).one()
+        )
+
     with app.app_context():
-        expected = db.session.execute(
-            select(
-                func.count(Attempt.answer_at),
-                func.count().filter(Attempt.detail == "no_free_operator"),
-            ).where(Attempt.tenant_id == data.tenant_id, Attempt.invite_at >= since)
-        ).one()
-    assert since > dataset.at(25, 0) or expected[1] == 1  # the window holds A3, or not
+        expected = counted()
+        tv = counted(Attempt.campaign_id == data.tv)
+        default = counted(Attempt.campaign_id == data.default_campaign)
+    assert since > dataset.at(25, 0) or expected[1] == tv[1] == 1  # the window holds A3, or not
+    assert default[1] == 0 and expected[0] == tv[0] + default[0]
     store = DialingStore(database_url, SecretBox(DEV_ENCRYPTION_KEY))
     try:
-        assert store.abandon_counts(data.tenant_id, since) == tuple(expected)
+        assert store.abandon_counts(data.tenant_id, since) == expected
+        assert store.abandon_counts(data.tenant_id, since, data.tv) == tv
+        assert store.abandon_counts(data.tenant_id, since, data.default_campaign) == default
     finally:
         store.close()
