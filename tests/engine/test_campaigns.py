@@ -236,12 +236,10 @@ def test_a_campaign_past_its_end_date_or_outside_its_days_does_not_dial_and_says
                 lambda: {c.number for c in calls_at_pbx(pbx.journal)} >= set(DEFAULT),
                 what="every lead of the default campaign dialed",
             )
+            wanted = {str(tv): ["past_end_date", ""], str(days): ["outside_calling_hours", ""]}
             wait_until(
-                lambda: (
-                    engine_state(app, tenant_id).get("campaigns", {})
-                    == {str(tv): ["past_end_date", ""], str(days): ["outside_calling_hours", ""]}
-                ),
-                what=lambda: f"the reasons, not {engine_state(app, tenant_id)}",
+                lambda: wanted.items() <= engine_state(app, tenant_id).get("campaigns", {}).items(),
+                what=lambda: f"the reasons {wanted}, not {engine_state(app, tenant_id)}",
             )
         dialed = {c.number for c in calls_at_pbx(pbx.journal)}
     assert dialed == set(DEFAULT)  # none of TV's, none of Weekend's
