@@ -1,7 +1,6 @@
 from engine.dialer import REASONS
 from webapp.services.engine_state import REASON_TEXT
 
-
 #: A campaign's own reasons, which the engine gives per campaign.
 CAMPAIGN_REASONS = {"no_sip_account", "before_start_date", "past_end_date"}
 
