@@ -139,6 +139,40 @@ def _pbx_address(text: str) -> tuple[str, int]:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+def _saved_account(args: argparse.Namespace) -> dict:
+    """`--tenant ID [--account NAME]`: the keyword arguments of the test call from a SIP
+    account saved in the portal (the tenant's first one unless named), as its checks use it:
+    its PBX, credentials and formats, its ring timeout, registering when it has a password.
+    ValueError saying what is missing."""
+    from sqlalchemy import select
+
+    from webapp import create_app
+    from webapp.extensions import db
+    from webapp.models import SipAccount, Tenant
+    from webapp.services.sip_accounts import engine_account
+    from webapp.settings.checks import ring_timeout
+
+    app = create_app(serving=False)
+    with app.app_context():
+        if db.session.get(Tenant, args.tenant) is None:
+            raise ValueError(f"there is no tenant {args.tenant}")
+        query = select(SipAccount).where(SipAccount.tenant_id == args.tenant)
+        if args.account is not None:
+            query = query.where(SipAccount.name == args.account)
+        saved = db.session.scalars(query.order_by(SipAccount.id)).first()
+        if saved is None:
+            named = f" named {args.account!r}" if args.account is not None else ""
+            raise ValueError(f"tenant {args.tenant} has no SIP account{named}")
+        return {
+            "sip_account": engine_account(saved, app.extensions["autocall.secrets"]),
+            "dial_format": saved.dial_format,
+            "refer_format": saved.refer_format,
+            "refer_headers": saved.refer_headers,
+            "ring_timeout": ring_timeout(saved) if args.ring_timeout is None else args.ring_timeout,
+            "register": args.register or saved.has_password,
+        }
+
+
 def cmd_test_call(args: argparse.Namespace) -> int:
     import asyncio
     import json
@@ -147,29 +181,41 @@ def cmd_test_call(args: argparse.Namespace) -> int:
     from engine.probe import test_call
     from engine.sip.ua import Account
 
-    host, port = args.pbx
-    account = Account(
-        host, port, args.user, args.password, auth_username=args.auth_user, realm=args.realm
-    )
+    if (args.pbx is None) == (args.tenant is None):
+        print("autocall test-call: give --pbx (and --user), or --tenant", file=sys.stderr)
+        return 2
+    if args.tenant is not None:
+        try:
+            call = _saved_account(args)
+        except ValueError as error:
+            print(f"autocall test-call: {error}", file=sys.stderr)
+            return 2
+    else:
+        if args.user is None:
+            print("autocall test-call: --pbx needs --user", file=sys.stderr)
+            return 2
+        host, port = args.pbx
+        call = {
+            "sip_account": Account(
+                host, port, args.user, args.password, auth_username=args.auth_user, realm=args.realm
+            ),
+            "dial_format": args.dial_format,
+            "refer_format": args.refer_format,
+            "refer_headers": "\n".join(args.refer_header),
+            "ring_timeout": 30.0 if args.ring_timeout is None else args.ring_timeout,
+            "register": args.register,
+        }
+    account = call.pop("sip_account")
     try:
         result = asyncio.run(
-            test_call(
-                account,
-                args.number,
-                args.refer_to,
-                dial_format=args.dial_format,
-                refer_format=args.refer_format,
-                refer_headers="\n".join(args.refer_header),
-                ring_timeout=args.ring_timeout,
-                register=args.register,
-                local_host=args.local_host,
-            )
+            test_call(account, args.number, args.refer_to, local_host=args.local_host, **call)
         )
     except FormatError as error:
         print(f"autocall test-call: {error.message}", file=sys.stderr)
         return 2
     except OSError as error:  # e.g. a PBX name that does not resolve
-        print(f"autocall test-call: cannot reach the PBX {host}:{port}: {error}", file=sys.stderr)
+        where = f"{account.host}:{account.port}"
+        print(f"autocall test-call: cannot reach the PBX {where}: {error}", file=sys.stderr)
         return 2
     print(json.dumps(result, default=str))
     return 0
@@ -248,10 +294,16 @@ def build_parser() -> argparse.ArgumentParser:
         description="Register (optionally), dial NUMBER through the PBX, and when it answers "
         "transfer it to EXTENSION with REFER. Prints one JSON line with the outcome, the "
         "transfer result, SIP codes, reasons and timings. Exit status 0 when the attempt ran, "
-        "whatever its outcome; 2 on bad arguments.",
+        "whatever its outcome; 2 on bad arguments. The PBX and account are given with --pbx "
+        "and --user, or read from the database: --tenant ID with --account NAME (the "
+        "tenant's first SIP account by default), its formats and password included.",
     )
-    call.add_argument("--pbx", required=True, type=_pbx_address, metavar="HOST[:PORT]")
-    call.add_argument("--user", required=True, help="the SIP account's username")
+    call.add_argument("--pbx", type=_pbx_address, metavar="HOST[:PORT]")
+    call.add_argument("--user", help="the SIP account's username (with --pbx)")
+    call.add_argument("--tenant", type=int, metavar="ID", help="use a SIP account saved by it")
+    call.add_argument(
+        "--account", metavar="NAME", help="the saved SIP account's name (default: its first)"
+    )
     call.add_argument("--password", default="", help="its password (visible to `ps`)")
     call.add_argument("--auth-user", default=None, help="auth username when it differs")
     call.add_argument("--realm", default=None, help="answer challenges only for this realm")
@@ -271,8 +323,18 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="'NAME: VALUE'",
         help="an extra REFER header, e.g. 'Referred-By: <sip:{extension}@{host}>'",
     )
-    call.add_argument("--ring-timeout", type=float, default=30.0, metavar="SECONDS")
-    call.add_argument("--register", action="store_true", help="REGISTER before calling")
+    call.add_argument(
+        "--ring-timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="30 by default; with --tenant, the default campaign's when it uses the account",
+    )
+    call.add_argument(
+        "--register",
+        action="store_true",
+        help="REGISTER before calling (with --tenant: when the account has a password)",
+    )
     call.add_argument("--local-host", default="0.0.0.0", help="local address to bind")
     call.set_defaults(func=cmd_test_call)
 

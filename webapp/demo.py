@@ -1,9 +1,12 @@
-"""The demo tenant of `./dev run`: a company whose PBX is the demo PBX, three operators, two
-campaigns and a few hundred leads, so a newcomer sees calls placed and transferred within a
-minute. The default campaign is everyone's; "TV offer" is worked by Boris directly and by
-Clara's team, so Boris and Clara take customers of both.
+"""The demo tenant of `./dev run`: a company whose one SIP account, "Demo PBX", is on the demo
+PBX, three operators, two campaigns and a few hundred leads, so a newcomer sees calls placed
+and transferred within a minute. The default campaign is everyone's; "TV offer" is worked by
+Boris directly and by Clara's team, so Boris and Clara take customers of both. Both campaigns
+dial through the Demo PBX with the demo's quick rules (`RULES`: all day, short retries, 30 s
+of wrap-up).
 
-Idempotent: run again, it updates the demo tenant's PBX address and tops its leads up.
+Idempotent: run again, it updates the account's PBX address, the campaigns' rules, and tops
+its leads up.
 """
 
 from __future__ import annotations
@@ -14,7 +17,17 @@ from datetime import time
 from sqlalchemy import func, select
 
 from webapp.extensions import db
-from webapp.models import Campaign, CampaignMember, Lead, LeadStatus, Operator, Team, Tenant, User
+from webapp.models import (
+    Campaign,
+    CampaignMember,
+    Lead,
+    LeadStatus,
+    Operator,
+    SipAccount,
+    Team,
+    Tenant,
+    User,
+)
 from webapp.services.accounts import create_operator, create_tenant_with_admin
 from webapp.services.secrets import SecretBox
 
@@ -23,6 +36,22 @@ ADMIN = ("demo-admin@autocall.local", "demo-admin-password")
 OPERATORS = [("Anna Smirnova", "101"), ("Boris Ivanov", "102"), ("Clara Jones", "103")]
 OPERATOR_PASSWORD = "demo-operator-password"
 PBX_USER, PBX_PASSWORD = "demo", "demo-pbx-secret"
+#: The demo tenant's SIP account.
+PBX_ACCOUNT = "Demo PBX"
+#: Both campaigns' dialing rules: all day (the same time twice), quick retries and wrap-up.
+RULES = dict(
+    calling_hours_start=time(0, 0),
+    calling_hours_end=time(0, 0),
+    pacing_mode="multiplier",
+    call_multiplier=1.5,
+    ring_timeout_seconds=15,
+    wrap_up_timeout_seconds=30,
+    retry_no_answer_minutes=2,
+    retry_busy_minutes=1,
+    retry_unavailable_minutes=2,
+    retry_technical_error_minutes=1,
+    max_attempts=5,
+)
 LEADS = 300
 #: The second campaign: (name, key), the team that works it and who is in the team, and the
 #: operator who works it directly; its leads are those offered the TV product.
@@ -58,27 +87,21 @@ def seed(secrets: SecretBox, pbx_host: str, pbx_port: int) -> dict:
                 team_id=None,
             )
             operator.user.must_change_password = False
-    values = dict(
-        sip_host=pbx_host,
-        sip_port=pbx_port,
-        sip_username=PBX_USER,
-        sip_password_encrypted=secrets.encrypt(PBX_PASSWORD),
-        dialing_enabled=True,
-        calling_hours_start=time(0, 0),
-        calling_hours_end=time(0, 0),
-        pacing_mode="multiplier",
-        call_multiplier=1.5,
-        ring_timeout_seconds=15,
-        wrap_up_timeout_seconds=30,
-        retry_no_answer_minutes=2,
-        retry_busy_minutes=1,
-        retry_unavailable_minutes=2,
-        retry_technical_error_minutes=1,
-        max_attempts=5,
+    account = db.session.scalar(
+        select(SipAccount).where(SipAccount.tenant_id == tenant.id, SipAccount.name == PBX_ACCOUNT)
     )
-    for key, value in values.items():
-        setattr(tenant, key, value)
+    if account is None:
+        account = SipAccount(tenant_id=tenant.id, name=PBX_ACCOUNT)
+        db.session.add(account)
+    account.host, account.port, account.username = pbx_host, pbx_port, PBX_USER
+    account.password_encrypted = secrets.encrypt(PBX_PASSWORD)
+    tenant.dialing_enabled = True
+    db.session.flush()
     tv = _tv_campaign(tenant)
+    for campaign in db.session.scalars(select(Campaign).where(Campaign.tenant_id == tenant.id)):
+        campaign.sip_account_id = account.id
+        for key, value in RULES.items():
+            setattr(campaign, key, value)
     waiting = db.session.scalar(
         select(func.count())
         .select_from(Lead)

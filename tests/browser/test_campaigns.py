@@ -1,9 +1,11 @@
 """Two campaigns in a real browser with the real engine and the demo PBX: an admin makes a
-second campaign in the portal and puts a team of one operator into it, the default campaign
-staying everyone's; leads come through the API into both; the operator, in both campaigns,
-goes on line in their console and gets customers of both; then the admin pauses the second
-campaign, and from a second after the press the PBX sees none of its calls while the
-default campaign's leads go on being dialed (the PBX's journal says when each call came)."""
+second campaign in the portal with other retry times (its Calling tab) and puts a team of one
+operator into it, the default campaign staying everyone's; leads come through the API into
+both; the operator, in both campaigns, goes on line in their console and gets customers of
+both; then the admin pauses the second campaign, and from a second after the press the PBX
+sees none of its calls while the default campaign's leads go on being dialed (the PBX's
+journal says when each call came); the leads that rang unanswered wait each for their own
+campaign's retry time."""
 
 from __future__ import annotations
 
@@ -27,11 +29,14 @@ from tests.engine.dialing import (
     leads_of,
     wait_until,
 )
+from webapp.models.api import as_utc
 
 #: The demo PBX answers a number ending in 0 and lets one ending in 3 ring until the ring
 #: timeout (1 s here), so that the calls of phase two are spread over seconds.
 TV_CUSTOMER, DEFAULT_CUSTOMER = "+15553100010", "+15553200010"
 TV_RINGING = [f"+1555330{n:03d}3" for n in range(5)]
+#: Retry times after no answer: the TV campaign's (set in the browser), the default's.
+TV_RETRY_MINUTES, DEFAULT_RETRY_MINUTES = 7, 90
 DEFAULT_RINGING = [f"+1555340{n:03d}3" for n in range(5)]
 
 
@@ -75,7 +80,24 @@ def admin_makes_a_campaign_for_a_team(base: str, page) -> None:  # noqa: F811
     page.fill("input[name=name]", "TV offer")
     page.fill("input[name=key]", "tv-offer")
     page.get_by_role("button", name="Add the campaign").click()
-    expect(page.get_by_text("Campaign TV offer is added and running.")).to_be_visible()
+    expect(page.get_by_text("Campaign TV offer is added and running")).to_be_visible()
+
+    # Its own retry times (the default campaign's stay): the Calling tab opens by itself. Its
+    # ring timeout goes to 5 s, the form's least (the default campaign's 1 s was set in the
+    # database, for speed).
+    expect(page).to_have_url(re.compile(r"/campaigns/\d+/calling$"))
+    page.fill("input[name=retry_no_answer_minutes]", str(TV_RETRY_MINUTES))
+    page.fill("input[name=retry_busy_minutes]", "3")
+    page.fill("input[name=ring_timeout_seconds]", "5")
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_text("The calling settings of TV offer are saved.")).to_be_visible()
+    expect(page.locator("input[name=retry_no_answer_minutes]")).to_have_value(str(TV_RETRY_MINUTES))
+    page.goto(f"{base}/campaigns/")
+    page.get_by_role("link", name="Default", exact=True).click()
+    page.get_by_role("link", name="Calling", exact=True).click()
+    expect(page.locator("input[name=retry_no_answer_minutes]")).to_have_value(
+        str(DEFAULT_RETRY_MINUTES)
+    )
 
     page.goto(f"{base}/operators/teams/new")
     page.fill("input[name=name]", "TV team")
@@ -191,6 +213,17 @@ def test_an_operator_in_two_campaigns_gets_both_and_a_pause_stops_one_within_a_s
     waiting = [phone for phone in TV_RINGING if leads[phone].status == "new"]
     assert waiting, "every TV lead was dialed before the pause: the test proves nothing"
     assert len(tv_calls) + len(waiting) == len(TV_RINGING)
+    # Each lead that rang unanswered waits for its own campaign's retry time.
+    for numbers, minutes in (
+        (TV_RINGING, TV_RETRY_MINUTES),
+        (DEFAULT_RINGING, DEFAULT_RETRY_MINUTES),
+    ):
+        rang = [call for call in calls if call.number in numbers and call.end is not None]
+        assert rang, numbers
+        for call in rang:
+            lead = leads[call.number]
+            waited = as_utc(lead.next_attempt_at).timestamp() - call.end
+            assert minutes * 60 - 5 < waited < minutes * 60 + 5, (call.number, waited)
     # The operator took a customer of each campaign.
     answered = [a for a in attempts_of(app, tenant_id) if a.transfer_result == "succeeded"]
     assert sorted((a.campaign_id, a.operator_id) for a in answered) == sorted(

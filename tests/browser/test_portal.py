@@ -91,10 +91,21 @@ def sign_up(portal, page, company: str = "Acme Call Centre") -> None:
     expect(page).to_have_url(re.compile(r"/settings/sip$"))
 
 
-def test_sign_up_set_the_dial_format_and_add_an_operator(portal, page):
+def test_sign_up_add_a_sip_account_set_its_dial_format_and_add_an_operator(portal, page):
     sign_up(portal, page)
 
-    page.goto(f"{portal}/settings/formats")
+    expect(page.locator("#no-sip-accounts")).to_be_visible()
+    page.get_by_role("link", name="New SIP account").click()
+    page.fill("input[name=name]", "Main trunk")
+    page.fill("input[name=host]", "pbx.acme.example")
+    page.fill("input[name=username]", "dialer")
+    page.fill("input[name=password]", "pbx-secret")
+    page.get_by_role("button", name="Add the SIP account").click()
+    expect(page.get_by_text("The SIP account Main trunk is saved.")).to_be_visible()
+    expect(page.locator("#used-by")).to_contain_text("Default")  # the first goes to every one
+    expect(page.get_by_text("A password is saved.")).to_be_visible()
+
+    page.get_by_role("link", name="Dial and REFER formats").click()
     dial = page.locator("input[name=dial_format]")
     dial.fill("{phone}@{host}")
     expect(page.locator("#preview-dial")).to_contain_text("Unknown macro {phone}")
@@ -103,8 +114,9 @@ def test_sign_up_set_the_dial_format_and_add_an_operator(portal, page):
 
     page.locator("input[name=dial_format]").fill("8{number}@{host}:{port}")
     expect(page.locator("#preview-dial")).to_contain_text("sip:8")
+    expect(page.locator("#preview-dial")).to_contain_text("@pbx.acme.example:5060")
     page.click("#formats-form button[type=submit]")
-    expect(page.get_by_text("The formats are saved.")).to_be_visible()
+    expect(page.get_by_text("The formats of Main trunk are saved.")).to_be_visible()
     expect(page.locator("input[name=dial_format]")).to_have_value("8{number}@{host}:{port}")
 
     page.goto(f"{portal}/operators/new")

@@ -95,3 +95,52 @@ def test_test_call_bad_arguments_exit_2_saying_why(arguments, complaint, capsys)
         status = exit.code
     assert status == 2
     assert complaint in capsys.readouterr().err
+
+
+def test_test_call_through_a_saved_sip_account(tmp_path, monkeypatch, capsys, pbx):
+    """`--tenant ID --account NAME`: the PBX, username and formats saved in the portal; the
+    tenant's first account without `--account`; a name it has not, or a tenant that is not,
+    exit 2 saying so."""
+    import json
+
+    from webapp import create_app
+    from webapp.extensions import db
+    from webapp.models import SipAccount
+    from webapp.services.accounts import create_tenant_with_admin
+
+    monkeypatch.setenv("AUTOCALL_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
+    main(["db-upgrade"])
+    capsys.readouterr()
+    peer = pbx("transfer_ok.xml")
+    with create_app(serving=False).app_context():
+        tenant_id = create_tenant_with_admin("Acme", "admin@acme.example", "a password 1").tenant.id
+        for name, port in (("Unused", 9), ("Trunk", peer.port)):
+            db.session.add(
+                SipAccount(
+                    tenant_id=tenant_id,
+                    name=name,
+                    host="127.0.0.1",
+                    port=port,
+                    username="acme",
+                    dial_format="+{number}@{host}:{port}",
+                    refer_format="{extension}@{host}:{port}",
+                )
+            )
+        db.session.commit()
+    base = ["test-call", "--number", "+79161234567", "--refer-to", "101"]
+    local = ["--local-host", "127.0.0.1", "--ring-timeout", "5"]
+    assert main([*base, "--tenant", str(tenant_id), "--account", "Trunk", *local]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert (result["outcome"], result["transfer_result"], result["refer_to"]) == (
+        "answered",
+        "succeeded",
+        f"sip:101@127.0.0.1:{peer.port}",
+    )
+    assert result["dialed_uri"] == f"sip:+79161234567@127.0.0.1:{peer.port}"
+    assert peer.wait().succeeded
+    assert main([*base, "--tenant", str(tenant_id), "--account", "Other"]) == 2
+    assert f"tenant {tenant_id} has no SIP account named 'Other'" in capsys.readouterr().err
+    assert main([*base, "--tenant", "999999"]) == 2
+    assert "there is no tenant 999999" in capsys.readouterr().err
+    assert main([*base, "--tenant", str(tenant_id), "--pbx", "pbx", "--user", "u"]) == 2
+    assert "give --pbx (and --user), or --tenant" in capsys.readouterr().err

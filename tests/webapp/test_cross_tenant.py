@@ -6,6 +6,7 @@ import re
 import pytest
 from sqlalchemy import func, select
 
+from engine.formats import DEFAULT_DIAL_FORMAT
 from tests.webapp.objects import add_portal_objects
 from tests.webapp.reports.objects import add_report_objects
 from webapp.extensions import db
@@ -17,6 +18,7 @@ from webapp.models import (
     CampaignMember,
     DoNotCall,
     Operator,
+    SipAccount,
     Team,
     User,
     WebhookDelivery,
@@ -38,6 +40,28 @@ OBJECT_ARGUMENTS = {
     "attempt_id": "attempt_id",
     "campaign_id": "campaign_id",
     "member_id": "member_id",
+    "account_id": "account_id",
+}
+#: A campaign's Calling tab, as an attacker would fill it (with tenant A's own account).
+CALLING = {
+    "retry_no_answer_minutes": "1",
+    "retry_unavailable_minutes": "1",
+    "retry_busy_minutes": "1",
+    "retry_technical_error_minutes": "1",
+    "max_attempts": "99",
+    "ring_timeout_seconds": "60",
+    "calling_hours_start": "00:00",
+    "calling_hours_end": "00:00",
+    "calling_weekdays": ["1", "2", "3", "4", "5", "6", "7"],
+    "pacing_mode": "multiplier",
+    "call_multiplier": "5",
+    "abandon_rate_cap_percent": "20",
+    "abandon_rate_window_days": "1",
+    "max_calls_at_once": "1000",
+    "max_calls_per_second": "500",
+    "wrap_up_timeout_seconds": "0",
+    "failed_transfers_limit": "0",
+    "results": "Hacked",
 }
 #: A route's job id names an import, or (under /settings/) a connection check.
 CHECK_JOBS = "/settings/"
@@ -98,12 +122,20 @@ def test_tenant_a_gets_404_for_every_object_of_tenant_b(
                 "active": "y",
                 "weight": "77",
                 "who": f"operator-{tenant_b.operator_id}",
+                "host": "evil.example",
+                "port": "5060",
+                "transport": "udp",
+                "username": "hacked",
+                "dial_format": "9{number}@{host}",
+                "refer_format": "{extension}@{host}",
+                "sip_account_id": str(tenant_a.account_id),
+                **CALLING,
             },
         )
         assert response.status_code == 404, (rule.endpoint, method)
         assert "Bravo" not in response.get_data(as_text=True)
         tried += 1
-    assert tried >= (9 if method == "GET" else 17)
+    assert tried >= (13 if method == "GET" else 24)
     with app.app_context():
         operator = db.session.get(Operator, tenant_b.operator_id)
         assert (operator.name, operator.extension, operator.active) == (
@@ -122,6 +154,20 @@ def test_tenant_a_gets_404_for_every_object_of_tenant_b(
             5,
         )
         assert db.session.scalar(select(func.count()).select_from(CampaignMember)) == 2
+        # Their account and their campaigns' rules are untouched; no campaign was duplicated.
+        account = db.session.get(SipAccount, tenant_b.account_id)
+        assert (account.name, account.host, account.username) == (
+            "Bravo PBX",
+            f"pbx.{tenant_b.id}.example",
+            "u",
+        )
+        assert account.dial_format == DEFAULT_DIAL_FORMAT and account.password_encrypted
+        theirs = db.session.scalars(select(Campaign).where(Campaign.tenant_id == tenant_b.id)).all()
+        assert len(theirs) == 2
+        for theirs_campaign in theirs:
+            assert theirs_campaign.sip_account_id == tenant_b.account_id
+            assert (theirs_campaign.max_attempts, theirs_campaign.retry_busy_minutes) == (5, 5)
+        assert db.session.scalar(select(func.count()).select_from(Campaign)) == 4
         assert db.session.get(User, tenant_b.supervisor_id).active is True
         assert db.session.get(DoNotCall, tenant_b.entry_id) is not None
         assert imports.find_upload(tenant_b.id, tenant_b.upload_id) is not None
@@ -147,15 +193,51 @@ def test_the_lead_list_and_search_show_only_the_own_tenant(client, auth, tenant_
         assert "Bravo lead" not in page and f"/leads/{tenant_b.lead_id}" not in page
 
 
-def test_settings_are_the_own_tenants(client, auth, tenant_a, tenant_b):
+def test_settings_are_the_own_tenants(app, client, auth, tenant_a, tenant_b, request):
+    add_portal_objects(app, tenant_a, request)
+    add_portal_objects(app, tenant_b, request)
     auth.login(tenant_b.admin_email)
     client.post(
-        "/settings/formats",
+        f"/settings/sip/{tenant_b.account_id}/formats",
         data={"dial_format": "9{number}@{host}", "refer_format": "{extension}@{host}"},
     )
     auth.logout()
     auth.login(tenant_a.admin_email)
-    assert "9{number}" not in client.get("/settings/formats").get_data(as_text=True)
+    page = client.get(f"/settings/sip/{tenant_a.account_id}/formats").get_data(as_text=True)
+    assert "9{number}" not in page
+    listing = client.get("/settings/sip").get_data(as_text=True)
+    assert "Alpha PBX" in listing and "Bravo" not in listing
+    assert f'data-sip-account="{tenant_b.account_id}"' not in listing
+
+
+def test_a_campaign_dials_only_through_its_own_tenants_account(
+    app, client, auth, tenant_a, tenant_b, request
+):
+    """Their account is no choice on our Calling tab, the service refuses it (worded as one
+    that does not exist), and the database's composite foreign key refuses it too."""
+    from sqlalchemy.exc import IntegrityError
+
+    from webapp.services.campaigns import CampaignError, update_rules
+
+    add_portal_objects(app, tenant_a, request)
+    add_portal_objects(app, tenant_b, request)
+    auth.login(tenant_a.admin_email)
+    url = f"/campaigns/{tenant_a.campaign_id}/calling"
+    page = client.get(url).get_data(as_text=True)
+    assert "Bravo" not in page
+    response = client.post(url, data={**CALLING, "sip_account_id": str(tenant_b.account_id)})
+    assert response.status_code == 200 and "Not a valid choice" in response.get_data(as_text=True)
+    with app.app_context():
+        campaign = db.session.get(Campaign, tenant_a.campaign_id)
+        with pytest.raises(CampaignError, match="There is no SIP account"):
+            update_rules(campaign, {"sip_account_id": tenant_b.account_id})
+        db.session.rollback()
+        campaign = db.session.get(Campaign, tenant_a.campaign_id)
+        campaign.sip_account_id = tenant_b.account_id
+        with pytest.raises(IntegrityError):
+            db.session.commit()
+        db.session.rollback()
+        assert db.session.get(Campaign, tenant_a.campaign_id).sip_account_id == tenant_a.account_id
 
 
 def test_campaigns_are_the_own_tenants(app, client, auth, tenant_a, tenant_b, request):

@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 
 from webapp import demo
 from webapp.extensions import db
-from webapp.models import Campaign, Lead, Operator, Tenant
+from webapp.models import Campaign, Lead, Operator, SipAccount, Tenant
 from webapp.services.dialing import DialingStore
 from webapp.services.secrets import SecretBox
 
@@ -16,12 +16,15 @@ def test_the_demo_tenant_is_created_once_and_topped_up(app, database_url):
     with app.app_context():
         logins = demo.seed(box, "127.0.0.1", 5090)
         tenant = db.session.scalar(select(Tenant).where(Tenant.name == demo.COMPANY))
-        assert (tenant.sip_host, tenant.sip_port, tenant.dialing_enabled) == (
+        assert tenant.dialing_enabled
+        (account,) = db.session.scalars(select(SipAccount)).all()
+        assert (account.name, account.host, account.port, account.username) == (
+            "Demo PBX",
             "127.0.0.1",
             5090,
-            True,
+            demo.PBX_USER,
         )
-        assert box.decrypt(tenant.sip_password_encrypted) == demo.PBX_PASSWORD
+        assert box.decrypt(account.password_encrypted) == demo.PBX_PASSWORD
         leads = select(func.count()).select_from(Lead).where(Lead.tenant_id == tenant.id)
         assert db.session.scalar(leads) == demo.LEADS
         db.session.execute(db.update(Lead).values(status="reached"))  # the demo ran a while
@@ -29,7 +32,7 @@ def test_the_demo_tenant_is_created_once_and_topped_up(app, database_url):
         again = demo.seed(box, "127.0.0.1", 5091)
         assert db.session.scalar(select(func.count()).select_from(Tenant)) == 1
         assert db.session.scalar(leads) == 2 * demo.LEADS  # topped up
-        assert db.session.get(Tenant, tenant.id).sip_port == 5091
+        assert db.session.scalars(select(SipAccount.port)).all() == [5091]  # the same one
         assert db.session.scalar(select(func.count()).select_from(Operator)) == 3
         # Two campaigns, made once: the TV product's leads are in the second.
         campaigns = db.session.scalars(select(Campaign).order_by(Campaign.id)).all()
@@ -37,6 +40,10 @@ def test_the_demo_tenant_is_created_once_and_topped_up(app, database_url):
             ("default", True),
             ("tv-offer", False),
         ]
+        for campaign in campaigns:  # both dial through the Demo PBX by the demo's rules
+            assert campaign.sip_account_id == account.id
+            assert {key: getattr(campaign, key) for key in demo.RULES} == demo.RULES
+            assert campaign.wrap_up_timeout_seconds == 30
         tv = select(Lead).where(Lead.campaign_id == campaigns[1].id)
         tv_leads = db.session.scalars(tv).all()
         assert tv_leads and all(lead.card["product"] == demo.TV_PRODUCT for lead in tv_leads)

@@ -31,10 +31,13 @@ def test_language_can_be_switched_and_stays(client):
     )
 
 
-def test_the_russian_ui_uses_the_products_words(client, auth, tenant_a):
+def test_the_russian_ui_uses_the_products_words(app, client, auth, tenant_a, request):
+    from tests.webapp.objects import add_portal_objects
+
+    add_portal_objects(app, tenant_a, request)
     client.get("/lang/ru")
     auth.login(tenant_a.admin_email)
-    calling = client.get("/settings/calling").get_data(as_text=True)
+    calling = client.get(f"/campaigns/{tenant_a.campaign_id}/calling").get_data(as_text=True)
     for word in (
         "Множитель вызовов",
         "Время переноса вызова",
@@ -44,11 +47,23 @@ def test_the_russian_ui_uses_the_products_words(client, auth, tenant_a):
         "Номер занят",
         "Техническая ошибка",
         "доли брошенных вызовов",
-        "Настройки компании",
+        "Дни обзвона",
+        "Пн",
+        "Вс",
+        "Дата начала",
+        "SIP-учётная запись",
+        "Обзвон",
     ):
         assert word in calling, word
-    formats = client.get("/settings/formats").get_data(as_text=True)
+    company = client.get("/settings/company").get_data(as_text=True)
+    assert "Настройки компании" in company and "Часовой пояс" in company
+    assert "Автоматический обзвон включён" in company
+    formats = client.get("/settings/formats", follow_redirects=True).get_data(as_text=True)
     assert "Формат набора номера" in formats and "Формат REFER-заголовка" in formats
+    accounts = client.get("/settings/sip").get_data(as_text=True)
+    assert "SIP-учётные записи" in accounts and "Новая SIP-учётная запись" in accounts
+    campaigns = client.get("/campaigns/").get_data(as_text=True)
+    assert "Копировать" in campaigns
     operators = client.get("/operators/").get_data(as_text=True)
     assert "Внутренний номер" in operators and "Операторы" in operators
     auth.logout()
@@ -56,14 +71,24 @@ def test_the_russian_ui_uses_the_products_words(client, auth, tenant_a):
     assert "Встать на линию" in client.get("/console/").get_data(as_text=True)
 
 
-def test_errors_are_in_russian_too(client, auth, tenant_a):
+def test_errors_are_in_russian_too(app, client, auth, tenant_a):
+    from webapp.extensions import db
+
     client.get("/lang/ru")
     auth.login(tenant_a.admin_email)
+    with app.app_context():
+        from webapp.models import SipAccount
+
+        account = SipAccount(tenant_id=tenant_a.id, name="PBX", host="pbx.example", username="u")
+        db.session.add(account)
+        db.session.commit()
+        account_id = account.id
     answer = client.get(
-        "/settings/formats/preview", query_string={"kind": "dial", "format": "+{phone}@{host}"}
+        f"/settings/sip/{account_id}/formats/preview",
+        query_string={"kind": "dial", "format": "+{phone}@{host}"},
     ).get_json()
     assert answer["text"].startswith("Неизвестный макрос {phone}")
-    page = client.post("/settings/sip", data={"sip_host": ""}).get_data(as_text=True)
+    page = client.post("/settings/sip/new", data={"host": ""}).get_data(as_text=True)
     assert "Обязательное поле" in page  # WTForms' own messages follow the language
 
 

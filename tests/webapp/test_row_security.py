@@ -16,7 +16,7 @@ from tests.conftest import PASSWORD, app_config, login_as, make_tenant
 from tests.webapp.auth.test_sso import sign_in_through
 from tests.webapp.test_tenancy import rls_database  # noqa: F401  (the fixture)
 from webapp.extensions import db
-from webapp.models import ApiClient, ApiToken, Campaign, Operator, Team, Tenant, User
+from webapp.models import ApiClient, ApiToken, Campaign, Operator, SipAccount, Team, Tenant, User
 from webapp.services.accounts import create_staff
 
 STAFF = "ops@autocall.example"
@@ -58,6 +58,11 @@ def two(rls_app):
     a, b = make_tenant(rls_app, "Alpha"), make_tenant(rls_app, "Bravo")
     with rls_app.app_context():
         create_staff(STAFF, PASSWORD)
+        for tenant in (a, b):
+            db.session.add(
+                SipAccount(tenant_id=tenant.id, name="PBX", host="pbx.example", username="u")
+            )
+        db.session.commit()
     return a, b
 
 
@@ -77,6 +82,12 @@ TABLES = {
         Campaign.tenant_id,
         Campaign.name,
         lambda b, u: Campaign(tenant_id=b, name="Moles", key="moles"),
+    ),
+    "sip_accounts": (
+        SipAccount,
+        SipAccount.tenant_id,
+        SipAccount.name,
+        lambda b, u: SipAccount(tenant_id=b, name="Mole", host="mole.example", username="mole"),
     ),
     "operators": (
         Operator,
@@ -245,8 +256,14 @@ def test_the_api_and_the_engine_work_as_an_ordinary_role(rls_app, two, rls_datab
         client_row, secret = create_client(b.id, "Website")
         client_id = client_row.client_id
         tenant = db.session.get(Tenant, b.id)
-        tenant.sip_host, tenant.sip_username, tenant.dialing_enabled = "pbx.bravo.example", "u", 1
+        tenant.dialing_enabled = True
+        account = db.session.scalar(select(SipAccount).where(SipAccount.tenant_id == b.id))
+        account.host = "pbx.bravo.example"
+        db.session.execute(
+            update(Campaign).where(Campaign.tenant_id == b.id).values(sip_account_id=account.id)
+        )
         db.session.commit()
+        account_id = account.id
     api = rls_app.test_client()
     leads = api.get("/api/v1/leads", headers={"Authorization": f"Bearer {bearer}"})
     assert [lead["id"] for lead in leads.get_json()["leads"]] == [a.lead_id]
@@ -268,7 +285,7 @@ def test_the_api_and_the_engine_work_as_an_ordinary_role(rls_app, two, rls_datab
     try:
         assert store.tenants_to_dial() == [b.id]
         settings = store.settings(b.id)
-        assert settings.account.host == "pbx.bravo.example"
+        assert settings.accounts[account_id].account.host == "pbx.bravo.example"
         assert list(settings.operators.values()) == ["101"]
     finally:
         store.close()

@@ -58,11 +58,17 @@ def test_text_with_a_nul_character_is_a_400_that_says_so(app, client, auth, tena
     from webapp.services.api_access import create_token
 
     auth.login(tenant_a.admin_email)
+    with app.app_context():
+        from webapp.models import Campaign
+
+        campaign_id = db.session.scalar(
+            db.select(Campaign.id).where(Campaign.tenant_id == tenant_a.id)
+        )
     for response in (
         client.get("/leads/", query_string={"q": "a\x00b"}),
         client.get("/do-not-call/", query_string={"q": "\x00"}),
         client.post("/operators/teams/new", data={"name": "Night\x00shift"}),
-        client.post("/settings/calling", data={"results": "Sale\x00"}),
+        client.post(f"/campaigns/{campaign_id}/calling", data={"results": "Sale\x00"}),
     ):
         assert response.status_code == 400
         assert "holds a NUL character" in response.get_data(as_text=True)

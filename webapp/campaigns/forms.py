@@ -2,10 +2,73 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import IntegerField, SelectField, StringField
-from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, ValidationError
+from wtforms import (
+    BooleanField,
+    DateField,
+    DecimalField,
+    IntegerField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    TextAreaField,
+    TimeField,
+    widgets,
+)
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import (
+    DataRequired,
+    InputRequired,
+    Length,
+    NumberRange,
+    Optional,
+    ValidationError,
+)
 
+from engine.pacing_modes import PacingMode
+from webapp.models import OFFERED_PACING_MODES
 from webapp.services.campaigns import KEY
+
+#: What the settings page says of each pacing mode it offers (`OFFERED_PACING_MODES`).
+PACING_MODE_LABELS = {
+    PacingMode.MULTIPLIER: _l("Multiplier: free operators × call multiplier"),
+    PacingMode.PROGRESSIVE: _l("Progressive: one call per free operator"),
+    PacingMode.PREDICTIVE: _l("Predictive: keeps the abandon rate under the cap"),
+}
+
+
+class CommaDecimalField(DecimalField):
+    """A decimal that also accepts a comma: Russian (and most European) users write 1,2."""
+
+    def process_formdata(self, valuelist):
+        if valuelist:
+            valuelist = [value.strip().replace(",", ".") for value in valuelist]
+        super().process_formdata(valuelist)
+
+
+#: ISO weekday numbers and what the Calling tab calls them.
+WEEKDAYS = (
+    (1, _l("Mon")),
+    (2, _l("Tue")),
+    (3, _l("Wed")),
+    (4, _l("Thu")),
+    (5, _l("Fri")),
+    (6, _l("Sat")),
+    (7, _l("Sun")),
+)
+
+
+class MultiCheckboxField(SelectMultipleField):
+    """A choice of several, as a row of checkboxes."""
+
+    widget = widgets.ListWidget(prefix_label=False)
+    option_widget = widgets.CheckboxInput()
+
+
+def _account_id(value) -> int | None:
+    """A SIP account's id from the select ("" for none)."""
+    if value in (None, "", "None"):
+        return None
+    return int(value)
 
 
 def _key(form, field):
@@ -58,3 +121,140 @@ class MemberForm(FlaskForm):
 
 class WeightForm(FlaskForm):
     weight = weight_field()
+
+
+class CallingForm(FlaskForm):
+    """A campaign's dialing rules (the "Calling" tab); the view fills the SIP accounts."""
+
+    sip_account_id = SelectField(
+        _l("SIP account"),
+        coerce=_account_id,
+        choices=[],
+        validate_choice=True,
+        description=_l("The PBX account the campaign dials through (Company settings)."),
+    )
+    retry_no_answer_minutes = IntegerField(
+        _l("No answer"), validators=[InputRequired(), NumberRange(1, 10080)]
+    )
+    retry_unavailable_minutes = IntegerField(
+        _l("Unavailable"), validators=[InputRequired(), NumberRange(1, 10080)]
+    )
+    retry_busy_minutes = IntegerField(
+        _l("Busy"), validators=[InputRequired(), NumberRange(1, 10080)]
+    )
+    retry_technical_error_minutes = IntegerField(
+        _l("Technical error"), validators=[InputRequired(), NumberRange(1, 10080)]
+    )
+    max_attempts = IntegerField(
+        _l("Maximum attempts"), validators=[InputRequired(), NumberRange(1, 100)]
+    )
+    ring_timeout_seconds = IntegerField(
+        _l("Ring timeout, seconds"), validators=[InputRequired(), NumberRange(5, 300)]
+    )
+    calling_hours_start = TimeField(_l("Calling hours from"), validators=[InputRequired()])
+    calling_hours_end = TimeField(
+        _l("Calling hours until"),
+        validators=[InputRequired()],
+        description=_l("The same time in both, e.g. 00:00 and 00:00: all day."),
+    )
+    calling_weekdays = MultiCheckboxField(
+        _l("Calling days"),
+        choices=[SelectChoice(str(number), label) for number, label in WEEKDAYS],
+        description=_l("The days of the week it dials, in the customer's time zone."),
+    )
+    start_date = DateField(
+        _l("Start date"),
+        validators=[Optional()],
+        description=_l("Optional: the first day it dials, in the company's time zone."),
+    )
+    end_date = DateField(
+        _l("End date"),
+        validators=[Optional()],
+        description=_l("Optional: the last day it dials, in the company's time zone."),
+    )
+    pacing_mode = SelectField(
+        _l("Pacing mode"),
+        choices=[
+            SelectChoice(mode.value, PACING_MODE_LABELS[mode]) for mode in OFFERED_PACING_MODES
+        ],
+    )
+    call_multiplier = CommaDecimalField(
+        _l("Call multiplier"),
+        places=2,
+        validators=[InputRequired(), NumberRange(1, 5)],
+        description=_l("1.0 to 5.0; e.g. 1.2 runs 6 calls for 5 free operators."),
+    )
+    abandon_rate_cap_percent = CommaDecimalField(
+        _l("Abandon rate cap, %"),
+        places=1,
+        validators=[InputRequired(), NumberRange(0.1, 20)],
+    )
+    abandon_rate_window_days = SelectField(
+        _l("Abandon rate measured over"),
+        coerce=int,
+        choices=[
+            SelectChoice(1, _l("the last 24 hours")),
+            SelectChoice(30, _l("the last 30 days")),
+        ],
+        description=_l(
+            "The regulatory window: predictive pacing keeps the abandon rate over it under the cap."
+        ),
+    )
+    max_calls_at_once = IntegerField(
+        _l("Most calls at once"),
+        validators=[InputRequired(), NumberRange(1, 1000)],
+        description=_l("A ceiling that protects your PBX and trunk, whatever the pacing asks."),
+    )
+    max_calls_per_second = IntegerField(
+        _l("Most new calls per second"),
+        validators=[InputRequired(), NumberRange(1, 500)],
+    )
+    wrap_up_timeout_seconds = IntegerField(
+        _l("Wrap-up time, seconds"),
+        validators=[InputRequired(), NumberRange(0, 86400)],
+        description=_l(
+            "After a transfer the operator is busy with the lead until they finish it in the "
+            "console, or until this time passes. 0: only the console frees the operator."
+        ),
+    )
+    failed_transfers_limit = IntegerField(
+        _l("Failed transfers before an operator goes off line"),
+        validators=[InputRequired(), NumberRange(0, 100)],
+        description=_l(
+            "Failed transfers in a row after which the operator is taken off line. 0: never."
+        ),
+    )
+    results = TextAreaField(
+        _l("Results an operator can record"),
+        validators=[InputRequired()],
+        description=_l("One a line, e.g. Sale, Not interested, Call back."),
+    )
+    hide_numbers = BooleanField(_l("Hide customers' numbers from operators"))
+
+    def validate_results(self, field):
+        lines = [line.strip() for line in (field.data or "").splitlines() if line.strip()]
+        if not 1 <= len(lines) <= 30:
+            raise ValidationError(_l("Write from 1 to 30 results, one a line."))
+        if any(len(line) > 100 for line in lines):
+            raise ValidationError(_l("A result may have at most 100 characters."))
+        field.data = "\n".join(lines)
+
+    def validate_calling_hours_end(self, field):
+        start = self.calling_hours_start.data
+        # The same time twice is all day (engine/dialer.py `calling_window`), as the demo has.
+        if start and field.data and field.data < start:
+            raise ValidationError(_l("The end of calling hours must be after the start."))
+
+    def validate_calling_weekdays(self, field):
+        if not field.data:
+            raise ValidationError(_l("Choose at least one day."))
+
+    def validate_end_date(self, field):
+        start = self.start_date.data
+        if start and field.data and field.data < start:
+            raise ValidationError(_l("The end date cannot be before the start date."))
+
+    @property
+    def weekdays(self) -> str:
+        """The chosen days as the column keeps them, e.g. "12345"."""
+        return "".join(sorted(set(self.calling_weekdays.data or [])))

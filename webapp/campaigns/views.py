@@ -1,23 +1,26 @@
 """The Campaigns page: each campaign with its state and today's figures, Start / Pause /
-Archive, New campaign, a campaign's name and key, and who works it (its operators and teams,
-each with a weight). Admins change, supervisors read.
-
-The dialing rules (SIP account, pacing, retry times, calling hours) are still the company's
-settings, the same for every campaign; the next step of issue 17 moves them here."""
+Archive, Duplicate, New campaign; a campaign's pages in three tabs: Campaign (name and key),
+Calling (its dialing rules: SIP account, retry times, calling hours and days, dates, pacing,
+operators' wrap-up, results) and Who works it (its operators and teams, each with a weight).
+Admins change, supervisors read."""
 
 from __future__ import annotations
 
-from flask import abort, flash, redirect, render_template, url_for
+from decimal import Decimal
+
+from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
+from wtforms.fields.choices import SelectChoice
 
 from webapp.campaigns import bp
-from webapp.campaigns.forms import CampaignForm, MemberForm, WeightForm
+from webapp.campaigns.forms import CallingForm, CampaignForm, MemberForm, WeightForm
 from webapp.extensions import db
 from webapp.models import Campaign, CampaignMember, CampaignState, Operator, Team, User
+from webapp.models.campaign import RULES
 from webapp.roles import can_change, tenant_reader, tenant_writer
 from webapp.services.campaigns import (
     CampaignError,
@@ -26,15 +29,18 @@ from webapp.services.campaigns import (
     campaigns_of,
     create_campaign,
     due_leads,
+    duplicate_campaign,
     members_of,
     remove_member,
     rename_campaign,
     set_state,
     update_member,
+    update_rules,
     why_not_dialing,
     working_operators,
 )
 from webapp.services.live import Counters, today_by_campaign
+from webapp.services.sip_accounts import accounts_of
 from webapp.tenancy import current_tenant, get_or_404, scoped
 
 STATE_LABELS = {
@@ -77,6 +83,7 @@ def index():
     return render_template(
         "campaigns/index.html",
         campaigns=campaigns,
+        accounts={account.id: account.name for account in accounts_of(tenant)},
         why=why_not_dialing(tenant, campaigns, due),
         members=members,
         today=today_by_campaign(tenant),
@@ -118,8 +125,15 @@ def new():
             db.session.rollback()
             form.key.errors.append(_("Another campaign has this name or key."))
         else:
-            flash(_("Campaign %(name)s is added and running.", name=campaign.name), "success")
-            return redirect(url_for("campaigns.index"))
+            flash(
+                _(
+                    "Campaign %(name)s is added and running, with the default campaign's "
+                    "dialing rules: change them on its Calling tab.",
+                    name=campaign.name,
+                ),
+                "success",
+            )
+            return redirect(url_for("campaigns.calling", campaign_id=campaign.id))
     return render_template("campaigns/form.html", form=form, campaign=None, editable=True)
 
 
@@ -142,6 +156,75 @@ def edit(campaign_id: int):
     return render_template(
         "campaigns/form.html", form=form, campaign=campaign, editable=can_change()
     )
+
+
+def _rules_form(campaign: Campaign) -> CallingForm:
+    """The Calling tab's form: the campaign's rules on GET (what was typed on POST), the
+    tenant's SIP accounts to choose from ("none" only while the tenant has none, or the
+    campaign has none yet)."""
+    form = CallingForm(obj=campaign if request.method == "GET" else None)
+    choices = [SelectChoice(account.id, account.name) for account in accounts_of(current_tenant())]
+    if not choices or campaign.sip_account_id is None:
+        choices.insert(0, SelectChoice(None, _l("— none —")))
+    form.sip_account_id.choices = choices
+    if request.method == "GET":
+        form.calling_weekdays.data = list(campaign.calling_weekdays)
+        for field in (form.call_multiplier, form.abandon_rate_cap_percent):
+            field.data = Decimal(str(field.data))  # 1.2, not 1.19999
+    return form
+
+
+def _form_rules(form: CallingForm) -> dict:
+    values = {}
+    for name in RULES:
+        value = form.weekdays if name == "calling_weekdays" else getattr(form, name).data
+        if isinstance(value, Decimal):
+            value = float(value)
+        values[name] = value
+    return values
+
+
+@bp.route("/<int:campaign_id>/calling", methods=["GET", "POST"])
+@tenant_reader
+def calling(campaign_id: int):
+    """The campaign's dialing rules; saving wakes the engine, which dials by them at once."""
+    campaign = get_or_404(Campaign, campaign_id)
+    form = _rules_form(campaign)
+    if form.validate_on_submit():
+        try:
+            update_rules(campaign, _form_rules(form))
+        except CampaignError as error:
+            db.session.rollback()
+            form.sip_account_id.errors.append(error.message)
+        else:
+            flash(_("The calling settings of %(name)s are saved.", name=campaign.name), "success")
+            return redirect(url_for("campaigns.calling", campaign_id=campaign.id))
+    return render_template(
+        "campaigns/calling.html", form=form, campaign=campaign, editable=can_change()
+    )
+
+
+@bp.post("/<int:campaign_id>/duplicate")
+@tenant_writer
+def duplicate(campaign_id: int):
+    """A paused copy with every dialing rule and every member; its page opens."""
+    campaign = get_or_404(Campaign, campaign_id)
+    try:
+        copy = duplicate_campaign(campaign, current_user)
+    except IntegrityError:  # a concurrent request took the name or key
+        db.session.rollback()
+        flash(_("Another campaign has this name or key."), "error")
+        return redirect(url_for("campaigns.index"))
+    flash(
+        _(
+            "Campaign %(name)s is made from %(original)s with its settings and who works it; "
+            "it is paused: Start it when it is ready.",
+            name=copy.name,
+            original=campaign.name,
+        ),
+        "success",
+    )
+    return redirect(url_for("campaigns.edit", campaign_id=copy.id))
 
 
 def _set_state(campaign_id: int, state: CampaignState, done: str):

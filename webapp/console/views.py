@@ -27,13 +27,14 @@ from flask import (
 )
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
+from sqlalchemy import select
 
 from engine.bus import BadEvent, parse_event
 from engine.presence import BUSY, FREE, TRANSFERRING, WRAP_UP
 from webapp import bus, streams
 from webapp.console import bp
 from webapp.extensions import db
-from webapp.models import Lead, Role
+from webapp.models import Campaign, Lead, Role
 from webapp.roles import role_required
 from webapp.services import console, sessions
 from webapp.tenancy import current_tenant
@@ -150,15 +151,24 @@ def card():
     lead = db.session.get(Lead, state.lead_id)
     if lead is None or lead.tenant_id != operator.tenant_id:
         return "", 204
-    tenant = current_tenant()
+    campaign = _campaign_of(lead)
     return render_template(
         "console/_card.html",
         lead=lead,
         state=state,
-        phone=_masked(lead.phone) if tenant.hide_numbers else lead.phone,
+        phone=_masked(lead.phone) if campaign.hide_numbers else lead.phone,
         attempts=console.previous_attempts(lead),
-        results=tenant.result_choices,
+        results=campaign.result_choices,
     )
+
+
+def _campaign_of(lead: Lead) -> Campaign:
+    """The lead's campaign: its results and whether its numbers are hidden."""
+    return db.session.scalars(
+        select(Campaign).where(
+            Campaign.tenant_id == lead.tenant_id, Campaign.id == lead.campaign_id
+        )
+    ).one()
 
 
 def _masked(phone: str) -> str:
@@ -183,9 +193,13 @@ def finish():
             abort(400)
         zone = ZoneInfo(lead.time_zone or current_tenant().time_zone)
         call_back_at = local.replace(tzinfo=zone) if local.tzinfo is None else local
-    tenant = current_tenant()
     result = request.form.get("result", "").strip()
-    if result and result not in tenant.result_choices:
+    campaign = _campaign_of(lead) if lead is not None else None
+    if campaign is None:  # no lead (any more): the default campaign's results
+        campaign = db.session.scalars(
+            select(Campaign).where(Campaign.tenant_id == operator.tenant_id, Campaign.is_default)
+        ).one()
+    if result and result not in campaign.result_choices:
         abort(400)
     comment = request.form.get("comment", "").strip()[:2000]
     if lead is not None:

@@ -2,13 +2,17 @@
 "Campaigns"). Every tenant has a default campaign (webapp/models/campaign.py); a lead sent
 without a campaign goes there. A campaign is named in the API and CSV files by its id or by
 its key, the tenant's own short name for it. Its members (operators and teams, each with a
-weight) are who works it; a campaign without members is worked by every operator."""
+weight) are who works it; a campaign without members is worked by every operator. Its
+dialing rules (`Campaign.RULES`: SIP account, retry times, calling hours and days, dates,
+pacing, results) are its own; a new campaign starts with the default campaign's, a
+duplicate with those of the campaign it copies."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
 
 import redis
 from flask_babel import gettext as _
@@ -23,12 +27,14 @@ from webapp.models import (
     Lead,
     LeadStatus,
     Operator,
+    SipAccount,
     Team,
     Tenant,
     User,
 )
 from webapp.models.campaign import RULES
-from webapp.services.engine_state import describe, engine_state
+from webapp.services.engine_state import describe_campaign, engine_state
+from webapp.services.sip_accounts import dialing_on
 
 #: A key: lower-case letters, digits and dashes, as in `tv-offer`.
 KEY = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
@@ -122,9 +128,14 @@ def _check_name_and_key(
     return name, key
 
 
+def rules_of(campaign: Campaign) -> dict:
+    """The campaign's dialing rules, as a new campaign copies them."""
+    return {name: getattr(campaign, name) for name in RULES}
+
+
 def create_campaign(tenant: Tenant, name: str, key: str, by: User | None) -> Campaign:
-    """A new running campaign with the default campaign's dialing rules (so it dials as
-    the company did); CampaignError when the name or key is taken or wrong."""
+    """A new running campaign with the default campaign's dialing rules (it dials as the
+    company did); CampaignError when the name or key is taken or wrong."""
     name, key = _check_name_and_key(tenant.id, name, key)
     campaign = Campaign(
         tenant_id=tenant.id,
@@ -132,11 +143,93 @@ def create_campaign(tenant: Tenant, name: str, key: str, by: User | None) -> Cam
         key=key,
         state=CampaignState.RUNNING.value,
         state_changed_by_id=by.id if by else None,
-        **{rule: getattr(default_campaign(tenant), rule) for rule in RULES},
+        **rules_of(default_campaign(tenant)),
     )
     db.session.add(campaign)
     db.session.commit()
     return campaign
+
+
+def _free(tenant_id: int, column, first: str, then, most: int) -> str:
+    """`first`, else `then(2)`, `then(3)`... : the first value no campaign of the tenant has
+    in `column`, cut to `most` characters."""
+    number = 1
+    value = first[:most]
+    while db.session.scalar(
+        select(func.count()).where(Campaign.tenant_id == tenant_id, column == value)
+    ):
+        number += 1
+        value = then(number)[:most]
+    return value
+
+
+def duplicate_campaign(campaign: Campaign, by: User | None) -> Campaign:
+    """A paused copy of a campaign, "<name> (copy)" with a free name and key, with every
+    dialing rule and every member (operators and teams with their weights); its leads stay
+    where they are. Paused: the admin looks at it before it dials."""
+    tenant_id = campaign.tenant_id
+    name = _free(
+        tenant_id,
+        Campaign.name,
+        f"{campaign.name} (copy)",
+        lambda n: f"{campaign.name[:88]} (copy {n})",
+        100,
+    )
+    key = _free(
+        tenant_id,
+        Campaign.key,
+        f"{campaign.key[:59]}-copy",
+        lambda n: f"{campaign.key[:52]}-copy-{n}",
+        64,
+    )
+    copy = Campaign(
+        tenant_id=tenant_id,
+        name=name,
+        key=key,
+        state=CampaignState.PAUSED.value,
+        state_changed_by_id=by.id if by else None,
+        **rules_of(campaign),
+    )
+    db.session.add(copy)
+    db.session.flush()
+    members = db.session.scalars(
+        select(CampaignMember).where(
+            CampaignMember.tenant_id == tenant_id, CampaignMember.campaign_id == campaign.id
+        )
+    ).all()
+    db.session.add_all(
+        CampaignMember(
+            tenant_id=tenant_id,
+            campaign_id=copy.id,
+            operator_id=member.operator_id,
+            team_id=member.team_id,
+            weight=member.weight,
+        )
+        for member in members
+    )
+    db.session.commit()
+    wake_engine(tenant_id, "campaigns")
+    return copy
+
+
+def update_rules(campaign: Campaign, values: dict) -> None:
+    """New dialing rules for a campaign (values: some of RULES, checked by the form; the
+    SIP account is checked here to be the tenant's, as the database does too). Wakes the
+    engine, which reloads the rules."""
+    unknown = set(values) - set(RULES)
+    if unknown:
+        raise CampaignError(f"Not a dialing rule: {', '.join(sorted(unknown))}.")
+    account_id = values.get("sip_account_id", campaign.sip_account_id)
+    if account_id is not None and not db.session.scalar(
+        select(func.count()).where(
+            SipAccount.tenant_id == campaign.tenant_id, SipAccount.id == account_id
+        )
+    ):
+        raise CampaignError(f"There is no SIP account {account_id!r} in this company.")
+    for name, value in values.items():
+        setattr(campaign, name, value)
+    db.session.commit()
+    wake_engine(campaign.tenant_id, "settings")
 
 
 def rename_campaign(campaign: Campaign, name: str, key: str) -> None:
@@ -355,13 +448,31 @@ def campaigns_worked(tenant: Tenant) -> tuple[dict[int, list[Worked]], dict[int,
     return operators, teams
 
 
+def own_reason(campaign: Campaign, today: date) -> str | None:
+    """Why a running campaign does not dial by its own rules on `today` (the company's
+    date), or None: no SIP account, before its start date, past its end date, not one of
+    its days."""
+    if campaign.sip_account_id is None:
+        return _("No SIP account: choose one on its Calling tab.")
+    if campaign.start_date is not None and today < campaign.start_date:
+        return _("It starts on %(date)s.", date=campaign.start_date.isoformat())
+    if campaign.end_date is not None and today > campaign.end_date:
+        return _("It ended on %(date)s.", date=campaign.end_date.isoformat())
+    if str(today.isoweekday()) not in campaign.calling_weekdays:
+        return _("Today is not one of its calling days.")
+    return None
+
+
 def why_not_dialing(
     tenant: Tenant, campaigns: list[Campaign], due: dict[int, int]
 ) -> dict[int, str]:
     """{campaign id: whether it dials now, and why not, in the reader's words}: its state,
-    its leads to dial, whether an operator who works it is on line (a campaign's own reasons
-    first), then what the company's engine says (services/engine_state.py)."""
+    its own rules (SIP account, dates, days, in the company's zone), its leads to dial,
+    whether an operator who works it is on line (a campaign's own reasons first), then what
+    the company's engine says of it, else of the company (services/engine_state.py)."""
     engine = engine_state(tenant.id)
+    dialing = dialing_on(tenant)
+    today = datetime.now(ZoneInfo(tenant.time_zone)).date()
     try:
         on_line = {int(op) for op in presence(tenant.id).states()}
     except (RuntimeError, redis.RedisError):  # no Redis: the engine's own words tell
@@ -372,6 +483,8 @@ def why_not_dialing(
             out[campaign.id] = _("Paused: no new calls.")
         elif campaign.state == CampaignState.ARCHIVED.value:
             out[campaign.id] = _("Archived: no new calls.")
+        elif (reason := own_reason(campaign, today)) is not None:
+            out[campaign.id] = reason
         elif not due.get(campaign.id):
             out[campaign.id] = _("No leads to dial.")
         elif (working := working_operators(campaign)) is not None and not on_line & {
@@ -379,5 +492,5 @@ def why_not_dialing(
         }:
             out[campaign.id] = _("None of its operators is on line.")
         else:
-            out[campaign.id] = describe(engine, tenant.dialing_enabled)
+            out[campaign.id] = describe_campaign(engine, campaign.id, dialing)
     return out

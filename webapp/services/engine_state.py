@@ -4,7 +4,7 @@ state in Redis (engine/dialer.py publishes it) and worded in the user's language
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import redis
 from flask_babel import gettext as _
@@ -12,7 +12,7 @@ from flask_babel import lazy_gettext as _l
 
 from webapp import bus
 
-#: engine.dialer.REASONS, in the admin's words.
+#: engine.dialer.REASONS and a campaign's own reasons, in the admin's words.
 REASON_TEXT = {
     "stopping": _l("The engine is stopping and ending the calls in progress."),
     "pbx_unreachable": _l("The PBX cannot be reached."),
@@ -25,6 +25,9 @@ REASON_TEXT = {
     "campaigns_paused": _l("The due leads are in paused campaigns."),
     "outside_calling_hours": _l("The due leads are outside calling hours."),
     "dial_format_wrong": _l("The dial format is wrong."),
+    "no_sip_account": _l("The campaign has no SIP account."),
+    "before_start_date": _l("The campaign's start date has not come yet."),
+    "past_end_date": _l("The campaign's end date has passed."),
 }
 WARNING_TEXT = {
     "pbx_refuses_refer": _l(
@@ -42,6 +45,9 @@ class EngineState:
     detail: str = ""
     warning: str = ""
     in_flight: int = 0
+    #: {campaign id (text): (reason code, detail)} of the running campaigns that do not
+    #: dial, as the engine publishes them in the `campaigns` field.
+    campaigns: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
 def engine_state(tenant_id: int) -> EngineState:
@@ -62,7 +68,21 @@ def engine_state(tenant_id: int) -> EngineState:
         detail=state.get("detail", ""),
         warning=str(WARNING_TEXT.get(state.get("warning", ""), "")),
         in_flight=int(state.get("in_flight", 0)),
+        campaigns=_campaigns(state.get("campaigns")),
     )
+
+
+def _campaigns(published: object) -> dict[str, tuple[str, str]]:
+    """The engine's `campaigns` field, {"<id>": ["<code>", "<detail>"]}; anything else in
+    it (an engine of another version) is left out."""
+    if not isinstance(published, dict):
+        return {}
+    out = {}
+    for campaign_id, reason in published.items():
+        if isinstance(reason, list | tuple) and reason and isinstance(reason[0], str):
+            detail = reason[1] if len(reason) > 1 and isinstance(reason[1], str) else ""
+            out[str(campaign_id)] = (reason[0], detail)
+    return out
 
 
 def describe(state: EngineState, dialing_enabled: bool) -> str:
@@ -75,3 +95,15 @@ def describe(state: EngineState, dialing_enabled: bool) -> str:
         return _("Dialing: %(count)s calls in progress.", count=state.in_flight)
     detail = f" ({state.detail})" if state.detail else ""
     return f"{_('Not dialing:')} {state.reason}{detail}"
+
+
+def describe_campaign(state: EngineState, campaign_id: int, dialing_enabled: bool) -> str:
+    """What the engine says of one campaign: its own reason when the engine published one
+    for it, else what it says of the company (`describe`)."""
+    published = state.campaigns.get(str(campaign_id))
+    if not dialing_enabled or not state.running or published is None:
+        return describe(state, dialing_enabled)
+    code, detail = published
+    reason = str(REASON_TEXT.get(code, code))
+    detail = f" ({detail})" if detail else ""
+    return f"{_('Not dialing:')} {reason}{detail}"

@@ -20,6 +20,7 @@ from webapp import bus
 from webapp.extensions import db
 from webapp.models import Attempt, Campaign, CampaignMember, CampaignState, Lead, Operator, Tenant
 from webapp.services.engine_state import engine_state
+from webapp.services.sip_accounts import dialing_on
 
 
 @dataclass(frozen=True)
@@ -165,7 +166,7 @@ def wall(tenant: Tenant, campaign_id: int | None = None) -> dict:
     counters = today(tenant, campaign_id)
     return {
         "engine": asdict(engine_state(tenant.id)),
-        "dialing_enabled": bool(tenant.dialing_enabled and tenant.sip_host),
+        "dialing_enabled": dialing_on(tenant),
         "campaign": campaign_id,
         "today": {**asdict(counters), "abandon_rate": counters.abandon_rate},
         "by_campaign": _by_campaign(tenant) if campaign_id is None else [],

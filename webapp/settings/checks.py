@@ -1,9 +1,10 @@
-"""The SIP page's "Test connection" and "Test call": jobs on the `default` queue that run
-`engine.probe` with the tenant's saved account, and their results in plain words.
+"""A SIP account's "Test connection" and "Test call": jobs on the `default` queue that run
+`engine.probe` with one of the tenant's saved accounts, and their results in plain words.
 
-A job takes ids and plain values, reads the tenant inside `job_context()`, decrypts the
+A job takes ids and plain values, reads the account inside `job_context()`, decrypts the
 saved SIP password there (it never travels through Redis), and returns a small dict that
-`describe()` words for the page in the reader's language.
+`describe()` words for the page in the reader's language. A test call rings as long as the
+default campaign does when it dials through the account, else 30 s.
 
 SIP's timers are RFC 3261's (a PBX that never answers is given up after 32 s); the Flask
 setting `SIP_CHECK_T1` (seconds) shortens them, for tests.
@@ -18,11 +19,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import re
 
 from flask import current_app
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from sqlalchemy import select
 
 from engine import probe
 from engine.formats import FormatError
@@ -32,12 +33,14 @@ from webapp.addresses import is_public, resolve
 from webapp.extensions import db
 from webapp.jobs.queues import job_context
 from webapp.labels import OUTCOME_LABELS
-from webapp.models import Tenant
+from webapp.models import Campaign, SipAccount
 from webapp.services.secrets import SecretError
+from webapp.services.sip_accounts import engine_account
 from webapp.settings.forms import private_address_message
 
 KIND = "sip_check"
-_HOST_PORT = re.compile(r"\[?([^\[\]]+?)\]?(?::(\d+))?\Z")
+#: A test call's ring timeout when the default campaign does not dial through the account.
+RING_TIMEOUT_SECONDS = 30
 
 
 def timers() -> Timers:
@@ -45,31 +48,23 @@ def timers() -> Timers:
     return DEFAULT_TIMERS if t1 is None else Timers(t1=t1, t2=8 * t1, t4=10 * t1)
 
 
-def job_timeout(tenant: Tenant, call: bool) -> int:
+def ring_timeout(sip_account: SipAccount) -> int:
+    """Seconds a test call through the account rings: the default campaign's ring timeout
+    when it dials through this account, else RING_TIMEOUT_SECONDS."""
+    seconds = db.session.scalar(
+        select(Campaign.ring_timeout_seconds).where(
+            Campaign.tenant_id == sip_account.tenant_id,
+            Campaign.is_default,
+            Campaign.sip_account_id == sip_account.id,
+        )
+    )
+    return RING_TIMEOUT_SECONDS if seconds is None else seconds
+
+
+def job_timeout(sip_account: SipAccount, call: bool) -> int:
     """Seconds a check may run: the registration's own timeout, and a call's ring time."""
     seconds = 2 * timers().b + 30
-    return int(seconds + (tenant.ring_timeout_seconds + 30 if call else 0))
-
-
-def account(tenant: Tenant) -> Account:
-    """The tenant's saved SIP account, its password decrypted (SecretError when the
-    deployment's key changed since it was saved)."""
-    password = ""
-    if tenant.sip_password_encrypted:
-        password = current_app.extensions["autocall.secrets"].decrypt(tenant.sip_password_encrypted)
-    proxy = None
-    match = _HOST_PORT.match(tenant.sip_outbound_proxy or "")
-    if tenant.sip_outbound_proxy and match:
-        proxy = (match.group(1), int(match.group(2) or 5060))
-    return Account(
-        tenant.sip_host,
-        tenant.sip_port,
-        tenant.sip_username,
-        password,
-        auth_username=tenant.sip_auth_username or None,
-        realm=tenant.sip_realm or None,
-        outbound_proxy=proxy,
-    )
+    return int(seconds + (ring_timeout(sip_account) + 30 if call else 0))
 
 
 class PrivateAddress(Exception):
@@ -89,14 +84,18 @@ def public_only(sip_account: Account) -> Account:
     return dataclasses.replace(sip_account, outbound_proxy=addresses[0])
 
 
-def _run(kind: str, tenant_id: int, probing) -> dict:
+def _run(kind: str, tenant_id: int, account_id: int, probing) -> dict:
     with job_context() as app:
-        tenant = db.session.get(Tenant, tenant_id)
+        saved = db.session.scalar(
+            select(SipAccount).where(SipAccount.tenant_id == tenant_id, SipAccount.id == account_id)
+        )
+        if saved is None:  # deleted since the check was asked for
+            return {"kind": kind, "error": "no_account"}
         try:
-            sip_account = account(tenant)
+            sip_account = engine_account(saved, app.extensions["autocall.secrets"])
             if not app.extensions["autocall.config"].sip_private_allowed:
                 sip_account = public_only(sip_account)
-            return {"kind": kind, **asyncio.run(probing(tenant, sip_account, timers()))}
+            return {"kind": kind, **asyncio.run(probing(saved, sip_account, timers()))}
         except PrivateAddress as error:
             return {"kind": kind, "error": "private", "host": error.host, "address": error.address}
         except SecretError:
@@ -107,34 +106,35 @@ def _run(kind: str, tenant_id: int, probing) -> dict:
             return {"kind": kind, "error": "unreachable", "text": str(error)}
 
 
-def check_connection(tenant_id: int) -> dict:
+def check_connection(tenant_id: int, account_id: int) -> dict:
     """The job of "Test connection": register once with the saved account."""
 
-    async def probing(tenant, sip_account, sip_timers):
+    async def probing(saved, sip_account, sip_timers):
         registration = await probe.test_connection(sip_account, timers=sip_timers)
         return {"registration": vars(registration)}
 
-    return _run("connection", tenant_id, probing)
+    return _run("connection", tenant_id, account_id, probing)
 
 
-def check_call(tenant_id: int, number: str, extension: str) -> dict:
+def check_call(tenant_id: int, account_id: int, number: str, extension: str) -> dict:
     """The job of "Test call": one attempt to `number` (E.164) through the saved account
-    and formats, transferred to `extension`, as the engine would place it."""
+    and its formats, transferred to `extension`, as the engine would place it."""
 
-    async def probing(tenant, sip_account, sip_timers):
+    async def probing(saved, sip_account, sip_timers):
+        ring = ring_timeout(saved)
         return await probe.test_call(
             sip_account,
             number,
             extension,
-            dial_format=tenant.dial_format,
-            refer_format=tenant.refer_format,
-            refer_headers=tenant.refer_headers,
-            ring_timeout=tenant.ring_timeout_seconds,
-            register=tenant.has_sip_password,
+            dial_format=saved.dial_format,
+            refer_format=saved.refer_format,
+            refer_headers=saved.refer_headers,
+            ring_timeout=ring,
+            register=saved.has_password,
             timers=sip_timers,
         )
 
-    return _run("call", tenant_id, probing)
+    return _run("call", tenant_id, account_id, probing)
 
 
 # --- in plain words --------------------------------------------------------------------------
@@ -168,6 +168,8 @@ def _error_words(result: dict) -> str:
         return private_address_message(result["host"], result["address"])
     if result["error"] == "password_key":
         return _("The saved SIP password cannot be read with this server's key: enter it again.")
+    if result["error"] == "no_account":
+        return _("The SIP account was deleted.")
     if result["error"] == "format":
         return _("A format is wrong: %(error)s", error=result["text"])
     return _("Cannot reach the PBX: %(error)s", error=result["text"])

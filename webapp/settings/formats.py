@@ -11,7 +11,7 @@ from engine.formats import (
     render_refer_headers,
     render_refer_uri,
 )
-from webapp.models import Tenant
+from webapp.models import SipAccount
 
 SAMPLE_EXTENSION = "101"
 SAMPLE_HOST = "pbx.example.com"
@@ -86,20 +86,24 @@ def sample_number(region: str) -> str:
     return phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164)[1:]
 
 
-def _pbx(tenant: Tenant) -> dict:
-    return {"host": tenant.sip_host or SAMPLE_HOST, "port": tenant.sip_port, "server": "dialer"}
+def _pbx(sip_account: SipAccount) -> dict:
+    return {
+        "host": sip_account.host or SAMPLE_HOST,
+        "port": sip_account.port,
+        "server": "dialer",
+    }
 
 
-def preview(kind: str, source: str, tenant: Tenant) -> tuple[bool, str]:
-    """(ok, text): the SIP URI built for a sample number or extension, or the error."""
+def preview(kind: str, source: str, sip_account: SipAccount, region: str) -> tuple[bool, str]:
+    """(ok, text): the SIP URI built through the account for a sample number of the
+    tenant's region or a sample extension, or the error."""
+    pbx = _pbx(sip_account)
     try:
         if kind == "dial":
-            return True, render_dial_uri(
-                source, number=sample_number(tenant.default_phone_region), **_pbx(tenant)
-            )
+            return True, render_dial_uri(source, number=sample_number(region), **pbx)
         if kind == "refer":
-            return True, render_refer_uri(source, extension=SAMPLE_EXTENSION, **_pbx(tenant))
-        headers = render_refer_headers(source, extension=SAMPLE_EXTENSION, **_pbx(tenant))
+            return True, render_refer_uri(source, extension=SAMPLE_EXTENSION, **pbx)
+        headers = render_refer_headers(source, extension=SAMPLE_EXTENSION, **pbx)
         return True, "\n".join(f"{name}: {value}" for name, value in headers)
     except FormatError as error:
         return False, format_error_message(error)

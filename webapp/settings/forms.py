@@ -11,13 +11,11 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
-    DecimalField,
     IntegerField,
     PasswordField,
     SelectField,
     StringField,
     TextAreaField,
-    TimeField,
 )
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import (
@@ -30,9 +28,8 @@ from wtforms.validators import (
 )
 
 from engine.formats import FormatError, parse_host_port, parse_refer_headers, parse_uri_format
-from engine.pacing_modes import PacingMode
 from webapp.addresses import not_public
-from webapp.models import OFFERED_PACING_MODES, Transport
+from webapp.models import Transport
 from webapp.operators.forms import _extension
 from webapp.settings.formats import format_error_message
 
@@ -41,14 +38,6 @@ _HOST_PART = r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9\-.]*[A-Za-z0-9])?)"
 _HOST = re.compile(_HOST_PART + r"\Z")
 _HOST_PORT = re.compile(_HOST_PART + r"(:\d{1,5})?\Z")
 _SIP_USER = re.compile(r"[A-Za-z0-9\-_.!~*'()&=+$,;?/%]+\Z")
-
-
-#: What the settings page says of each pacing mode it offers (`OFFERED_PACING_MODES`).
-PACING_MODE_LABELS = {
-    PacingMode.MULTIPLIER: _l("Multiplier: free operators × call multiplier"),
-    PacingMode.PROGRESSIVE: _l("Progressive: one call per free operator"),
-    PacingMode.PREDICTIVE: _l("Predictive: keeps the abandon rate under the cap"),
-}
 
 
 @cache
@@ -90,7 +79,12 @@ def _realm(form, field):
 
 
 class SipAccountForm(FlaskForm):
-    sip_host = StringField(
+    name = StringField(
+        _l("Name"),
+        validators=[DataRequired(), Length(max=100)],
+        description=_l("What you call it, e.g. Main trunk; the campaigns' pages show it."),
+    )
+    host = StringField(
         _l("PBX host"),
         validators=[
             DataRequired(),
@@ -99,10 +93,10 @@ class SipAccountForm(FlaskForm):
         ],
         description=_l("The address of your PBX, e.g. pbx.example.com or 203.0.113.10."),
     )
-    sip_port = IntegerField(
+    port = IntegerField(
         _l("Port"), default=5060, validators=[InputRequired(), NumberRange(1, 65535)]
     )
-    sip_transport = SelectField(
+    transport = SelectField(
         _l("Transport"),
         choices=[
             SelectChoice(Transport.UDP.value, "UDP"),
@@ -111,21 +105,19 @@ class SipAccountForm(FlaskForm):
         ],
         description=_l("The dialer speaks UDP today; TCP and TLS are recorded for later."),
     )
-    sip_username = StringField(
-        _l("Username"), validators=[DataRequired(), Length(max=255), _sip_user]
-    )
-    sip_auth_username = StringField(
+    username = StringField(_l("Username"), validators=[DataRequired(), Length(max=255), _sip_user])
+    auth_username = StringField(
         _l("Authentication username"),
         validators=[Optional(), Length(max=255), _sip_user],
         description=_l("Only if your PBX asks for a different name when it checks the password."),
     )
-    sip_password = PasswordField(
+    password = PasswordField(
         _l("Password"),
         validators=[Optional(), Length(max=255)],
         description=_l("Stored encrypted and never shown again. Leave empty to keep it."),
     )
     clear_password = BooleanField(_l("Remove the saved password"))
-    sip_outbound_proxy = StringField(
+    outbound_proxy = StringField(
         _l("Outbound proxy"),
         validators=[
             Optional(),
@@ -133,7 +125,7 @@ class SipAccountForm(FlaskForm):
             _host(_HOST_PORT, _l("Write host or host:port, without sip:.")),
         ],
     )
-    sip_realm = StringField(
+    realm = StringField(
         _l("Realm"),
         validators=[Optional(), Length(max=255), _realm],
         description=_l("Optional; the dialer answers challenges from your PBX only."),
@@ -149,8 +141,8 @@ class SipAccountForm(FlaskForm):
             return False
         if current_app.extensions["autocall.config"].sip_private_allowed:
             return True
-        field = self.sip_outbound_proxy if self.sip_outbound_proxy.data else self.sip_host
-        host, port = parse_host_port(field.data, self.sip_port.data)
+        field = self.outbound_proxy if self.outbound_proxy.data else self.host
+        host, port = parse_host_port(field.data, self.port.data)
         address = not_public(host, port)
         if address is None:
             return True
@@ -166,15 +158,6 @@ def private_address_message(host: str, address: str) -> str:
         host=host,
         address=address,
     )
-
-
-class CommaDecimalField(DecimalField):
-    """A decimal that also accepts a comma: Russian (and most European) users write 1,2."""
-
-    def process_formdata(self, valuelist):
-        if valuelist:
-            valuelist = [value.strip().replace(",", ".") for value in valuelist]
-        super().process_formdata(valuelist)
 
 
 def _format_check(kind: str):
@@ -218,114 +201,29 @@ class FormatsForm(FlaskForm):
     )
 
 
-class CallingForm(FlaskForm):
-    retry_no_answer_minutes = IntegerField(
-        _l("No answer"), validators=[InputRequired(), NumberRange(1, 10080)]
+class CompanyForm(FlaskForm):
+    """What is the company's, whatever the campaign: its zone, its region, its switch."""
+
+    time_zone = SelectField(
+        _l("Time zone"),
+        description=_l(
+            "The company's days (reports, campaigns' start and end dates) and the calling "
+            "hours of leads without a zone of their own."
+        ),
     )
-    retry_unavailable_minutes = IntegerField(
-        _l("Unavailable"), validators=[InputRequired(), NumberRange(1, 10080)]
-    )
-    retry_busy_minutes = IntegerField(
-        _l("Busy"), validators=[InputRequired(), NumberRange(1, 10080)]
-    )
-    retry_technical_error_minutes = IntegerField(
-        _l("Technical error"), validators=[InputRequired(), NumberRange(1, 10080)]
-    )
-    max_attempts = IntegerField(
-        _l("Maximum attempts"), validators=[InputRequired(), NumberRange(1, 100)]
-    )
-    ring_timeout_seconds = IntegerField(
-        _l("Ring timeout, seconds"), validators=[InputRequired(), NumberRange(5, 300)]
-    )
-    calling_hours_start = TimeField(_l("Calling hours from"), validators=[InputRequired()])
-    calling_hours_end = TimeField(
-        _l("Calling hours until"),
-        validators=[InputRequired()],
-        description=_l("The same time in both, e.g. 00:00 and 00:00: all day."),
-    )
-    time_zone = SelectField(_l("Time zone"))
     default_phone_region = SelectField(
         _l("Default phone region"),
         description=_l("Used for numbers written without a country code."),
     )
-    pacing_mode = SelectField(
-        _l("Pacing mode"),
-        choices=[
-            SelectChoice(mode.value, PACING_MODE_LABELS[mode]) for mode in OFFERED_PACING_MODES
-        ],
+    dialing_enabled = BooleanField(
+        _l("Automatic dialing is on"),
+        description=_l("Off: none of the company's campaigns dials."),
     )
-    call_multiplier = CommaDecimalField(
-        _l("Call multiplier"),
-        places=2,
-        validators=[InputRequired(), NumberRange(1, 5)],
-        description=_l("1.0 to 5.0; e.g. 1.2 runs 6 calls for 5 free operators."),
-    )
-    abandon_rate_cap_percent = CommaDecimalField(
-        _l("Abandon rate cap, %"),
-        places=1,
-        validators=[InputRequired(), NumberRange(0.1, 20)],
-    )
-    abandon_rate_window_days = SelectField(
-        _l("Abandon rate measured over"),
-        coerce=int,
-        choices=[
-            SelectChoice(1, _l("the last 24 hours")),
-            SelectChoice(30, _l("the last 30 days")),
-        ],
-        description=_l(
-            "The regulatory window: predictive pacing keeps the abandon rate over it under the cap."
-        ),
-    )
-    max_calls_at_once = IntegerField(
-        _l("Most calls at once"),
-        validators=[InputRequired(), NumberRange(1, 1000)],
-        description=_l("A ceiling that protects your PBX and trunk, whatever the pacing asks."),
-    )
-    max_calls_per_second = IntegerField(
-        _l("Most new calls per second"),
-        validators=[InputRequired(), NumberRange(1, 500)],
-    )
-    wrap_up_timeout_seconds = IntegerField(
-        _l("Wrap-up time, seconds"),
-        validators=[InputRequired(), NumberRange(0, 86400)],
-        description=_l(
-            "After a transfer the operator is busy with the lead until they finish it in the "
-            "console, or until this time passes. 0: only the console frees the operator."
-        ),
-    )
-    failed_transfers_limit = IntegerField(
-        _l("Failed transfers before an operator goes off line"),
-        validators=[InputRequired(), NumberRange(0, 100)],
-        description=_l(
-            "Failed transfers in a row after which the operator is taken off line. 0: never."
-        ),
-    )
-    results = TextAreaField(
-        _l("Results an operator can record"),
-        validators=[InputRequired()],
-        description=_l("One a line, e.g. Sale, Not interested, Call back."),
-    )
-    hide_numbers = BooleanField(_l("Hide customers' numbers from operators"))
-    dialing_enabled = BooleanField(_l("Automatic dialing is on"))
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.time_zone.choices = time_zone_choices()
         self.default_phone_region.choices = region_choices()
-
-    def validate_results(self, field):
-        lines = [line.strip() for line in (field.data or "").splitlines() if line.strip()]
-        if not 1 <= len(lines) <= 30:
-            raise ValidationError(_l("Write from 1 to 30 results, one a line."))
-        if any(len(line) > 100 for line in lines):
-            raise ValidationError(_l("A result may have at most 100 characters."))
-        field.data = "\n".join(lines)
-
-    def validate_calling_hours_end(self, field):
-        start = self.calling_hours_start.data
-        # The same time twice is all day (engine/dialer.py `calling_window`), as the demo has.
-        if start and field.data and field.data < start:
-            raise ValidationError(_l("The end of calling hours must be after the start."))
 
 
 class TestCallForm(FlaskForm):

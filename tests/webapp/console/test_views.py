@@ -84,16 +84,50 @@ def test_the_card_shows_the_lead_being_transferred_and_finishing_frees_the_opera
 
 
 def test_hidden_numbers_are_masked_on_the_card(app, operator_client, tenant_a):
+    """As the lead's campaign says: another campaign hiding its numbers changes nothing."""
     from webapp.extensions import db
-    from webapp.models import Tenant
+    from webapp.models import Lead, Tenant
+    from webapp.services.campaigns import create_campaign
 
     with app.app_context():
-        db.session.get(Tenant, tenant_a.id).hide_numbers = True
+        other = create_campaign(db.session.get(Tenant, tenant_a.id), "TV", "tv", None)
+        other.hide_numbers = True
+        db.session.commit()
+        other_id = other.id
+    operator_client.post("/console/on-line")
+    take_for(app, tenant_a, tenant_a.lead_id)
+    card = operator_client.get("/console/card").get_data(as_text=True)
+    assert "+15550100" in card
+    with app.app_context():
+        db.session.get(Lead, tenant_a.lead_id).campaign_id = other_id
+        db.session.commit()
+    card = operator_client.get("/console/card").get_data(as_text=True)
+    assert "+15550100" not in card and "••••" in card
+
+
+def test_the_results_are_those_of_the_leads_campaign(app, operator_client, tenant_a):
+    from webapp.extensions import db
+    from webapp.models import Attempt, Lead, Tenant
+    from webapp.services.campaigns import create_campaign
+
+    with app.app_context():
+        other = create_campaign(db.session.get(Tenant, tenant_a.id), "TV", "tv", None)
+        other.results = "Subscribed\nThinking"
+        db.session.get(Lead, tenant_a.lead_id).campaign_id = other.id
         db.session.commit()
     operator_client.post("/console/on-line")
     take_for(app, tenant_a, tenant_a.lead_id)
     card = operator_client.get("/console/card").get_data(as_text=True)
-    assert "+15550100" not in card and "••••" in card
+    assert "Subscribed" in card and "Thinking" in card and "Not interested" not in card
+    refused = operator_client.post("/console/finish", data={"result": "Not interested"})
+    assert refused.status_code == 400  # the default campaign's, not this one's
+    answer = operator_client.post(
+        "/console/finish", data={"result": "Thinking"}, headers={"Accept": "application/json"}
+    )
+    assert answer.get_json()["state"] == "free"
+    with app.app_context():
+        attempt = db.session.scalar(db.select(Attempt).where(Attempt.lead_id == tenant_a.lead_id))
+        assert attempt.result == "Thinking"
 
 
 def test_the_event_stream_resumes_after_the_last_event_id(

@@ -6,6 +6,7 @@ from webapp.models import TenantOwned
 TENANT_OWNED = {
     "campaign_members",
     "campaigns",
+    "sip_accounts",
     "do_not_call",
     "teams",
     "operators",

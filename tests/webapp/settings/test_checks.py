@@ -1,4 +1,4 @@
-"""The SIP page's "Test connection" and "Test call", run by a real RQ worker (burst mode)
+"""A SIP account's "Test connection" and "Test call", run by a real RQ worker (burst mode)
 on the real Redis, against real SIP peers: SIPp playing the PBX, and a plain UDP socket
 that never answers."""
 
@@ -9,7 +9,7 @@ import pytest
 
 from tests.webapp.jobs import run_jobs
 from webapp.extensions import db
-from webapp.models import Tenant
+from webapp.models import SipAccount
 
 T1 = 0.02  # SIP's T1 for these tests: a silent PBX is given up after 64 * T1 = 1.3 s
 
@@ -26,19 +26,27 @@ def admin(client, auth, tenant_a):
     return tenant_a
 
 
-def set_account(app, tenant_id, port, password="", username="acme"):
+def set_account(app, tenant_id, port, password="", username="acme", name="PBX") -> str:
+    """Saves an account of the tenant; the URL of its page."""
     with app.app_context():
-        tenant = db.session.get(Tenant, tenant_id)
-        tenant.sip_host, tenant.sip_port, tenant.sip_username = "127.0.0.1", port, username
         box = app.extensions["autocall.secrets"]
-        tenant.sip_password_encrypted = box.encrypt(password) if password else None
+        account = SipAccount(
+            tenant_id=tenant_id,
+            name=name,
+            host="127.0.0.1",
+            port=port,
+            username=username,
+            password_encrypted=box.encrypt(password) if password else None,
+        )
+        db.session.add(account)
         db.session.commit()
+        return f"/settings/sip/{account.id}"
 
 
 def check_url(response) -> str:
     assert response.status_code == 302, response.get_data(as_text=True)
     location = response.headers["Location"]
-    assert re.search(r"/settings/sip\?check=[0-9a-f\-]+#check$", location), location
+    assert re.search(r"/settings/sip/\d+\?check=[0-9a-f\-]+#check$", location), location
     return location
 
 
@@ -56,8 +64,8 @@ def result_of(app, client, url: str) -> str:
 def test_a_pbx_that_never_answers(app, client, admin):
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
         silent.bind(("127.0.0.1", 0))
-        set_account(app, admin.id, silent.getsockname()[1], password="s3cret")
-        result = result_of(app, client, check_url(client.post("/settings/sip/test-connection")))
+        account = set_account(app, admin.id, silent.getsockname()[1], password="s3cret")
+        result = result_of(app, client, check_url(client.post(f"{account}/test-connection")))
         silent.settimeout(1)
         assert silent.recv(65535).startswith(b"REGISTER sip:127.0.0.1:")
     assert "Test connection" in result
@@ -67,8 +75,8 @@ def test_a_pbx_that_never_answers(app, client, admin):
 def test_registered(app, client, admin, pbx):
     fill = {"nonce": "n", "username": "acme", "password": "s3cret", "expires": "60"}
     peer = pbx("register.xml", fill=fill)
-    set_account(app, admin.id, peer.port, password="s3cret")
-    result = result_of(app, client, check_url(client.post("/settings/sip/test-connection")))
+    account = set_account(app, admin.id, peer.port, password="s3cret")
+    result = result_of(app, client, check_url(client.post(f"{account}/test-connection")))
     assert peer.wait().succeeded
     assert "Registered: the PBX accepted the account (for 60 seconds)." in result
 
@@ -76,17 +84,17 @@ def test_registered(app, client, admin, pbx):
 def test_a_wrong_password_is_refused(app, client, admin, pbx):
     fill = {"nonce": "n", "username": "acme", "password": "s3cret", "expires": "60"}
     peer = pbx("register.xml", fill=fill)
-    set_account(app, admin.id, peer.port, password="wrong")
-    result = result_of(app, client, check_url(client.post("/settings/sip/test-connection")))
+    account = set_account(app, admin.id, peer.port, password="wrong")
+    result = result_of(app, client, check_url(client.post(f"{account}/test-connection")))
     peer.wait()
     assert "The PBX refused this account (403 Forbidden)." in result
 
 
 def test_a_test_call_is_answered_and_transferred(app, client, admin, pbx):
     peer = pbx("transfer_ok.xml")
-    set_account(app, admin.id, peer.port)  # no password: the call goes without registering
+    account = set_account(app, admin.id, peer.port)  # no password: no REGISTER
     response = client.post(
-        "/settings/sip/test-call", data={"number": "+1 212 555 0123", "extension": "104"}
+        f"{account}/test-call", data={"number": "+1 212 555 0123", "extension": "104"}
     )
     result = result_of(app, client, check_url(response))
     seen = peer.wait()
@@ -99,38 +107,40 @@ def test_a_test_call_is_answered_and_transferred(app, client, admin, pbx):
 
 
 def test_a_test_call_needs_a_number_and_an_extension(app, client, admin):
-    set_account(app, admin.id, 5060)
-    page = client.post("/settings/sip/test-call", data={"number": "12", "extension": "1 2"})
+    account = set_account(app, admin.id, 5060)
+    page = client.post(f"{account}/test-call", data={"number": "12", "extension": "1 2"})
     assert page.status_code == 200
     text = page.get_data(as_text=True)
     assert "cannot be a phone number" in text and "no spaces" in text
 
 
-def test_checks_need_a_saved_account(client, admin):
-    response = client.post("/settings/sip/test-connection", follow_redirects=True)
+def test_checks_need_a_complete_account(app, client, admin):
+    account = set_account(app, admin.id, 5060, username="")
+    response = client.post(f"{account}/test-connection", follow_redirects=True)
     assert "Enter and save the SIP account first." in response.get_data(as_text=True)
+    assert client.post("/settings/sip/999999/test-connection").status_code == 404
 
 
 def test_supervisors_see_no_buttons_and_cannot_check(app, client, auth, tenant_a):
-    set_account(app, tenant_a.id, 5060)
+    account = set_account(app, tenant_a.id, 5060)
     auth.login(tenant_a.supervisor_email)
-    page = client.get("/settings/sip").get_data(as_text=True)
+    page = client.get(account).get_data(as_text=True)
     assert "Test connection" not in page and "test-call-form" not in page
-    assert client.post("/settings/sip/test-connection").status_code == 403
-    assert (
-        client.post("/settings/sip/test-call", data={"number": "+12125550123"}).status_code == 403
-    )
+    assert client.post(f"{account}/test-connection").status_code == 403
+    assert client.post(f"{account}/test-call", data={"number": "+12125550123"}).status_code == 403
 
 
 def test_another_tenants_check_is_not_shown(app, client, auth, tenant_a, tenant_b):
-    set_account(app, tenant_b.id, 5060)
+    account = set_account(app, tenant_b.id, 5060)
     auth.login(tenant_b.admin_email)
-    url = check_url(client.post("/settings/sip/test-connection"))
+    url = check_url(client.post(f"{account}/test-connection"))
     check_id = url.split("check=")[1].split("#")[0]
     auth.logout()
     auth.login(tenant_a.admin_email)
     assert client.get(f"/settings/checks/{check_id}").status_code == 404
-    assert "check-running" not in client.get(url).get_data(as_text=True)
+    assert client.get(url).status_code == 404  # another tenant's account
+    own = set_account(app, tenant_a.id, 5060)
+    assert "check-running" not in client.get(f"{own}?check={check_id}").get_data(as_text=True)
     with app.app_context():
         from rq.job import Job
 
@@ -150,11 +160,11 @@ def test_production_checks_send_nothing_into_a_private_network(app, client, admi
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
             silent.bind(("127.0.0.1", 0))
             silent.setblocking(False)
-            set_account(app, admin.id, silent.getsockname()[1], password="s3cret")
-            connection = client.post("/settings/sip/test-connection")
+            account = set_account(app, admin.id, silent.getsockname()[1], password="s3cret")
+            connection = client.post(f"{account}/test-connection")
             result = result_of(app, client, check_url(connection))
             call = client.post(
-                "/settings/sip/test-call", data={"number": "+1 212 555 0123", "extension": "104"}
+                f"{account}/test-call", data={"number": "+1 212 555 0123", "extension": "104"}
             )
             call_result = result_of(app, client, check_url(call))
             with pytest.raises(BlockingIOError):
@@ -177,3 +187,39 @@ def test_a_production_check_sends_to_the_address_it_checked():
     assert behind_a_proxy.outbound_proxy == ("1.1.1.1", 5080)
     with pytest.raises(PrivateAddress):
         public_only(Account("8.8.8.8", 5060, outbound_proxy=("10.0.0.1", 5060)))
+
+
+def test_a_check_shows_on_its_own_accounts_page_only(app, client, admin):
+    first = set_account(app, admin.id, 5060)
+    second = set_account(app, admin.id, 5062, name="Second")
+    url = check_url(client.post(f"{first}/test-connection"))
+    check_id = url.split("check=")[1].split("#")[0]
+    assert "check-running" in client.get(url).get_data(as_text=True)
+    assert "check-running" not in client.get(f"{second}?check={check_id}").get_data(as_text=True)
+    with app.app_context():
+        from rq.job import Job
+
+        from webapp import bus
+
+        job = Job.fetch(check_id, connection=bus.client())
+        assert job.args == (admin.id, int(first.rsplit("/", 1)[1]))
+        job.delete()
+
+
+def test_a_test_call_rings_as_long_as_the_default_campaign_through_the_account(app, admin):
+    from sqlalchemy import select
+
+    from webapp.models import Campaign
+    from webapp.settings.checks import RING_TIMEOUT_SECONDS, job_timeout, ring_timeout
+
+    first = int(set_account(app, admin.id, 5060).rsplit("/", 1)[1])
+    second = int(set_account(app, admin.id, 5062, name="Second").rsplit("/", 1)[1])
+    with app.app_context():
+        default = db.session.scalar(
+            select(Campaign).where(Campaign.tenant_id == admin.id, Campaign.is_default)
+        )
+        default.sip_account_id, default.ring_timeout_seconds = first, 45
+        db.session.commit()
+        one, two = db.session.get(SipAccount, first), db.session.get(SipAccount, second)
+        assert (ring_timeout(one), ring_timeout(two)) == (45, RING_TIMEOUT_SECONDS)
+        assert job_timeout(one, True) - job_timeout(one, False) == 45 + 30

@@ -1,5 +1,5 @@
 from engine.formats import FormatError
-from webapp.models import Tenant
+from webapp.models import SipAccount
 from webapp.settings.formats import format_error_message, preview, sample_number
 
 
@@ -17,10 +17,12 @@ def test_sample_numbers_follow_the_tenants_region():
     assert sample_number("ZZ") == "15550100123"
 
 
-def test_preview_uses_the_tenants_pbx(app):
-    tenant = Tenant(name="x", sip_host="10.0.0.5", sip_port=5080, default_phone_region="US")
+def test_preview_uses_the_accounts_pbx_and_the_tenants_region(app):
+    account = SipAccount(name="x", host="10.0.0.5", port=5080)
     with app.test_request_context():
-        ok, text = preview("refer", "{extension}@{host}:{port}", tenant)
+        ok, text = preview("refer", "{extension}@{host}:{port}", account, "US")
         assert (ok, text) == (True, "sip:101@10.0.0.5:5080")
-        ok, text = preview("headers", "X-Op: {extension}", tenant)
+        ok, text = preview("headers", "X-Op: {extension}", account, "US")
         assert (ok, text) == (True, "X-Op: 101")
+        ok, text = preview("dial", "+{number}@{host}", account, "RU")
+        assert ok and text.startswith("sip:+7") and text.endswith("@10.0.0.5")
