@@ -52,7 +52,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection, Engine
 
-from engine.formats import parse_host_port
 from engine.outcomes import Detail, Outcome, TransferResult
 from engine.sip.ua import Account
 from engine.store import (
@@ -81,6 +80,7 @@ from webapp.models import (
 )
 from webapp.services.figures import ceil_hour
 from webapp.services.secrets import SecretBox, SecretError
+from webapp.services.sip_accounts import outbound_proxy
 from webapp.services.webhooks import announce, record_finished
 
 leads = Lead.__table__
@@ -132,12 +132,6 @@ def _campaign_settings(row, weights: dict[int, int] | None) -> CampaignSettings:
         wrap_up_timeout=float(row["wrap_up_timeout_seconds"]),
         failed_transfers_limit=row["failed_transfers_limit"],
     )
-
-
-def _proxy(text: str) -> tuple[str, int] | None:
-    """The outbound proxy as the settings form took it (HOST or HOST:PORT), or None."""
-    text = text.strip().removeprefix("sip:")
-    return parse_host_port(text) if text else None
 
 
 class DialingStore:
@@ -265,7 +259,7 @@ class DialingStore:
                 password=password,
                 auth_username=row.auth_username or None,
                 realm=row.realm or None,
-                outbound_proxy=_proxy(row.outbound_proxy or ""),
+                outbound_proxy=outbound_proxy(row.outbound_proxy),
             ),
             dial_format=row.dial_format,
             refer_format=row.refer_format,

@@ -8,11 +8,11 @@ reach the database and decrypted only where the engine's `Account` is built."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from sqlalchemy import func, select, update
 
+from engine.formats import parse_host_port
 from engine.sip.ua import Account
 from webapp.bus import wake_engine
 from webapp.extensions import db
@@ -31,7 +31,6 @@ FIELDS = (
     "realm",
 )
 FORMAT_FIELDS = ("dial_format", "refer_format", "refer_headers")
-_HOST_PORT = re.compile(r"\[?([^\[\]]+?)\]?(?::(\d+))?\Z")
 
 
 class SipAccountError(ValueError):
@@ -178,11 +177,15 @@ def delete_account(account: SipAccount) -> None:
 
 
 def outbound_proxy(text: str) -> tuple[str, int] | None:
-    """An outbound proxy "host", "host:port" or "[v6]:port" as an address (port 5060)."""
-    match = _HOST_PORT.match(text or "")
-    if not text or not match:
+    """An outbound proxy as the form took it ("host", "host:port" or "[v6]:port", port 5060
+    by default, a "sip:" prefix ignored) as an address; None when empty or unreadable."""
+    text = (text or "").strip().removeprefix("sip:")
+    if not text:
         return None
-    return match.group(1), int(match.group(2) or 5060)
+    try:
+        return parse_host_port(text)
+    except ValueError:
+        return None
 
 
 def engine_account(sip_account: SipAccount, secrets: SecretBox) -> Account:
