@@ -429,9 +429,12 @@ class TenantEngine:
                 task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._flush()
-            for ua in self._ua_generation:
-                await self._close_user_agent(ua)
-            self._ua_generation.clear()
+            # All at once: each may wait for its PBX to answer the unregister (engine/sip/ua.py),
+            # and the host gives a stopping engine only END_WAIT.
+            closing, self._ua_generation = self._ua_generation, []
+            await asyncio.gather(
+                *(self._close_user_agent(ua) for ua in closing), return_exceptions=True
+            )
             with contextlib.suppress(RedisError):
                 await self._publish_state({"state": "stopped", "engine": self.engine_id})
 
