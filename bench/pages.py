@@ -196,6 +196,7 @@ class Tenant:
     name_part: str  # part of a name that some leads have
     phone_prefix: str
     external_id: str
+    campaign_id: int  # its default campaign
     extra: dict = field(default_factory=dict)
 
 
@@ -470,6 +471,7 @@ def build_tenant(
         name_part=name_part,
         phone_prefix="+7916000",
         external_id=f"crm-{tenant_id}-1",
+        campaign_id=campaign_id,
     )
 
 
@@ -514,9 +516,10 @@ def pages(t: Tenant) -> list[tuple[str, str, bool]]:
         ("operator page", f"/operators/{t.operator_id}", False),
         ("team page", f"/operators/teams/{t.team_id}", False),
         ("people", "/people/", False),
-        ("settings sip", "/settings/sip", False),
-        ("settings formats", "/settings/formats", False),
-        ("settings calling", "/settings/calling", False),
+        ("settings sip accounts", "/settings/sip", False),
+        ("settings company", "/settings/company", False),
+        ("campaigns", "/campaigns/", False),
+        ("campaign calling", f"/campaigns/{t.campaign_id}/calling", False),
         ("settings api", "/settings/api", False),
         ("do-not-call", "/do-not-call/", False),
         ("do-not-call search", "/do-not-call/?q=%2B749500001", False),

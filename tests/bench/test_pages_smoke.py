@@ -23,7 +23,7 @@ def test_smoke_run_prints_every_page_as_json(capsys):
     assert result["benchmark"] == "pages" and result["leads"] == 500
     assert set(result["databases"]) == {"postgresql", "sqlite"}
     assert set(result["targets"]) == {"every_page_p95_under_100ms", "pages_over", "slowest"}
-    names = {name for name, _, _ in pages.pages(pages.Tenant(1, "", "", 1, 1, 1, 1, "", "", ""))}
+    names = {name for name, _, _ in pages.pages(pages.Tenant(1, "", "", 1, 1, 1, 1, "", "", "", 1))}
     for figures in result["databases"].values():
         assert set(figures["pages"]) == names
         for page in figures["pages"].values():

@@ -210,12 +210,12 @@ def test_the_settings_pages_say_why_the_engine_is_not_dialing(app, database_url,
     client.post("/login", data={"email": "admin@acme.example", "password": PASSWORD})
     with HostThread(database_url):
         wait_until(lambda: engine_state(app, tenant_id).get("reason") == "no_operator_on_line")
-        page = client.get("/settings/calling").get_data(as_text=True)
+        page = client.get("/settings/company").get_data(as_text=True)
         assert "Not dialing: No operator is on line." in page
         client.get("/lang/ru")
-        page = client.get("/settings/calling").get_data(as_text=True)
+        page = client.get("/settings/company").get_data(as_text=True)
         assert "Обзвон не идёт: Нет операторов на линии." in page
-    page = client.get("/settings/calling").get_data(as_text=True)
+    page = client.get("/settings/company").get_data(as_text=True)
     assert "движок запускается" in page  # stopped: on, but no engine runs it now
 
 
