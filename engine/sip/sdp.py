@@ -179,7 +179,7 @@ def parse(body: bytes) -> SessionDescription:
     except UnicodeDecodeError as error:
         raise SDPError(f"not UTF-8 text (byte {error.start})") from None
     lines = text.split("\n")
-    if lines and lines[-1] in ("", "\r"):
+    while lines and lines[-1] in ("", "\r"):  # the end; some add a blank line or more
         lines.pop()
     if not lines:
         raise SDPError("empty")

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from engine.outcomes import Outcome
-from engine.sip import parse
+from engine.sip import parse, sdp
 from engine.sip.message import format_response
 from engine.sip.transaction import Timers
 from engine.sip.ua import Account, UserAgent, classify
@@ -589,3 +589,106 @@ def test_a_challenged_refer_is_sent_again_with_credentials():
     assert 'uri="sip:pbx@127.0.0.1:' in authorization
     assert second.cseq.number == first.cseq.number + 1 and second.branch != first.branch
     assert (attempt.outcome, attempt.transfer_result) == ("answered", "succeeded")
+
+
+# --- re-INVITEs inside our calls (RFC 3264) ---------------------------------------------------
+
+
+def sdp_offer(direction="sendrecv", formats="0 8 101", extra="a=rtpmap:101 telephone-event/8000"):
+    """A re-INVITE's tail in a SIPp scenario: its SDP offer, SIPp filling in address and
+    port."""
+    return (
+        "Content-Type: application/sdp\nContent-Length: [len]\n\nv=0\n"
+        "o=pbx 1 2 IN IP4 [local_ip]\ns=-\nc=IN IP4 [media_ip]\nt=0 0\n"
+        f"m=audio [media_port] RTP/AVP {formats}\n{extra}\na={direction}"
+    )
+
+
+NO_SDP = "Content-Length: 0\n"
+ANSWER_IN_ACK = sdp_offer("sendrecv", "0", "a=rtpmap:0 PCMU/8000")
+
+
+def our_sdp(seen, cseq):
+    """The SDP of our 200 to the PBX's request with this CSeq, read back from SIPp's trace
+    (messages apart between its dashed lines)."""
+    (message,) = [
+        m
+        for m in re.split(r"\n-{20,} [^\n]*\n[^\n]*\n\n", seen.messages)
+        if m.startswith("SIP/2.0 200") and f"CSeq: {cseq}\n" in m
+    ]
+    return sdp.parse(message.split("\n\n", 1)[1].encode())  # the trace's lines end in LF
+
+
+@pytest.mark.parametrize(
+    ("offer_name", "offer", "direction", "bump", "resume_bump"),
+    [
+        ("a=sendonly (hold)", sdp_offer("sendonly"), "recvonly", 1, 2),
+        ("a=inactive", sdp_offer("inactive"), "inactive", 1, 2),
+        ("a=recvonly", sdp_offer("recvonly"), "sendonly", 1, 2),
+        ("PCMA and a codec not ours", sdp_offer(formats="18 8"), "sendrecv", 1, 2),
+        ("the session unchanged", sdp_offer(), "sendrecv", 0, 0),
+        ("no SDP: our offer wanted", NO_SDP, "sendrecv", 0, 0),
+    ],
+)
+def test_a_reinvite_is_answered_from_its_offer(
+    pbx, offer_name, offer, direction, bump, resume_bump
+):
+    """SIPp checks our 200's direction and o= version itself (a failed check fails its call);
+    here the whole answer is read back from what SIPp received."""
+    fill = {
+        "offer_name": offer_name,
+        "offer": offer,
+        "direction": direction,
+        "bump": bump,
+        "resume_bump": resume_bump,
+        "ack": ANSWER_IN_ACK if offer is NO_SDP else "Content-Length: 0\n",
+    }
+    peer = pbx("reinvite.xml", fill=fill)
+    attempt = call(peer, transfer_timeout=3)
+    seen = peer.wait()
+    assert seen.succeeded, seen.errors
+    assert (attempt.outcome, attempt.transfer_result) == ("answered", "succeeded")
+    (offered,) = seen.logged("OFFERED")
+    held, resumed = our_sdp(seen, "201 INVITE"), our_sdp(seen, "202 INVITE")
+    assert (held.version, resumed.version) == (int(offered) + bump, int(offered) + resume_bump)
+    (audio,) = held.media
+    assert audio.direction == direction and audio.address == "127.0.0.1"
+    formats = {"PCMA and a codec not ours": ("8",)}.get(offer_name, ("0", "8", "101"))
+    assert audio.formats == formats
+    assert resumed.media[0].direction == "sendrecv" and resumed.media[0].port == audio.port
+
+
+@pytest.mark.parametrize(
+    ("offer_name", "offer", "status", "expect"),
+    [
+        (
+            "only a codec not ours",
+            sdp_offer(formats="96", extra="a=rtpmap:96 opus/48000/2"),
+            488,
+            "Warning: 305 autocall .no stream we can take",
+        ),
+        (
+            "SDP with a broken m= line",
+            sdp_offer(formats=""),
+            488,
+            "Warning: 399 autocall .line 6: m= needs a media, a port",
+        ),
+        (
+            "a body that is not SDP",
+            "Content-Type: text/plain\nContent-Length: [len]\n\nhold, please",
+            415,
+            "Accept: application/sdp",
+        ),
+    ],
+)
+def test_a_reinvite_we_cannot_take_is_refused_and_the_session_stays(
+    pbx, offer_name, offer, status, expect
+):
+    fill = {"offer_name": offer_name, "offer": offer, "status": status, "expect": expect}
+    peer = pbx("reinvite_refused.xml", fill=fill)
+    attempt = call(peer, transfer_timeout=3)
+    seen = peer.wait()
+    assert seen.succeeded, seen.errors
+    assert (attempt.outcome, attempt.transfer_result) == ("answered", "succeeded")
+    (offered,) = seen.logged("OFFERED")
+    assert our_sdp(seen, "202 INVITE").version == int(offered)
