@@ -119,10 +119,14 @@ class UserAgent:
         self._sdp = offer(self.media, self.sdp_version)
 
     async def close(self) -> None:
-        await self.registration_client.stop()
-        self.layer.close()
-        self.transport.close()
-        self._rtp.close()
+        """Stop: withdraw our registration when the PBX may hold one (waiting for its answer
+        `registration.UNREGISTER_WAIT` seconds at most), then close the sockets."""
+        try:
+            await self.registration_client.stop()
+        finally:
+            self.layer.close()
+            self.transport.close()
+            self._rtp.close()
 
     async def __aenter__(self) -> UserAgent:
         await self.start()
@@ -219,8 +223,13 @@ class UserAgent:
             if not done.done():
                 done.set_result(response)
 
-        self.request(method, uri, headers, next_seq, settle)
-        return await done
+        transaction = _Transact(self, method, uri, headers, next_seq, settle)
+        transaction.send()
+        try:
+            return await done
+        except asyncio.CancelledError:
+            transaction.abandoned = True  # nobody waits: a challenge is no longer answered
+            raise
 
     def request(
         self,
@@ -352,7 +361,17 @@ class _Transact:
     """A non-INVITE request followed to its final response by callbacks: sent again once
     with credentials for a challenge (again only for a stale nonce), three sends at most."""
 
-    __slots__ = ("authorization", "headers", "method", "next_seq", "on_final", "sends", "ua", "uri")
+    __slots__ = (
+        "abandoned",
+        "authorization",
+        "headers",
+        "method",
+        "next_seq",
+        "on_final",
+        "sends",
+        "ua",
+        "uri",
+    )
 
     def __init__(
         self,
@@ -371,6 +390,7 @@ class _Transact:
         self.on_final = on_final
         self.authorization: tuple[str, str] | None = None
         self.sends = 0
+        self.abandoned = False
 
     def send(self) -> None:
         self.sends += 1
@@ -380,7 +400,7 @@ class _Transact:
         )
 
     def _on_response(self, tx: ClientTransaction, response: Response) -> None:
-        if response.status < 200:
+        if response.status < 200 or self.abandoned:
             return
         if response.status in (401, 407) and self.sends < 3:
             answer = self.ua.answer_challenge(

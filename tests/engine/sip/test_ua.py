@@ -15,6 +15,7 @@ import pytest
 from engine.outcomes import Outcome
 from engine.sip import parse, sdp
 from engine.sip.message import format_response
+from engine.sip.registration import UNREGISTER_WAIT
 from engine.sip.transaction import Timers
 from engine.sip.ua import Account, UserAgent, classify
 from tests.sipp import SIPp
@@ -692,3 +693,145 @@ def test_a_reinvite_we_cannot_take_is_refused_and_the_session_stays(
     assert (attempt.outcome, attempt.transfer_result) == ("answered", "succeeded")
     (offered,) = seen.logged("OFFERED")
     assert our_sdp(seen, "202 INVITE").version == int(offered)
+
+
+# --- unregistering as the user agent closes ---------------------------------------------------
+
+UNREGISTER_ANSWERED = """
+  <send><![CDATA[
+SIP/2.0 401 Unauthorized
+[last_Via:]
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+[last_CSeq:]
+WWW-Authenticate: Digest realm="autocall-test", nonce="n2", algorithm=MD5, qop="auth"
+Content-Length: 0
+
+]]></send>
+  <recv request="REGISTER">
+    <action>
+      <verifyauth assign_to="unregister_valid" username="dialer" password="secret"/>
+      <ereg regexp="^ *0 *$" search_in="hdr" header="Expires:" check_it="true" assign_to="zero"/>
+    </action>
+  </recv>
+  <nop hide="true" test="unregister_valid" next="withdrawn"/>
+  <send><![CDATA[
+SIP/2.0 403 Forbidden
+[last_Via:]
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+]]></send>
+  <nop next="end"/>
+  <label id="withdrawn"/>
+  <send><![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+]]></send>
+"""
+
+
+@pytest.mark.parametrize("how", ["register", "keep_registered"])
+def test_closing_unregisters_with_the_challenge_answered(pbx, how):
+    """`autocall test-call --register` registers once; the engine keeps registered: either
+    way closing withdraws the binding (SIPp checks Expires: 0 and the digest, twice)."""
+    peer = pbx(
+        "register_unregister.xml", fill={"unregister_answer": UNREGISTER_ANSWERED}, timeout=10
+    )
+
+    async def run():
+        ua = user_agent(peer)
+        await ua.start()
+        if how == "register":
+            registered = await ua.register()
+        else:
+            ua.keep_registered()
+            while ua.registration.state != "registered":
+                await asyncio.sleep(0.01)
+            registered = ua.registration
+        started = time.monotonic()
+        await ua.close()
+        return registered, ua.registration, time.monotonic() - started
+
+    registered, unregistered, took = asyncio.run(run())
+    seen = peer.wait()
+    assert seen.succeeded, seen.errors
+    assert (registered.state, registered.expires) == ("registered", 300)
+    assert (unregistered.state, unregistered.code, unregistered.detail) == (
+        "unregistered",
+        200,
+        "unregistered",
+    )
+    (contact,) = seen.logged("REGISTERED")
+    (withdrawn,) = seen.logged("WITHDRAWN")
+    withdrawn_contact, expires = withdrawn.split(" EXPIRES ")
+    assert (withdrawn_contact.strip(), expires.strip()) == (contact.strip(), "0")
+    register_cseqs = re.findall(r"^CSeq: (\d+) REGISTER$", seen.messages, re.M)
+    assert (
+        len(set(register_cseqs)) == 4
+        and len(set(re.findall(r"^Call-ID: .*", seen.messages, re.M))) == 1
+    )
+    assert took < 1
+
+
+def test_a_pbx_that_does_not_answer_the_unregistration_does_not_hold_up_closing(pbx):
+    """Default timers (Timer F = 32 s): closing still ends after UNREGISTER_WAIT."""
+    peer = pbx("register_unregister.xml", fill={"unregister_answer": ""}, timeout=10)
+
+    async def run():
+        account = Account("127.0.0.1", peer.port, "dialer", "secret")
+        ua = UserAgent(account, local_host="127.0.0.1")
+        await ua.start()
+        registered = await ua.register()
+        started = time.monotonic()
+        await asyncio.wait_for(ua.close(), UNREGISTER_WAIT + 5)
+        return registered, ua.registration, time.monotonic() - started
+
+    registered, unregistered, took = asyncio.run(run())
+    seen = peer.wait()
+    assert seen.succeeded, seen.errors  # it received the unregistration
+    assert registered.state == "registered"
+    assert (unregistered.state, unregistered.detail) == (
+        "unregistered",
+        "unregistered without the PBX's answer",
+    )
+    assert UNREGISTER_WAIT - 0.1 <= took < UNREGISTER_WAIT + 0.5
+
+
+def test_closing_sends_nothing_when_nothing_is_registered():
+    """Never registered, or refused: no REGISTER at close (a plain socket plays the PBX)."""
+
+    async def run():
+        loop = asyncio.get_running_loop()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as registrar:
+            registrar.bind(("127.0.0.1", 0))
+            registrar.setblocking(False)
+            account = Account("127.0.0.1", registrar.getsockname()[1], "dialer", "secret")
+            async with UserAgent(account, local_host="127.0.0.1", timers=FAST):
+                pass
+            ua = UserAgent(account, local_host="127.0.0.1", timers=FAST)
+            await ua.start()
+            registering = asyncio.ensure_future(ua.register())
+            data, source = await asyncio.wait_for(loop.sock_recvfrom(registrar, 4096), 2)
+            registrar.sendto(format_response(parse(data), 403, "Forbidden", to_tag="r1"), source)
+            refused = await registering
+            started = time.monotonic()
+            await ua.close()
+            took = time.monotonic() - started
+            await asyncio.sleep(0.2)
+            with pytest.raises(BlockingIOError):
+                registrar.recv(4096)
+            return refused, took
+
+    refused, took = asyncio.run(run())
+    assert refused.code == 403 and took < 0.1
