@@ -273,8 +273,8 @@ class Call:
                 # Warning codes (RFC 3261 section 20.43): 305 incompatible media format;
                 # 399 miscellaneous, for SDP we could not read.
                 code = 305 if isinstance(error, sdp.NotAcceptable) else 399
-                warning = f'{code} autocall "{str(error).replace(chr(34), chr(39))[:200]}"'
-                refusal = (488, "Not Acceptable Here", [("Warning", warning)])
+                text = str(error).replace('"', "'")[:200]
+                refusal = (488, "Not Acceptable Here", [("Warning", f'{code} autocall "{text}"')])
         if refusal is None:
             headers = [("Contact", ua.contact), ("Content-Type", "application/sdp")]
             response = format_response(request, 200, "OK", headers, body)
