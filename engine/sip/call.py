@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine import logs
 from engine.outcomes import Detail, Outcome, TransferResult
-from engine.sip import Request, Response
+from engine.sip import Request, Response, sdp
 from engine.sip.dialog import Dialog
 from engine.sip.message import format_response
 from engine.sip.transaction import (
@@ -120,6 +120,8 @@ class Call:
         "_provisional",
         "_refer_challenges",
         "_refer_extra",
+        "_sdp_sent",
+        "_sdp_version",
         "_seq",
         "_then",
         "_to",
@@ -176,6 +178,9 @@ class Call:
         self._then: tuple[Outcome, Detail | None] | None = None
         self._ending = False  # the engine stops: `end`
         self._grace = 0.0
+        # The last session description we sent in the dialog, and its o= version.
+        self._sdp_sent = ua.sdp_offer()
+        self._sdp_version = ua.sdp_version
 
     async def run(self) -> CallRecord:
         """Place the call and wait for its end (UserAgent.place_call, which has made it one of
@@ -242,19 +247,51 @@ class Call:
         if method == "NOTIFY" or method == "BYE":
             tx.respond(request.response_head("SIP/2.0 200 OK") + _NO_BODY)
             self.event(_NOTIFY if method == "NOTIFY" else _BYE, request)
-        elif method == "INVITE":  # a re-INVITE: our session does not change
-            tx.respond(
-                format_response(
-                    request,
-                    200,
-                    "OK",
-                    [("Contact", self.ua.contact), ("Content-Type", "application/sdp")],
-                    self.ua.sdp_offer(),
-                ),
-                reliable_2xx=True,
-            )
+        elif method == "INVITE":
+            self._reinvite(request, tx)
         else:
             tx.respond(format_response(request, 405, "Method Not Allowed", [("Allow", ALLOW)]))
+
+    def _reinvite(self, request: Request, tx: ServerTransaction) -> None:
+        """A re-INVITE (RFC 3261 section 14.2): 200 with our answer to its offer (RFC 3264:
+        on hold, `a=sendonly` is answered `a=recvonly`), or with our offer when it has none;
+        488 with a Warning saying why when its SDP is malformed or offers nothing we can take,
+        415 for a body that is not SDP. After a refusal the session stays as it was."""
+        ua = self.ua
+        media = ua.media
+        refusal: tuple[int, str, list[tuple[str, str]]] | None = None
+        body = b""
+        if not request.body:  # the PBX wants our offer (RFC 3261 section 14.2)
+            body = self._session(lambda version: sdp.offer(media, version))
+        elif request.content_type != "application/sdp":
+            refusal = (415, "Unsupported Media Type", [("Accept", "application/sdp")])
+        else:
+            try:
+                offered = sdp.parse(request.body)
+                body = self._session(lambda version: sdp.answer(offered, media, version))
+            except sdp.SDPError as error:
+                # Warning codes (RFC 3261 section 20.43): 305 incompatible media format;
+                # 399 miscellaneous, for SDP we could not read.
+                code = 305 if isinstance(error, sdp.NotAcceptable) else 399
+                text = str(error).replace('"', "'")[:200]
+                refusal = (488, "Not Acceptable Here", [("Warning", f'{code} autocall "{text}"')])
+        if refusal is None:
+            headers = [("Contact", ua.contact), ("Content-Type", "application/sdp")]
+            response = format_response(request, 200, "OK", headers, body)
+        else:
+            response = format_response(request, *refusal)
+        # A final response to INVITE is sent again until its ACK (section 17.2.1).
+        tx.respond(response, reliable_2xx=True)
+
+    def _session(self, describe: Callable[[int], bytes]) -> bytes:
+        """Our session description from `describe(version)`: at the version of the last one
+        we sent in this dialog when it says the same, else at the next (RFC 3264 section
+        8); it is the last one sent from now on."""
+        body = describe(self._sdp_version)
+        if body != self._sdp_sent:
+            self._sdp_version += 1
+            body = self._sdp_sent = describe(self._sdp_version)
+        return body
 
     def event(self, kind: str, msg: Request | Response | None = None) -> None:
         """Move the call on. A failure here ends the call with that error, for the caller of

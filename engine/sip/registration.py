@@ -1,6 +1,6 @@
 """Our registration at the tenant's PBX (RFC 3261 section 10): REGISTER, with digest when
-challenged, refreshed before it expires and retried with backoff after a failure; its state
-worded for the admin (`Registration`).
+challenged, refreshed before it expires and retried with backoff after a failure, and
+withdrawn when the user agent closes; its state worded for the admin (`Registration`).
 """
 
 from __future__ import annotations
@@ -16,6 +16,13 @@ from engine.sip.transaction import token_hex
 
 if TYPE_CHECKING:
     from engine.sip.ua import UserAgent
+
+
+#: How long closing waits for the PBX's answer to our unregistration (REGISTER, Expires: 0)
+#: at most, its digest challenge included: a live PBX answers on a LAN or the internet in
+#: well under a second, and an engine that stops or `autocall test-call` must not hang on a
+#: PBX that does not answer. Without the answer the binding expires at the PBX by itself.
+UNREGISTER_WAIT = 2.0
 
 
 @dataclass
@@ -42,12 +49,13 @@ class RegistrationClient:
         self._tag = token_hex(6)
         self._seq = 0
         self._keeper: asyncio.Task[None] | None = None
+        # The PBX may hold a binding of ours: a REGISTER went out since we last withdrew it,
+        # and no answer said that nothing of ours is there. Closing then unregisters.
+        self._bound = False
 
-    async def register(self, expires: int = 3600) -> Registration:
-        """REGISTER once (with digest when challenged); the result is also kept in
-        `self.registration`, worded for the admin."""
+    def _headers(self, expires: int) -> list[tuple[str, str]]:
         ua = self.ua
-        headers = [
+        return [
             ("Max-Forwards", "70"),
             ("From", f"<{ua.aor}>;tag={self._tag}"),
             ("To", f"<{ua.aor}>"),
@@ -57,8 +65,19 @@ class RegistrationClient:
             ("Expires", str(expires)),
             ("Allow", ALLOW),
         ]
+
+    async def register(self, expires: int = 3600) -> Registration:
+        """REGISTER once (with digest when challenged); the result is also kept in
+        `self.registration`, worded for the admin."""
+        ua = self.ua
+        headers = self._headers(expires)
         self.registration.state = "registering"
+        bound_before, self._bound = self._bound, True  # the answer may be lost, or not awaited
         response = await ua.transact("REGISTER", ua.registrar, headers, self._next_seq)
+        if not bound_before and (response is None or response.status >= 300):
+            # Refused, or no answer at all: nothing of ours is there. (After an earlier
+            # success its binding may still be, until it expires.)
+            self._bound = False
         result = Registration(at=time.time())
         if response is None:
             result.state, result.detail = "failed", "the PBX did not answer"
@@ -103,9 +122,36 @@ class RegistrationClient:
 
         self._keeper = asyncio.get_running_loop().create_task(keeper())
 
+    async def unregister(self, wait: float = UNREGISTER_WAIT) -> bool:
+        """Withdraw our binding when the PBX may hold one: REGISTER with `Expires: 0` for the
+        Contact we registered (section 10.2.2), the challenge answered as for any REGISTER,
+        waiting for the final answer `wait` seconds at most. True when the PBX confirmed."""
+        if not self._bound:
+            return False
+        self._bound = False
+        ua = self.ua
+        response = None
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(wait):
+                response = await ua.transact(
+                    "REGISTER", ua.registrar, self._headers(0), self._next_seq
+                )
+        result = Registration("unregistered", at=time.time())
+        result.detail = "unregistered without the PBX's answer"
+        if response is not None:
+            result.code, result.reason = response.status, response.reason
+            if 200 <= response.status < 300:
+                result.detail = "unregistered"
+            else:
+                result.detail = f"the PBX answered {response.status} {response.reason}"
+        self.registration = result
+        return result.detail == "unregistered"
+
     async def stop(self) -> None:
-        """No more refreshes (the user agent closes)."""
+        """No more refreshes, and our binding withdrawn (the user agent closes)."""
         if self._keeper is not None:
             self._keeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._keeper
+            self._keeper = None
+        await self.unregister()

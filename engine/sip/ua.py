@@ -26,6 +26,7 @@ from engine.sip.auth import Credentials, DigestClient, choose
 from engine.sip.call import ALLOW, Call, CallRecord, Picker, classify
 from engine.sip.message import format_response
 from engine.sip.registration import Registration, RegistrationClient
+from engine.sip.sdp import LocalMedia, offer
 from engine.sip.transaction import (
     DEFAULT_TIMERS,
     ClientTransaction,
@@ -106,19 +107,26 @@ class UserAgent:
         family = socket.AF_INET6 if ":" in self.contact_host else socket.AF_INET
         self._rtp = socket.socket(family, socket.SOCK_DGRAM)  # held for the SDP; never read
         self._rtp.bind((self.contact_host, 0))
-        self._sdp_version = int(loop.time())
+        now = int(loop.time())
+        #: Our side of every session (its SDP: engine/sip/sdp.py).
+        self.media = LocalMedia(self.contact_host, self._rtp.getsockname()[1], str(now))
+        self.sdp_version = now  # the o= version of our INVITEs' offer
         # What every request repeats, made once.
         self._via_head = f"SIP/2.0/UDP {_host(self.contact_host)}:{self.port};branch="
         self._contact = f"<sip:{self.account.username}@{_host(self.contact_host)}:{self.port}>"
         self._invite_tail = f"Contact: {self._contact}\r\nAllow: {ALLOW}\r\n"
         self._user_agent_line = f"User-Agent: {self.user_agent}\r\n"
-        self._sdp = self._make_sdp_offer()
+        self._sdp = offer(self.media, self.sdp_version)
 
     async def close(self) -> None:
-        await self.registration_client.stop()
-        self.layer.close()
-        self.transport.close()
-        self._rtp.close()
+        """Stop: withdraw our registration when the PBX may hold one (waiting for its answer
+        `registration.UNREGISTER_WAIT` seconds at most), then close the sockets."""
+        try:
+            await self.registration_client.stop()
+        finally:
+            self.layer.close()
+            self.transport.close()
+            self._rtp.close()
 
     async def __aenter__(self) -> UserAgent:
         await self.start()
@@ -164,20 +172,9 @@ class UserAgent:
         return f"sip:{_host(self.account.host)}:{self.account.port}"
 
     def sdp_offer(self) -> bytes:
-        """Our session: the same for every call and every re-INVITE of this user agent."""
+        """The offer of every INVITE of this user agent (each call answers its re-INVITEs
+        from their offers: `Call.on_request`)."""
         return self._sdp
-
-    def _make_sdp_offer(self) -> bytes:
-        ip = self.contact_host
-        kind = "IP6" if ":" in ip else "IP4"
-        port = self._rtp.getsockname()[1]
-        v = self._sdp_version
-        return (
-            f"v=0\r\no=autocall {v} {v} IN {kind} {ip}\r\ns=AutoCall\r\nc=IN {kind} {ip}\r\n"
-            f"t=0 0\r\nm=audio {port} RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\n"
-            f"a=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\n"
-            f"a=fmtp:101 0-16\r\na=sendrecv\r\n"
-        ).encode()
 
     def send(
         self,
@@ -226,8 +223,13 @@ class UserAgent:
             if not done.done():
                 done.set_result(response)
 
-        self.request(method, uri, headers, next_seq, settle)
-        return await done
+        transaction = _Transact(self, method, uri, headers, next_seq, settle)
+        transaction.send()
+        try:
+            return await done
+        except asyncio.CancelledError:
+            transaction.abandoned = True  # nobody waits: a challenge is no longer answered
+            raise
 
     def request(
         self,
@@ -359,7 +361,17 @@ class _Transact:
     """A non-INVITE request followed to its final response by callbacks: sent again once
     with credentials for a challenge (again only for a stale nonce), three sends at most."""
 
-    __slots__ = ("authorization", "headers", "method", "next_seq", "on_final", "sends", "ua", "uri")
+    __slots__ = (
+        "abandoned",
+        "authorization",
+        "headers",
+        "method",
+        "next_seq",
+        "on_final",
+        "sends",
+        "ua",
+        "uri",
+    )
 
     def __init__(
         self,
@@ -378,6 +390,7 @@ class _Transact:
         self.on_final = on_final
         self.authorization: tuple[str, str] | None = None
         self.sends = 0
+        self.abandoned = False
 
     def send(self) -> None:
         self.sends += 1
@@ -387,7 +400,7 @@ class _Transact:
         )
 
     def _on_response(self, tx: ClientTransaction, response: Response) -> None:
-        if response.status < 200:
+        if response.status < 200 or self.abandoned:
             return
         if response.status in (401, 407) and self.sends < 3:
             answer = self.ua.answer_challenge(

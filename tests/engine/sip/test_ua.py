@@ -13,8 +13,9 @@ import time
 import pytest
 
 from engine.outcomes import Outcome
-from engine.sip import parse
+from engine.sip import parse, sdp
 from engine.sip.message import format_response
+from engine.sip.registration import UNREGISTER_WAIT
 from engine.sip.transaction import Timers
 from engine.sip.ua import Account, UserAgent, classify
 from tests.sipp import SIPp
@@ -589,3 +590,248 @@ def test_a_challenged_refer_is_sent_again_with_credentials():
     assert 'uri="sip:pbx@127.0.0.1:' in authorization
     assert second.cseq.number == first.cseq.number + 1 and second.branch != first.branch
     assert (attempt.outcome, attempt.transfer_result) == ("answered", "succeeded")
+
+
+# --- re-INVITEs inside our calls (RFC 3264) ---------------------------------------------------
+
+
+def sdp_offer(direction="sendrecv", formats="0 8 101", extra="a=rtpmap:101 telephone-event/8000"):
+    """A re-INVITE's tail in a SIPp scenario: its SDP offer, SIPp filling in address and
+    port."""
+    return (
+        "Content-Type: application/sdp\nContent-Length: [len]\n\nv=0\n"
+        "o=pbx 1 2 IN IP4 [local_ip]\ns=-\nc=IN IP4 [media_ip]\nt=0 0\n"
+        f"m=audio [media_port] RTP/AVP {formats}\n{extra}\na={direction}"
+    )
+
+
+NO_SDP = "Content-Length: 0\n"
+ANSWER_IN_ACK = sdp_offer("sendrecv", "0", "a=rtpmap:0 PCMU/8000")
+
+
+def our_sdp(seen, cseq):
+    """The SDP of our 200 to the PBX's request with this CSeq, read back from SIPp's trace
+    (messages apart between its dashed lines)."""
+    (message,) = [
+        m
+        for m in re.split(r"\n-{20,} [^\n]*\n[^\n]*\n\n", seen.messages)
+        if m.startswith("SIP/2.0 200") and f"CSeq: {cseq}\n" in m
+    ]
+    return sdp.parse(message.split("\n\n", 1)[1].encode())  # the trace's lines end in LF
+
+
+@pytest.mark.parametrize(
+    ("offer_name", "offer", "direction", "bump", "resume_bump"),
+    [
+        ("a=sendonly (hold)", sdp_offer("sendonly"), "recvonly", 1, 2),
+        ("a=inactive", sdp_offer("inactive"), "inactive", 1, 2),
+        ("a=recvonly", sdp_offer("recvonly"), "sendonly", 1, 2),
+        ("PCMA and a codec not ours", sdp_offer(formats="18 8"), "sendrecv", 1, 2),
+        ("the session unchanged", sdp_offer(), "sendrecv", 0, 0),
+        ("no SDP: our offer wanted", NO_SDP, "sendrecv", 0, 0),
+    ],
+)
+def test_a_reinvite_is_answered_from_its_offer(
+    pbx, offer_name, offer, direction, bump, resume_bump
+):
+    """SIPp checks our 200's direction and o= version itself (a failed check fails its call);
+    here the whole answer is read back from what SIPp received."""
+    fill = {
+        "offer_name": offer_name,
+        "offer": offer,
+        "direction": direction,
+        "bump": bump,
+        "resume_bump": resume_bump,
+        "ack": ANSWER_IN_ACK if offer is NO_SDP else "Content-Length: 0\n",
+    }
+    peer = pbx("reinvite.xml", fill=fill)
+    attempt = call(peer, transfer_timeout=3)
+    seen = peer.wait()
+    assert seen.succeeded, seen.errors
+    assert (attempt.outcome, attempt.transfer_result) == ("answered", "succeeded")
+    (offered,) = seen.logged("OFFERED")
+    held, resumed = our_sdp(seen, "201 INVITE"), our_sdp(seen, "202 INVITE")
+    assert (held.version, resumed.version) == (int(offered) + bump, int(offered) + resume_bump)
+    (audio,) = held.media
+    assert audio.direction == direction and audio.address == "127.0.0.1"
+    formats = {"PCMA and a codec not ours": ("8",)}.get(offer_name, ("0", "8", "101"))
+    assert audio.formats == formats
+    assert resumed.media[0].direction == "sendrecv" and resumed.media[0].port == audio.port
+
+
+@pytest.mark.parametrize(
+    ("offer_name", "offer", "status", "expect"),
+    [
+        (
+            "only a codec not ours",
+            sdp_offer(formats="96", extra="a=rtpmap:96 opus/48000/2"),
+            488,
+            "Warning: 305 autocall .no stream we can take",
+        ),
+        (
+            "SDP with a broken m= line",
+            sdp_offer(formats=""),
+            488,
+            "Warning: 399 autocall .line 6: m= needs a media, a port",
+        ),
+        (
+            "a body that is not SDP",
+            "Content-Type: text/plain\nContent-Length: [len]\n\nhold, please",
+            415,
+            "Accept: application/sdp",
+        ),
+    ],
+)
+def test_a_reinvite_we_cannot_take_is_refused_and_the_session_stays(
+    pbx, offer_name, offer, status, expect
+):
+    fill = {"offer_name": offer_name, "offer": offer, "status": status, "expect": expect}
+    peer = pbx("reinvite_refused.xml", fill=fill)
+    attempt = call(peer, transfer_timeout=3)
+    seen = peer.wait()
+    assert seen.succeeded, seen.errors
+    assert (attempt.outcome, attempt.transfer_result) == ("answered", "succeeded")
+    (offered,) = seen.logged("OFFERED")
+    assert our_sdp(seen, "202 INVITE").version == int(offered)
+
+
+# --- unregistering as the user agent closes ---------------------------------------------------
+
+UNREGISTER_ANSWERED = """
+  <send><![CDATA[
+SIP/2.0 401 Unauthorized
+[last_Via:]
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+[last_CSeq:]
+WWW-Authenticate: Digest realm="autocall-test", nonce="n2", algorithm=MD5, qop="auth"
+Content-Length: 0
+
+]]></send>
+  <recv request="REGISTER">
+    <action>
+      <verifyauth assign_to="unregister_valid" username="dialer" password="secret"/>
+      <ereg regexp="^ *0 *$" search_in="hdr" header="Expires:" check_it="true" assign_to="zero"/>
+    </action>
+  </recv>
+  <nop hide="true" test="unregister_valid" next="withdrawn"/>
+  <send><![CDATA[
+SIP/2.0 403 Forbidden
+[last_Via:]
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+]]></send>
+  <nop next="end"/>
+  <label id="withdrawn"/>
+  <send><![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+]]></send>
+"""
+
+
+@pytest.mark.parametrize("how", ["register", "keep_registered"])
+def test_closing_unregisters_with_the_challenge_answered(pbx, how):
+    """`autocall test-call --register` registers once; the engine keeps registered: either
+    way closing withdraws the binding (SIPp checks Expires: 0 and the digest, twice)."""
+    peer = pbx(
+        "register_unregister.xml", fill={"unregister_answer": UNREGISTER_ANSWERED}, timeout=10
+    )
+
+    async def run():
+        ua = user_agent(peer)
+        await ua.start()
+        if how == "register":
+            registered = await ua.register()
+        else:
+            ua.keep_registered()
+            while ua.registration.state != "registered":
+                await asyncio.sleep(0.01)
+            registered = ua.registration
+        started = time.monotonic()
+        await ua.close()
+        return registered, ua.registration, time.monotonic() - started
+
+    registered, unregistered, took = asyncio.run(run())
+    seen = peer.wait()
+    assert seen.succeeded, seen.errors
+    assert (registered.state, registered.expires) == ("registered", 300)
+    assert (unregistered.state, unregistered.code, unregistered.detail) == (
+        "unregistered",
+        200,
+        "unregistered",
+    )
+    (contact,) = seen.logged("REGISTERED")
+    (withdrawn,) = seen.logged("WITHDRAWN")
+    withdrawn_contact, expires = withdrawn.split(" EXPIRES ")
+    assert (withdrawn_contact.strip(), expires.strip()) == (contact.strip(), "0")
+    register_cseqs = re.findall(r"^CSeq: (\d+) REGISTER$", seen.messages, re.M)
+    assert (
+        len(set(register_cseqs)) == 4
+        and len(set(re.findall(r"^Call-ID: .*", seen.messages, re.M))) == 1
+    )
+    assert took < 1
+
+
+def test_a_pbx_that_does_not_answer_the_unregistration_does_not_hold_up_closing(pbx):
+    """Default timers (Timer F = 32 s): closing still ends after UNREGISTER_WAIT."""
+    peer = pbx("register_unregister.xml", fill={"unregister_answer": ""}, timeout=10)
+
+    async def run():
+        account = Account("127.0.0.1", peer.port, "dialer", "secret")
+        ua = UserAgent(account, local_host="127.0.0.1")
+        await ua.start()
+        registered = await ua.register()
+        started = time.monotonic()
+        await asyncio.wait_for(ua.close(), UNREGISTER_WAIT + 5)
+        return registered, ua.registration, time.monotonic() - started
+
+    registered, unregistered, took = asyncio.run(run())
+    seen = peer.wait()
+    assert seen.succeeded, seen.errors  # it received the unregistration
+    assert registered.state == "registered"
+    assert (unregistered.state, unregistered.detail) == (
+        "unregistered",
+        "unregistered without the PBX's answer",
+    )
+    assert UNREGISTER_WAIT - 0.1 <= took < UNREGISTER_WAIT + 0.5
+
+
+def test_closing_sends_nothing_when_nothing_is_registered():
+    """Never registered, or refused: no REGISTER at close (a plain socket plays the PBX)."""
+
+    async def run():
+        loop = asyncio.get_running_loop()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as registrar:
+            registrar.bind(("127.0.0.1", 0))
+            registrar.setblocking(False)
+            account = Account("127.0.0.1", registrar.getsockname()[1], "dialer", "secret")
+            async with UserAgent(account, local_host="127.0.0.1", timers=FAST):
+                pass
+            ua = UserAgent(account, local_host="127.0.0.1", timers=FAST)
+            await ua.start()
+            registering = asyncio.ensure_future(ua.register())
+            data, source = await asyncio.wait_for(loop.sock_recvfrom(registrar, 4096), 2)
+            registrar.sendto(format_response(parse(data), 403, "Forbidden", to_tag="r1"), source)
+            refused = await registering
+            started = time.monotonic()
+            await ua.close()
+            took = time.monotonic() - started
+            await asyncio.sleep(0.2)
+            with pytest.raises(BlockingIOError):
+                registrar.recv(4096)
+            return refused, took
+
+    refused, took = asyncio.run(run())
+    assert refused.code == 403 and took < 0.1
