@@ -28,6 +28,10 @@ When a customer answers, the engine takes a free operator of the customer's camp
 who works the fewest running campaigns first (`ranks`): an operator who works only this
 campaign before one whom another campaign's customers, ringing now, may need.
 
+Before the division, the free operators that the campaigns' calls in flight will want are
+kept for those campaigns (`reserve`): each pacer is told its own part plus what it kept, and
+its own calls in flight.
+
 The same shares weigh what the learning pacers count (operators on line, in wrap-up): an
 operator on line counts toward each campaign they work in proportion to their weights there.
 """
@@ -72,6 +76,33 @@ class Load:
 
     def started(self, campaign_id: int, calls: int) -> None:
         self._load[campaign_id] = self._load.get(campaign_id, 0.0) + calls
+
+
+def reserve(
+    free: Sequence[int], campaigns: Sequence[Share], calls: Mapping[int, int]
+) -> tuple[list[int], dict[int, int]]:
+    """Free operators kept for the calls already ringing: `calls` is {campaign id: how many
+    operators its calls in flight will want}; each campaign keeps up to that many of the
+    free operators who work it (the campaigns with the fewest such operators first, and of
+    those the operators who work the fewest campaigns first). Returns the operators left to
+    divide, in their order, and how many each campaign kept. Without it, a ringing call of
+    one campaign and a new call of another could both count on one free operator, and the
+    second customer to answer would find nobody."""
+    pool = list(free)
+    kept: dict[int, int] = {}
+
+    def works(operator: int) -> int:
+        return sum(1 for share in campaigns if share.weight(operator) > 0)
+
+    for share in sorted(campaigns, key=lambda s: sum(1 for op in pool if s.weight(op) > 0)):
+        wanted = calls.get(share.campaign_id, 0)
+        if wanted <= 0:
+            continue
+        mine = sorted((op for op in pool if share.weight(op) > 0), key=works)[:wanted]
+        for operator in mine:
+            pool.remove(operator)
+        kept[share.campaign_id] = len(mine)
+    return pool, kept
 
 
 def divide(

@@ -31,6 +31,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -43,7 +44,7 @@ from redis.exceptions import RedisError
 
 from engine import logs
 from engine.bus import TenantKeys, event
-from engine.campaigns import Load, Share, divide, proportions, ranks
+from engine.campaigns import Load, Share, divide, proportions, ranks, reserve
 from engine.compiled import load
 from engine.formats import FormatError, render_dial_uri, render_refer_headers, render_refer_uri
 from engine.metrics import (
@@ -208,6 +209,12 @@ def _pacing(campaign: CampaignSettings) -> tuple:
         campaign.max_calls_per_second,
         campaign.abandon_rate_cap,
     )
+
+
+def _ratio(campaign: CampaignSettings) -> float:
+    """Calls a campaign starts per free operator: its multiplier in the multiplier mode, one
+    in the others (the predictive pacer's own dialing ahead is its own to answer for)."""
+    return campaign.multiplier if pacing_mode(campaign) == PacingMode.MULTIPLIER else 1.0
 
 
 def default_wrap_up(settings: TenantSettings) -> float:
@@ -784,17 +791,6 @@ class TenantEngine:
             Share(c.campaign_id, c.weights, now >= self.campaign_idle.get(c.campaign_id, 0.0))
             for c in ready
         ]
-        parts: dict[int, list[int]] = (
-            {ready[0].campaign_id: free}
-            if len(ready) == 1
-            else divide(free, shares, self.campaign_load.now(now))
-        )
-        busy: dict[int, float] = {}
-        wrapping: dict[int, float] = {}
-        if on_line:
-            pool = list(on_line)
-            busy = proportions(pool, shares)
-            wrapping = proportions([op for op, s in on_line.items() if s.state == WRAP_UP], shares)
         flying: dict[int, int] = {}
         for task in self.calls:
             campaign_id = getattr(task, "campaign_id", 0)
@@ -802,6 +798,27 @@ class TenantEngine:
         if self.inherited:  # a lost engine's calls: counted against the first campaign
             first = ready[0].campaign_id
             flying[first] = flying.get(first, 0) + len(self.inherited)
+        # The free operators its ringing calls will want stay each campaign's (a campaign
+        # dialing at a multiplier wants one for so many calls), the rest are divided.
+        pool, kept = reserve(
+            free,
+            shares,
+            {
+                c.campaign_id: math.ceil(flying.get(c.campaign_id, 0) / max(1.0, _ratio(c)))
+                for c in ready
+            },
+        )
+        parts: dict[int, list[int]] = (
+            {ready[0].campaign_id: pool}
+            if len(ready) == 1
+            else divide(pool, shares, self.campaign_load.now(now))
+        )
+        busy: dict[int, float] = {}
+        wrapping: dict[int, float] = {}
+        if on_line:
+            pool = list(on_line)
+            busy = proportions(pool, shares)
+            wrapping = proportions([op for op, s in on_line.items() if s.state == WRAP_UP], shares)
         asked: dict[int, int] = {}
         for campaign in ready:
             campaign_id = campaign.campaign_id
@@ -809,7 +826,7 @@ class TenantEngine:
             if learning:
                 await self._read_abandon_rate(campaign, now)
             count = self.pacers[campaign_id].calls_to_start(
-                len(parts.get(campaign_id, ())),
+                len(parts.get(campaign_id, ())) + kept.get(campaign_id, 0),
                 flying.get(campaign_id, 0),
                 now,
                 round(busy.get(campaign_id, 0.0)) if learning else -1,
@@ -841,7 +858,7 @@ class TenantEngine:
                 share = next(s for s in shares if s.campaign_id == campaign_id)
                 learning = pacing_mode(campaign) in LEARNING_MODES
                 extra = self.pacers[campaign_id].calls_to_start(
-                    sum(1 for op in free if share.weight(op) > 0),
+                    sum(1 for op in pool if share.weight(op) > 0) + kept.get(campaign_id, 0),
                     flying.get(campaign_id, 0) + got.get(campaign_id, 0),
                     now,
                     sum(1 for op in on_line if share.weight(op) > 0) if learning else -1,

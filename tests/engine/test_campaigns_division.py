@@ -2,7 +2,7 @@
 
 from collections import Counter
 
-from engine.campaigns import HALF_LIFE, Load, Share, divide, proportions
+from engine.campaigns import HALF_LIFE, Load, Share, divide, proportions, reserve
 
 EVERYONE = None
 
@@ -53,3 +53,15 @@ def test_the_load_halves_every_half_life():
 def test_operators_on_line_count_in_proportion_to_their_weights():
     shares = [Share(1, {1: 3, 2: 1}), Share(2, {1: 1}), Share(3, EVERYONE, wanting=False)]
     assert proportions([1, 2], shares) == {1: 0.75 + 1.0, 2: 0.25, 3: 0.0}
+
+
+def test_free_operators_are_kept_for_the_calls_already_ringing():
+    """Operator 1 works both campaigns, 2 only the default. The default's ringing call keeps
+    operator 2 (who works fewer campaigns), so 1 is left to divide; two ringing calls of TV
+    keep 1, the only one of TV's; a campaign keeps no more than its free operators."""
+    shares = [Share(1, None), Share(2, {1: 1})]
+    assert reserve([1, 2], shares, {1: 1}) == ([1], {1: 1})
+    assert reserve([1, 2], shares, {2: 2}) == ([2], {2: 1})
+    assert reserve([1, 2], shares, {1: 1, 2: 1}) == ([], {1: 1, 2: 1})
+    assert reserve([1], shares, {1: 1, 2: 1}) == ([], {1: 1, 2: 0})  # a tie: the first
+    assert reserve([3, 1], shares, {}) == ([3, 1], {})  # the order of the free kept
