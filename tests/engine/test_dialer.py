@@ -272,3 +272,49 @@ def test_a_pbx_whose_name_leads_into_a_private_network_is_not_sent_to(app, datab
             except TimeoutError:
                 received = None
         assert received is None  # not even a REGISTER
+
+
+def test_two_campaigns_register_and_dial_through_two_sip_accounts_at_two_sipp_pbxes(
+    app, database_url, pbx
+):
+    """The default campaign dials through the tenant's first SIP account (one SIPp PBX),
+    "TV offer" through a second account at another SIPp PBX: each PBX sees the REGISTER of
+    its own account, and the INVITEs of its campaign's customers only."""
+    from sqlalchemy import update
+
+    from webapp.extensions import db
+    from webapp.models import Campaign, Lead, SipAccount, Tenant
+    from webapp.services.campaigns import create_campaign
+
+    first = pbx("pbx.xml", calls=50, timeout=60, fill={"ring_ms": 0})
+    second = pbx("pbx.xml", calls=50, timeout=60, fill={"ring_ms": 0})
+    tenant_id, operators = dialing_tenant(app, "Acme", first)
+    default = [f"+1555001{n:03d}2" for n in range(3)]  # busy
+    tv = [f"+1555002{n:03d}2" for n in range(3)]
+    add_leads(app, tenant_id, default + tv)
+    with app.app_context():
+        tenant = db.session.get(Tenant, tenant_id)
+        campaign = create_campaign(tenant, "TV offer", "tv-offer", None)
+        account = SipAccount(
+            tenant_id=tenant_id,
+            name="TV trunk",
+            host=second.host,
+            port=second.port,
+            username="tv-trunk",
+        )
+        db.session.add(account)
+        db.session.flush()
+        db.session.get(Campaign, campaign.id).sip_account_id = account.id
+        db.session.execute(update(Lead).where(Lead.phone.in_(tv)).values(campaign_id=campaign.id))
+        db.session.commit()
+    go_on_line(app, tenant_id, *operators.values())
+    with HostThread(database_url):
+        wait_until(settled(app, tenant_id, 6), what="six attempts")
+    first.stop()
+    second.stop()
+    at_first, at_second = first.result().messages, second.result().messages
+    assert "From: <sip:acme-trunk@" in at_first and "tv-trunk" not in at_first
+    assert "From: <sip:tv-trunk@" in at_second and "acme-trunk" not in at_second
+    for numbers, here, there in ((default, at_first, at_second), (tv, at_second, at_first)):
+        for number in numbers:
+            assert f"INVITE sip:{number}@" in here and f"INVITE sip:{number}@" not in there
