@@ -100,8 +100,6 @@ PBX_SILENCE_LIMIT = 3
 REFER_REFUSED_LIMIT = 3
 #: Seconds a stopping engine gives its calls to end (engine/sip/call.py `Call.end`).
 END_GRACE = 1.0
-#: Seconds the engine waits for the result of a transfer (the final NOTIFY).
-TRANSFER_WAIT = 10.0
 #: Why an engine is not dialing (the `reason` of its live state); the portal words them.
 REASONS = (
     "stopping",
@@ -182,15 +180,25 @@ def calendar_reason(campaign: CampaignSettings, time_zone: str, now: datetime) -
     return ""
 
 
+def longest_transfer_wait(settings: TenantSettings) -> float:
+    """The longest wait for a transfer's result of the SIP accounts the tenant dials
+    through (each account's `transfer_wait`)."""
+    return max(
+        (a.transfer_wait for a in settings.accounts.values()),
+        default=AccountSettings.transfer_wait,
+    )
+
+
 def lost_call_bound(settings: TenantSettings, bye_grace: float = 1.0) -> float:
     """Seconds after its INVITE that a call of an engine could still be going: it rings out
-    (the longest ring timeout of the running campaigns), the transfer waits for its result,
-    the PBX gets its moment for the BYE, the stop's grace. A successor counts a lost
-    engine's calls in flight that long, and does not dial their leads sooner."""
+    (the longest ring timeout of the running campaigns), the transfer waits for its result
+    (the longest wait of the accounts), the PBX gets its moment for the BYE, the stop's
+    grace. A successor counts a lost engine's calls in flight that long, and does not dial
+    their leads sooner."""
     ring = max(
         (c.ring_timeout for c in settings.campaigns), default=CampaignSettings(0).ring_timeout
     )
-    return ring + TRANSFER_WAIT + bye_grace + END_GRACE
+    return ring + longest_transfer_wait(settings) + bye_grace + END_GRACE
 
 
 def pacing_mode(campaign: CampaignSettings) -> str:
@@ -631,7 +639,8 @@ class TenantEngine:
     async def _release_stale_transfers(self) -> None:
         """Free operators left `transferring` by no call of ours for longer than a transfer
         may take: an engine that stopped between taking them and the transfer's result."""
-        stale = time.time() - TRANSFER_WAIT - self.bye_grace
+        assert self.settings is not None  # loaded first
+        stale = time.time() - longest_transfer_wait(self.settings) - self.bye_grace
         for operator, state in decode_all(await self.presence.states()).items():
             if state.state == TRANSFERRING and operator not in self.taken and state.since < stale:
                 self.log.warning(
@@ -1018,7 +1027,7 @@ class TenantEngine:
                 lead.dialed_uri,
                 pick_operator,
                 ring_timeout=campaign.ring_timeout,
-                transfer_timeout=TRANSFER_WAIT,
+                transfer_timeout=account.transfer_wait,
                 bye_grace=self.bye_grace,
             )
         except asyncio.CancelledError:

@@ -35,6 +35,8 @@ class AccountSettings:
     dial_format: str = "sip:{number}@{host}"
     refer_format: str = "sip:{extension}@{host}"
     refer_headers: str = ""
+    #: Seconds to wait after the REFER for the transfer's result (the PBX's final NOTIFY).
+    transfer_wait: float = 30.0
 
 
 @dataclass(frozen=True)

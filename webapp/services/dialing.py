@@ -264,6 +264,7 @@ class DialingStore:
             dial_format=row.dial_format,
             refer_format=row.refer_format,
             refer_headers=row.refer_headers or "",
+            transfer_wait=float(row.transfer_wait_seconds),
         )
 
     @staticmethod
