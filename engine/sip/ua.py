@@ -364,6 +364,11 @@ class UserAgent:
         if call is not None:
             call.deadline_came(due)
 
+    @property
+    def late_transfers(self) -> int:
+        """Timed-out transfers whose late result is still awaited (`await_late_result`)."""
+        return len(self._late)
+
     def await_late_result(self, dialog: Dialog, on_result: OnLateResult | None) -> None:
         """A call's transfer timed out and the call is over: keep the REFER's subscription
         (the dialog's subscription usage, RFC 5057) for `late_window` seconds, answering its
