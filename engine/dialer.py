@@ -34,6 +34,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from datetime import time as clock
 from functools import lru_cache
@@ -59,6 +60,7 @@ from engine.metrics import (
 from engine.outcomes import Detail, Outcome, TransferResult
 from engine.pacing_modes import MODES, PacingMode
 from engine.presence import (
+    BUSY,
     FREE,
     OFF_LINE,
     TRANSFERRING,
@@ -69,7 +71,7 @@ from engine.presence import (
     fenced,
 )
 from engine.sip.transaction import DEFAULT_TIMERS, Timers
-from engine.sip.ua import CallRecord, UserAgent
+from engine.sip.ua import CallRecord, LateResult, UserAgent
 from engine.store import (
     EVERY_DAY,
     AccountSettings,
@@ -101,8 +103,6 @@ PBX_SILENCE_LIMIT = 3
 REFER_REFUSED_LIMIT = 3
 #: Seconds a stopping engine gives its calls to end (engine/sip/call.py `Call.end`).
 END_GRACE = 1.0
-#: Seconds the engine waits for the result of a transfer (the final NOTIFY).
-TRANSFER_WAIT = 10.0
 #: Why an engine is not dialing (the `reason` of its live state); the portal words them.
 REASONS = (
     "stopping",
@@ -183,15 +183,25 @@ def calendar_reason(campaign: CampaignSettings, time_zone: str, now: datetime) -
     return ""
 
 
+def longest_transfer_wait(settings: TenantSettings) -> float:
+    """The longest wait for a transfer's result of the SIP accounts the tenant dials
+    through (each account's `transfer_wait`)."""
+    return max(
+        (a.transfer_wait for a in settings.accounts.values()),
+        default=AccountSettings.transfer_wait,
+    )
+
+
 def lost_call_bound(settings: TenantSettings, bye_grace: float = 1.0) -> float:
     """Seconds after its INVITE that a call of an engine could still be going: it rings out
-    (the longest ring timeout of the running campaigns), the transfer waits for its result,
-    the PBX gets its moment for the BYE, the stop's grace. A successor counts a lost
-    engine's calls in flight that long, and does not dial their leads sooner."""
+    (the longest ring timeout of the running campaigns), the transfer waits for its result
+    (the longest wait of the accounts), the PBX gets its moment for the BYE, the stop's
+    grace. A successor counts a lost engine's calls in flight that long, and does not dial
+    their leads sooner."""
     ring = max(
         (c.ring_timeout for c in settings.campaigns), default=CampaignSettings(0).ring_timeout
     )
-    return ring + TRANSFER_WAIT + bye_grace + END_GRACE
+    return ring + longest_transfer_wait(settings) + bye_grace + END_GRACE
 
 
 def pacing_mode(campaign: CampaignSettings) -> str:
@@ -225,6 +235,17 @@ def default_wrap_up(settings: TenantSettings) -> float:
     if not timeouts:
         return CampaignSettings(0).wrap_up_timeout
     return 0.0 if 0 in timeouts else max(timeouts)
+
+
+@dataclass(frozen=True)
+class LateTransfer:
+    """A transfer written as timed out whose result came late (engine/sip/call.py
+    `LateResult`), to be written over its attempt once that is written (`Store.finish`)."""
+
+    lead: Claimed
+    campaign: CampaignSettings
+    operator: int | None
+    late: LateResult
 
 
 #: Pacing modes that look at operators on line and learn from the calls (engine/pacer.py).
@@ -296,6 +317,8 @@ class TenantEngine:
         self.format_errors: dict[int, tuple[str, str]] = {}
         self.calls: set[asyncio.Task] = set()
         self.done: list[Finished] = []
+        #: Late transfer results to write once their attempts are (`_write_late`).
+        self.late: list[LateTransfer] = []
         self.wakened = asyncio.Event()
         self.stopping = False
         self.reload = True
@@ -638,7 +661,8 @@ class TenantEngine:
     async def _release_stale_transfers(self) -> None:
         """Free operators left `transferring` by no call of ours for longer than a transfer
         may take: an engine that stopped between taking them and the transfer's result."""
-        stale = time.time() - TRANSFER_WAIT - self.bye_grace
+        assert self.settings is not None  # loaded first
+        stale = time.time() - longest_transfer_wait(self.settings) - self.bye_grace
         for operator, state in decode_all(await self.presence.states()).items():
             if state.state == TRANSFERRING and operator not in self.taken and state.since < stale:
                 self.log.warning(
@@ -969,8 +993,10 @@ class TenantEngine:
 
     async def _close_idle_user_agents(self) -> None:
         for ua in list(self._ua_generation):
-            if ua not in self.uas.values() and not any(
-                getattr(t, "ua", None) is ua for t in self.calls
+            if (
+                ua not in self.uas.values()
+                and not ua.late_transfers
+                and not any(getattr(t, "ua", None) is ua for t in self.calls)
             ):
                 self._ua_generation.remove(ua)
                 await self._close_user_agent(ua)
@@ -1030,13 +1056,18 @@ class TenantEngine:
                 self.log.warning("tenant %s: screen pop not sent: %s", self.tenant_id, error)
             return uri, headers
 
+        def late_result(late: LateResult) -> None:  # after the wait: corrects the attempt
+            self.late.append(LateTransfer(lead, campaign, operator, late))
+            self.wakened.set()
+
         try:
             attempt = await ua.place_call(
                 lead.dialed_uri,
                 pick_operator,
                 ring_timeout=campaign.ring_timeout,
-                transfer_timeout=TRANSFER_WAIT,
+                transfer_timeout=account.transfer_wait,
                 bye_grace=self.bye_grace,
+                on_late_result=late_result,
             )
         except asyncio.CancelledError:
             raise
@@ -1157,6 +1188,88 @@ class TenantEngine:
     # --- writing ----------------------------------------------------------------------------
 
     async def _flush(self) -> None:
+        """Write the finished attempts, then the late transfer results over them."""
+        await self._write_finished()
+        if self.late and not self.done:
+            await self._write_late()
+
+    async def _write_late(self) -> None:
+        """Late transfer results (`LateTransfer`), each after its attempt was written as
+        timed out: a success corrects the attempt and its lead (`Store.correct_transfer`),
+        the operator's console hears `transferred`, and the operator, if free, is busy with
+        the customer; a failure changes nothing."""
+        while self.late and not self.fenced:
+            item = self.late.pop(0)
+            late, lead, operator = item.late, item.lead, item.operator
+            if late.result != TransferResult.SUCCEEDED:
+                self.log.info(
+                    "tenant %s: attempt %s: late transfer result %s %s: nothing changes",
+                    self.tenant_id,
+                    lead.attempt_id,
+                    late.sip_code,
+                    late.sip_reason,
+                )
+                continue
+            try:
+                corrected = await self.database(
+                    self.store.correct_transfer,
+                    self.tenant_id,
+                    self.epoch,
+                    lead.attempt_id,
+                    late.result,
+                    late.sip_code,
+                    datetime.fromtimestamp(late.at, UTC),
+                    late.sip_reason,
+                )
+            except Refused as error:
+                self._refused(error)
+                self.log.warning(
+                    "tenant %s: attempt %s not corrected: %s",
+                    self.tenant_id,
+                    lead.attempt_id,
+                    error,
+                )
+                return
+            except Exception:
+                self.log.exception(
+                    "tenant %s: attempt %s not corrected; will retry",
+                    self.tenant_id,
+                    lead.attempt_id,
+                )
+                self.late.insert(0, item)
+                return
+            self.log.info(
+                "tenant %s: attempt %s: the transfer succeeded after the wait (%s %s)",
+                self.tenant_id,
+                lead.attempt_id,
+                late.sip_code,
+                late.sip_reason,
+            )
+            if not corrected or operator is None:
+                continue
+            try:
+                state = await self.presence.transferred_late(
+                    operator, lead.lead_id, item.campaign.wrap_up_timeout
+                )
+                if (state.decode() if isinstance(state, bytes) else state) == BUSY:
+                    self.handling[operator] = (late.at, None, lead.campaign_id)
+                await self._tell(
+                    operator,
+                    event(
+                        "transferred",
+                        operator_id=operator,
+                        lead_id=lead.lead_id,
+                        attempt_id=lead.attempt_id,
+                    ),
+                )
+            except RedisError as error:
+                if fenced(error):
+                    self._refused(error)
+                self.log.warning(
+                    "tenant %s: operator %s not updated: %s", self.tenant_id, operator, error
+                )
+
+    async def _write_finished(self) -> None:
         """Write the finished attempts (one transaction for all that ended since the last)."""
         if not self.done:
             return

@@ -14,10 +14,10 @@ console says the talk is over). Off line = not in the hash. The sorted set
 offered first); `t:{id}:seen` holds each console's last heartbeat: an operator whose console
 went quiet for `heartbeat_ttl` seconds is taken off line (a closed tab leaves no ghost).
 
-The engine's scripts (take, transferred, release, sweep) are fenced: an engine built with its
-fencing token (`epoch`) writes only while no newer engine of the tenant has written
-`t:{id}:epoch`; an older one gets the error `FENCED` (`fenced(error)` tells it), so an engine
-that lost its tenant without knowing it can no longer take or free operators.
+The engine's scripts (take, transferred, transferred_late, release, sweep) are fenced: an
+engine built with its fencing token (`epoch`) writes only while no newer engine of the tenant
+has written `t:{id}:epoch`; an older one gets the error `FENCED` (`fenced(error)` tells it),
+so an engine that lost its tenant without knowing it can no longer take or free operators.
 
 Methods return what the Redis client returns, so the same class serves the portal's
 synchronous client and the engine's asyncio one (whose calls are awaited).
@@ -173,6 +173,26 @@ return 'free'
 """
 )
 
+# A transfer written as failed (its wait ended) succeeded after all: the late final NOTIFY.
+# ARGV: now, operator, lead, wrap-up timeout (as for _TRANSFERRED). The operator is talking
+# to that customer: busy with the lead if they are free, as after a transfer that succeeded;
+# one taken by another call meanwhile (or busy, or off line) is left as they are.
+# Returns the operator's state after it.
+_TRANSFERRED_LATE = (
+    _LIB
+    + """
+local current = redis.call('HGET', KEYS[1], ARGV[2])
+if not current then return 'off_line' end
+local state, since, lead, fails = parse(current)
+if state ~= 'free' then return state end
+redis.call('ZREM', KEYS[2], ARGV[2])
+put(ARGV[2], 'busy', ARGV[1], ARGV[3], 0)
+if ARGV[4] ~= '' then redis.call('HSET', KEYS[4], ARGV[2], ARGV[4])
+else redis.call('HDEL', KEYS[4], ARGV[2]) end
+return 'busy'
+"""
+)
+
 # A taken operator was not needed after all (the customer hung up before the REFER).
 _RELEASE = (
     _LIB
@@ -232,7 +252,7 @@ return changed
 
 
 #: The engine's scripts, fenced when the presence has an engine's token.
-_ENGINE_SIDE = ("take", "transferred", "release", "sweep", "fence")
+_ENGINE_SIDE = ("take", "transferred", "transferred_late", "release", "sweep", "fence")
 
 
 def fenced(error: BaseException) -> bool:
@@ -288,6 +308,7 @@ class Presence:
                 ("finish", _FINISH),
                 ("take", _TAKE),
                 ("transferred", _TRANSFERRED),
+                ("transferred_late", _TRANSFERRED_LATE),
                 ("release", _RELEASE),
                 ("sweep", _SWEEP),
                 ("wrap_up", _WRAP_UP),
@@ -302,7 +323,7 @@ class Presence:
             args = (*args, event("presence"))
         if name == "on":
             keys.append(self.keys.off_line_why)
-        elif name in ("transferred", "sweep"):
+        elif name in ("transferred", "transferred_late", "sweep"):
             keys.append(self.keys.wrap_up_limits)
         now = time.time() if now is None else now
         if self.epoch is not None and name in _ENGINE_SIDE:
@@ -370,6 +391,19 @@ class Presence:
         return self._run(
             "transferred", operator_id, int(succeeded), failure_limit, timeout, now=now
         )
+
+    def transferred_late(
+        self,
+        operator_id: int,
+        lead_id: int,
+        wrap_up_timeout: float | None = None,
+        now: float | None = None,
+    ):
+        """A transfer written as failed succeeded after all (its result came late): the
+        operator, if free, is busy with the lead (as `transferred` on success), in one
+        script; one taken since, or off line, is left alone. Returns their state."""
+        timeout = "" if wrap_up_timeout is None else repr(float(wrap_up_timeout))
+        return self._run("transferred_late", operator_id, lead_id, timeout, now=now)
 
     def release(self, operator_id: int, now: float | None = None):
         return self._run("release", operator_id, now=now)

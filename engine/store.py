@@ -5,8 +5,8 @@ through a `Store`; webapp/services/dialing.py implements it on the portal's tabl
 method is one short transaction, run in the host's database thread (never on the event loop).
 
 Fencing: `start_engine` hands a starting engine the tenant's next fencing token (`epoch`);
-`claim` and `finish` carry it and raise `Refused` once a newer engine of the tenant started,
-or once dialing is off.
+`claim`, `finish` and `correct_transfer` carry it and raise `Refused` once a newer engine of
+the tenant started (`claim` also once dialing is off).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from datetime import date, datetime
 from datetime import time as clock
 from typing import Protocol
 
+from engine.outcomes import TransferResult
 from engine.sip.ua import Account, CallRecord
 
 #: Retry minutes per failed outcome when a test names none.
@@ -35,6 +36,8 @@ class AccountSettings:
     dial_format: str = "sip:{number}@{host}"
     refer_format: str = "sip:{extension}@{host}"
     refer_headers: str = ""
+    #: Seconds to wait after the REFER for the transfer's result (the PBX's final NOTIFY).
+    transfer_wait: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -187,6 +190,22 @@ class Store(Protocol):
 
     def finish(self, tenant_id: int, epoch: int, finished: list[Finished]) -> int:
         """Write the attempts' CDRs and their leads' next steps; how many were written."""
+        ...
+
+    def correct_transfer(
+        self,
+        tenant_id: int,
+        epoch: int,
+        attempt_id: int,
+        result: TransferResult,
+        sip_code: int,
+        at: datetime,
+        sip_reason: str = "",
+    ) -> bool:
+        """A written attempt whose transfer timed out got its result late (the final NOTIFY
+        after the wait): record it; when it succeeded, the attempt is `answered` and its lead
+        `reached` (unless the lead moved on since: a newer attempt, or the portal changed
+        it). False when the attempt is not one that timed out (nothing written)."""
         ...
 
     def idle_reasons(self, settings: TenantSettings, campaigns: list[int]) -> dict[int, str]:

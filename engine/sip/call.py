@@ -41,6 +41,15 @@ Target = str | tuple[str, list[tuple[str, str]]]
 #: What picks the operator at the moment of answer (None: nobody is free).
 Picker = Callable[[], Awaitable[Target | None]]
 
+#: Seconds the REFER's subscription stays alive after the wait for the transfer's result
+#: ended without one (our BYE ends the dialog's invite usage, not its subscription usage:
+#: RFC 5057). A PBX that passes the REFER on to the customer's phone says how it went only
+#: when the operator answers; a final NOTIFY in this window is answered 200 and reported
+#: (`LateResult`), a later one 481. Two minutes: longer than an operator's phone rings before
+#: a PBX gives up on it (Asterisk's default dial timeout is a minute or so), short enough that
+#: the user agent keeps no dialog for long (`UserAgent.late_window`).
+LATE_WINDOW = 120.0
+
 #: The methods the user agent understands (its INVITEs', REGISTERs' and 405s' Allow): a
 #: call's, and OPTIONS.
 ALLOW = "INVITE, ACK, CANCEL, BYE, REFER, NOTIFY, OPTIONS"
@@ -80,6 +89,22 @@ class CallRecord:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class LateResult:
+    """A transfer's result that came after its wait was over (a final NOTIFY in the late
+    window): the call was written as timed out, and this corrects it."""
+
+    call_id: str
+    result: TransferResult  # succeeded or failed
+    sip_code: int  # the status in the NOTIFY's sipfrag
+    sip_reason: str
+    at: float  # wall-clock seconds
+
+
+#: What hears of a late result (UserAgent.place_call's `on_late_result`).
+OnLateResult = Callable[[LateResult], None]
 
 
 #: The end of a response without a body.
@@ -131,6 +156,7 @@ class Call:
         "dialog",
         "from_tag",
         "invite_tx",
+        "on_late_result",
         "refer_headers",
         "refer_to",
         "ring_timeout",
@@ -149,8 +175,10 @@ class Call:
         transfer_timeout: float,
         bye_grace: float,
         refer_headers: Iterable[tuple[str, str]],
+        on_late_result: OnLateResult | None = None,
     ):
         self.ua = ua
+        self.on_late_result = on_late_result
         self.call_id = f"{token_hex(12)}@{ua.contact_host}"
         logs.bind(call_id=self.call_id)  # every later record of the call's task names it
         self.from_tag = token_hex(6)
@@ -416,6 +444,9 @@ class Call:
         calls = self.ua._calls
         if calls.get(self.call_id) is self:  # from now on the dialog is unknown here
             del calls[self.call_id]
+        if detail == Detail.TRANSFER_TIMEOUT and self.dialog is not None:
+            # the transfer may still succeed: its result is awaited a while longer
+            self.ua.await_late_result(self.dialog, self.on_late_result)
         if not self.waiter.done():
             self.waiter.set_result(None)
 

@@ -18,12 +18,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from engine.outcomes import TransferResult
 from engine.sip import Request, Response
 from engine.sip.auth import Credentials, DigestClient, choose
-from engine.sip.call import ALLOW, Call, CallRecord, Picker, classify
+from engine.sip.call import (
+    ALLOW,
+    LATE_WINDOW,
+    Call,
+    CallRecord,
+    LateResult,
+    OnLateResult,
+    Picker,
+    classify,
+)
+from engine.sip.dialog import Dialog
 from engine.sip.message import format_response
 from engine.sip.registration import Registration, RegistrationClient
 from engine.sip.sdp import LocalMedia, offer
@@ -32,6 +44,7 @@ from engine.sip.transaction import (
     ClientTransaction,
     OnResponse,
     OnTimeout,
+    ServerTransaction,
     Timers,
     TransactionLayer,
     new_branch,
@@ -39,7 +52,15 @@ from engine.sip.transaction import (
 )
 from engine.sip.transport import Address, Transport
 
-__all__ = ["ALLOW", "Account", "CallRecord", "Registration", "UserAgent", "classify"]
+__all__ = [
+    "ALLOW",
+    "Account",
+    "CallRecord",
+    "LateResult",
+    "Registration",
+    "UserAgent",
+    "classify",
+]
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +98,14 @@ class UserAgent:
         local_port: int = 0,
         timers: Timers = DEFAULT_TIMERS,
         user_agent: str = "AutoCall Cloud",
+        late_window: float = LATE_WINDOW,
     ):
         self.account = account
+        #: Seconds a timed-out transfer's subscription stays alive for its late result.
+        self.late_window = late_window
+        #: Transfers whose wait ended without a result, by Call-ID: (the dialog, who hears of
+        #: the result, until when: the timer's due time).
+        self._late: dict[str, tuple[Dialog, OnLateResult | None, float]] = {}
         self.local_host = local_host
         self.local_port = local_port
         self.timers = timers
@@ -102,6 +129,7 @@ class UserAgent:
         self.layer = TransactionLayer(self.transport, self.timers)
         # Bound once: the layer's timers key on it.
         self._call_deadline = self._call_deadline  # type: ignore[method-assign]
+        self._late_over = self._late_over  # type: ignore[method-assign]
         self.contact_host = self._address_towards(self.destination)
         self.port = self.transport.local_address[1]
         family = socket.AF_INET6 if ":" in self.contact_host else socket.AF_INET
@@ -295,6 +323,7 @@ class UserAgent:
         transfer_timeout: float = 10.0,
         bye_grace: float = 1.0,
         refer_headers: Sequence[tuple[str, str]] = (),
+        on_late_result: OnLateResult | None = None,
     ) -> CallRecord:
         """Dial `target_uri`; when answered, transfer to `refer_to` (a URI, or a coroutine
         function that picks one at the moment of answer, optionally with the REFER's extra
@@ -302,9 +331,20 @@ class UserAgent:
         attempt's outcome and timings.
 
         The call runs as callbacks of its transactions, dialog and timers (`Call`): this
-        coroutine only waits for its end, and runs the operator picker when there is one."""
+        coroutine only waits for its end, and runs the operator picker when there is one.
+
+        A transfer whose result did not come within `transfer_timeout` ends the call as
+        timed out; its final NOTIFY may still come within `late_window` seconds, and is then
+        told to `on_late_result` (in the transport's callback: it must not block)."""
         call = Call(
-            self, target_uri, refer_to, ring_timeout, transfer_timeout, bye_grace, refer_headers
+            self,
+            target_uri,
+            refer_to,
+            ring_timeout,
+            transfer_timeout,
+            bye_grace,
+            refer_headers,
+            on_late_result,
         )
         self._calls[call.call_id] = call
         return await call.run()
@@ -323,6 +363,44 @@ class UserAgent:
         call = self._calls.get(call_id)
         if call is not None:
             call.deadline_came(due)
+
+    @property
+    def late_transfers(self) -> int:
+        """Timed-out transfers whose late result is still awaited (`await_late_result`)."""
+        return len(self._late)
+
+    def await_late_result(self, dialog: Dialog, on_result: OnLateResult | None) -> None:
+        """A call's transfer timed out and the call is over: keep the REFER's subscription
+        (the dialog's subscription usage, RFC 5057) for `late_window` seconds, answering its
+        NOTIFYs 200 and telling `on_result` of a final one."""
+        if self.late_window <= 0:
+            return
+        until = self.layer.queues.add(self.late_window, self._late_over, dialog.call_id)
+        self._late[dialog.call_id] = (dialog, on_result, until)
+
+    def _late_over(self, call_id: str, due: float) -> None:
+        """The late window of a timed-out transfer is over: its NOTIFYs get 481 from now on."""
+        late = self._late.get(call_id)
+        if late is not None and late[2] == due:
+            del self._late[call_id]
+
+    def _late_notify(self, request: Request, tx: ServerTransaction) -> None:
+        """A request in the subscription of a timed-out transfer: a NOTIFY is answered 200 and
+        its final result told; anything else 481 (the invite usage is over)."""
+        call_id = request.call_id or ""
+        if request.method != "NOTIFY":
+            tx.respond(format_response(request, 481, "Call/Transaction Does Not Exist"))
+            return
+        tx.respond(format_response(request, 200, "OK"))
+        status = request.sipfrag
+        state = request.subscription_state
+        final = status is not None and status.status >= 200
+        if final or (state is not None and state.state == "terminated"):
+            _dialog, on_result, _until = self._late.pop(call_id)
+            if final and on_result is not None:
+                assert status is not None  # final
+                result = TransferResult.SUCCEEDED if status.status < 300 else TransferResult.FAILED
+                on_result(LateResult(call_id, result, status.status, status.reason, time.time()))
 
     # --- incoming ----------------------------------------------------------------------------
 
@@ -345,6 +423,13 @@ class UserAgent:
             and request.from_tag == dialog.remote_tag
         ):
             call.on_request(request, tx)
+        elif (
+            call is None
+            and (late := self._late.get(request.call_id or "")) is not None
+            and request.to_tag == late[0].local_tag
+            and request.from_tag == late[0].remote_tag
+        ):
+            self._late_notify(request, tx)
         elif request.method == "OPTIONS":
             tx.respond(format_response(request, 200, "OK", [("Allow", ALLOW)], to_tag=token_hex(4)))
         elif request.method == "REFER":

@@ -9,8 +9,8 @@ import pytest
 
 from engine.dialer import calendar_reason, calling_window, lead_after, lost_call_bound
 from engine.outcomes import Detail, Outcome
-from engine.sip.ua import CallRecord
-from engine.store import CampaignSettings, TenantSettings
+from engine.sip.ua import Account, CallRecord
+from engine.store import AccountSettings, CampaignSettings, TenantSettings
 
 
 def campaign(**changes) -> CampaignSettings:
@@ -123,3 +123,16 @@ def test_a_lost_engines_calls_are_waited_for_the_longest_ring_timeout():
     assert lost_call_bound(TenantSettings(1, campaigns=(short,)), 1.0) == (
         lost_call_bound(TenantSettings(1, campaigns=(long,)), 1.0) - 25.0
     )
+
+
+def test_a_lost_engines_calls_are_waited_for_the_longest_transfer_wait():
+    """Each SIP account waits for a transfer's result as long as it says; a lost engine's
+    calls may go on for the longest of them: 20 + 90 + 1 (the BYE) + 1 (the stop's grace)."""
+    ring = campaign(ring_timeout=20.0)
+    quick = AccountSettings(1, Account("pbx.example.com"), transfer_wait=12.0)
+    slow = AccountSettings(2, Account("trunk.example.com"), transfer_wait=90.0)
+    both = TenantSettings(1, accounts={1: quick, 2: slow}, campaigns=(ring,))
+    assert lost_call_bound(both, 1.0) == 20.0 + 90.0 + 1.0 + 1.0
+    alone = TenantSettings(1, accounts={1: quick}, campaigns=(ring,))
+    assert lost_call_bound(alone, 1.0) == 20.0 + 12.0 + 1.0 + 1.0
+    assert lost_call_bound(TenantSettings(1, campaigns=(ring,)), 1.0) == 20.0 + 30.0 + 2.0

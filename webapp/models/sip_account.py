@@ -7,12 +7,16 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import DateTime, Integer, String, Text, UniqueConstraint
+from sqlalchemy import CheckConstraint, DateTime, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from engine.formats import DEFAULT_DIAL_FORMAT, DEFAULT_REFER_FORMAT
 from webapp.extensions import db
 from webapp.models.base import BigId, TenantOwned, one_of, utcnow
+
+#: Seconds the engine may wait for a transfer's result: the form's bounds and the default.
+TRANSFER_WAIT_RANGE = (5, 120)
+TRANSFER_WAIT_DEFAULT = 30
 
 
 class Transport(StrEnum):
@@ -29,6 +33,7 @@ class SipAccount(TenantOwned, db.Model):
         # Target of the campaigns' composite foreign key: a campaign dials only through an
         # account of its own tenant.
         UniqueConstraint("tenant_id", "id"),
+        CheckConstraint("transfer_wait_seconds BETWEEN 5 AND 120", name="transfer_wait_seconds"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -51,6 +56,10 @@ class SipAccount(TenantOwned, db.Model):
     dial_format: Mapped[str] = mapped_column(String(255), default=DEFAULT_DIAL_FORMAT)
     refer_format: Mapped[str] = mapped_column(String(255), default=DEFAULT_REFER_FORMAT)
     refer_headers: Mapped[str] = mapped_column(Text, default="")
+    #: Seconds the engine waits after its REFER for the PBX's final NOTIFY (the transfer's
+    #: result) before it writes the transfer as timed out; a later NOTIFY still corrects it
+    #: (docs/engine.md, "The transfer's result").
+    transfer_wait_seconds: Mapped[int] = mapped_column(Integer, default=TRANSFER_WAIT_DEFAULT)
 
     @property
     def has_password(self) -> bool:

@@ -19,6 +19,9 @@ attempt behind its successor's back. The same read refuses a claim once dialing 
   (after taking the tenant over) is left alone: the write is fenced by `outcome IS NULL`.
   The same transaction records the webhook deliveries of the batch (an outbox); one job
   then tries them (webapp/webhooks).
+- `correct_transfer` writes a transfer's result that came after the engine's wait over the
+  attempt written as timed out: a success makes it `answered` and its lead `reached` (if the
+  lead is still where the attempt left it), and the webhooks hear of the attempt again.
 - `recover` closes the attempts left open by an engine that is gone (`engine_lost`) and
   reschedules their leads no sooner than that engine's calls could still be going; a lead
   whose customer was being handed to an operator is `reached` (transfer `unconfirmed`), not
@@ -264,6 +267,7 @@ class DialingStore:
             dial_format=row.dial_format,
             refer_format=row.refer_format,
             refer_headers=row.refer_headers or "",
+            transfer_wait=float(row.transfer_wait_seconds),
         )
 
     @staticmethod
@@ -625,6 +629,80 @@ class DialingStore:
         if deliveries:
             announce(self.queue, tenant_id, deliveries)
         return len(written)
+
+    def correct_transfer(
+        self,
+        tenant_id: int,
+        epoch: int,
+        attempt_id: int,
+        result: TransferResult,
+        sip_code: int,
+        at: datetime,
+        sip_reason: str = "",
+    ) -> bool:
+        """The final NOTIFY of an attempt's transfer came after the engine's wait (written
+        `technical_error` / `transfer_timeout`): its result corrects the attempt, fenced like
+        `finish`, in one transaction. Succeeded: the attempt is `answered` with no detail, its
+        lead `reached` with no next attempt if it is still where this attempt left it (retry
+        or exhausted, no newer attempt), and the webhooks hear of the attempt again
+        (`attempt.finished`, with the corrected attempt). Returns whether it was corrected."""
+        succeeded = result == TransferResult.SUCCEEDED
+        with self._begin(tenant_id) as connection:
+            self._fence(connection, tenant_id, epoch)
+            timed_out = and_(
+                attempts.c.tenant_id == tenant_id,
+                attempts.c.id == attempt_id,
+                attempts.c.detail == Detail.TRANSFER_TIMEOUT.value,
+            )
+            row = connection.execute(
+                select(attempts.c.lead_id, attempts.c.operator_id).where(timed_out)
+            ).first()
+            if row is None:  # not an attempt whose transfer timed out (or not written yet)
+                return False
+            values: dict = {
+                "transfer_result": result.value,
+                "transfer_sip_code": sip_code,
+                "transfer_sip_reason": (sip_reason or None) and sip_reason[:255],
+                "transfer_result_at": at,
+            }
+            if succeeded:
+                values.update(outcome=Outcome.ANSWERED.value, detail=None)
+            connection.execute(update(attempts).where(timed_out).values(**values))
+            if succeeded:
+                newer = (
+                    select(attempts.c.id)
+                    .where(
+                        attempts.c.tenant_id == tenant_id,
+                        attempts.c.lead_id == row.lead_id,
+                        attempts.c.id > attempt_id,
+                    )
+                    .exists()
+                )
+                lead_values: dict = {
+                    "status": LeadStatus.REACHED.value,
+                    "next_attempt_at": None,
+                    "last_outcome": Outcome.ANSWERED.value,
+                }
+                if row.operator_id is not None:
+                    lead_values["last_operator_id"] = row.operator_id
+                connection.execute(
+                    update(leads)
+                    .where(
+                        leads.c.tenant_id == tenant_id,
+                        leads.c.id == row.lead_id,
+                        leads.c.status.in_((LeadStatus.RETRY.value, LeadStatus.EXHAUSTED.value)),
+                        ~newer,
+                    )
+                    .values(**lead_values)
+                )
+            deliveries = (
+                record_finished(connection, tenant_id, [attempt_id])
+                if succeeded and self.queue is not None
+                else []
+            )
+        if deliveries:
+            announce(self.queue, tenant_id, deliveries)
+        return True
 
     def recover(
         self,

@@ -29,8 +29,11 @@ FIELDS = (
     "auth_username",
     "outbound_proxy",
     "realm",
+    "transfer_wait_seconds",
 )
 FORMAT_FIELDS = ("dial_format", "refer_format", "refer_headers")
+#: The FIELDS that are numbers: kept when left out (the others are text, then empty).
+_NUMBERS = ("port", "transfer_wait_seconds")
 
 
 class SipAccountError(ValueError):
@@ -111,7 +114,9 @@ def _set(account: SipAccount, values: dict, password: Password, secrets: SecretB
     for name in FIELDS:
         if name in values:
             value = values[name]
-            setattr(account, name, "" if value is None and name != "port" else value)
+            if value is None and name in _NUMBERS:
+                continue  # left out: kept (a new account's default)
+            setattr(account, name, "" if value is None else value)
     if password.clear:
         account.password_encrypted = None
     elif password.new:

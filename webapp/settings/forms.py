@@ -30,6 +30,7 @@ from wtforms.validators import (
 from engine.formats import FormatError, parse_host_port, parse_refer_headers, parse_uri_format
 from webapp.addresses import not_public
 from webapp.models import Transport
+from webapp.models.sip_account import TRANSFER_WAIT_RANGE
 from webapp.operators.forms import _extension
 from webapp.settings.formats import format_error_message
 
@@ -129,6 +130,16 @@ class SipAccountForm(FlaskForm):
         _l("Realm"),
         validators=[Optional(), Length(max=255), _realm],
         description=_l("Optional; the dialer answers challenges from your PBX only."),
+    )
+    transfer_wait_seconds = IntegerField(
+        _l("Wait for the transfer's result, seconds"),
+        validators=[Optional(), NumberRange(*TRANSFER_WAIT_RANGE)],
+        description=_l(
+            "How long the dialer waits, after handing a customer to an operator, for your "
+            "PBX to say whether the operator answered. Longer than the operators' phones "
+            "may ring. A result that comes later still corrects the call's record, "
+            "for two minutes."
+        ),
     )
 
     def validate(self, extra_validators=None) -> bool:

@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from webapp.extensions import db
 from webapp.jobs import watched
 from webapp.models import Operator, SipAccount
+from webapp.models.sip_account import TRANSFER_WAIT_DEFAULT
 from webapp.roles import can_change, tenant_reader, tenant_writer
 from webapp.services.leads import LeadError, normalize_phone
 from webapp.services.sip_accounts import (
@@ -65,6 +66,8 @@ def sip():
 def new_sip_account():
     tenant = current_tenant()
     form = SipAccountForm()
+    if request.method == "GET":  # on a post, left out is the model's default too
+        form.transfer_wait_seconds.data = TRANSFER_WAIT_DEFAULT
     if form.validate_on_submit() and not _taken(form, None):
         try:
             account = create_account(tenant, _values(form, FIELDS), _password(form), _secrets())

@@ -111,6 +111,87 @@ def test_no_final_notify_ends_with_our_transfer_timer(pbx):
     assert (attempt.outcome, attempt.detail) == ("technical_error", "transfer_timeout")
 
 
+def test_a_late_final_notify_is_answered_and_reported(pbx):
+    """Our wait ends first (timed out, BYE), the operator answers 0.3 s later: the REFER's
+    subscription outlives our BYE, its final NOTIFY gets 200 and its result is told."""
+    peer = pbx(
+        "transfer_late_notify.xml",
+        fill={"late_after": 300, "sipfrag": "SIP/2.0 200 OK", "late_answer": 200},
+    )
+    told = []
+
+    async def run():
+        async with user_agent(peer) as ua:
+            target = f"sip:{NUMBER}@127.0.0.1:{peer.port}"
+            attempt = await ua.place_call(
+                target, "sip:101@127.0.0.1", transfer_timeout=0.6, on_late_result=told.append
+            )
+            ended = time.monotonic()
+            while not told and time.monotonic() - ended < 3:
+                await asyncio.sleep(0.02)
+            return attempt, dict(ua._late)
+
+    attempt, late = asyncio.run(run())
+    seen = peer.wait()
+    assert seen.succeeded, seen.errors
+    assert (attempt.outcome, attempt.detail) == ("technical_error", "transfer_timeout")
+    (result,) = told
+    assert (result.call_id, result.result, result.sip_code) == (attempt.call_id, "succeeded", 200)
+    assert result.at >= attempt.end_at
+    assert late == {}  # the subscription is over with its final NOTIFY
+
+
+def test_a_late_notify_saying_failure_is_reported_as_failed(pbx):
+    peer = pbx(
+        "transfer_late_notify.xml",
+        fill={"late_after": 100, "sipfrag": "SIP/2.0 486 Busy Here", "late_answer": 200},
+    )
+    told = []
+
+    async def run():
+        async with user_agent(peer) as ua:
+            target = f"sip:{NUMBER}@127.0.0.1:{peer.port}"
+            await ua.place_call(
+                target, "sip:101@127.0.0.1", transfer_timeout=0.6, on_late_result=told.append
+            )
+            ended = time.monotonic()
+            while not told and time.monotonic() - ended < 3:
+                await asyncio.sleep(0.02)
+
+    asyncio.run(run())
+    assert peer.wait().succeeded
+    assert [(r.result, r.sip_code, r.sip_reason) for r in told] == [("failed", 486, "Busy Here")]
+
+
+def test_a_notify_after_the_late_window_gets_481(pbx):
+    """The late window (here 0.5 s) is over when the NOTIFY comes (1 s after our BYE): 481,
+    and nothing is told."""
+    peer = pbx(
+        "transfer_late_notify.xml",
+        fill={"late_after": 1000, "sipfrag": "SIP/2.0 200 OK", "late_answer": 481},
+    )
+    told = []
+
+    async def run():
+        ua = UserAgent(
+            Account("127.0.0.1", peer.port, username="dialer", password="secret"),
+            local_host="127.0.0.1",
+            timers=FAST,
+            late_window=0.5,
+        )
+        async with ua:
+            target = f"sip:{NUMBER}@127.0.0.1:{peer.port}"
+            await ua.place_call(
+                target, "sip:101@127.0.0.1", transfer_timeout=0.6, on_late_result=told.append
+            )
+            await asyncio.to_thread(peer.wait)
+
+    asyncio.run(run())
+    seen = peer.wait()
+    assert seen.succeeded, seen.errors  # SIPp got the 481 it expected
+    assert told == []
+
+
 def test_no_free_operator_at_answer(pbx):
     peer = pbx("answer_then_bye.xml")
 

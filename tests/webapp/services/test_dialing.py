@@ -10,7 +10,7 @@ from datetime import time as clock
 import pytest
 from sqlalchemy import select, update
 
-from engine.outcomes import Outcome
+from engine.outcomes import Detail, Outcome, TransferResult
 from engine.sip import ua
 from engine.store import EVERY_DAY, CampaignSettings, Finished, Refused, Window
 from webapp.config import DEV_ENCRYPTION_KEY
@@ -381,3 +381,81 @@ def test_recovery_retries_each_lead_by_its_campaigns_retry_time(app, database_ur
     assert timedelta(minutes=240) <= due[slow_id] < timedelta(minutes=241)
     (default_due,) = [d for c, d in due.items() if c != slow_id]
     assert timedelta(minutes=10) <= default_due < timedelta(minutes=11)
+
+
+def test_a_late_transfer_result_corrects_the_attempt_and_is_fenced(app, database_url, tenant_a):
+    """An attempt written as timed out (its lead to be retried) is corrected by the late
+    result: answered, the lead reached with no next attempt. A stale engine's correction is
+    refused with nothing written; an attempt that did not time out is not corrected."""
+    store = dialing_store(app, database_url, tenant_a.id)
+    try:
+        old = store.start_engine(tenant_a.id)
+        (lead,) = claim(store, tenant_a.id, "engine", old)
+        cdr = ua.CallRecord(
+            "sip:x@pbx",
+            outcome=Outcome.TECHNICAL_ERROR,
+            detail=Detail.TRANSFER_TIMEOUT,
+            transfer_result=TransferResult.FAILED,
+            sip_code=200,
+            end_at=time.time(),
+        )
+        retry_at = datetime.now(UTC) + timedelta(minutes=10)
+        done = [Finished(lead.attempt_id, lead.lead_id, None, cdr, "retry", retry_at)]
+        assert store.finish(tenant_a.id, old, done) == 1
+        at = datetime.now(UTC)
+        succeeded = (lead.attempt_id, TransferResult.SUCCEEDED, 200, at, "OK")
+
+        new = store.start_engine(tenant_a.id)  # the tenant moved on to another engine
+        with pytest.raises(Refused) as refused:
+            store.correct_transfer(tenant_a.id, old, *succeeded)
+        assert refused.value.reason == "fenced"
+        assert store.count_leads(tenant_a.id) == {"retry": 1}  # not written
+
+        assert store.correct_transfer(tenant_a.id, new, *succeeded)
+        with app.app_context():
+            attempt = db.session.get(Attempt, lead.attempt_id)
+            assert (attempt.outcome, attempt.detail, attempt.transfer_result) == (
+                "answered",
+                None,
+                "succeeded",
+            )
+            assert (attempt.transfer_sip_code, attempt.transfer_sip_reason) == (200, "OK")
+            row = db.session.get(Lead, lead.lead_id)
+            assert (row.status, row.next_attempt_at, row.last_outcome) == (
+                "reached",
+                None,
+                "answered",
+            )
+        # Corrected once: no longer an attempt that timed out.
+        assert not store.correct_transfer(tenant_a.id, new, *succeeded)
+    finally:
+        store.close()
+
+
+def test_a_late_result_leaves_a_lead_that_moved_on(app, database_url, tenant_a):
+    """The lead was dialed again since the timed-out attempt: the old attempt is corrected,
+    the lead (in its newer attempt) is left as it is."""
+    store = dialing_store(app, database_url, tenant_a.id)
+    try:
+        epoch = store.start_engine(tenant_a.id)
+        (first,) = claim(store, tenant_a.id, "engine", epoch)
+        cdr = ua.CallRecord(
+            "sip:x@pbx",
+            outcome=Outcome.TECHNICAL_ERROR,
+            detail=Detail.TRANSFER_TIMEOUT,
+            end_at=time.time(),
+        )
+        store.finish(
+            tenant_a.id,
+            epoch,
+            [Finished(first.attempt_id, first.lead_id, None, cdr, "retry", None)],
+        )
+        (second,) = claim(store, tenant_a.id, "engine", epoch)
+        assert second.lead_id == first.lead_id
+        at = datetime.now(UTC)
+        assert store.correct_transfer(
+            tenant_a.id, epoch, first.attempt_id, TransferResult.SUCCEEDED, 200, at
+        )
+        assert store.count_leads(tenant_a.id) == {"dialing": 1}
+    finally:
+        store.close()

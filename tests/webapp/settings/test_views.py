@@ -135,6 +135,9 @@ def test_the_saved_password_can_be_removed(app, client, admin):
         ("outbound_proxy", "sip:proxy", "host or host:port"),
         ("transport", "sctp", "Not a valid choice"),
         ("realm", 'a"b', "cannot contain quotes"),
+        ("transfer_wait_seconds", "4", "between 5 and 120"),
+        ("transfer_wait_seconds", "121", "between 5 and 120"),
+        ("transfer_wait_seconds", "half a minute", "Not a valid integer value"),
     ],
 )
 def test_sip_account_explains_bad_values(app, client, admin, field, value, words):
@@ -146,6 +149,28 @@ def test_sip_account_explains_bad_values(app, client, admin, field, value, words
     assert response.status_code == 200
     assert words in response.get_data(as_text=True)
     assert _accounts(app, admin.id)[0].host == "pbx.alpha.example"
+
+
+def test_the_wait_for_a_transfers_result_is_each_accounts(app, client, admin):
+    """30 s unless the admin says otherwise; 5 to 120 s; explained on the page in English and
+    Russian; a post that leaves it out keeps what is saved."""
+    first = _new(client)
+    second = _new(client, name="Second trunk", transfer_wait_seconds="75")
+    assert [a.transfer_wait_seconds for a in _accounts(app, admin.id)] == [30, 75]
+    data = {**SIP, "transfer_wait_seconds": "12"}
+    assert client.post(f"/settings/sip/{first}", data=data).status_code == 302
+    left_out = {**SIP, "name": "Second trunk"}
+    assert client.post(f"/settings/sip/{second}", data=left_out).status_code == 302
+    assert [a.transfer_wait_seconds for a in _accounts(app, admin.id)] == [12, 75]
+    page = client.get(f"/settings/sip/{first}").get_data(as_text=True)
+    assert 'name="transfer_wait_seconds"' in page and 'value="12"' in page
+    blank = client.get("/settings/sip/new").get_data(as_text=True)
+    assert 'name="transfer_wait_seconds"' in blank and 'value="30"' in blank
+    assert "for your PBX to say whether the operator answered" in page
+    russian = client.get(f"/settings/sip/{first}", headers={"Accept-Language": "ru"})
+    words = russian.get_data(as_text=True)
+    assert "Ожидание результата перевода, секунд" in words
+    assert "ответил ли оператор" in words
 
 
 @pytest.fixture
