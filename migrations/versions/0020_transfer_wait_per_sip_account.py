@@ -5,9 +5,9 @@ the PBX passes the REFER on to the customer's phone, that NOTIFY comes only when
 answers, which took longer than the 10 s the engine waited before. Existing accounts get the
 new default, 30 s.
 
-Revision ID: XXXX
+Revision ID: 0020
 Revises: 0019
-Create Date: 2026-12-04
+Create Date: 2026-12-03
 
 Migrations describe the schema with `sqlalchemy` alone: never import webapp.models here.
 """
@@ -16,7 +16,7 @@ Migrations describe the schema with `sqlalchemy` alone: never import webapp.mode
 import sqlalchemy as sa
 from alembic import op
 
-revision = "XXXX"
+revision = "0020"
 down_revision = "0019"
 branch_labels = None
 depends_on = None
