@@ -74,6 +74,9 @@ def tenant_at(app, pbx, **settings) -> tuple[int, dict]:
         retry_busy_minutes=0,
         retry_unavailable_minutes=0,
         retry_technical_error_minutes=0,
+        # The demo PBX answers a REFER at once; a short wait keeps a lost engine's calls
+        # (which its successor waits out, `lost_call_bound`) short too.
+        transfer_wait_seconds=10,
     )
     values.update(settings)
     return demo_pbx_tenant(app, "Acme", pbx, extensions=("101", "102", "103"), **values)
