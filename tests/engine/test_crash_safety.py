@@ -64,6 +64,7 @@ def test_kill_9_a_host_mid_call_and_restart_redis(app, database_url, pbx, privat
         wrap_up_timeout_seconds=1,
         retry_technical_error_minutes=0,
         ring_timeout_seconds=10,
+        transfer_wait_seconds=10,  # the killed engine's calls are waited out that much less
     )
     phones = [f"+1555000{n:02d}00" for n in range(8)]
     add_leads(app, tenant_id, phones)
