@@ -2,9 +2,12 @@
 from a new lead to its INVITE, and from answer to REFER, against SIPp playing the PBXes; then
 the largest number of tenants again with `--campaigns` running campaigns each (their leads
 spread over them), beside the same tenants with one (issue 17: at least 0.8 of its attempts
-per second), and the new-lead-to-INVITE delay of both.
+per second; the two runs take `--turns` turns each and their means are compared, so that the
+machine's load and the database's growth fall on both alike), and the new-lead-to-INVITE
+delay of both.
 
-    python bench/engine.py [--tenants 1,10,100] [--seconds 10] [--campaigns 5] [--database URL]
+    python bench/engine.py [--tenants 1,10,100] [--seconds 10] [--campaigns 5] [--turns 2]
+                           [--database URL]
 
 Each tenant has enough operators that pacing never waits; nine leads in ten answer busy
 (486) and one in ten answers and is transferred, so the engine does the whole cycle: claim,
@@ -31,6 +34,7 @@ import uuid
 from datetime import UTC, datetime
 from datetime import time as clock
 from pathlib import Path
+from statistics import mean
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -317,6 +321,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tenants", default="1,10,100")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--campaigns", type=int, default=5, help="campaigns per tenant, last run")
+    parser.add_argument(
+        "--turns", type=int, default=2, help="runs of one and of several campaigns, in turns"
+    )
     parser.add_argument("--database", default=None, help="an empty database (default SQLite)")
     args = parser.parse_args(argv)
     counts = [int(n) for n in args.tenants.split(",")]
@@ -351,15 +358,29 @@ def main(argv: list[str] | None = None) -> int:
                 f"{step['answer_to_refer_p99_ms']} ms",
                 flush=True,
             )
-        one = steps[-1]
-        many = throughput(counts[-1], args.seconds, database_url, pbxes, args.campaigns)
+        # The same tenants with one campaign and with several, in turns (the first turn's
+        # one-campaign run is the last step's): the load of the machine and the database's
+        # growth fall on both alike.
+        ones, manys = [steps[-1]], []
+        for turn in range(args.turns):
+            if turn:
+                ones.append(throughput(counts[-1], args.seconds, database_url, pbxes))
+            manys.append(throughput(counts[-1], args.seconds, database_url, pbxes, args.campaigns))
+        many = dict(manys[-1])
+        many["attempts_per_second"] = round(mean(m["attempts_per_second"] for m in manys), 1)
+        many["turns"] = [
+            {"one_campaign": o["attempts_per_second"], "campaigns": m["attempts_per_second"]}
+            for o, m in zip(ones, manys, strict=True)
+        ]
         many["ratio_to_one_campaign"] = round(
-            many["attempts_per_second"] / one["attempts_per_second"], 2
+            many["attempts_per_second"] / mean(o["attempts_per_second"] for o in ones), 2
         )
         print(
             f"{counts[-1]:>4} tenants with {args.campaigns} campaigns each: "
             f"{many['attempts_per_second']:>7} attempts/s ({many['ratio_to_one_campaign']}x the "
-            f"same tenants with one campaign)",
+            f"same tenants with one campaign, means of {args.turns} turns: "
+            + ", ".join(f"{t['campaigns']} vs {t['one_campaign']}" for t in many["turns"])
+            + ")",
             flush=True,
         )
         latency = new_lead_latency(100, database_url, pbxes[1])

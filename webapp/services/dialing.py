@@ -40,17 +40,21 @@ import sqlite3
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from rq import Queue
 from sqlalchemy import (
     and_,
+    bindparam,
     case,
     create_engine,
     event,
+    exists,
     func,
     or_,
     select,
     text,
+    union_all,
     update,
 )
 from sqlalchemy.engine import Connection, Engine
@@ -143,6 +147,8 @@ class DialingStore:
         self.secrets = secrets
         self.queue = queue
         self.sqlite = database_url.startswith("sqlite")
+        #: The claim's statements, by the shapes of their campaigns' windows (`claim`).
+        self._claim_statements: dict[tuple[tuple[bool, bool], ...], Any] = {}
         if self.sqlite:
             self.db: Engine = create_engine(database_url, connect_args={"timeout": 30})
             event.listen(self.db, "connect", _sqlite_connect)
@@ -364,29 +370,87 @@ class DialingStore:
 
     # --- claiming ----------------------------------------------------------------------------
 
-    def _due(
-        self,
-        tenant_id: int,
-        campaign: CampaignSettings,
-        now: datetime,
-        window: Window | None,
-    ):
-        """The campaign's leads due now (inside its calling `window`, if given)."""
+    @staticmethod
+    def _due(slot: str, shape: tuple[bool, bool] = (False, True)):
+        """The due leads of one campaign, as a condition whose values are parameters named
+        after `slot` (`_due_values`): the statements are built once per shape and reused,
+        which keeps SQLAlchemy's building and result set-up out of every claim. `shape` is
+        (only some zones are inside the calling hours, the tenant's zone is)."""
         conditions = [
-            leads.c.tenant_id == tenant_id,
-            leads.c.campaign_id == campaign.campaign_id,
+            leads.c.tenant_id == bindparam("tenant"),
+            leads.c.campaign_id == bindparam(f"campaign_{slot}"),
             leads.c.status.in_(DIALABLE),
-            or_(leads.c.next_attempt_at.is_(None), leads.c.next_attempt_at <= now),
-            leads.c.attempts < campaign.max_attempts,
+            or_(leads.c.next_attempt_at.is_(None), leads.c.next_attempt_at <= bindparam("now")),
+            leads.c.attempts < bindparam(f"max_attempts_{slot}"),
         ]
-        if window is not None and window.zones is not None:
-            in_hours = leads.c.time_zone.in_(window.zones)
-            if window.tenant_zone_open:
+        some_zones, tenant_zone_open = shape
+        if some_zones:
+            in_hours = leads.c.time_zone.in_(bindparam(f"zones_{slot}", expanding=True))
+            if tenant_zone_open:
                 in_hours = or_(in_hours, leads.c.time_zone.is_(None))
             conditions.append(in_hours)
-        elif window is not None and not window.tenant_zone_open:
+        elif not tenant_zone_open:
             conditions.append(leads.c.time_zone.is_not(None))
         return and_(*conditions)
+
+    @staticmethod
+    def _shape(window: Window | None) -> tuple[bool, bool]:
+        """What a calling window makes of `_due`'s condition (None: the whole day)."""
+        if window is None:
+            return (False, True)
+        return (window.zones is not None, window.tenant_zone_open)
+
+    @staticmethod
+    def _due_values(slot: str, campaign: CampaignSettings, window: Window | None) -> dict:
+        values = {
+            f"campaign_{slot}": campaign.campaign_id,
+            f"max_attempts_{slot}": campaign.max_attempts,
+        }
+        if window is not None and window.zones is not None:
+            values[f"zones_{slot}"] = list(window.zones)
+        return values
+
+    def _claim_statement(self, shapes: tuple[tuple[bool, bool], ...]):
+        """The claim's select of due leads for so many campaigns in one statement: slot i
+        is the i-th campaign's ordered, limited (on PostgreSQL locked) select, with its
+        running state checked in the same statement, put together with UNION ALL."""
+        statement = self._claim_statements.get(shapes)
+        if statement is not None:
+            return statement
+        order = (
+            (leads.c.status == LeadStatus.NEW.value).desc(),
+            leads.c.priority.desc(),
+            leads.c.next_attempt_at,
+            leads.c.id,
+        )
+        columns = (
+            leads.c.id,
+            leads.c.campaign_id,
+            leads.c.phone,
+            leads.c.attempts,
+            leads.c.last_operator_id,
+        )
+        selects = []
+        for i, shape in enumerate(shapes):
+            running = exists().where(  # a campaign paused by now is not claimed
+                campaigns.c.tenant_id == bindparam("tenant"),
+                campaigns.c.id == bindparam(f"campaign_{i}"),
+                campaigns.c.state == CampaignState.RUNNING.value,
+            )
+            query = (
+                select(*columns)
+                .where(self._due(str(i), shape), running)
+                .order_by(*order)
+                .limit(bindparam(f"count_{i}"))
+            )
+            if not self.sqlite:
+                query = query.with_for_update(skip_locked=True, of=leads)
+            selects.append(query)
+        statement = (
+            selects[0] if len(selects) == 1 else union_all(*(select(q.subquery()) for q in selects))
+        )
+        self._claim_statements[shapes] = statement
+        return statement
 
     def claim(
         self,
@@ -403,54 +467,24 @@ class DialingStore:
         claimed (its state is read in the same transaction). Refused (nothing claimed) when
         `epoch` is not the tenant's newest engine, or when dialing is off by now."""
         now = datetime.now(UTC)
-        order = (
-            (leads.c.status == LeadStatus.NEW.value).desc(),
-            leads.c.priority.desc(),
-            leads.c.next_attempt_at,
-            leads.c.id,
-        )
-        columns = (
-            leads.c.id,
-            leads.c.campaign_id,
-            leads.c.phone,
-            leads.c.attempts,
-            leads.c.last_operator_id,
-        )
-        queries = []
+        shapes: list[tuple[bool, bool]] = []
+        values: dict = {"tenant": settings.tenant_id, "now": now}
         for campaign_id, count in wanted.items():
             campaign = settings.campaign(campaign_id)
             if count <= 0 or campaign is None or campaign_id not in windows:
                 continue
-            query = (
-                select(*columns)
-                .where(self._due(settings.tenant_id, campaign, now, windows[campaign_id]))
-                .order_by(*order)
-                .limit(count)
-            )
-            if not self.sqlite:
-                query = query.with_for_update(skip_locked=True, of=leads)
-            queries.append((campaign_id, query))
-        if not queries:
+            slot = str(len(shapes))
+            shapes.append(self._shape(windows[campaign_id]))
+            values.update(self._due_values(slot, campaign, windows[campaign_id]))
+            values[f"count_{slot}"] = count
+        if not shapes:
             return []
+        claim = self._claim_statement(tuple(shapes))
         with self._begin(settings.tenant_id) as connection:
             tenant = self._fence(connection, settings.tenant_id, epoch)
             if not tenant.dialing_enabled:
                 raise Refused("dialing_off", f"dialing is off for tenant {settings.tenant_id}")
-            running = set(
-                connection.scalars(
-                    select(campaigns.c.id).where(
-                        campaigns.c.tenant_id == settings.tenant_id,
-                        campaigns.c.state == CampaignState.RUNNING.value,
-                        campaigns.c.id.in_([campaign_id for campaign_id, _ in queries]),
-                    )
-                )
-            )  # pausing a campaign stops its new calls at the next claim
-            candidates = [
-                row
-                for campaign_id, query in queries
-                if campaign_id in running
-                for row in connection.execute(query).all()
-            ]
+            candidates = connection.execute(claim, values).all()
             if not candidates:
                 return []
             blocked = self._on_do_not_call(
@@ -536,9 +570,12 @@ class DialingStore:
                 if campaign is None:
                     continue
                 due = connection.execute(
-                    select(leads.c.id)
-                    .where(self._due(settings.tenant_id, campaign, now, None))
-                    .limit(1)
+                    select(leads.c.id).where(self._due("0")).limit(1),
+                    {
+                        "tenant": settings.tenant_id,
+                        "now": now,
+                        **self._due_values("0", campaign, None),
+                    },
                 ).first()
                 reasons[campaign_id] = "outside_calling_hours" if due else "no_due_leads"
             if all(reason == "no_due_leads" for reason in reasons.values()):
