@@ -70,6 +70,7 @@ from engine.presence import (
     decode_all,
     fenced,
 )
+from engine.sip.keepalive import KEEPALIVE_INTERVAL
 from engine.sip.transaction import DEFAULT_TIMERS, Timers
 from engine.sip.ua import CallRecord, LateResult, UserAgent
 from engine.store import (
@@ -273,6 +274,7 @@ class TenantEngine:
         timers: Timers = DEFAULT_TIMERS,
         heartbeat_ttl: float = Presence.DEFAULT_HEARTBEAT_TTL,
         register_backoff: float = 30.0,
+        keepalive_interval: float = KEEPALIVE_INTERVAL,
         bye_grace: float = 1.0,
         idle_poll: float = IDLE_POLL,
         metrics: Tally | None = None,
@@ -289,6 +291,8 @@ class TenantEngine:
         self.local_host = local_host
         self.timers = timers
         self.register_backoff = register_backoff
+        #: Seconds between two OPTIONS to each PBX (engine/sip/keepalive.py).
+        self.keepalive_interval = keepalive_interval
         self.bye_grace = bye_grace
         self.idle_poll = idle_poll
         #: Whether the deployment lets the engine send to this address (the PBX's, or the
@@ -324,6 +328,8 @@ class TenantEngine:
         self.reload = True
         #: Per SIP account: calls in a row the PBX did not answer, REFERs it refused.
         self.pbx_silent: dict[int, int] = {}
+        #: Accounts whose PBX went silent, REGISTERed until it answers (`_recheck_pbx`).
+        self.rechecking: set[int] = set()
         self.refer_refused: dict[int, int] = {}
         self.epoch: int | None = None  # the fencing token, from Store.start_engine
         self.fenced = False  # a newer engine runs the tenant: write nothing more
@@ -603,6 +609,9 @@ class TenantEngine:
         self.ua_trouble.pop(account.account_id, None)
         self.pbx_silent[account.account_id] = 0
         ua.keep_registered(max_backoff=self.register_backoff)
+        ua.keep_alive(
+            self.keepalive_interval, on_silent=lambda: self._pbx_went_silent(ua, account.account_id)
+        )
         old = self.uas.get(account.account_id)
         self.uas[account.account_id] = ua
         self._ua_generation.append(ua)
@@ -642,9 +651,24 @@ class TenantEngine:
                 "campaigns": {
                     str(campaign): list(why) for campaign, why in self.campaign_reasons.items()
                 },
+                "accounts": self._accounts_state(),
                 "engine": self.engine_id,
             }
         )
+
+    def _accounts_state(self) -> dict[str, dict]:
+        """Each SIP account's registration and keep-alive (the SIP page shows them)."""
+        accounts = {
+            str(account_id): {
+                "registration": ua.registration.state,
+                "detail": ua.registration.detail,
+                **ua.keepalive.as_dict(),
+            }
+            for account_id, ua in self.uas.items()
+        }
+        for account_id, (_code, detail) in self.ua_trouble.items():
+            accounts[str(account_id)] = {"registration": "none", "detail": detail}
+        return accounts
 
     def _registration(self) -> tuple[str, str]:
         """The registration of the SIP accounts, the worst first: failed, registering (or
@@ -684,6 +708,8 @@ class TenantEngine:
         registration = ua.registration
         if registration.state != "registered":
             self.pbx_silent[campaign.account_id] = 0
+            if campaign.account_id in self.rechecking:
+                return "pbx_silent", ""
             if registration.state == "failed":
                 return "registration_failed", registration.detail
             return "registering", ""
@@ -1079,8 +1105,7 @@ class TenantEngine:
         if attempt.detail == Detail.NO_RESPONSE:
             silent = self.pbx_silent[account_id] = self.pbx_silent.get(account_id, 0) + 1
             if silent == PBX_SILENCE_LIMIT:  # check the PBX before dialing again
-                ua.registration.state = "registering"
-                self._recheck = asyncio.ensure_future(self._recheck_pbx(ua, account_id))
+                self._pbx_went_silent(ua, account_id)
         elif attempt.sip_code is not None:
             self.pbx_silent[account_id] = 0
         if attempt.detail == Detail.REFER_REFUSED:
@@ -1114,12 +1139,30 @@ class TenantEngine:
             Finished(lead.attempt_id, lead.lead_id, operator, attempt, status, next_at)
         )
 
+    def _pbx_went_silent(self, ua: UserAgent, account_id: int) -> None:
+        """Calls in a row or an OPTIONS got no answer at all: no call through this account
+        until the PBX answers a REGISTER again (a dead PBX must not burn leads)."""
+        if account_id in self.rechecking or self.uas.get(account_id) is not ua:
+            return  # checked already, or a user agent on its way out
+        self.log.warning(
+            "tenant %s: the PBX of SIP account %s does not answer; checking it",
+            self.tenant_id,
+            account_id,
+        )
+        ua.registration.state = "registering"
+        self.rechecking.add(account_id)
+        self._recheck = asyncio.ensure_future(self._recheck_pbx(ua, account_id))
+        self.wakened.set()
+
     async def _recheck_pbx(self, ua: UserAgent, account_id: int) -> None:
         """REGISTER until the PBX answers again, then dial again."""
         backoff = 0.5
-        while (await ua.register()).state != "registered":
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, self.register_backoff)
+        try:
+            while (await ua.register()).state != "registered":
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.register_backoff)
+        finally:
+            self.rechecking.discard(account_id)
         self.pbx_silent[account_id] = 0
         self.wakened.set()
 

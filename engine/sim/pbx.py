@@ -245,6 +245,7 @@ class DemoPBX(asyncio.DatagramProtocol):
         )
 
     def _on_options(self, request: Request, source) -> None:
+        self.stats["options"] += 1
         allow = "INVITE, ACK, CANCEL, BYE, REFER, NOTIFY, OPTIONS, REGISTER"
         self._reply(request, source, 200, "OK", [("Allow", allow)])
 

@@ -36,6 +36,7 @@ from engine.sip.call import (
     classify,
 )
 from engine.sip.dialog import Dialog
+from engine.sip.keepalive import KEEPALIVE_INTERVAL, Keepalive, KeepaliveClient
 from engine.sip.message import format_response
 from engine.sip.registration import Registration, RegistrationClient
 from engine.sip.sdp import LocalMedia, offer
@@ -113,6 +114,7 @@ class UserAgent:
         self.digest = DigestClient(account.credentials)
         self._calls: dict[str, Call] = {}
         self.registration_client = RegistrationClient(self)
+        self.keepalive_client = KeepaliveClient(self)
 
     # --- life ------------------------------------------------------------------------------
 
@@ -150,6 +152,7 @@ class UserAgent:
         """Stop: withdraw our registration when the PBX may hold one (waiting for its answer
         `registration.UNREGISTER_WAIT` seconds at most), then close the sockets."""
         try:
+            await self.keepalive_client.stop()
             await self.registration_client.stop()
         finally:
             self.layer.close()
@@ -311,6 +314,23 @@ class UserAgent:
     def keep_registered(self, expires: int = 3600, max_backoff: float = 300.0) -> None:
         """Register now and refresh before expiry; after a failure retry with backoff."""
         self.registration_client.keep(expires, max_backoff)
+
+    # --- keep-alive --------------------------------------------------------------------------
+
+    @property
+    def keepalive(self) -> Keepalive:
+        """How the PBX answers our OPTIONS (engine/sip/keepalive.py)."""
+        return self.keepalive_client.keepalive
+
+    def keep_alive(
+        self,
+        interval: float = KEEPALIVE_INTERVAL,
+        on_silent: Callable[[], None] | None = None,
+        on_answer: Callable[[], None] | None = None,
+    ) -> None:
+        """OPTIONS to the PBX every `interval` seconds; `on_silent` when one goes
+        unanswered, `on_answer` when the PBX answers again after that."""
+        self.keepalive_client.keep(interval, on_silent, on_answer)
 
     # --- calls -------------------------------------------------------------------------------
 

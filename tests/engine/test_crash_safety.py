@@ -9,6 +9,7 @@ can be restarted without disturbing anything else)."""
 from __future__ import annotations
 
 import itertools
+import time
 
 import pytest
 
@@ -140,3 +141,49 @@ def test_a_pbx_gone_for_a_while_loses_no_lead(app, database_url, pbx, private_re
     assert silent <= 3 + 2 and len(unanswered) == silent  # it stopped after a few
     assert {(a.outcome, a.detail) for a in unanswered} <= {("unavailable", "no_response")}
     never_twice_at_once(attempts)
+
+
+def test_the_keepalive_notices_a_silent_pbx_before_a_lead_is_dialed(
+    app, database_url, pbx, private_redis
+):
+    """OPTIONS every 0.3 s: the PBX going silent pauses dialing before any lead is burned as
+    unavailable, the SIP page's state says how the PBX answered, and dialing goes on when
+    the PBX is back."""
+    peer = pbx("pbx.xml", calls=500, timeout=120, fill={"ring_ms": 0})
+    tenant_id, operators = dialing_tenant(app, "Acme", peer, wrap_up_timeout_seconds=1)
+    go_on_line(app, tenant_id, *operators.values())
+    short = Timers(t1=0.05, t2=0.2, t4=0.2)
+    with HostThread(
+        database_url,
+        private_redis.url,
+        timers=short,
+        register_backoff=0.5,
+        keepalive_interval=0.3,
+    ):
+
+        def account() -> dict:
+            return next(iter(engine_state(app, tenant_id).get("accounts", {}).values()), {})
+
+        wait_until(lambda: account().get("status") == 200, what="the PBX answers OPTIONS")
+        assert account()["registration"] == "registered" and account()["answer_ms"] >= 0
+        peer.stop()  # the PBX is gone, and no lead is due
+        wait_until(
+            lambda: engine_state(app, tenant_id).get("reason") == "pbx_silent",
+            timeout=30,
+            what="the keep-alive notices",
+        )
+        assert account()["silent_since"] is not None
+        phones = [f"+1555000{n:02d}10" for n in range(5)]
+        add_leads(app, tenant_id, phones)
+        time.sleep(1.0)  # ticks that would have dialed them
+        assert attempts_of(app, tenant_id) == []  # nothing burned while the PBX is silent
+        back = pbx("pbx.xml", calls=500, timeout=120, fill={"ring_ms": 0}, port=peer.port)
+        wait_until(
+            lambda: all(lead.status == "reached" for lead in leads_of(app, tenant_id).values()),
+            timeout=60,
+            what="every lead reached once the PBX is back",
+        )
+        back.stop()
+    attempts = attempts_of(app, tenant_id)
+    assert len(attempts) == len(phones)
+    assert {a.outcome for a in attempts} == {"answered"}

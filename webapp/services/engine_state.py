@@ -4,9 +4,11 @@ state in Redis (engine/dialer.py publishes it) and worded in the user's language
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 
 import redis
+from flask_babel import format_decimal
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
@@ -48,6 +50,9 @@ class EngineState:
     #: {campaign id (text): (reason code, detail)} of the running campaigns that do not
     #: dial, as the engine publishes them in the `campaigns` field.
     campaigns: dict[str, tuple[str, str]] = field(default_factory=dict)
+    #: {SIP account id (text): its registration and keep-alive}, as the engine publishes
+    #: them in the `accounts` field (engine/dialer.py `_accounts_state`).
+    accounts: dict[str, dict] = field(default_factory=dict)
 
 
 def engine_state(tenant_id: int) -> EngineState:
@@ -69,6 +74,13 @@ def engine_state(tenant_id: int) -> EngineState:
         warning=str(WARNING_TEXT.get(state.get("warning", ""), "")),
         in_flight=int(state.get("in_flight", 0)),
         campaigns=_campaigns(state.get("campaigns")),
+        accounts={
+            str(key): value
+            for key, value in (state.get("accounts") or {}).items()
+            if isinstance(value, dict)
+        }
+        if isinstance(state.get("accounts"), dict)
+        else {},
     )
 
 
@@ -107,3 +119,35 @@ def describe_campaign(state: EngineState, campaign_id: int, dialing_enabled: boo
     reason = str(REASON_TEXT.get(code, code))
     detail = f" ({detail})" if detail else ""
     return f"{_('Not dialing:')} {reason}{detail}"
+
+
+def describe_account(state: EngineState, account_id: int, now: float | None = None) -> str:
+    """What the engine says of one SIP account: its registration and how the PBX answers
+    the keep-alive OPTIONS (the SIP accounts page); "" when no running engine uses it."""
+    account = state.accounts.get(str(account_id))
+    if not state.running or account is None:
+        return ""
+    now = time.time() if now is None else now
+    registration = account.get("registration")
+    detail = str(account.get("detail") or "")
+    if registration == "none":
+        return _("Cannot reach the PBX: %(detail)s", detail=detail)
+    if registration == "failed":
+        return _("Registration failed: %(detail)s", detail=detail)
+    silent_since = account.get("silent_since")
+    if isinstance(silent_since, int | float):
+        return _(
+            "The PBX has not answered for %(seconds)d s; dialing waits until it does.",
+            seconds=max(0, now - silent_since),
+        )
+    if registration != "registered":
+        return _("Registering with the PBX.")
+    answer_ms = account.get("answer_ms")
+    answered_at = account.get("answered_at")
+    if isinstance(answer_ms, int | float) and isinstance(answered_at, int | float):
+        return _(
+            "Registered. The PBX answered OPTIONS in %(ms)s ms, %(seconds)d s ago.",
+            ms=format_decimal(answer_ms, format="#,##0.#"),
+            seconds=max(0, now - answered_at),
+        )
+    return _("Registered.")

@@ -17,6 +17,7 @@ from webapp.jobs import watched
 from webapp.models import Operator, SipAccount
 from webapp.models.sip_account import TRANSFER_WAIT_DEFAULT
 from webapp.roles import can_change, tenant_reader, tenant_writer
+from webapp.services.engine_state import describe_account, engine_state
 from webapp.services.leads import LeadError, normalize_phone
 from webapp.services.sip_accounts import (
     FIELDS,
@@ -58,6 +59,8 @@ def sip():
         accounts=accounts_of(tenant),
         using=campaigns_using(tenant),
         editable=can_change(),
+        engine=engine_state(tenant.id),
+        describe_account=describe_account,
     )
 
 

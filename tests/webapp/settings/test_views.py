@@ -1,10 +1,14 @@
 import dataclasses
+import json
 import logging
+import re
+import time
 
 import pytest
 from sqlalchemy import select
 
 from engine.formats import DEFAULT_DIAL_FORMAT
+from webapp import bus
 from webapp.extensions import db
 from webapp.models import Campaign, SipAccount, Tenant
 
@@ -405,3 +409,57 @@ def test_every_settings_save_wakes_the_engine(app, client, admin):
     client.post(f"/settings/sip/{second}/delete")
     assert wakes.types() == ["settings"] * 6
     wakes.close()
+
+
+def test_the_sip_page_says_how_each_accounts_pbx_answers(app, client, admin):
+    """The engine's word on each account (registration, the keep-alive's OPTIONS) is shown
+    beside it, in the reader's language."""
+
+    answering, silent, refused = (
+        _new(client, name="A"),
+        _new(client, name="B"),
+        _new(client, name="C"),
+    )
+    now = time.time()
+    state = {
+        "state": "waiting",
+        "reason": "no_due_leads",
+        "accounts": {
+            str(answering): {
+                "registration": "registered",
+                "detail": "registered",
+                "answer_ms": 3.4,
+                "answered_at": now - 12,
+                "status": 200,
+                "silent_since": None,
+            },
+            str(silent): {
+                "registration": "registering",
+                "detail": "registered",
+                "answer_ms": 3.0,
+                "answered_at": now - 90,
+                "status": 200,
+                "silent_since": now - 45,
+            },
+            str(refused): {"registration": "failed", "detail": "wrong username or password"},
+        },
+    }
+    with app.app_context():
+        key = bus.keys(admin.id).state
+        bus.client().hset(key, mapping={k: json.dumps(v) for k, v in state.items()})
+    try:
+
+        def status(account_id: int) -> str:
+            page = client.get("/settings/sip").get_data(as_text=True)
+            row = re.search(rf'data-sip-account="{account_id}".*?</tr>', page, re.S).group(0)
+            cell = re.search(r'class="account-status">(.*?)</td>', row, re.S).group(1)
+            return re.sub(r"\d+ s ago", "N s ago", re.sub(r"for \d+ s", "for N s", cell.strip()))
+
+        assert status(answering) == "Registered. The PBX answered OPTIONS in 3.4 ms, N s ago."
+        assert status(silent) == ("The PBX has not answered for N s; dialing waits until it does.")
+        assert status(refused) == "Registration failed: wrong username or password"
+        client.get("/lang/ru")
+        assert "АТС ответила на OPTIONS за 3,4 мс" in status(answering)
+    finally:
+        with app.app_context():
+            bus.client().delete(key)
