@@ -23,11 +23,14 @@ admin.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import random
+import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import dns.asyncresolver
 import dns.exception
@@ -87,6 +90,8 @@ class Location:
 
 #: A cached answer: until when, and the records (empty: no such record) or the error.
 _Cached = tuple[float, list[object] | DnsError]
+#: The cache's record type of what the system resolver said (`Locator.system_addresses`).
+_SYSTEM = -1
 
 
 class Locator:
@@ -111,7 +116,7 @@ class Locator:
         self.rng = rng or random.Random()
         self.clock = clock
         self._resolver: dns.asyncresolver.Resolver | None = None
-        self._cache: dict[tuple[str, dns.rdatatype.RdataType], _Cached] = {}
+        self._cache: dict[tuple[str, int], _Cached] = {}
         #: DNS queries sent so far (the cache answers the others).
         self.queries = 0
 
@@ -124,6 +129,12 @@ class Locator:
         if literal is not None:
             address = (literal, port or DEFAULT_PORTS[transport])
             return Location((Target(address, literal),), lookup.until)
+        if host.lower().rstrip(".").endswith("localhost"):
+            # This machine itself (RFC 6761 section 6.3): never asked of DNS.
+            targets = await self.system_addresses(host, port or DEFAULT_PORTS[transport])
+            if not targets:
+                raise DnsError(f"the PBX name {host} does not resolve on this machine")
+            return Location(targets, lookup.until)
         if port is not None:
             return Location(await lookup.addresses(host, port), lookup.until)
         for srv_name in await lookup.srv_names(transport):
@@ -151,6 +162,26 @@ class Locator:
                         ordered.append(group.pop(index))
                         break
         return ordered
+
+    async def system_addresses(self, name: str, port: int) -> tuple[Target, ...]:
+        """`name`'s addresses as the system resolves it (getaddrinfo: /etc/hosts first, so
+        `localhost` and the names a container is given), IPv4 first; empty when it does not.
+        Kept like a DNS answer: `MIN_TTL` when found, `NEGATIVE_TTL` when not."""
+        key = (name.lower().rstrip("."), _SYSTEM)
+        now = self.clock()
+        cached = self._cache.get(key)
+        if cached is None or cached[0] <= now:
+            try:
+                infos = await asyncio.get_running_loop().getaddrinfo(
+                    name, None, type=socket.SOCK_DGRAM
+                )
+            except OSError:
+                infos = []
+            found = sorted({(info[0], str(info[4][0])) for info in infos})  # AF_INET first
+            addresses: list[object] = [address for _family, address in found]
+            until = now + (MIN_TTL if addresses else NEGATIVE_TTL)
+            cached = self._cache[key] = (until, addresses)
+        return tuple(Target((str(address), port), name) for address in cached[1])  # type: ignore[union-attr]
 
     async def records(self, name: str, rdtype: dns.rdatatype.RdataType, host: str) -> _Cached:
         """The records of `name` and `rdtype` as the cache keeps them: (until when, the
@@ -217,7 +248,7 @@ class _Lookup:
 
     async def records(
         self, name: str, rdtype: dns.rdatatype.RdataType, absent_if_failed: bool = False
-    ) -> list:
+    ) -> list[Any]:
         """The records of `name` and `rdtype` (empty when there are none); DnsError when
         the name does not exist or the server fails, unless `absent_if_failed` (NAPTR and
         SRV records: most PBXes have none, and a name without them may well not exist)
@@ -284,6 +315,8 @@ class _Lookup:
             found += [Target((r.to_text(), port), name) for r in records]
         if found:
             return tuple(found)
+        if system := await self.locator.system_addresses(name, port):
+            return system  # a name of /etc/hosts, that DNS does not know
         if errors:
             raise errors[0]
         what = f"PBX name {name}" if name == self.host else f"name {name} (of the PBX {self.host})"

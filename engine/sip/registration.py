@@ -68,12 +68,28 @@ class RegistrationClient:
 
     async def register(self, expires: int = 3600) -> Registration:
         """REGISTER once (with digest when challenged); the result is also kept in
-        `self.registration`, worded for the admin."""
+        `self.registration`, worded for the admin.
+
+        DNS is asked again first when its answers are no longer kept (`UserAgent.locate`).
+        A target that does not answer (or answers 503) is left at once for the next one of
+        the PBX's targets (RFC 3263 section 4.3), each tried once."""
         ua = self.ua
-        headers = self._headers(expires)
+        try:
+            await ua.locate()
+        except OSError as error:  # the PBX's name does not resolve (now)
+            self.registration = Registration("failed", detail=str(error), at=time.time())
+            self.failures += 1
+            return self.registration
         self.registration.state = "registering"
         bound_before, self._bound = self._bound, True  # the answer may be lost, or not awaited
-        response = await ua.transact("REGISTER", ua.registrar, headers, self._next_seq)
+        tried = {ua.destination}
+        response = await ua.transact(
+            "REGISTER", ua.registrar, self._headers(expires), self._next_seq
+        )
+        while (response is None or response.status == 503) and ua.destination not in tried:
+            tried.add(ua.destination)  # `unreachable` moved it on
+            headers = self._headers(expires)
+            response = await ua.transact("REGISTER", ua.registrar, headers, self._next_seq)
         if not bound_before and (response is None or response.status >= 300):
             # Refused, or no answer at all: nothing of ours is there. (After an earlier
             # success its binding may still be, until it expires.)
