@@ -60,6 +60,7 @@ __all__ = [
     "CallRecord",
     "LateResult",
     "Registration",
+    "TargetRefused",
     "UserAgent",
     "classify",
 ]
@@ -87,6 +88,17 @@ class Account:
 
 #: The transport we speak (the account's, once TCP and TLS come).
 _TRANSPORT = "udp"
+
+
+class TargetRefused(OSError):
+    """DNS gave the PBX (`host`) only addresses this deployment does not send to: `address`
+    is the first of them."""
+
+    def __init__(self, host: str, address: str):
+        super().__init__(
+            f"{address} is not a public address, and this deployment does not send to private ones"
+        )
+        self.host, self.address = host, address
 
 
 def _host(address: str) -> str:
@@ -208,10 +220,7 @@ class UserAgent:
             targets = [target for target in targets if allowed(target[0])]
             if not targets:
                 self._located_until = locator.clock() + NEGATIVE_TTL
-                raise OSError(
-                    f"{refused[0]} is not a public address, and this deployment does "
-                    "not send to private ones"
-                )
+                raise TargetRefused(host, refused[0])
         if not self.targets or self.destination not in targets:
             self.destination = targets[0]
         self.targets = targets
