@@ -213,7 +213,7 @@ class UserAgent:
         except OSError:
             self._located_until = locator.clock() + NEGATIVE_TTL
             raise
-        targets = [target.address for target in location.targets]
+        targets = list(dict.fromkeys(target.address for target in location.targets))
         allowed = self.target_allowed
         if allowed is not None:
             refused = [address for address, _port in targets if not allowed(address)]

@@ -8,7 +8,7 @@ import socket
 
 from engine.outcomes import Detail, Outcome
 from engine.sip import parse
-from engine.sip.locate import Locator
+from engine.sip.locate import MAX_TTL, NEGATIVE_TTL, Locator
 from engine.sip.message import format_response
 from engine.sip.transaction import Timers
 from engine.sip.ua import Account, UserAgent
@@ -145,3 +145,48 @@ def test_a_call_going_keeps_its_server_when_new_requests_move_on(pbx, dns_server
     assert at_first.succeeded, at_first.errors  # INVITE, ACK, REFER, NOTIFYs, BYE: all there
     assert at_first.logged("REFER-TO") == ["sip:101@pbx.test FOR sip:+79161234560"]
     assert at_second.logged("REFER-TO") == ["sip:102@pbx.test FOR sip:+79161234561"]
+
+
+def test_the_servers_found_before_serve_while_dns_is_down(pbx, dns_server):
+    """DNS answered at the start; when its answers expire and the DNS server is gone, the
+    servers found before still serve; when they stop answering too, the registration says
+    both."""
+    # A refresh is a new call for SIPp on the same Call-ID: no dead-call wait swallows it.
+    peer = pbx("pbx.xml", calls=2, timeout=30, fill={"ring_ms": 0}, extra=["-deadcall_wait", "0"])
+    dns = dns_server(
+        f"--srv-host=_sip._udp.pbx.test,only.pbx.test,{peer.port},10,0",
+        "--host-record=only.pbx.test,127.0.0.1",
+    )
+    clock = Clock()
+    account = Account("pbx.test", 5060, "dialer", "secret")
+    locator = Locator(["127.0.0.1"], port=dns.port, timeout=0.5, clock=clock)
+
+    async def run():
+        ua = UserAgent(account, local_host="127.0.0.1", timers=FAST, locator=locator)
+        async with ua:
+            first = (await ua.register()).state  # (the next REGISTER updates the object)
+            dns.stop()
+            clock.now += MAX_TTL + 1
+            stale = (await ua.register()).state
+            peer.stop()
+            clock.now += NEGATIVE_TTL + 1
+            lost = await ua.register()
+            return first, stale, lost
+
+    first, stale, lost = asyncio.run(run())
+    assert (first, stale) == ("registered", "registered")
+    assert (lost.state, lost.detail) == (
+        "failed",
+        "the PBX did not answer; no answer from the DNS server within 0.5 s "
+        "(looking up the PBX name pbx.test)",
+    )
+
+
+class Clock:
+    """The DNS cache's clock, moved on by the test."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
