@@ -98,8 +98,9 @@ class Locator:
     """Looks up SIP servers (RFC 3263) with a small cache of the answers.
 
     `nameservers` None: the system's resolver configuration (/etc/resolv.conf), read at the
-    first lookup. `rng` chooses among SRV records of equal priority (seeded in tests);
-    `clock` is the cache's clock."""
+    first lookup, and the names of /etc/hosts DNS does not know; else only the servers given
+    are asked (`localhost` excepted: it never leaves the machine). `rng` chooses among SRV
+    records of equal priority (seeded in tests); `clock` is the cache's clock."""
 
     def __init__(
         self,
@@ -129,7 +130,8 @@ class Locator:
         if literal is not None:
             address = (literal, port or DEFAULT_PORTS[transport])
             return Location((Target(address, literal),), lookup.until)
-        if host.lower().rstrip(".").endswith("localhost"):
+        name = host.lower().rstrip(".")
+        if name == "localhost" or name.endswith(".localhost"):
             # This machine itself (RFC 6761 section 6.3): never asked of DNS.
             targets = await self.system_addresses(host, port or DEFAULT_PORTS[transport])
             if not targets:
@@ -181,7 +183,8 @@ class Locator:
             addresses: list[object] = [address for _family, address in found]
             until = now + (MIN_TTL if addresses else NEGATIVE_TTL)
             cached = self._cache[key] = (until, addresses)
-        return tuple(Target((str(address), port), name) for address in cached[1])  # type: ignore[union-attr]
+        addresses = cached[1] if isinstance(cached[1], list) else []
+        return tuple(Target((str(address), port), name) for address in addresses)
 
     async def records(self, name: str, rdtype: dns.rdatatype.RdataType, host: str) -> _Cached:
         """The records of `name` and `rdtype` as the cache keeps them: (until when, the
@@ -315,8 +318,12 @@ class _Lookup:
             found += [Target((r.to_text(), port), name) for r in records]
         if found:
             return tuple(found)
-        if system := await self.locator.system_addresses(name, port):
-            return system  # a name of /etc/hosts, that DNS does not know
+        # With the system's DNS servers, the system's other names too: /etc/hosts (only the
+        # DNS servers given are asked otherwise, as in the tests).
+        if self.locator.nameservers is None and (
+            system := await self.locator.system_addresses(name, port)
+        ):
+            return system
         if errors:
             raise errors[0]
         what = f"PBX name {name}" if name == self.host else f"name {name} (of the PBX {self.host})"
