@@ -585,16 +585,16 @@ class TenantEngine:
         return None
 
     async def _new_user_agent(self, account: AccountSettings) -> None:
-        ua = UserAgent(account.account, local_host=self.local_host, timers=self.timers)
+        # A name that now leads into a private network is not sent to: the user agent checks
+        # every address DNS gives it, at the start and whenever it asks again.
+        ua = UserAgent(
+            account.account,
+            local_host=self.local_host,
+            timers=self.timers,
+            target_allowed=self.target_allowed,
+        )
         try:
             await ua.start()
-            where = ua.destination[0]
-            if self.target_allowed is not None and not self.target_allowed(where):
-                await ua.close()  # a name that now leads into a private network: not sent to
-                raise OSError(
-                    f"{where} is not a public address, and this deployment does "
-                    "not send to private ones"
-                )
         except OSError as error:  # the PBX's name does not resolve, no route...
             self.log.warning(
                 "tenant %s: cannot reach the PBX of SIP account %s: %s",

@@ -4,6 +4,7 @@ places one attempt and transfers it. The portal's buttons run these as jobs on t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from engine.formats import (
@@ -18,10 +19,17 @@ from engine.sip.ua import Account, Registration, UserAgent
 
 
 async def test_connection(
-    account: Account, *, local_host: str = "0.0.0.0", timers: Timers = DEFAULT_TIMERS
+    account: Account,
+    *,
+    local_host: str = "0.0.0.0",
+    timers: Timers = DEFAULT_TIMERS,
+    target_allowed: Callable[[str], bool] | None = None,
 ) -> Registration:
-    """Register once with the account and say what happened."""
-    async with UserAgent(account, local_host=local_host, timers=timers) as ua:
+    """Register once with the account and say what happened. `target_allowed`: the
+    addresses that may be sent to (UserAgent's: TargetRefused when DNS gives no other)."""
+    async with UserAgent(
+        account, local_host=local_host, timers=timers, target_allowed=target_allowed
+    ) as ua:
         return await ua.register()
 
 
@@ -37,6 +45,7 @@ async def test_call(
     register: bool = False,
     local_host: str = "0.0.0.0",
     timers: Timers = DEFAULT_TIMERS,
+    target_allowed: Callable[[str], bool] | None = None,
 ) -> dict:
     """Place one attempt to `number` and transfer it to `extension`, as the engine would.
 
@@ -46,7 +55,9 @@ async def test_call(
     # Rendered once before the start to refuse a bad format without touching the network.
     render_dial_uri(dial_format, number=number, host=account.host, port=account.port)
     render_refer_uri(refer_format, extension=extension, host=account.host, port=account.port)
-    async with UserAgent(account, local_host=local_host, timers=timers) as ua:
+    async with UserAgent(
+        account, local_host=local_host, timers=timers, target_allowed=target_allowed
+    ) as ua:
         where: dict[str, Any] = {
             "host": account.host,
             "port": account.port,

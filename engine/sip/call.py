@@ -153,6 +153,7 @@ class Call:
         "attempt",
         "bye_grace",
         "call_id",
+        "destination",
         "dialog",
         "from_tag",
         "invite_tx",
@@ -178,6 +179,9 @@ class Call:
         on_late_result: OnLateResult | None = None,
     ):
         self.ua = ua
+        #: Where every request of the call goes: where new requests went when it started
+        #: (a failover of the user agent moves later calls, not this one).
+        self.destination = ua.destination
         self.on_late_result = on_late_result
         self.call_id = f"{token_hex(12)}@{ua.contact_host}"
         logs.bind(call_id=self.call_id)  # every later record of the call's task names it
@@ -257,9 +261,12 @@ class Call:
             self.event(_DEADLINE)
 
     def _on_invite_response(self, tx: ClientTransaction, response: Response) -> None:
+        if response.status == 503:  # the next call tries the next target (RFC 3263 4.3)
+            self.ua.unreachable(self.destination)
         self.event(_INVITE, response)
 
     def _on_invite_timeout(self, tx: ClientTransaction) -> None:
+        self.ua.unreachable(self.destination)  # the next call tries the next target
         self.event(_INVITE_TIMEOUT)
 
     def _on_refer_response(self, tx: ClientTransaction, response: Response) -> None:
@@ -409,6 +416,7 @@ class Call:
             ua.sdp_offer(),
             self._on_invite_response,
             self._on_invite_timeout,
+            destination=self.destination,
         )
 
     def _cancel(self) -> None:
@@ -430,6 +438,7 @@ class Call:
             _ignore_response,
             _ignore_timeout,
             branch=invite.branch,
+            destination=self.destination,
         )
         self._cancelled = True
         self.set_deadline(self.ua.timers.b)
@@ -511,7 +520,7 @@ class Call:
             f"ACK {dialog.remote_target} SIP/2.0\r\nVia: {ua.via(new_branch())}\r\n"
             f"{dialog.head}CSeq: {dialog.local_seq} ACK\r\nContent-Length: 0\r\n\r\n"
         ).encode()
-        ua.transport.send(ack, ua.destination)
+        ua.transport.send(ack, self.destination)
         # The transaction ACKs the PBX's 2xx copies from now on, without this call.
         invite = self.invite_tx
         assert invite is not None  # it brought the 2xx
@@ -626,7 +635,12 @@ class Call:
         dialog = self.dialog
         assert dialog is not None  # answered
         self.ua.request(
-            "BYE", dialog.remote_target, dialog.headers("BYE"), dialog.next_seq, self._left
+            "BYE",
+            dialog.remote_target,
+            dialog.headers("BYE"),
+            dialog.next_seq,
+            self._left,
+            self.destination,
         )
 
     def _left(self, response: Response | None) -> None:
@@ -661,6 +675,7 @@ class Call:
             b"",
             self._on_refer_response,
             self._on_refer_timeout,
+            destination=self.destination,
         )
 
     def _answer_refer(self, challenge: Response) -> bool:

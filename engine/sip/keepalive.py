@@ -93,10 +93,13 @@ class KeepaliveClient:
         done: asyncio.Future[Response | None] = asyncio.get_running_loop().create_future()
 
         def answered(tx: ClientTransaction, response: Response) -> None:
+            if response.status == 503:  # overloaded or going down: the next server, if any
+                ua.unreachable(tx.destination)
             if response.status >= 200 and not done.done():
                 done.set_result(response)
 
         def timed_out(tx: ClientTransaction) -> None:
+            ua.unreachable(tx.destination)  # the next one DNS gave, when there are several
             if not done.done():
                 done.set_result(None)
 

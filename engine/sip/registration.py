@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -17,6 +18,7 @@ from engine.sip.transaction import token_hex
 if TYPE_CHECKING:
     from engine.sip.ua import UserAgent
 
+log = logging.getLogger(__name__)
 
 #: How long closing waits for the PBX's answer to our unregistration (REGISTER, Expires: 0)
 #: at most, its digest challenge included: a live PBX answers on a LAN or the internet in
@@ -68,19 +70,37 @@ class RegistrationClient:
 
     async def register(self, expires: int = 3600) -> Registration:
         """REGISTER once (with digest when challenged); the result is also kept in
-        `self.registration`, worded for the admin."""
+        `self.registration`, worded for the admin.
+
+        DNS is asked again first when its answers are no longer kept (`UserAgent.locate`);
+        when that fails, the servers found before still serve (a DNS outage alone does not
+        stop the dialing), and the failure is told with the PBX's own silence. A target that
+        does not answer (or answers 503) is left at once for the next one of the PBX's
+        targets (RFC 3263 section 4.3), each tried once."""
         ua = self.ua
-        headers = self._headers(expires)
+        dns_failure = ""
+        try:
+            await ua.locate()
+        except OSError as error:  # the PBX's name does not resolve (now)
+            log.warning("registering with the servers found before: %s", error)
+            dns_failure = f"; {error}"
         self.registration.state = "registering"
         bound_before, self._bound = self._bound, True  # the answer may be lost, or not awaited
-        response = await ua.transact("REGISTER", ua.registrar, headers, self._next_seq)
+        tried = {ua.destination}
+        response = await ua.transact(
+            "REGISTER", ua.registrar, self._headers(expires), self._next_seq
+        )
+        while (response is None or response.status == 503) and ua.destination not in tried:
+            tried.add(ua.destination)  # `unreachable` moved it on
+            headers = self._headers(expires)
+            response = await ua.transact("REGISTER", ua.registrar, headers, self._next_seq)
         if not bound_before and (response is None or response.status >= 300):
             # Refused, or no answer at all: nothing of ours is there. (After an earlier
             # success its binding may still be, until it expires.)
             self._bound = False
         result = Registration(at=time.time())
         if response is None:
-            result.state, result.detail = "failed", "the PBX did not answer"
+            result.state, result.detail = "failed", f"the PBX did not answer{dns_failure}"
         else:
             result.code, result.reason = response.status, response.reason
             if 200 <= response.status < 300:

@@ -16,6 +16,7 @@ names callers use (`CallRecord`, `Registration`, `classify`, `ALLOW`) are export
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 import time
@@ -37,6 +38,7 @@ from engine.sip.call import (
 )
 from engine.sip.dialog import Dialog
 from engine.sip.keepalive import KEEPALIVE_INTERVAL, Keepalive, KeepaliveClient
+from engine.sip.locate import DEFAULT_PORTS, NEGATIVE_TTL, Locator
 from engine.sip.message import format_response
 from engine.sip.registration import Registration, RegistrationClient
 from engine.sip.sdp import LocalMedia, offer
@@ -59,6 +61,7 @@ __all__ = [
     "CallRecord",
     "LateResult",
     "Registration",
+    "TargetRefused",
     "UserAgent",
     "classify",
 ]
@@ -84,12 +87,30 @@ class Account:
         return Credentials(self.username, self.password, self.auth_username, self.realm)
 
 
+#: The transport we speak (the account's, once TCP and TLS come).
+_TRANSPORT = "udp"
+
+
+class TargetRefused(OSError):
+    """DNS gave the PBX (`host`) only addresses this deployment does not send to: `address`
+    is the first of them."""
+
+    def __init__(self, host: str, address: str):
+        super().__init__(
+            f"{address} is not a public address, and this deployment does not send to private ones"
+        )
+        self.host, self.address = host, address
+
+
 def _host(address: str) -> str:
     return f"[{address}]" if ":" in address else address
 
 
 class UserAgent:
     """One tenant's SIP user agent on one UDP socket."""
+
+    #: Where new requests go: one of `targets` (`locate`, `unreachable`).
+    destination: Address
 
     def __init__(
         self,
@@ -100,8 +121,19 @@ class UserAgent:
         timers: Timers = DEFAULT_TIMERS,
         user_agent: str = "AutoCall Cloud",
         late_window: float = LATE_WINDOW,
+        locator: Locator | None = None,
+        target_allowed: Callable[[str], bool] | None = None,
     ):
         self.account = account
+        #: Finds the PBX (or the outbound proxy) in DNS: engine/sip/locate.py.
+        self.locator = locator or Locator()
+        #: Whether an address may be sent to (a deployment that sends to public ones only).
+        self.target_allowed = target_allowed
+        #: Where requests may go, in the order DNS gives (`locate`), `destination` the one
+        #: new requests go to; every one of them may talk to us (`allowed_sources`).
+        self.targets: list[Address] = []
+        self.allowed_sources: set[Address] = set()
+        self._located_until = 0.0
         #: Seconds a timed-out transfer's subscription stays alive for its late result.
         self.late_window = late_window
         #: Transfers whose wait ended without a result, by Call-ID: (the dialog, who hears of
@@ -120,11 +152,7 @@ class UserAgent:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        proxy = self.account.outbound_proxy
-        # With an outbound proxy every message goes through it, and only it may talk to us;
-        # the PBX's name then only appears in URIs and need not resolve here.
-        self.destination = await self._resolve(*(proxy or (self.account.host, self.account.port)))
-        self.allowed_sources = {self.destination}
+        await self.locate()
         self.transport = await Transport.open(
             self._on_message, self.local_host, self.local_port, self.allowed_sources.__contains__
         )
@@ -166,11 +194,51 @@ class UserAgent:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    @staticmethod
-    async def _resolve(host: str, port: int) -> Address:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_DGRAM)
-        address = infos[0][4]
-        return str(address[0]), int(address[1])
+    async def locate(self) -> None:
+        """Find the PBX in DNS (RFC 3263: engine/sip/locate.py) when the answers of the last
+        look-up are no longer kept: at the start, and then before each REGISTER and call.
+
+        With an outbound proxy every message goes through it, and only it may talk to us;
+        the PBX's name then only appears in URIs and need not resolve here. The port the
+        account gives is taken as given unless it is the default one, which the portal
+        always fills in: then DNS says (NAPTR and SRV records, when the name has them).
+        `destination` stays where it is while it is still one of the targets (after a
+        failover, the target that answered); requests of calls already going keep theirs.
+        A DnsError (an OSError) says what is wrong, in the admin's words; the last targets
+        then stay in use for `NEGATIVE_TTL` seconds before DNS is asked again."""
+        locator = self.locator
+        if self.targets and locator.clock() < self._located_until:
+            return
+        host, port = self.account.outbound_proxy or (self.account.host, self.account.port)
+        given = None if port == DEFAULT_PORTS[_TRANSPORT] else port
+        try:
+            location = await locator.locate(host, given, _TRANSPORT)
+        except OSError:
+            self._located_until = locator.clock() + NEGATIVE_TTL
+            raise
+        targets = list(dict.fromkeys(target.address for target in location.targets))
+        allowed = self.target_allowed
+        if allowed is not None:
+            refused = [address for address, _port in targets if not allowed(address)]
+            targets = [target for target in targets if allowed(target[0])]
+            if not targets:
+                self._located_until = locator.clock() + NEGATIVE_TTL
+                raise TargetRefused(host, refused[0])
+        if not self.targets or self.destination not in targets:
+            self.destination = targets[0]
+        self.targets = targets
+        self.allowed_sources.update(targets)  # the old ones too: calls may still talk to them
+        self._located_until = location.until
+
+    def unreachable(self, destination: Address) -> None:
+        """A request to `destination` had no answer at all (Timer B or F) or a 503: new
+        requests go to the next target from now on (RFC 3263 section 4.3), after the last
+        one back to the first. Calls already going keep talking to theirs."""
+        targets = self.targets
+        if destination != self.destination or len(targets) < 2:
+            return
+        self.destination = targets[(targets.index(destination) + 1) % len(targets)]
+        log.warning("%s:%s does not answer: now sending to %s:%s", *destination, *self.destination)
 
     def _address_towards(self, destination: Address) -> str:
         """Our address as the PBX sees it: the wildcard bind resolved by the routing table."""
@@ -216,11 +284,12 @@ class UserAgent:
         on_response: OnResponse,
         on_timeout: OnTimeout,
         branch: str | None = None,
+        destination: Address | None = None,
     ) -> ClientTransaction:
         """Start a client transaction for a request: our Via (with a new branch unless one is
         given: a CANCEL's is its INVITE's) goes on top of `headers`."""
         head = "".join([f"{name}: {value}\r\n" for name, value in headers])
-        return self.send_head(method, uri, head, body, on_response, on_timeout, branch)
+        return self.send_head(method, uri, head, body, on_response, on_timeout, branch, destination)
 
     def send_head(
         self,
@@ -231,16 +300,18 @@ class UserAgent:
         on_response: OnResponse,
         on_timeout: OnTimeout,
         branch: str | None = None,
+        destination: Address | None = None,
     ) -> ClientTransaction:
         """`send`, with the headers below our Via already written out (each line ending in
-        CRLF): the calls keep theirs prepared."""
+        CRLF): the calls keep theirs prepared. It goes to `destination`, by default where
+        new requests go (a call's go where its INVITE went)."""
         branch = branch or new_branch()
         raw = (
             f"{method} {uri} SIP/2.0\r\nVia: {self._via_head}{branch};rport\r\n{head}"
             f"{self._user_agent_line}Content-Length: {len(body)}\r\n\r\n"
         ).encode() + body
         return self.layer.send_request(
-            method, branch, raw, self.destination, on_response, on_timeout
+            method, branch, raw, destination or self.destination, on_response, on_timeout
         )
 
     async def transact(
@@ -269,12 +340,13 @@ class UserAgent:
         headers: list[tuple[str, str]],
         next_seq: Callable[[], int],
         on_final: Callable[[Response | None], None],
+        destination: Address | None = None,
     ) -> None:
         """Send a non-INVITE request and call `on_final` with its final response (None when
         nothing came back before Timer F), answering the PBX's digest challenge once (again
         only when it says the nonce was stale); the request sent again takes its CSeq number
-        from `next_seq`."""
-        _Transact(self, method, uri, headers, next_seq, on_final).send()
+        from `next_seq`. `destination`: as for `send_head`."""
+        _Transact(self, method, uri, headers, next_seq, on_final, destination).send()
 
     def answer_challenge(
         self, response: Response, method: str, uri: str, stale_only: bool
@@ -355,7 +427,12 @@ class UserAgent:
 
         A transfer whose result did not come within `transfer_timeout` ends the call as
         timed out; its final NOTIFY may still come within `late_window` seconds, and is then
-        told to `on_late_result` (in the transport's callback: it must not block)."""
+        told to `on_late_result` (in the transport's callback: it must not block).
+
+        The call goes where new requests go when it starts (DNS asked again first when its
+        answers are no longer kept), and stays there to its end."""
+        with contextlib.suppress(OSError):  # the last targets serve; REGISTER says why
+            await self.locate()
         call = Call(
             self,
             target_uri,
@@ -469,6 +546,7 @@ class _Transact:
     __slots__ = (
         "abandoned",
         "authorization",
+        "destination",
         "headers",
         "method",
         "next_seq",
@@ -486,8 +564,10 @@ class _Transact:
         headers: list[tuple[str, str]],
         next_seq: Callable[[], int],
         on_final: Callable[[Response | None], None],
+        destination: Address | None = None,
     ):
         self.ua = ua
+        self.destination = destination
         self.method = method
         self.uri = uri
         self.headers = headers
@@ -501,12 +581,20 @@ class _Transact:
         self.sends += 1
         extra = [self.authorization] if self.authorization else []
         self.ua.send(
-            self.method, self.uri, self.headers + extra, b"", self._on_response, self._on_timeout
+            self.method,
+            self.uri,
+            self.headers + extra,
+            b"",
+            self._on_response,
+            self._on_timeout,
+            destination=self.destination,
         )
 
     def _on_response(self, tx: ClientTransaction, response: Response) -> None:
         if response.status < 200 or self.abandoned:
             return
+        if response.status == 503:
+            self.ua.unreachable(tx.destination)
         if response.status in (401, 407) and self.sends < 3:
             answer = self.ua.answer_challenge(
                 response, self.method, self.uri, stale_only=bool(self.authorization)
@@ -523,4 +611,5 @@ class _Transact:
         self.on_final(response)
 
     def _on_timeout(self, tx: ClientTransaction) -> None:
+        self.ua.unreachable(tx.destination)
         self.on_final(None)

@@ -10,15 +10,15 @@ SIP's timers are RFC 3261's (a PBX that never answers is given up after 32 s); t
 setting `SIP_CHECK_T1` (seconds) shortens them, for tests.
 
 In production (unless AUTOCALL_SIP_ALLOW_PRIVATE) a check sends nothing to a private,
-loopback or link-local address, as the SIP page saves none (webapp/addresses.py): the
-destination is resolved once, checked, and the check sends to that very address, so a DNS
-answer that changes in between cannot slip one in.
+loopback or link-local address, as the SIP page saves none (webapp/addresses.py): the user
+agent checks every address DNS gives it for the PBX (SRV targets too: docs/sip.md) and sends
+only to the very addresses it checked, so a DNS answer that changes in between cannot slip
+one in.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 
 from flask import current_app
 from flask_babel import gettext as _
@@ -28,8 +28,8 @@ from sqlalchemy import select
 from engine import probe
 from engine.formats import FormatError
 from engine.sip.transaction import DEFAULT_TIMERS, Timers
-from engine.sip.ua import Account
-from webapp.addresses import is_public, resolve
+from engine.sip.ua import TargetRefused
+from webapp.addresses import is_public
 from webapp.extensions import db
 from webapp.jobs.queues import job_context
 from webapp.labels import OUTCOME_LABELS
@@ -67,23 +67,6 @@ def job_timeout(sip_account: SipAccount, call: bool) -> int:
     return int(seconds + (ring_timeout(sip_account) + 30 if call else 0))
 
 
-class PrivateAddress(Exception):
-    def __init__(self, host: str, address: str) -> None:
-        super().__init__(host, address)
-        self.host, self.address = host, address
-
-
-def public_only(sip_account: Account) -> Account:
-    """The account sending to its destination's address as resolved now (its outbound proxy,
-    else its PBX); PrivateAddress when that is not public, OSError when it does not resolve."""
-    host, port = sip_account.outbound_proxy or (sip_account.host, sip_account.port)
-    addresses = resolve(host, port)
-    for address, _port in addresses:
-        if not is_public(address):
-            raise PrivateAddress(host, address)
-    return dataclasses.replace(sip_account, outbound_proxy=addresses[0])
-
-
 def _run(kind: str, tenant_id: int, account_id: int, probing) -> dict:
     with job_context() as app:
         saved = db.session.scalar(
@@ -93,10 +76,10 @@ def _run(kind: str, tenant_id: int, account_id: int, probing) -> dict:
             return {"kind": kind, "error": "no_account"}
         try:
             sip_account = engine_account(saved, app.extensions["autocall.secrets"])
-            if not app.extensions["autocall.config"].sip_private_allowed:
-                sip_account = public_only(sip_account)
-            return {"kind": kind, **asyncio.run(probing(saved, sip_account, timers()))}
-        except PrivateAddress as error:
+            private_allowed = app.extensions["autocall.config"].sip_private_allowed
+            allowed = None if private_allowed else is_public
+            return {"kind": kind, **asyncio.run(probing(saved, sip_account, timers(), allowed))}
+        except TargetRefused as error:
             return {"kind": kind, "error": "private", "host": error.host, "address": error.address}
         except SecretError:
             return {"kind": kind, "error": "password_key"}
@@ -109,8 +92,10 @@ def _run(kind: str, tenant_id: int, account_id: int, probing) -> dict:
 def check_connection(tenant_id: int, account_id: int) -> dict:
     """The job of "Test connection": register once with the saved account."""
 
-    async def probing(saved, sip_account, sip_timers):
-        registration = await probe.test_connection(sip_account, timers=sip_timers)
+    async def probing(saved, sip_account, sip_timers, allowed):
+        registration = await probe.test_connection(
+            sip_account, timers=sip_timers, target_allowed=allowed
+        )
         return {"registration": vars(registration)}
 
     return _run("connection", tenant_id, account_id, probing)
@@ -120,7 +105,7 @@ def check_call(tenant_id: int, account_id: int, number: str, extension: str) -> 
     """The job of "Test call": one attempt to `number` (E.164) through the saved account
     and its formats, transferred to `extension`, as the engine would place it."""
 
-    async def probing(saved, sip_account, sip_timers):
+    async def probing(saved, sip_account, sip_timers, allowed):
         ring = ring_timeout(saved)
         return await probe.test_call(
             sip_account,
@@ -132,6 +117,7 @@ def check_call(tenant_id: int, account_id: int, number: str, extension: str) -> 
             ring_timeout=ring,
             register=saved.has_password,
             timers=sip_timers,
+            target_allowed=allowed,
         )
 
     return _run("call", tenant_id, account_id, probing)

@@ -175,18 +175,25 @@ def test_production_checks_send_nothing_into_a_private_network(app, client, admi
         assert "127.0.0.1 is 127.0.0.1, a private, loopback or link-local address" in words
 
 
-def test_a_production_check_sends_to_the_address_it_checked():
-    """Resolved once: the user agent is given that address (as its next hop), so a DNS
-    answer that changes between the check and the sending cannot slip a private one in."""
-    from engine.sip.ua import Account
-    from webapp.settings.checks import PrivateAddress, public_only
+def test_a_production_check_sends_only_to_addresses_it_checked():
+    """The user agent checks every address DNS gives it and keeps only those as its targets:
+    it sends to nothing else (its outbound proxy's, when it has one), so a DNS answer that
+    changes after the check cannot slip a private one in."""
+    import asyncio
 
-    pinned = public_only(Account("8.8.8.8", 5070, "acme"))
-    assert (pinned.host, pinned.port, pinned.outbound_proxy) == ("8.8.8.8", 5070, ("8.8.8.8", 5070))
-    behind_a_proxy = public_only(Account("pbx.internal", 5060, outbound_proxy=("1.1.1.1", 5080)))
-    assert behind_a_proxy.outbound_proxy == ("1.1.1.1", 5080)
-    with pytest.raises(PrivateAddress):
-        public_only(Account("8.8.8.8", 5060, outbound_proxy=("10.0.0.1", 5060)))
+    from engine.sip.ua import Account, TargetRefused, UserAgent
+    from webapp.addresses import is_public
+
+    async def targets(account: Account) -> list:
+        async with UserAgent(account, local_host="127.0.0.1", target_allowed=is_public) as ua:
+            return ua.targets
+
+    assert asyncio.run(targets(Account("8.8.8.8", 5070, "acme"))) == [("8.8.8.8", 5070)]
+    proxied = Account("pbx.internal", 5060, outbound_proxy=("1.1.1.1", 5080))
+    assert asyncio.run(targets(proxied)) == [("1.1.1.1", 5080)]
+    with pytest.raises(TargetRefused) as refused:
+        asyncio.run(targets(Account("8.8.8.8", 5060, outbound_proxy=("10.0.0.1", 5060))))
+    assert (refused.value.host, refused.value.address) == ("10.0.0.1", "10.0.0.1")
 
 
 def test_a_check_shows_on_its_own_accounts_page_only(app, client, admin):
