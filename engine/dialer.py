@@ -70,6 +70,8 @@ from engine.presence import (
     decode_all,
     fenced,
 )
+from engine.sip import nat
+from engine.sip.nat import PortRange, PublicAddresses
 from engine.sip.transaction import DEFAULT_TIMERS, Timers
 from engine.sip.ua import CallRecord, LateResult, UserAgent
 from engine.store import (
@@ -269,7 +271,9 @@ class TenantEngine:
         prefix: str,
         engine_id: str,
         database: Callable,
-        local_host: str = "0.0.0.0",
+        local_host: str = "",
+        sip_ports: PortRange | None = None,
+        public_addresses: PublicAddresses = nat.NONE_SET,
         timers: Timers = DEFAULT_TIMERS,
         heartbeat_ttl: float = Presence.DEFAULT_HEARTBEAT_TTL,
         register_backoff: float = 30.0,
@@ -286,7 +290,11 @@ class TenantEngine:
         self.presence = Presence(redis, self.keys, heartbeat_ttl)
         self.engine_id = engine_id
         self.database = database  # awaitable runner of store calls in the database thread
+        #: Where the user agents' sockets bind ("": any address of the PBX's family), the
+        #: ports they take, the deployment's public addresses (engine/sip/nat.py).
         self.local_host = local_host
+        self.sip_ports = sip_ports
+        self.public_addresses = public_addresses
         self.timers = timers
         self.register_backoff = register_backoff
         self.bye_grace = bye_grace
@@ -572,14 +580,20 @@ class TenantEngine:
                 number="15550100",
                 host=account.account.host,
                 port=account.account.port,
-                server=ua.contact_host if ua else "dialer",
+                server=nat.bracket(ua.contact_host) if ua else "dialer",
             )
         except FormatError as error:
             return "dial_format_wrong", error.message
         return None
 
     async def _new_user_agent(self, account: AccountSettings) -> None:
-        ua = UserAgent(account.account, local_host=self.local_host, timers=self.timers)
+        ua = UserAgent(
+            account.account,
+            local_host=self.local_host,
+            ports=self.sip_ports,
+            public=self.public_addresses,
+            timers=self.timers,
+        )
         try:
             await ua.start()
             where = ua.destination[0]
@@ -918,7 +932,7 @@ class TenantEngine:
                 "format": account.dial_format,
                 "host": account.account.host,
                 "port": account.account.port,
-                "server": self.uas[campaign.account_id].contact_host,
+                "server": nat.bracket(self.uas[campaign.account_id].contact_host),
             }
 
         def dial_uri(campaign_id: int, phone: str) -> str:
@@ -1017,7 +1031,7 @@ class TenantEngine:
         where = {
             "host": account.account.host,
             "port": account.account.port,
-            "server": ua.contact_host,
+            "server": nat.bracket(ua.contact_host),
         }
         account_id = account.account_id
 

@@ -13,15 +13,26 @@ from engine.formats import (
     render_refer_headers,
     render_refer_uri,
 )
+from engine.sip import nat
+from engine.sip.nat import PortRange, PublicAddresses
 from engine.sip.transaction import DEFAULT_TIMERS, Timers
 from engine.sip.ua import Account, Registration, UserAgent
 
 
 async def test_connection(
-    account: Account, *, local_host: str = "0.0.0.0", timers: Timers = DEFAULT_TIMERS
+    account: Account,
+    *,
+    local_host: str = "",
+    ports: PortRange | None = None,
+    public: PublicAddresses = nat.NONE_SET,
+    timers: Timers = DEFAULT_TIMERS,
 ) -> Registration:
-    """Register once with the account and say what happened."""
-    async with UserAgent(account, local_host=local_host, timers=timers) as ua:
+    """Register once with the account and say what happened. Like the engine's, the socket
+    takes a port of the deployment's range and says its public address (nat.py): a PBX's
+    firewall that lets the engines in lets the checks in too."""
+    async with UserAgent(
+        account, local_host=local_host, ports=ports, public=public, timers=timers
+    ) as ua:
         return await ua.register()
 
 
@@ -35,7 +46,9 @@ async def test_call(
     refer_headers: str = "",
     ring_timeout: float = 30.0,
     register: bool = False,
-    local_host: str = "0.0.0.0",
+    local_host: str = "",
+    ports: PortRange | None = None,
+    public: PublicAddresses = nat.NONE_SET,
     timers: Timers = DEFAULT_TIMERS,
 ) -> dict:
     """Place one attempt to `number` and transfer it to `extension`, as the engine would.
@@ -46,11 +59,13 @@ async def test_call(
     # Rendered once before the start to refuse a bad format without touching the network.
     render_dial_uri(dial_format, number=number, host=account.host, port=account.port)
     render_refer_uri(refer_format, extension=extension, host=account.host, port=account.port)
-    async with UserAgent(account, local_host=local_host, timers=timers) as ua:
+    async with UserAgent(
+        account, local_host=local_host, ports=ports, public=public, timers=timers
+    ) as ua:
         where: dict[str, Any] = {
             "host": account.host,
             "port": account.port,
-            "server": ua.contact_host,
+            "server": nat.bracket(ua.contact_host),
         }
         dialed = render_dial_uri(dial_format, number=number, **where)
         refer_to = render_refer_uri(refer_format, extension=extension, **where)

@@ -11,6 +11,7 @@ import socket
 
 import pytest
 
+from engine.sip.message import parse_via
 from engine.sip.nat import (
     PortRange,
     PortsTaken,
@@ -22,7 +23,6 @@ from engine.sip.nat import (
     pick,
     unbracket,
 )
-from engine.sip.message import parse_via
 from engine.sip.transaction import Timers
 from engine.sip.ua import Account, UserAgent
 from tests.engine.sip.test_ua import UNREGISTER_ANSWERED
@@ -57,15 +57,11 @@ def test_the_address_the_pbx_sees_is_learned_registered_and_offered(pbx):
         "<sip:dialer@203.0.113.7:40000>",
     ]
     assert [v.strip() for v in seen.logged("VIA")] == [f"127.0.0.1:{port}", "203.0.113.7:40000"]
-    assert [w.strip() for w in seen.logged("WITHDRAWN")] == [
-        "<sip:dialer@203.0.113.7:40000>"
-    ]
+    assert [w.strip() for w in seen.logged("WITHDRAWN")] == ["<sip:dialer@203.0.113.7:40000>"]
     assert [s.strip() for s in seen.logged("SDP")] == ["c=IN IP4 203.0.113.7"]
     assert seen.logged("ORIGIN")[0].strip().endswith("IN IP4 203.0.113.7")
     assert [v.strip() for v in seen.logged("INVITE-VIA")] == ["203.0.113.7:40000"]
-    assert [c.strip() for c in seen.logged("INVITE-CONTACT")] == [
-        "<sip:dialer@203.0.113.7:40000>"
-    ]
+    assert [c.strip() for c in seen.logged("INVITE-CONTACT")] == ["<sip:dialer@203.0.113.7:40000>"]
     assert attempt.outcome == "busy"
 
 
