@@ -170,8 +170,9 @@ def pick(addresses: Sequence[Address], local_host: str) -> Address:
 
 def no_route(destination: str, error: OSError) -> OSError:
     """A route-less PBX in words: most often an IPv6 PBX seen from a machine (or a Docker
-    network) without IPv6."""
-    if error.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EADDRNOTAVAIL):
+    network) without IPv6. Other errors as they are."""
+    unreachable = (errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EAFNOSUPPORT)
+    if error.errno in unreachable and not isinstance(error, WrongFamily):
         family = _words(family_of(destination))
         return OSError(
             error.errno,

@@ -139,10 +139,16 @@ class UserAgent:
             accepts = self.allowed_sources.__contains__
             return Transport.open(self._on_message, bind, port, accepts)
 
-        if self.local_port:
-            self.transport = await open_at(self.local_port)
-        else:  # the first free port of the deployment's range (a firewall lets it through)
-            self.transport = await nat.first_free(open_at, self.ports)
+        try:
+            if self.local_port:
+                self.transport = await open_at(self.local_port)
+            else:  # the first free port of the deployment's range (a firewall lets it through)
+                self.transport = await nat.first_free(open_at, self.ports)
+        except OSError as error:
+            worded = nat.no_route(self.destination[0], error)
+            if worded is error:
+                raise
+            raise worded from error
         self.layer = TransactionLayer(self.transport, self.timers)
         # Bound once: the layer's timers key on it.
         self._call_deadline = self._call_deadline  # type: ignore[method-assign]

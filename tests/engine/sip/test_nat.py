@@ -20,6 +20,7 @@ from engine.sip.nat import (
     bind_host,
     bracket,
     learned,
+    no_route,
     pick,
     unbracket,
 )
@@ -244,3 +245,15 @@ def test_brackets():
     assert bracket("pbx.example.com") == "pbx.example.com"
     assert unbracket("[::1]") == "::1"
     assert Account("::1").host == "[::1]"
+
+
+def test_a_missing_route_is_put_in_words_and_other_errors_are_left_alone():
+    unreachable = OSError(errno.ENETUNREACH, "Network is unreachable")
+    worded = no_route("2001:db8::1", unreachable)
+    assert str(worded) == (
+        "[Errno 101] this engine has no IPv6 route to the PBX at 2001:db8::1 (Network is "
+        "unreachable); is IPv6 set up on the machine (and the container network) the engines "
+        "run on?"
+    )
+    taken = OSError(errno.EADDRINUSE, "Address already in use")
+    assert no_route("192.0.2.1", taken) is taken
