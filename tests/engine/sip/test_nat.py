@@ -7,7 +7,6 @@ Contact (tests/sipp/register_unregister.xml). All on loopback, timers shortened.
 
 import asyncio
 import errno
-import socket
 
 import pytest
 
@@ -27,6 +26,7 @@ from engine.sip.nat import (
 from engine.sip.transaction import Timers
 from engine.sip.ua import Account, UserAgent
 from tests.engine.sip.test_ua import UNREGISTER_ANSWERED
+from tests.sipp import free_udp_ports
 
 FAST = Timers(t1=0.05, t2=0.4, t4=0.5)
 NUMBER = "+79161234567"
@@ -141,30 +141,8 @@ def test_an_engine_bound_to_ipv4_says_so_at_once_for_an_ipv6_pbx():
         asyncio.run(asyncio.wait_for(run("::1", "127.0.0.1"), 2))
 
 
-def free_run(length: int) -> PortRange:
-    """`length` consecutive UDP ports free on 127.0.0.1 just now."""
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as first:
-            first.bind(("127.0.0.1", 0))
-            start = first.getsockname()[1]
-        if start + length > 65535:
-            continue
-        held = []
-        try:
-            for port in range(start, start + length):
-                sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                held.append(sock)
-                sock.bind(("127.0.0.1", port))
-            return PortRange(start, start + length - 1)
-        except OSError:
-            continue
-        finally:
-            for sock in held:
-                sock.close()
-
-
 def test_user_agents_take_the_first_free_ports_of_the_range_and_say_when_none_is_left():
-    ports = free_run(2)
+    ports = free_udp_ports(2)
 
     async def run():
         account = Account("127.0.0.1", 5060, "dialer")
