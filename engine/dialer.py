@@ -109,6 +109,7 @@ END_GRACE = 1.0
 REASONS = (
     "stopping",
     "pbx_unreachable",
+    "no_sip_port",
     "registering",
     "registration_failed",
     "pbx_silent",
@@ -611,7 +612,10 @@ class TenantEngine:
                 error,
             )
             self.uas.pop(account.account_id, None)
-            self.ua_trouble[account.account_id] = ("pbx_unreachable", str(error))
+            # Every port of the deployment's SIP range taken is this machine's trouble, not
+            # the PBX's (engine/sip/nat.py).
+            code = "no_sip_port" if isinstance(error, nat.PortsTaken) else "pbx_unreachable"
+            self.ua_trouble[account.account_id] = (code, str(error))
             self.ua_retry_at = time.monotonic() + 1.0  # try again in a second
             return
         self.ua_trouble.pop(account.account_id, None)
