@@ -159,11 +159,15 @@ class UserAgent:
             self.local_address = self._address_towards(self.destination)
             # Held for the SDP; never read. Its port is any: we never receive media.
             self._rtp = socket.socket(nat.family_of(self.local_address), socket.SOCK_DGRAM)
+            try:
+                self._rtp.bind((self.local_address, 0))
+            except BaseException:
+                self._rtp.close()
+                raise
         except BaseException:
             self.layer.close()
             self.transport.close()
             raise
-        self._rtp.bind((self.local_address, 0))
         now = int(loop.time())
         self.sdp_version = now  # the o= version of our INVITEs' offer
         self._session_id = str(now)
