@@ -70,7 +70,9 @@ from engine.presence import (
     decode_all,
     fenced,
 )
+from engine.sip import nat
 from engine.sip.keepalive import KEEPALIVE_INTERVAL
+from engine.sip.nat import PortRange, PublicAddresses
 from engine.sip.transaction import DEFAULT_TIMERS, Timers
 from engine.sip.ua import CallRecord, LateResult, UserAgent
 from engine.store import (
@@ -108,6 +110,7 @@ END_GRACE = 1.0
 REASONS = (
     "stopping",
     "pbx_unreachable",
+    "no_sip_port",
     "registering",
     "registration_failed",
     "pbx_silent",
@@ -270,7 +273,9 @@ class TenantEngine:
         prefix: str,
         engine_id: str,
         database: Callable,
-        local_host: str = "0.0.0.0",
+        local_host: str = "",
+        sip_ports: PortRange | None = None,
+        public_addresses: PublicAddresses = nat.NONE_SET,
         timers: Timers = DEFAULT_TIMERS,
         heartbeat_ttl: float = Presence.DEFAULT_HEARTBEAT_TTL,
         register_backoff: float = 30.0,
@@ -288,7 +293,11 @@ class TenantEngine:
         self.presence = Presence(redis, self.keys, heartbeat_ttl)
         self.engine_id = engine_id
         self.database = database  # awaitable runner of store calls in the database thread
+        #: Where the user agents' sockets bind ("": any address of the PBX's family), the
+        #: ports they take, the deployment's public addresses (engine/sip/nat.py).
         self.local_host = local_host
+        self.sip_ports = sip_ports
+        self.public_addresses = public_addresses
         self.timers = timers
         self.register_backoff = register_backoff
         #: Seconds between two OPTIONS to each PBX (engine/sip/keepalive.py).
@@ -578,7 +587,7 @@ class TenantEngine:
                 number="15550100",
                 host=account.account.host,
                 port=account.account.port,
-                server=ua.contact_host if ua else "dialer",
+                server=nat.bracket(ua.contact_host) if ua else "dialer",
             )
         except FormatError as error:
             return "dial_format_wrong", error.message
@@ -590,6 +599,8 @@ class TenantEngine:
         ua = UserAgent(
             account.account,
             local_host=self.local_host,
+            ports=self.sip_ports,
+            public=self.public_addresses,
             timers=self.timers,
             target_allowed=self.target_allowed,
         )
@@ -603,7 +614,10 @@ class TenantEngine:
                 error,
             )
             self.uas.pop(account.account_id, None)
-            self.ua_trouble[account.account_id] = ("pbx_unreachable", str(error))
+            # Every port of the deployment's SIP range taken is this machine's trouble, not
+            # the PBX's (engine/sip/nat.py).
+            code = "no_sip_port" if isinstance(error, nat.PortsTaken) else "pbx_unreachable"
+            self.ua_trouble[account.account_id] = (code, str(error))
             self.ua_retry_at = time.monotonic() + 1.0  # try again in a second
             return
         self.ua_trouble.pop(account.account_id, None)
@@ -944,7 +958,7 @@ class TenantEngine:
                 "format": account.dial_format,
                 "host": account.account.host,
                 "port": account.account.port,
-                "server": self.uas[campaign.account_id].contact_host,
+                "server": nat.bracket(self.uas[campaign.account_id].contact_host),
             }
 
         def dial_uri(campaign_id: int, phone: str) -> str:
@@ -1043,7 +1057,7 @@ class TenantEngine:
         where = {
             "host": account.account.host,
             "port": account.account.port,
-            "server": ua.contact_host,
+            "server": nat.bracket(ua.contact_host),
         }
         account_id = account.account_id
 

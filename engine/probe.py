@@ -14,6 +14,8 @@ from engine.formats import (
     render_refer_headers,
     render_refer_uri,
 )
+from engine.sip import nat
+from engine.sip.nat import PortRange, PublicAddresses
 from engine.sip.transaction import DEFAULT_TIMERS, Timers
 from engine.sip.ua import Account, Registration, UserAgent
 
@@ -21,14 +23,23 @@ from engine.sip.ua import Account, Registration, UserAgent
 async def test_connection(
     account: Account,
     *,
-    local_host: str = "0.0.0.0",
+    local_host: str = "",
+    ports: PortRange | None = None,
+    public: PublicAddresses = nat.NONE_SET,
     timers: Timers = DEFAULT_TIMERS,
     target_allowed: Callable[[str], bool] | None = None,
 ) -> Registration:
-    """Register once with the account and say what happened. `target_allowed`: the
+    """Register once with the account and say what happened. Like the engine's, the socket
+    takes a port of the deployment's range and says its public address (nat.py): a PBX's
+    firewall that lets the engines in lets the checks in too. `target_allowed`: the
     addresses that may be sent to (UserAgent's: TargetRefused when DNS gives no other)."""
     async with UserAgent(
-        account, local_host=local_host, timers=timers, target_allowed=target_allowed
+        account,
+        local_host=local_host,
+        ports=ports,
+        public=public,
+        timers=timers,
+        target_allowed=target_allowed,
     ) as ua:
         return await ua.register()
 
@@ -43,7 +54,9 @@ async def test_call(
     refer_headers: str = "",
     ring_timeout: float = 30.0,
     register: bool = False,
-    local_host: str = "0.0.0.0",
+    local_host: str = "",
+    ports: PortRange | None = None,
+    public: PublicAddresses = nat.NONE_SET,
     timers: Timers = DEFAULT_TIMERS,
     target_allowed: Callable[[str], bool] | None = None,
 ) -> dict:
@@ -56,12 +69,17 @@ async def test_call(
     render_dial_uri(dial_format, number=number, host=account.host, port=account.port)
     render_refer_uri(refer_format, extension=extension, host=account.host, port=account.port)
     async with UserAgent(
-        account, local_host=local_host, timers=timers, target_allowed=target_allowed
+        account,
+        local_host=local_host,
+        ports=ports,
+        public=public,
+        timers=timers,
+        target_allowed=target_allowed,
     ) as ua:
         where: dict[str, Any] = {
             "host": account.host,
             "port": account.port,
-            "server": ua.contact_host,
+            "server": nat.bracket(ua.contact_host),
         }
         dialed = render_dial_uri(dial_format, number=number, **where)
         refer_to = render_refer_uri(refer_format, extension=extension, **where)

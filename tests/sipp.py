@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.sip.nat import PortRange
+
 SCENARIOS = Path(__file__).parent / "sipp"
 
 
@@ -24,6 +26,26 @@ def free_udp_port(host: str = "127.0.0.1") -> int:
     with socket.socket(_family(host), socket.SOCK_DGRAM) as s:
         s.bind((host, 0))
         return s.getsockname()[1]
+
+
+def free_udp_ports(length: int) -> PortRange:
+    """`length` consecutive UDP ports free on 127.0.0.1 just now (a SIP port range)."""
+    while True:
+        start = free_udp_port()
+        if start + length > 65536:
+            continue
+        held = []
+        try:
+            for port in range(start, start + length):
+                sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                held.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return PortRange(start, start + length - 1)
+        except OSError:
+            continue
+        finally:
+            for sock in held:
+                sock.close()
 
 
 @dataclass

@@ -39,7 +39,10 @@ def is_public(address: str) -> bool:
 
 def resolve(host: str, port: int) -> list[tuple[str, int]]:
     """The UDP addresses a host name (or an IP address) stands for, in the order the system
-    gives them (a connection takes the first); OSError when it does not resolve."""
+    gives them (a connection takes the first); OSError when it does not resolve. An IPv6
+    address may be written in brackets, as in a SIP URI."""
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
     return [info[4][:2] for info in infos]
 

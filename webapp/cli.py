@@ -335,7 +335,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="REGISTER before calling (with --tenant: when the account has a password)",
     )
-    call.add_argument("--local-host", default="0.0.0.0", help="local address to bind")
+    call.add_argument(
+        "--local-host", default="", help="local address to bind (default: any, of the PBX's family)"
+    )
     call.set_defaults(func=cmd_test_call)
 
     from engine.pacing_modes import MODES

@@ -11,6 +11,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from engine.sip.nat import PortRange, PublicAddresses
 from webapp.mail import check_smtp_url
 
 #: Where the embedded defaults keep their files (the SQLite database, a private Redis).
@@ -78,8 +79,18 @@ class Config:
     trusted_proxies: int = 0
     #: Tenants one engine host runs at most (each with its own UDP socket and registration).
     engine_capacity: int = 50
-    #: Local address the engines' SIP sockets bind to (0.0.0.0: any IPv4; :: for IPv6).
-    engine_bind: str = "0.0.0.0"
+    #: Local address the engines' SIP sockets bind to; empty: any address of the PBX's
+    #: family (IPv4 or IPv6). An address (0.0.0.0, ::, or one of the machine's) restricts
+    #: the engines to its family.
+    engine_bind: str = ""
+    #: The UDP ports the SIP sockets (the engines', the SIP page's checks') take, like
+    #: 5070-5199: each takes the first free one, so a tenant can allow-list them in the
+    #: PBX's firewall. Empty: any port the system gives.
+    sip_ports: str = ""
+    #: The address (or one IPv4 and one IPv6 address, comma-separated) PBXes reach the
+    #: engines at, when they sit behind NAT (a Compose bridge network, a cloud's 1:1 NAT).
+    #: Empty: each user agent learns it from its PBX's answers (RFC 3581).
+    sip_public_address: str = ""
     #: Engine-host worker processes `autocall worker` and `autocall run` start.
     engine_workers: int = 1
     #: Where uploaded CSV files wait for the import job; the web processes and the workers
@@ -189,6 +200,7 @@ class Config:
                 f"not {self.webhook_retry_seconds!r}"
             )
         self._check_oidc()
+        self._check_sip_network()
         for name in (
             "login_attempts",
             "login_attempts_per_ip",
@@ -231,6 +243,34 @@ class Config:
                 "https://autocall.example.com (https:// in production; no query or fragment), "
                 f"not {self.public_url!r}"
             )
+
+    def _check_sip_network(self) -> None:
+        try:
+            self.sip_port_range  # noqa: B018 (raises on a range it cannot read)
+        except ValueError as error:
+            raise ConfigError(f"AUTOCALL_SIP_PORTS: {error}") from None
+        try:
+            self.sip_public_addresses  # noqa: B018
+        except ValueError as error:
+            raise ConfigError(f"AUTOCALL_SIP_PUBLIC_ADDRESS: {error}") from None
+        if self.engine_bind.strip():
+            try:
+                ipaddress.ip_address(self.engine_bind.strip())
+            except ValueError:
+                raise ConfigError(
+                    "AUTOCALL_ENGINE_BIND must be an IP address of this machine (0.0.0.0 for "
+                    f"any IPv4, :: for any IPv6) or empty, not {self.engine_bind!r}"
+                ) from None
+
+    @property
+    def sip_port_range(self) -> PortRange | None:
+        """AUTOCALL_SIP_PORTS read; None: any port."""
+        return PortRange.parse(self.sip_ports)
+
+    @property
+    def sip_public_addresses(self) -> PublicAddresses:
+        """AUTOCALL_SIP_PUBLIC_ADDRESS read."""
+        return PublicAddresses.parse(self.sip_public_address)
 
     def _check_oidc(self) -> None:
         given = {

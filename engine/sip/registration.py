@@ -16,6 +16,7 @@ from engine.sip.call import ALLOW
 from engine.sip.transaction import token_hex
 
 if TYPE_CHECKING:
+    from engine.sip import Response
     from engine.sip.ua import UserAgent
 
 log = logging.getLogger(__name__)
@@ -69,14 +70,26 @@ class RegistrationClient:
         ]
 
     async def register(self, expires: int = 3600) -> Registration:
-        """REGISTER once (with digest when challenged); the result is also kept in
-        `self.registration`, worded for the admin.
+        """REGISTER (with digest when challenged); the result is also kept in
+        `self.registration`, worded for the admin. When the PBX's answer shows that it sees
+        us at another address than our Contact said (NAT: `UserAgent.learn_address`), once
+        more at once with the address it sees, as phones do: the PBX must reach us there.
 
         DNS is asked again first when its answers are no longer kept (`UserAgent.locate`);
         when that fails, the servers found before still serve (a DNS outage alone does not
         stop the dialing), and the failure is told with the PBX's own silence. A target that
         does not answer (or answers 503) is left at once for the next one of the PBX's
         targets (RFC 3263 section 4.3), each tried once."""
+        result, response = await self._register(expires)
+        if (
+            response is not None
+            and result.state == "registered"
+            and self.ua.learn_address(response)
+        ):
+            result, _response = await self._register(expires)
+        return result
+
+    async def _register(self, expires: int) -> tuple[Registration, Response | None]:
         ua = self.ua
         dns_failure = ""
         try:
@@ -120,7 +133,7 @@ class RegistrationClient:
                 result.detail = f"the PBX answered {response.status} {response.reason}"
         self.registration = result
         self.failures += result.state == "failed"
-        return result
+        return result, response
 
     def _next_seq(self) -> int:
         self._seq += 1

@@ -20,11 +20,11 @@ import contextlib
 import logging
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from engine.outcomes import TransferResult
-from engine.sip import Request, Response
+from engine.sip import Request, Response, nat
 from engine.sip.auth import Credentials, DigestClient, choose
 from engine.sip.call import (
     ALLOW,
@@ -40,6 +40,7 @@ from engine.sip.dialog import Dialog
 from engine.sip.keepalive import KEEPALIVE_INTERVAL, Keepalive, KeepaliveClient
 from engine.sip.locate import DEFAULT_PORTS, NEGATIVE_TTL, Locator
 from engine.sip.message import format_response
+from engine.sip.nat import PortRange, PublicAddresses
 from engine.sip.registration import Registration, RegistrationClient
 from engine.sip.sdp import LocalMedia, offer
 from engine.sip.transaction import (
@@ -82,6 +83,11 @@ class Account:
     outbound_proxy: Address | None = None
     display_name: str = "AutoCall"
 
+    def __post_init__(self) -> None:
+        # The host as URIs write it: an IPv6 literal in brackets (a `--pbx [::1]:5070`
+        # arrives without them), so `{host}` in the formats makes a valid URI.
+        object.__setattr__(self, "host", nat.bracket(self.host))
+
     @property
     def credentials(self) -> Credentials:
         return Credentials(self.username, self.password, self.auth_username, self.realm)
@@ -102,10 +108,6 @@ class TargetRefused(OSError):
         self.host, self.address = host, address
 
 
-def _host(address: str) -> str:
-    return f"[{address}]" if ":" in address else address
-
-
 class UserAgent:
     """One tenant's SIP user agent on one UDP socket."""
 
@@ -116,8 +118,10 @@ class UserAgent:
         self,
         account: Account,
         *,
-        local_host: str = "0.0.0.0",
+        local_host: str = "",
         local_port: int = 0,
+        ports: PortRange | None = None,
+        public: PublicAddresses = nat.NONE_SET,
         timers: Timers = DEFAULT_TIMERS,
         user_agent: str = "AutoCall Cloud",
         late_window: float = LATE_WINDOW,
@@ -139,8 +143,16 @@ class UserAgent:
         #: Transfers whose wait ended without a result, by Call-ID: (the dialog, who hears of
         #: the result, until when: the timer's due time).
         self._late: dict[str, tuple[Dialog, OnLateResult | None, float]] = {}
+        #: The address our socket binds ("": the wildcard of the PBX's family) and its port
+        #: (0: the first free one of `ports`, else any).
         self.local_host = local_host
+        #: What the socket is bound to (`start`): its family is the one we can reach.
+        self._bind = ""
         self.local_port = local_port
+        self.ports = ports
+        #: The deployment's public addresses: when one is of the PBX's family, the PBX is
+        #: told that one and nothing is learned (engine/sip/nat.py).
+        self.public = public
         self.timers = timers
         self.user_agent = user_agent
         self.digest = DigestClient(account.credentials)
@@ -153,28 +165,81 @@ class UserAgent:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         await self.locate()
-        self.transport = await Transport.open(
-            self._on_message, self.local_host, self.local_port, self.allowed_sources.__contains__
-        )
+        bind = self._bind = nat.bind_host(self.local_host, self.destination[0])
+
+        def open_at(port: int) -> Awaitable[Transport]:
+            accepts = self.allowed_sources.__contains__
+            return Transport.open(self._on_message, bind, port, accepts)
+
+        try:
+            if self.local_port:
+                self.transport = await open_at(self.local_port)
+            else:  # the first free port of the deployment's range (a firewall lets it through)
+                self.transport = await nat.first_free(open_at, self.ports)
+        except OSError as error:
+            worded = nat.no_route(self.destination[0], error)
+            if worded is error:
+                raise
+            raise worded from error
         self.layer = TransactionLayer(self.transport, self.timers)
         # Bound once: the layer's timers key on it.
         self._call_deadline = self._call_deadline  # type: ignore[method-assign]
         self._late_over = self._late_over  # type: ignore[method-assign]
-        self.contact_host = self._address_towards(self.destination)
         self.port = self.transport.local_address[1]
-        family = socket.AF_INET6 if ":" in self.contact_host else socket.AF_INET
-        self._rtp = socket.socket(family, socket.SOCK_DGRAM)  # held for the SDP; never read
-        self._rtp.bind((self.contact_host, 0))
+        try:
+            #: Our own address towards the PBX (what the routing table picks).
+            self.local_address = self._address_towards(self.destination)
+            # Held for the SDP; never read. Its port is any: we never receive media.
+            self._rtp = socket.socket(nat.family_of(self.local_address), socket.SOCK_DGRAM)
+            try:
+                self._rtp.bind((self.local_address, 0))
+            except BaseException:
+                self._rtp.close()
+                raise
+        except BaseException:
+            self.layer.close()
+            self.transport.close()
+            raise
         now = int(loop.time())
-        #: Our side of every session (its SDP: engine/sip/sdp.py).
-        self.media = LocalMedia(self.contact_host, self._rtp.getsockname()[1], str(now))
         self.sdp_version = now  # the o= version of our INVITEs' offer
+        self._session_id = str(now)
+        public = self.public.towards(self.destination[0])
+        self._advertise((public, self.port) if public else (self.local_address, self.port))
+
+    def _advertise(self, address: tuple[str, int]) -> None:
+        """Say `address` is where the PBX reaches us: in our Via, Contact and SDP from now
+        on (calls in progress keep theirs)."""
+        #: Our address and port as the PBX sees them (`nat.py`).
+        self.contact_host, self.contact_port = address
+        where = f"{nat.bracket(self.contact_host)}:{self.contact_port}"
+        #: Our side of every session (its SDP: engine/sip/sdp.py).
+        self.media = LocalMedia(self.contact_host, self._rtp.getsockname()[1], self._session_id)
         # What every request repeats, made once.
-        self._via_head = f"SIP/2.0/UDP {_host(self.contact_host)}:{self.port};branch="
-        self._contact = f"<sip:{self.account.username}@{_host(self.contact_host)}:{self.port}>"
+        self._via_head = f"SIP/2.0/UDP {where};branch="
+        self._contact = f"<sip:{self.account.username}@{where}>"
         self._invite_tail = f"Contact: {self._contact}\r\nAllow: {ALLOW}\r\n"
         self._user_agent_line = f"User-Agent: {self.user_agent}\r\n"
         self._sdp = offer(self.media, self.sdp_version)
+
+    def learn_address(self, response: Response) -> bool:
+        """Take our address from the `received`/`rport` of the top Via of the PBX's answer
+        (RFC 3581), unless the deployment set a public address for the PBX's family. True
+        when it changed: the caller registers again with it, as phones do."""
+        if self.public.towards(self.destination[0]):
+            return False
+        seen = nat.learned(response.via, self.port)
+        if seen is None or seen == (self.contact_host, self.contact_port):
+            return False
+        if nat.family_of(seen[0]) != nat.family_of(self.contact_host):
+            return False  # a translator between families: nothing our socket can use
+        log.info(
+            "the PBX sees us at %s:%s, not %s:%s: using that from now on",
+            *seen,
+            self.contact_host,
+            self.contact_port,
+        )
+        self._advertise(seen)
+        return True
 
     async def close(self) -> None:
         """Stop: withdraw our registration when the PBX may hold one (waiting for its answer
@@ -217,6 +282,9 @@ class UserAgent:
             self._located_until = locator.clock() + NEGATIVE_TTL
             raise
         targets = list(dict.fromkeys(target.address for target in location.targets))
+        if bound := self.local_host or self._bind:  # one family's socket reaches only its own
+            first = nat.pick(targets, bound)  # WrongFamily, in words, when none
+            targets = [t for t in targets if nat.family_of(t[0]) == nat.family_of(first[0])]
         allowed = self.target_allowed
         if allowed is not None:
             refused = [address for address, _port in targets if not allowed(address)]
@@ -241,13 +309,16 @@ class UserAgent:
         log.warning("%s:%s does not answer: now sending to %s:%s", *destination, *self.destination)
 
     def _address_towards(self, destination: Address) -> str:
-        """Our address as the PBX sees it: the wildcard bind resolved by the routing table."""
+        """Our own address towards the PBX: the wildcard bind resolved by the routing table
+        (OSError in plain words when there is no route: nat.no_route)."""
         bound = self.transport.local_address[0]
         if bound not in ("0.0.0.0", "::"):
             return bound
-        family = socket.AF_INET6 if ":" in destination[0] else socket.AF_INET
-        with socket.socket(family, socket.SOCK_DGRAM) as probe:
-            probe.connect(destination)  # no packet is sent for UDP
+        with socket.socket(nat.family_of(destination[0]), socket.SOCK_DGRAM) as probe:
+            try:
+                probe.connect(destination)  # no packet is sent for UDP
+            except OSError as error:
+                raise nat.no_route(destination[0], error) from error
             address: str = probe.getsockname()[0]
             return address
 
@@ -263,12 +334,12 @@ class UserAgent:
     @property
     def aor(self) -> str:
         """Our address of record at the PBX."""
-        return f"sip:{self.account.username}@{_host(self.account.host)}"
+        return f"sip:{self.account.username}@{nat.bracket(self.account.host)}"
 
     @property
     def registrar(self) -> str:
         """The PBX's registrar: where REGISTER goes."""
-        return f"sip:{_host(self.account.host)}:{self.account.port}"
+        return f"sip:{nat.bracket(self.account.host)}:{self.account.port}"
 
     def sdp_offer(self) -> bytes:
         """The offer of every INVITE of this user agent (each call answers its re-INVITEs

@@ -105,6 +105,31 @@ def test_the_compose_file_runs_every_process_of_the_service(tmp_path):
         assert environment["AUTOCALL_PUBLIC_URL"] == "https://autocall.example.com"
 
 
+def test_the_sip_ports_are_published_and_shown_whole(tmp_path):
+    """The engines and the checks' worker each bind in their own part of the SIP port range,
+    published 1:1 over UDP (two containers cannot publish one port); the portal shows the
+    whole range, and every service gets the public address from .env."""
+    from engine.sip.nat import PortRange
+
+    services = _compose_config(tmp_path)["services"]
+    whole = PortRange.parse(services["web"]["environment"]["AUTOCALL_SIP_PORTS"])
+    assert whole is not None
+    parts = []
+    for name in ("engines", "default"):
+        ports = PortRange.parse(services[name]["environment"]["AUTOCALL_SIP_PORTS"])
+        assert ports is not None
+        published = set()
+        for port in services[name]["ports"]:  # {target, published, protocol} once read
+            assert port["protocol"] == "udp"
+            assert int(port["published"]) == int(port["target"])
+            published.add(int(port["target"]))
+        assert published == set(ports)
+        parts.append(ports)
+    assert sorted(p for part in parts for p in part) == list(whole)
+    for name in ("web", "engines", "default"):
+        assert "AUTOCALL_SIP_PUBLIC_ADDRESS" in services[name]["environment"]
+
+
 def test_the_image_builds_the_package_once_and_asks_readyz():
     """The Dockerfile installs the package as a wheel (its extensions compiled once, within
     that build: no second `build_ext`), and its HEALTHCHECK asks /readyz."""

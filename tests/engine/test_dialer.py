@@ -274,6 +274,63 @@ def test_a_pbx_whose_name_leads_into_a_private_network_is_not_sent_to(app, datab
         assert received is None  # not even a REGISTER
 
 
+def test_an_engine_bound_to_ipv4_says_so_at_once_when_the_pbx_is_ipv6(app, database_url):
+    """The PBX at [::1], the engine's sockets bound to 127.0.0.1: the engine's state says
+    why in words within its first ticks (not a call reported "no response" after 32 s),
+    and nothing is sent."""
+    import socket
+
+    with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as listener:
+        listener.bind(("::1", 0))
+        listener.settimeout(0.5)
+
+        class Ipv6:
+            host, port = "[::1]", listener.getsockname()[1]
+
+        tenant_id, operators = dialing_tenant(app, "Acme", Ipv6)
+        go_on_line(app, tenant_id, *operators.values())
+        with HostThread(database_url, local_host="127.0.0.1"):
+            wait_until(lambda: engine_state(app, tenant_id).get("reason") == "pbx_unreachable")
+            assert engine_state(app, tenant_id)["detail"] == (
+                "[Errno 97] the PBX is at an IPv6 address (::1) and this engine uses IPv4 only "
+                "(its SIP sockets bind 127.0.0.1: AUTOCALL_ENGINE_BIND); leave that setting "
+                "empty to reach PBXes of both kinds"
+            )
+            try:
+                received = listener.recv(65535)
+            except TimeoutError:
+                received = None
+        assert received is None
+
+
+def test_an_engine_whose_sip_port_range_is_used_up_says_so(app, database_url):
+    """AUTOCALL_SIP_PORTS of one port, which something else holds: the engine's state says
+    that this machine has no SIP port left (not that the PBX is unreachable)."""
+    import socket
+
+    from tests.sipp import free_udp_ports
+
+    ports = free_udp_ports(1)
+    with (
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as holder,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as pbx_socket,
+    ):
+        holder.bind(("127.0.0.1", ports.first))
+        pbx_socket.bind(("127.0.0.1", 0))
+
+        class Pbx:
+            host, port = pbx_socket.getsockname()
+
+        tenant_id, operators = dialing_tenant(app, "Acme", Pbx)
+        go_on_line(app, tenant_id, *operators.values())
+        with HostThread(database_url, sip_ports=ports):
+            wait_until(lambda: engine_state(app, tenant_id).get("reason") == "no_sip_port")
+            assert (
+                f"every UDP port of the SIP port range {ports} is taken"
+                in (engine_state(app, tenant_id)["detail"])
+            )
+
+
 def test_two_campaigns_register_and_dial_through_two_sip_accounts_at_two_sipp_pbxes(
     app, database_url, pbx
 ):

@@ -178,3 +178,29 @@ def test_webhook_retries_and_private_addresses():
     assert Config.from_env(environ=PRODUCTION).sip_private_allowed is False
     allowed = {**PRODUCTION, "AUTOCALL_SIP_ALLOW_PRIVATE": "1"}
     assert Config.from_env(environ=allowed).sip_private_allowed is True
+
+
+def test_the_sip_network_settings():
+    """The engines' port range, public address and bind (engine/sip/nat.py), read once and
+    refused in words when they cannot be used."""
+    from engine.sip.nat import PortRange
+
+    config = Config.from_env(
+        environ={
+            "AUTOCALL_SIP_PORTS": "5070-5199",
+            "AUTOCALL_SIP_PUBLIC_ADDRESS": "203.0.113.7,[2001:db8::7]",
+            "AUTOCALL_ENGINE_BIND": "::",
+        }
+    )
+    assert config.sip_port_range == PortRange(5070, 5199)
+    assert config.sip_public_addresses.addresses == ("203.0.113.7", "2001:db8::7")
+    unset = Config.from_env(environ={})
+    assert (unset.sip_port_range, unset.engine_bind) == (None, "")
+    assert unset.sip_public_addresses.addresses == ()
+    for name, value, words in [
+        ("AUTOCALL_SIP_PORTS", "5199-5070", "AUTOCALL_SIP_PORTS: '5199-5070' must be ports"),
+        ("AUTOCALL_SIP_PUBLIC_ADDRESS", "nat.example.com", "is not an IP address"),
+        ("AUTOCALL_ENGINE_BIND", "eth0", "AUTOCALL_ENGINE_BIND must be an IP address"),
+    ]:
+        with pytest.raises(ConfigError, match=words):
+            Config.from_env(environ={name: value})

@@ -44,7 +44,9 @@ def run_engine_host(capacity: int | None = None, lifetime: float | None = None) 
         config.redis_url,
         config.redis_prefix,
         capacity=capacity or config.engine_capacity,
-        local_host=config.engine_bind,
+        local_host=config.engine_bind.strip(),
+        sip_ports=config.sip_port_range,
+        public_addresses=config.sip_public_addresses,
         target_allowed=None if config.sip_private_allowed else is_public,
     )
 

@@ -18,6 +18,9 @@ from webapp import bus
 REASON_TEXT = {
     "stopping": _l("The engine is stopping and ending the calls in progress."),
     "pbx_unreachable": _l("The PBX cannot be reached."),
+    "no_sip_port": _l(
+        "The dialer has no free SIP port here: its port range (AUTOCALL_SIP_PORTS) is used up."
+    ),
     "registering": _l("Registering with the PBX."),
     "registration_failed": _l("The PBX refused the registration."),
     "pbx_silent": _l("The PBX does not answer calls; checking it again."),

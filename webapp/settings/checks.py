@@ -76,9 +76,16 @@ def _run(kind: str, tenant_id: int, account_id: int, probing) -> dict:
             return {"kind": kind, "error": "no_account"}
         try:
             sip_account = engine_account(saved, app.extensions["autocall.secrets"])
-            private_allowed = app.extensions["autocall.config"].sip_private_allowed
-            allowed = None if private_allowed else is_public
-            return {"kind": kind, **asyncio.run(probing(saved, sip_account, timers(), allowed))}
+            config = app.extensions["autocall.config"]
+            # The engines' own network settings: a check goes out as a call would.
+            options = {
+                "timers": timers(),
+                "local_host": config.engine_bind.strip(),
+                "ports": config.sip_port_range,
+                "public": config.sip_public_addresses,
+                "target_allowed": None if config.sip_private_allowed else is_public,
+            }
+            return {"kind": kind, **asyncio.run(probing(saved, sip_account, options))}
         except TargetRefused as error:
             return {"kind": kind, "error": "private", "host": error.host, "address": error.address}
         except SecretError:
@@ -92,10 +99,8 @@ def _run(kind: str, tenant_id: int, account_id: int, probing) -> dict:
 def check_connection(tenant_id: int, account_id: int) -> dict:
     """The job of "Test connection": register once with the saved account."""
 
-    async def probing(saved, sip_account, sip_timers, allowed):
-        registration = await probe.test_connection(
-            sip_account, timers=sip_timers, target_allowed=allowed
-        )
+    async def probing(saved, sip_account, options):
+        registration = await probe.test_connection(sip_account, **options)
         return {"registration": vars(registration)}
 
     return _run("connection", tenant_id, account_id, probing)
@@ -105,7 +110,7 @@ def check_call(tenant_id: int, account_id: int, number: str, extension: str) -> 
     """The job of "Test call": one attempt to `number` (E.164) through the saved account
     and its formats, transferred to `extension`, as the engine would place it."""
 
-    async def probing(saved, sip_account, sip_timers, allowed):
+    async def probing(saved, sip_account, options):
         ring = ring_timeout(saved)
         return await probe.test_call(
             sip_account,
@@ -116,8 +121,7 @@ def check_call(tenant_id: int, account_id: int, number: str, extension: str) -> 
             refer_headers=saved.refer_headers,
             ring_timeout=ring,
             register=saved.has_password,
-            timers=sip_timers,
-            target_allowed=allowed,
+            **options,
         )
 
     return _run("call", tenant_id, account_id, probing)

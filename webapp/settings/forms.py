@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import ipaddress
 import re
 from functools import cache
 from zoneinfo import available_timezones
@@ -56,13 +57,29 @@ def region_choices() -> list[SelectChoice]:
 
 
 def _host(pattern: re.Pattern, message):
+    """A host (or host:port) the dialer can use. An IPv6 address is written in brackets, as
+    in SIP URIs (`[2001:db8::1]`, `[2001:db8::1]:5070`); in the PBX's host field, where no
+    port can follow, it may be written bare and is saved in brackets."""
+
     def check(form, field):
         value = (field.data or "").strip()
+        if pattern is _HOST and _is_ipv6(value):
+            value = f"[{value}]"
         field.data = value
         if value and not pattern.match(value):
             raise ValidationError(message)
+        if value.startswith("[") and not _is_ipv6(value[1 : value.find("]")]):
+            raise ValidationError(_l("Write an IPv6 address in brackets, e.g. [2001:db8::1]."))
 
     return check
+
+
+def _is_ipv6(text: str) -> bool:
+    try:
+        ipaddress.IPv6Address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _sip_user(form, field):
@@ -92,7 +109,9 @@ class SipAccountForm(FlaskForm):
             Length(max=255),
             _host(_HOST, _l("Write a host name or IP address, without sip: and without a port.")),
         ],
-        description=_l("The address of your PBX, e.g. pbx.example.com or 203.0.113.10."),
+        description=_l(
+            "The address of your PBX, e.g. pbx.example.com, 203.0.113.10 or [2001:db8::10]."
+        ),
     )
     port = IntegerField(
         _l("Port"), default=5060, validators=[InputRequired(), NumberRange(1, 65535)]
@@ -123,7 +142,10 @@ class SipAccountForm(FlaskForm):
         validators=[
             Optional(),
             Length(max=255),
-            _host(_HOST_PORT, _l("Write host or host:port, without sip:.")),
+            _host(
+                _HOST_PORT,
+                _l("Write host or host:port, without sip: (IPv6 in brackets: [2001:db8::1]:5060)."),
+            ),
         ],
     )
     realm = StringField(

@@ -12,6 +12,7 @@ from flask import current_app, flash, jsonify, redirect, render_template, reques
 from flask_babel import gettext as _
 from sqlalchemy.exc import IntegrityError
 
+from webapp.config import Config
 from webapp.extensions import db
 from webapp.jobs import watched
 from webapp.models import Operator, SipAccount
@@ -61,7 +62,34 @@ def sip():
         editable=can_change(),
         engine=engine_state(tenant.id),
         describe_account=describe_account,
+        firewall=_firewall(current_app.extensions["autocall.config"]),
     )
+
+
+def _firewall(config: Config) -> str:
+    """What a tenant's admin lets through the PBX's firewall: the deployment's public
+    address and SIP port range (AUTOCALL_SIP_PUBLIC_ADDRESS, AUTOCALL_SIP_PORTS: the
+    engines' own settings, engine/sip/nat.py); empty when neither is set."""
+    address = str(config.sip_public_addresses)
+    ports = config.sip_port_range
+    span = "" if ports is None else f"{ports.first}\u2013{ports.last}"
+    if ports is not None and ports.first == ports.last:
+        span = str(ports.first)
+    if address and span:
+        return _(
+            "Allow these in your PBX's firewall: address %(address)s, UDP ports %(ports)s.",
+            address=address,
+            ports=span,
+        )
+    if address:
+        return _("Allow these in your PBX's firewall: address %(address)s.", address=address)
+    if span:
+        return _(
+            "Allow these in your PBX's firewall: UDP ports %(ports)s (from this service's "
+            "address).",
+            ports=span,
+        )
+    return ""
 
 
 @bp.route("/sip/new", methods=["GET", "POST"])

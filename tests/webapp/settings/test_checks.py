@@ -230,3 +230,28 @@ def test_a_test_call_rings_as_long_as_the_default_campaign_through_the_account(a
         one, two = db.session.get(SipAccount, first), db.session.get(SipAccount, second)
         assert (ring_timeout(one), ring_timeout(two)) == (45, RING_TIMEOUT_SECONDS)
         assert job_timeout(one, True) - job_timeout(one, False) == 45 + 30
+
+
+def test_a_check_goes_out_from_the_sip_port_range_with_the_public_address(app, client, admin):
+    """The checks use the engines' own network settings (AUTOCALL_SIP_PORTS,
+    AUTOCALL_SIP_PUBLIC_ADDRESS): a PBX's firewall that lets the engines in lets them in."""
+    import dataclasses
+
+    from tests.sipp import free_udp_ports
+
+    ports = free_udp_ports(1)
+    config = app.extensions["autocall.config"]
+    app.extensions["autocall.config"] = dataclasses.replace(
+        config, sip_ports=str(ports), sip_public_address="198.51.100.9"
+    )
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+            silent.bind(("127.0.0.1", 0))
+            account = set_account(app, admin.id, silent.getsockname()[1], password="s3cret")
+            result_of(app, client, check_url(client.post(f"{account}/test-connection")))
+            silent.settimeout(1)
+            register, source = silent.recvfrom(65535)
+    finally:
+        app.extensions["autocall.config"] = config
+    assert source == ("127.0.0.1", ports.first)
+    assert f"Contact: <sip:acme@198.51.100.9:{ports.first}>" in register.decode()

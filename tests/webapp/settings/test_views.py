@@ -155,6 +155,57 @@ def test_sip_account_explains_bad_values(app, client, admin, field, value, words
     assert _accounts(app, admin.id)[0].host == "pbx.alpha.example"
 
 
+@pytest.mark.parametrize(
+    ("field", "value", "saved"),
+    [
+        ("host", "[2001:db8::10]", "[2001:db8::10]"),
+        ("host", "2001:db8::10", "[2001:db8::10]"),  # no port can follow: bracketed for URIs
+        ("outbound_proxy", "[2001:db8::1]:5070", "[2001:db8::1]:5070"),
+        ("outbound_proxy", "[::1]", "[::1]"),
+    ],
+)
+def test_ipv6_addresses_are_taken_in_brackets(app, client, admin, field, value, saved):
+    _new(client, **{field: value})
+    assert getattr(_accounts(app, admin.id)[0], field) == saved
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("host", "[2001:db8::1::2]"), ("host", "[:::]"), ("outbound_proxy", "[1:2:3]:5060")],
+)
+def test_a_bracketed_address_that_is_no_ipv6_address_is_refused(client, admin, field, value):
+    response = client.post("/settings/sip/new", data={**SIP, field: value})
+    assert "Write an IPv6 address in brackets, e.g. [2001:db8::1]." in response.get_data(
+        as_text=True
+    )
+
+
+@pytest.mark.parametrize(
+    ("settings", "line"),
+    [
+        (
+            {"sip_public_address": "203.0.113.7", "sip_ports": "5070-5199"},
+            "address 203.0.113.7, UDP ports 5070\u20135199.",
+        ),
+        ({"sip_public_address": "203.0.113.7, 2001:db8::7"}, "address 203.0.113.7, 2001:db8::7."),
+        ({"sip_ports": "5070"}, "UDP ports 5070 (from this service&#39;s address)."),
+    ],
+)
+def test_the_sip_page_says_what_to_allow_in_the_pbxs_firewall(app, client, admin, settings, line):
+    """The deployment's public address and SIP port range, from its own settings (the same
+    the engines read), in English and Russian; nothing when neither is set."""
+    assert 'id="firewall"' not in client.get("/settings/sip").get_data(as_text=True)
+    config = app.extensions["autocall.config"]
+    app.extensions["autocall.config"] = dataclasses.replace(config, **settings)
+    try:
+        page = client.get("/settings/sip").get_data(as_text=True)
+        russian = client.get("/settings/sip", headers={"Accept-Language": "ru"})
+    finally:
+        app.extensions["autocall.config"] = config
+    assert "Allow these in your PBX&#39;s firewall: " + line in page
+    assert "Разрешите в межсетевом экране вашей АТС" in russian.get_data(as_text=True)
+
+
 def test_the_wait_for_a_transfers_result_is_each_accounts(app, client, admin):
     """30 s unless the admin says otherwise; 5 to 120 s; explained on the page in English and
     Russian; a post that leaves it out keeps what is saved."""
