@@ -240,9 +240,7 @@ def frame(data: bytes | bytearray, start: int = 0) -> tuple[int, int]:
         lf = data.find(b"\n", lf, begin + MAX_MESSAGE_SIZE)
         if lf < 0:
             if size - begin >= MAX_MESSAGE_SIZE:
-                raise ParseError(
-                    f"the header section does not end within {MAX_MESSAGE_SIZE} bytes"
-                )
+                raise ParseError(f"the header section does not end within {MAX_MESSAGE_SIZE} bytes")
             return begin, -1
         if lf + 1 < size and data[lf + 1] == 0x0A:
             body_start = lf + 2

@@ -80,7 +80,9 @@ class RegistrationClient:
             self._bound = False
         result = Registration(at=time.time())
         if response is None:
-            result.state, result.detail = "failed", "the PBX did not answer"
+            # A TCP / TLS connection that failed says why (engine/sip/stream.py).
+            result.state = "failed"
+            result.detail = ua.transport.failure or "the PBX did not answer"
         else:
             result.code, result.reason = response.status, response.reason
             if 200 <= response.status < 300:

@@ -39,6 +39,7 @@ from engine.sip.dialog import Dialog
 from engine.sip.message import format_response
 from engine.sip.registration import Registration, RegistrationClient
 from engine.sip.sdp import LocalMedia, offer
+from engine.sip.stream import StreamTransport, tls_context
 from engine.sip.transaction import (
     DEFAULT_TIMERS,
     ClientTransaction,
@@ -77,18 +78,35 @@ class Account:
     realm: str | None = None
     outbound_proxy: Address | None = None
     display_name: str = "AutoCall"
+    #: How SIP travels to the PBX: "udp", "tcp" or "tls" (engine/sip/stream.py).
+    transport: str = "udp"
+    #: The CA bundle (PEM) the PBX's TLS certificate must chain to; empty: the system's CAs.
+    tls_ca_pem: str = field(default="", repr=False)
+    #: Our URIs (address of record, Contact, the URIs dialed) use sips: (TLS only).
+    use_sips: bool = False
 
     @property
     def credentials(self) -> Credentials:
         return Credentials(self.username, self.password, self.auth_username, self.realm)
+
+    @property
+    def scheme(self) -> str:
+        """The URI scheme of our URIs: sips: only over TLS and when the tenant asks."""
+        return "sips" if self.use_sips and self.transport == "tls" else "sip"
 
 
 def _host(address: str) -> str:
     return f"[{address}]" if ":" in address else address
 
 
+def _sips(uri: str) -> str:
+    """A sip: URI as sips: (RFC 3261 19.1); other URIs as they are."""
+    return "sips:" + uri[4:] if uri[:4].lower() == "sip:" else uri
+
+
 class UserAgent:
-    """One tenant's SIP user agent on one UDP socket."""
+    """One tenant's SIP user agent on one UDP socket, or one TCP or TLS connection to the PBX
+    (the account's `transport`)."""
 
     def __init__(
         self,
@@ -123,9 +141,7 @@ class UserAgent:
         # the PBX's name then only appears in URIs and need not resolve here.
         self.destination = await self._resolve(*(proxy or (self.account.host, self.account.port)))
         self.allowed_sources = {self.destination}
-        self.transport = await Transport.open(
-            self._on_message, self.local_host, self.local_port, self.allowed_sources.__contains__
-        )
+        self.transport = await self._open_transport(proxy)
         self.layer = TransactionLayer(self.transport, self.timers)
         # Bound once: the layer's timers key on it.
         self._call_deadline = self._call_deadline  # type: ignore[method-assign]
@@ -140,11 +156,37 @@ class UserAgent:
         self.media = LocalMedia(self.contact_host, self._rtp.getsockname()[1], str(now))
         self.sdp_version = now  # the o= version of our INVITEs' offer
         # What every request repeats, made once.
-        self._via_head = f"SIP/2.0/UDP {_host(self.contact_host)}:{self.port};branch="
-        self._contact = f"<sip:{self.account.username}@{_host(self.contact_host)}:{self.port}>"
+        kind = self.account.transport
+        self._via_head = f"SIP/2.0/{kind.upper()} {_host(self.contact_host)}:{self.port};branch="
+        # RFC 3261 19.1.1: transport=tcp / tls; a sips: URI implies TLS (RFC 5630 section 3.3).
+        param = "" if kind == "udp" or self.account.scheme == "sips" else f";transport={kind}"
+        where = f"{_host(self.contact_host)}:{self.port}"
+        self._contact = f"<{self.account.scheme}:{self.account.username}@{where}{param}>"
         self._invite_tail = f"Contact: {self._contact}\r\nAllow: {ALLOW}\r\n"
         self._user_agent_line = f"User-Agent: {self.user_agent}\r\n"
         self._sdp = offer(self.media, self.sdp_version)
+
+    async def _open_transport(self, proxy: Address | None) -> Transport | StreamTransport:
+        """The account's transport: UDP, or a TCP / TLS connection to the PBX (or to the
+        outbound proxy, whose name the TLS certificate must then carry)."""
+        accepts = self.allowed_sources.__contains__
+        if self.account.transport == "udp":
+            return await Transport.open(self._on_message, self.local_host, self.local_port, accepts)
+        tls = tls_context(self.account.tls_ca_pem) if self.account.transport == "tls" else None
+        return await StreamTransport.open(
+            self._on_message,
+            self.local_host,
+            self.local_port,
+            accepts,
+            tls=tls,
+            server_name=(proxy or (self.account.host,))[0],
+            on_failure=self._unreachable,
+        )
+
+    def _unreachable(self, destination: Address, reason: str) -> None:
+        """The connection to the PBX failed (the transport words why: `transport.failure`):
+        what waits for its answer ends now."""
+        self.layer.fail(destination)
 
     async def close(self) -> None:
         """Stop: withdraw our registration when the PBX may hold one (waiting for its answer
@@ -192,12 +234,12 @@ class UserAgent:
     @property
     def aor(self) -> str:
         """Our address of record at the PBX."""
-        return f"sip:{self.account.username}@{_host(self.account.host)}"
+        return f"{self.account.scheme}:{self.account.username}@{_host(self.account.host)}"
 
     @property
     def registrar(self) -> str:
         """The PBX's registrar: where REGISTER goes."""
-        return f"sip:{_host(self.account.host)}:{self.account.port}"
+        return f"{self.account.scheme}:{_host(self.account.host)}:{self.account.port}"
 
     def sdp_offer(self) -> bytes:
         """The offer of every INVITE of this user agent (each call answers its re-INVITEs
@@ -336,6 +378,9 @@ class UserAgent:
         A transfer whose result did not come within `transfer_timeout` ends the call as
         timed out; its final NOTIFY may still come within `late_window` seconds, and is then
         told to `on_late_result` (in the transport's callback: it must not block)."""
+        if self.account.scheme == "sips":  # the tenant asked for sips: end to end
+            target_uri = _sips(target_uri)
+            refer_to = _sips(refer_to) if isinstance(refer_to, str) else refer_to
         call = Call(
             self,
             target_uri,
