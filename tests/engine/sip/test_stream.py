@@ -3,13 +3,13 @@ a plain asyncio TCP server where the test needs to control the bytes on the stre
 dripping, dropping the connection)."""
 
 import asyncio
+import contextlib
 import logging
 
 from engine.sip import _parser, parser
 from engine.sip.stream import StreamTransport
 from engine.sip.transaction import Timers
 from engine.sip.ua import Account, UserAgent
-from tests.sipp import SIPp
 
 FAST = Timers(t1=0.05, t2=0.4, t4=0.5)
 NUMBER = "+79161234567"
@@ -99,10 +99,8 @@ class Peer:
 
 async def closed_by_us(reader) -> bool:
     """Whether we end the connection (reset or closed) within 10 s."""
-    try:
+    with contextlib.suppress(ConnectionResetError):
         await asyncio.wait_for(reader.read(), 10)
-    except ConnectionResetError:
-        pass
     return reader.at_eof() or reader.exception() is not None
 
 
