@@ -5,6 +5,7 @@ dripping, dropping the connection)."""
 import asyncio
 import contextlib
 import logging
+import socket
 
 from engine.sip import _parser, parser
 from engine.sip.stream import StreamTransport
@@ -76,6 +77,25 @@ def test_nothing_is_sent_again_and_timer_f_still_ends_the_wait():
     registration, sent, retransmissions = asyncio.run(run())
     assert (registration.state, registration.detail) == ("failed", "the PBX did not answer")
     assert (sent, retransmissions) == (1, 0)
+
+
+def test_a_pbx_that_cannot_be_reached_says_why_at_once_and_burns_no_lead():
+    """Nothing listens on the PBX's port: the registration fails at once with the reason in
+    words (not after Timer F), and a call is a technical error, not an unavailable lead."""
+
+    async def run():
+        with socket.socket() as closed:
+            closed.bind(("127.0.0.1", 0))
+            port = closed.getsockname()[1]
+        async with tcp_agent(port) as ua:
+            registration = await ua.register()
+            attempt = await ua.place_call(f"sip:{NUMBER}@127.0.0.1:{port}", "sip:101@127.0.0.1")
+            return registration, attempt
+
+    registration, attempt = asyncio.run(run())
+    assert registration.state == "failed"
+    assert "refused the connection: nothing listens there on TCP" in registration.detail
+    assert (attempt.outcome, attempt.detail) == ("technical_error", "no_response")
 
 
 class Peer:
