@@ -57,6 +57,34 @@ def test_register_call_and_transfer_over_one_tcp_connection(pbx):
     assert ";transport=tcp>" in seen.messages
 
 
+def test_a_killed_pbx_is_reached_again_when_it_is_back(pbx):
+    """SIPp over TCP is killed after our REGISTER (the connection drops with it); a new SIPp
+    on the same port gets our reconnection, and the next REGISTER and a whole call go over
+    it."""
+    first = pbx("pbx.xml", calls=2, transport="t1", fill={"ring_ms": 100})
+
+    async def run():
+        async with tcp_agent(first.port) as ua:
+            before = (await ua.register()).state
+            first.stop()  # kill -9
+            while ua.transport.connected(ua.destination):
+                await asyncio.sleep(0.05)
+            second = pbx("pbx.xml", calls=2, transport="t1", port=first.port, fill={"ring_ms": 0})
+            while not ua.transport.connected(ua.destination):
+                await asyncio.sleep(0.05)
+            after = (await ua.register()).state
+            target = f"sip:{NUMBER}@127.0.0.1:{first.port}"
+            attempt = await ua.place_call(target, "sip:101@127.0.0.1")
+            return second, before, after, attempt, ua.transport.connections_made
+
+    second, before, after, attempt, connections = asyncio.run(run())
+    seen = second.wait()
+    assert seen.succeeded, seen.errors
+    assert (before, after) == ("registered", "registered")
+    assert (attempt.outcome, attempt.transfer_result) == ("answered", "succeeded")
+    assert connections == 2
+
+
 def test_nothing_is_sent_again_and_timer_f_still_ends_the_wait():
     """A peer that accepts the connection but never answers: one REGISTER on the wire (no
     Timer E over a reliable transport), and the registration fails at Timer F."""
