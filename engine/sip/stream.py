@@ -39,6 +39,9 @@ RECONNECT_FIRST = 0.5
 RECONNECT_MAX = 30.0
 #: Seconds a connection (TLS handshake included) may take before it counts as failed.
 CONNECT_TIMEOUT = 10.0
+#: TCP keep-alive probes (seconds idle, seconds between, probes): a PBX gone without a word (a
+#: firewall or NAT that forgot the connection) is found out in about a minute, and we reconnect.
+KEEPALIVE = (30, 10, 3)
 #: Bytes kept to send while the connection is down; beyond, messages are dropped (their
 #: transactions end at Timer B/F, as for a lost datagram).
 PENDING_LIMIT = 1024 * 1024
@@ -190,6 +193,12 @@ class StreamTransport:
             sock.setblocking(False)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+            idle, interval, count = KEEPALIVE
+            if hasattr(socket, "TCP_KEEPIDLE"):  # Linux
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, idle)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, interval)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, count)
             sock.bind((host, port))
         except BaseException:
             sock.close()
