@@ -67,11 +67,13 @@ def test_a_killed_pbx_is_reached_again_when_it_is_back(pbx):
         async with tcp_agent(first.port) as ua:
             before = (await ua.register()).state
             first.stop()  # kill -9
-            while ua.transport.connected(ua.destination):
-                await asyncio.sleep(0.05)
+            async with asyncio.timeout(10):
+                while ua.transport.connected(ua.destination):
+                    await asyncio.sleep(0.05)
             second = pbx("pbx.xml", calls=2, transport="t1", port=first.port, fill={"ring_ms": 0})
-            while not ua.transport.connected(ua.destination):
-                await asyncio.sleep(0.05)
+            async with asyncio.timeout(10):
+                while not ua.transport.connected(ua.destination):
+                    await asyncio.sleep(0.05)
             after = (await ua.register()).state
             target = f"sip:{NUMBER}@127.0.0.1:{first.port}"
             attempt = await ua.place_call(target, "sip:101@127.0.0.1")
@@ -235,8 +237,9 @@ def test_a_dropped_connection_comes_back_with_backoff_on_the_same_port(caplog):
         peer.server.close()
         await peer.server.wait_closed()
         writer.transport.abort()  # the PBX is gone
-        while transport.failure is None or "refused" not in transport.failure:
-            await asyncio.sleep(0.05)
+        async with asyncio.timeout(10):
+            while transport.failure is None or "refused" not in transport.failure:
+                await asyncio.sleep(0.05)
         await asyncio.sleep(1.2)  # two more tries fail meanwhile: 0.5 s, then 1 s later
         back = Peer()
         await back.start(port)
