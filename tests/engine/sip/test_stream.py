@@ -188,6 +188,30 @@ def test_a_message_dripped_byte_by_byte_and_keepalives_are_framed_right():
     ] * 3
 
 
+def test_a_framed_message_that_does_not_parse_gets_400_and_the_stream_goes_on():
+    bad = OPTIONS.replace(b"CSeq: 1 OPTIONS", b"CSeq: one OPTIONS")
+
+    async def run():
+        peer = Peer()
+        port = await peer.start()
+        received: asyncio.Queue = asyncio.Queue()
+        transport, pbx = await transport_to(port, received)
+        transport.send(b"\r\n", pbx)
+        reader, writer = await peer.next_connection()
+        writer.write(bad + OPTIONS)
+        msg, _source = await asyncio.wait_for(received.get(), 10)
+        async with asyncio.timeout(10):
+            answer = await reader.readuntil(b"\r\n\r\n")
+        transport.close()
+        peer.server.close()
+        return msg, answer, received.qsize()
+
+    msg, answer, more = asyncio.run(run())
+    assert (msg.method, msg.cseq.number, more) == ("OPTIONS", 1, 0)  # only the good one
+    assert answer.lstrip(b"\r\n").startswith(b"SIP/2.0 400 Bad Request\r\n")
+    assert b"Warning: 399 autocall" in answer
+
+
 def test_unframeable_streams_close_the_connection_and_nothing_goes_up(caplog):
     """No Content-Length, then garbage with a head too long: each time the connection is reset
     with the reason logged, nothing reaches the user agent, and we connect again."""

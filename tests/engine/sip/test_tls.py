@@ -125,3 +125,35 @@ def test_a_certificate_that_does_not_verify_is_said_and_no_call_goes(
     assert said in registration["detail"]
     assert "KAMAILIO" not in proxy.log()  # no request got through
     assert peer.result().messages == ""
+
+
+def test_the_pbx_host_name_is_the_sni(tmp_path, ca):
+    """A TLS server (Python's ssl on loopback) records the server name our ClientHello
+    asks for: the PBX's host name from the SIP account."""
+    import ssl
+
+    from engine.sip.stream import StreamTransport, tls_context
+
+    server_cert = make_server_certificate(ca, HOST)
+    (tmp_path / "cert.pem").write_text(server_cert.cert_pem)
+    (tmp_path / "key.pem").write_text(server_cert.key_pem)
+    asked = []
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    context.sni_callback = lambda sock, name, ctx: asked.append(name)
+
+    async def run():
+        server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0, ssl=context)
+        pbx = server.sockets[0].getsockname()[:2]
+        transport = await StreamTransport.open(
+            lambda msg, source: None, "127.0.0.1", tls=tls_context(ca.cert_pem), server_name=HOST
+        )
+        transport.send(b"\r\n", pbx)
+        async with asyncio.timeout(10):
+            while not transport.connected(pbx):
+                await asyncio.sleep(0.01)
+        transport.close()
+        server.close()
+
+    asyncio.run(run())
+    assert asked == [HOST]
