@@ -79,10 +79,13 @@ class SIPp:
         extra: list[str] = (),
         host: str = "127.0.0.1",
         port: int | None = None,
+        transport: str = "u1",
     ):
         binary = shutil.which("sipp")
         assert binary, "SIPp is not installed: ./dev test installs Debian's sip-tester"
         self.host = host  # 127.0.0.1 or ::1: loopback only
+        #: SIPp's -t: "u1" (UDP, one socket) or "t1" (TCP, one connection per peer).
+        self.transport = transport
         self.port = port or free_udp_port(host)
         self.address = (host, self.port)
         self.workdir = workdir
@@ -122,7 +125,7 @@ class SIPp:
             "-error_file",
             str(self.files["err"]),
         ]
-        command += list(extra)
+        command += ["-t", transport, *extra]
         self.timeout = timeout
         self.process = subprocess.Popen(
             command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL
@@ -132,7 +135,8 @@ class SIPp:
     def _wait_until_listening(self) -> None:
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline and self.process.poll() is None:
-            with socket.socket(_family(self.host), socket.SOCK_DGRAM) as probe:
+            kind = socket.SOCK_STREAM if self.transport.startswith("t") else socket.SOCK_DGRAM
+            with socket.socket(_family(self.host), kind) as probe:
                 try:
                     probe.bind(self.address)
                 except OSError:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
+from pathlib import Path
 
 
 def upgrade_database(config=None, progress=None) -> None:
@@ -195,9 +196,25 @@ def cmd_test_call(args: argparse.Namespace) -> int:
             print("autocall test-call: --pbx needs --user", file=sys.stderr)
             return 2
         host, port = args.pbx
+        try:
+            ca_pem = args.ca_file.read_text() if args.ca_file else ""
+        except OSError as error:
+            print(f"autocall test-call: cannot read --ca-file: {error}", file=sys.stderr)
+            return 2
+        if args.sips and args.transport != "tls":
+            print("autocall test-call: --sips needs --transport tls", file=sys.stderr)
+            return 2
         call = {
             "sip_account": Account(
-                host, port, args.user, args.password, auth_username=args.auth_user, realm=args.realm
+                host,
+                port,
+                args.user,
+                args.password,
+                auth_username=args.auth_user,
+                realm=args.realm,
+                transport=args.transport,
+                tls_ca_pem=ca_pem,
+                use_sips=args.sips,
             ),
             "dial_format": args.dial_format,
             "refer_format": args.refer_format,
@@ -298,7 +315,23 @@ def build_parser() -> argparse.ArgumentParser:
         "and --user, or read from the database: --tenant ID with --account NAME (the "
         "tenant's first SIP account by default), its formats and password included.",
     )
-    call.add_argument("--pbx", type=_pbx_address, metavar="HOST[:PORT]")
+    call.add_argument(
+        "--pbx", type=_pbx_address, metavar="HOST[:PORT]", help="the port is 5060 unless given"
+    )
+    call.add_argument(
+        "--transport",
+        choices=("udp", "tcp", "tls"),
+        default="udp",
+        help="how SIP travels to the PBX (with --pbx; --tenant uses the account's)",
+    )
+    call.add_argument(
+        "--ca-file",
+        type=Path,
+        metavar="PEM",
+        help="for TLS: the CA certificate(s) the PBX's certificate must chain to "
+        "(default: the system's CAs)",
+    )
+    call.add_argument("--sips", action="store_true", help="for TLS: use sips: URIs")
     call.add_argument("--user", help="the SIP account's username (with --pbx)")
     call.add_argument("--tenant", type=int, metavar="ID", help="use a SIP account saved by it")
     call.add_argument(

@@ -1051,3 +1051,70 @@ def parse(data):
     else:
         msg._body_end = body_start + content_length
     return msg
+
+
+cdef inline bint is_length_name(const uchar* s, Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+    """Whether s[a:b] names the Content-Length, in full or compact ("l"), in any case."""
+    if b - a == 1:
+        return (s[a] | 32) == 108  # l
+    return b - a == 14 and s[a + 7] == 45 and same_lower(<const char*>s + a, b"content-length", 14)
+
+
+def frame(data, Py_ssize_t start=0):
+    """Find the next message in a stream's buffer from `start` (RFC 3261 section 18.3): the
+    twin of `engine.sip.parser.frame`, which words the errors."""
+    cdef const uchar[::1] view = data
+    cdef Py_ssize_t size = view.shape[0], begin = start, lf, limit, body_start = -1
+    cdef Py_ssize_t pos, end, colon, name_end, a, b, length = -1
+    if begin >= size:
+        return begin, -1
+    cdef const uchar* p = &view[0]
+    while begin < size and (p[begin] == 13 or p[begin] == 10):
+        begin += 1
+    limit = min(size, begin + MAX_MESSAGE_SIZE)
+    lf = begin
+    while True:
+        lf = find(p, lf, limit, 10)
+        if lf < 0:
+            if size - begin >= MAX_MESSAGE_SIZE:
+                return _reference.frame(data, start)  # raises, worded
+            return begin, -1
+        if lf + 1 < size and p[lf + 1] == 10:
+            body_start = lf + 2
+            break
+        if lf + 2 < size and p[lf + 1] == 13 and p[lf + 2] == 10:
+            body_start = lf + 3
+            break
+        if lf + 2 >= size:
+            return begin, -1
+        lf += 1
+    # The header lines after the start line, for the first Content-Length.
+    pos = find(p, begin, body_start, 10) + 1
+    while pos < body_start and length < 0:
+        end = find(p, pos, body_start, 10)
+        if p[pos] != 32 and p[pos] != 9:
+            colon = find(p, pos, end, 58)
+            if colon >= 0:
+                name_end = colon
+                while name_end > pos and (p[name_end - 1] == 32 or p[name_end - 1] == 9):
+                    name_end -= 1
+                if is_length_name(p, pos, name_end):
+                    a = colon + 1
+                    b = end
+                    while a < b and (p[a] == 32 or p[a] == 9):
+                        a += 1
+                    while b > a and (p[b - 1] == 32 or p[b - 1] == 9 or p[b - 1] == 13):
+                        b -= 1
+                    if a == b or b - a >= 10:
+                        return _reference.frame(data, start)
+                    length = 0
+                    while a < b:
+                        if p[a] < 48 or p[a] > 57:
+                            return _reference.frame(data, start)
+                        length = length * 10 + (p[a] - 48)
+                        a += 1
+        pos = end + 1
+    if length < 0 or body_start + length - begin > MAX_MESSAGE_SIZE:
+        return _reference.frame(data, start)
+    end = body_start + length
+    return begin, (end if end <= size else -1)

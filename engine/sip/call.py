@@ -473,7 +473,11 @@ class Call:
                 self.set_deadline(None)
             return
         if kind == _INVITE_TIMEOUT:
-            self._finish(Outcome.UNAVAILABLE, Detail.NO_RESPONSE)
+            # A TCP / TLS connection to the PBX that could not be made (the transport says
+            # why) is our trouble, not the customer's: the lead is not written unavailable.
+            failed = self.ua.transport.failure is not None
+            outcome = Outcome.TECHNICAL_ERROR if failed else Outcome.UNAVAILABLE
+            self._finish(outcome, Detail.NO_RESPONSE)
             return
         if kind != _INVITE:
             return  # nothing else happens before there is a dialog

@@ -216,3 +216,58 @@ def parse(data: bytes) -> Request | Response:
     msg._headers = headers
     msg.body = body
     return msg
+
+
+#: How a header line names the body's length: in full or compact (section 7.3.3).
+_LENGTH_NAMES = (b"content-length", b"l")
+
+
+def frame(data: bytes | bytearray, start: int = 0) -> tuple[int, int]:
+    """Find the next message in a stream's buffer from `start` (RFC 3261 section 18.3).
+
+    Returns (begin, end): `begin` is past the CR and LF before the message (keep-alives,
+    RFC 5626 section 3.5.1), `end` one past its last byte, or -1 while the buffer does not
+    hold all of it yet. On a stream the Content-Length is the only framing, so a message
+    without one, a Content-Length that is not a number, and a message larger than
+    `MAX_MESSAGE_SIZE` raise ParseError: the stream cannot be read on from there.
+    """
+    size = len(data)
+    begin = start
+    while begin < size and data[begin] in b"\r\n":
+        begin += 1
+    lf = begin
+    while True:
+        lf = data.find(b"\n", lf, begin + MAX_MESSAGE_SIZE)
+        if lf < 0:
+            if size - begin >= MAX_MESSAGE_SIZE:
+                raise ParseError(f"the header section does not end within {MAX_MESSAGE_SIZE} bytes")
+            return begin, -1
+        if lf + 1 < size and data[lf + 1] == 0x0A:
+            body_start = lf + 2
+            break
+        if lf + 2 < size and data[lf + 1] == 0x0D and data[lf + 2] == 0x0A:
+            body_start = lf + 3
+            break
+        if lf + 2 >= size:  # the empty line may still be coming
+            return begin, -1
+        lf += 1
+    length = None
+    for line in bytes(data[begin:body_start]).split(b"\n")[1:]:
+        colon = line.find(b":")
+        if colon < 0 or line[:1] in b" \t":
+            continue
+        if line[:colon].rstrip(b" \t").lower() in _LENGTH_NAMES:
+            value = line[colon + 1 :].strip(b" \t\r")
+            if not (value.isdigit() and value.isascii()):
+                raise ParseError(f"the Content-Length {value.decode('latin-1')!r} is not a number")
+            length = int(value) if len(value) < 10 else MAX_MESSAGE_SIZE + 1
+            break
+    if length is None:
+        raise ParseError("a message on a stream must have a Content-Length (section 18.3)")
+    if body_start + length - begin > MAX_MESSAGE_SIZE:
+        raise ParseError(
+            f"the message is {body_start + length - begin} bytes, more than "
+            f"the {MAX_MESSAGE_SIZE} we accept"
+        )
+    end = body_start + length
+    return begin, (end if end <= size else -1)

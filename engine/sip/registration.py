@@ -113,7 +113,10 @@ class RegistrationClient:
             self._bound = False
         result = Registration(at=time.time())
         if response is None:
-            result.state, result.detail = "failed", f"the PBX did not answer{dns_failure}"
+            # A TCP / TLS connection that failed says why (engine/sip/stream.py).
+            result.state = "failed"
+            failure = ua.transport.failure or "the PBX did not answer"
+            result.detail = f"{failure}{dns_failure}"
         else:
             result.code, result.reason = response.status, response.reason
             if 200 <= response.status < 300:

@@ -1,10 +1,18 @@
-"""Transactions over UDP (RFC 3261 section 17), with the timers named as the RFC names them.
+"""Transactions over UDP, TCP and TLS (RFC 3261 section 17), with the timers named as the RFC
+names them.
 
 Client side: INVITE (Timers A, B, D; section 17.1.1, with the Accepted state of RFC 6026 that
 passes 2xx retransmissions to the user agent) and non-INVITE (Timers E, F, K; 17.1.2).
 Server side: enough for what a PBX sends us: a request's response is kept to answer its
 retransmissions with it (Timer J; 17.2.2), and the 2xx to a re-INVITE is retransmitted until
 the ACK comes (Timers G, H; 13.3.1.4).
+
+Over a reliable transport (TCP, TLS: `transport.reliable`) nothing is sent again, as the RFC's
+timers say for it: no Timer A or E (17.1.1.2, 17.1.2.2), Timers D and K are zero (a finished
+client transaction does not linger), Timer J is zero (17.2.2: no retransmitted request comes
+to be answered again), and a 2xx to a re-INVITE goes once (the PBX is our only hop, and the
+connection delivers it). Timers B and F still bound the wait for an answer, and Timer M keeps
+an accepted INVITE to ACK the 2xx copies a proxy behind the PBX may send.
 
 Built for thousands of calls a second, each leaving several transactions behind for up to
 32 s to absorb retransmissions:
@@ -39,6 +47,7 @@ from engine.sip import Request, Response, parse
 from engine.sip.message import format_request
 
 if TYPE_CHECKING:
+    from engine.sip.stream import StreamTransport
     from engine.sip.transport import Address, Transport
     from engine.sip.untracked import untracked
 else:  # the twin, when not built: the collector untracks them on its first look instead
@@ -283,8 +292,11 @@ class ClientTransaction:
         self.interval = layer.timers.t1
         layer.transport.send(raw, destination)
         first, give_up = layer._first_send_queue, layer._give_up_queue
-        self.next_send: float | None = queues.put(first, self.key)  # Timer A / E
-        self.next_send_queue, self.next_send_number = first, first.tail - 1
+        self.next_send_queue, self.next_send_number = first, -1
+        self.next_send: float | None = None
+        if not layer.reliable:
+            self.next_send = queues.put(first, self.key)  # Timer A / E
+            self.next_send_number = first.tail - 1
         self.give_up_at: float | None = queues.put(give_up, self.key)  # Timer B / F
         self.give_up_number = give_up.tail - 1
 
@@ -354,7 +366,12 @@ class ClientTransaction:
             if self.method == "INVITE":
                 ack = self._ack(response)
                 layer.transport.send(ack, self.destination)
-                layer._linger(self, layer._timer_d_queue, ack, False)
+                if layer.reliable:  # Timer D is zero (17.1.1.2)
+                    layer._let_go(self)
+                else:
+                    layer._linger(self, layer._timer_d_queue, ack, False)
+            elif layer.reliable:  # Timer K is zero (17.1.2.2)
+                layer._let_go(self)
             else:
                 layer._linger(self, layer._timer_k_queue, None, False)
             self.state = "completed"
@@ -408,6 +425,8 @@ class ServerTransaction:
     def respond(self, response: bytes, reliable_2xx: bool = False) -> None:
         layer = self.layer
         layer.transport.send(response, self.source)
+        if layer.reliable:  # Timers I and J are zero, and no 2xx is sent again (17.2.1, 17.2.2)
+            return
         due = layer.queues.put(layer._timer_j_queue, self.key)  # Timer J / H
         layer.server[self.key] = untracked((due, response, untracked(self.source)))
         if reliable_2xx:  # a 2xx to INVITE is resent until the ACK (Timer G's pattern)
@@ -429,9 +448,11 @@ class TransactionLayer:
     are untracked, so that those dicts are too (see the module's docstring).
     """
 
-    def __init__(self, transport: Transport, timers: Timers = DEFAULT_TIMERS):
+    def __init__(self, transport: Transport | StreamTransport, timers: Timers = DEFAULT_TIMERS):
         self.transport = transport
         self.timers = timers
+        #: TCP or TLS: nothing is sent again, and finished transactions do not linger.
+        self.reliable: bool = transport.reliable
         self.loop = asyncio.get_running_loop()
         self.queues = TimerQueues(self.loop)
         self.client: dict[tuple[str, str], ClientTransaction] = {}
@@ -501,6 +522,23 @@ class TransactionLayer:
             del self.client[key]
         due = self.queues.put(queue, key)
         self.lingering[key] = untracked((due, ack, untracked(tx.destination), for_2xx))
+
+    def _let_go(self, tx: ClientTransaction) -> None:
+        """Forget a finished client transaction at once (reliable transports)."""
+        if self.client.get(tx.key) is tx:
+            del self.client[tx.key]
+
+    def fail(self, destination: Address) -> int:
+        """The transport could not reach `destination`: every client transaction to it that
+        has no answer yet times out now rather than at Timer B/F. Returns how many."""
+        failed = [
+            tx
+            for tx in self.client.values()
+            if tx.destination == destination and tx.state == "trying" and tx.on_timeout
+        ]
+        for tx in failed:
+            tx._timeout()
+        return len(failed)
 
     def _timer_a_or_e(self, key: tuple[str, str], due: float) -> None:
         tx = self.client.get(key)

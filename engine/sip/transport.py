@@ -70,6 +70,12 @@ class Transport:
     """
 
     BATCH = 64
+    #: Datagrams may be lost: the transaction layer retransmits (engine/sip/stream.py's are
+    #: reliable).
+    reliable = False
+    #: Why the PBX cannot be reached, when the transport knows (a stream's failed connection);
+    #: a datagram never knows.
+    failure: str | None = None
     _sendto: Callable[[bytes, Address], object]  # the socket's, or the compiled Sender's: `open`
 
     def __init__(
@@ -276,13 +282,20 @@ class Transport:
             )
 
     def _answer_bad_request(self, data: bytes, source: Address, error: ParseError) -> None:
-        if data.lstrip(b"\r\n").startswith(b"SIP/"):
-            return  # a response: never answered
-        copied = [m.group(0) for m in _COPIED.finditer(data)]
-        names = {header_key(m.group(1).decode()) for m in _COPIED.finditer(data)}
-        if not {"via", "from", "to", "call-id", "cseq"} <= names:
-            return  # a response could not be routed or matched: drop
-        warning = str(error).replace('"', "'")[:200]
-        response = b"SIP/2.0 400 Bad Request\r\n" + b"\r\n".join(copied)
-        response += f'\r\nWarning: 399 autocall "{warning}"\r\nContent-Length: 0\r\n\r\n'.encode()
-        self.send(response, source)
+        response = bad_request(data, error)
+        if response is not None:
+            self.send(response, source)
+
+
+def bad_request(data: bytes, error: ParseError) -> bytes | None:
+    """The 400 answering a message that did not parse, or None when it must not be answered:
+    a response, or a request whose Via, From, To, Call-ID and CSeq cannot all be found."""
+    if data.lstrip(b"\r\n").startswith(b"SIP/"):
+        return None  # a response: never answered
+    copied = [m.group(0) for m in _COPIED.finditer(data)]
+    names = {header_key(m.group(1).decode()) for m in _COPIED.finditer(data)}
+    if not {"via", "from", "to", "call-id", "cseq"} <= names:
+        return None  # a response could not be routed or matched: drop
+    warning = str(error).replace('"', "'")[:200]
+    response = b"SIP/2.0 400 Bad Request\r\n" + b"\r\n".join(copied)
+    return response + f'\r\nWarning: 399 autocall "{warning}"\r\nContent-Length: 0\r\n\r\n'.encode()

@@ -43,6 +43,7 @@ from engine.sip.message import format_response
 from engine.sip.nat import PortRange, PublicAddresses
 from engine.sip.registration import Registration, RegistrationClient
 from engine.sip.sdp import LocalMedia, offer
+from engine.sip.stream import StreamTransport, tls_context
 from engine.sip.transaction import (
     DEFAULT_TIMERS,
     ClientTransaction,
@@ -82,6 +83,12 @@ class Account:
     realm: str | None = None
     outbound_proxy: Address | None = None
     display_name: str = "AutoCall"
+    #: How SIP travels to the PBX: "udp", "tcp" or "tls" (engine/sip/stream.py).
+    transport: str = "udp"
+    #: The CA bundle (PEM) the PBX's TLS certificate must chain to; empty: the system's CAs.
+    tls_ca_pem: str = field(default="", repr=False)
+    #: Our URIs (address of record, Contact, the URIs dialed) use sips: (TLS only).
+    use_sips: bool = False
 
     def __post_init__(self) -> None:
         # The host as URIs write it: an IPv6 literal in brackets (a `--pbx [::1]:5070`
@@ -92,9 +99,10 @@ class Account:
     def credentials(self) -> Credentials:
         return Credentials(self.username, self.password, self.auth_username, self.realm)
 
-
-#: The transport we speak (the account's, once TCP and TLS come).
-_TRANSPORT = "udp"
+    @property
+    def scheme(self) -> str:
+        """The URI scheme of our URIs: sips: only over TLS and when the tenant asks."""
+        return "sips" if self.use_sips and self.transport == "tls" else "sip"
 
 
 class TargetRefused(OSError):
@@ -108,8 +116,14 @@ class TargetRefused(OSError):
         self.host, self.address = host, address
 
 
+def _sips(uri: str) -> str:
+    """A sip: URI as sips: (RFC 3261 19.1); other URIs as they are."""
+    return "sips:" + uri[4:] if uri[:4].lower() == "sip:" else uri
+
+
 class UserAgent:
-    """One tenant's SIP user agent on one UDP socket."""
+    """One tenant's SIP user agent on one UDP socket, or one TCP or TLS connection to the PBX
+    (the account's `transport`)."""
 
     #: Where new requests go: one of `targets` (`locate`, `unreachable`).
     destination: Address
@@ -167,9 +181,8 @@ class UserAgent:
         await self.locate()
         bind = self._bind = nat.bind_host(self.local_host, self.destination[0])
 
-        def open_at(port: int) -> Awaitable[Transport]:
-            accepts = self.allowed_sources.__contains__
-            return Transport.open(self._on_message, bind, port, accepts)
+        def open_at(port: int) -> Awaitable[Transport | StreamTransport]:
+            return self._open_transport(bind, port)
 
         try:
             if self.local_port:
@@ -215,8 +228,11 @@ class UserAgent:
         #: Our side of every session (its SDP: engine/sip/sdp.py).
         self.media = LocalMedia(self.contact_host, self._rtp.getsockname()[1], self._session_id)
         # What every request repeats, made once.
-        self._via_head = f"SIP/2.0/UDP {where};branch="
-        self._contact = f"<sip:{self.account.username}@{where}>"
+        kind = self.account.transport
+        self._via_head = f"SIP/2.0/{kind.upper()} {where};branch="
+        # RFC 3261 19.1.1: transport=tcp / tls; a sips: URI implies TLS (RFC 5630 section 3.3).
+        param = "" if kind == "udp" or self.account.scheme == "sips" else f";transport={kind}"
+        self._contact = f"<{self.account.scheme}:{self.account.username}@{where}{param}>"
         self._invite_tail = f"Contact: {self._contact}\r\nAllow: {ALLOW}\r\n"
         self._user_agent_line = f"User-Agent: {self.user_agent}\r\n"
         self._sdp = offer(self.media, self.sdp_version)
@@ -240,6 +256,30 @@ class UserAgent:
         )
         self._advertise(seen)
         return True
+
+    async def _open_transport(self, host: str, port: int) -> Transport | StreamTransport:
+        """The account's transport bound to (host, port): UDP, or TCP / TLS, connecting to
+        the PBX (or to the outbound proxy, whose name the TLS certificate must then carry)
+        with the first request."""
+        accepts = self.allowed_sources.__contains__
+        if self.account.transport == "udp":
+            return await Transport.open(self._on_message, host, port, accepts)
+        tls = tls_context(self.account.tls_ca_pem) if self.account.transport == "tls" else None
+        proxy = self.account.outbound_proxy
+        return await StreamTransport.open(
+            self._on_message,
+            host,
+            port,
+            accepts,
+            tls=tls,
+            server_name=nat.unbracket((proxy or (self.account.host,))[0]),
+            on_failure=self._unreachable,
+        )
+
+    def _unreachable(self, destination: Address, reason: str) -> None:
+        """The connection to the PBX failed (the transport words why: `transport.failure`):
+        what waits for its answer ends now."""
+        self.layer.fail(destination)
 
     async def close(self) -> None:
         """Stop: withdraw our registration when the PBX may hold one (waiting for its answer
@@ -275,9 +315,10 @@ class UserAgent:
         if self.targets and locator.clock() < self._located_until:
             return
         host, port = self.account.outbound_proxy or (self.account.host, self.account.port)
-        given = None if port == DEFAULT_PORTS[_TRANSPORT] else port
+        transport = self.account.transport
+        given = None if port == DEFAULT_PORTS[transport] else port
         try:
-            location = await locator.locate(host, given, _TRANSPORT)
+            location = await locator.locate(host, given, transport)
         except OSError:
             self._located_until = locator.clock() + NEGATIVE_TTL
             raise
@@ -334,12 +375,12 @@ class UserAgent:
     @property
     def aor(self) -> str:
         """Our address of record at the PBX."""
-        return f"sip:{self.account.username}@{nat.bracket(self.account.host)}"
+        return f"{self.account.scheme}:{self.account.username}@{nat.bracket(self.account.host)}"
 
     @property
     def registrar(self) -> str:
         """The PBX's registrar: where REGISTER goes."""
-        return f"sip:{nat.bracket(self.account.host)}:{self.account.port}"
+        return f"{self.account.scheme}:{nat.bracket(self.account.host)}:{self.account.port}"
 
     def sdp_offer(self) -> bytes:
         """The offer of every INVITE of this user agent (each call answers its re-INVITEs
@@ -504,6 +545,9 @@ class UserAgent:
         answers are no longer kept), and stays there to its end."""
         with contextlib.suppress(OSError):  # the last targets serve; REGISTER says why
             await self.locate()
+        if self.account.scheme == "sips":  # the tenant asked for sips: end to end
+            target_uri = _sips(target_uri)
+            refer_to = _sips(refer_to) if isinstance(refer_to, str) else refer_to
         call = Call(
             self,
             target_uri,

@@ -19,7 +19,12 @@ import pytest
 #: what calling it returns).
 USES = {
     "engine._pacer": ["engine.dialer:Pacer", "engine.sim.callcentre:pacer_class()"],
-    "engine.sip._parser": ["engine.sip:parse", "engine.sip:Request", "engine.sip:Response"],
+    "engine.sip._parser": [
+        "engine.sip:parse",
+        "engine.sip:Request",
+        "engine.sip:Response",
+        "engine.sip.stream:frame",
+    ],
     "engine.sip._udp": ["engine.sip.transport:_udp"],
     "engine.sip._untracked": ["engine.sip.transaction:untracked"],
 }

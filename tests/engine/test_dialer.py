@@ -66,6 +66,22 @@ def test_each_outcome_is_recorded_and_retried_after_its_retry_time(app, database
     assert peer.result().logged("REFER-TO") == [f"{reached.refer_to} FOR sip:{ANSWERS}"]
 
 
+def test_an_account_set_to_tcp_registers_dials_and_transfers_over_tcp(app, database_url, pbx):
+    """The SIP account's transport reaches the engine (through the store's AccountSettings):
+    SIPp answers over TCP only, and the lead is reached and handed to an operator."""
+    peer = pbx("pbx.xml", calls=50, timeout=60, transport="t1", fill={"ring_ms": 100})
+    tenant_id, operators = dialing_tenant(app, "Acme", peer, transport="tcp")
+    add_leads(app, tenant_id, [ANSWERS])
+    go_on_line(app, tenant_id, *operators.values())
+    with HostThread(database_url):
+        wait_until(settled(app, tenant_id, 1), what="one attempt")
+    (attempt,) = attempts_of(app, tenant_id)
+    assert (attempt.outcome, attempt.transfer_result) == ("answered", "succeeded")
+    peer.stop()
+    seen = peer.result()
+    assert "REGISTER sip:" in seen.messages and "Via: SIP/2.0/TCP " in seen.messages
+
+
 def test_no_free_operator_at_answer_drops_the_customer(app, database_url, pbx):
     # Multiplier 2 with one operator: two customers answer, one operator to give them to.
     peer = pbx("pbx.xml", calls=50, timeout=60, fill={"ring_ms": 400})

@@ -40,12 +40,13 @@ def test_version_is_the_installed_package_s(capsys):
     assert capsys.readouterr().out == f"autocall {version('autocall')}\n"
 
 
-def test_test_call_prints_one_json_line_and_exits_0(pbx):
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+def test_test_call_prints_one_json_line_and_exits_0(pbx, transport):
     import json
     import subprocess
     import sys
 
-    peer = pbx("transfer_ok.xml")
+    peer = pbx("transfer_ok.xml", transport={"udp": "u1", "tcp": "t1"}[transport])
     command = [
         sys.executable,
         "-m",
@@ -65,6 +66,8 @@ def test_test_call_prints_one_json_line_and_exits_0(pbx):
         "127.0.0.1",
         "--ring-timeout",
         "5",
+        "--transport",
+        transport,
     ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
@@ -85,6 +88,9 @@ def test_test_call_prints_one_json_line_and_exits_0(pbx):
         (["--pbx", "pbx", "--dial-format", "{phone}@{host}"], "Unknown macro {phone}"),
         (["--pbx", "pbx", "--refer-format", "{extension"], "never closed"),
         (["--pbx", "pbx", "--ring-timeout", "soon"], "invalid float value"),
+        (["--pbx", "pbx", "--transport", "sctp"], "invalid choice: 'sctp'"),
+        (["--pbx", "pbx", "--transport", "tcp", "--sips"], "--sips needs --transport tls"),
+        (["--pbx", "pbx", "--ca-file", "/nonexistent/ca.pem"], "cannot read --ca-file"),
     ],
 )
 def test_test_call_bad_arguments_exit_2_saying_why(arguments, complaint, capsys):
@@ -111,7 +117,7 @@ def test_test_call_through_a_saved_sip_account(tmp_path, monkeypatch, capsys, pb
     monkeypatch.setenv("AUTOCALL_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
     main(["db-upgrade"])
     capsys.readouterr()
-    peer = pbx("transfer_ok.xml")
+    peer = pbx("transfer_ok.xml", transport="t1")  # the saved account speaks TCP
     with create_app(serving=False).app_context():
         tenant_id = create_tenant_with_admin("Acme", "admin@acme.example", "a password 1").tenant.id
         for name, port in (("Unused", 9), ("Trunk", peer.port)):
@@ -124,6 +130,7 @@ def test_test_call_through_a_saved_sip_account(tmp_path, monkeypatch, capsys, pb
                     username="acme",
                     dial_format="+{number}@{host}:{port}",
                     refer_format="{extension}@{host}:{port}",
+                    transport="tcp",
                 )
             )
         db.session.commit()

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import CheckConstraint, DateTime, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, CheckConstraint, DateTime, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from engine.formats import DEFAULT_DIAL_FORMAT, DEFAULT_REFER_FORMAT
@@ -21,7 +21,7 @@ TRANSFER_WAIT_DEFAULT = 30
 
 class Transport(StrEnum):
     UDP = "udp"
-    TCP = "tcp"  # recorded for later; the engine speaks UDP today
+    TCP = "tcp"
     TLS = "tls"
 
 
@@ -44,6 +44,11 @@ class SipAccount(TenantOwned, db.Model):
     host: Mapped[str] = mapped_column(String(255), default="")
     port: Mapped[int] = mapped_column(Integer, default=5060)
     transport: Mapped[str] = mapped_column(String(8), default=Transport.UDP.value)
+    #: For TLS: the CA bundle (PEM) the PBX's certificate must chain to; empty: the system's
+    #: CAs (engine/sip/stream.py). Certificates only, checked by the form.
+    tls_ca_pem: Mapped[str] = mapped_column(Text, default="", server_default="")
+    #: For TLS: our URIs (address of record, Contact, the URIs dialed) use sips:.
+    use_sips: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
     username: Mapped[str] = mapped_column(String(255), default="")
     auth_username: Mapped[str] = mapped_column(String(255), default="")
     #: A Fernet token (webapp/services/secrets.py), encrypted with the deployment's key,

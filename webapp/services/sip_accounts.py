@@ -30,10 +30,16 @@ FIELDS = (
     "outbound_proxy",
     "realm",
     "transfer_wait_seconds",
+    "tls_ca_pem",
+    "use_sips",
 )
 FORMAT_FIELDS = ("dial_format", "refer_format", "refer_headers")
 #: The FIELDS that are numbers: kept when left out (the others are text, then empty).
 _NUMBERS = ("port", "transfer_wait_seconds")
+
+
+#: The port of SIP over TLS (RFC 3261 section 19.1.2): a TLS account saved with 5060 gets it.
+TLS_PORT = 5061
 
 
 class SipAccountError(ValueError):
@@ -117,6 +123,10 @@ def _set(account: SipAccount, values: dict, password: Password, secrets: SecretB
             if value is None and name in _NUMBERS:
                 continue  # left out: kept (a new account's default)
             setattr(account, name, "" if value is None else value)
+    if account.transport == "tls" and account.port == 5060:
+        account.port = TLS_PORT  # 5060 is plain SIP's port: TLS's is 5061 (RFC 3261 19.1.2)
+    if account.transport != "tls":
+        account.use_sips = False  # sips: only over TLS
     if password.clear:
         account.password_encrypted = None
     elif password.new:
@@ -207,4 +217,7 @@ def engine_account(sip_account: SipAccount, secrets: SecretBox) -> Account:
         auth_username=sip_account.auth_username or None,
         realm=sip_account.realm or None,
         outbound_proxy=outbound_proxy(sip_account.outbound_proxy),
+        transport=sip_account.transport,
+        tls_ca_pem=sip_account.tls_ca_pem or "",
+        use_sips=bool(sip_account.use_sips),
     )

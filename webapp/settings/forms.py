@@ -2,14 +2,17 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import ssl
 from functools import cache
 from zoneinfo import available_timezones
 
 import phonenumbers
+from cryptography import x509
 from flask import current_app
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
+from flask_wtf.file import FileField, FileSize
 from wtforms import (
     BooleanField,
     IntegerField,
@@ -89,6 +92,53 @@ def _sip_user(form, field):
         raise ValidationError(_l("Use letters, digits and - _ . only; no spaces, no '@'."))
 
 
+#: The largest CA bundle a SIP account takes (a few certificates are a few kilobytes).
+CA_BUNDLE_LIMIT = 100_000
+
+
+def _ca_bundle(form, field):
+    """The CA bundle for TLS: pasted, or uploaded (the upload wins); certificates in PEM only,
+    each readable, and one that Python's TLS can load as trusted CAs (as the engine will)."""
+    upload = form.tls_ca_file.data
+    if upload and getattr(upload, "filename", ""):
+        field.data = upload.read(CA_BUNDLE_LIMIT + 1).decode("ascii", errors="replace")
+    text = (field.data or "").strip()
+    field.data = text + "\n" if text else ""
+    if not text:
+        return
+    if len(text) > CA_BUNDLE_LIMIT:
+        raise ValidationError(_l("The CA bundle is too large: give the CA's certificate only."))
+    if "PRIVATE KEY" in text:
+        raise ValidationError(
+            _l(
+                "This contains a private key. Give only the CA's certificate, and keep the key "
+                "secret."
+            )
+        )
+    if "-----BEGIN CERTIFICATE-----" not in text:
+        raise ValidationError(
+            _l(
+                "This is not a certificate in PEM format: it starts with "
+                "-----BEGIN CERTIFICATE-----."
+            )
+        )
+    try:
+        x509.load_pem_x509_certificates(text.encode())
+        ssl.create_default_context(cadata=text)
+    except (ValueError, ssl.SSLError):
+        raise ValidationError(
+            _l(
+                "A certificate here cannot be read: paste each one whole, BEGIN and END lines "
+                "included."
+            )
+        ) from None
+
+
+def _sips_needs_tls(form, field):
+    if field.data and form.transport.data != Transport.TLS.value:
+        raise ValidationError(_l("sips: URIs need TLS: choose TLS as the transport."))
+
+
 def _realm(form, field):
     # The realm is quoted in the digest header (RFC 3261 section 22.4): no quotes or controls.
     value = field.data or ""
@@ -114,16 +164,24 @@ class SipAccountForm(FlaskForm):
         ),
     )
     port = IntegerField(
-        _l("Port"), default=5060, validators=[InputRequired(), NumberRange(1, 65535)]
+        _l("Port"),
+        default=5060,
+        validators=[InputRequired(), NumberRange(1, 65535)],
+        description=_l(
+            "5060 for UDP and TCP, 5061 for TLS: a TLS account left at 5060 is saved with 5061."
+        ),
     )
     transport = SelectField(
         _l("Transport"),
         choices=[
             SelectChoice(Transport.UDP.value, "UDP"),
-            SelectChoice(Transport.TCP.value, _l("TCP (later)")),
-            SelectChoice(Transport.TLS.value, _l("TLS (later)")),
+            SelectChoice(Transport.TCP.value, "TCP"),
+            SelectChoice(Transport.TLS.value, "TLS"),
         ],
-        description=_l("The dialer speaks UDP today; TCP and TLS are recorded for later."),
+        description=_l(
+            "How SIP travels to your PBX. TCP and TLS keep one connection open to it for all "
+            "calls; TLS also encrypts it and checks the PBX's certificate."
+        ),
     )
     username = StringField(_l("Username"), validators=[DataRequired(), Length(max=255), _sip_user])
     auth_username = StringField(
@@ -152,6 +210,27 @@ class SipAccountForm(FlaskForm):
         _l("Realm"),
         validators=[Optional(), Length(max=255), _realm],
         description=_l("Optional; the dialer answers challenges from your PBX only."),
+    )
+    tls_ca_file = FileField(
+        _l("Upload the CA certificate"), validators=[FileSize(max_size=CA_BUNDLE_LIMIT)]
+    )
+    tls_ca_pem = TextAreaField(
+        _l("CA certificate for TLS (PEM)"),
+        validators=[_ca_bundle],
+        description=_l(
+            "Only for TLS, when your PBX's certificate is not from a public certificate "
+            "authority (self-signed, or your company's own CA): the certificate of the CA that "
+            "signed it, from -----BEGIN CERTIFICATE-----. Empty: the public certificate "
+            "authorities are trusted. The certificate must name the PBX host above."
+        ),
+    )
+    use_sips = BooleanField(
+        _l("Use sips: URIs"),
+        validators=[_sips_needs_tls],
+        description=_l(
+            "Only with TLS, and only when your PBX asks for it: our addresses and the numbers "
+            "dialed are written sips:, which requires TLS on every hop."
+        ),
     )
     transfer_wait_seconds = IntegerField(
         _l("Wait for the transfer's result, seconds"),

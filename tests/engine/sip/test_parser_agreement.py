@@ -218,3 +218,22 @@ def test_agree_on_arbitrary_bytes(data):
 def test_agree_on_every_seed():
     for seed in SEEDS:
         assert_agree(seed)
+
+
+def frame_outcome(frame, data: bytes, start: int):
+    try:
+        return frame(data, start)
+    except ParseError as e:
+        return ("error", str(e))
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(mutated(), st.integers(0, 3), st.integers(0, 40))
+def test_stream_framing_agrees_on_mutated_streams(data, copies, start):
+    """`frame` on a stream of messages (mutated, several in a row, cut anywhere) finds the
+    same begin and end, or words the same error, in both parsers."""
+    stream = data * (copies + 1)
+    for buffer in (stream, bytearray(stream)):
+        assert frame_outcome(_parser.frame, buffer, start) == frame_outcome(
+            parser.frame, buffer, start
+        ), stream[:200]

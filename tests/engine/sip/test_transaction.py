@@ -5,6 +5,7 @@ for a busy machine, and never time anything.
 """
 
 import asyncio
+import contextlib
 import gc
 import os
 import socket
@@ -397,3 +398,77 @@ def test_tokens_are_random_hex_and_a_forked_child_never_repeats_its_parent():
     os.close(read)
     os.close(write)
     assert child != token_hex(8)  # the parent's next token: the child did not share the pool
+
+
+def test_over_tcp_nothing_is_sent_again_and_nothing_lingers():
+    """A reliable transport (engine/sip/stream.py against a TCP server playing the PBX): an
+    INVITE and a REFER go once; their final responses end them at once (Timers D and K are
+    zero, 17.1.1.2 / 17.1.2.2); a request of the PBX's is answered once and not kept (Timer J
+    is zero, 17.2.2), nor is a 2xx to a re-INVITE sent again (no Timer G pattern)."""
+    from engine.sip.stream import StreamTransport
+
+    async def go():
+        connected: asyncio.Queue = asyncio.Queue()
+
+        async def accepted(reader, writer):
+            await connected.put((reader, writer))
+
+        server = await asyncio.start_server(accepted, "127.0.0.1", 0)
+        pbx = server.sockets[0].getsockname()[:2]
+        requests = []
+
+        def on_message(msg, source):
+            if isinstance(msg, Response):
+                layer.receive_response(msg)
+            elif (tx := layer.receive_request(msg, source)) is not None:
+                requests.append(tx)
+
+        transport = await StreamTransport.open(on_message, "127.0.0.1")
+        layer = TransactionLayer(transport, FAST)
+        assert layer.reliable
+        finals = []
+        peer = type("Peer", (), {"address": pbx})
+        side = Side(FAST)
+        side.layer, side.address = layer, transport.local_address
+        side.send("INVITE", peer, on_response=lambda tx, r: finals.append(r.status))
+        side.send("REFER", peer, on_response=lambda tx, r: finals.append(r.status))
+        reader, writer = await asyncio.wait_for(connected.get(), 5)
+        got = []
+        while len(got) < 2:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+            got.append(head)
+        for data in got:
+            writer.write(answer(data, 486 if data.startswith(b"INVITE") else 202))
+        reinvite = format_request(
+            "INVITE",
+            "sip:dialer@127.0.0.1",
+            [
+                ("Via", "SIP/2.0/TCP 127.0.0.1:5060;branch=z9hG4bKpbx1"),
+                ("From", "<sip:pbx@127.0.0.1>;tag=theirs"),
+                ("To", "<sip:dialer@127.0.0.1>;tag=ours"),
+                ("Call-ID", "dialog@test"),
+                ("CSeq", "5 INVITE"),
+            ],
+        )
+        writer.write(reinvite)
+        while len(finals) < 2 or not requests:
+            await asyncio.sleep(0.01)
+        requests[0].respond(format_response(requests[0].request, 200, "OK"), reliable_2xx=True)
+        ack = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)  # the 486's ACK
+        ok = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        await asyncio.sleep(FAST.t1 * 10)  # when Timers A, E and G would have fired
+        extra = b""
+        with contextlib.suppress(TimeoutError):
+            extra = await asyncio.wait_for(reader.read(65536), FAST.t1 * 5)
+        state = (dict(layer.client), dict(layer.lingering), dict(layer.server), layer.unacked)
+        layer.close()
+        transport.close()
+        writer.close()
+        server.close()
+        return sorted(finals), ack, ok, extra, state, layer.retransmissions
+
+    finals, ack, ok, extra, state, retransmissions = run(go())
+    assert finals == [202, 486]
+    assert ack.startswith(b"ACK ") and ok.startswith(b"SIP/2.0 200 OK")
+    assert extra == b"" and retransmissions == 0
+    assert state == ({}, {}, {}, {})

@@ -43,7 +43,14 @@ def test_the_engine_reads_each_campaigns_rules_and_sip_account(app, database_url
             password_encrypted=box.encrypt("s3cret"),
         )
         second = _account(
-            tenant_a.id, "Second", host="pbx2.example.com", username="two", dial_format="9{number}"
+            tenant_a.id,
+            "Second",
+            host="pbx2.example.com",
+            username="two",
+            dial_format="9{number}",
+            transport="tls",
+            tls_ca_pem="-----BEGIN CERTIFICATE-----\n...",
+            use_sips=True,
         )
         unused = _account(tenant_a.id, "Unused", host="pbx3.example.com", username="three")
         default = db.session.scalar(
@@ -90,6 +97,13 @@ def test_the_engine_reads_each_campaigns_rules_and_sip_account(app, database_url
     )
     assert account.outbound_proxy == ("10.0.0.1", 5080)
     assert settings.accounts[second].dial_format == "9{number}"
+    tls = settings.accounts[second].account
+    assert (tls.transport, tls.tls_ca_pem, tls.use_sips) == (
+        "tls",
+        "-----BEGIN CERTIFICATE-----\n...",
+        True,
+    )
+    assert (account.transport, account.tls_ca_pem, account.use_sips) == ("udp", "", False)
     assert settings.operators == {tenant_a.operator_id: "101"}
     first, tv_settings, bare_settings = settings.campaigns
     assert first.account_id == trunk and first.retry_minutes == {

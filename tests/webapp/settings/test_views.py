@@ -514,3 +514,61 @@ def test_the_sip_page_says_how_each_accounts_pbx_answers(app, client, admin):
     finally:
         with app.app_context():
             bus.client().delete(key)
+
+
+def test_tls_with_the_tenants_ca_pasted_or_uploaded(app, client, admin):
+    """TCP and TLS are real choices; a TLS account left at 5060 gets 5061; the CA bundle can
+    be pasted or uploaded (the upload wins) and is what the engine gets; sips: is asked for."""
+    import io
+
+    from tests.kamailio import make_ca
+    from webapp.services.sip_accounts import engine_account
+
+    ca, other = make_ca(), make_ca("Other CA")
+    account_id = _new(client, transport="tls", tls_ca_pem=ca.cert_pem, use_sips="y")
+    (account,) = _accounts(app, admin.id)
+    assert (account.transport, account.port, account.use_sips) == ("tls", 5061, True)
+    assert account.tls_ca_pem.strip() == ca.cert_pem.strip()
+    upload = {**SIP, "transport": "tls", "port": "5061", "tls_ca_pem": ca.cert_pem}
+    upload["tls_ca_file"] = (io.BytesIO(other.cert_pem.encode()), "ca.pem")
+    response = client.post(
+        f"/settings/sip/{account_id}", data=upload, content_type="multipart/form-data"
+    )
+    assert response.status_code == 302, response.get_data(as_text=True)
+    (account,) = _accounts(app, admin.id)
+    assert account.tls_ca_pem.strip() == other.cert_pem.strip()
+    assert account.use_sips is False  # left out of the post: unchecked
+    engine = engine_account(account, app.extensions["autocall.secrets"])  # what checks use
+    assert (engine.transport, engine.port, engine.use_sips) == ("tls", 5061, False)
+    assert engine.tls_ca_pem.strip() == other.cert_pem.strip()
+    page = client.get(f"/settings/sip/{account_id}").get_data(as_text=True)
+    assert "(later)" not in page and 'value="tcp"' in page and "Use sips: URIs" in page
+    assert 'enctype="multipart/form-data"' in page
+
+
+@pytest.mark.parametrize(
+    ("changes", "words"),
+    [
+        ({"transport": "tls", "tls_ca_pem": "hello"}, "not a certificate in PEM format"),
+        (
+            {
+                "transport": "tls",
+                "tls_ca_pem": "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----",
+            },
+            "cannot be read",
+        ),
+        (
+            {"transport": "tls", "tls_ca_pem": "-----BEGIN PRIVATE KEY-----\nAAAA\n"},
+            "contains a private key",
+        ),
+        ({"transport": "tcp", "use_sips": "y"}, "sips: URIs need TLS"),
+    ],
+)
+def test_a_ca_bundle_that_is_not_certificates_is_refused_in_words(client, admin, changes, words):
+    response = client.post("/settings/sip/new", data={**SIP, **changes})
+    assert response.status_code == 200
+    assert words in response.get_data(as_text=True)
+    russian = client.post(
+        "/settings/sip/new", data={**SIP, **changes}, headers={"Accept-Language": "ru"}
+    )
+    assert words not in russian.get_data(as_text=True)  # said in Russian
