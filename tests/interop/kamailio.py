@@ -74,9 +74,7 @@ request_route {{
         }}
         exit;
     }}
-    if (t_check_trans() == 0) {{
-        exit;  # a retransmission, already handled
-    }}
+    t_check_trans();  # a retransmission: answered again, and the script ends here
     if (is_method("REGISTER")) {{
         route(REGISTRAR);
         exit;
