@@ -165,7 +165,9 @@ class Kamailio:
         self.host = "127.0.0.1"
         self.port = free_port(transport)
         self.directory = directory
-        fill = "\n".join(f'    $sht(users=>{user}) = "{password}";' for user, password in users.items())
+        fill = "\n".join(
+            f'    $sht(users=>{user}) = "{password}";' for user, password in users.items()
+        )
         self.config = directory / "kamailio.cfg"
         self.config.write_text(
             CONFIG.format(

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from tests.engine.dialing import (
     HostThread,
     add_leads,
@@ -20,6 +22,8 @@ from tests.engine.dialing import (
     wait_until,
 )
 from tests.interop.conftest import CUSTOMER, TRUNK, TRUNK_PASSWORD
+
+pytestmark = pytest.mark.slow  # a minute and more: real SIP software, calls in real time
 
 
 def tenant_at(app, kamailio, extensions=("101",), password=TRUNK_PASSWORD, **settings):
@@ -88,3 +92,101 @@ def test_transferred_to_the_baresip_operator(app, database_url, kamailio, phones
     operator.wait_for(rf"Call established: sip:{re.escape(CUSTOMER)}@", 5)
     assert (attempt.outcome, attempt.transfer_result) == ("answered", "succeeded")
     assert attempt.operator_id == operators["102"]
+
+
+def test_a_busy_customer(app, database_url, kamailio, phones):
+    operator = phones("101")
+    customer = phones(CUSTOMER, answer="busy")
+    tenant_id, _operators = tenant_at(app, kamailio)
+    attempt = one_attempt(app, database_url, tenant_id)
+
+    customer.events.wait("incoming", 5)
+    assert (attempt.outcome, attempt.sip_code, attempt.refer_at) == ("busy", 486, None)
+    assert leads_of(app, tenant_id)[CUSTOMER].status == "retry"
+    assert customer.events.of("transfer_request") == [] and operator.events.of("incoming") == []
+
+
+def test_a_customer_who_does_not_answer(app, database_url, kamailio, phones):
+    customer = phones(CUSTOMER, answer="ring")
+    tenant_id, _operators = tenant_at(app, kamailio, ring_timeout_seconds=2)
+    attempt = one_attempt(app, database_url, tenant_id)
+
+    customer.events.wait("incoming", 5)
+    gone = customer.events.wait("call_state", 5, role="callee", state="DISCONNECTED")
+    assert gone["code"] == 487  # our CANCEL, through Kamailio
+    assert (attempt.outcome, attempt.detail, attempt.sip_code) == (
+        "no_answer",
+        "ring_timeout",
+        487,
+    )
+
+
+def test_a_customer_phone_that_refuses_refer(app, database_url, kamailio, phones):
+    operator = phones("101")
+    customer = phones(CUSTOMER, answer="answer", refer=603)
+    tenant_id, _operators = tenant_at(app, kamailio)
+    attempt = one_attempt(app, database_url, tenant_id)
+
+    assert customer.events.wait("transfer_request", 5)["answered"] == 603
+    assert customer.events.of("call_state", role="transfer") == []
+    assert operator.events.of("incoming") == []
+    assert (attempt.outcome, attempt.detail) == ("technical_error", "refer_refused")
+    assert (attempt.transfer_result, attempt.transfer_sip_code) == ("failed", 603)
+
+
+def test_an_operator_whose_phone_is_not_registered(app, database_url, kamailio, phones):
+    customer = phones(CUSTOMER, answer="answer")
+    tenant_id, _operators = tenant_at(app, kamailio, extensions=("103",))
+    attempt = one_attempt(app, database_url, tenant_id)
+
+    assert "sip:103@" in customer.events.wait("transfer_request", 5)["target"]
+    failed = customer.events.wait("call_state", 5, role="transfer", state="DISCONNECTED")
+    assert failed["code"] == 480  # Kamailio: known, not registered; the NOTIFY says so
+    assert (attempt.outcome, attempt.detail) == ("technical_error", "transfer_failed")
+    assert (attempt.transfer_result, attempt.transfer_sip_code) == ("failed", 480)
+
+
+def test_a_wrong_password_is_told_to_the_admin(app, database_url, kamailio, phones):
+    customer = phones(CUSTOMER)
+    tenant_id, _operators = tenant_at(app, kamailio, password="not-the-password")
+    with HostThread(database_url):
+        wait_until(
+            lambda: engine_state(app, tenant_id).get("registration") == "failed",
+            timeout=15,
+            what=lambda: f"a failed registration: {engine_state(app, tenant_id)}",
+        )
+        state = engine_state(app, tenant_id)
+    assert state["registration_detail"] == "wrong username or password"
+    assert attempts_of(app, tenant_id) == [] and customer.events.of("incoming") == []
+
+
+def test_a_hold_from_the_customer_phone_is_answered_recvonly(app, database_url, kamailio, phones):
+    operator = phones("101", answer="answer", answer_after=3)
+    customer = phones(CUSTOMER, answer="answer", hold=True)
+    tenant_id, _operators = tenant_at(app, kamailio)
+    attempt = one_attempt(app, database_url, tenant_id)
+
+    answer = customer.events.wait("hold_answer", 5)
+    # RFC 3264 section 6.1: an offer of sendonly is answered recvonly or inactive
+    assert answer["code"] == 200 and answer["directions"] in (["recvonly"], ["inactive"])
+    operator.events.wait("call_state", 5, role="callee", state="CONFIRMED")
+    assert (attempt.outcome, attempt.transfer_result) == ("answered", "succeeded")
+
+
+def test_a_transfer_answered_after_20_s_is_a_success(app, database_url, kamailio, phones):
+    operator = phones("101", answer="answer", answer_after=21)
+    customer = phones(CUSTOMER, answer="answer")
+    tenant_id, operators = tenant_at(app, kamailio)  # the account's transfer wait: 30 s
+    attempt = one_attempt(app, database_url, tenant_id, timeout=60)
+
+    operator.events.wait("call_state", 5, role="callee", state="CONFIRMED")
+    called = customer.events.wait("call_state", 5, role="transfer", state="CONFIRMED")
+    assert "sip:101@" in called["remote"]
+    assert (attempt.outcome, attempt.detail, attempt.transfer_result) == (
+        "answered",
+        None,
+        "succeeded",
+    )
+    assert attempt.operator_id == operators["101"] and attempt.transfer_sip_code == 200
+    # the phone rang 21 s before it answered: load can only make it longer
+    assert (attempt.transfer_result_at - attempt.refer_at).total_seconds() >= 20
