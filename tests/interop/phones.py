@@ -90,16 +90,23 @@ class PjsuaPhone:
     def tail(self) -> str:
         return "".join(self.other_output[-20:])
 
-    def stop(self) -> None:
+    def hang_up(self) -> None:
+        """Ask it to stop (it hangs up, unregisters, and exits): `stop` waits for it."""
         if self.process.poll() is None:
             try:
                 assert self.process.stdin is not None
                 self.process.stdin.write("quit\n")
                 self.process.stdin.flush()
-                self.process.wait(10)
-            except (OSError, subprocess.TimeoutExpired):
-                self.process.kill()
-                self.process.wait(5)
+            except OSError:  # gone already
+                pass
+
+    def stop(self) -> None:
+        self.hang_up()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(5)
         self.reader.join(5)
 
     def __enter__(self) -> PjsuaPhone:
@@ -189,6 +196,10 @@ class BaresipPhone:
     def registered(self, timeout: float = 10.0) -> BaresipPhone:
         self.wait_for(rf"{re.escape(self.user)}@.*200 OK", timeout)
         return self
+
+    def hang_up(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
 
     def stop(self) -> None:
         if self.process.poll() is None:
