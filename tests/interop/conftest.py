@@ -30,7 +30,7 @@ USERS = {
 def _versions(pytestconfig) -> None:
     """Say which software the suite ran against (shown with the test session's output)."""
     line = (
-        f"interop against {kamailio_version()}, PJSIP {pjsua_version()} (pjsua2), "
+        f"interop against {kamailio_version()}, pjsua2-python {pjsua_version()}, "
         f"{baresip_version()}"
     )
     capture = pytestconfig.pluginmanager.get_plugin("capturemanager")

@@ -105,9 +105,11 @@ route[IN_DIALOG] {{
         if (is_method("REFER") && $sht(users=>$fU) != $null) {{
             # the trunk's REFER is challenged like its INVITE
             if (!pv_proxy_authenticate("{realm}", "$sht(users=>$au)", "0")) {{
+                xlog("L_NOTICE", "interop: $rm from $fU challenged\n");
                 proxy_challenge("{realm}", "0");
                 exit;
             }}
+            xlog("L_NOTICE", "interop: $rm from $fU authenticated\n");
             consume_credentials();
         }}
         route(RELAY);
@@ -159,7 +161,7 @@ class Kamailio:
     `users` are the credentials it knows (user name -> password)."""
 
     def __init__(self, directory: Path, users: dict[str, str], transport: str = "udp"):
-        if transport != "udp":  # TCP and TLS: listen lines and certificates still to come
+        if transport != "udp":  # see the module's docstring
             raise NotImplementedError(f"Kamailio over {transport}")
         self.transport = transport
         self.host = "127.0.0.1"
@@ -239,5 +241,6 @@ class Kamailio:
     def output(self) -> str:
         return self.log_path.read_text(errors="replace")[-5000:]
 
-    def uri(self, user: str) -> str:
-        return f"sip:{user}@{self.host}:{self.port}"
+    def logged(self, what: str) -> bool:
+        """Whether the configuration's `xlog` said `what` ("interop: ..." lines)."""
+        return f"interop: {what}" in self.log_path.read_text(errors="replace")

@@ -77,6 +77,9 @@ def test_answered_and_transferred_to_the_pjsip_operator(app, database_url, kamai
     )
     assert attempt.operator_id == operators["101"] and attempt.transfer_sip_code == 200
     assert leads_of(app, tenant_id)[CUSTOMER].status == "reached"
+    # the REFER went in dialog through Kamailio, which challenged it; we answered
+    assert kamailio.logged(f"REFER from {TRUNK} challenged")
+    assert kamailio.logged(f"REFER from {TRUNK} authenticated")
 
 
 def test_transferred_to_the_baresip_operator(app, database_url, kamailio, phones):
