@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from sqlalchemy import select
 
 from tests.engine.dialing import (
     HostThread,
@@ -22,6 +23,8 @@ from tests.engine.dialing import (
     wait_until,
 )
 from tests.interop.conftest import CUSTOMER, TRUNK, TRUNK_PASSWORD
+from webapp.extensions import db
+from webapp.models import SipAccount
 
 pytestmark = pytest.mark.slow  # a minute and more: real SIP software, calls in real time
 
@@ -179,7 +182,10 @@ def test_a_hold_from_the_customer_phone_is_answered_recvonly(app, database_url, 
 def test_a_transfer_answered_after_20_s_is_a_success(app, database_url, kamailio, phones):
     operator = phones("101", answer="answer", answer_after=21)
     customer = phones(CUSTOMER, answer="answer")
-    tenant_id, operators = tenant_at(app, kamailio)  # the account's transfer wait: 30 s
+    tenant_id, operators = tenant_at(app, kamailio)
+    with app.app_context():
+        account = db.session.scalar(select(SipAccount).where(SipAccount.tenant_id == tenant_id))
+        assert account.transfer_wait_seconds == 30  # the default
     attempt = one_attempt(app, database_url, tenant_id, timeout=60)
 
     operator.events.wait("call_state", 5, role="callee", state="CONFIRMED")
