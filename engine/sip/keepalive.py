@@ -56,9 +56,7 @@ class KeepaliveClient:
     def __init__(self, ua: UserAgent):
         self.ua = ua
         self.keepalive = Keepalive()
-        self._call_id = f"{token_hex(10)}@autocall"
         self._tag = token_hex(6)
-        self._seq = 0
         self._task: asyncio.Task[None] | None = None
 
     def keep(
@@ -103,13 +101,12 @@ class KeepaliveClient:
             if not done.done():
                 done.set_result(None)
 
-        self._seq += 1
-        headers = [
+        headers = [  # each one a request of its own (a PBX may refuse a Call-ID it has seen)
             ("Max-Forwards", "70"),
             ("From", f"<{ua.aor}>;tag={self._tag}"),
             ("To", f"<{ua.registrar}>"),
-            ("Call-ID", self._call_id),
-            ("CSeq", f"{self._seq} OPTIONS"),
+            ("Call-ID", f"{token_hex(10)}@autocall"),
+            ("CSeq", "1 OPTIONS"),
             ("Contact", ua.contact),
             ("Accept", "application/sdp"),
         ]
