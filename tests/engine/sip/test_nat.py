@@ -10,6 +10,7 @@ import errno
 
 import pytest
 
+from engine.sip.locate import Locator
 from engine.sip.message import parse_via
 from engine.sip.nat import (
     PortRange,
@@ -235,3 +236,33 @@ def test_a_missing_route_is_put_in_words_and_other_errors_are_left_alone():
     )
     taken = OSError(errno.EADDRINUSE, "Address already in use")
     assert no_route("192.0.2.1", taken) is taken
+
+
+def test_a_pbx_name_with_only_an_aaaa_record_is_reached_over_ipv6(pbx, dns_server):
+    """A name whose DNS gives only an IPv6 address (dnsmasq's AAAA for pbx6.test, SRV
+    records pointing at it): no bind address given, the socket is IPv6, and the call is
+    answered and transferred; the URIs keep the name."""
+    extra = ["-deadcall_wait", "0"]  # the unregistration (same Call-ID) is a call of its own
+    peer = pbx("pbx.xml", host="::1", calls=3, fill={"ring_ms": 0}, timeout=15, extra=extra)
+    dns = dns_server(
+        f"--srv-host=_sip._udp.pbx6.test,box.pbx6.test,{peer.port},10,0",
+        "--host-record=box.pbx6.test,::1",
+    )
+
+    async def run():
+        account = Account("pbx6.test", 5060, "dialer")
+        locator = Locator(["127.0.0.1"], port=dns.port, timeout=2)
+        async with UserAgent(account, timers=FAST, locator=locator) as ua:
+            registration = await ua.register()
+            attempt = await ua.place_call(f"sip:{NUMBER}1@pbx6.test", "sip:101@pbx6.test")
+            return ua.targets, ua.transport.local_address, registration, attempt
+
+    targets, bound, registration, attempt = asyncio.run(run())
+    assert targets == [("::1", peer.port)]
+    assert bound[0] == "::"
+    assert registration.state == "registered"
+    assert (attempt.outcome, attempt.transfer_result) == ("answered", "succeeded")
+    seen = peer.wait()
+    assert seen.succeeded, seen.errors
+    assert "REGISTER sip:pbx6.test:5060 SIP/2.0" in seen.messages
+    assert "REFER-TO sip:101@pbx6.test" in seen.log
