@@ -72,6 +72,7 @@ from engine.presence import (
 )
 from engine.sip import nat
 from engine.sip.keepalive import KEEPALIVE_INTERVAL
+from engine.sip.locate import Locator
 from engine.sip.nat import PortRange, PublicAddresses
 from engine.sip.transaction import DEFAULT_TIMERS, Timers
 from engine.sip.ua import CallRecord, LateResult, UserAgent
@@ -284,6 +285,7 @@ class TenantEngine:
         idle_poll: float = IDLE_POLL,
         metrics: Tally | None = None,
         target_allowed: Callable[[str], bool] | None = None,
+        locator: Locator | None = None,
     ):
         self.tenant_id = tenant_id
         self.log = logging.LoggerAdapter(log, {"tenant_id": tenant_id, "engine": engine_id})
@@ -307,6 +309,9 @@ class TenantEngine:
         #: Whether the deployment lets the engine send to this address (the PBX's, or the
         #: outbound proxy's, as resolved now); None: anywhere.
         self.target_allowed = target_allowed
+        #: Finds the PBXes in DNS, with one cache for all the host's engines (None: each
+        #: user agent its own).
+        self.locator = locator
         self.claim_at = 0.0  # no look for due leads before this (monotonic seconds)
         #: Campaigns whose last claim found too few leads: not divided before (monotonic).
         self.campaign_idle: dict[int, float] = {}
@@ -603,6 +608,7 @@ class TenantEngine:
             public=self.public_addresses,
             timers=self.timers,
             target_allowed=self.target_allowed,
+            locator=self.locator,
         )
         try:
             await ua.start()

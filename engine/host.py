@@ -34,6 +34,7 @@ from redis.exceptions import RedisError
 from engine import metrics
 from engine.bus import BadEvent, TenantKeys, hosts_key, parse_event
 from engine.dialer import TenantEngine
+from engine.sip.locate import Locator
 from engine.store import Store
 
 log = logging.getLogger(__name__)
@@ -101,6 +102,8 @@ class EngineHost:
         self.capacity = capacity
         self.lease_ms = lease_ms
         self.host_id = host_id or new_host_id()
+        # One DNS cache for every engine of the host (RFC 3263 look-ups: engine/sip/locate.py).
+        engine_options.setdefault("locator", Locator())
         self.engine_options = engine_options
         self.engines: dict[int, TenantEngine] = {}
         self.tasks: dict[int, asyncio.Task] = {}

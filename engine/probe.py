@@ -53,6 +53,7 @@ async def test_call(
     refer_format: str = DEFAULT_REFER_FORMAT,
     refer_headers: str = "",
     ring_timeout: float = 30.0,
+    transfer_timeout: float = 30.0,
     register: bool = False,
     local_host: str = "",
     ports: PortRange | None = None,
@@ -92,7 +93,11 @@ async def test_call(
                 "detail": "not placed: the registration failed",
             }
         attempt = await ua.place_call(
-            dialed, refer_to, ring_timeout=ring_timeout, refer_headers=headers
+            dialed,
+            refer_to,
+            ring_timeout=ring_timeout,
+            transfer_timeout=transfer_timeout,
+            refer_headers=headers,
         )
     result = attempt.as_dict()
     if registration is not None:

@@ -295,3 +295,21 @@ def pbx(tmp_path):
     yield start
     for peer in started:
         peer.stop()
+
+
+@pytest.fixture
+def dns_server(tmp_path):
+    """The PBX's DNS: start dnsmasq (tests/dnsmasq.py) on 127.0.0.1 serving the records
+    given (dnsmasq options, and `ttl=`); stopped after the test."""
+    from tests.dnsmasq import DnsServer
+
+    started = []
+
+    def start(*records: str, ttl: int = 60) -> DnsServer:
+        server = DnsServer(tmp_path, list(records), ttl=ttl)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()

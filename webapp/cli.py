@@ -170,6 +170,7 @@ def _saved_account(args: argparse.Namespace) -> dict:
             "refer_format": saved.refer_format,
             "refer_headers": saved.refer_headers,
             "ring_timeout": ring_timeout(saved) if args.ring_timeout is None else args.ring_timeout,
+            "transfer_timeout": saved.transfer_wait_seconds,
             "register": args.register or saved.has_password,
         }
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 
+from engine.sip.locate import Locator
+from engine.sip.transaction import Timers
 from tests.engine.dialing import (
     HostThread,
     PbxThread,
@@ -391,3 +393,35 @@ def test_two_campaigns_register_and_dial_through_two_sip_accounts_at_two_sipp_pb
     for numbers, here, there in ((default, at_first, at_second), (tv, at_second, at_first)):
         for number in numbers:
             assert f"INVITE sip:{number}@" in here and f"INVITE sip:{number}@" not in there
+
+
+def test_a_pbx_found_by_srv_records_is_dialed_through_its_live_server(
+    app, database_url, pbx, dns_server
+):
+    """The SIP account names the PBX (`pbx.test`, the default port): its SRV records give
+    two servers, the first dead. The engine registers at the second and dials through it;
+    nothing is lost to the dead one but the time of one REGISTER."""
+    first = pbx("pbx.xml", calls=5, fill={"ring_ms": 0})
+    second = pbx("pbx.xml", calls=50, timeout=60, fill={"ring_ms": 0})
+    dns = dns_server(
+        f"--srv-host=_sip._udp.pbx.test,first.pbx.test,{first.port},10,0",
+        f"--srv-host=_sip._udp.pbx.test,second.pbx.test,{second.port},20,0",
+        "--host-record=first.pbx.test,127.0.0.1",
+        "--host-record=second.pbx.test,127.0.0.1",
+    )
+    first.stop()
+    tenant_id, operators = dialing_tenant(app, "Acme", second, host="pbx.test", port=5060)
+    add_leads(app, tenant_id, [ANSWERS, BUSY])
+    go_on_line(app, tenant_id, *operators.values())
+    locator = Locator(["127.0.0.1"], port=dns.port, timeout=2)
+    with HostThread(database_url, timers=Timers(t1=0.05, t2=0.2, t4=0.2), locator=locator):
+        wait_until(settled(app, tenant_id, 2), what="two attempts")
+    attempts = {a.lead_id: a for a in attempts_of(app, tenant_id)}
+    leads = leads_of(app, tenant_id)
+    reached = attempts[leads[ANSWERS].id]
+    assert (reached.outcome, reached.transfer_result) == ("answered", "succeeded")
+    assert reached.refer_to.startswith("sip:10") and reached.refer_to.endswith("@pbx.test:5060")
+    assert attempts[leads[BUSY].id].outcome == "busy"
+    assert locator.queries > 0
+    second.stop()
+    assert second.result().logged("REFER-TO") == [f"{reached.refer_to} FOR sip:{ANSWERS}"]

@@ -64,7 +64,9 @@ def ring_timeout(sip_account: SipAccount) -> int:
 def job_timeout(sip_account: SipAccount, call: bool) -> int:
     """Seconds a check may run: the registration's own timeout, and a call's ring time."""
     seconds = 2 * timers().b + 30
-    return int(seconds + (ring_timeout(sip_account) + 30 if call else 0))
+    if call:
+        seconds += ring_timeout(sip_account) + sip_account.transfer_wait_seconds + 30
+    return int(seconds)
 
 
 def _run(kind: str, tenant_id: int, account_id: int, probing) -> dict:
@@ -120,6 +122,7 @@ def check_call(tenant_id: int, account_id: int, number: str, extension: str) -> 
             refer_format=saved.refer_format,
             refer_headers=saved.refer_headers,
             ring_timeout=ring,
+            transfer_timeout=saved.transfer_wait_seconds,  # the account's, as the engine's
             register=saved.has_password,
             **options,
         )
@@ -133,6 +136,9 @@ def check_call(tenant_id: int, account_id: int, number: str, extension: str) -> 
 def _registration_words(registration: dict) -> tuple[bool, str]:
     code, reason = registration.get("code"), registration.get("reason") or ""
     if code is None:
+        detail = registration.get("detail") or ""
+        if detail and not detail.startswith("the PBX did not answer"):  # e.g. TLS said why
+            return False, _("Cannot reach the PBX: %(detail)s", detail=detail)
         return False, _(
             "The PBX did not answer: check the host and the port, and that the PBX (or its "
             "firewall) lets this server in."

@@ -26,7 +26,9 @@ def admin(client, auth, tenant_a):
     return tenant_a
 
 
-def set_account(app, tenant_id, port, password="", username="acme", name="PBX") -> str:
+def set_account(
+    app, tenant_id, port, password="", username="acme", name="PBX", transport="udp"
+) -> str:
     """Saves an account of the tenant; the URL of its page."""
     with app.app_context():
         box = app.extensions["autocall.secrets"]
@@ -37,6 +39,7 @@ def set_account(app, tenant_id, port, password="", username="acme", name="PBX") 
             port=port,
             username=username,
             password_encrypted=box.encrypt(password) if password else None,
+            transport=transport,
         )
         db.session.add(account)
         db.session.commit()
@@ -70,6 +73,18 @@ def test_a_pbx_that_never_answers(app, client, admin):
         assert silent.recv(65535).startswith(b"REGISTER sip:127.0.0.1:")
     assert "Test connection" in result
     assert "The PBX did not answer: check the host and the port" in result
+
+
+def test_a_connection_the_pbx_refuses_is_told_with_its_reason(app, client, admin):
+    """A TCP account at a port where nothing listens: the connection's own reason, not "did
+    not answer"."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as closed:
+        closed.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
+        port = closed.getsockname()[1]
+        account = set_account(app, admin.id, port, password="s3cret", transport="tcp")
+        result = result_of(app, client, check_url(client.post(f"{account}/test-connection")))
+    assert "Cannot reach the PBX:" in result and "refused" in result
+    assert "The PBX did not answer" not in result
 
 
 def test_registered(app, client, admin, pbx):
@@ -213,7 +228,7 @@ def test_a_check_shows_on_its_own_accounts_page_only(app, client, admin):
         job.delete()
 
 
-def test_a_test_call_rings_as_long_as_the_default_campaign_through_the_account(app, admin):
+def test_a_test_call_rings_and_waits_as_the_engine_would_through_the_account(app, admin):
     from sqlalchemy import select
 
     from webapp.models import Campaign
@@ -229,7 +244,8 @@ def test_a_test_call_rings_as_long_as_the_default_campaign_through_the_account(a
         db.session.commit()
         one, two = db.session.get(SipAccount, first), db.session.get(SipAccount, second)
         assert (ring_timeout(one), ring_timeout(two)) == (45, RING_TIMEOUT_SECONDS)
-        assert job_timeout(one, True) - job_timeout(one, False) == 45 + 30
+        # the ring time and the account's wait for the transfer's result, and some slack
+        assert job_timeout(one, True) - job_timeout(one, False) == 45 + 30 + 30
 
 
 def test_a_check_goes_out_from_the_sip_port_range_with_the_public_address(app, client, admin):
