@@ -612,8 +612,9 @@ class Call:
             and not self._bye_received
             and not self._ending
         ):
-            # After a transfer the PBX usually ends our leg itself (Asterisk does); give it a
-            # moment before we leave with our own BYE, as RFC 5589's flows do.
+            # After a transfer some PBXes end our leg themselves (others, Asterisk among them,
+            # wait for the transferor to hang up); give it a moment before we leave with our
+            # own BYE, as RFC 5589's flows do.
             self.state = _GRACE
             self.set_deadline(self.bye_grace)
             return
