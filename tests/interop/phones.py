@@ -4,6 +4,7 @@ baresip, each registered at the test's Kamailio; what each one saw, read back by
 from __future__ import annotations
 
 import importlib.metadata
+import itertools
 import json
 import re
 import subprocess
@@ -47,12 +48,16 @@ class Events:
         return found[0]
 
 
+_numbers = itertools.count(1)
+
+
 class PjsuaPhone:
     """A PJSIP phone registered at `kamailio` as `user`; `behaviour`: see pjsua_phone.py."""
 
     def __init__(self, kamailio: Kamailio, user: str, password: str, **behaviour):
         self.user = user
-        self.log = kamailio.directory / f"pjsua-{user.lstrip('+')}.log"
+        # a second phone of the same user (a test that restarts Kamailio) gets its own log
+        self.log = kamailio.directory / f"pjsua-{user.lstrip('+')}-{next(_numbers)}.log"
         settings = dict(
             host="127.0.0.1",
             port=kamailio.udp_port,

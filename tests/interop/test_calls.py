@@ -36,7 +36,9 @@ def tenant_at(app, kamailio, extensions=("101",), password=TRUNK_PASSWORD, **set
     with app.app_context():
         secret = app.extensions["autocall.secrets"].encrypt(password)
     settings.setdefault("ring_timeout_seconds", 15)
-    if kamailio.transport != "udp":
+    settings.setdefault("transport", kamailio.transport)
+    settings.setdefault("tls_ca_pem", kamailio.ca_pem)
+    if settings["transport"] != "udp":
         # The customer's phone calls the operator itself, at the Refer-To's address: the
         # PBX's side it reaches (UDP), not the trunk's TCP/TLS port; the tenant says so in
         # the REFER format, as one would for a PBX with another address for its phones.
@@ -48,8 +50,6 @@ def tenant_at(app, kamailio, extensions=("101",), password=TRUNK_PASSWORD, **set
         extensions,
         username=TRUNK,
         password_encrypted=secret,
-        transport=kamailio.transport,
-        tls_ca_pem=kamailio.ca_pem,
         **settings,
     )
     add_leads(app, tenant_id, [CUSTOMER])
