@@ -19,7 +19,8 @@ Three parts, in this order, all on 127.0.0.1:
    to the kernel. The attempt's answer stamp is taken once the 200 OK has been parsed and
    matched to its transaction and call (in the same callback), so it sees less than the wire
    does; the target is judged on the larger p99 of the two, and both are printed.
-2. **Our user agent**: one process, one event loop, one `UserAgent` (one UDP socket) per step,
+2. **Our user agent**: one process, one event loop, one `UserAgent` (one UDP socket, or one
+   TCP connection with `--transport tcp`) per step,
    call starts paced with asyncio at the step's rate, each call a concurrent task. Rates rise
    (500, 1000, 2000, 3000, 4000, ... calls per second)
    until a step fails: the low rates are the latency step's business, and the time budget
