@@ -3,6 +3,7 @@
     .venv/bin/python bench/cps.py            # the full run, under ten minutes
     .venv/bin/python bench/cps.py --quick    # 5 s steps: about two minutes
     .venv/bin/python bench/cps.py --smoke    # one 2 s step at 20 cps each side: a functional check
+    .venv/bin/python bench/cps.py --transport tcp --quick   # the same over TCP (SIPp's -t t1)
 
 One complete call flow is the one of docs/sip.md, with the PBX played by SIPp
 (bench/sipp/pbx_transfer.xml, no pauses): INVITE -> 180 -> 200 (SDP), ACK, REFER -> 202,
@@ -18,7 +19,8 @@ Three parts, in this order, all on 127.0.0.1:
    to the kernel. The attempt's answer stamp is taken once the 200 OK has been parsed and
    matched to its transaction and call (in the same callback), so it sees less than the wire
    does; the target is judged on the larger p99 of the two, and both are printed.
-2. **Our user agent**: one process, one event loop, one `UserAgent` (one UDP socket) per step,
+2. **Our user agent**: one process, one event loop, one `UserAgent` (one UDP socket, or one
+   TCP connection with `--transport tcp`) per step,
    call starts paced with asyncio at the step's rate, each call a concurrent task. Rates rise
    (500, 1000, 2000, 3000, 4000, ... calls per second)
    until a step fails: the low rates are the latency step's business, and the time budget
@@ -27,6 +29,15 @@ Three parts, in this order, all on 127.0.0.1:
    with the same flow and the same pass rule, rising until a step fails: the ceiling of this
    machine. Its ladder starts at 2000 cps and rises by 1000 up to 8000, then by larger
    steps, since only its ceiling is of interest and steps cost time.
+
+`--transport tcp`: every part over TCP. Our UA's SIP account says `transport=tcp` (one
+connection to the PBX for every call, engine/sip/stream.py), and both SIPps run with `-t t1`
+(one TCP connection, as ours), so the ratio compares like with like. After the three parts,
+**the TLS handshake's cost per PBX connection**: Kamailio (tests/interop/kamailio.py, a
+registrar with a certificate from a test CA, tests/kamailio.py) listening on TCP, then on TLS;
+each repetition opens a new connection with our stream transport and sends one REGISTER, timed
+from the first byte asked to go until its answer (401, the challenge) is in: the median over
+TLS minus the median over TCP is what TLS adds, paid once per connection, not per call.
 
 Cores: this process (our UA, or SIPp's dialer side in part 3) is pinned to one core and the
 SIPp PBX to the other (`os.sched_setaffinity`), so "one core" means one core. SIPp's sockets get
@@ -105,8 +116,9 @@ MODES = {
 # --- small helpers ---------------------------------------------------------------------------
 
 
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+def free_port(transport: str = "udp") -> int:
+    kind = socket.SOCK_DGRAM if transport == "udp" else socket.SOCK_STREAM
+    with socket.socket(socket.AF_INET, kind) as s:
         s.bind((HOST, 0))
         return s.getsockname()[1]
 
@@ -183,11 +195,13 @@ class SIPpProcess:
         buffer: int,
         rate: float | None = None,
         remote: tuple[str, int] | None = None,
+        transport: str = "udp",
     ):
         binary = shutil.which("sipp")
         if not binary:
             raise SystemExit("SIPp is not installed (Debian's sip-tester): ./dev test installs it")
-        self.port = free_udp_port()
+        self.transport = transport
+        self.port = free_port(transport)
         name = Path(scenario).stem
         self.stat_file = workdir / f"{name}-{self.port}.csv"
         self.error_file = workdir / f"{name}-{self.port}.err"
@@ -216,6 +230,8 @@ class SIPpProcess:
             "-error_file",
             str(self.error_file),
         ]
+        if transport == "tcp":
+            command += ["-t", "t1"]  # one TCP connection, as our UA keeps one to the PBX
         if rate is not None:
             command += ["-r", f"{rate:g}", "-rp", "1000"]
         if remote is not None:
@@ -239,8 +255,9 @@ class SIPpProcess:
 
     def wait_until_listening(self) -> None:
         deadline = time.monotonic() + 5
+        kind = socket.SOCK_DGRAM if self.transport == "udp" else socket.SOCK_STREAM
         while time.monotonic() < deadline and self.process.poll() is None:
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            with socket.socket(socket.AF_INET, kind) as probe:
                 try:
                     probe.bind((HOST, self.port))
                 except OSError:
@@ -250,7 +267,10 @@ class SIPpProcess:
         raise SystemExit(f"SIPp did not start: {self.read_errors()}")
 
     def sample_drops(self) -> None:
-        """Note the drops on SIPp's socket (gone once SIPp exits, so sampled while it runs)."""
+        """Note the drops on SIPp's socket (gone once SIPp exits, so sampled while it runs);
+        UDP only: a TCP stream drops nothing."""
+        if self.transport != "udp":
+            return
         drops = udp_drops(self.port)
         if drops is not None:
             self.drops = drops
@@ -362,13 +382,16 @@ _INVITE_CSEQ = re.compile(rb"^(?:CSeq)[ \t]*:[ \t]*\d+[ \t]+INVITE[ \t]*\r?$", r
 
 class WireStamps:
     """Wraps a started UA's transport, without changing what it does, to note when each 200 OK
-    to an INVITE arrives and when each REFER leaves (time.perf_counter), by Call-ID."""
+    to an INVITE arrives and when each REFER leaves (time.perf_counter), by Call-ID. Over UDP
+    a message arrives by `datagram_received`; over TCP by the stream transport's `_received`,
+    once framed (private, wrapped here only to read)."""
 
     def __init__(self, ua: UserAgent):
         self.ok_received: dict[bytes, float] = {}
         self.refer_sent: dict[bytes, float] = {}
         transport = ua.transport
-        received, send = transport.datagram_received, transport.send
+        entry = "datagram_received" if hasattr(transport, "datagram_received") else "_received"
+        received, send = getattr(transport, entry), transport.send
 
         def datagram_received(data: bytes, source) -> None:
             now = time.perf_counter()
@@ -388,7 +411,7 @@ class WireStamps:
 
         # Instance attributes: asyncio looks the protocol's method up on each datagram, and
         # the UA calls transport.send through the instance.
-        transport.datagram_received = datagram_received
+        setattr(transport, entry, datagram_received)
         transport.send = send_and_stamp
 
     def delays(self) -> list[float]:
@@ -415,6 +438,7 @@ class Options:
     ua_core: int | None
     sipp_core: int | None
     buffer: int
+    transport: str = "udp"
 
 
 async def our_step(rate: float, seconds: float, options: Options, *, wire: bool = False) -> dict:
@@ -427,10 +451,11 @@ async def our_step(rate: float, seconds: float, options: Options, *, wire: bool 
         timeout=seconds + 60,
         core=options.sipp_core,
         buffer=options.buffer,
+        transport=options.transport,
     )
     pbx.wait_until_listening()
     loop = asyncio.get_running_loop()
-    account = Account(HOST, pbx.port, "dialer", "secret")
+    account = Account(HOST, pbx.port, "dialer", "secret", transport=options.transport)
     cpu_before = cpu_seconds(resource.RUSAGE_SELF)
     problems: list[str] = []
     # Each call's task is kept only while it runs; what the step needs of a finished call is
@@ -530,7 +555,7 @@ async def our_step(rate: float, seconds: float, options: Options, *, wire: bool 
             problems.append(f"{left} calls left in the UA")
         retransmissions = ua.layer.retransmissions - retransmissions_before
         lingering = len(ua.layer.client) + len(ua.layer.lingering) + len(ua.layer.server)
-        ua_drops = udp_drops(ua.port)
+        ua_drops = udp_drops(ua.port) if options.transport == "udp" else None
         sampler.cancel()
         gc.callbacks.remove(on_gc)
     cpu = cpu_seconds(resource.RUSAGE_SELF) - cpu_before
@@ -591,6 +616,7 @@ def sipp_step(rate: float, seconds: float, options: Options) -> dict:
         timeout=seconds + 60,
         core=options.sipp_core,
         buffer=options.buffer,
+        transport=options.transport,
     )
     pbx.wait_until_listening()
     children_before = cpu_seconds(resource.RUSAGE_CHILDREN)
@@ -603,6 +629,7 @@ def sipp_step(rate: float, seconds: float, options: Options) -> dict:
         buffer=options.buffer,
         rate=rate,
         remote=(HOST, pbx.port),
+        transport=options.transport,
     )
     deadline = time.monotonic() + seconds + PACE_GRACE + 3
     while uac.poll() is None and time.monotonic() < deadline:
@@ -639,6 +666,84 @@ def sipp_step(rate: float, seconds: float, options: Options) -> dict:
     if errors and not step["passed"]:
         step["errors"] = errors[:300]
     return step
+
+
+# --- the TLS handshake's cost per PBX connection --------------------------------------------
+
+
+def register_request(transport: str, local: tuple[str, int], host: str, port: int) -> bytes:
+    """A first REGISTER, without credentials: the registrar answers it 401 at once."""
+    tag = os.urandom(6).hex()
+    return (
+        f"REGISTER sip:{host}:{port} SIP/2.0\r\n"
+        f"Via: SIP/2.0/{transport.upper()} {local[0]}:{local[1]};branch=z9hG4bK{tag};rport\r\n"
+        "Max-Forwards: 70\r\n"
+        f"From: <sip:dialer@{host}>;tag={tag}\r\n"
+        f"To: <sip:dialer@{host}>\r\n"
+        f"Call-ID: {tag}@bench\r\n"
+        "CSeq: 1 REGISTER\r\n"
+        f"Contact: <sip:dialer@{local[0]}:{local[1]};transport={transport}>\r\n"
+        "Expires: 60\r\nContent-Length: 0\r\n\r\n"
+    ).encode()
+
+
+async def first_answers(kamailio, ca_pem: str, repetitions: int) -> list[float]:
+    """Seconds from a new connection's first send to the REGISTER's answer, once each time."""
+    from engine.sip.stream import StreamTransport, tls_context
+
+    tls = kamailio.transport == "tls"
+    delays = []
+    for _ in range(repetitions):
+        answered = asyncio.get_running_loop().create_future()
+
+        def on_message(message, source, answered=answered) -> None:
+            if not answered.done():
+                answered.set_result(time.perf_counter())
+
+        transport = await StreamTransport.open(
+            on_message,
+            HOST,
+            tls=tls_context(ca_pem) if tls else None,
+            server_name=kamailio.host,
+        )
+        try:
+            request = register_request(
+                kamailio.transport, transport.local_address, kamailio.host, kamailio.port
+            )
+            began = time.perf_counter()
+            transport.send(request, (HOST, kamailio.port))
+            async with asyncio.timeout(10):
+                delays.append(await answered - began)
+        finally:
+            transport.close()
+    return delays
+
+
+async def handshake_cost(workdir: Path, repetitions: int) -> dict:
+    """Kamailio on TCP, then on TLS (ECDSA P-256 certificate from a test CA): the median time
+    to the first REGISTER answer on a new connection, and their difference."""
+    from tests.interop.kamailio import Kamailio
+    from tests.interop.kamailio import version as kamailio_version
+    from tests.kamailio import make_ca, make_server_certificate
+
+    ca = make_ca()
+    certificate = make_server_certificate(ca, "localhost")
+    medians = {}
+    for transport in ("tcp", "tls"):
+        directory = workdir / f"kamailio-{transport}"
+        directory.mkdir()
+        with Kamailio(directory, {"dialer": "secret"}, transport, certificate, ca.cert_pem) as pbx:
+            await first_answers(pbx, ca.cert_pem, 2)  # warm up: Kamailio's workers, our imports
+            delays = await first_answers(pbx, ca.cert_pem, repetitions)
+        medians[transport] = percentile(delays, 50) or 0.0
+    return {
+        "connections": repetitions,
+        "kamailio": kamailio_version(),
+        "certificate": "ECDSA P-256",
+        "tcp_median_ms": ms(medians["tcp"]),
+        "tls_median_ms": ms(medians["tls"]),
+        "tls_cost_ms": ms(medians["tls"] - medians["tcp"]),
+    }
 
 
 # --- the run -------------------------------------------------------------------------------
@@ -709,6 +814,18 @@ def main(argv: list[str] | None = None) -> int:
         "--latency-seconds", type=float, help="seconds of the 100 cps latency step; 0 skips it"
     )
     parser.add_argument(
+        "--transport",
+        choices=("udp", "tcp"),
+        default="udp",
+        help="UDP, or TCP for all three parts (SIPp -t t1), then the TLS handshake's cost",
+    )
+    parser.add_argument(
+        "--handshakes",
+        type=int,
+        default=None,
+        help="connections timed over TCP and over TLS each, with --transport tcp (default 20)",
+    )
+    parser.add_argument(
         "--budget", type=float, help="stop rising when a ladder would run past this many seconds"
     )
     args = parser.parse_args(argv)
@@ -735,7 +852,11 @@ def main(argv: list[str] | None = None) -> int:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
         buffer = s.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) // 2
 
-    print(f"bench/cps.py ({mode}): complete call flows per second, 127.0.0.1 only")
+    transport = args.transport
+    print(
+        f"bench/cps.py ({mode}): complete call flows per second over {transport.upper()}, "
+        "127.0.0.1 only"
+    )
     print(
         f"  parser: {engine.sip.parser_kind}; Python {sys.version.split()[0]}; "
         f"steps of {step_seconds:g} s; "
@@ -749,7 +870,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  socket buffers: SIPp asks for {buffer} bytes, as the UA does", flush=True)
 
     with tempfile.TemporaryDirectory(prefix="autocall-cps-") as tmp:
-        options = Options(Path(tmp), ua_core, sipp_core, buffer)
+        options = Options(Path(tmp), ua_core, sipp_core, buffer, transport)
 
         def ours(rate: float, seconds: float = step_seconds, wire: bool = False) -> dict:
             return asyncio.run(our_step(rate, seconds, options, wire=wire))
@@ -775,6 +896,18 @@ def main(argv: list[str] | None = None) -> int:
             began + budget,
             step_seconds,
         )
+        handshake = None
+        if transport == "tcp":
+            repetitions = args.handshakes or (5 if mode == "smoke" else 20)
+            print(f"\nthe TLS handshake per PBX connection ({repetitions} connections each):")
+            handshake = asyncio.run(handshake_cost(Path(tmp), repetitions))
+            print(
+                f"  connect + first REGISTER answered, median: "
+                f"TCP {handshake['tcp_median_ms']:.2f} ms, TLS {handshake['tls_median_ms']:.2f} ms"
+                f"; the handshake adds {handshake['tls_cost_ms']:.2f} ms per connection "
+                f"({handshake['kamailio']}, {handshake['certificate']})",
+                flush=True,
+            )
 
     wire = latency.pop("wire_delays")
     attempt_delays = latency.pop("attempt_delays")
@@ -860,6 +993,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "benchmark": "cps",
         "mode": mode,
+        "transport": transport,
         "step_seconds": step_seconds,
         "parser": engine.sip.parser_kind,
         "cores": {
@@ -883,6 +1017,7 @@ def main(argv: list[str] | None = None) -> int:
             "wire_calls": len(wire),
         },
         "targets": targets,
+        "tls_handshake": handshake,
         "steps": {
             "latency": latency if latency_seconds else None,
             "ours": our_steps,

@@ -14,7 +14,8 @@ call of the user agent, with the same interface as the UDP `Transport`.
   up to `RECONNECT_MAX`. What is sent meanwhile waits (`PENDING_LIMIT` bytes at most) and
   goes out once connected. When connecting fails, `failure` words why for the admin
   (certificate not trusted, wrong host name, refused...) and `on_failure` is told, so that
-  transactions waiting for the PBX end at once rather than at Timer B/F.
+  transactions waiting for the PBX end at once rather than at Timer B/F. A connection that
+  drops is said and told the same way: the answers it would have carried cannot come.
 - **TLS**: `ssl` with the system's CAs, or the tenant's CA bundle (PEM) instead; the PBX's
   host name is the SNI and what the certificate must name (`tls_context`).
 """
@@ -57,8 +58,11 @@ def tls_context(ca_pem: str = "") -> ssl.SSLContext:
     return context or ssl.create_default_context()
 
 
-def why_not_connected(error: BaseException, destination: Address, server_name: str) -> str:
-    """Why connecting to the PBX failed, in the words an admin acts on."""
+def why_not_connected(
+    error: BaseException, destination: Address, server_name: str, handshaking: bool = False
+) -> str:
+    """Why connecting to the PBX failed, in the words an admin acts on. `handshaking`: the
+    TCP connection was made, and the TLS handshake on it was under way."""
     where = f"{destination[0]}:{destination[1]}"
     if isinstance(error, ssl.SSLCertVerificationError):
         code = error.verify_code
@@ -81,6 +85,12 @@ def why_not_connected(error: BaseException, destination: Address, server_name: s
     if isinstance(error, ssl.SSLError):
         what = str(error.reason or error)
         return f"the TLS handshake with the PBX at {where} failed ({what}): does it speak TLS?"
+    if isinstance(error, TimeoutError) and handshaking:
+        # a plain TCP SIP port takes the ClientHello as the start of a message, and waits
+        return (
+            f"the TLS handshake with the PBX at {where} failed (no answer within "
+            f"{CONNECT_TIMEOUT:g} s): does it speak TLS?"
+        )
     if isinstance(error, TimeoutError):
         return f"the PBX at {where} did not accept a connection within {CONNECT_TIMEOUT:g} s"
     if isinstance(error, ConnectionRefusedError):
@@ -239,6 +249,7 @@ class StreamTransport:
         self._connecting[destination] = self._loop.create_task(self._connect(destination, delay))
 
     async def _connect(self, destination: Address, delay: float) -> None:
+        handshaking = False  # the TCP connection is made, TLS is being agreed on it
         try:
             if delay:
                 await asyncio.sleep(delay)
@@ -254,6 +265,7 @@ class StreamTransport:
             try:
                 async with asyncio.timeout(CONNECT_TIMEOUT):
                     await self._loop.sock_connect(sock, destination)
+                    handshaking = self.tls is not None
                     _transport, connection = await self._loop.create_connection(
                         lambda: _Connection(self, destination),
                         sock=sock,
@@ -268,7 +280,9 @@ class StreamTransport:
             raise
         except (OSError, TimeoutError) as error:
             self._connecting.pop(destination, None)
-            reason = why_not_connected(error, destination, self.server_name or destination[0])
+            reason = why_not_connected(
+                error, destination, self.server_name or destination[0], handshaking
+            )
             self._failed(destination, reason)
             return
         self._connecting.pop(destination, None)
@@ -336,12 +350,19 @@ class StreamTransport:
             del self._connections[destination]
         if self.closed.done():
             return
+        why = "we reset it" if connection.unframeable else exc or "closed by the PBX"
         log.warning(
-            "%s connection to %s:%s dropped (%s); reconnecting",
-            self.name,
-            *destination,
-            "we reset it" if connection.unframeable else exc or "closed by the PBX",
+            "%s connection to %s:%s dropped (%s); reconnecting", self.name, *destination, why
         )
+        # The answers to what went out on it could only come back on it (we do not listen):
+        # what still waits for them ends now, as our trouble, not at Timer B or never (an
+        # INVITE that had its 180 has no timer but the ring timeout, whose CANCEL could not
+        # reach the INVITE's transaction at the PBX either).
+        self.failure = (
+            f"the connection to the PBX at {destination[0]}:{destination[1]} was lost ({why})"
+        )
+        if self.on_failure is not None:
+            self.on_failure(destination, self.failure)
         self._retry(destination)
 
     # --- life -------------------------------------------------------------------------------

@@ -529,12 +529,16 @@ class TransactionLayer:
             del self.client[tx.key]
 
     def fail(self, destination: Address) -> int:
-        """The transport could not reach `destination`: every client transaction to it that
-        has no answer yet times out now rather than at Timer B/F. Returns how many."""
+        """The transport could not reach `destination`, or lost its connection to it: every
+        client transaction to it that has no final answer yet (none, or only a provisional
+        one: an INVITE ringing) times out now rather than at Timer B/F or never. Returns how
+        many."""
         failed = [
             tx
             for tx in self.client.values()
-            if tx.destination == destination and tx.state == "trying" and tx.on_timeout
+            if tx.destination == destination
+            and tx.state in ("trying", "proceeding")
+            and tx.on_timeout
         ]
         for tx in failed:
             tx._timeout()

@@ -1,5 +1,6 @@
 """bench/cps.py runs end to end: one 2 s step at 20 calls per second for our UA and for SIPp
-calling SIPp. A functional check of the benchmark and its JSON line, never a timing one."""
+calling SIPp, over UDP and over TCP (with the TLS handshake's cost). A functional check of the
+benchmark and its JSON line, never a timing one."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 KEYS = {
     "benchmark",
     "mode",
+    "transport",
     "step_seconds",
     "parser",
     "cores",
@@ -41,6 +43,7 @@ def test_smoke_run_prints_its_figures_as_json():
 
     assert not KEYS - result.keys(), f"missing keys: {KEYS - result.keys()}"
     assert result["benchmark"] == "cps" and result["mode"] == "smoke"
+    assert result["transport"] == "udp" and result["tls_handshake"] is None
     latency_keys = {"cps", "calls", "p50_ms", "p99_ms", "wire_p50_ms", "wire_p99_ms"}
     assert not latency_keys - result["answer_to_refer"].keys()
     target_keys = {
@@ -60,3 +63,35 @@ def test_smoke_run_prints_its_figures_as_json():
     assert result["ours_max_cps"] == 20 and result["sipp_max_cps"] == 20
     # every call went through the transfer, so the attempt's stamps exist for each one
     assert result["answer_to_refer"]["calls"] == 40
+
+
+def test_smoke_run_over_tcp_with_the_tls_handshake():
+    """`--transport tcp`: our UA and both SIPps over TCP (SIPp's -t t1), the ratio, then the
+    TLS handshake's cost measured against Kamailio over TCP and TLS. Figures are only read,
+    never judged."""
+    assert shutil.which("sipp"), "SIPp is not installed: ./dev test installs Debian's sip-tester"
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "cps.py"), "--smoke", "--transport", "tcp"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    lines = run.stdout.strip().splitlines()
+    result = json.loads(lines[-1])
+
+    assert not KEYS - result.keys(), f"missing keys: {KEYS - result.keys()}"
+    assert (result["mode"], result["transport"]) == ("smoke", "tcp")
+    [ours] = result["steps"]["ours"]
+    [sipp] = result["steps"]["sipp"]
+    for step in (ours, sipp):
+        assert step["passed"], step["problems"]
+        assert step["ok"] == step["calls"] == 40
+    assert result["ratio_ours_to_sipp"] == 1.0
+    assert any(line.startswith("  ours / SIPp: ") for line in lines)
+    handshake = result["tls_handshake"]
+    assert handshake["connections"] == 5 and "kamailio" in handshake["kamailio"]
+    for key in ("tcp_median_ms", "tls_median_ms", "tls_cost_ms"):
+        assert isinstance(handshake[key], float), handshake
+    assert any("the handshake adds" in line for line in lines)

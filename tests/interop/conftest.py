@@ -1,8 +1,10 @@
 """Fixtures of the interop suite: a Kamailio per test (registrar and proxy, the tenant's PBX),
 phones registered at it, and a tenant of ours whose SIP account points at it.
 
-`transport` is the parameter a future TCP/TLS run extends; UDP only today (the engine speaks
-UDP only). One database (SQLite) is enough here: the database parts are the engine suite's."""
+`transport` is the trunk's transport (our SIP account's, and the Kamailio port it points at):
+every flow runs over UDP; those marked `every_transport` over TCP and TLS too (the phones stay
+on UDP: Kamailio bridges). One database (SQLite) is enough here: the database parts are the
+engine suite's."""
 
 from __future__ import annotations
 
@@ -11,8 +13,13 @@ import pytest
 from tests.interop.kamailio import Kamailio
 from tests.interop.kamailio import version as kamailio_version
 from tests.interop.phones import BaresipPhone, PjsuaPhone, baresip_version, pjsua_version
+from tests.kamailio import Certificate, make_ca, make_server_certificate
 
-TRANSPORTS = ["udp"]  # next: "tcp", "tls"
+TRANSPORTS = ["udp", "tcp", "tls"]
+
+#: A flow that runs over every transport in TRANSPORTS; the others run over UDP only, to keep
+#: the suite's time reasonable (each flow is calls in real time).
+every_transport = pytest.mark.transports(*TRANSPORTS)
 
 #: The tenant's SIP account at Kamailio, and every phone's credentials there.
 TRUNK, TRUNK_PASSWORD = "acme-trunk", "trunk-secret"
@@ -43,14 +50,33 @@ def database_url(tmp_path) -> str:
     return f"sqlite:///{tmp_path / 'test.db'}"
 
 
-@pytest.fixture(params=TRANSPORTS)
-def transport(request) -> str:
-    return request.param
+def pytest_configure(config) -> None:
+    config.addinivalue_line(
+        "markers", "transports(*names): the trunk transports an interop flow runs over"
+    )
+
+
+def pytest_generate_tests(metafunc) -> None:
+    """`transport`: UDP, or those the test's `transports` mark names."""
+    if "transport" in metafunc.fixturenames:
+        marked = metafunc.definition.get_closest_marker("transports")
+        metafunc.parametrize("transport", list(marked.args) if marked else ["udp"])
+
+
+@pytest.fixture(scope="session")
+def ca() -> Certificate:
+    """The test CA the tenant uploads for TLS, and that signed Kamailio's certificate."""
+    return make_ca()
+
+
+@pytest.fixture(scope="session")
+def certificate(ca) -> Certificate:
+    return make_server_certificate(ca, "localhost")
 
 
 @pytest.fixture
-def kamailio(tmp_path, transport):
-    with Kamailio(tmp_path, USERS, transport) as proxy:
+def kamailio(tmp_path, transport, ca, certificate):
+    with Kamailio(tmp_path, USERS, transport, certificate, ca.cert_pem) as proxy:
         yield proxy
 
 

@@ -2,6 +2,11 @@
 that record-routes, so REFER and NOTIFY travel in dialog through it and the customer's phone
 that follows our REFER calls the operator through it too.
 
+It always listens on UDP (the phones, and the OPTIONS that says it is up); over TCP or TLS
+it also listens on a port of that transport, where the tenant's SIP account (our engine) points,
+and bridges the two (record-routing twice, one entry per side). For TLS it holds a certificate
+for `localhost` signed by the test's CA (tests/kamailio.py makes both).
+
 The credentials are plain text in an htable filled when Kamailio starts (no database): user
 name -> password. REGISTER is challenged with 401, INVITE and in-dialog REFER from a known
 user with 407. An extension that is known but not registered gets 480, an unknown one 404.
@@ -15,6 +20,8 @@ import time
 import uuid
 from pathlib import Path
 
+from tests.kamailio import TLS_CONFIG, Certificate
+
 MODULES = "/usr/lib/x86_64-linux-gnu/kamailio/modules/"
 REALM = "interop.test"
 
@@ -23,10 +30,10 @@ debug=2
 log_stderror=yes
 children=2
 auto_aliases=no
-listen={transport}:127.0.0.1:{port}
-alias={transport}:127.0.0.1:{port}
-mpath="{modules}"
-
+listen=udp:127.0.0.1:{udp_port}
+alias=udp:127.0.0.1:{udp_port}
+{stream}mpath="{modules}"
+{tls}
 loadmodule "kex.so"
 loadmodule "corex.so"
 loadmodule "tm.so"
@@ -80,6 +87,7 @@ request_route {{
         exit;
     }}
     if (is_method("INVITE")) {{
+        xlog("L_NOTICE", "interop: $rm from $fU over $pr\n");
         if (!pv_proxy_authenticate("{realm}", "$sht(users=>$au)", "0")) {{
             proxy_challenge("{realm}", "0");
             exit;
@@ -143,6 +151,19 @@ route[RELAY] {{
 """
 
 
+#: What a TCP or TLS listener adds to the configuration (the trunk's side).
+STREAM = """tcp_children=2
+disable_tcp=no
+listen={transport}:127.0.0.1:{port}
+alias={transport}:127.0.0.1:{port}
+alias={transport}:localhost:{port}
+"""
+TLS = """enable_tls=yes
+loadmodule "tls.so"
+modparam("tls", "config", "{tls_config}")
+"""
+
+
 def free_port(transport: str = "udp") -> int:
     """A port the kernel has just given out and taken back (free again at once)."""
     kind = socket.SOCK_DGRAM if transport == "udp" else socket.SOCK_STREAM
@@ -160,21 +181,44 @@ class Kamailio:
     """`kamailio -DD -E -f cfg` in the foreground, its configuration written into `directory`;
     `users` are the credentials it knows (user name -> password)."""
 
-    def __init__(self, directory: Path, users: dict[str, str], transport: str = "udp"):
-        if transport != "udp":  # see the module's docstring
-            raise NotImplementedError(f"Kamailio over {transport}")
+    def __init__(
+        self,
+        directory: Path,
+        users: dict[str, str],
+        transport: str = "udp",
+        certificate: Certificate | None = None,
+        ca_pem: str = "",
+    ):
+        """`certificate`: the server's, for TLS (tests/kamailio.py's `make_server_certificate`
+        for `localhost`); `ca_pem`: the CA that signed it, which the tenant uploads."""
         self.transport = transport
-        self.host = "127.0.0.1"
-        self.port = free_port(transport)
+        self.ca_pem = ca_pem if transport == "tls" else ""
+        self.udp_port = free_port("udp")
+        # The trunk's side: the host the SIP account names (the TLS certificate's name).
+        self.host = "localhost" if transport == "tls" else "127.0.0.1"
+        self.port = self.udp_port if transport == "udp" else free_port("tcp")
         self.directory = directory
         fill = "\n".join(
             f'    $sht(users=>{user}) = "{password}";' for user, password in users.items()
         )
+        stream = tls = ""
+        if transport != "udp":
+            stream = STREAM.format(transport=transport, port=self.port)
+        if transport == "tls":
+            assert certificate is not None, "Kamailio over TLS needs its certificate"
+            (directory / "server.pem").write_text(certificate.cert_pem)
+            (directory / "server.key").write_text(certificate.key_pem)
+            tls_config = directory / "tls.cfg"
+            tls_config.write_text(
+                TLS_CONFIG.format(key=directory / "server.key", cert=directory / "server.pem")
+            )
+            tls = TLS.format(tls_config=tls_config)
         self.config = directory / "kamailio.cfg"
         self.config.write_text(
             CONFIG.format(
-                transport=transport,
-                port=self.port,
+                udp_port=self.udp_port,
+                stream=stream,
+                tls=tls,
                 modules=MODULES,
                 realm=REALM,
                 users=fill,
@@ -196,7 +240,7 @@ class Kamailio:
             ["kamailio", "-c", "-f", str(self.config)], capture_output=True, text=True
         )
         assert check.returncode == 0, check.stderr[-3000:]
-        self.log = self.log_path.open("wb")
+        self.log = self.log_path.open("ab")  # a restart adds to it
         self.process = subprocess.Popen(
             ["kamailio", "-DD", "-E", "-f", str(self.config), "-Y", str(self.directory)],
             stdout=self.log,
@@ -213,15 +257,15 @@ class Kamailio:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
             request = (
-                f"OPTIONS sip:{self.host}:{self.port} SIP/2.0\r\n"
+                f"OPTIONS sip:127.0.0.1:{self.udp_port} SIP/2.0\r\n"
                 f"Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK{branch}\r\n"
                 "Max-Forwards: 70\r\n"
                 f"From: <sip:probe@127.0.0.1>;tag={branch[:8]}\r\n"
-                f"To: <sip:{self.host}:{self.port}>\r\n"
+                f"To: <sip:127.0.0.1:{self.udp_port}>\r\n"
                 f"Call-ID: {call_id}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
             )
             probe.settimeout(0.2)
-            probe.sendto(request.encode(), (self.host, self.port))
+            probe.sendto(request.encode(), ("127.0.0.1", self.udp_port))
             try:
                 return probe.recv(4096).startswith(b"SIP/2.0 200")
             except OSError:  # nothing yet, or the port refused

@@ -4,6 +4,7 @@ baresip, each registered at the test's Kamailio; what each one saw, read back by
 from __future__ import annotations
 
 import importlib.metadata
+import itertools
 import json
 import re
 import subprocess
@@ -47,16 +48,20 @@ class Events:
         return found[0]
 
 
+_numbers = itertools.count(1)
+
+
 class PjsuaPhone:
     """A PJSIP phone registered at `kamailio` as `user`; `behaviour`: see pjsua_phone.py."""
 
     def __init__(self, kamailio: Kamailio, user: str, password: str, **behaviour):
         self.user = user
-        self.log = kamailio.directory / f"pjsua-{user.lstrip('+')}.log"
+        # a second phone of the same user (a test that restarts Kamailio) gets its own log
+        self.log = kamailio.directory / f"pjsua-{user.lstrip('+')}-{next(_numbers)}.log"
         settings = dict(
-            host=kamailio.host,
-            port=kamailio.port,
-            transport=kamailio.transport,
+            host="127.0.0.1",
+            port=kamailio.udp_port,
+            transport="udp",  # Kamailio bridges to the trunk's transport
             user=user,
             password=password,
             rtp_port=free_port(),
@@ -149,15 +154,15 @@ class BaresipPhone:
         rtp = free_port()
         (self.directory / "config").write_text(
             BARESIP_CONFIG.format(
-                host=kamailio.host,
-                sip_port=free_port(kamailio.transport),
-                transport=kamailio.transport,
+                host="127.0.0.1",
+                sip_port=free_port("udp"),
+                transport="udp",  # Kamailio bridges to the trunk's transport
                 rtp_port=rtp,
                 rtp_end=rtp + 10,
             )
         )
         (self.directory / "accounts").write_text(
-            f"<sip:{user}@{kamailio.host}:{kamailio.port};transport={kamailio.transport}>"
+            f"<sip:{user}@127.0.0.1:{kamailio.udp_port};transport=udp>"
             f";auth_pass={password};answermode=auto;regint=300\n"
         )
         self.lines: list[str] = []

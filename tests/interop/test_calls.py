@@ -2,7 +2,8 @@
 Kamailio is the tenant's PBX (registrar, digest auth, record-routing proxy), PJSIP phones are
 the customer's phone (it follows our REFER and calls the operator itself, through Kamailio)
 and an operator's, baresip is another operator's. Each flow is checked at the phones (who rang,
-who was transferred to whom) and in the attempt the engine wrote."""
+who was transferred to whom) and in the attempt the engine wrote. The trunk (our SIP account)
+talks UDP to Kamailio in every flow, and TCP and TLS in those marked `every_transport`."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from tests.engine.dialing import (
     settled,
     wait_until,
 )
-from tests.interop.conftest import CUSTOMER, TRUNK, TRUNK_PASSWORD
+from tests.interop.conftest import CUSTOMER, TRUNK, TRUNK_PASSWORD, every_transport
 from webapp.extensions import db
 from webapp.models import SipAccount
 
@@ -35,6 +36,13 @@ def tenant_at(app, kamailio, extensions=("101",), password=TRUNK_PASSWORD, **set
     with app.app_context():
         secret = app.extensions["autocall.secrets"].encrypt(password)
     settings.setdefault("ring_timeout_seconds", 15)
+    settings.setdefault("transport", kamailio.transport)
+    settings.setdefault("tls_ca_pem", kamailio.ca_pem)
+    if settings["transport"] != "udp":
+        # The customer's phone calls the operator itself, at the Refer-To's address: the
+        # PBX's side it reaches (UDP), not the trunk's TCP/TLS port; the tenant says so in
+        # the REFER format, as one would for a PBX with another address for its phones.
+        settings.setdefault("refer_format", f"{{extension}}@127.0.0.1:{kamailio.udp_port}")
     tenant_id, operators = dialing_tenant(
         app,
         "Acme",
@@ -42,7 +50,6 @@ def tenant_at(app, kamailio, extensions=("101",), password=TRUNK_PASSWORD, **set
         extensions,
         username=TRUNK,
         password_encrypted=secret,
-        transport=kamailio.transport,
         **settings,
     )
     add_leads(app, tenant_id, [CUSTOMER])
@@ -57,6 +64,7 @@ def one_attempt(app, database_url, tenant_id, timeout=30.0):
     return attempt
 
 
+@every_transport
 def test_answered_and_transferred_to_the_pjsip_operator(app, database_url, kamailio, phones):
     operator = phones("101", answer="answer", answer_after=1)
     customer = phones(CUSTOMER, answer="answer", answer_after=1)
@@ -83,6 +91,7 @@ def test_answered_and_transferred_to_the_pjsip_operator(app, database_url, kamai
     # the REFER went in dialog through Kamailio, which challenged it; we answered
     assert kamailio.logged(f"REFER from {TRUNK} challenged")
     assert kamailio.logged(f"REFER from {TRUNK} authenticated")
+    assert kamailio.logged(f"INVITE from {TRUNK} over {kamailio.transport}")  # the trunk's
 
 
 def test_transferred_to_the_baresip_operator(app, database_url, kamailio, phones):
@@ -100,6 +109,7 @@ def test_transferred_to_the_baresip_operator(app, database_url, kamailio, phones
     assert attempt.operator_id == operators["102"]
 
 
+@every_transport
 def test_a_busy_customer(app, database_url, kamailio, phones):
     operator = phones("101")
     customer = phones(CUSTOMER, answer="busy")
@@ -127,6 +137,7 @@ def test_a_customer_who_does_not_answer(app, database_url, kamailio, phones):
     )
 
 
+@every_transport
 def test_a_customer_phone_that_refuses_refer(app, database_url, kamailio, phones):
     operator = phones("101")
     customer = phones(CUSTOMER, answer="answer", refer=603)
@@ -152,6 +163,7 @@ def test_an_operator_whose_phone_is_not_registered(app, database_url, kamailio, 
     assert (attempt.transfer_result, attempt.transfer_sip_code) == ("failed", 480)
 
 
+@every_transport
 def test_a_wrong_password_is_told_to_the_admin(app, database_url, kamailio, phones):
     customer = phones(CUSTOMER)
     tenant_id, _operators = tenant_at(app, kamailio, password="not-the-password")
@@ -166,6 +178,7 @@ def test_a_wrong_password_is_told_to_the_admin(app, database_url, kamailio, phon
     assert attempts_of(app, tenant_id) == [] and customer.events.of("incoming") == []
 
 
+@every_transport
 def test_a_hold_from_the_customer_phone_is_answered_recvonly(app, database_url, kamailio, phones):
     operator = phones("101", answer="answer", answer_after=3)
     customer = phones(CUSTOMER, answer="answer", hold=True)
