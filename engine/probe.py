@@ -4,7 +4,6 @@ places one attempt and transfers it. The portal's buttons run these as jobs on t
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from engine.formats import (
@@ -15,32 +14,18 @@ from engine.formats import (
     render_refer_uri,
 )
 from engine.sip import nat
-from engine.sip.nat import PortRange, PublicAddresses
-from engine.sip.transaction import DEFAULT_TIMERS, Timers
 from engine.sip.ua import Account, Registration, UserAgent
 
 
-async def test_connection(
-    account: Account,
-    *,
-    local_host: str = "",
-    ports: PortRange | None = None,
-    public: PublicAddresses = nat.NONE_SET,
-    timers: Timers = DEFAULT_TIMERS,
-    target_allowed: Callable[[str], bool] | None = None,
-) -> Registration:
-    """Register once with the account and say what happened. Like the engine's, the socket
-    takes a port of the deployment's range and says its public address (nat.py): a PBX's
-    firewall that lets the engines in lets the checks in too. `target_allowed`: the
-    addresses that may be sent to (UserAgent's: TargetRefused when DNS gives no other)."""
-    async with UserAgent(
-        account,
-        local_host=local_host,
-        ports=ports,
-        public=public,
-        timers=timers,
-        target_allowed=target_allowed,
-    ) as ua:
+async def test_connection(account: Account, **network: Any) -> Registration:
+    """Register once with the account and say what happened.
+
+    `network`: the user agent's own options, as the engine gives them (`UserAgent`:
+    `local_host`, `ports`, `public`, `timers`, `target_allowed`): the socket takes a port of
+    the deployment's range and says its public address (nat.py), so a PBX's firewall that
+    lets the engines in lets the checks in too, and only the addresses the deployment may
+    send to are sent to (TargetRefused when DNS gives no other)."""
+    async with UserAgent(account, **network) as ua:
         return await ua.register()
 
 
@@ -55,28 +40,18 @@ async def test_call(
     ring_timeout: float = 30.0,
     transfer_timeout: float = 30.0,
     register: bool = False,
-    local_host: str = "",
-    ports: PortRange | None = None,
-    public: PublicAddresses = nat.NONE_SET,
-    timers: Timers = DEFAULT_TIMERS,
-    target_allowed: Callable[[str], bool] | None = None,
+    **network: Any,
 ) -> dict:
     """Place one attempt to `number` and transfer it to `extension`, as the engine would.
 
     Formats are checked before anything is sent: a FormatError says what is wrong. The
     result is the attempt (outcome, transfer, SIP codes, reasons, timestamps), with the
-    registration when asked for, and the main delays in milliseconds."""
+    registration when asked for, and the main delays in milliseconds. `network`: as for
+    `test_connection`."""
     # Rendered once before the start to refuse a bad format without touching the network.
     render_dial_uri(dial_format, number=number, host=account.host, port=account.port)
     render_refer_uri(refer_format, extension=extension, host=account.host, port=account.port)
-    async with UserAgent(
-        account,
-        local_host=local_host,
-        ports=ports,
-        public=public,
-        timers=timers,
-        target_allowed=target_allowed,
-    ) as ua:
+    async with UserAgent(account, **network) as ua:
         where: dict[str, Any] = {
             "host": account.host,
             "port": account.port,
