@@ -50,12 +50,6 @@ def database_url(tmp_path) -> str:
     return f"sqlite:///{tmp_path / 'test.db'}"
 
 
-def pytest_configure(config) -> None:
-    config.addinivalue_line(
-        "markers", "transports(*names): the trunk transports an interop flow runs over"
-    )
-
-
 def pytest_generate_tests(metafunc) -> None:
     """`transport`: UDP, or those the test's `transports` mark names."""
     if "transport" in metafunc.fixturenames:
