@@ -8,10 +8,13 @@ talks UDP to Kamailio in every flow, and TCP and TLS in those marked `every_tran
 from __future__ import annotations
 
 import re
+import socket
 
 import pytest
 from sqlalchemy import select
 
+from engine.sip.locate import Locator
+from engine.sip.transaction import Timers
 from tests.engine.dialing import (
     HostThread,
     add_leads,
@@ -212,3 +215,41 @@ def test_a_transfer_answered_after_20_s_is_a_success(app, database_url, kamailio
     assert attempt.operator_id == operators["101"] and attempt.transfer_sip_code == 200
     # the phone rang 21 s before it answered: load can only make it longer
     assert (attempt.transfer_result_at - attempt.refer_at).total_seconds() >= 20
+
+
+def test_the_pbx_found_by_its_srv_records(app, database_url, kamailio, phones, dns_server):
+    """The SIP account names the PBX `pbx.test` at the default port. A DNS server (dnsmasq
+    on loopback) gives `_sip._udp.pbx.test` two servers: a silent one first, Kamailio second.
+    The engine registers at Kamailio after the first one's silence, and the call is answered
+    and transferred through it."""
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # reads, never answers
+    silent.bind(("127.0.0.1", 0))
+    silent.settimeout(0)
+    dead = silent.getsockname()[1]
+    dns = dns_server(
+        f"--srv-host=_sip._udp.pbx.test,dead.pbx.test,{dead},10,0",
+        f"--srv-host=_sip._udp.pbx.test,kamailio.pbx.test,{kamailio.udp_port},20,0",
+        "--host-record=dead.pbx.test,127.0.0.1",
+        "--host-record=kamailio.pbx.test,127.0.0.1",
+    )
+    operator = phones("101", answer="answer", answer_after=1)
+    customer = phones(CUSTOMER, answer="answer", answer_after=1)
+    # The customer's phone follows the Refer-To with its own resolver: Kamailio's address.
+    refer = f"{{extension}}@127.0.0.1:{kamailio.udp_port}"
+    tenant_id, operators = tenant_at(app, kamailio, host="pbx.test", port=5060, refer_format=refer)
+    locator = Locator(["127.0.0.1"], port=dns.port, timeout=2)
+    # T1 of 0.1 s: the dead server's REGISTER is given up after 6.4 s, not 32 s.
+    with HostThread(database_url, locator=locator, timers=Timers(t1=0.1, t2=0.4, t4=0.5)):
+        wait_until(settled(app, tenant_id, 1), timeout=45, what="the attempt")
+        assert engine_state(app, tenant_id).get("registration") == "registered"
+    (attempt,) = attempts_of(app, tenant_id)
+    with silent:
+        assert silent.recv(65535).startswith(b"REGISTER sip:pbx.test:5060 ")  # tried first
+
+    assert attempt.dialed_uri == f"sip:{CUSTOMER}@pbx.test:5060"
+    assert TRUNK in customer.events.wait("incoming", 5)["remote"]  # relayed by Kamailio
+    assert "sip:101@" in customer.events.wait("transfer_request", 5)["target"]
+    assert CUSTOMER in operator.events.wait("incoming", 5)["remote"]
+    assert (attempt.outcome, attempt.transfer_result) == ("answered", "succeeded")
+    assert attempt.operator_id == operators["101"]
+    assert locator.queries > 0  # the SRV records and the targets' addresses
