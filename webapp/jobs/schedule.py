@@ -3,6 +3,8 @@ queue (the `cron` worker process: worker.py)."""
 
 from __future__ import annotations
 
+import signal
+
 from redis import Redis
 from rq.cron import CronScheduler
 
@@ -12,9 +14,24 @@ from webapp.services import rollup
 from webapp.webhooks import delivery
 
 
+class Scheduler(CronScheduler):
+    """RQ's cron scheduler, stopped once by the first stop signal: Ctrl-C reaches the whole
+    process group and `autocall run` then sends its children SIGTERM, and RQ's handler,
+    raised again while the scheduler says goodbye, broke its clean-up with a traceback."""
+
+    def _request_stop(self, signum, frame):
+        for stop in (signal.SIGINT, signal.SIGTERM):  # from now on heard, and let be
+            signal.signal(stop, _already_stopping)
+        super()._request_stop(signum, frame)
+
+
+def _already_stopping(signum, frame) -> None:
+    """A stop signal after the first: the scheduler is stopping already."""
+
+
 def scheduler(connection: Redis, prefix: str) -> CronScheduler:
     """RQ's cron scheduler with every periodic job of the service registered."""
-    cron = CronScheduler(connection=connection)
+    cron = Scheduler(connection=connection)
     # Engine hosts enough for the tenants that want an engine (engines.py).
     cron.register(ensure_hosts, f"{prefix}{DEFAULT}", interval=ENSURE_EVERY)
     # Webhook deliveries whose job was lost (Redis away or restarted, a worker killed):
