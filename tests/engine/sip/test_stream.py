@@ -188,6 +188,41 @@ def test_a_message_dripped_byte_by_byte_and_keepalives_are_framed_right():
     ] * 3
 
 
+def test_messages_sent_in_one_turn_arrive_whole_and_in_order_even_just_before_close():
+    """What the user agent sends during one turn of the event loop is written together at
+    its end (one write instead of one a message): the PBX still reads each message whole and
+    in order, and what was sent right before `close` leaves before the connection closes."""
+    count = 200
+
+    async def run():
+        peer = Peer()
+        port = await peer.start()
+        transport, pbx = await transport_to(port, asyncio.Queue())
+        transport.send(b"\r\n", pbx)
+        reader, writer = await peer.next_connection()
+        for i in range(count):  # one turn: nothing written yet when the loop comes back
+            transport.send(OPTIONS.replace(b"options-1@pbx", f"call-{i}".encode()), pbx)
+        await asyncio.sleep(0.05)
+        transport.send(OPTIONS.replace(b"options-1@pbx", b"last"), pbx)
+        transport.close()  # in the same turn as the last send
+        async with asyncio.timeout(10):
+            data = await reader.read()  # up to the end of the stream
+        writer.close()
+        peer.server.close()
+        return data
+
+    data = asyncio.run(run())
+    messages, start = [], 0
+    while True:
+        begin, end = parser.frame(data, start)
+        if end < 0:
+            break
+        messages.append(parser.parse(bytes(data[begin:end])))
+        start = end
+    assert start == len(data)  # nothing cut
+    assert [m.call_id for m in messages] == [f"call-{i}" for i in range(count)] + ["last"]
+
+
 def test_a_framed_message_that_does_not_parse_gets_400_and_the_stream_goes_on():
     bad = OPTIONS.replace(b"CSeq: 1 OPTIONS", b"CSeq: one OPTIONS")
 
