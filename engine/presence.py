@@ -86,10 +86,11 @@ return was
 """
 )
 
-# A supervisor takes an operator off line (a ghost whose browser is still open): gone from
-# presence, and the why kept so that their console's heartbeats do not bring them back; their
-# console hears it on their stream. KEYS: presence, free, seen, wake, off_line_why, the
-# operator's stream. ARGV: now, operator, why, the stream's event, wake payload.
+# An operator off line for a reason: a break they chose, or a supervisor took them off line
+# (a ghost whose browser is still open). Gone from presence, and the why kept so that their
+# consoles' heartbeats do not bring them back; their consoles hear it on their stream.
+# KEYS: presence, free, seen, wake, off_line_why, the operator's stream.
+# ARGV: now, operator, why, the stream's event, wake payload.
 _TAKE_OFF_LINE = (
     _LIB
     + """
@@ -367,9 +368,10 @@ class Presence:
         return self._run("beat", operator_id, now=now)
 
     def take_off_line(self, operator_id: int, why: str = "supervisor", now: float | None = None):
-        """A supervisor takes the operator off line: the engine gives them no more calls,
-        and their console cannot put them back on line by itself (its heartbeats find `why`
-        in `off_line_why`) until the operator goes on line again. Their console gets an
+        """The operator goes off line for a break (`why`: `break`) or a supervisor takes them
+        off line (`supervisor`): the engine gives them no more calls, and their console
+        cannot put them back on line by itself (its heartbeats find `why` in
+        `off_line_why`) until the operator goes on line again. Their console gets an
         `operator_off_line` event with the reason `why`. Returns their state before (None:
         they were off line)."""
         return self._run(
