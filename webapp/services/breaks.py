@@ -6,8 +6,8 @@ Going off line in the console asks for a reason from the company's list: the def
 the admin's own (the tenant's `break_reasons`, stored and shown as written), and "End of
 shift". A reason other than End of shift starts a break, which lasts until the operator is
 back on line; End of shift ends the operator's session and starts no break (its row is a
-moment, kept so the live wall and the console can say so). A break never ends is counted
-until the end of the local day it started (the operator went home without saying so).
+moment, kept so the live wall and the console can say so). A break counts for at most
+`LONGEST` (one longer is an operator who went home without saying so).
 
 A supervisor or admin may take an operator off line from the live wall (the ghost who left
 their browser open): presence forgets them at once (the engine gives them no more calls, and
@@ -36,6 +36,8 @@ TAKEN_OFF = "supervisor"
 #: The company's own reasons: at most this many, each at most this long.
 MAX_OWN = 20
 MAX_LENGTH = 64
+#: The longest a break counts (an operator's full-day training fits).
+LONGEST = timedelta(hours=8)
 
 
 def own_reasons(tenant: Tenant) -> list[str]:
@@ -56,13 +58,12 @@ def _now(now: datetime | None) -> datetime:
     return now or datetime.now(UTC)
 
 
-def _day_end(started: datetime, zone: ZoneInfo) -> datetime:
-    """The end of the local day a break started on: it is counted no further."""
-    return local_midnight(utc(started).astimezone(zone).date() + timedelta(days=1), zone)
+def _latest_end(started: datetime) -> datetime:
+    """A break is counted no further than this."""
+    return utc(started) + LONGEST
 
 
 def _end_open(tenant: Tenant, operator_id: int, now: datetime) -> None:
-    zone = ZoneInfo(tenant.time_zone)
     for open_break in db.session.scalars(
         select(OperatorBreak).where(
             OperatorBreak.tenant_id == tenant.id,
@@ -71,7 +72,7 @@ def _end_open(tenant: Tenant, operator_id: int, now: datetime) -> None:
         )
     ):
         open_break.ended_at = max(
-            utc(open_break.started_at), min(now, _day_end(open_break.started_at, zone))
+            utc(open_break.started_at), min(now, _latest_end(open_break.started_at))
         )
 
 
@@ -172,8 +173,8 @@ def time_by_reason(
     tenant: Tenant, start_at: datetime, end_at: datetime, now: datetime | None = None
 ) -> dict[tuple[int, date], dict[str, float]]:
     """{(operator id, local day): {reason: seconds}} of the breaks inside [start_at, end_at),
-    split at local midnights; a break under way counts until now (and no further than the
-    end of the day it started)."""
+    split at local midnights; a break under way counts until now (and no more than
+    `LONGEST`)."""
     now = _now(now)
     zone = ZoneInfo(tenant.time_zone)
     rows = db.session.execute(
@@ -192,7 +193,7 @@ def time_by_reason(
     out: dict[tuple[int, date], dict[str, float]] = defaultdict(lambda: defaultdict(float))
     for operator_id, reason, started, ended in rows:
         begin = max(utc(started), start_at)
-        finish = min(utc(ended) if ended is not None else min(now, _day_end(started, zone)), end_at)
+        finish = min(utc(ended) if ended is not None else min(now, _latest_end(started)), end_at)
         while begin < finish:
             day = begin.astimezone(zone).date()
             until = min(finish, local_midnight(day + timedelta(days=1), zone))
