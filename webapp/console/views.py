@@ -155,8 +155,8 @@ def off_line():
             return jsonify(error=message), 400
         flash(message, "error")
         return redirect(url_for("console.index"))
+    breaks.start(tenant, operator.id, reason)  # first: their other consoles ask for it
     console.go_off_line(operator)
-    breaks.start(tenant, operator.id, reason)
     return _answer()
 
 

@@ -119,10 +119,12 @@ def take_off_line(
 ) -> bool:
     """A supervisor or admin takes an operator off line, for `reason`. False: they were not
     on line (nothing is written)."""
-    was = bus.presence(tenant.id).take_off_line(operator_id, TAKEN_OFF)
-    if was is None:
+    presence = bus.presence(tenant.id)
+    if not presence.client.hexists(presence.keys.presence, operator_id):
         return False
+    # The break first: their console asks for its reason as soon as it hears of it.
     start(tenant, operator_id, reason, now, taken_by=by)
+    presence.take_off_line(operator_id, TAKEN_OFF)
     return True
 
 
