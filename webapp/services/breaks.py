@@ -21,7 +21,7 @@ from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 
 from webapp import bus
 from webapp.extensions import db
@@ -129,7 +129,8 @@ def take_off_line(
 
 
 def open_breaks(tenant_id: int) -> dict[int, OperatorBreak]:
-    """{operator id: their break under way}, or the End of shift that last took them off."""
+    """{operator id: their break under way, or the End of shift that last took them off},
+    of the last day, for operators not on line since."""
     rows = db.session.scalars(
         select(OperatorBreak)
         .where(
@@ -139,7 +140,24 @@ def open_breaks(tenant_id: int) -> dict[int, OperatorBreak]:
         )
         .order_by(OperatorBreak.started_at)
     )
-    return {row.operator_id: row for row in rows}  # the latest of each operator wins
+    found = {row.operator_id: row for row in rows}  # the latest of each operator wins
+    if not found:
+        return found
+    last_on_line = dict(
+        db.session.execute(
+            select(OperatorSession.operator_id, func.max(OperatorSession.on_line_at))
+            .where(
+                OperatorSession.tenant_id == tenant_id,
+                OperatorSession.operator_id.in_(found),
+            )
+            .group_by(OperatorSession.operator_id)
+        ).all()
+    )
+    return {
+        operator_id: row
+        for operator_id, row in found.items()
+        if operator_id not in last_on_line or utc(last_on_line[operator_id]) <= utc(row.started_at)
+    }
 
 
 def latest(tenant_id: int, operator_id: int) -> OperatorBreak | None:

@@ -281,6 +281,14 @@ def test_a_supervisor_takes_a_ghost_off_line_and_the_operator_sees_why(app, clie
             for s in db.session.scalars(db.select(OperatorSession).order_by(OperatorSession.id))
         ]
     assert whys == ["supervisor", None]
+    # Later their console goes quiet: the wall shows no reason of the earlier break.
+    with app.app_context():
+        presence = bus.presence(tenant_a.id)
+        presence.heartbeat_ttl = 30.0
+        presence.sweep(wrap_up_timeout=0, now=__import__("time").time() + 60)
+    [operator] = client.get("/live/state").get_json()["operators"]
+    assert operator["state"] == "off_line" and operator["why"] == ""
+    assert operator["seconds"] is None
 
 
 def test_an_operator_of_another_company_cannot_be_taken_off_line(
