@@ -15,7 +15,7 @@ a version `v`; `event()` builds them and `parse_event()` refuses anything else, 
 | `t:{id}:events` | pub/sub channel | engine | live wall |
 | `t:{id}:op:{op}:pops` | stream of screen pops (capped) | engine | that operator's console |
 | `t:{id}:state` | hash: the engine's live state and diagnostics | engine | portal, ops |
-| `t:{id}:off_line_why` | hash operator id -> why the engine took them off | engine | live wall |
+| `t:{id}:off_line_why` | hash operator id -> why taken off line | engine, portal | portal |
 """
 
 from __future__ import annotations

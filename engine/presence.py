@@ -86,6 +86,23 @@ return was
 """
 )
 
+# An operator off line for a reason: a break they chose, or a supervisor took them off line
+# (a ghost whose browser is still open). Gone from presence, and the why kept so that their
+# consoles' heartbeats do not bring them back; their consoles hear it on their stream.
+# KEYS: presence, free, seen, wake, off_line_why, the operator's stream.
+# ARGV: now, operator, why, the stream's event, wake payload.
+_TAKE_OFF_LINE = (
+    _LIB
+    + """
+local was = redis.call('HGET', KEYS[1], ARGV[2])
+gone(ARGV[2])
+redis.call('HSET', KEYS[5], ARGV[2], ARGV[3])
+redis.call('XADD', KEYS[6], 'MAXLEN', '~', 100, '*', 'event', ARGV[4])
+if was then redis.call('PUBLISH', KEYS[4], ARGV[5]) end
+return was
+"""
+)
+
 # The console's heartbeat: only for an operator on line.
 _HEARTBEAT = """
 if redis.call('HEXISTS', KEYS[1], ARGV[2]) == 1 then
@@ -304,6 +321,7 @@ class Presence:
             for name, source in (
                 ("on", _GO_ON_LINE),
                 ("off", _GO_OFF_LINE),
+                ("take_off", _TAKE_OFF_LINE),
                 ("beat", _HEARTBEAT),
                 ("finish", _FINISH),
                 ("take", _TAKE),
@@ -323,6 +341,8 @@ class Presence:
             args = (*args, event("presence"))
         if name == "on":
             keys.append(self.keys.off_line_why)
+        elif name == "take_off":
+            keys += [self.keys.off_line_why, self.keys.pops(int(args[0]))]
         elif name in ("transferred", "transferred_late", "sweep"):
             keys.append(self.keys.wrap_up_limits)
         now = time.time() if now is None else now
@@ -346,6 +366,22 @@ class Presence:
 
     def heartbeat(self, operator_id: int, now: float | None = None):
         return self._run("beat", operator_id, now=now)
+
+    def take_off_line(self, operator_id: int, why: str = "supervisor", now: float | None = None):
+        """The operator goes off line for a break (`why`: `break`) or a supervisor takes them
+        off line (`supervisor`): the engine gives them no more calls, and their console
+        cannot put them back on line by itself (its heartbeats find `why` in
+        `off_line_why`) until the operator goes on line again. Their console gets an
+        `operator_off_line` event with the reason `why`. Returns their state before (None:
+        they were off line)."""
+        return self._run(
+            "take_off",
+            operator_id,
+            why,
+            event("operator_off_line", operator_id=operator_id, reason=why),
+            now=now,
+            wake=True,
+        )
 
     def wrap_up(self, operator_id: int, now: float | None = None):
         """The talk is over; the operator writes the result (still not free)."""

@@ -36,6 +36,21 @@ TRANSFER_LABELS = {
     TransferResult.FAILED.value: _l("failed"),
     TransferResult.UNCONFIRMED.value: _l("unconfirmed (the PBX took the call)"),
 }
+#: The default break reasons (webapp/services/breaks.py) in the viewer's language; the
+#: company's own reasons are shown as the admin wrote them.
+BREAK_LABELS = {
+    "lunch": _l("Lunch"),
+    "training": _l("Training"),
+    "meeting": _l("Meeting"),
+    "end_of_shift": _l("End of shift"),
+}
+
+
+def break_label(reason: str | None) -> str:
+    if not reason:
+        return ""
+    label = BREAK_LABELS.get(reason)
+    return str(label) if label is not None else reason
 
 
 def transfer_reason(detail: str, code: int) -> str:
@@ -62,4 +77,5 @@ def init_app(app: Flask) -> None:
             "OUTCOME_LABELS": OUTCOME_LABELS,
             "DETAIL_LABELS": DETAIL_LABELS,
             "TRANSFER_LABELS": TRANSFER_LABELS,
+            "break_label": break_label,
         }

@@ -154,3 +154,35 @@ def test_after_redis_restarted_the_first_engine_to_write_sets_the_token_and_the_
     assert client.get(keys.epoch) == b"5"
     with pytest.raises(redis.ResponseError):
         old.take(lead_id=9, now=103.0)
+
+
+def test_a_ghost_taken_off_line_gets_no_more_calls_and_its_heartbeats_do_not_bring_it_back():
+    """A supervisor takes operator 1 off line while their forgotten console still beats:
+    the engine takes only operator 2, the console hears why, and only the operator's own
+    going on line clears it."""
+    p = presence()
+    listener = p.client.pubsub()
+    listener.subscribe(p.keys.wake)
+    listener.get_message(timeout=1)
+    p.go_on_line(1, now=100.0)  # free the longest: the engine would take them first
+    p.go_on_line(2, now=101.0)
+    listener.get_message(timeout=1)
+    listener.get_message(timeout=1)
+    was = p.take_off_line(1, "supervisor", now=102.0)
+    assert was is not None and was.startswith(b"free|")
+    message = listener.get_message(timeout=1)
+    assert message and b'"type":"presence"' in message["data"]
+    assert p.heartbeat(1, now=103.0) == 0  # the ghost's console beats in vain
+    assert p.client.hget(p.keys.off_line_why, 1) == b"supervisor"
+    [(_id, fields)] = p.client.xrange(p.keys.pops(1))
+    assert b'"type":"operator_off_line"' in fields[b"event"]
+    assert b'"reason":"supervisor"' in fields[b"event"]
+    assert p.take(lead_id=50, now=104.0) == b"2"
+    assert p.take(lead_id=51, now=104.0) is None
+    assert p.take(lead_id=52, preferred=1, among={1: 1}, now=104.0) is None
+    assert states(p) == {2: TRANSFERRING}
+    assert p.take_off_line(1, now=105.0) is None  # already off line: nothing to undo
+    p.go_on_line(1, now=106.0)  # the operator came back and chose to work
+    assert p.client.hget(p.keys.off_line_why, 1) is None
+    assert p.take(lead_id=53, now=107.0) == b"1"
+    listener.close()

@@ -75,6 +75,7 @@ RULES = {
     "console.index": ({OP}, None),
     "live.index": ({A, S}, None),
     "live.state": ({A, S}, None),
+    "live.take_off_line": (None, {A, S}),
     "console.state": ({OP}, None),
     "console.card": ({OP}, None),
     "console.events": ({OP}, None),

@@ -19,12 +19,14 @@ from zoneinfo import ZoneInfo
 from flask import (
     Response,
     abort,
+    flash,
     jsonify,
     redirect,
     render_template,
     request,
     url_for,
 )
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import select
@@ -34,9 +36,10 @@ from engine.presence import BUSY, FREE, TRANSFERRING, WRAP_UP
 from webapp import bus, streams
 from webapp.console import bp
 from webapp.extensions import db
+from webapp.labels import break_label
 from webapp.models import Campaign, Lead, Role
 from webapp.roles import role_required
-from webapp.services import console, sessions
+from webapp.services import breaks, console, sessions
 from webapp.tenancy import current_tenant
 
 #: How long one event-stream connection lasts, the keep-alive comment's interval (the
@@ -64,13 +67,43 @@ def _operator():
     return operator
 
 
+def _off_line(operator) -> tuple[str, float | None, str]:
+    """What the console says of an operator off line: the label (with the reason of their
+    break), since when, and who took them off line (empty: they chose it, or no break)."""
+    label = str(STATE_LABELS[None])
+    row = breaks.latest(operator.tenant_id, operator.id)
+    if row is None:
+        return label, None, ""
+    label = f"{label} · {break_label(row.reason)}"
+    since = None if row.ended_at is not None else row.started_at.timestamp()
+    by = breaks.taken_by_email(row)
+    if by is None:
+        return label, since, ""
+    notice = _(
+        "%(who)s took you off line: %(reason)s. Go on line when you are back at work.",
+        who=by or _("A supervisor"),
+        reason=break_label(row.reason),
+    )
+    return label, since, notice
+
+
 def _state_json(operator) -> dict:
     state = console.state_of(operator)
+    if state is None:
+        label, since, notice = _off_line(operator)
+        return {
+            "state": "off_line",
+            "label": label,
+            "since": since,
+            "lead_id": None,
+            "notice": notice,
+        }
     return {
-        "state": state.state if state else "off_line",
-        "label": str(STATE_LABELS[state.state if state else None]),
-        "since": state.since if state else None,
-        "lead_id": state.lead_id if state else None,
+        "state": state.state,
+        "label": str(STATE_LABELS[state.state]),
+        "since": state.since,
+        "lead_id": state.lead_id,
+        "notice": "",
     }
 
 
@@ -82,9 +115,18 @@ def index():
     # The event stream starts after the newest event as the page is made, so a pop that
     # comes before the stream connects is not lost.
     after = _newest_event(bus.client(), bus.keys(operator.tenant_id).pops(operator.id))
-    label = STATE_LABELS[state.state if state else None]
+    label, since, notice = (
+        (STATE_LABELS[state.state], state.since, "") if state else _off_line(operator)
+    )
     return render_template(
-        "console/index.html", operator=operator, state=state, after=after, state_label=label
+        "console/index.html",
+        operator=operator,
+        state=state,
+        since=since,
+        after=after,
+        state_label=label,
+        notice=notice,
+        reasons=[(reason, break_label(reason)) for reason in breaks.reasons(current_tenant())],
     )
 
 
@@ -94,6 +136,7 @@ def on_line():
     operator = _operator()
     sessions.settle(operator.tenant_id, operator.id)
     console.go_on_line(operator)
+    breaks.back_on_line(current_tenant(), operator.id)
     sessions.on_line(operator.tenant_id, operator.id)
     return _answer()
 
@@ -101,9 +144,19 @@ def on_line():
 @bp.post("/off-line")
 @operator_only
 def off_line():
+    """Off line for a reason of the company's list (required): a break, or the end of the
+    operator's shift."""
     operator = _operator()
+    tenant = current_tenant()
+    reason = request.form.get("reason", "")
+    if reason not in breaks.reasons(tenant):
+        message = _("Choose why you go off line.")
+        if request.accept_mimetypes.best == "application/json":
+            return jsonify(error=message), 400
+        flash(message, "error")
+        return redirect(url_for("console.index"))
+    breaks.start(tenant, operator.id, reason)  # first: their other consoles ask for it
     console.go_off_line(operator)
-    sessions.off_line(operator.tenant_id, operator.id, "console")
     return _answer()
 
 

@@ -14,6 +14,7 @@ from webapp.models.lead import DoNotCall, Lead, LeadStatus
 from webapp.models.operator import Operator, Team
 from webapp.models.report import (
     BillingDay,
+    OperatorBreak,
     OperatorSession,
     ReportHour,
     ReportOperatorHour,
@@ -39,6 +40,7 @@ __all__ = [
     "Lead",
     "LeadStatus",
     "Operator",
+    "OperatorBreak",
     "OperatorSession",
     "Outcome",
     "ReportHour",

@@ -15,6 +15,7 @@ from sqlalchemy import (
     BigInteger,
     DateTime,
     Float,
+    ForeignKey,
     ForeignKeyConstraint,
     Index,
     Integer,
@@ -69,6 +70,34 @@ class OperatorSession(TenantOwned, db.Model):
     #: Who ended it: `console` (the operator), `heartbeat` (the console went quiet),
     #: `failed_transfers` (the engine's limit), `gone` (found off line, time unknown).
     off_line_why: Mapped[str | None] = mapped_column(String(32))
+
+
+class OperatorBreak(TenantOwned, db.Model):
+    """An operator off line for a reason (webapp/services/breaks.py): from going off line
+    until back on line (`ended_at` null meanwhile). `taken_by_id`: the supervisor or admin
+    who took them off line from the live wall (null: the operator chose it). An "End of
+    shift" is a moment: it starts and ends at once."""
+
+    __tablename__ = "operator_breaks"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "operator_id"],
+            ["operators.tenant_id", "operators.id"],
+            ondelete="CASCADE",
+        ),
+        Index(None, "tenant_id", "started_at"),
+        Index(None, "tenant_id", "operator_id", "ended_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    operator_id: Mapped[int] = mapped_column(BigId)
+    #: A default reason's key (`lunch`, ...), or the company's own reason as written.
+    reason: Mapped[str] = mapped_column(String(64))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    taken_by_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("users.id", ondelete="SET NULL")
+    )
 
 
 class ReportHour(TenantOwned, db.Model):

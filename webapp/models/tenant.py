@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, DateTime, String
+from sqlalchemy import BigInteger, DateTime, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from webapp.extensions import db
@@ -31,6 +31,9 @@ class Tenant(db.Model):
     #: The fencing token of the tenant's engine: one more each time an engine starts for the
     #: tenant; claims and attempt writes of an older engine are refused (docs/engine.md).
     engine_epoch: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    #: The company's own break reasons, one a line, beside the default ones
+    #: (webapp/services/breaks.py).
+    break_reasons: Mapped[str] = mapped_column(Text, default="", server_default="")
 
     def __repr__(self) -> str:
         return f"<Tenant {self.id} {self.name!r}>"

@@ -19,7 +19,7 @@ from webapp.labels import DETAIL_LABELS, OUTCOME_LABELS, transfer_reason
 from webapp.models import Attempt, Campaign, Lead, Operator, Team
 from webapp.reports import bp, call_log, charts
 from webapp.roles import tenant_reader
-from webapp.services import figures
+from webapp.services import breaks, figures
 from webapp.services.campaigns import campaigns_of
 from webapp.tenancy import current_tenant, get_or_404, scoped
 
@@ -206,11 +206,14 @@ def operators():
         title=_("Occupancy, %"),
         maximum=100,
     )
+    away, away_reasons = _breaks(tenant, period, names, set(rows) if campaign is not None else None)
     return _page(
         "reports/operators.html",
         period,
         error,
         table=table,
+        away=away,
+        away_reasons=away_reasons,
         chart=chart,
         received=received,
         show_received=campaign is None and len(campaigns) > 1,
@@ -218,6 +221,33 @@ def operators():
         campaign=campaign,
         very_short_seconds=figures.VERY_SHORT_SECONDS,
     )
+
+
+def _breaks(
+    tenant, period: figures.Period, names: dict[int, str], only: set[int] | None
+) -> tuple[list[tuple], list[str]]:
+    """The time each operator spent in each break reason on each day: rows of (day,
+    operator name, operator id, {reason: seconds}, total), by day then name, and the reasons
+    found (the default ones first). `only`: these operators (a campaign's page)."""
+    found = breaks.time_by_reason(tenant, period.start, period.end)
+    rows = sorted(
+        (
+            (
+                day,
+                names.get(operator_id, f"#{operator_id}"),
+                operator_id,
+                seconds,
+                sum(seconds.values()),
+            )
+            for (operator_id, day), seconds in found.items()
+            if only is None or operator_id in only
+        ),
+        key=lambda row: (row[0], row[1].lower()),
+    )
+    seen = {reason for row in rows for reason in row[3]}
+    reasons = [r for r in breaks.DEFAULT_REASONS if r in seen]
+    reasons += sorted(seen - set(reasons), key=str.lower)
+    return rows, reasons
 
 
 # --- when customers answer -------------------------------------------------------------------

@@ -36,13 +36,16 @@ def go_on_line(operator: Operator) -> None:
 
 
 def go_off_line(operator: Operator) -> None:
-    bus.presence(operator.tenant_id).go_off_line(operator.id)
+    """Off line for a break or the end of the shift (webapp/services/breaks.py): kept as
+    the why, so that no console of theirs (another tab) puts them back on line by itself,
+    and each hears it on their stream of events."""
+    bus.presence(operator.tenant_id).take_off_line(operator.id, "break")
 
 
 def heartbeat(operator: Operator, wants_on_line: bool = False) -> bool:
     """The console is alive. An operator whose presence expired while the page was away
     (network lost, laptop asleep) and who still wants to be on line comes back on line;
-    one the engine took off line (failed transfers) does not. False: off line."""
+    one taken off line (failed transfers, a break, a supervisor) does not. False: off line."""
     presence = bus.presence(operator.tenant_id)
     if presence.heartbeat(operator.id):
         return True

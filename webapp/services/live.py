@@ -19,6 +19,7 @@ from engine.presence import decode_all
 from webapp import bus
 from webapp.extensions import db
 from webapp.models import Attempt, Campaign, CampaignMember, CampaignState, Lead, Operator, Tenant
+from webapp.services import breaks
 from webapp.services.engine_state import engine_state
 from webapp.services.sip_accounts import dialing_on
 
@@ -162,6 +163,7 @@ def wall(tenant: Tenant, campaign_id: int | None = None) -> dict:
         if lead_ids
         else {}
     )
+    away = breaks.open_breaks(tenant.id)
     now = time.time()
     counters = today(tenant, campaign_id)
     return {
@@ -176,10 +178,20 @@ def wall(tenant: Tenant, campaign_id: int | None = None) -> dict:
                 "name": op.name,
                 "extension": op.extension,
                 "state": states[op.id].state if op.id in states else "off_line",
-                "seconds": round(now - states[op.id].since) if op.id in states else None,
+                "seconds": round(now - states[op.id].since)
+                if op.id in states
+                else (round(now - away[op.id].started_at.timestamp()) if op.id in away else None),
                 "lead": names.get(states[op.id].lead_id) if op.id in states else None,
                 "failed_transfers": states[op.id].failed_transfers if op.id in states else 0,
                 "off_line_why": why.get(op.id) if op.id not in states else None,
+                # Off line for a reason (webapp/services/breaks.py): which, and whether a
+                # supervisor or admin took them off line.
+                "break_reason": away[op.id].reason
+                if op.id in away and op.id not in states
+                else None,
+                "taken_off": op.id in away
+                and op.id not in states
+                and away[op.id].taken_by_id is not None,
             }
             for op in operators
         ],

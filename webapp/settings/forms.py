@@ -33,9 +33,12 @@ from wtforms.validators import (
 
 from engine.formats import FormatError, parse_host_port, parse_refer_headers, parse_uri_format
 from webapp.addresses import not_public
+from webapp.labels import BREAK_LABELS
 from webapp.models import Transport
 from webapp.models.sip_account import TRANSFER_WAIT_RANGE
 from webapp.operators.forms import _extension
+from webapp.services.breaks import MAX_LENGTH as MAX_REASON_LENGTH
+from webapp.services.breaks import MAX_OWN as MAX_OWN_REASONS
 from webapp.settings.formats import format_error_message
 
 #: A host name, IPv4 address or bracketed IPv6 address; no scheme, no spaces, no user part.
@@ -331,11 +334,44 @@ class CompanyForm(FlaskForm):
         _l("Automatic dialing is on"),
         description=_l("Off: none of the company's campaigns dials."),
     )
+    break_reasons = TextAreaField(
+        _l("Your own break reasons"),
+        description=_l(
+            "One a line, shown as written. Operators going off line choose a reason: Lunch, "
+            "Training, Meeting, these, or End of shift."
+        ),
+    )
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.time_zone.choices = time_zone_choices()
         self.default_phone_region.choices = region_choices()
+
+    def validate_break_reasons(self, field) -> None:
+        """One a line, each once, none longer than the database keeps, none a default's
+        name (a default is already offered, in the viewer's language)."""
+        defaults = {
+            str(word).casefold()
+            for key, label in BREAK_LABELS.items()
+            for word in (key, key.replace("_", " "), label)
+        }
+        kept: list[str] = []
+        for line in (field.data or "").splitlines():
+            reason = " ".join(line.split())
+            if not reason or reason.casefold() in {k.casefold() for k in kept}:
+                continue
+            if len(reason) > MAX_REASON_LENGTH:
+                raise ValidationError(
+                    _("A reason is at most %(count)s characters.", count=MAX_REASON_LENGTH)
+                )
+            if reason.casefold() in defaults:
+                raise ValidationError(
+                    _("%(reason)s is offered already: leave it out.", reason=reason)
+                )
+            kept.append(reason)
+        if len(kept) > MAX_OWN_REASONS:
+            raise ValidationError(_("At most %(count)s reasons.", count=MAX_OWN_REASONS))
+        field.data = "\n".join(kept)
 
 
 class TestCallForm(FlaskForm):

@@ -21,7 +21,7 @@ from webapp.tenancy import current_tenant
 
 log = logging.getLogger(__name__)
 
-_COMPANY_FIELDS = ("time_zone", "default_phone_region", "dialing_enabled")
+_COMPANY_FIELDS = ("time_zone", "default_phone_region", "dialing_enabled", "break_reasons")
 
 
 @bp.get("/")

@@ -14,7 +14,9 @@
   var since = box.querySelector("[data-state-since]");
   var notice = box.querySelector("[data-notice]");
   var onButton = box.querySelector("[data-go=on] button");
-  var offButton = box.querySelector("[data-go=off] button");
+  var offForm = box.querySelector("form[data-go=off]");
+  var reason = offForm.querySelector("[data-reason]");
+  var breakNotice = box.querySelector("[data-break-notice]");
 
   function post(url, body) {
     return fetch(url, {
@@ -27,7 +29,10 @@
     label.textContent = state.label;
     since.setAttribute("data-since", state.since || "");
     onButton.hidden = state.state !== "off_line";
-    offButton.hidden = state.state === "off_line";
+    offForm.hidden = state.state === "off_line";
+    if (!offForm.hidden) { reason.value = ""; } // a reason is asked each time
+    breakNotice.textContent = state.notice || "";
+    breakNotice.hidden = !state.notice;
     box.setAttribute("data-state", state.state);
     if (!state.lead_id) { cardBox.innerHTML = ""; }
     var wrapUp = cardBox.querySelector("form[data-wrap-up]");
@@ -53,7 +58,7 @@
 
   // What the operator chose last: a console back from a lost network or a sleeping laptop
   // asks to be on line again if so (the portal refuses when the engine took them off line).
-  var wantsOnLine = !onButton.hidden;
+  var wantsOnLine = onButton.hidden;
   box.querySelectorAll("form[data-go]").forEach(function (form) {
     form.addEventListener("submit", function (event) {
       event.preventDefault();
@@ -61,7 +66,7 @@
       if (window.Notification && Notification.permission === "default") {
         Notification.requestPermission();
       }
-      post(form.action).then(show);
+      post(form.action, new FormData(form)).then(show);
     });
   });
 

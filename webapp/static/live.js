@@ -35,6 +35,8 @@
       text(cells[2], op.state_label + (op.why ? " · " + op.why : ""));
       text(cells[3], clock(op.seconds));
       text(cells[4], op.lead);
+      var takeOff = row.querySelector("form[data-take-off]");
+      if (takeOff) { takeOff.hidden = op.state === "off_line"; }
     });
   }
   function poll() {

@@ -32,9 +32,20 @@ def test_going_on_and_off_line_and_the_heartbeat(app, operator_client, tenant_a)
     assert operator_client.post("/console/heartbeat").get_json()["state"] == "free"
     page = operator_client.get("/console/").get_data(as_text=True)
     assert "On line: waiting for a call" in page
-    answer = operator_client.post("/console/off-line", headers=json_headers).get_json()
+    # Off line asks for a reason of the company's list.
+    refused = operator_client.post(
+        "/console/off-line", data={"reason": "nap"}, headers=json_headers
+    )
+    assert refused.status_code == 400 and presence_of(app, tenant_a)[tenant_a.operator_id]
+    answer = operator_client.post(
+        "/console/off-line", data={"reason": "lunch"}, headers=json_headers
+    ).get_json()
     assert answer["state"] == "off_line" and presence_of(app, tenant_a) == {}
+    assert answer["label"] == "Off line · Lunch" and answer["since"] and not answer["notice"]
     assert operator_client.get("/console/card").status_code == 204
+    # A console of theirs still open (another tab) cannot put them back on line by itself.
+    answer = operator_client.post("/console/heartbeat", data={"on_line": "1"}).get_json()
+    assert answer["state"] == "off_line"
 
 
 def take_for(app, tenant, lead_id):

@@ -213,3 +213,93 @@ def test_another_tenants_campaign_shows_nothing_on_the_wall(app, client, auth, t
     page = client.get("/live/", query_string={"campaign": theirs}).get_data(as_text=True)
     assert "no campaign with this id" in page and "Bravo" not in page
     assert "Alpha operator" not in page
+
+
+# --- taking an operator off line -----------------------------------------------------------
+
+
+def test_a_supervisor_takes_a_ghost_off_line_and_the_operator_sees_why(app, client, auth, tenant_a):
+    """The operator left their console open and went home: a supervisor takes them off
+    line from the wall, for a reason. The engine can no longer take them, their console's
+    heartbeats do not bring them back, the wall says why and since when, and their console
+    tells them who and why until they go on line again."""
+    from tests.conftest import AuthActions
+
+    ghost = app.test_client()
+    AuthActions(ghost).login(tenant_a.operator_email)
+    ghost.post("/console/on-line")
+    auth.login(tenant_a.supervisor_email)
+    # A reason is required: without one, nothing happens.
+    client.post(f"/live/operators/{tenant_a.operator_id}/off-line", data={})
+    assert client.get("/live/state").get_json()["operators"][0]["state"] == "free"
+    answer = client.post(
+        f"/live/operators/{tenant_a.operator_id}/off-line", data={"reason": "end_of_shift"}
+    )
+    assert answer.status_code == 302
+    with app.app_context():
+        presence = bus.presence(tenant_a.id)
+        assert presence.take(tenant_a.lead_id) is None  # the engine finds nobody
+    assert ghost.post("/console/heartbeat", data={"on_line": "1"}).get_json()["state"] == (
+        "off_line"
+    )
+    [operator] = client.get("/live/state").get_json()["operators"]
+    assert operator["state"] == "off_line" and operator["seconds"] is not None
+    assert operator["why"] == "End of shift (taken off line by a supervisor)"
+    client.get("/lang/ru")
+    page = client.get("/live/").get_data(as_text=True)
+    assert "Конец смены (снят(а) с линии супервизором)" in page
+    # Their console, when they come back to it.
+    state = ghost.get("/console/state").get_json()
+    assert state["label"] == "Off line · End of shift"
+    assert state["notice"] == (
+        f"{tenant_a.supervisor_email} took you off line: End of shift. "
+        "Go on line when you are back at work."
+    )
+    assert tenant_a.supervisor_email in ghost.get("/console/").get_data(as_text=True)
+    # Someone not on line cannot be taken off again.
+    client.get("/lang/en")
+    answer = client.post(
+        f"/live/operators/{tenant_a.operator_id}/off-line",
+        data={"reason": "lunch"},
+        follow_redirects=True,
+    )
+    assert "was not on line" in answer.get_data(as_text=True)
+    # Back on line by their own choice: the engine may take them again, the notice is gone.
+    assert (
+        ghost.post("/console/on-line", headers={"Accept": "application/json"}).get_json()["state"]
+        == "free"
+    )
+    assert ghost.get("/console/state").get_json()["notice"] == ""
+    with app.app_context():
+        assert (
+            bus.presence(tenant_a.id).take(tenant_a.lead_id) == str(tenant_a.operator_id).encode()
+        )
+        from webapp.models import OperatorSession
+
+        whys = [
+            s.off_line_why
+            for s in db.session.scalars(db.select(OperatorSession).order_by(OperatorSession.id))
+        ]
+    assert whys == ["supervisor", None]
+    # Later their console goes quiet: the wall shows no reason of the earlier break.
+    with app.app_context():
+        presence = bus.presence(tenant_a.id)
+        presence.heartbeat_ttl = 30.0
+        presence.sweep(wrap_up_timeout=0, now=__import__("time").time() + 60)
+    [operator] = client.get("/live/state").get_json()["operators"]
+    assert operator["state"] == "off_line" and operator["why"] == ""
+    assert operator["seconds"] is None
+
+
+def test_an_operator_of_another_company_cannot_be_taken_off_line(
+    app, client, auth, tenant_a, tenant_b
+):
+    with app.app_context():
+        bus.presence(tenant_b.id).go_on_line(tenant_b.operator_id)
+    auth.login(tenant_a.admin_email)
+    answer = client.post(
+        f"/live/operators/{tenant_b.operator_id}/off-line", data={"reason": "lunch"}
+    )
+    assert answer.status_code == 404
+    with app.app_context():
+        assert bus.presence(tenant_b.id).take(tenant_b.lead_id) is not None

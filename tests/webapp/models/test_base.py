@@ -17,6 +17,7 @@ TENANT_OWNED = {
     "webhook_endpoints",
     "webhook_deliveries",
     "operator_sessions",
+    "operator_breaks",
     "report_hours",
     "report_operator_hours",
     "report_rollups",

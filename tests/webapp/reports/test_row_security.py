@@ -15,6 +15,7 @@ from tests.webapp.test_tenancy import rls_database  # noqa: F401  (the fixture)
 from webapp.extensions import db
 from webapp.models import (
     BillingDay,
+    OperatorBreak,
     OperatorSession,
     ReportHour,
     ReportOperatorHour,
@@ -22,7 +23,7 @@ from webapp.models import (
 )
 from webapp.services import figures, rollup
 
-TABLES = (OperatorSession, ReportHour, ReportOperatorHour, ReportRollup, BillingDay)
+TABLES = (OperatorSession, OperatorBreak, ReportHour, ReportOperatorHour, ReportRollup, BillingDay)
 
 
 @pytest.fixture
@@ -40,6 +41,7 @@ def rls_app(rls_database):  # noqa: F811
             "report_operator_hours",
             "report_hours",
             "operator_sessions",
+            "operator_breaks",
             "attempts",
             "leads",
             "operators",
@@ -65,6 +67,16 @@ def test_each_tenant_sees_only_its_own_report_rows(rls_app):
     dataset.build(rls_app, a.id)
     dataset.build(rls_app, b.id, suffix=" B")
     with rls_app.app_context():  # the job: trusted code outside requests
+        for tenant in (a, b):
+            db.session.add(
+                OperatorBreak(
+                    tenant_id=tenant.id,
+                    operator_id=tenant.operator_id,
+                    reason="lunch",
+                    started_at=dataset.at(24, 12),
+                )
+            )
+        db.session.commit()
         assert rollup.roll_up_all(now=dataset.at(27, 0)) > 0
         for model in TABLES:
             assert set(db.session.scalars(db.select(model.tenant_id))) == {a.id, b.id}

@@ -51,10 +51,12 @@ def test_the_console_opens_and_closes_a_session(app, operator_client, tenant_a):
     operator_client.post("/console/on-line", headers=JSON)  # twice: still one session
     operator_client.post("/console/heartbeat", data={"on_line": "1"})
     assert sessions_of(app, tenant_a) == [(tenant_a.operator_id, True, None)]
-    operator_client.post("/console/off-line", headers=JSON)
-    assert sessions_of(app, tenant_a) == [(tenant_a.operator_id, False, "console")]
+    operator_client.post("/console/off-line", data={"reason": "lunch"}, headers=JSON)
+    assert sessions_of(app, tenant_a) == [(tenant_a.operator_id, False, "break")]
     operator_client.post("/console/on-line", headers=JSON)
     assert [open_ for _op, open_, _why in sessions_of(app, tenant_a)] == [False, True]
+    operator_client.post("/console/off-line", data={"reason": "end_of_shift"}, headers=JSON)
+    assert [why for _op, _open, why in sessions_of(app, tenant_a)] == ["break", "end_of_shift"]
 
 
 def test_heartbeat_expiry_told_by_the_engine_closes_the_session_at_that_time(

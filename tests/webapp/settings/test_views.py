@@ -572,3 +572,47 @@ def test_a_ca_bundle_that_is_not_certificates_is_refused_in_words(client, admin,
         "/settings/sip/new", data={**SIP, **changes}, headers={"Accept-Language": "ru"}
     )
     assert words not in russian.get_data(as_text=True)  # said in Russian
+
+
+def test_the_admins_own_break_reasons_are_offered_to_operators_as_written(
+    app, client, auth, admin, tenant_a
+):
+    """One a line, blanks and repeats dropped; a default's name (in either language) is
+    refused, since it is offered already."""
+    for language, taken, refusal in (
+        ("en", "Lunch", "Lunch is offered already"),
+        ("ru", "обед", "«обед» уже есть в списке"),
+        ("en", "end of shift", "end of shift is offered already"),
+    ):
+        client.get(f"/lang/{language}")
+        response = client.post(
+            "/settings/company", data={**COMPANY, "break_reasons": f"Coaching\n{taken}"}
+        )
+        assert response.status_code == 200 and refusal in response.get_data(as_text=True)
+        assert _tenant(app, admin.id).break_reasons == ""
+    page = client.post("/settings/company", data={**COMPANY, "break_reasons": "x" * 65})
+    assert "at most 64 characters" in page.get_data(as_text=True)
+    response = client.post(
+        "/settings/company",
+        data={**COMPANY, "break_reasons": "  Coaching \n\nDoctor  visit\ncoaching\n"},
+    )
+    assert response.status_code == 302
+    assert _tenant(app, admin.id).break_reasons == "Coaching\nDoctor visit"
+    auth.logout()
+    auth.login(tenant_a.operator_email)
+    client.get("/lang/ru")
+    page = client.get("/console/").get_data(as_text=True)
+    offered = re.findall(r'<option value="([^"]+)">([^<]+)</option>', page)
+    assert offered == [
+        ("lunch", "Обед"),
+        ("training", "Обучение"),
+        ("meeting", "Совещание"),
+        ("Coaching", "Coaching"),
+        ("Doctor visit", "Doctor visit"),
+        ("end_of_shift", "Конец смены"),
+    ]
+    client.post("/console/on-line")
+    answer = client.post(
+        "/console/off-line", data={"reason": "Doctor visit"}, headers={"Accept": "application/json"}
+    ).get_json()
+    assert answer["label"] == "Не на линии · Doctor visit"
