@@ -10,6 +10,9 @@ class PacingMode(StrEnum):
     MULTIPLIER = "multiplier"
     ADAPTIVE = "adaptive"
     PREDICTIVE = "predictive"
+    #: The operator sees the lead first and presses Call (engine/preview.py); not a pacer's
+    #: mode: one lead per free operator, dialed only when its operator says so.
+    PREVIEW = "preview"
 
 
 #: The modes' names, for `in` with a plain string (Python 3.11's `in PacingMode` takes members

@@ -30,7 +30,8 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from engine.bus import BadEvent, parse_event
-from engine.presence import BUSY, FREE, TRANSFERRING, WRAP_UP
+from engine.presence import BUSY, FREE, PREVIEWING, TRANSFERRING, WRAP_UP
+from engine.preview import SKIP_REASONS
 from webapp import bus, streams
 from webapp.console import bp
 from webapp.extensions import db
@@ -49,10 +50,19 @@ PEER_CHECK_SECONDS = 5
 STATE_LABELS = {
     None: _l("Off line"),
     FREE: _l("On line: waiting for a call"),
+    PREVIEWING: _l("A lead to look at: call or skip"),
     TRANSFERRING: _l("A call is coming"),
     BUSY: _l("With a customer"),
     WRAP_UP: _l("Wrap-up"),
 }
+
+#: Why an operator skips a previewed lead (engine/preview.py SKIP_REASONS).
+SKIP_LABELS = {
+    "not_now": _l("Not a good moment to call"),
+    "wrong_data": _l("The lead's data is wrong"),
+    "other": _l("Another reason"),
+}
+assert set(SKIP_LABELS) == set(SKIP_REASONS)
 
 operator_only = role_required(Role.OPERATOR)
 
@@ -159,6 +169,8 @@ def card():
         phone=_masked(lead.phone) if campaign.hide_numbers else lead.phone,
         attempts=console.previous_attempts(lead),
         results=campaign.result_choices,
+        dial_at=console.preview_countdown(operator, state, lead),
+        skip_reasons=SKIP_LABELS,
     )
 
 
@@ -207,6 +219,23 @@ def finish():
         sessions.talk_ended(operator.tenant_id, operator.id, lead.id, now)
         sessions.wrap_up_ended(operator.tenant_id, operator.id, lead.id, now)
     console.finish(operator, lead, call_back_at, result, comment)
+    return _answer()
+
+
+@bp.post("/preview")
+@operator_only
+def preview():
+    """Preview dialing: Call, or Skip with a reason, on the lead the operator previews."""
+    operator = _operator()
+    lead_id = request.form.get("lead_id", "")
+    choice = request.form.get("choice", "")
+    reason = request.form.get("reason", "")
+    if not lead_id.isdigit() or choice not in ("call", "skip"):
+        abort(400)
+    if choice == "skip" and reason not in SKIP_REASONS:
+        abort(400)
+    if not console.choose(operator, int(lead_id), choice, reason):
+        abort(409)  # not previewing that lead any more: dialed by the countdown, or gone
     return _answer()
 
 
