@@ -800,6 +800,9 @@ class TenantEngine:
             stamp = time.time()
             for lead in claimed:
                 campaign = settings.campaign(lead.campaign_id) or ready[0]
+                if previewed(campaign):  # not shown yet: back as it was
+                    self.put_backs.append(PutBack(lead.attempt_id, lead.lead_id))
+                    continue
                 attempt = CallRecord(
                     lead.dialed_uri,
                     outcome=Outcome.TECHNICAL_ERROR,
@@ -812,7 +815,9 @@ class TenantEngine:
                 )
             return "stopping", ""
         self.metrics.add(PACER_CALLS_ASKED, asked, tenant=self.tenant_id)
-        self.metrics.add(CALLS_STARTED, len(claimed), tenant=self.tenant_id)
+        shown = [lead for lead in claimed if lead.campaign_id in self._previewing_campaigns()]
+        # a previewed lead's call is counted when its operator says Call (_dial_preview)
+        self.metrics.add(CALLS_STARTED, len(claimed) - len(shown), tenant=self.tenant_id)
         for lead in claimed:
             campaign = settings.campaign(lead.campaign_id)
             assert campaign is not None and campaign.account_id is not None  # it was ready
@@ -1284,6 +1289,10 @@ class TenantEngine:
         )
 
     # --- preview dialing (engine/preview.py) -----------------------------------------------
+
+    def _previewing_campaigns(self) -> set[int]:
+        settings = self.settings
+        return {c.campaign_id for c in settings.campaigns if previewed(c)} if settings else set()
 
     async def _offer(self, campaign: CampaignSettings, lead: Claimed) -> None:
         """Show a claimed lead of a preview campaign to a free operator of the campaign (the

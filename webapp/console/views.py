@@ -35,6 +35,7 @@ from engine.preview import SKIP_REASONS
 from webapp import bus, streams
 from webapp.console import bp
 from webapp.extensions import db
+from webapp.labels import SKIP_LABELS
 from webapp.models import Campaign, Lead, Role
 from webapp.roles import role_required
 from webapp.services import console, sessions
@@ -56,12 +57,6 @@ STATE_LABELS = {
     WRAP_UP: _l("Wrap-up"),
 }
 
-#: Why an operator skips a previewed lead (engine/preview.py SKIP_REASONS).
-SKIP_LABELS = {
-    "not_now": _l("Not a good moment to call"),
-    "wrong_data": _l("The lead's data is wrong"),
-    "other": _l("Another reason"),
-}
 assert set(SKIP_LABELS) == set(SKIP_REASONS)
 
 operator_only = role_required(Role.OPERATOR)
