@@ -18,6 +18,7 @@ from tests.engine.dialing import (
     dialing_tenant,
     go_on_line,
     leads_of,
+    set_tenant,
     settled,
     wait_until,
 )
@@ -142,3 +143,23 @@ def test_an_operator_who_goes_off_line_while_previewing_gives_the_lead_back(app,
     assert lead.next_attempt_at is None  # due at once, for the next operator on line
     assert attempts_of(app, tenant_id) == []
     assert invites(peer) == 0
+
+
+def test_dialing_switched_off_while_previewing_gives_the_lead_back_and_frees_the_operator(
+    app, database_url, pbx
+):
+    peer = pbx("pbx.xml", calls=50, timeout=60, fill={"ring_ms": 100})
+    tenant_id, operators = dialing_tenant(
+        app, "Acme", peer, extensions=("101",), pacing_mode="preview"
+    )
+    (lead_id,) = add_leads(app, tenant_id, [ANSWERS])
+    operator = operators["101"]
+    go_on_line(app, tenant_id, operator)
+    with HostThread(database_url):
+        wait_until(lambda: previewing(app, tenant_id, operator, lead_id), what="the card")
+        set_tenant(app, tenant_id, dialing_enabled=False)
+        wait_until(lambda: leads_of(app, tenant_id)[ANSWERS].status != "dialing", what="put back")
+        wait_until(lambda: states(app, tenant_id)[operator].state == FREE, what="free again")
+    lead = leads_of(app, tenant_id)[ANSWERS]
+    assert (lead.status, lead.attempts, lead.next_attempt_at) == ("new", 0, None)
+    assert attempts_of(app, tenant_id) == [] and invites(peer) == 0
