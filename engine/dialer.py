@@ -214,7 +214,8 @@ def lost_call_bound(settings: TenantSettings, bye_grace: float = 1.0) -> float:
 
 def pacing_mode(campaign: CampaignSettings) -> str:
     """The pacer's mode for the campaign's setting (engine/pacer.py; docs/pacing.md);
-    anything unknown is paced progressively, which never abandons a customer."""
+    anything unknown is paced progressively, which never abandons a customer (and so is
+    preview, which no pacer decides: its pacer is never asked, `previewed`)."""
     return campaign.pacing_mode if campaign.pacing_mode in MODES else PacingMode.PROGRESSIVE
 
 
@@ -570,7 +571,7 @@ class TenantEngine:
                 or (_pacing(before) != _pacing(campaign))
             ):
                 self.pacers[campaign.campaign_id] = Pacer(
-                    PacingMode.PROGRESSIVE if previewed(campaign) else pacing_mode(campaign),
+                    pacing_mode(campaign),
                     campaign.multiplier,
                     campaign.max_calls_at_once,
                     float(campaign.max_calls_per_second),

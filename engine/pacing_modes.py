@@ -15,6 +15,7 @@ class PacingMode(StrEnum):
     PREVIEW = "preview"
 
 
-#: The modes' names, for `in` with a plain string (Python 3.11's `in PacingMode` takes members
-#: only) and for messages and `--mode` choices (a member's repr names its class).
-MODES = tuple(mode.value for mode in PacingMode)
+#: The names of the modes a pacer decides (all but preview), for `in` with a plain string
+#: (Python 3.11's `in PacingMode` takes members only) and for messages and `--mode` choices (a
+#: member's repr names its class).
+MODES = tuple(mode.value for mode in PacingMode if mode != PacingMode.PREVIEW)

@@ -374,7 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     call.set_defaults(func=cmd_test_call)
 
-    from engine.pacing_modes import MODES, PacingMode
+    from engine.pacing_modes import MODES
 
     simulate = sub.add_parser(
         "simulate",
@@ -386,8 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
         "hour. Exit status 2 on a bad workload file.",
     )
     simulate.add_argument("workload", metavar="WORKLOAD.json")
-    paced = [mode for mode in MODES if mode != PacingMode.PREVIEW]  # preview: no pacer
-    simulate.add_argument("--mode", required=True, choices=paced, help="the pacing mode")
+    simulate.add_argument("--mode", required=True, choices=MODES, help="the pacing mode")
     simulate.add_argument(
         "--multiplier",
         type=float,
