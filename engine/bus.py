@@ -28,7 +28,17 @@ VERSION = 1
 #: What wakes a tenant's engine (portal -> engine).
 WAKE_TYPES = ("presence", "new_lead", "settings", "do_not_call", "operators", "campaigns")
 #: What the engine tells the portal (engine -> portal).
-EVENT_TYPES = ("screen_pop", "transferred", "transfer_failed", "operator_off_line", "state")
+EVENT_TYPES = (
+    "screen_pop",
+    "transferred",
+    "transfer_failed",
+    "operator_off_line",
+    "state",
+    # preview dialing (engine/preview.py): a lead's card before its call, then what became of it
+    "preview",
+    "preview_dialing",
+    "preview_skipped",
+)
 
 
 @dataclass(frozen=True)
@@ -80,6 +90,12 @@ class TenantKeys:
     @property
     def off_line_why(self) -> str:
         return self._key("off_line_why")
+
+    @property
+    def preview_choices(self) -> str:
+        """Preview dialing: what each previewing operator chose ("{lead}|call",
+        "{lead}|skip|{reason}"), until their engine acts on it."""
+        return self._key("preview_choices")
 
     def pops(self, operator_id: int) -> str:
         return self._key(f"op:{operator_id}:pops")

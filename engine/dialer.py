@@ -63,6 +63,7 @@ from engine.presence import (
     BUSY,
     FREE,
     OFF_LINE,
+    PREVIEWING,
     TRANSFERRING,
     WRAP_UP,
     OperatorState,
@@ -70,6 +71,7 @@ from engine.presence import (
     decode_all,
     fenced,
 )
+from engine.preview import CALL, Preview, choices_of, dial_at, released, skipped
 from engine.sip import nat
 from engine.sip.keepalive import KEEPALIVE_INTERVAL
 from engine.sip.locate import Locator
@@ -82,6 +84,7 @@ from engine.store import (
     CampaignSettings,
     Claimed,
     Finished,
+    PutBack,
     Refused,
     Store,
     TenantSettings,
@@ -211,8 +214,15 @@ def lost_call_bound(settings: TenantSettings, bye_grace: float = 1.0) -> float:
 
 def pacing_mode(campaign: CampaignSettings) -> str:
     """The pacer's mode for the campaign's setting (engine/pacer.py; docs/pacing.md);
-    anything unknown is paced progressively, which never abandons a customer."""
+    anything unknown is paced progressively, which never abandons a customer (and so is
+    preview, which no pacer decides: its pacer is never asked, `previewed`)."""
     return campaign.pacing_mode if campaign.pacing_mode in MODES else PacingMode.PROGRESSIVE
+
+
+def previewed(campaign: CampaignSettings) -> bool:
+    """Whether the campaign dials in preview (engine/preview.py): not paced, one lead per
+    free operator, dialed when the operator says so."""
+    return campaign.pacing_mode == PacingMode.PREVIEW
 
 
 def _pacing(campaign: CampaignSettings) -> tuple:
@@ -371,6 +381,10 @@ class TenantEngine:
         self.handling: dict[int, tuple[float, float | None, int]] = {}
         #: When (monotonic) each campaign's measured abandon rate is read again.
         self.abandon_read_at: dict[int, float] = {}
+        #: Preview dialing (engine/preview.py): the leads shown to operators and not dialed
+        #: yet, by operator; the leads to put back, written with the attempts.
+        self.previews: dict[int, Preview] = {}
+        self.put_backs: list[PutBack] = []
 
     # --- control from the host --------------------------------------------------------------
 
@@ -449,7 +463,7 @@ class TenantEngine:
             )
             self.log.info("tenant %s: engine %s starts", self.tenant_id, self.epoch)
             recovered = False
-            while not (self.stopping and not self.calls):
+            while not (self.stopping and not self.calls and not self.previews):
                 try:
                     if self.reload:
                         if not await self._load():
@@ -473,6 +487,7 @@ class TenantEngine:
                     async with asyncio.timeout(TICK):
                         await self.wakened.wait()
                 self.wakened.clear()
+            await self._drop_previews()
             await self._flush()
         finally:
             for task in list(self.calls):
@@ -500,6 +515,8 @@ class TenantEngine:
             for operator, state in decode_all(await self.presence.states()).items():
                 if state.state == TRANSFERRING:
                     taken[operator] = state.lead_id or 0
+                elif state.state == PREVIEWING:  # a lead never dialed: Store.recover's
+                    taken[operator] = 0
             handed = {lead: operator for operator, lead in taken.items() if lead}
         except RedisError as error:
             self.log.warning("tenant %s: operators not recovered: %s", self.tenant_id, error)
@@ -656,6 +673,7 @@ class TenantEngine:
                     await self._tell(int(operator), gone)
             await self._release_stale_transfers()
             await self._close_idle_user_agents()
+        await self._watch_previews()
         reason, detail = await self._start_calls(settings, now)
         registration, registration_detail = self._registration()
         refused = any(n >= REFER_REFUSED_LIMIT for n in self.refer_refused.values())
@@ -783,6 +801,9 @@ class TenantEngine:
             stamp = time.time()
             for lead in claimed:
                 campaign = settings.campaign(lead.campaign_id) or ready[0]
+                if previewed(campaign):  # not shown yet: back as it was
+                    self.put_backs.append(PutBack(lead.attempt_id, lead.lead_id))
+                    continue
                 attempt = CallRecord(
                     lead.dialed_uri,
                     outcome=Outcome.TECHNICAL_ERROR,
@@ -795,10 +816,15 @@ class TenantEngine:
                 )
             return "stopping", ""
         self.metrics.add(PACER_CALLS_ASKED, asked, tenant=self.tenant_id)
-        self.metrics.add(CALLS_STARTED, len(claimed), tenant=self.tenant_id)
+        shown = [lead for lead in claimed if lead.campaign_id in self._previewing_campaigns()]
+        # a previewed lead's call is counted when its operator says Call (_dial_preview)
+        self.metrics.add(CALLS_STARTED, len(claimed) - len(shown), tenant=self.tenant_id)
         for lead in claimed:
             campaign = settings.campaign(lead.campaign_id)
             assert campaign is not None and campaign.account_id is not None  # it was ready
+            if previewed(campaign):
+                await self._offer(campaign, lead)
+                continue
             ua = self.uas[campaign.account_id]
             account = settings.accounts[campaign.account_id]
             task = asyncio.ensure_future(self._call(ua, account, campaign, lead))
@@ -876,6 +902,7 @@ class TenantEngine:
             {
                 c.campaign_id: math.ceil(flying.get(c.campaign_id, 0) / max(1.0, _ratio(c)))
                 for c in ready
+                if not previewed(c)  # its calls have their operators already
             },
         )
         parts: dict[int, list[int]] = (
@@ -892,6 +919,13 @@ class TenantEngine:
         asked: dict[int, int] = {}
         for campaign in ready:
             campaign_id = campaign.campaign_id
+            if previewed(campaign):  # a lead for each of its free operators, none paced
+                shown = sum(1 for p in self.previews.values() if p.lead.campaign_id == campaign_id)
+                room = campaign.max_calls_at_once - flying.get(campaign_id, 0) - shown
+                count = min(len(parts.get(campaign_id, ())), max(0, room))
+                if count > 0:
+                    asked[campaign_id] = count
+                continue
             learning = pacing_mode(campaign) in LEARNING_MODES
             if learning:
                 await self._read_abandon_rate(campaign, now)
@@ -925,6 +959,8 @@ class TenantEngine:
                     continue  # short itself
                 if self.campaign_idle.get(campaign_id, 0.0) > now or left <= 0:
                     continue
+                if previewed(campaign):  # its free operators were all asked for
+                    continue
                 share = next(s for s in shares if s.campaign_id == campaign_id)
                 learning = pacing_mode(campaign) in LEARNING_MODES
                 extra = self.pacers[campaign_id].calls_to_start(
@@ -945,7 +981,9 @@ class TenantEngine:
         short = []
         for campaign_id, tokens in taken.items():
             calls = got.get(campaign_id, 0)
-            self.pacers[campaign_id].give_back(tokens - calls, now)  # leads not found
+            running = settings.campaign(campaign_id)
+            if running is None or not previewed(running):
+                self.pacers[campaign_id].give_back(tokens - calls, now)  # leads not found
             self.campaign_load.started(campaign_id, calls)
             if calls < tokens:
                 self.campaign_idle[campaign_id] = now + self.idle_poll
@@ -1050,8 +1088,15 @@ class TenantEngine:
     # --- one call ---------------------------------------------------------------------------
 
     async def _call(
-        self, ua: UserAgent, account: AccountSettings, campaign: CampaignSettings, lead: Claimed
+        self,
+        ua: UserAgent,
+        account: AccountSettings,
+        campaign: CampaignSettings,
+        lead: Claimed,
+        chosen: int | None = None,
     ) -> None:
+        """One call; `chosen`: the operator who previewed the lead and is `transferring`
+        already (preview dialing), the only one its customer goes to."""
         # Every record of this call's task names it (the user agent adds the SIP Call-ID).
         logs.bind(
             tenant_id=self.tenant_id,
@@ -1059,7 +1104,7 @@ class TenantEngine:
             attempt_id=lead.attempt_id,
             lead_id=lead.lead_id,
         )
-        operator: int | None = None
+        operator: int | None = chosen
         where = {
             "host": account.account.host,
             "port": account.account.port,
@@ -1072,10 +1117,14 @@ class TenantEngine:
             if self.stopping:
                 return None
             try:
-                taken = await self.presence.take(
-                    lead.lead_id,
-                    lead.last_operator_id,
-                    among=self.among.get(lead.campaign_id),
+                taken = (
+                    chosen
+                    if chosen is not None
+                    else await self.presence.take(
+                        lead.lead_id,
+                        lead.last_operator_id,
+                        among=self.among.get(lead.campaign_id),
+                    )
                 )
             except RedisError as error:  # nobody can be taken: the customer is let go
                 if fenced(error):
@@ -1240,6 +1289,140 @@ class TenantEngine:
             ),
         )
 
+    # --- preview dialing (engine/preview.py) -----------------------------------------------
+
+    def _previewing_campaigns(self) -> set[int]:
+        settings = self.settings
+        return {c.campaign_id for c in settings.campaigns if previewed(c)} if settings else set()
+
+    async def _offer(self, campaign: CampaignSettings, lead: Claimed) -> None:
+        """Show a claimed lead of a preview campaign to a free operator of the campaign (the
+        one who served it before, if free); nobody free any more: it goes back at once."""
+        try:
+            taken = await self.presence.take(
+                lead.lead_id,
+                lead.last_operator_id,
+                among=self.among.get(lead.campaign_id),
+                state=PREVIEWING,
+            )
+        except RedisError as error:
+            if fenced(error):
+                self._refused(error)
+            self.log.warning("tenant %s: no operator for a preview: %s", self.tenant_id, error)
+            taken = None
+        if taken is None:
+            self.put_backs.append(PutBack(lead.attempt_id, lead.lead_id))
+            return
+        operator = int(taken)
+        preview = Preview(lead, campaign, operator, dial_at(campaign, time.monotonic()))
+        self.previews[operator] = preview
+        await self._tell(
+            operator,
+            event(
+                "preview",
+                operator_id=operator,
+                lead_id=lead.lead_id,
+                attempt_id=lead.attempt_id,
+                countdown=campaign.preview_countdown,
+                at=time.time(),
+            ),
+        )
+
+    async def _watch_previews(self) -> None:
+        """Act on the previews: Call (or a countdown run out) dials the lead for its operator,
+        Skip puts it back with the reason, an operator gone off line puts it back due now."""
+        if not self.previews:
+            return
+        if self.stopping:
+            await self._drop_previews()
+            return
+        raw = await self.redis.hgetall(self.keys.preview_choices)
+        choices = choices_of(raw)
+        states = decode_all(await self.presence.states())
+        now = time.monotonic()
+        for operator, preview in list(self.previews.items()):
+            state = states.get(operator)
+            lead_id = preview.lead.lead_id
+            lead, choice, reason = choices.get(operator, (0, "", ""))
+            if lead != lead_id:
+                choice = ""  # a choice left for an earlier lead
+            if state is None or state.state != PREVIEWING or state.lead_id != lead_id:
+                del self.previews[operator]  # off line (or freed): nobody's choice
+                self.put_backs.append(released(preview))
+            elif choice == CALL or (
+                not choice and preview.dial_at is not None and now >= preview.dial_at
+            ):
+                del self.previews[operator]
+                await self._dial_preview(preview)
+            elif choice:  # skipped
+                del self.previews[operator]
+                await self.presence.release(operator)
+                self.put_backs.append(skipped(preview, reason))
+                await self._tell(
+                    operator,
+                    event("preview_skipped", operator_id=operator, lead_id=lead_id, reason=reason),
+                )
+                self.log.info(
+                    "tenant %s: operator %s skipped lead %s: %s",
+                    self.tenant_id,
+                    operator,
+                    lead_id,
+                    reason,
+                )
+        if raw:  # acted on, or left for a lead no longer shown
+            await self.redis.hdel(self.keys.preview_choices, *raw)
+
+    async def _dial_preview(self, preview: Preview) -> None:
+        """The operator said Call: they are `transferring`, and the customer is dialed for
+        them alone."""
+        settings, operator, lead = self.settings, preview.operator, preview.lead
+        campaign = (settings.campaign(lead.campaign_id) if settings else None) or preview.campaign
+        account_id = campaign.account_id
+        ua = self.uas.get(account_id) if account_id is not None else None
+        if settings is None or ua is None or account_id not in settings.accounts:
+            await self.presence.release(operator)  # the campaign stopped dialing meanwhile
+            self.put_backs.append(released(preview))
+            return
+        if not await self.presence.dial(operator, lead.lead_id):  # off line just now
+            self.put_backs.append(released(preview))
+            return
+        self.taken.add(operator)
+        await self._tell(
+            operator, event("preview_dialing", operator_id=operator, lead_id=lead.lead_id)
+        )
+        task = asyncio.ensure_future(
+            self._call(ua, settings.accounts[account_id], campaign, lead, chosen=operator)
+        )
+        task.ua = ua  # type: ignore[attr-defined]
+        task.campaign_id = lead.campaign_id  # type: ignore[attr-defined]
+        self.calls.add(task)
+        task.add_done_callback(self._call_done)
+        self.metrics.add(CALLS_STARTED, 1, tenant=self.tenant_id)
+
+    async def _drop_previews(self) -> None:
+        """The engine stops: every lead shown and not dialed goes back due at once, and its
+        operator is free again."""
+        for operator, preview in list(self.previews.items()):
+            del self.previews[operator]
+            self.put_backs.append(released(preview))
+            if not self.fenced:
+                with contextlib.suppress(RedisError):
+                    await self.presence.release(operator)
+
+    async def _write_put_backs(self) -> None:
+        if not self.put_backs:
+            return
+        batch, self.put_backs = self.put_backs, []
+        if self.fenced:  # our successor closes these attempts (Store.recover)
+            return
+        try:
+            await self.database(self.store.put_back, self.tenant_id, self.epoch, batch)
+        except Refused as error:
+            self._refused(error)
+        except Exception:
+            self.log.exception("tenant %s: leads not put back; will retry", self.tenant_id)
+            self.put_backs[:0] = batch
+
     async def _tell(self, operator: int, payload: str) -> None:
         """An event for one operator's console (a capped stream it resumes from after a
         drop) and for the live wall (pub/sub)."""
@@ -1252,6 +1435,7 @@ class TenantEngine:
 
     async def _flush(self) -> None:
         """Write the finished attempts, then the late transfer results over them."""
+        await self._write_put_backs()
         await self._write_finished()
         if self.late and not self.done:
             await self._write_late()

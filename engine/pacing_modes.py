@@ -10,8 +10,12 @@ class PacingMode(StrEnum):
     MULTIPLIER = "multiplier"
     ADAPTIVE = "adaptive"
     PREDICTIVE = "predictive"
+    #: The operator sees the lead first and presses Call (engine/preview.py); not a pacer's
+    #: mode: one lead per free operator, dialed only when its operator says so.
+    PREVIEW = "preview"
 
 
-#: The modes' names, for `in` with a plain string (Python 3.11's `in PacingMode` takes members
-#: only) and for messages and `--mode` choices (a member's repr names its class).
-MODES = tuple(mode.value for mode in PacingMode)
+#: The names of the modes a pacer decides (all but preview), for `in` with a plain string
+#: (Python 3.11's `in PacingMode` takes members only) and for messages and `--mode` choices (a
+#: member's repr names its class).
+MODES = tuple(mode.value for mode in PacingMode if mode != PacingMode.PREVIEW)

@@ -9,10 +9,12 @@ operator. One value per operator on line, in the hash `t:{id}:presence`:
 States: `free`, `transferring` (taken at the customer's answer, REFER under way; an engine
 frees those that no call of its own holds: engine/dialer.py), `busy` (the customer was
 transferred; until the operator finishes the lead or the wrap-up timeout), `wrap_up` (the
-console says the talk is over). Off line = not in the hash. The sorted set
-`t:{id}:free` holds free operators by the time they became free (the longest-waiting is
-offered first); `t:{id}:seen` holds each console's last heartbeat: an operator whose console
-went quiet for `heartbeat_ttl` seconds is taken off line (a closed tab leaves no ghost).
+console says the talk is over), `previewing` (preview dialing: the operator looks at the
+lead's card and chooses Call or Skip before anyone is dialed; engine/preview.py). Off line =
+not in the hash. The sorted set `t:{id}:free` holds free operators by the time they became
+free (the longest-waiting is offered first); `t:{id}:seen` holds each console's last
+heartbeat: an operator whose console went quiet for `heartbeat_ttl` seconds is taken off
+line (a closed tab leaves no ghost).
 
 The engine's scripts (take, transferred, transferred_late, release, sweep) are fenced: an
 engine built with its fencing token (`epoch`) writes only while no newer engine of the tenant
@@ -34,6 +36,8 @@ from redis.exceptions import ResponseError
 from engine.bus import TenantKeys, event
 
 FREE, TRANSFERRING, BUSY, WRAP_UP, OFF_LINE = "free", "transferring", "busy", "wrap_up", "off_line"
+#: Preview dialing: the operator looks at a lead's card before its call (engine/preview.py).
+PREVIEWING = "previewing"
 
 _LIB = """
 local function parse(v)
@@ -128,7 +132,8 @@ return redis.call('HGET', KEYS[1], ARGV[2])
 
 # KEYS: presence, free, seen. ARGV: now, fresh_since, preferred operator or '', lead, the
 # operators who may be taken with their ranks (',7:1,9:2,': those of the customer's campaign,
-# the lower rank first) or '' (anyone). Takes the preferred operator when free, else the one
+# the lower rank first) or '' (anyone), the state they are taken into (transferring, or
+# previewing for a lead shown before its call). Takes the preferred operator when free, else the one
 # of the lowest rank free the longest; consoles that went quiet are taken off line on the way.
 _TAKE = (
     _LIB
@@ -140,7 +145,7 @@ end
 local function take(op)
   local state, since, lead, fails = parse(redis.call('HGET', KEYS[1], op))
   redis.call('ZREM', KEYS[2], op)
-  put(op, 'transferring', ARGV[1], ARGV[4], fails)
+  put(op, ARGV[6], ARGV[1], ARGV[4], fails)
   return op
 end
 local function rank(op)
@@ -210,16 +215,47 @@ return 'busy'
 """
 )
 
-# A taken operator was not needed after all (the customer hung up before the REFER).
+# A taken operator was not needed after all (the customer hung up before the REFER), or a
+# previewing one skipped the lead.
 _RELEASE = (
     _LIB
     + """
 local current = redis.call('HGET', KEYS[1], ARGV[2])
 if not current then return false end
 local state, since, lead, fails = parse(current)
-if state ~= 'transferring' then return current end
+if state ~= 'transferring' and state ~= 'previewing' then return current end
 put(ARGV[2], 'free', ARGV[1], '', fails)
 redis.call('ZADD', KEYS[2], ARGV[1], ARGV[2])
+return 1
+"""
+)
+
+# Preview dialing: the operator pressed Call (or the countdown ran out). ARGV: now, operator,
+# lead. Previewing that lead -> transferring (the customer is dialed now, for them alone).
+_DIAL = (
+    _LIB
+    + """
+local current = redis.call('HGET', KEYS[1], ARGV[2])
+if not current then return false end
+local state, since, lead, fails = parse(current)
+if state ~= 'previewing' or lead ~= ARGV[3] then return false end
+put(ARGV[2], 'transferring', ARGV[1], lead, fails)
+return 1
+"""
+)
+
+# The console's choice on a previewed lead. KEYS: presence, free, seen, choices, wake channel.
+# ARGV: now, operator, lead, choice ("call" or "skip|reason"), wake payload. Kept for the
+# engine only while the operator previews that very lead.
+_CHOOSE = (
+    _LIB
+    + """
+local current = redis.call('HGET', KEYS[1], ARGV[2])
+if not current then return 0 end
+local state, since, lead, fails = parse(current)
+if state ~= 'previewing' or lead ~= ARGV[3] then return 0 end
+redis.call('HSET', KEYS[4], ARGV[2], lead .. '|' .. ARGV[4])
+redis.call('PUBLISH', KEYS[5], ARGV[5])
 return 1
 """
 )
@@ -269,7 +305,7 @@ return changed
 
 
 #: The engine's scripts, fenced when the presence has an engine's token.
-_ENGINE_SIDE = ("take", "transferred", "transferred_late", "release", "sweep", "fence")
+_ENGINE_SIDE = ("take", "transferred", "transferred_late", "release", "sweep", "dial", "fence")
 
 
 def fenced(error: BaseException) -> bool:
@@ -330,12 +366,16 @@ class Presence:
                 ("release", _RELEASE),
                 ("sweep", _SWEEP),
                 ("wrap_up", _WRAP_UP),
+                ("dial", _DIAL),
+                ("choose", _CHOOSE),
                 ("fence", "return 1"),
             )
         }
 
     def _run(self, name: str, *args, now: float | None = None, wake: bool = False):
         keys = [self.keys.presence, self.keys.free, self.keys.seen]
+        if name == "choose":
+            keys.append(self.keys.preview_choices)
         if wake:
             keys.append(self.keys.wake)
             args = (*args, event("presence"))
@@ -391,6 +431,11 @@ class Presence:
         """The operator finished their lead: free again."""
         return self._run("finish", operator_id, now=now, wake=True)
 
+    def choose(self, operator_id: int, lead_id: int, choice: str, now: float | None = None):
+        """Preview dialing: the operator chose "call" or "skip|reason" for the lead they
+        preview (kept for the engine, which is woken); 0 when they preview no such lead."""
+        return self._run("choose", operator_id, lead_id, choice, now=now, wake=True)
+
     # --- the engine's side -----------------------------------------------------------------
 
     def fence(self):
@@ -403,14 +448,23 @@ class Presence:
         preferred: int | None = None,
         now: float | None = None,
         among: Mapping[int, int] | None = None,
+        state: str = TRANSFERRING,
     ):
         """Atomically take a free operator for a customer who answered, of those `among`
         (the operators of the customer's campaign, each with a rank: the lowest taken first,
         the one free the longest among equals; None: anyone, the one free the longest);
-        returns the operator's id (bytes) or None."""
+        returns the operator's id (bytes) or None. `state`: PREVIEWING takes them to look at
+        the lead before its call (preview dialing)."""
         preferred_arg = "" if preferred is None else str(preferred)
         among_arg = "" if among is None else "," + "".join(f"{o}:{r}," for o, r in among.items())
-        return self._run("take", self._fresh_since(now), preferred_arg, lead_id, among_arg, now=now)
+        return self._run(
+            "take", self._fresh_since(now), preferred_arg, lead_id, among_arg, state, now=now
+        )
+
+    def dial(self, operator_id: int, lead_id: int, now: float | None = None):
+        """Preview dialing: the operator previewing this lead is `transferring` (its customer
+        is dialed for them); None/false when they preview it no more (off line)."""
+        return self._run("dial", operator_id, lead_id, now=now)
 
     def transferred(
         self,

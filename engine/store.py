@@ -68,6 +68,8 @@ class CampaignSettings:
     abandon_rate_window_days: int = 30
     wrap_up_timeout: float = 600.0
     failed_transfers_limit: int = 3
+    #: Preview dialing: seconds after which a previewed lead is dialed by itself (0: never).
+    preview_countdown: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,19 @@ class Finished:
     attempt: CallRecord
     lead_status: str
     next_attempt_at: datetime | None
+
+
+@dataclass(frozen=True)
+class PutBack:
+    """Preview dialing: a claimed lead that was never dialed (skipped by its operator, or
+    its operator went off line). Its attempt is deleted (a lead not dialed has no CDR and
+    uses none of its attempts) and the lead is due again at `next_attempt_at` (None: now);
+    a skip records its reason on the lead."""
+
+    attempt_id: int
+    lead_id: int
+    next_attempt_at: datetime | None = None
+    skip_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -190,6 +205,11 @@ class Store(Protocol):
 
     def finish(self, tenant_id: int, epoch: int, finished: list[Finished]) -> int:
         """Write the attempts' CDRs and their leads' next steps; how many were written."""
+        ...
+
+    def put_back(self, tenant_id: int, epoch: int, leads: list[PutBack]) -> int:
+        """Put back claimed leads that were not dialed (`PutBack`); how many were still
+        ours to put back."""
         ...
 
     def correct_transfer(

@@ -31,6 +31,12 @@ DETAIL_LABELS = {
     Detail.ENGINE_LOST.value: _l("the engine stopped during the call"),
     Detail.ENGINE_STOPPED.value: _l("dialing stopped: the call was ended"),
 }
+#: Why an operator skipped a previewed lead (engine/preview.py SKIP_REASONS).
+SKIP_LABELS = {
+    "not_now": _l("Not a good moment to call"),
+    "wrong_data": _l("The lead's data is wrong"),
+    "other": _l("Another reason"),
+}
 TRANSFER_LABELS = {
     TransferResult.SUCCEEDED.value: _l("succeeded"),
     TransferResult.FAILED.value: _l("failed"),
@@ -77,5 +83,9 @@ def init_app(app: Flask) -> None:
             "OUTCOME_LABELS": OUTCOME_LABELS,
             "DETAIL_LABELS": DETAIL_LABELS,
             "TRANSFER_LABELS": TRANSFER_LABELS,
+<<<<<<< HEAD
             "break_label": break_label,
+=======
+            "SKIP_LABELS": SKIP_LABELS,
+>>>>>>> preview
         }

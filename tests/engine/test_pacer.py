@@ -86,7 +86,7 @@ def test_new_modes_are_known(impl):
 
 def test_modes_are_taken_as_strings_or_members(impl):
     # The engine passes the database's plain string, or a `PacingMode` (a str subclass).
-    for mode in pacer.PacingMode:
+    for mode in (m for m in pacer.PacingMode if m in pacer.MODES):  # preview is not paced
         assert impl.Pacer(mode).mode == impl.Pacer(mode.value).mode == mode
     assert impl.target_in_flight(pacer.PacingMode.MULTIPLIER, 5, 1.2) == 6
 

@@ -33,6 +33,7 @@ PACING_MODE_LABELS = {
     PacingMode.MULTIPLIER: _l("Multiplier: free operators × call multiplier"),
     PacingMode.PROGRESSIVE: _l("Progressive: one call per free operator"),
     PacingMode.PREDICTIVE: _l("Predictive: keeps the abandon rate under the cap"),
+    PacingMode.PREVIEW: _l("Preview: the operator sees the lead and presses Call"),
 }
 
 
@@ -208,6 +209,14 @@ class CallingForm(FlaskForm):
     max_calls_per_second = IntegerField(
         _l("Most new calls per second"),
         validators=[InputRequired(), NumberRange(1, 500)],
+    )
+    preview_countdown_seconds = IntegerField(
+        _l("Preview countdown, seconds"),
+        validators=[InputRequired(), NumberRange(0, 600)],
+        description=_l(
+            "Preview: the lead is dialed by itself this long after its card opens, unless the "
+            "operator skips it. 0: only when the operator presses Call."
+        ),
     )
     wrap_up_timeout_seconds = IntegerField(
         _l("Wrap-up time, seconds"),

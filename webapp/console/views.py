@@ -32,11 +32,12 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from engine.bus import BadEvent, parse_event
-from engine.presence import BUSY, FREE, TRANSFERRING, WRAP_UP
+from engine.presence import BUSY, FREE, PREVIEWING, TRANSFERRING, WRAP_UP
+from engine.preview import SKIP_REASONS
 from webapp import bus, streams
 from webapp.console import bp
 from webapp.extensions import db
-from webapp.labels import break_label
+from webapp.labels import SKIP_LABELS, break_label
 from webapp.models import Campaign, Lead, Role
 from webapp.roles import role_required
 from webapp.services import breaks, console, sessions
@@ -52,10 +53,13 @@ PEER_CHECK_SECONDS = 5
 STATE_LABELS = {
     None: _l("Off line"),
     FREE: _l("On line: waiting for a call"),
+    PREVIEWING: _l("A lead to look at: call or skip"),
     TRANSFERRING: _l("A call is coming"),
     BUSY: _l("With a customer"),
     WRAP_UP: _l("Wrap-up"),
 }
+
+assert set(SKIP_LABELS) == set(SKIP_REASONS)
 
 operator_only = role_required(Role.OPERATOR)
 
@@ -212,6 +216,8 @@ def card():
         phone=_masked(lead.phone) if campaign.hide_numbers else lead.phone,
         attempts=console.previous_attempts(lead),
         results=campaign.result_choices,
+        dial_at=console.preview_countdown(operator, state, lead),
+        skip_reasons=SKIP_LABELS,
     )
 
 
@@ -260,6 +266,23 @@ def finish():
         sessions.talk_ended(operator.tenant_id, operator.id, lead.id, now)
         sessions.wrap_up_ended(operator.tenant_id, operator.id, lead.id, now)
     console.finish(operator, lead, call_back_at, result, comment)
+    return _answer()
+
+
+@bp.post("/preview")
+@operator_only
+def preview():
+    """Preview dialing: Call, or Skip with a reason, on the lead the operator previews."""
+    operator = _operator()
+    lead_id = request.form.get("lead_id", "")
+    choice = request.form.get("choice", "")
+    reason = request.form.get("reason", "")
+    if not lead_id.isdigit() or choice not in ("call", "skip"):
+        abort(400)
+    if choice == "skip" and reason not in SKIP_REASONS:
+        abort(400)
+    if not console.choose(operator, int(lead_id), choice, reason):
+        abort(409)  # not previewing that lead any more: dialed by the countdown, or gone
     return _answer()
 
 

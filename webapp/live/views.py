@@ -20,6 +20,7 @@ from webapp.tenancy import current_tenant
 STATE_LABELS = {
     "off_line": _l("off line"),
     "free": _l("free"),
+    "previewing": _l("previewing a lead"),
     "transferring": _l("call coming"),
     "busy": _l("with a customer"),
     "wrap_up": _l("wrap-up"),

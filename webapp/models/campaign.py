@@ -42,7 +42,12 @@ EVERY_DAY = "1234567"
 #: The pacing modes a campaign may choose: the settings page offers these, the column allows
 #: these. Not adaptive: the pacer keeps it as the pacing bench's yardstick, and it goes over
 #: the abandon rate cap on most of the example workloads (docs/pacing.md, "The bench").
-OFFERED_PACING_MODES = (PacingMode.MULTIPLIER, PacingMode.PROGRESSIVE, PacingMode.PREDICTIVE)
+OFFERED_PACING_MODES = (
+    PacingMode.MULTIPLIER,
+    PacingMode.PROGRESSIVE,
+    PacingMode.PREDICTIVE,
+    PacingMode.PREVIEW,
+)
 
 #: The dialing rules: the columns a campaign's settings tabs edit and "Duplicate" copies.
 RULES = (
@@ -66,6 +71,7 @@ RULES = (
     "max_calls_per_second",
     "wrap_up_timeout_seconds",
     "failed_transfers_limit",
+    "preview_countdown_seconds",
     "results",
     "hide_numbers",
 )
@@ -148,6 +154,9 @@ class Campaign(TenantOwned, db.Model):
     wrap_up_timeout_seconds: Mapped[int] = mapped_column(Integer, default=600)
     #: Failed transfers in a row after which an operator is taken off line (0: never).
     failed_transfers_limit: Mapped[int] = mapped_column(Integer, default=3)
+    #: Preview dialing: seconds after which a lead shown to an operator is dialed by itself
+    #: (0: only when the operator presses Call).
+    preview_countdown_seconds: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     #: The results an operator chooses from when finishing a lead, one a line.
     results: Mapped[str] = mapped_column(Text, default=DEFAULT_RESULTS)
     hide_numbers: Mapped[bool] = mapped_column(default=False)

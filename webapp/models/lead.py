@@ -71,6 +71,10 @@ class Lead(TenantOwned, db.Model):
     #: The operator who last took this lead's call: the engine offers it to them again
     #: when they are free. A hint, not a reference: no foreign key.
     last_operator_id: Mapped[int | None] = mapped_column(BigId)
+    #: Preview dialing: why an operator last skipped the lead (engine/preview.py
+    #: SKIP_REASONS), and when; a skip is no attempt.
+    skip_reason: Mapped[str | None] = mapped_column(String(16))
+    skipped_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

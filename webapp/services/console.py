@@ -8,10 +8,11 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select
 
-from engine.presence import OperatorState, decode
+from engine.presence import PREVIEWING, OperatorState, decode
+from engine.preview import choice_text
 from webapp import bus
 from webapp.extensions import db
-from webapp.models import Attempt, Lead, LeadStatus, Operator, User
+from webapp.models import Attempt, Campaign, Lead, LeadStatus, Operator, User
 
 
 def operator_of(user: User) -> Operator | None:
@@ -93,3 +94,24 @@ def finish(
             lead.last_operator_id = operator.id
         db.session.commit()
     bus.presence(operator.tenant_id).finish(operator.id)
+
+
+def preview_countdown(operator: Operator, state: OperatorState | None, lead: Lead) -> float | None:
+    """Preview dialing: when (epoch seconds) the lead the operator previews is dialed by
+    itself (None: no countdown, or not previewing)."""
+    if state is None or state.state != PREVIEWING:
+        return None
+    seconds = db.session.scalar(
+        select(Campaign.preview_countdown_seconds).where(
+            Campaign.tenant_id == operator.tenant_id, Campaign.id == lead.campaign_id
+        )
+    )
+    return state.since + seconds if seconds else None
+
+
+def choose(operator: Operator, lead_id: int, choice: str, reason: str = "") -> bool:
+    """Preview dialing: the operator pressed Call, or Skip with a reason (engine/preview.py
+    SKIP_REASONS), on the lead they preview; the engine dials it, or puts it back. False:
+    they preview no such lead (any more); ValueError: not a choice."""
+    text = choice_text(choice, reason)
+    return bool(bus.presence(operator.tenant_id).choose(operator.id, lead_id, text))

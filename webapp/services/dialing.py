@@ -48,6 +48,7 @@ from sqlalchemy import (
     bindparam,
     case,
     create_engine,
+    delete,
     event,
     exists,
     func,
@@ -67,6 +68,7 @@ from engine.store import (
     Claimed,
     Finished,
     Lost,
+    PutBack,
     Refused,
     TenantSettings,
     Window,
@@ -138,6 +140,7 @@ def _campaign_settings(row, weights: dict[int, int] | None) -> CampaignSettings:
         abandon_rate_window_days=row["abandon_rate_window_days"],
         wrap_up_timeout=float(row["wrap_up_timeout_seconds"]),
         failed_transfers_limit=row["failed_transfers_limit"],
+        preview_countdown=float(row["preview_countdown_seconds"]),
     )
 
 
@@ -669,6 +672,49 @@ class DialingStore:
         if deliveries:
             announce(self.queue, tenant_id, deliveries)
         return len(written)
+
+    def put_back(self, tenant_id: int, epoch: int, put: list[PutBack]) -> int:
+        """Preview dialing: leads claimed and never dialed (skipped, or their operator went
+        off line) go back. Their open attempts are deleted, not written: no call was made,
+        so there is no CDR, and the lead's attempt count is given back. The lead is due
+        again at the time given (None: at once), `new` if it never was dialed, else `retry`;
+        a skip keeps its reason and time on the lead. Fenced like `finish`; returns how many
+        were still ours."""
+        now = datetime.now(UTC)
+        done = 0
+        with self._begin(tenant_id) as connection:
+            self._fence(connection, tenant_id, epoch)
+            for item in put:
+                deleted = connection.execute(
+                    delete(attempts).where(
+                        attempts.c.tenant_id == tenant_id,
+                        attempts.c.id == item.attempt_id,
+                        attempts.c.outcome.is_(None),
+                    )
+                )
+                if deleted.rowcount != 1:
+                    continue  # closed by the engine that took the tenant over
+                done += 1
+                values: dict = {
+                    "status": case(
+                        (leads.c.attempts <= 1, LeadStatus.NEW.value),
+                        else_=LeadStatus.RETRY.value,
+                    ),
+                    "attempts": leads.c.attempts - 1,
+                    "next_attempt_at": item.next_attempt_at,
+                }
+                if item.skip_reason is not None:
+                    values.update(skip_reason=item.skip_reason, skipped_at=now)
+                connection.execute(
+                    update(leads)
+                    .where(
+                        leads.c.tenant_id == tenant_id,
+                        leads.c.id == item.lead_id,
+                        leads.c.status == LeadStatus.DIALING.value,
+                    )
+                    .values(**values)
+                )
+        return done
 
     def correct_transfer(
         self,

@@ -3,7 +3,9 @@
 // lost network puts the operator back on line), and the event stream: a
 // screen pop loads the lead card at once, with a sound and a notification when the tab is
 // in the background. The stream reconnects by itself with Last-Event-ID, so nothing is
-// missed after a dropped connection; a refused stream says why on the page.
+// missed after a dropped connection; a refused stream says why on the page. Preview dialing:
+// the card of a lead comes before its call, with Call, Skip (and a reason) and the
+// campaign's countdown; the engine dials only when the operator presses Call.
 (function () {
   "use strict";
   var box = document.querySelector("[data-console]");
@@ -37,6 +39,10 @@
     if (!state.lead_id) { cardBox.innerHTML = ""; }
     var wrapUp = cardBox.querySelector("form[data-wrap-up]");
     if (wrapUp) { wrapUp.hidden = state.state !== "busy"; }
+    // A previewed lead dialed by its countdown: the card without Call and Skip.
+    if (state.lead_id && state.state !== "previewing" && cardBox.querySelector("form[data-preview]")) {
+      loadCard();
+    }
   }
 
   function loadCard() {
@@ -72,6 +78,15 @@
 
   cardBox.addEventListener("submit", function (event) {
     var form = event.target;
+    if (form.matches("[data-preview]")) {
+      event.preventDefault();
+      var body = new FormData(form);
+      var choice = event.submitter ? event.submitter.value : "call";
+      body.append("choice", choice);
+      form.querySelectorAll("button").forEach(function (button) { button.disabled = true; });
+      post(form.action, body).then(show, refresh);
+      return;
+    }
     if (form.matches("[data-wrap-up]")) {
       event.preventDefault();
       post(form.action).then(function (state) { form.remove(); show(state); });
@@ -107,6 +122,13 @@
       notice.hidden = false;
       refresh();
     },
+    preview: function () {
+      loadCard();
+      refresh();
+      if (document.hidden) { beep(); }
+    },
+    preview_dialing: refresh,
+    preview_skipped: refresh,
     transferred: refresh,
     operator_off_line: refresh
   };
@@ -184,6 +206,12 @@
     }
   }, 10000);
   setInterval(function () {
+    var countdown = cardBox.querySelector("[data-countdown]");
+    var form = cardBox.querySelector("form[data-preview]");
+    if (countdown && form) {
+      var left = Math.max(0, Math.ceil(parseFloat(form.getAttribute("data-dial-at")) - Date.now() / 1000));
+      countdown.textContent = countdown.getAttribute("data-countdown-text").replace("{s}", left);
+    }
     var start = parseFloat(since.getAttribute("data-since"));
     if (!start) { since.textContent = ""; return; }
     var seconds = Math.max(0, Math.round(Date.now() / 1000 - start));

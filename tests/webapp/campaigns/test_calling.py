@@ -36,6 +36,7 @@ CALLING = {
     "max_calls_per_second": "10",
     "wrap_up_timeout_seconds": "600",
     "failed_transfers_limit": "3",
+    "preview_countdown_seconds": "0",
     "results": "Продажа\n  Отказ  \n\nПерезвонить",
 }
 
@@ -130,7 +131,8 @@ def test_one_campaigns_rules_leave_the_others_alone(app, client, admin, account)
         ("calling_weekdays", ["8"], "is not a valid choice"),
         ("start_date", "2026-13-01", "Not a valid date value."),
         ("end_date", "2026-11-30", "The end date cannot be before the start date."),
-        ("pacing_mode", "preview", "Not a valid choice"),
+        ("pacing_mode", "adaptive", "Not a valid choice"),
+        ("preview_countdown_seconds", "601", "between 0 and 600"),
         ("abandon_rate_window_days", "7", "Not a valid choice"),
         ("max_calls_at_once", "1001", "between 1 and 1000"),
         ("max_calls_per_second", "501", "between 1 and 500"),
@@ -366,3 +368,26 @@ def test_a_paused_campaign_says_paused_before_its_rules(app, client, admin):
         set_state(campaign, CampaignState.PAUSED, None)
         campaign_id = campaign.id
     assert _why(client, campaign_id) == "Paused: no new calls."
+
+
+def test_preview_with_its_countdown_is_saved_and_reaches_the_engine(app, client, admin, account):
+    campaign_id = _default_id(app, admin.id)
+    response = _post(
+        client, campaign_id, account, pacing_mode="preview", preview_countdown_seconds="15"
+    )
+    assert response.status_code == 302
+    campaign = _get(app, campaign_id)
+    assert (campaign.pacing_mode, campaign.preview_countdown_seconds) == ("preview", 15)
+    with app.app_context():
+        from webapp.services.dialing import DialingStore
+
+        store = DialingStore(
+            app.extensions["autocall.config"].database_url, app.extensions["autocall.secrets"]
+        )
+        try:
+            (settings,) = [
+                c for c in store.settings(admin.id).campaigns if c.campaign_id == campaign_id
+            ]
+        finally:
+            store.close()
+    assert (settings.pacing_mode, settings.preview_countdown) == ("preview", 15.0)

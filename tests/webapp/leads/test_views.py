@@ -139,3 +139,17 @@ def test_the_list_has_a_campaign_column_and_filter(app, client, admin, tenant_b)
 def test_a_lead_page_names_its_campaign(app, client, admin):
     page = client.get(f"/leads/{admin.lead_id}").get_data(as_text=True)
     assert re.search(r'Campaign</small><br><a href="/campaigns/\d+">Default</a> \(Running\)', page)
+
+
+def test_a_lead_skipped_in_preview_says_why_in_both_languages(app, client, admin):
+    page = client.get(f"/leads/{admin.lead_id}").get_data(as_text=True)
+    assert "Skipped in preview" not in page
+    with app.app_context():
+        lead = db.session.get(Lead, admin.lead_id)
+        lead.skip_reason, lead.skipped_at = "wrong_data", datetime.now(UTC)
+        db.session.commit()
+    page = client.get(f"/leads/{admin.lead_id}").get_data(as_text=True)
+    assert "Skipped in preview" in page and "The lead's data is wrong" in page
+    client.get("/lang/ru")
+    page = client.get(f"/leads/{admin.lead_id}").get_data(as_text=True)
+    assert "Пропущен при предпросмотре" in page and "Данные лида неверны" in page
