@@ -83,9 +83,6 @@ def init_app(app: Flask) -> None:
             "OUTCOME_LABELS": OUTCOME_LABELS,
             "DETAIL_LABELS": DETAIL_LABELS,
             "TRANSFER_LABELS": TRANSFER_LABELS,
-<<<<<<< HEAD
             "break_label": break_label,
-=======
             "SKIP_LABELS": SKIP_LABELS,
->>>>>>> preview
         }
