@@ -145,9 +145,16 @@ class ResultActionForm(Form):
         ],
     )
 
-    def validate_minutes(self, field):
-        if self.action.data == Action.RETRY.value and field.data is None:
-            raise ValidationError(_l("A retry needs its minutes: from 1 to 10080."))
+    def validate(self, extra_validators=None) -> bool:
+        valid = super().validate(extra_validators)
+        # Not an inline validator: Optional() stops the chain of an empty field before it.
+        if self.action.data == Action.RETRY.value and self.minutes.data is None:
+            self.minutes.errors = [
+                *self.minutes.errors,
+                _l("A retry needs its minutes: from 1 to 10080."),
+            ]
+            return False
+        return valid
 
     @property
     def result_action(self) -> ResultAction | None:
