@@ -5,6 +5,7 @@ the signed `attempt.result` a real HTTP receiver gets, tried again like every we
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -201,3 +202,40 @@ def test_no_endpoint_no_delivery_and_an_operator_without_a_lead_finishes(app, op
     run_jobs(app)
     _, attempt = lead_and_attempt(app, tenant_a)
     assert attempt.result == "Sale"
+
+
+def test_a_russian_operator_reads_the_default_results_in_russian(app, operator, tenant_a):
+    """Stored in English, shown in the viewer's language; what is recorded is the stored name,
+    which the CRM reads. A tenant's own result is shown as written."""
+    with app.app_context():
+        campaign = db.session.scalar(select(Campaign).where(Campaign.tenant_id == tenant_a.id))
+        campaign.results += "\nДумает"
+        db.session.commit()
+    operator.get("/lang/ru")
+    card = operator.get("/console/card").get_data(as_text=True)
+    for name, label in (
+        ("Sale", "Продажа"),
+        ("Not interested", "Не интересно"),
+        ("Call back", "Перезвонить"),
+        ("Wrong number", "Ошибочный номер"),
+        ("Думает", "Думает"),
+    ):
+        assert f'<option value="{name}">{label}</option>' in card
+    finish(operator, result="Sale", comment="две коробки")
+    lead, attempt = lead_and_attempt(app, tenant_a)
+    assert attempt.result == "Sale"
+    with app.app_context():  # the lead is called again: its card lists the attempt before
+        db.session.add(
+            Attempt(
+                tenant_id=tenant_a.id,
+                lead_id=lead.id,
+                operator_id=tenant_a.operator_id,
+                dialed_uri=attempt.dialed_uri,
+                invite_at=datetime.now(UTC) + timedelta(seconds=1),
+            )
+        )
+        db.session.commit()
+        bus.presence(tenant_a.id).take(tenant_a.lead_id)
+    card = operator.get("/console/card").get_data(as_text=True)
+    assert "Предыдущие попытки" in card
+    assert re.search(r"<li>[^<]*: отвечен[^<]* · Продажа · две коробки</li>", card), card
