@@ -185,7 +185,7 @@ def _rules_form(campaign: Campaign) -> CallingForm:
 
 
 def _form_rules(form: CallingForm) -> dict:
-    values = {}
+    values: dict[str, object] = {}
     for name in RULES:
         if name == "result_actions":  # the rows of the results still listed
             chosen = {row.form.name.data: row.form.result_action for row in form.actions}

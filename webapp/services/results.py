@@ -61,7 +61,7 @@ def read_action(value: object) -> ResultAction | None:
     if not isinstance(value, dict):
         return None
     try:
-        action = Action(value.get("action"))
+        action = Action(str(value.get("action")))
     except ValueError:
         return None
     if action != Action.RETRY:
