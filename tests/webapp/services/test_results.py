@@ -239,3 +239,14 @@ def test_a_russian_operator_reads_the_default_results_in_russian(app, operator, 
     card = operator.get("/console/card").get_data(as_text=True)
     assert "Предыдущие попытки" in card
     assert re.search(r"<li>[^<]*: отвечен[^<]* · Продажа · две коробки</li>", card), card
+
+
+def test_the_leads_page_shows_the_result_in_the_admins_language(
+    app, client, auth, operator, tenant_a
+):
+    finish(operator, result="Wrong number", comment="a bakery")
+    auth.logout()
+    client.get("/lang/ru")
+    auth.login(tenant_a.admin_email)
+    page = client.get(f"/leads/{tenant_a.lead_id}").get_data(as_text=True)
+    assert "<td data-result>Ошибочный номер · a bakery</td>" in page
