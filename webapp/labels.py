@@ -1,8 +1,8 @@
 """The words the pages show for what happened to a call: its outcome, the detail of it, the
-transfer's result, and why a transfer failed. One place for them, used by the leads, the
-console's card, the reports (pages and CSV) and the SIP page's test call, and given to
-every template (`init_app`). Keys are engine/outcomes.py's values; the words are translated
-(webapp/translations)."""
+transfer's result, why a transfer failed, the operator's result and what a result does. One
+place for them, used by the leads, the console's card, the reports (pages and CSV) and the
+SIP page's test call, and given to every template (`init_app`). Keys are engine/outcomes.py's
+values; the words are translated (webapp/translations)."""
 
 from __future__ import annotations
 
@@ -76,6 +76,32 @@ def transfer_reason(detail: str, code: int) -> str:
     return _("The transfer failed")
 
 
+#: The default results (webapp/models/campaign.py: DEFAULT_RESULTS) are stored in English, as
+#: every campaign starts with them; they are shown in the viewer's language. A tenant's own
+#: results are shown as the tenant wrote them.
+DEFAULT_RESULT_LABELS = {
+    "Sale": _l("Sale"),
+    "Not interested": _l("Not interested"),
+    "Call back": _l("Call back"),
+    "Wrong number": _l("Wrong number"),
+}
+#: What a result does (webapp/services/results.py: Action); "" is no action.
+RESULT_ACTION_LABELS = {
+    "": _l("nothing more"),
+    "do_not_call": _l("do not call: the number goes on the do-not-call list"),
+    "close": _l("close the lead: no more calls"),
+    "retry": _l("retry after the minutes given"),
+}
+
+
+def result_label(result: str | None) -> str:
+    """An operator's result as the viewer reads it: a default result in their language."""
+    if not result:
+        return ""
+    label = DEFAULT_RESULT_LABELS.get(result)
+    return str(label) if label is not None else result
+
+
 def init_app(app: Flask) -> None:
     @app.context_processor
     def call_labels() -> dict:
@@ -85,4 +111,6 @@ def init_app(app: Flask) -> None:
             "TRANSFER_LABELS": TRANSFER_LABELS,
             "break_label": break_label,
             "SKIP_LABELS": SKIP_LABELS,
+            "RESULT_ACTION_LABELS": RESULT_ACTION_LABELS,
+            "result_label": result_label,
         }

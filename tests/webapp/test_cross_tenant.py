@@ -303,6 +303,8 @@ CAMPAIGN_FILTERED = (
     "/reports/operators",
     "/reports/answers",
     "/reports/failed-transfers",
+    "/reports/results",
+    "/reports/results.csv",
     "/live/",
     "/live/state",
 )

@@ -96,6 +96,8 @@ RULES = {
     "reports.operators": ({A, S}, None),
     "reports.answers": ({A, S}, None),
     "reports.failed_transfers": ({A, S}, None),
+    "reports.results": ({A, S}, None),
+    "reports.results_csv": ({A, S}, None),
 }
 #: Open to visitors, or about the visitor's own session; not tenant pages.
 PUBLIC = {

@@ -31,7 +31,7 @@ from webapp.extensions import db
 from webapp.models import Attempt, Campaign, Lead, LeadStatus
 from webapp.services.campaigns import CampaignError, campaign_for_leads, find_campaign
 from webapp.services.leads import LeadError, NewLead, create_lead, normalize_phone
-from webapp.services.shapes import attempt_json, lead_json
+from webapp.services.shapes import attempt_json, latest_results, lead_json
 from webapp.tenancy import current_tenant, scoped
 
 BULK_LIMIT = 1000
@@ -172,13 +172,14 @@ def _create_many(items: list) -> list[dict]:
         else:
             outcomes.append((index, lead, created, None))
     db.session.flush()  # ids for the new leads; a lost race on an external_id raises here
+    latest = latest_results([lead for _, lead, _, _ in outcomes if lead is not None])
     results = []
     for index, lead, created, error in outcomes:
         if lead is None:
             results.append({"index": index, "status": "failed", "error": error})
         else:
             status = "created" if created else "existing"
-            results.append({"index": index, "status": status, "lead": lead_json(lead)})
+            results.append({"index": index, "status": status, "lead": lead_json(lead, latest)})
     return results
 
 
@@ -232,7 +233,10 @@ def list_leads():
         query = query.where(Lead.id < cursor)
     rows = db.session.scalars(query.order_by(Lead.id.desc()).limit(limit + 1)).all()
     leads, next_cursor = page(list(rows), limit)
-    return jsonify({"leads": [lead_json(lead) for lead in leads], "next_cursor": next_cursor})
+    latest = latest_results(leads)
+    return jsonify(
+        {"leads": [lead_json(lead, latest) for lead in leads], "next_cursor": next_cursor}
+    )
 
 
 @bp.get("/leads/<int:lead_id>")

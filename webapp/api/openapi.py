@@ -57,6 +57,26 @@ TIME = {"type": "string", "format": "date-time"}
 STRING_OR_NULL = {"type": ["string", "null"]}
 INTEGER_OR_NULL = {"type": ["integer", "null"]}
 TIME_OR_NULL = _nullable(TIME)
+#: What the operator recorded on an attempt (the console's Finish), as an attempt and a lead's
+#: `last_result` name it; null until then.
+RESULT_FIELDS = {
+    "result": {
+        **STRING_OR_NULL,
+        "description": "The operator's result: one of the campaign's results, as written there.",
+    },
+    "comment": STRING_OR_NULL,
+    "call_back_at": {
+        **TIME_OR_NULL,
+        "description": "When the operator asked the customer to be called back.",
+    },
+    "result_action": {
+        **_nullable({"enum": ["do_not_call", "close", "retry"]}),
+        "description": "What the result did: do_not_call (the number is on the do-not-call "
+        "list, the lead closed), close (no more calls), retry (due again after the result's "
+        "minutes); null: nothing.",
+    },
+    "result_at": {**TIME_OR_NULL, "description": "When the operator pressed Finish."},
+}
 
 LEAD_INPUT = {
     "phone": {
@@ -150,6 +170,7 @@ SCHEMAS = {
             "last_outcome",
             "next_attempt_at",
             "created_at",
+            "last_result",
         ],
         "properties": {
             "id": {"type": "integer"},
@@ -171,6 +192,19 @@ SCHEMAS = {
             "last_outcome": _nullable({"enum": [outcome.value for outcome in Outcome]}),
             "next_attempt_at": TIME_OR_NULL,
             "created_at": TIME,
+            "last_result": {
+                **_nullable(_ref("LastResult")),
+                "description": "The operator's latest result on this lead; null: none yet.",
+            },
+        },
+    },
+    "LastResult": {
+        "type": "object",
+        "required": ["attempt_id", "operator_id", *RESULT_FIELDS],
+        "properties": {
+            "attempt_id": {"type": "integer", "description": "The attempt it was recorded on."},
+            "operator_id": INTEGER_OR_NULL,
+            **RESULT_FIELDS,
         },
     },
     "LeadPage": {
@@ -246,6 +280,28 @@ SCHEMAS = {
             "transfer_sip_code": INTEGER_OR_NULL,
             "transfer_sip_reason": STRING_OR_NULL,
             "end_at": TIME_OR_NULL,
+            **RESULT_FIELDS,
+        },
+    },
+    "WebhookEvent": {
+        "type": "object",
+        "required": ["event", "v", "attempt"],
+        "properties": {
+            "event": {
+                "enum": ["attempt.finished", "attempt.result", "test"],
+                "description": "attempt.finished: the call ended (no result yet); "
+                "attempt.result: the operator pressed Finish; test: Send a test event.",
+            },
+            "v": {"const": 1},
+            "attempt": {
+                "allOf": [_ref("Attempt")],
+                "type": "object",
+                "required": ["lead_external_id", "phone"],
+                "properties": {
+                    "lead_external_id": STRING_OR_NULL,
+                    "phone": {"type": "string", "description": "E.164."},
+                },
+            },
         },
     },
     "AttemptList": {
@@ -532,6 +588,26 @@ DOCUMENT = {
     "servers": [{"url": "/api/v1"}],
     "security": [{"apiToken": []}, {"oauth2": []}],
     "paths": _scoped(PATHS),
+    "webhooks": {
+        event: {
+            "post": {
+                "summary": summary,
+                "description": "Signed: `X-AutoCall-Signature: t=<unix time>,v1=<hex "
+                'HMAC-SHA256 of "<t>.<body>" keyed with the endpoint\'s secret>`; '
+                "`X-AutoCall-Delivery` is the same on every try. Answer any 2xx; anything "
+                "else is tried again after 1 min, 5 min, 30 min, 2 h and 6 h.",
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref("WebhookEvent")}},
+                },
+                "responses": {"200": {"description": "Received (any 2xx)."}},
+            }
+        }
+        for event, summary in (
+            ("attempt.finished", "An attempt's call ended (before the operator's result)"),
+            ("attempt.result", "The operator recorded the attempt's result (Finish)"),
+        )
+    },
     "components": {
         "securitySchemes": {
             "apiToken": {

@@ -6,6 +6,10 @@ from wtforms import (
     BooleanField,
     DateField,
     DecimalField,
+    FieldList,
+    Form,
+    FormField,
+    HiddenField,
     IntegerField,
     SelectField,
     SelectMultipleField,
@@ -25,8 +29,10 @@ from wtforms.validators import (
 )
 
 from engine.pacing_modes import PacingMode
+from webapp.labels import RESULT_ACTION_LABELS
 from webapp.models import OFFERED_PACING_MODES
 from webapp.services.campaigns import KEY
+from webapp.services.results import RETRY_MINUTES, Action, ResultAction
 
 #: What the settings page says of each pacing mode it offers (`OFFERED_PACING_MODES`).
 PACING_MODE_LABELS = {
@@ -122,6 +128,41 @@ class MemberForm(FlaskForm):
 
 class WeightForm(FlaskForm):
     weight = weight_field()
+
+
+class ResultActionForm(Form):
+    """What one result does (a row under the results; `name` is the result's)."""
+
+    name = HiddenField()
+    action = SelectField(
+        _l("What it does"),
+        choices=[SelectChoice(key, label) for key, label in RESULT_ACTION_LABELS.items()],
+    )
+    minutes = IntegerField(
+        _l("After, minutes"),
+        validators=[
+            Optional(),
+            NumberRange(*RETRY_MINUTES, message=_l("From 1 to 10080 minutes (a week).")),
+        ],
+    )
+
+    def validate(self, extra_validators=None) -> bool:
+        valid = super().validate(extra_validators)
+        # Not an inline validator: Optional() stops the chain of an empty field before it.
+        if self.action.data == Action.RETRY.value and self.minutes.data is None:
+            self.minutes.errors = [
+                *self.minutes.errors,
+                _l("A retry needs its minutes: from 1 to 10080."),
+            ]
+            return False
+        return valid
+
+    @property
+    def result_action(self) -> ResultAction | None:
+        if not self.action.data:
+            return None
+        action = Action(self.action.data)
+        return ResultAction(action, self.minutes.data if action == Action.RETRY else None)
 
 
 class CallingForm(FlaskForm):
@@ -238,6 +279,8 @@ class CallingForm(FlaskForm):
         validators=[InputRequired()],
         description=_l("One a line, e.g. Sale, Not interested, Call back."),
     )
+    #: One row per result as saved: what it does when an operator records it.
+    actions = FieldList(FormField(ResultActionForm), max_entries=30)
     hide_numbers = BooleanField(_l("Hide customers' numbers from operators"))
 
     def validate_results(self, field):

@@ -40,6 +40,7 @@ from webapp.services.campaigns import (
     working_operators,
 )
 from webapp.services.live import Counters, today_by_campaign
+from webapp.services.results import action_of, actions_for
 from webapp.services.sip_accounts import accounts_of
 from webapp.tenancy import current_tenant, get_or_404, scoped
 
@@ -171,12 +172,25 @@ def _rules_form(campaign: Campaign) -> CallingForm:
         form.calling_weekdays.data = list(campaign.calling_weekdays)
         for field in (form.call_multiplier, form.abandon_rate_cap_percent):
             field.data = Decimal(str(field.data))  # 1.2, not 1.19999
+        for name in campaign.result_choices:
+            action = action_of(campaign, name)
+            form.actions.append_entry(
+                {
+                    "name": name,
+                    "action": action.action.value if action else "",
+                    "minutes": action.minutes if action else None,
+                }
+            )
     return form
 
 
 def _form_rules(form: CallingForm) -> dict:
-    values = {}
+    values: dict[str, object] = {}
     for name in RULES:
+        if name == "result_actions":  # the rows of the results still listed
+            chosen = {row.form.name.data: row.form.result_action for row in form.actions}
+            values[name] = actions_for(form.results.data.splitlines(), chosen)
+            continue
         value = form.weekdays if name == "calling_weekdays" else getattr(form, name).data
         if isinstance(value, Decimal):
             value = float(value)

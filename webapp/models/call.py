@@ -73,6 +73,12 @@ class Attempt(TenantOwned, db.Model):
     #: What the operator recorded on finishing the lead (one of the tenant's results), and why.
     result: Mapped[str | None] = mapped_column(String(100))
     comment: Mapped[str | None] = mapped_column(Text)
+    #: When the operator asked the customer to be called back (the console's "call back at").
+    call_back_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    #: What the result did when it was recorded (webapp/services/results.py: Action).
+    result_action: Mapped[str | None] = mapped_column(String(16))
+    #: When the operator pressed Finish: the result, comment and call-back time written.
+    result_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     #: When the operator's talk with the customer ended: the console's "The call is over",
     #: else its "Finish" (null when neither came; docs/reports.md).
     talk_ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -10,6 +10,7 @@ from datetime import date, datetime, time
 from enum import StrEnum
 
 from sqlalchemy import (
+    JSON,
     CheckConstraint,
     Date,
     DateTime,
@@ -36,6 +37,15 @@ from webapp.models.base import BigId, TenantOwned, one_of, utcnow
 #: The key of the campaign made with every tenant.
 DEFAULT_KEY = "default"
 DEFAULT_RESULTS = "Sale\nNot interested\nCall back\nWrong number"
+#: What the default results do (webapp/services/results.py; migration 0022 gave them to the
+#: campaigns that had them): a sale or a refusal closes the lead, "call back" without a time
+#: retries in an hour, a wrong number is never dialed again.
+DEFAULT_RESULT_ACTIONS: dict[str, dict] = {
+    "Sale": {"action": "close"},
+    "Not interested": {"action": "close"},
+    "Call back": {"action": "retry", "minutes": 60},
+    "Wrong number": {"action": "do_not_call"},
+}
 #: Every day of the week, ISO numbers (1 Monday ... 7 Sunday).
 EVERY_DAY = "1234567"
 
@@ -73,6 +83,7 @@ RULES = (
     "failed_transfers_limit",
     "preview_countdown_seconds",
     "results",
+    "result_actions",
     "hide_numbers",
 )
 
@@ -159,6 +170,11 @@ class Campaign(TenantOwned, db.Model):
     preview_countdown_seconds: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     #: The results an operator chooses from when finishing a lead, one a line.
     results: Mapped[str] = mapped_column(Text, default=DEFAULT_RESULTS)
+    #: What a result does when an operator records it: the result's name -> {"action":
+    #: "do_not_call" | "close" | "retry", "minutes": N for a retry}; not named: nothing.
+    result_actions: Mapped[dict] = mapped_column(
+        JSON, default=lambda: {k: dict(v) for k, v in DEFAULT_RESULT_ACTIONS.items()}
+    )
     hide_numbers: Mapped[bool] = mapped_column(default=False)
 
     @property

@@ -15,8 +15,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 from webapp.extensions import db
 from webapp.models.base import BigId, TenantOwned, utcnow
 
-#: The events a delivery can carry.
-ATTEMPT_FINISHED, TEST = "attempt.finished", "test"
+#: The events a delivery can carry: an attempt's call ended; the operator recorded its
+#: result (the console's Finish); a test.
+ATTEMPT_FINISHED, ATTEMPT_RESULT, TEST = "attempt.finished", "attempt.result", "test"
 
 
 class WebhookEndpoint(TenantOwned, db.Model):

@@ -13,7 +13,13 @@ from flask_babel import gettext as _
 from sqlalchemy import and_, or_
 
 from webapp.extensions import db
-from webapp.labels import DETAIL_LABELS, OUTCOME_LABELS, TRANSFER_LABELS, transfer_reason
+from webapp.labels import (
+    DETAIL_LABELS,
+    OUTCOME_LABELS,
+    TRANSFER_LABELS,
+    result_label,
+    transfer_reason,
+)
 from webapp.models import Attempt, Campaign, Lead, Operator
 from webapp.services import csv_export
 from webapp.services.figures import Period, utc
@@ -245,7 +251,7 @@ def csv_lines(found, zone: ZoneInfo, delimiter: str) -> Iterator[str]:
                         attempt.transfer_result_at or attempt.refer_at or attempt.answer_at,
                     ),
                     _seconds(attempt.wrap_up_ended_at, attempt.talk_ended_at),
-                    attempt.result or "",
+                    result_label(attempt.result),
                     attempt.comment or "",
                     campaign_name or "",
                 ]

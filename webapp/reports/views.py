@@ -5,6 +5,8 @@ time zone."""
 
 from __future__ import annotations
 
+import io
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -15,11 +17,11 @@ from flask_babel import lazy_gettext as _l
 
 from engine.outcomes import Outcome
 from webapp.extensions import db
-from webapp.labels import DETAIL_LABELS, OUTCOME_LABELS, transfer_reason
+from webapp.labels import DETAIL_LABELS, OUTCOME_LABELS, result_label, transfer_reason
 from webapp.models import Attempt, Campaign, Lead, Operator, Team
 from webapp.reports import bp, call_log, charts
 from webapp.roles import tenant_reader
-from webapp.services import breaks, figures
+from webapp.services import breaks, csv_export, figures, result_figures
 from webapp.services.campaigns import campaigns_of
 from webapp.tenancy import current_tenant, get_or_404, scoped
 
@@ -29,6 +31,9 @@ MAX_DAYS = 732
 
 WEEKDAYS = (_l("Mon"), _l("Tue"), _l("Wed"), _l("Thu"), _l("Fri"), _l("Sat"), _l("Sun"))
 STEPS = {"day": _l("by day"), "week": _l("by week"), "month": _l("by month")}
+#: The results report's groupings (result_figures.GROUPINGS) and their column's heading.
+GROUPINGS = {"day": _l("by day"), "operator": _l("by operator"), "campaign": _l("by campaign")}
+GROUPING_HEADINGS = {"day": _l("Day"), "operator": _l("Operator"), "campaign": _l("Campaign")}
 
 
 @bp.app_template_filter("duration")
@@ -340,6 +345,113 @@ def failed_transfers():
         show_campaign=campaign is None and len(campaigns) > 1,
         campaigns=campaigns,
         campaign=campaign,
+    )
+
+
+# --- results ---------------------------------------------------------------------------------
+
+
+@dataclass
+class _Results:
+    """The results report as the page and its CSV show it."""
+
+    period: figures.Period
+    error: str | None
+    by: str
+    campaign: int | None
+    campaigns: dict[int, Campaign]
+    #: [(the row's name: its day, operator or campaign; the row)]
+    rows: list[tuple[str, result_figures.ResultRow]]
+    #: The results found, in the campaign's order.
+    order: list[str]
+    whole: result_figures.ResultRow
+
+
+def _results_report() -> _Results:
+    period, error = _period()
+    by = request.args.get("by", "day")
+    if by not in GROUPINGS:
+        by = "day"
+    campaign, campaigns = _campaign(), _campaigns()
+    rows = result_figures.results_by(
+        current_tenant().id, period.start, period.end, by, period.zone, campaign
+    )
+    names = _operator_names() if by == "operator" else {}
+
+    def name(key) -> str:
+        if by == "day":
+            return key.isoformat()
+        if by == "operator":
+            return names.get(key, f"#{key}") if key is not None else "—"
+        return _campaign_name(campaigns, key)
+
+    listed = campaigns.get(campaign) if campaign is not None else None
+    if listed is None:
+        listed = next((c for c in campaigns.values() if c.is_default), None)
+    order = result_figures.result_order(rows, listed.result_choices if listed else [])
+    named = [(name(row.key), row) for row in rows]
+    whole = result_figures.total(rows)
+    return _Results(period, error, by, campaign, campaigns, named, order, whole)
+
+
+@bp.get("/results")
+@tenant_reader
+def results():
+    report = _results_report()
+    chart = charts.bars(
+        [(result_label(result), report.whole.results[result]) for result in report.order],
+        title=_("Results recorded"),
+    )
+    arguments = {k: v for k, v in request.args.items() if k != "by"}
+    return _page(
+        "reports/results.html",
+        report.period,
+        report.error,
+        by=report.by,
+        GROUPINGS=GROUPINGS,
+        heading=GROUPING_HEADINGS[report.by],
+        rows=report.rows,
+        order=report.order,
+        whole=report.whole,
+        chart=chart,
+        csv_url=url_for("reports.results_csv", by=report.by, **arguments),
+        campaigns=report.campaigns,
+        campaign=report.campaign,
+    )
+
+
+@bp.get("/results.csv")
+@tenant_reader
+def results_csv():
+    """The results report's table as CSV, like the call log's: UTF-8 with a BOM, `;` in
+    Russian; for each result its count and its share of answered calls (a number, 0 to
+    100, with a point; empty when nothing was answered)."""
+    report = _results_report()
+    delimiter = ";" if str(get_locale()) == "ru" else ","
+    buffer = io.StringIO()
+    writer = csv_export.writer(buffer, delimiter=delimiter, lineterminator="\r\n")
+    header = [str(GROUPING_HEADINGS[report.by]), _("Answered")]
+    for result in report.order:
+        label = result_label(result)
+        header += [label, _("%(result)s, %% of answered", result=label)]
+    writer.writerow([*header, _("No result")])
+
+    def share(row, count: int) -> str:
+        value = row.share(count)
+        return "" if value is None else f"{100 * value:.1f}"
+
+    for label, row in [*report.rows, (_("Total"), report.whole)]:
+        cells: list = [label, row.answered]
+        for result in report.order:
+            count = row.results.get(result, 0)
+            cells += [count, share(row, count)]
+        writer.writerow([*cells, row.no_result])
+    first, last = report.period.first.isoformat(), report.period.last.isoformat()
+    name = f"results-by-{report.by}-{first}-{last}.csv"
+    return Response(
+        "\ufeff" + buffer.getvalue(),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
 
 

@@ -13,6 +13,7 @@ from engine.preview import choice_text
 from webapp import bus
 from webapp.extensions import db
 from webapp.models import Attempt, Campaign, Lead, LeadStatus, Operator, User
+from webapp.services import results
 
 
 def operator_of(user: User) -> Operator | None:
@@ -77,7 +78,8 @@ def finish(
 ) -> None:
     """The operator is done with the lead: the result and comment go on its attempt (the one
     just transferred to them), "call back at" makes the lead due again then (the engine offers
-    it to this operator first), and the operator is free again."""
+    it to this operator first), the result's action acts on the lead and the CRM hears of it
+    (webapp/services/results.py), and the operator is free again."""
     if lead is not None:
         attempt = db.session.scalar(
             select(Attempt)
@@ -85,14 +87,15 @@ def finish(
             .order_by(Attempt.invite_at.desc(), Attempt.id.desc())
             .limit(1)
         )
-        if attempt is not None and attempt.operator_id in (None, operator.id):
-            attempt.result = result or None
-            attempt.comment = comment or None
+        if attempt is not None and attempt.operator_id not in (None, operator.id):
+            attempt = None
         if call_back_at is not None:
             lead.status = LeadStatus.RETRY.value
             lead.next_attempt_at = call_back_at.astimezone(UTC)
             lead.last_operator_id = operator.id
+        recorded = results.record(operator, lead, attempt, result, comment, call_back_at)
         db.session.commit()
+        results.announce(recorded)
     bus.presence(operator.tenant_id).finish(operator.id)
 
 

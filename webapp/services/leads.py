@@ -147,16 +147,27 @@ def parse_do_not_call(tenant: Tenant, text: str) -> tuple[str, bool]:
 
 def add_do_not_call(tenant: Tenant, text: str, note: str = "") -> DoNotCall:
     number, prefix = parse_do_not_call(tenant, text)
+    entry, added = put_on_do_not_call(tenant.id, number, prefix, note)
+    if added:
+        db.session.commit()
+        wake_engine(tenant.id, "do_not_call")
+    return entry
+
+
+def put_on_do_not_call(
+    tenant_id: int, number: str, prefix: bool = False, note: str = ""
+) -> tuple[DoNotCall, bool]:
+    """The entry for an E.164 number (or prefix), added to the session when it is not on the
+    list yet; (entry, added). The caller commits and wakes the engine (`do_not_call`)."""
     entry = db.session.scalar(
         select(DoNotCall).where(
-            DoNotCall.tenant_id == tenant.id,
+            DoNotCall.tenant_id == tenant_id,
             DoNotCall.number == number,
             DoNotCall.prefix == prefix,
         )
     )
-    if entry is None:
-        entry = DoNotCall(tenant_id=tenant.id, number=number, prefix=prefix, note=note[:200])
-        db.session.add(entry)
-        db.session.commit()
-        wake_engine(tenant.id, "do_not_call")
-    return entry
+    if entry is not None:
+        return entry, False
+    entry = DoNotCall(tenant_id=tenant_id, number=number, prefix=prefix, note=note[:200])
+    db.session.add(entry)
+    return entry, True

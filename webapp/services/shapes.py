@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from sqlalchemy import select
+
 from webapp.extensions import db
 from webapp.models import Attempt, Campaign, Lead
 from webapp.models.api import as_utc
@@ -28,7 +30,42 @@ def campaign_json(campaign_id: int | None) -> dict | None:
     return {"id": campaign.id, "key": campaign.key} if campaign is not None else None
 
 
-def lead_json(lead: Lead) -> dict:
+def latest_results(leads: list[Lead]) -> dict[int, Attempt]:
+    """The attempt with each lead's latest operator's result (Finish pressed), by lead id:
+    one query for a page of leads."""
+    ids = [lead.id for lead in leads if lead.id is not None]
+    if not ids:
+        return {}
+    latest: dict[int, Attempt] = {}
+    for attempt in db.session.scalars(
+        select(Attempt)
+        .where(
+            Attempt.tenant_id == leads[0].tenant_id,
+            Attempt.lead_id.in_(ids),
+            Attempt.result_at.is_not(None),
+        )
+        .order_by(Attempt.result_at, Attempt.id)
+    ):
+        latest[attempt.lead_id] = attempt
+    return latest
+
+
+def result_json(attempt: Attempt) -> dict:
+    """The operator's record on an attempt, by the attempt's own names."""
+    return {
+        "result": attempt.result,
+        "comment": attempt.comment,
+        "call_back_at": iso(attempt.call_back_at),
+        "result_action": attempt.result_action,
+        "result_at": iso(attempt.result_at),
+    }
+
+
+def lead_json(lead: Lead, results: dict[int, Attempt] | None = None) -> dict:
+    """`results`: `latest_results` of a page of leads that holds this one (else it is read)."""
+    if results is None:
+        results = latest_results([lead])
+    last = results.get(lead.id) if lead.id is not None else None
     return {
         "id": lead.id,
         "campaign": campaign_json(lead.campaign_id),
@@ -43,6 +80,12 @@ def lead_json(lead: Lead) -> dict:
         "last_outcome": lead.last_outcome,
         "next_attempt_at": iso(lead.next_attempt_at),
         "created_at": iso(lead.created_at),
+        # The operator's latest result, comment and call-back time (null: none yet).
+        "last_result": (
+            {"attempt_id": last.id, "operator_id": last.operator_id, **result_json(last)}
+            if last is not None
+            else None
+        ),
     }
 
 
@@ -67,4 +110,5 @@ def attempt_json(attempt: Attempt) -> dict:
         "transfer_sip_code": attempt.transfer_sip_code,
         "transfer_sip_reason": attempt.transfer_sip_reason,
         "end_at": iso(attempt.end_at),
+        **result_json(attempt),
     }

@@ -3,7 +3,8 @@ and the notes in Redis that tie each delivery to the job that is to try it.
 
 - `record_finished`, inside the engine's transaction that writes the CDRs of finished
   attempts: a delivery for each active endpoint and attempt, due now. Nothing is lost
-  between a finished attempt and its POST.
+  between a finished attempt and its POST. The console's Finish records `attempt.result`
+  deliveries the same way (webapp/services/results.py).
 - `announce`, after the commit: one `deliver` job for them on the `webhooks` queue
   (`enqueue`). Redis being away does not stop the engine; the sweep finds them later.
 - `enqueue` also leaves a note of the job beside the queue for each delivery, which
@@ -38,9 +39,13 @@ DELIVER = "webapp.webhooks.delivery.deliver"
 DEADLINE = 10
 
 
-def record_finished(connection: Connection, tenant_id: int, attempt_ids: list[int]) -> list[int]:
-    """Inside the engine's transaction that wrote these attempts' CDRs: a delivery for each
-    active endpoint and attempt, due now. Returns their ids (none without an active endpoint)."""
+def record_finished(
+    connection: Connection, tenant_id: int, attempt_ids: list[int], event: str = ATTEMPT_FINISHED
+) -> list[int]:
+    """Inside the engine's transaction that wrote these attempts' CDRs: a delivery of `event`
+    for each active endpoint and attempt, due now (also `attempt.result`, inside the
+    console's transaction that wrote the operator's result: webapp/services/results.py).
+    Returns their ids (none without an active endpoint)."""
     endpoints = (
         connection.execute(
             select(endpoints_table.c.id).where(
@@ -57,7 +62,7 @@ def record_finished(connection: Connection, tenant_id: int, attempt_ids: list[in
         {
             "tenant_id": tenant_id,
             "endpoint_id": endpoint_id,
-            "event": ATTEMPT_FINISHED,
+            "event": event,
             "attempt_id": attempt_id,
             "next_try_at": now,
             "tries": 0,
