@@ -908,7 +908,7 @@ class TenantEngine:
         got: dict[int, int] = {}
 
         async def take(wanted: dict[int, int]) -> None:
-            leads = await self._claim_leads(settings, wanted)
+            leads = await self._claim_leads(settings, wanted, free)
             claimed.extend(leads)
             for lead in leads:
                 got[lead.campaign_id] = got.get(lead.campaign_id, 0) + 1
@@ -952,9 +952,12 @@ class TenantEngine:
                 short.append(campaign_id)
         return claimed, sum(asked.values()), short
 
-    async def _claim_leads(self, settings: TenantSettings, wanted: dict[int, int]) -> list[Claimed]:
+    async def _claim_leads(
+        self, settings: TenantSettings, wanted: dict[int, int], free: list[int]
+    ) -> list[Claimed]:
         """Claim so many leads of each campaign (one transaction), their URIs made with
-        their SIP accounts' dial formats."""
+        their SIP accounts' dial formats; a personal callback only while its operator is
+        one of the `free` ones (the store's `claim`)."""
         where: dict[int, dict[str, Any]] = {}
         for campaign_id in wanted:
             campaign = settings.campaign(campaign_id)
@@ -979,6 +982,7 @@ class TenantEngine:
             wanted,
             {c: self.windows[c] for c in wanted if c in self.windows},
             dial_uri,
+            free,
         )
 
     def _learn_handling(

@@ -84,7 +84,23 @@ def index():
     after = _newest_event(bus.client(), bus.keys(operator.tenant_id).pops(operator.id))
     label = STATE_LABELS[state.state if state else None]
     return render_template(
-        "console/index.html", operator=operator, state=state, after=after, state_label=label
+        "console/index.html",
+        operator=operator,
+        state=state,
+        after=after,
+        state_label=label,
+        callbacks=console.callbacks_today(operator, current_tenant().time_zone),
+    )
+
+
+@bp.get("/callbacks")
+@operator_only
+def callbacks():
+    """The operator's callbacks for today (the list under the card, reloaded after Finish)."""
+    operator = _operator()
+    return render_template(
+        "console/_callbacks.html",
+        callbacks=console.callbacks_today(operator, current_tenant().time_zone),
     )
 
 
@@ -206,7 +222,8 @@ def finish():
         now = datetime.now(UTC)
         sessions.talk_ended(operator.tenant_id, operator.id, lead.id, now)
         sessions.wrap_up_ended(operator.tenant_id, operator.id, lead.id, now)
-    console.finish(operator, lead, call_back_at, result, comment)
+    myself = request.form.get("call_back_myself") == "1"
+    console.finish(operator, lead, call_back_at, result, comment, myself)
     return _answer()
 
 

@@ -9,6 +9,7 @@ from webapp.models.campaign import (
     Campaign,
     CampaignMember,
     CampaignState,
+    LeadOrder,
 )
 from webapp.models.lead import DoNotCall, Lead, LeadStatus
 from webapp.models.operator import Operator, Team
@@ -37,6 +38,7 @@ __all__ = [
     "CampaignState",
     "DoNotCall",
     "Lead",
+    "LeadOrder",
     "LeadStatus",
     "Operator",
     "OperatorSession",

@@ -42,6 +42,7 @@ def lead_json(lead: Lead) -> dict:
         "attempts": lead.attempts,
         "last_outcome": lead.last_outcome,
         "next_attempt_at": iso(lead.next_attempt_at),
+        "call_at": iso(lead.callback_at),
         "created_at": iso(lead.created_at),
     }
 
