@@ -441,8 +441,9 @@ class DialingStore:
         then = (leads.c.priority.desc(), leads.c.next_attempt_at, leads.c.id)
         if lead_order == "retries_first":
             return (*first, new.asc(), *then)
-        if lead_order == "priority":
-            return (*first, *then)
+        if lead_order == "priority":  # ties: the one waiting the longest, new or retried
+            waiting = func.coalesce(leads.c.next_attempt_at, leads.c.created_at)
+            return (*first, leads.c.priority.desc(), waiting, leads.c.id)
         return (*first, new.desc(), *then)
 
     def _claim_statement(self, shapes: tuple[Shape, ...]):
