@@ -8,8 +8,9 @@ a lead arrived, settings changed) the engine:
 3. claims that many due leads from the database in one transaction (the store marks them
    `dialing` and opens their attempts), so no lead is ever in two calls at once;
 4. places each call through the user agent; when a customer answers, it takes a free
-   operator (preferring the one who served the lead before), publishes the screen pop and
-   sends REFER to that operator's extension; nobody free: `no_free_operator`;
+   operator (preferring a personal callback's operator, else the one who served the lead
+   before), publishes the screen pop and sends REFER to that operator's extension; nobody
+   free: `no_free_operator`;
 5. writes each finished attempt and the lead's next step (reached, retry at the tenant's
    retry time for the outcome, exhausted) in batches, off the event loop.
 

@@ -10,7 +10,10 @@ no longer the tenant's newest raises `Refused("fenced")`, and nothing is written
 `recover` then sees its attempts) or sees the newer token: a stale engine can never open an
 attempt behind its successor's back. The same read refuses a claim once dialing is off.
 
-- `claim` marks due leads `dialing` and opens their attempts in the same transaction. On
+- `claim` marks due leads `dialing` and opens their attempts in the same transaction: due
+  callbacks first (whatever their attempts; a personal one while its operator is free, until
+  its campaign's grace period), then by the campaign's lead order (docs/engine.md,
+  "Callbacks"). On
   PostgreSQL the candidate rows are locked with `FOR UPDATE SKIP LOCKED`, so two engines
   racing for one tenant never get the same lead; on SQLite the transaction starts with
   `BEGIN IMMEDIATE`, which serialises writers. The do-not-call list is checked here, at
