@@ -101,6 +101,7 @@ report_hours = ReportHour.__table__
 report_rollups = ReportRollup.__table__
 campaigns = Campaign.__table__
 campaign_members = CampaignMember.__table__
+operators = Operator.__table__
 sip_accounts = SipAccount.__table__
 DIALABLE = (LeadStatus.NEW.value, LeadStatus.RETRY.value)
 #: A campaign's window and order as the claim's statement is built for them (`_shape`).
@@ -389,7 +390,8 @@ class DialingStore:
 
         A callback is due whatever its attempts; a personal one only while its operator is
         free (`free`), after the grace period (`grace_{slot}`: callbacks due before it go to
-        anyone), or when its operator is no longer an active one (`active`)."""
+        anyone), or when its operator is no longer an active one (read in the statement, so
+        the operator's deactivation counts at once)."""
         callback = leads.c.callback_at.is_not(None)
         operator = leads.c.callback_operator_id
         conditions = [
@@ -401,7 +403,11 @@ class DialingStore:
             or_(
                 operator.is_(None),
                 operator.in_(bindparam("free", expanding=True)),
-                operator.not_in(bindparam("active", expanding=True)),
+                ~exists().where(  # deactivated or deleted: no longer waited for
+                    operators.c.tenant_id == leads.c.tenant_id,
+                    operators.c.id == operator,
+                    operators.c.active.is_(True),
+                ),
                 leads.c.callback_at <= bindparam(f"grace_{slot}"),
             ),
         ]
@@ -512,7 +518,6 @@ class DialingStore:
             "tenant": settings.tenant_id,
             "now": now,
             "free": list(free),
-            "active": list(settings.operators),
         }
         for campaign_id, count in wanted.items():
             campaign = settings.campaign(campaign_id)
@@ -622,7 +627,6 @@ class DialingStore:
                         "tenant": settings.tenant_id,
                         "now": now,
                         "free": [],
-                        "active": list(settings.operators),
                         **self._due_values("0", campaign, None, now),
                     },
                 ).first()
