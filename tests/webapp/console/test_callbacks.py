@@ -54,6 +54,13 @@ def test_call_back_myself_keeps_the_callback_and_the_console_lists_it(
     assert f'data-callback-lead="{tenant_a.lead_id}"' in operator_client.get("/console/").get_data(
         as_text=True
     )
+    # When the callback is dialed and handed to the operator, the card says what it is.
+    with app.app_context():
+        presence = bus.presence(tenant_a.id)
+        presence.take(tenant_a.lead_id)
+        presence.transferred(tenant_a.operator_id, True, failure_limit=3)
+    card = operator_client.get("/console/card").get_data(as_text=True)
+    assert "data-card-callback" in card and "A callback the customer was promised" in card
 
 
 def test_a_callback_for_anyone_is_not_kept_for_the_operator(app, operator_client, tenant_a):
