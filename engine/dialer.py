@@ -8,8 +8,9 @@ a lead arrived, settings changed) the engine:
 3. claims that many due leads from the database in one transaction (the store marks them
    `dialing` and opens their attempts), so no lead is ever in two calls at once;
 4. places each call through the user agent; when a customer answers, it takes a free
-   operator (preferring the one who served the lead before), publishes the screen pop and
-   sends REFER to that operator's extension; nobody free: `no_free_operator`;
+   operator (preferring a personal callback's operator, else the one who served the lead
+   before), publishes the screen pop and sends REFER to that operator's extension; nobody
+   free: `no_free_operator`;
 5. writes each finished attempt and the lead's next step (reached, retry at the tenant's
    retry time for the outcome, exhausted) in batches, off the event loop.
 
@@ -942,7 +943,7 @@ class TenantEngine:
         got: dict[int, int] = {}
 
         async def take(wanted: dict[int, int]) -> None:
-            leads = await self._claim_leads(settings, wanted)
+            leads = await self._claim_leads(settings, wanted, free)
             claimed.extend(leads)
             for lead in leads:
                 got[lead.campaign_id] = got.get(lead.campaign_id, 0) + 1
@@ -990,9 +991,12 @@ class TenantEngine:
                 short.append(campaign_id)
         return claimed, sum(asked.values()), short
 
-    async def _claim_leads(self, settings: TenantSettings, wanted: dict[int, int]) -> list[Claimed]:
+    async def _claim_leads(
+        self, settings: TenantSettings, wanted: dict[int, int], free: list[int]
+    ) -> list[Claimed]:
         """Claim so many leads of each campaign (one transaction), their URIs made with
-        their SIP accounts' dial formats."""
+        their SIP accounts' dial formats; a personal callback only while its operator is
+        one of the `free` ones (the store's `claim`)."""
         where: dict[int, dict[str, Any]] = {}
         for campaign_id in wanted:
             campaign = settings.campaign(campaign_id)
@@ -1017,6 +1021,7 @@ class TenantEngine:
             wanted,
             {c: self.windows[c] for c in wanted if c in self.windows},
             dial_uri,
+            free,
         )
 
     def _learn_handling(

@@ -11,7 +11,7 @@ the tenant started (`claim` also once dialing is off).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from datetime import time as clock
@@ -70,6 +70,12 @@ class CampaignSettings:
     failed_transfers_limit: int = 3
     #: Preview dialing: seconds after which a previewed lead is dialed by itself (0: never).
     preview_countdown: float = 0.0
+    #: After its due callbacks, which of its due leads first: "new_first", "retries_first"
+    #: or "priority" (the lead's priority, new or retried alike).
+    lead_order: str = "new_first"
+    #: Minutes a personal callback waits for its operator past its time before anyone may
+    #: take it.
+    callback_grace_minutes: int = 30
 
 
 @dataclass(frozen=True)
@@ -102,8 +108,9 @@ class Claimed:
     phone: str
     dialed_uri: str
     attempts: int  # attempts made, this one included
-    last_operator_id: int | None
+    last_operator_id: int | None  # offered first at the answer: a personal callback's operator
     campaign_id: int
+    callback: bool = False  # a callback promised to the customer
 
 
 @dataclass(frozen=True)
@@ -197,10 +204,13 @@ class Store(Protocol):
         wanted: Mapping[int, int],
         windows: Mapping[int, Window],
         dial_uri: Callable[[int, str], str],
+        free: Collection[int] = (),
     ) -> list[Claimed]:
         """Up to so many due leads of each running campaign of `wanted` ({campaign: count})
         inside its calling window, marked `dialing`, with their attempts opened
-        (`dial_uri(campaign, phone)` makes the URI dialed)."""
+        (`dial_uri(campaign, phone)` makes the URI dialed). Due callbacks come first, and a
+        personal callback only while its operator is among the `free` ones (until its
+        campaign's grace period is over, or its operator is no longer active)."""
         ...
 
     def finish(self, tenant_id: int, epoch: int, finished: list[Finished]) -> int:

@@ -1,4 +1,5 @@
-"""Leads through the API: create (one or a thousand at once), read, list, cancel, attempts.
+"""Leads through the API: create (one or a thousand at once), read, list, cancel, attempts,
+and a callback promised to the customer (`call_at`, on a new lead or an existing one).
 
 Leads come in through webapp/services/leads.py, like from every other source; this module
 only reads JSON, says precisely what is wrong with it, and writes JSON back."""
@@ -6,6 +7,7 @@ only reads JSON, says precisely what is wrong with it, and writes JSON back."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from functools import cache
 from types import NoneType
 from typing import Any
@@ -30,7 +32,14 @@ from webapp.bus import wake_engine
 from webapp.extensions import db
 from webapp.models import Attempt, Campaign, Lead, LeadStatus
 from webapp.services.campaigns import CampaignError, campaign_for_leads, find_campaign
-from webapp.services.leads import LeadError, NewLead, create_lead, normalize_phone
+from webapp.services.leads import (
+    LeadError,
+    NewLead,
+    check_call_at,
+    create_lead,
+    normalize_phone,
+    schedule_callback,
+)
 from webapp.services.shapes import attempt_json, latest_results, lead_json
 from webapp.tenancy import current_tenant, scoped
 
@@ -46,6 +55,7 @@ LEAD_FIELDS: dict[str, tuple[tuple[type, ...], str]] = {
     "priority": ((int,), "a whole number"),
     "time_zone": ((str, NoneType), "a string or null"),
     "campaign": ((int, str, NoneType), "a campaign's id (a number) or key (a string), or null"),
+    "call_at": ((str, NoneType), "a date-time string or null"),
 }
 #: A finished lead cannot be cancelled any more.
 FINISHED = (LeadStatus.REACHED.value, LeadStatus.EXHAUSTED.value)
@@ -68,10 +78,28 @@ def read_new_lead(value: Any, campaigns: dict | None = None) -> NewLead:
             "time_zone",
             f"{data['time_zone']!r} is not a time zone; use an IANA name like Europe/Moscow.",
         )
+    call_at = _call_at(data.pop("call_at", None))
     campaign = _campaign_for_leads(
         data.pop("campaign", None), {} if campaigns is None else campaigns
     )
-    return NewLead(**data, campaign_id=campaign.id)
+    return NewLead(**data, campaign_id=campaign.id, call_at=call_at)
+
+
+def _call_at(text: str | None) -> datetime | None:
+    """A callback time as the API takes it: ISO 8601, UTC when it names no offset; in the
+    past or more than a year ahead: 422 with the reason."""
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text.strip())
+        value = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        return check_call_at(value.astimezone(UTC))
+    except (ValueError, OverflowError) as error:
+        if isinstance(error, LeadError):
+            raise invalid("call_at", error.message) from None
+        raise invalid(
+            "call_at", f"{text!r} is not a date-time; write e.g. 2026-05-01T18:00:00+03:00."
+        ) from None
 
 
 def _campaign_for_leads(ref: int | str | None, known: dict) -> Campaign:
@@ -263,6 +291,27 @@ def cancel_lead(lead_id: int):
         raise ApiError(
             409, f"The lead is already {lead.status}; it cannot be cancelled.", code="lead_finished"
         )
+    return jsonify(lead_json(lead))
+
+
+@bp.patch("/leads/<int:lead_id>")
+def update_lead(lead_id: int):
+    """Promise the customer a callback (`call_at`), or take it back (`call_at`: null). The
+    lead is dialed then, before new leads and retries, even if it used its attempts."""
+    lead = find(Lead, lead_id, "lead")
+    body = json_object(json_body(), ("call_at",), "The body")
+    if "call_at" not in body:
+        raise invalid("call_at", "Nothing to change: send call_at.")
+    if not isinstance(body["call_at"], (str, NoneType)):
+        raise invalid("call_at", "call_at must be a date-time string or null.")
+    at = _call_at(body["call_at"])
+    try:
+        schedule_callback(lead, at)
+    except LeadError as error:
+        db.session.rollback()
+        if lead.status == LeadStatus.DIALING.value:
+            raise ApiError(409, error.message, code="lead_dialing") from None
+        raise invalid(error.field, error.message) from None
     return jsonify(lead_json(lead))
 
 

@@ -78,6 +78,15 @@ RESULT_FIELDS = {
     "result_at": {**TIME_OR_NULL, "description": "When the operator pressed Finish."},
 }
 
+CALL_AT = {
+    "type": ["string", "null"],
+    "format": "date-time",
+    "description": "A callback promised to the customer (e.g. the slot chosen on the CRM's web "
+    "form), ISO 8601, UTC when it names no offset. The lead is dialed at this time, before new "
+    "leads and retries, even when it has used its campaign's attempts; that call counts as an "
+    "attempt. In the past or more than a year ahead: 422 with `field` call_at and the reason.",
+    "examples": ["2026-05-01T18:00:00+03:00"],
+}
 LEAD_INPUT = {
     "phone": {
         "type": "string",
@@ -117,6 +126,7 @@ LEAD_INPUT = {
         "A lead already known by its external_id stays in its own campaign.",
         "examples": ["tv-offer", 3],
     },
+    "call_at": CALL_AT,
 }
 
 SCHEMAS = {
@@ -132,7 +142,8 @@ SCHEMAS = {
             "code": {
                 "type": "string",
                 "description": "Stable: bad_request, unauthorized, insufficient_scope, "
-                "forbidden, not_found, method_not_allowed, conflict, lead_finished, too_large, "
+                "forbidden, not_found, method_not_allowed, conflict, lead_finished, lead_dialing, "
+                "too_large, "
                 "invalid, internal_error.",
             },
             "message": {"type": "string", "description": "For people."},
@@ -169,6 +180,7 @@ SCHEMAS = {
             "attempts",
             "last_outcome",
             "next_attempt_at",
+            "call_at",
             "created_at",
             "last_result",
         ],
@@ -191,6 +203,10 @@ SCHEMAS = {
             "attempts": {"type": "integer", "description": "Attempts made so far."},
             "last_outcome": _nullable({"enum": [outcome.value for outcome in Outcome]}),
             "next_attempt_at": TIME_OR_NULL,
+            "call_at": {
+                **TIME_OR_NULL,
+                "description": "The callback promised to the customer, until that call is made.",
+            },
             "created_at": TIME,
             "last_result": {
                 **_nullable(_ref("LastResult")),
@@ -205,6 +221,18 @@ SCHEMAS = {
             "attempt_id": {"type": "integer", "description": "The attempt it was recorded on."},
             "operator_id": INTEGER_OR_NULL,
             **RESULT_FIELDS,
+        },
+    },
+    "LeadChange": {
+        "type": "object",
+        "required": ["call_at"],
+        "additionalProperties": False,
+        "properties": {
+            "call_at": {
+                **CALL_AT,
+                "description": CALL_AT["description"] + " null: the promise "
+                "is taken back (the lead is dialed as its attempts and retry times say).",
+            },
         },
     },
     "LeadPage": {
@@ -492,7 +520,23 @@ PATHS = {
             "summary": "A lead",
             "parameters": [LEAD_ID],
             "responses": {"200": _json(_ref("Lead"), "The lead."), **_errors(401, 403, 404)},
-        }
+        },
+        "patch": {
+            "operationId": "updateLead",
+            "summary": "Promise a callback on a lead (or take it back)",
+            "description": "Sets `call_at`: the lead is dialed at that time, whatever its status "
+            "(reached, exhausted and cancelled leads too) and attempts. A lead on the do-not-call "
+            "list: 422; a lead in a call now: 409 (`lead_dialing`), try again after the call.",
+            "parameters": [LEAD_ID],
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": _ref("LeadChange")}},
+            },
+            "responses": {
+                "200": _json(_ref("Lead"), "The lead, with its callback."),
+                **_errors(400, 401, 403, 404, 409, 422),
+            },
+        },
     },
     "/leads/{lead_id}/cancel": {
         "post": {

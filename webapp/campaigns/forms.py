@@ -30,7 +30,7 @@ from wtforms.validators import (
 
 from engine.pacing_modes import PacingMode
 from webapp.labels import RESULT_ACTION_LABELS
-from webapp.models import OFFERED_PACING_MODES
+from webapp.models import OFFERED_PACING_MODES, LeadOrder
 from webapp.services.campaigns import KEY
 from webapp.services.results import RETRY_MINUTES, Action, ResultAction
 
@@ -282,6 +282,23 @@ class CallingForm(FlaskForm):
     #: One row per result as saved: what it does when an operator records it.
     actions = FieldList(FormField(ResultActionForm), max_entries=30)
     hide_numbers = BooleanField(_l("Hide customers' numbers from operators"))
+    lead_order = SelectField(
+        _l("Which leads first"),
+        choices=[
+            SelectChoice(LeadOrder.NEW_FIRST.value, _l("New leads, then due retries")),
+            SelectChoice(LeadOrder.RETRIES_FIRST.value, _l("Due retries, then new leads")),
+            SelectChoice(LeadOrder.PRIORITY.value, _l("By the lead's priority")),
+        ],
+        description=_l("Due callbacks are always dialed first, whatever this says."),
+    )
+    callback_grace_minutes = IntegerField(
+        _l("A personal callback waits for its operator, minutes"),
+        validators=[InputRequired(), NumberRange(0, 1440)],
+        description=_l(
+            "How long past its time a callback the operator keeps for themselves waits for "
+            "them to be free; then anyone takes it."
+        ),
+    )
 
     def validate_results(self, field):
         lines = [line.strip() for line in (field.data or "").splitlines() if line.strip()]

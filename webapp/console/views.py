@@ -131,6 +131,18 @@ def index():
         state_label=label,
         notice=notice,
         reasons=[(reason, break_label(reason)) for reason in breaks.reasons(current_tenant())],
+        callbacks=console.callbacks_today(operator, current_tenant().time_zone),
+    )
+
+
+@bp.get("/callbacks")
+@operator_only
+def callbacks():
+    """The operator's callbacks for today (the list under the card, reloaded after Finish)."""
+    operator = _operator()
+    return render_template(
+        "console/_callbacks.html",
+        callbacks=console.callbacks_today(operator, current_tenant().time_zone),
     )
 
 
@@ -265,7 +277,8 @@ def finish():
         now = datetime.now(UTC)
         sessions.talk_ended(operator.tenant_id, operator.id, lead.id, now)
         sessions.wrap_up_ended(operator.tenant_id, operator.id, lead.id, now)
-    console.finish(operator, lead, call_back_at, result, comment)
+    myself = request.form.get("call_back_myself") == "1"
+    console.finish(operator, lead, call_back_at, result, comment, myself)
     return _answer()
 
 

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from flask import render_template, request
 from flask_babel import lazy_gettext as _l
@@ -27,12 +27,18 @@ STATUS_LABELS = {
     LeadStatus.DO_NOT_CALL.value: _l("on the do-not-call list"),
 }
 DUE_LABELS = {"now": _l("due now"), "later": _l("due later")}
+#: The callbacks filter: every scheduled callback, or the personal ones only.
+CALLBACK_LABELS = {"scheduled": _l("scheduled callbacks"), "personal": _l("personal callbacks")}
 
 
 @bp.app_context_processor
 def labels() -> dict:
     """The lead's own words; an outcome's are every page's (webapp/labels.py)."""
-    return {"STATUS_LABELS": STATUS_LABELS, "DUE_LABELS": DUE_LABELS}
+    return {
+        "STATUS_LABELS": STATUS_LABELS,
+        "DUE_LABELS": DUE_LABELS,
+        "CALLBACK_LABELS": CALLBACK_LABELS,
+    }
 
 
 def _due(due: str):
@@ -69,6 +75,7 @@ def index():
     status = request.args.get("status", "")
     outcome = request.args.get("outcome", "")
     due = request.args.get("due", "")
+    callback = request.args.get("callback", "")
     text = request.args.get("q", "").strip()[:100]
     before = request.args.get("before", type=int)
     campaigns = {campaign.id: campaign for campaign in campaigns_of(current_tenant())}
@@ -85,6 +92,13 @@ def index():
         query = query.where(Lead.last_outcome == outcome)
     if due in DUE_LABELS:
         query = query.where(_due(due))
+    if callback in CALLBACK_LABELS:
+        query = query.where(
+            Lead.callback_at.is_not(None),
+            Lead.status.in_((LeadStatus.NEW.value, LeadStatus.RETRY.value)),
+        )
+        if callback == "personal":
+            query = query.where(Lead.callback_operator_id.is_not(None))
     if text:
         query = _search(query, text)
     if before is not None:
@@ -97,6 +111,7 @@ def index():
         "status": status,
         "outcome": outcome,
         "due": due,
+        "callback": callback if callback in CALLBACK_LABELS else "",
         "q": text,
     }
     return render_template(
@@ -125,4 +140,18 @@ def detail(lead_id: int):
         .order_by(Attempt.invite_at.desc())
     ).all()
     campaign = db.session.get(Campaign, lead.campaign_id)
-    return render_template("leads/detail.html", lead=lead, attempts=rows, campaign=campaign)
+    callback_operator = None
+    if lead.callback_operator_id is not None:
+        callback_operator = db.session.scalar(
+            scoped(Operator).where(Operator.id == lead.callback_operator_id)
+        )
+    return render_template(
+        "leads/detail.html",
+        lead=lead,
+        attempts=rows,
+        campaign=campaign,
+        callback_operator=callback_operator,
+        grace_ends=lead.callback_at + timedelta(minutes=campaign.callback_grace_minutes)
+        if lead.callback_at is not None
+        else None,
+    )

@@ -9,6 +9,7 @@ from webapp.models.campaign import (
     Campaign,
     CampaignMember,
     CampaignState,
+    LeadOrder,
 )
 from webapp.models.lead import DoNotCall, Lead, LeadStatus
 from webapp.models.operator import Operator, Team
@@ -38,6 +39,7 @@ __all__ = [
     "CampaignState",
     "DoNotCall",
     "Lead",
+    "LeadOrder",
     "LeadStatus",
     "Operator",
     "OperatorBreak",

@@ -70,6 +70,8 @@ class Attempt(TenantOwned, db.Model):
     #: The engine that placed the call (host and lease), so that the engine taking the
     #: tenant over after a crash knows which attempts in progress are not its own.
     engine: Mapped[str | None] = mapped_column(String(64))
+    #: The attempt dialed a callback promised to the customer (it counts as an attempt).
+    callback: Mapped[bool] = mapped_column(default=False)
     #: What the operator recorded on finishing the lead (one of the tenant's results), and why.
     result: Mapped[str | None] = mapped_column(String(100))
     comment: Mapped[str | None] = mapped_column(Text)

@@ -85,7 +85,18 @@ RULES = (
     "results",
     "result_actions",
     "hide_numbers",
+    "lead_order",
+    "callback_grace_minutes",
 )
+
+
+class LeadOrder(StrEnum):
+    """Which of a campaign's due leads are dialed first, after its due callbacks (which
+    always come first)."""
+
+    NEW_FIRST = "new_first"  # new leads, then due retries
+    RETRIES_FIRST = "retries_first"  # due retries, then new leads
+    PRIORITY = "priority"  # by the lead's priority, new or retried alike
 
 
 class CampaignState(StrEnum):
@@ -113,6 +124,7 @@ class Campaign(TenantOwned, db.Model):
             ["tenant_id", "sip_account_id"], ["sip_accounts.tenant_id", "sip_accounts.id"]
         ),
         one_of("pacing_mode", OFFERED_PACING_MODES),
+        one_of("lead_order", LeadOrder),
         CheckConstraint("length(calling_weekdays) BETWEEN 1 AND 7", name="calling_weekdays"),
     )
 
@@ -176,6 +188,11 @@ class Campaign(TenantOwned, db.Model):
         JSON, default=lambda: {k: dict(v) for k, v in DEFAULT_RESULT_ACTIONS.items()}
     )
     hide_numbers: Mapped[bool] = mapped_column(default=False)
+    #: The order of new leads and due retries (due callbacks always come first).
+    lead_order: Mapped[str] = mapped_column(String(16), default=LeadOrder.NEW_FIRST.value)
+    #: Minutes a personal callback waits for its operator past its time before anyone may
+    #: take it.
+    callback_grace_minutes: Mapped[int] = mapped_column(Integer, default=30)
 
     @property
     def running(self) -> bool:

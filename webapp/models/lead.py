@@ -75,6 +75,14 @@ class Lead(TenantOwned, db.Model):
     #: SKIP_REASONS), and when; a skip is no attempt.
     skip_reason: Mapped[str | None] = mapped_column(String(16))
     skipped_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    #: A callback promised to the customer (the console's "call back at", the API's
+    #: `call_at`): the lead is dialed at this time (`next_attempt_at`), before new leads and
+    #: retries, even when it has used its campaign's attempts; cleared by that attempt.
+    callback_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    #: A personal callback ("call back myself"): the operator it waits for, until the
+    #: campaign's grace period is over (or they are no longer an active operator). A hint,
+    #: not a reference: no foreign key.
+    callback_operator_id: Mapped[int | None] = mapped_column(BigId)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

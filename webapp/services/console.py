@@ -4,9 +4,11 @@ user, their operator record or the lead; nothing here reads the request or its t
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 
 from engine.presence import PREVIEWING, OperatorState, decode
 from engine.preview import choice_text
@@ -75,11 +77,14 @@ def finish(
     call_back_at: datetime | None,
     result: str | None = None,
     comment: str | None = None,
+    myself: bool = False,
 ) -> None:
     """The operator is done with the lead: the result and comment go on its attempt (the one
-    just transferred to them), "call back at" makes the lead due again then (the engine offers
-    it to this operator first), the result's action acts on the lead and the CRM hears of it
-    (webapp/services/results.py), and the operator is free again."""
+    just transferred to them), "call back at" promises the customer a callback then (dialed
+    before new leads and retries, whatever its attempts; the engine offers it to this
+    operator first), "call back myself" (`myself`) makes it wait for this operator until
+    the campaign's grace period is over, the result's action acts on the lead and the CRM
+    hears of it (webapp/services/results.py), and the operator is free again."""
     if lead is not None:
         attempt = db.session.scalar(
             select(Attempt)
@@ -91,7 +96,8 @@ def finish(
             attempt = None
         if call_back_at is not None:
             lead.status = LeadStatus.RETRY.value
-            lead.next_attempt_at = call_back_at.astimezone(UTC)
+            lead.next_attempt_at = lead.callback_at = call_back_at.astimezone(UTC)
+            lead.callback_operator_id = operator.id if myself else None
             lead.last_operator_id = operator.id
         recorded = results.record(operator, lead, attempt, result, comment, call_back_at)
         db.session.commit()
@@ -118,3 +124,60 @@ def choose(operator: Operator, lead_id: int, choice: str, reason: str = "") -> b
     they preview no such lead (any more); ValueError: not a choice."""
     text = choice_text(choice, reason)
     return bool(bus.presence(operator.tenant_id).choose(operator.id, lead_id, text))
+@dataclass(frozen=True)
+class Callback:
+    """A callback of the operator's, as their console lists it."""
+
+    lead: Lead
+    at: datetime
+    personal: bool
+    result: str | None
+    comment: str | None
+
+
+def callbacks_today(operator: Operator, time_zone: str) -> list[Callback]:
+    """The operator's callbacks still to make today (in `time_zone`, the tenant's), the
+    earliest first: their personal ones, and those they scheduled for anyone; each with the
+    result and comment of the lead's last attempt that has one."""
+    zone = ZoneInfo(time_zone)
+    today = datetime.now(zone).date()
+    start = datetime.combine(today, time(0), zone).astimezone(UTC)
+    end = datetime.combine(today + timedelta(days=1), time(0), zone).astimezone(UTC)
+    leads = db.session.scalars(
+        select(Lead)
+        .where(
+            Lead.tenant_id == operator.tenant_id,
+            Lead.callback_at >= start,
+            Lead.callback_at < end,
+            Lead.status.in_((LeadStatus.NEW.value, LeadStatus.RETRY.value)),
+            or_(
+                Lead.callback_operator_id == operator.id,
+                and_(Lead.callback_operator_id.is_(None), Lead.last_operator_id == operator.id),
+            ),
+        )
+        .order_by(Lead.callback_at, Lead.id)
+        .limit(200)
+    ).all()
+    noted: dict[int, Attempt] = {}
+    if leads:
+        for attempt in db.session.scalars(
+            select(Attempt)
+            .where(
+                Attempt.tenant_id == operator.tenant_id,
+                Attempt.lead_id.in_([lead.id for lead in leads]),
+                or_(Attempt.result.is_not(None), Attempt.comment.is_not(None)),
+            )
+            .order_by(Attempt.invite_at, Attempt.id)
+        ):
+            noted[attempt.lead_id] = attempt  # the newest last
+    return [
+        Callback(
+            lead,
+            lead.callback_at.replace(tzinfo=lead.callback_at.tzinfo or UTC),
+            lead.callback_operator_id == operator.id,
+            noted[lead.id].result if lead.id in noted else None,
+            noted[lead.id].comment if lead.id in noted else None,
+        )
+        for lead in leads
+        if lead.callback_at is not None
+    ]

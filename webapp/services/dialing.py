@@ -10,7 +10,10 @@ no longer the tenant's newest raises `Refused("fenced")`, and nothing is written
 `recover` then sees its attempts) or sees the newer token: a stale engine can never open an
 attempt behind its successor's back. The same read refuses a claim once dialing is off.
 
-- `claim` marks due leads `dialing` and opens their attempts in the same transaction. On
+- `claim` marks due leads `dialing` and opens their attempts in the same transaction: due
+  callbacks first (whatever their attempts; a personal one while its operator is free, until
+  its campaign's grace period), then by the campaign's lead order (docs/engine.md,
+  "Callbacks"). On
   PostgreSQL the candidate rows are locked with `FOR UPDATE SKIP LOCKED`, so two engines
   racing for one tenant never get the same lead; on SQLite the transaction starts with
   `BEGIN IMMEDIATE`, which serialises writers. The do-not-call list is checked here, at
@@ -37,7 +40,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -100,8 +103,11 @@ report_hours = ReportHour.__table__
 report_rollups = ReportRollup.__table__
 campaigns = Campaign.__table__
 campaign_members = CampaignMember.__table__
+operators = Operator.__table__
 sip_accounts = SipAccount.__table__
 DIALABLE = (LeadStatus.NEW.value, LeadStatus.RETRY.value)
+#: A campaign's window and order as the claim's statement is built for them (`_shape`).
+Shape = tuple[bool, bool, str]
 
 
 def _utc(moment: datetime | None) -> datetime | None:
@@ -128,6 +134,8 @@ def _campaign_settings(row, weights: dict[int, int] | None) -> CampaignSettings:
             if outcome != Outcome.ANSWERED
         },
         max_attempts=row["max_attempts"],
+        lead_order=row["lead_order"],
+        callback_grace_minutes=row["callback_grace_minutes"],
         calling_hours=(row["calling_hours_start"], row["calling_hours_end"]),
         weekdays=frozenset(int(day) for day in row["calling_weekdays"]),
         start_date=row["start_date"],
@@ -151,7 +159,7 @@ class DialingStore:
         self.queue = queue
         self.sqlite = database_url.startswith("sqlite")
         #: The claim's statements, by the shapes of their campaigns' windows (`claim`).
-        self._claim_statements: dict[tuple[tuple[bool, bool], ...], Any] = {}
+        self._claim_statements: dict[tuple[Shape, ...], Any] = {}
         if self.sqlite:
             self.db: Engine = create_engine(database_url, connect_args={"timeout": 30})
             event.listen(self.db, "connect", _sqlite_connect)
@@ -377,19 +385,36 @@ class DialingStore:
     # --- claiming ----------------------------------------------------------------------------
 
     @staticmethod
-    def _due(slot: str, shape: tuple[bool, bool] = (False, True)):
+    def _due(slot: str, shape: Shape = (False, True, "new_first")):
         """The due leads of one campaign, as a condition whose values are parameters named
         after `slot` (`_due_values`): the statements are built once per shape and reused,
         which keeps SQLAlchemy's building and result set-up out of every claim. `shape` is
-        (only some zones are inside the calling hours, the tenant's zone is)."""
+        (only some zones are inside the calling hours, the tenant's zone is, the lead order).
+
+        A callback is due whatever its attempts; a personal one only while its operator is
+        free (`free`), after the grace period (`grace_{slot}`: callbacks due before it go to
+        anyone), or when its operator is no longer an active one (read in the statement, so
+        the operator's deactivation counts at once)."""
+        callback = leads.c.callback_at.is_not(None)
+        operator = leads.c.callback_operator_id
         conditions = [
             leads.c.tenant_id == bindparam("tenant"),
             leads.c.campaign_id == bindparam(f"campaign_{slot}"),
             leads.c.status.in_(DIALABLE),
             or_(leads.c.next_attempt_at.is_(None), leads.c.next_attempt_at <= bindparam("now")),
-            leads.c.attempts < bindparam(f"max_attempts_{slot}"),
+            or_(leads.c.attempts < bindparam(f"max_attempts_{slot}"), callback),
+            or_(
+                operator.is_(None),
+                operator.in_(bindparam("free", expanding=True)),
+                ~exists().where(  # deactivated or deleted: no longer waited for
+                    operators.c.tenant_id == leads.c.tenant_id,
+                    operators.c.id == operator,
+                    operators.c.active.is_(True),
+                ),
+                leads.c.callback_at <= bindparam(f"grace_{slot}"),
+            ),
         ]
-        some_zones, tenant_zone_open = shape
+        some_zones, tenant_zone_open, _ = shape
         if some_zones:
             in_hours = leads.c.time_zone.in_(bindparam(f"zones_{slot}", expanding=True))
             if tenant_zone_open:
@@ -400,41 +425,56 @@ class DialingStore:
         return and_(*conditions)
 
     @staticmethod
-    def _shape(window: Window | None) -> tuple[bool, bool]:
-        """What a calling window makes of `_due`'s condition (None: the whole day)."""
+    def _shape(window: Window | None, campaign: CampaignSettings) -> Shape:
+        """What a calling window (None: the whole day) and a campaign's lead order make of
+        `_due`'s condition and the claim's order."""
         if window is None:
-            return (False, True)
-        return (window.zones is not None, window.tenant_zone_open)
+            return (False, True, campaign.lead_order)
+        return (window.zones is not None, window.tenant_zone_open, campaign.lead_order)
 
     @staticmethod
-    def _due_values(slot: str, campaign: CampaignSettings, window: Window | None) -> dict:
+    def _due_values(
+        slot: str, campaign: CampaignSettings, window: Window | None, now: datetime
+    ) -> dict:
         values = {
             f"campaign_{slot}": campaign.campaign_id,
             f"max_attempts_{slot}": campaign.max_attempts,
+            f"grace_{slot}": now - timedelta(minutes=campaign.callback_grace_minutes),
         }
         if window is not None and window.zones is not None:
             values[f"zones_{slot}"] = list(window.zones)
         return values
 
-    def _claim_statement(self, shapes: tuple[tuple[bool, bool], ...]):
+    @staticmethod
+    def _order(lead_order: str) -> tuple:
+        """Due callbacks first (the earliest first), then by the campaign's lead order."""
+        new = leads.c.status == LeadStatus.NEW.value
+        first = (leads.c.callback_at.is_(None), leads.c.callback_at)
+        then = (leads.c.priority.desc(), leads.c.next_attempt_at, leads.c.id)
+        if lead_order == "retries_first":
+            return (*first, new.asc(), *then)
+        if lead_order == "priority":  # ties: the one waiting the longest, new or retried
+            waiting = func.coalesce(leads.c.next_attempt_at, leads.c.created_at)
+            return (*first, leads.c.priority.desc(), waiting, leads.c.id)
+        return (*first, new.desc(), *then)
+
+    def _claim_statement(self, shapes: tuple[Shape, ...]):
         """The claim's select of due leads for so many campaigns in one statement: slot i
         is the i-th campaign's ordered, limited (on PostgreSQL locked) select, with its
         running state checked in the same statement, put together with UNION ALL."""
         statement = self._claim_statements.get(shapes)
         if statement is not None:
             return statement
-        order = (
-            (leads.c.status == LeadStatus.NEW.value).desc(),
-            leads.c.priority.desc(),
-            leads.c.next_attempt_at,
-            leads.c.id,
-        )
         columns = (
             leads.c.id,
             leads.c.campaign_id,
             leads.c.phone,
             leads.c.attempts,
-            leads.c.last_operator_id,
+            # Offered first at the answer: a personal callback's operator, else the last one.
+            func.coalesce(leads.c.callback_operator_id, leads.c.last_operator_id).label(
+                "last_operator_id"
+            ),
+            leads.c.callback_at,
         )
         selects = []
         for i, shape in enumerate(shapes):
@@ -446,7 +486,7 @@ class DialingStore:
             query = (
                 select(*columns)
                 .where(self._due(str(i), shape), running)
-                .order_by(*order)
+                .order_by(*self._order(shape[2]))
                 .limit(bindparam(f"count_{i}"))
             )
             if not self.sqlite:
@@ -466,22 +506,29 @@ class DialingStore:
         wanted: Mapping[int, int],
         windows: Mapping[int, Window],
         dial_uri: Callable[[int, str], str],
+        free: Collection[int] = (),
     ) -> list[Claimed]:
         """Claim up to so many due leads of each running campaign of `wanted` ({campaign:
-        count}, in one transaction), each inside its calling window: new ones first, then
-        by priority and due time. A campaign paused since the settings were read is not
-        claimed (its state is read in the same transaction). Refused (nothing claimed) when
-        `epoch` is not the tenant's newest engine, or when dialing is off by now."""
+        count}, in one transaction), each inside its calling window: due callbacks first
+        (whatever their attempts; a personal one while its operator is among the `free`
+        ones, `_due`), then by the campaign's lead order, priority and due time. A campaign
+        paused since the settings were read is not claimed (its state is read in the same
+        transaction). Refused (nothing claimed) when `epoch` is not the tenant's newest
+        engine, or when dialing is off by now."""
         now = datetime.now(UTC)
-        shapes: list[tuple[bool, bool]] = []
-        values: dict = {"tenant": settings.tenant_id, "now": now}
+        shapes: list[Shape] = []
+        values: dict = {
+            "tenant": settings.tenant_id,
+            "now": now,
+            "free": list(free),
+        }
         for campaign_id, count in wanted.items():
             campaign = settings.campaign(campaign_id)
             if count <= 0 or campaign is None or campaign_id not in windows:
                 continue
             slot = str(len(shapes))
-            shapes.append(self._shape(windows[campaign_id]))
-            values.update(self._due_values(slot, campaign, windows[campaign_id]))
+            shapes.append(self._shape(windows[campaign_id], campaign))
+            values.update(self._due_values(slot, campaign, windows[campaign_id], now))
             values[f"count_{slot}"] = count
         if not shapes:
             return []
@@ -528,6 +575,7 @@ class DialingStore:
                             "dialed_uri": uris[row.id],
                             "invite_at": now,
                             "engine": engine,
+                            "callback": row.callback_at is not None,
                         }
                         for row in chosen
                     ],
@@ -544,6 +592,7 @@ class DialingStore:
                 row.attempts + 1,
                 row.last_operator_id,
                 row.campaign_id,
+                row.callback_at is not None,
             )
             for row, attempt_id in zip(chosen, ids, strict=True)
         ]
@@ -580,7 +629,8 @@ class DialingStore:
                     {
                         "tenant": settings.tenant_id,
                         "now": now,
-                        **self._due_values("0", campaign, None),
+                        "free": [],
+                        **self._due_values("0", campaign, None, now),
                     },
                 ).first()
                 reasons[campaign_id] = "outside_calling_hours" if due else "no_due_leads"
@@ -599,7 +649,10 @@ class DialingStore:
                         campaigns.c.state == CampaignState.PAUSED.value,
                         leads.c.status.in_(DIALABLE),
                         or_(leads.c.next_attempt_at.is_(None), leads.c.next_attempt_at <= now),
-                        leads.c.attempts < campaigns.c.max_attempts,
+                        or_(
+                            leads.c.attempts < campaigns.c.max_attempts,
+                            leads.c.callback_at.is_not(None),
+                        ),
                     )
                     .limit(1)
                 ).first()
@@ -654,6 +707,8 @@ class DialingStore:
                     "status": item.lead_status,
                     "next_attempt_at": item.next_attempt_at,
                     "last_outcome": values["outcome"],
+                    "callback_at": None,  # a callback is kept by its attempt
+                    "callback_operator_id": None,
                 }
                 if item.operator_id is not None:
                     lead_values["last_operator_id"] = item.operator_id
@@ -777,6 +832,7 @@ class DialingStore:
                         leads.c.tenant_id == tenant_id,
                         leads.c.id == row.lead_id,
                         leads.c.status.in_((LeadStatus.RETRY.value, LeadStatus.EXHAUSTED.value)),
+                        leads.c.callback_at.is_(None),  # not one the operator scheduled since
                         ~newer,
                     )
                     .values(**lead_values)
@@ -892,9 +948,11 @@ class DialingStore:
                     leads.c.status == LeadStatus.DIALING.value,
                     ~open_attempt,
                 )
-                connection.execute(
+                connection.execute(  # a callback's lead keeps its callback: retried
                     update(leads)
-                    .where(stranded, leads.c.attempts >= max_attempts)
+                    .where(
+                        stranded, leads.c.attempts >= max_attempts, leads.c.callback_at.is_(None)
+                    )
                     .values(
                         status=LeadStatus.EXHAUSTED.value,
                         next_attempt_at=None,

@@ -11,6 +11,7 @@ twice. Errors are `LeadError` with a message for the person who sent the lead.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -81,6 +82,45 @@ class NewLead:
     #: The campaign it goes to, already checked (services.campaigns.campaign_for_leads);
     #: None: the tenant's default campaign.
     campaign_id: int | None = None
+    #: A callback promised to the customer (e.g. a slot chosen on the CRM's web form): the
+    #: lead's first call is then, before new leads and retries (`check_call_at`).
+    call_at: datetime | None = None
+
+
+#: How far ahead a callback may be promised.
+CALL_AT_HORIZON = timedelta(days=365)
+
+
+def check_call_at(at: datetime, now: datetime | None = None) -> datetime:
+    """A callback time in UTC, or LeadError: one in the past, or more than a year ahead."""
+    now = now or datetime.now(UTC)
+    at = (at if at.tzinfo is not None else at.replace(tzinfo=UTC)).astimezone(UTC)
+    if at < now - timedelta(minutes=1):  # a minute's leeway for the sender's clock
+        raise LeadError("call_at", f"The callback time {at.isoformat()} is in the past.")
+    if at > now + CALL_AT_HORIZON:
+        raise LeadError("call_at", "The callback time is more than a year ahead.")
+    return at
+
+
+def schedule_callback(lead: Lead, at: datetime | None, operator_id: int | None = None) -> None:
+    """Promise the customer a callback at `at` (checked: `check_call_at`; None: take the
+    promise back, the lead stays where it is): the lead is dialed then, before new leads and
+    retries, whatever its attempts, by `operator_id` if given (a personal callback). Not
+    for a lead on the do-not-call list, nor one in a call now (LeadError). Commits and
+    wakes the engine."""
+    if lead.status == LeadStatus.DO_NOT_CALL.value:
+        raise LeadError("call_at", "The lead's number is on the do-not-call list.")
+    if lead.status == LeadStatus.DIALING.value:
+        raise LeadError("call_at", "The lead is being called now; try again after the call.")
+    if at is None:
+        lead.callback_at = lead.callback_operator_id = None
+    else:
+        lead.callback_at = lead.next_attempt_at = check_call_at(at)
+        lead.callback_operator_id = operator_id
+        if lead.status != LeadStatus.NEW.value:
+            lead.status = LeadStatus.RETRY.value
+    db.session.commit()
+    wake_engine(lead.tenant_id, "new_lead")
 
 
 def prepare(tenant: Tenant, new: NewLead) -> Lead:
@@ -95,6 +135,7 @@ def prepare(tenant: Tenant, new: NewLead) -> Lead:
     if not isinstance(new.priority, int) or not -1000 <= new.priority <= 1000:
         raise LeadError("priority", "The priority must be a whole number from -1000 to 1000.")
     zone = check_time_zone(new.time_zone) or zone_of_number(phone)
+    call_at = check_call_at(new.call_at) if new.call_at is not None else None
     return Lead(
         tenant_id=tenant.id,
         phone=phone,
@@ -106,6 +147,8 @@ def prepare(tenant: Tenant, new: NewLead) -> Lead:
         campaign_id=new.campaign_id,
         status=LeadStatus.NEW.value,
         attempts=0,
+        next_attempt_at=call_at,
+        callback_at=call_at,
     )
 
 

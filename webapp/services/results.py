@@ -118,8 +118,10 @@ def record(
         note = f"{result} · lead {lead.id}"
         _, recorded.do_not_call = put_on_do_not_call(lead.tenant_id, lead.phone, note=note)
         lead.status, lead.next_attempt_at = LeadStatus.DO_NOT_CALL.value, None
+        lead.callback_at = lead.callback_operator_id = None  # no callback to keep
     elif action is not None and action.action == Action.CLOSE:
         lead.status, lead.next_attempt_at = LeadStatus.REACHED.value, None
+        lead.callback_at = lead.callback_operator_id = None
     elif action is not None and action.action == Action.RETRY and call_back_at is None:
         if campaign is not None and lead.attempts >= campaign.max_attempts:
             lead.status, lead.next_attempt_at = LeadStatus.EXHAUSTED.value, None

@@ -79,6 +79,7 @@ def lead_json(lead: Lead, results: dict[int, Attempt] | None = None) -> dict:
         "attempts": lead.attempts,
         "last_outcome": lead.last_outcome,
         "next_attempt_at": iso(lead.next_attempt_at),
+        "call_at": iso(lead.callback_at),
         "created_at": iso(lead.created_at),
         # The operator's latest result, comment and call-back time (null: none yet).
         "last_result": (

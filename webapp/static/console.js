@@ -98,8 +98,20 @@
       cardBox.innerHTML = "";
       notice.hidden = true;
       show(state);
+      loadCallbacks();
     });
   });
+
+  // The operator's callbacks for today, again after each Finish (it may have added one).
+  function loadCallbacks() {
+    var list = document.querySelector("[data-callbacks]");
+    if (!list) { return; }
+    fetch(list.getAttribute("data-callbacks-url"), { credentials: "same-origin" })
+      .then(function (response) { return response.status === 200 ? response.text() : ""; })
+      .then(function (html) {
+        if (html) { document.querySelector("[data-callbacks-box]").innerHTML = html; }
+      });
+  }
 
   function refresh() {
     fetch(box.getAttribute("data-state-url"), { credentials: "same-origin" })

@@ -38,6 +38,8 @@ CALLING = {
     "failed_transfers_limit": "3",
     "preview_countdown_seconds": "0",
     "results": "Продажа\n  Отказ  \n\nПерезвонить",
+    "lead_order": "new_first",
+    "callback_grace_minutes": "30",
 }
 
 
@@ -86,6 +88,8 @@ def test_the_calling_tab_saves_every_rule_and_wakes_the_engine(app, client, admi
         abandon_rate_window_days="1",
         max_calls_at_once="200",
         wrap_up_timeout_seconds="0",
+        lead_order="priority",
+        callback_grace_minutes="45",
     )
     assert response.status_code == 302
     assert response.headers["Location"].endswith(f"/campaigns/{campaign_id}/calling")
@@ -99,6 +103,7 @@ def test_the_calling_tab_saves_every_rule_and_wakes_the_engine(app, client, admi
     assert (campaign.pacing_mode, campaign.abandon_rate_window_days) == ("predictive", 1)
     assert (campaign.max_calls_at_once, campaign.wrap_up_timeout_seconds) == (200, 0)
     assert campaign.result_choices == ["Продажа", "Отказ", "Перезвонить"]
+    assert (campaign.lead_order, campaign.callback_grace_minutes) == ("priority", 45)
     page = client.get(f"/campaigns/{campaign_id}/calling").get_data(as_text=True)
     assert 'value="1.20"' in page and 'value="2026-12-01"' in page
     assert '<input checked id="calling_weekdays-4"' in page  # Friday
@@ -217,6 +222,8 @@ def test_duplicate_copies_every_rule_and_every_member_paused(app, client, admin,
             "failed_transfers_limit": 9,
             "results": "Yes\nNo",
             "hide_numbers": True,
+            "lead_order": "retries_first",
+            "callback_grace_minutes": 5,
         }.items():
             setattr(original, rule, value)
         db.session.commit()
