@@ -266,7 +266,8 @@ class Workload:
             return points[0][1]
         for (t0, p0), (t1, p1) in zip(points, points[1:], strict=False):
             if now <= t1:
-                return p0 + (p1 - p0) * (now - t0) / (t1 - t0) if t1 > t0 else p1
+                part = (now - t0) / (t1 - t0) if t1 > t0 else 1.0
+                return p0 * (1.0 - part) + p1 * part
         return points[-1][1]
 
     @classmethod
