@@ -22,6 +22,7 @@ The workload's JSON format is in docs/pacing.md; examples in engine/sim/workload
 from __future__ import annotations
 
 import heapq
+import itertools
 import json
 import math
 import random
@@ -264,7 +265,7 @@ class Workload:
             return points
         if now <= points[0][0]:
             return points[0][1]
-        for (t0, p0), (t1, p1) in zip(points, points[1:], strict=False):
+        for (t0, p0), (t1, p1) in itertools.pairwise(points):
             if now <= t1:
                 part = (now - t0) / (t1 - t0) if t1 > t0 else 1.0
                 return p0 * (1.0 - part) + p1 * part

@@ -38,7 +38,9 @@ def workload(**changes) -> Workload:
 def test_examples_cover_the_team_sizes():
     teams = {max(n for _, n in Workload.load(p).schedule) for p in example_workloads()}
     assert {3, 10, 25, 60, 200} <= teams
-    drifting = [p for p in example_workloads() if isinstance(Workload.load(p).answer_probability, list)]
+    drifting = [
+        p for p in example_workloads() if isinstance(Workload.load(p).answer_probability, list)
+    ]
     assert len(drifting) >= 3  # answer rates that drift through the shift
 
 
