@@ -4,7 +4,8 @@ float operation for float operation. Change both together; docs/pacing.md has th
 
 from libc.math cimport exp, floor, sqrt
 
-from engine.pacer import (ADAPT_INTERVAL, ADAPT_MAX, ADAPT_MIN, ADAPT_STEP, COHORTS, MODES,
+from engine.pacer import (ADAPT_INTERVAL, ADAPT_MAX, ADAPT_MIN, ADAPT_STEP, AIM, COHORTS,
+                          GUARD_FLOOR, GUARD_FROM, GUARD_TO, LOOP_MAX, LOOP_MIN, LOOP_STEP, MODES,
                           PREDICTIVE_SHARE, PRIOR_ANSWER_PROBABILITY, PRIOR_ANSWER_RING,
                           PRIOR_ANSWER_WEIGHT, PRIOR_HANDLE_TIME, PRIOR_HANDLE_WEIGHT,
                           PRIOR_NO_ANSWER_RING, PRIOR_RING_WEIGHT, RATE_PRIOR_ANSWERED,
@@ -27,6 +28,8 @@ cdef double C_RECENT_HANDLED = RECENT_HANDLED, C_RATE_PRIOR = RATE_PRIOR_ANSWERE
 cdef double C_ADAPT_INTERVAL = ADAPT_INTERVAL, C_ADAPT_STEP = ADAPT_STEP
 cdef double C_ADAPT_MIN = ADAPT_MIN, C_ADAPT_MAX = ADAPT_MAX, C_SHARE = PREDICTIVE_SHARE
 cdef long C_WARM_UP = WARM_UP_ATTEMPTS
+cdef double C_AIM = AIM, C_LOOP_STEP = LOOP_STEP, C_LOOP_MIN = LOOP_MIN, C_LOOP_MAX = LOOP_MAX
+cdef double C_GUARD_FROM = GUARD_FROM, C_GUARD_TO = GUARD_TO, C_GUARD_FLOOR = GUARD_FLOOR
 
 
 cdef int _mode(object mode) except -1:  # a str, or a PacingMode (a str subclass)
@@ -107,6 +110,7 @@ cdef class Pacer:
     cdef public long window_answered, window_abandoned, answered_since, abandoned_since
     cdef public double level, adapt_at, waiting_sum
     cdef public long waiting_ticks
+    cdef public double loop
     cdef double _cohort_at[MAX_COHORTS]
     cdef long _cohort_calls[MAX_COHORTS]
     cdef int _cohorts
@@ -140,6 +144,7 @@ cdef class Pacer:
         self.waiting_sum = 0.0
         self.waiting_ticks = 0
         self._cohorts = 0
+        self.loop = 1.0
 
     @property
     def cohort_at(self):
@@ -164,6 +169,9 @@ cdef class Pacer:
             self.answer_probability += weight * (1.0 - self.answer_probability)
             self.answers += 1
             self.answered_since += 1
+            self.loop *= exp(C_LOOP_STEP * C_AIM * self.cap)
+            if self.loop > C_LOOP_MAX:
+                self.loop = C_LOOP_MAX
             ring_weight = 1.0 / (C_RING_W + self.answers)
             if ring_weight < 1.0 / C_RECENT_HANDLED:
                 ring_weight = 1.0 / C_RECENT_HANDLED
@@ -197,6 +205,9 @@ cdef class Pacer:
     cpdef void abandoned(self, double now):
         """An answered customer found no free operator (detail `no_free_operator`)."""
         self.abandoned_since += 1
+        self.loop *= exp(-C_LOOP_STEP)
+        if self.loop < C_LOOP_MIN:
+            self.loop = C_LOOP_MIN
 
     cpdef void set_window(self, long answered, long abandoned):
         """The answered and abandoned calls over the regulatory window (the database's)."""
@@ -345,13 +356,14 @@ cdef class Pacer:
         rate = (self.window_abandoned + self.abandoned_since + 1) / (
             self.window_answered + self.answered_since + C_RATE_PRIOR)
         use = rate / self.cap if self.cap > 0.0 else 1.0
-        if use <= 0.3:
+        if use <= C_GUARD_FROM:
             share = 1.0
-        elif use < 0.75:
-            share = 1.0 - 2.0 * (use - 0.3)
+        elif use < C_GUARD_TO:
+            share = 1.0 - (1.0 - C_GUARD_FLOOR) * (use - C_GUARD_FROM) / (
+                C_GUARD_TO - C_GUARD_FROM)
         else:
-            share = 0.02
-        allowed = self.cap * C_SHARE * share
+            share = C_GUARD_FLOOR
+        allowed = self.cap * C_SHARE * share * self.loop
         p = self.answer_probability
         if p < 0.01:
             p = 0.01

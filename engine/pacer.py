@@ -46,6 +46,14 @@ ADAPT_INTERVAL, ADAPT_STEP, ADAPT_MIN, ADAPT_MAX = 15.0, 0.1, 1.0, 4.0
 PREDICTIVE_SHARE = 0.5
 #: Predictive: cohorts of started calls remembered at most.
 COHORTS = 64
+#: Predictive, the closed loop: the abandon rate aimed at, as a share of the cap (the rest
+#: is the safety margin); the loop's step (each answered call raises the calibration by
+#: exp(LOOP_STEP x aim), each abandoned one lowers it by exp(-LOOP_STEP): it settles where
+#: the abandon rate is the aim), and the calibration's bounds.
+AIM, LOOP_STEP, LOOP_MIN, LOOP_MAX = 0.75, 0.3, 0.25, 4.0
+#: Predictive, the guard over the regulatory window: the full share while the measured rate
+#: is under GUARD_FROM x cap, down to GUARD_FLOOR at GUARD_TO x cap and above.
+GUARD_FROM, GUARD_TO, GUARD_FLOOR = 0.7, 0.95, 0.02
 
 
 def target_in_flight(mode: str, free_operators: int, multiplier: float) -> int:
@@ -120,6 +128,8 @@ class Pacer:
         # Predictive: when the calls were started (cohorts of one second).
         self.cohort_at: list[float] = []
         self.cohort_calls: list[int] = []
+        # Predictive, the closed loop: the model's calibration, learned from its abandons.
+        self.loop = 1.0
 
     # --- observations -----------------------------------------------------------------------
 
@@ -136,6 +146,9 @@ class Pacer:
             self.answer_probability += weight * (1.0 - self.answer_probability)
             self.answers += 1
             self.answered_since += 1
+            self.loop *= math.exp(LOOP_STEP * AIM * self.cap)
+            if self.loop > LOOP_MAX:
+                self.loop = LOOP_MAX
             ring_weight = 1.0 / (PRIOR_RING_WEIGHT + self.answers)
             if ring_weight < 1.0 / RECENT_HANDLED:
                 ring_weight = 1.0 / RECENT_HANDLED
@@ -169,6 +182,9 @@ class Pacer:
     def abandoned(self, now: float) -> None:
         """An answered customer found no free operator (detail `no_free_operator`)."""
         self.abandoned_since += 1
+        self.loop *= math.exp(-LOOP_STEP)
+        if self.loop < LOOP_MIN:
+            self.loop = LOOP_MIN
 
     def set_window(self, answered: int, abandoned: int) -> None:
         """The answered and abandoned calls over the tenant's regulatory window, as the
@@ -288,13 +304,13 @@ class Pacer:
             self.window_answered + self.answered_since + RATE_PRIOR_ANSWERED
         )
         use = rate / self.cap if self.cap > 0.0 else 1.0
-        if use <= 0.3:
+        if use <= GUARD_FROM:
             share = 1.0
-        elif use < 0.75:
-            share = 1.0 - 2.0 * (use - 0.3)
+        elif use < GUARD_TO:
+            share = 1.0 - (1.0 - GUARD_FLOOR) * (use - GUARD_FROM) / (GUARD_TO - GUARD_FROM)
         else:
-            share = 0.02
-        allowed = self.cap * PREDICTIVE_SHARE * share
+            share = GUARD_FLOOR
+        allowed = self.cap * PREDICTIVE_SHARE * share * self.loop
         p = self.answer_probability
         if p < 0.01:
             p = 0.01

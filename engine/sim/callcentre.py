@@ -22,6 +22,7 @@ The workload's JSON format is in docs/pacing.md; examples in engine/sim/workload
 from __future__ import annotations
 
 import heapq
+import itertools
 import json
 import math
 import random
@@ -155,7 +156,7 @@ class Workload:
     duration: float
     leads: int
     schedule: list[tuple[float, int]]  # (from second, operators on line)
-    answer_probability: float
+    answer_probability: float | list[tuple[float, float]]  # or (second, probability) points
     answer_ring: Distribution
     no_answer_ring: Distribution
     talk: Distribution
@@ -218,9 +219,7 @@ class Workload:
             raise WorkloadError(
                 'ring_time: expected {"answered": distribution, "unanswered": distribution}'
             )
-        p = _number(data["answer_probability"], "answer_probability")
-        if p > 1:
-            raise WorkloadError(f"answer_probability: between 0 and 1, got {p:g}")
+        p = _answer_probability(data["answer_probability"])
         ceilings = data.get("ceilings", {})
         if isinstance(ceilings, dict) and "max_in_flight" in ceilings:
             # The key's name before "one word, one meaning": workloads written then still load.
@@ -258,6 +257,20 @@ class Workload:
             ),
         )
 
+    def answer_probability_at(self, now: float) -> float:
+        """The chance that a call started at `now` is answered: the number, or the points of
+        a drifting one joined by straight lines (the first before it, the last after it)."""
+        points = self.answer_probability
+        if not isinstance(points, list):
+            return points
+        if now <= points[0][0]:
+            return points[0][1]
+        for (t0, p0), (t1, p1) in itertools.pairwise(points):
+            if now <= t1:
+                part = (now - t0) / (t1 - t0) if t1 > t0 else 1.0
+                return p0 * (1.0 - part) + p1 * part
+        return points[-1][1]
+
     @classmethod
     def load(cls, path: str | Path) -> Workload:
         try:
@@ -271,6 +284,30 @@ class Workload:
                 f"{path} is not JSON: {error.msg} at line {error.lineno}, column {error.colno}"
             ) from None
         return cls.from_dict(data)
+
+
+def _answer_probability(value) -> float | list[tuple[float, float]]:
+    """A number from 0 to 1, or a drift: [{"at": seconds, "p": probability}, ...]."""
+    if not isinstance(value, list):
+        p = _number(value, "answer_probability")
+        if p > 1:
+            raise WorkloadError(f"answer_probability: between 0 and 1, got {p:g}")
+        return p
+    if not value:
+        raise WorkloadError('answer_probability: a number, or [{"at": seconds, "p": 0.3}, ...]')
+    points = []
+    for i, point in enumerate(value):
+        if not isinstance(point, dict) or set(point) != {"at", "p"}:
+            raise WorkloadError(
+                f'answer_probability[{i}]: expected {{"at": seconds, "p": probability}}, '
+                f"got {point!r}"
+            )
+        p = _number(point["p"], f"answer_probability[{i}].p")
+        if p > 1:
+            raise WorkloadError(f"answer_probability[{i}].p: between 0 and 1, got {p:g}")
+        points.append((_number(point["at"], f"answer_probability[{i}].at"), p))
+    points.sort()
+    return points
 
 
 def example_workloads() -> list[Path]:
@@ -494,7 +531,7 @@ class _Run:
         self.attempts += 1
         if self.in_flight > self.peak:
             self.peak = self.in_flight
-        if self.rng_answer.random() < workload.answer_probability:
+        if self.rng_answer.random() < workload.answer_probability_at(now):
             ring = workload.answer_ring.draw(self.rng_ring)
             self.at(now + ring, _RING_END, (True, ring))
         else:

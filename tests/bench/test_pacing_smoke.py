@@ -27,16 +27,18 @@ def test_smoke_run_prints_its_figures_as_json():
     [(name, workload)] = result["workloads"].items()
     assert name == "team-10-high-answer" and workload["team"] == 10
     modes = workload["modes"]
-    assert set(modes) == {
-        "progressive",
-        "multiplier 1.2",
-        "multiplier 1.5",
-        "multiplier 2",
-        "adaptive",
-        "predictive",
-    }
+    assert set(modes) == {"progressive", "adaptive", "predictive", "best fixed", "told frees"}
     assert modes["progressive"]["abandoned"] == 0
     for row in modes.values():
         assert row["answered"] > 0 and 0 < row["occupancy_mean"] <= 1
+    # the best fixed multiplier in hindsight: on the grid, at or over 1, under the cap
+    k = modes["best fixed"]["multiplier"]
+    assert k >= 1.0 and round(k / 0.05, 6) == round(k / 0.05)
+    assert modes["best fixed"]["abandon_rate_max"] <= 0.03
+    assert set(result["targets"][name]) == {
+        "abandon_at_most_3pct_every_seed",
+        "occupancy_at_least_best_fixed",
+    }
+    assert "gap_closed" in workload
     assert set(result["decision_us"]) == {"cython", "python", "ratio", "under_50us"}
     assert "predictive decision: Cython" in run.stdout

@@ -155,12 +155,40 @@ def test_predictive_calls_in_flight_count_until_they_are_old(impl):
 
 def test_predictive_margin_tightens_near_the_cap(impl):
     calm, near, over = learned(impl), learned(impl), learned(impl)
-    near.set_window(1000, 20)
+    near.set_window(1000, 27)
     over.set_window(1000, 40)
     assert over.abandon_rate() == pytest.approx(0.04)
     free, on_line = 8, 10
     counts = [x.calls_to_start(free, 0, 1.0, on_line) for x in (calm, near, over)]
     assert counts[0] > counts[1] > counts[2] >= free  # never below progressive
+
+
+def test_predictive_closed_loop_dials_more_while_clean_and_less_after_abandons(impl):
+    """The calibration rises with each answered call and falls with each abandoned one:
+    it settles where the abandon rate is the aim (AIM x cap), within its bounds."""
+    clean, abandoning = learned(impl), learned(impl)
+    start = clean.loop
+    assert start > 1.0  # 60 answered calls, none abandoned
+    for _ in range(3):
+        abandoning.abandoned(1.0)
+    assert start > abandoning.loop
+    # the abandon counts are the same for both over the window: only the loop differs
+    clean.set_window(10_000, 100)
+    abandoning.set_window(10_000, 100)
+    assert clean.calls_to_start(5, 0, 1.0, 20) > abandoning.calls_to_start(5, 0, 1.0, 20)
+    for _ in range(10_000):
+        clean.ringing_ended(True, 8.0, 1.0)
+    for _ in range(100):
+        abandoning.abandoned(1.0)
+    assert clean.loop == pacer.LOOP_MAX and abandoning.loop == pacer.LOOP_MIN
+    # at the aim, the calibration stays where it is: one abandon per 1 / (aim x cap) answers
+    steady = learned(impl)
+    before = steady.loop
+    answers = round(1 / (pacer.AIM * steady.cap))
+    for _ in range(answers):
+        steady.ringing_ended(True, 8.0, 1.0)
+    steady.abandoned(1.0)
+    assert steady.loop == pytest.approx(before, rel=0.01)
 
 
 def test_predictive_respects_the_ceilings(impl):

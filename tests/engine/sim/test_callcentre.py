@@ -37,7 +37,27 @@ def workload(**changes) -> Workload:
 
 def test_examples_cover_the_team_sizes():
     teams = {max(n for _, n in Workload.load(p).schedule) for p in example_workloads()}
-    assert {3, 10, 50, 200} <= teams
+    assert {3, 10, 25, 60, 200} <= teams
+    drifting = [
+        p for p in example_workloads() if isinstance(Workload.load(p).answer_probability, list)
+    ]
+    assert len(drifting) >= 3  # answer rates that drift through the shift
+
+
+def test_a_drifting_answer_probability_is_followed():
+    """The answer probability joined by straight lines between its points, held before the
+    first and after the last; progressive dialing on it answers as often as it says."""
+    drift = [{"at": 3600, "p": 0.1}, {"at": 0, "p": 0.5}]  # sorted on load
+    w = workload(duration=7200, operators=20, answer_probability=drift)
+    assert w.answer_probability_at(0) == 0.5
+    assert w.answer_probability_at(1800) == pytest.approx(0.3)
+    assert w.answer_probability_at(5000) == w.answer_probability_at(3600) == 0.1
+    first = workload(duration=3600, operators=20, answer_probability=drift)
+    early, whole = simulate(first, "progressive", 2), simulate(w, "progressive", 2)
+    late_answered = whole["answered"] - early["answered"]  # the same customers until 3600 s
+    late_attempts = whole["attempts"] - early["attempts"]
+    assert early["answered"] / early["attempts"] == pytest.approx(0.3, abs=0.04)
+    assert late_answered / late_attempts == pytest.approx(0.1, abs=0.03)
 
 
 @pytest.mark.parametrize("path", example_workloads(), ids=lambda p: p.stem)
@@ -103,6 +123,9 @@ def test_the_leads_run_out():
     [
         ({"operators": "ten"}, "operators: a number, or a schedule"),
         ({"answer_probability": 1.5}, "answer_probability: between 0 and 1"),
+        ({"answer_probability": []}, "answer_probability: a number, or"),
+        ({"answer_probability": [{"at": 0, "p": 2}]}, "answer_probability[0].p: between 0"),
+        ({"answer_probability": [{"at": 0}]}, 'answer_probability[0]: expected {"at"'),
         ({"talk_time": {"gauss": 3}}, "talk_time: unknown distribution 'gauss'"),
         ({"talk_time": {"pareto": {"mean": 90, "shape": 1}}}, "pareto.shape: must be over 1"),
         ({"duration": -5}, "duration: must be at least 1"),
@@ -185,7 +208,7 @@ class Recorder:
 
 
 @pytest.mark.parametrize("mode", ["progressive", "multiplier", "adaptive", "predictive"])
-@pytest.mark.parametrize("name", ["team-3-low-answer", "team-50-shift"])
+@pytest.mark.parametrize("name", ["team-3-low-answer", "team-50-shift", "team-25-drift"])
 def test_twins_agree_decision_for_decision_on_a_recorded_stream(mode, name):
     w = Workload.load(next(p for p in example_workloads() if p.stem == name))
     w.duration = 1800
