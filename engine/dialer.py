@@ -10,7 +10,9 @@ a lead arrived, settings changed) the engine:
 4. places each call through the user agent; when a customer answers, it takes a free
    operator (preferring a personal callback's operator, else the one who served the lead
    before), publishes the screen pop and sends REFER to that operator's extension; nobody
-   free: `no_free_operator`;
+   free: it holds the customer up to the campaign's abandon tolerance for the first operator
+   to go free, then the call is abandoned: REFER to the campaign's fallback
+   (`sent_to_fallback`), else BYE (`no_free_operator`);
 5. writes each finished attempt and the lead's next step (reached, retry at the tenant's
    retry time for the outcome, exhausted) in batches, off the event loop.
 
@@ -58,7 +60,7 @@ from engine.metrics import (
     SIP_STRANGERS,
     Tally,
 )
-from engine.outcomes import Detail, Outcome, TransferResult
+from engine.outcomes import ABANDONED, Detail, Outcome, TransferResult
 from engine.pacing_modes import MODES, PacingMode
 from engine.presence import (
     BUSY,
@@ -205,12 +207,17 @@ def lost_call_bound(settings: TenantSettings, bye_grace: float = 1.0) -> float:
     """Seconds after its INVITE that a call of an engine could still be going: it rings out
     (the longest ring timeout of the running campaigns), the transfer waits for its result
     (the longest wait of the accounts), the PBX gets its moment for the BYE, the stop's
-    grace. A successor counts a lost engine's calls in flight that long, and does not dial
-    their leads sooner."""
+    grace; a customer held for an operator waits the longest abandon tolerance first. A
+    successor counts a lost engine's calls in flight that long, and does not dial their
+    leads sooner."""
     ring = max(
         (c.ring_timeout for c in settings.campaigns), default=CampaignSettings(0).ring_timeout
     )
-    return ring + longest_transfer_wait(settings) + bye_grace + END_GRACE
+    hold = max(
+        (c.abandon_tolerance for c in settings.campaigns),
+        default=CampaignSettings(0).abandon_tolerance,
+    )
+    return ring + hold + longest_transfer_wait(settings) + bye_grace + END_GRACE
 
 
 def pacing_mode(campaign: CampaignSettings) -> str:
@@ -360,6 +367,9 @@ class TenantEngine:
         self.fenced = False  # a newer engine runs the tenant: write nothing more
         #: Operators taken by this engine's calls, until the transfer's end.
         self.taken: set[int] = set()
+        #: The answered customers held for an operator, each by the event that wakes its
+        #: call to try again (an operator went free, the engine stops), the first held first.
+        self.holding: dict[asyncio.Event, None] = {}
         #: When (monotonic) each call a lost engine left may be over at the latest.
         self.inherited: list[float] = []
         self.state: dict = {}
@@ -395,6 +405,13 @@ class TenantEngine:
         if reason in ("settings", "operators", "campaigns"):
             self.reload = True
         self.wakened.set()
+        self._operator_freed()  # the console's presence changes come this way
+
+    def _operator_freed(self) -> None:
+        """An operator may have gone free (or the engine stops): every held customer's call
+        tries to take one again."""
+        for nudge in self.holding:
+            nudge.set()
 
     def stop(self, why: str = "") -> None:
         """Start no new call and end the calls in flight (CANCEL what rings, BYE what is
@@ -405,6 +422,7 @@ class TenantEngine:
         for ua in self._ua_generation:
             ua.end_calls(END_GRACE)
         self.wakened.set()
+        self._operator_freed()  # a held customer is let go
 
     def _refused(self, error: BaseException) -> None:
         """The database or Redis refused us: a newer engine runs the tenant (or dialing is
@@ -668,6 +686,8 @@ class TenantEngine:
             self.sweep_at = now + 1.0
             changed = await self.presence.sweep(default_wrap_up(settings))
             for operator, state in zip(changed[::2], changed[1::2], strict=True):
+                if (state.decode() if isinstance(state, bytes) else state) == FREE:
+                    self._operator_freed()  # past the wrap-up timeout
                 if (state.decode() if isinstance(state, bytes) else state) == OFF_LINE:
                     # the console went quiet: told like the failed-transfer limit (reports)
                     gone = event("operator_off_line", operator_id=int(operator), reason="heartbeat")
@@ -732,6 +752,7 @@ class TenantEngine:
                     "tenant %s: operator %s freed: left transferring", self.tenant_id, operator
                 )
                 await self.presence.release(operator)
+                self._operator_freed()
 
     def _blocked(self, campaign: CampaignSettings, today: datetime) -> tuple[str, str]:
         """Why this running campaign cannot dial at all now, as (code, detail), or ("", "")."""
@@ -1068,7 +1089,7 @@ class TenantEngine:
             answered = attempt.answer_at is not None
             ended = attempt.answer_at if answered else attempt.end_at
             pacer.ringing_ended(answered, (ended or attempt.invite_at) - attempt.invite_at, now)
-        if attempt.detail == Detail.NO_FREE_OPERATOR:
+        if attempt.detail in ABANDONED:
             pacer.abandoned(now)
         if operator is not None and attempt.transfer_result in (
             TransferResult.SUCCEEDED,
@@ -1110,6 +1131,11 @@ class TenantEngine:
             lead_id=lead.lead_id,
         )
         operator: int | None = chosen
+        #: The customer was held past the tolerance and sent to the campaign's fallback.
+        fallback = False
+        #: Wakes the call held for an operator: one went free, the customer hung up...
+        nudge = asyncio.Event()
+        hung_up = False
         where = {
             "host": account.account.host,
             "port": account.account.port,
@@ -1118,9 +1144,42 @@ class TenantEngine:
         account_id = account.account_id
 
         async def pick_operator():
+            """A free operator's REFER target; nobody free: hold the customer up to the
+            campaign's abandon tolerance for the first to go free (woken when one may have),
+            then the fallback's target, or None (hung up)."""
+            nonlocal fallback
+            until = time.monotonic() + campaign.abandon_tolerance
+            self.holding[nudge] = None
+            try:
+                while not self.stopping and not hung_up:
+                    nudge.clear()  # an operator freed during the take wakes the wait at once
+                    target, again = await take_operator()
+                    left = until - time.monotonic()
+                    if target is not None or not again or left <= 0:
+                        break
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(left):
+                            await nudge.wait()
+                else:
+                    return None
+            finally:
+                del self.holding[nudge]
+            if target is not None or self.stopping or hung_up or not campaign.fallback:
+                return target
+            fallback = True  # abandoned: within the tolerance, to the campaign's fallback
+            return (
+                render_refer_uri(account.refer_format, extension=campaign.fallback, **where),
+                render_refer_headers(account.refer_headers, extension=campaign.fallback, **where),
+            )
+
+        def customer_hung_up() -> None:
+            nonlocal hung_up
+            hung_up = True
+            nudge.set()
+
+        async def take_operator():
+            """(target, whether to try again when an operator goes free)."""
             nonlocal operator
-            if self.stopping:
-                return None
             try:
                 taken = (
                     chosen
@@ -1135,9 +1194,9 @@ class TenantEngine:
                 if fenced(error):
                     self._refused(error)
                 self.log.warning("tenant %s: no operator taken: %s", self.tenant_id, error)
-                return None
+                return None, False
             if taken is None:
-                return None
+                return None, True
             operator = int(taken)
             self.taken.add(operator)
             extension = self.settings.operators.get(operator) if self.settings else None
@@ -1146,17 +1205,20 @@ class TenantEngine:
                 extension = fresh.operators.get(operator) if fresh else None
             if extension is None:  # deactivated, or deleted: not a target
                 await self.presence.go_off_line(operator)
+                self.taken.discard(operator)
                 operator = None
-                return None
+                return None, True
             uri = render_refer_uri(account.refer_format, extension=extension, **where)
             headers = render_refer_headers(account.refer_headers, extension=extension, **where)
             try:
                 await self._screen_pop(operator, lead)
             except RedisError as error:  # the console asks for what it missed on reconnect
                 self.log.warning("tenant %s: screen pop not sent: %s", self.tenant_id, error)
-            return uri, headers
+            return (uri, headers), False
 
         def late_result(late: LateResult) -> None:  # after the wait: corrects the attempt
+            if fallback:  # abandoned whatever the fallback's transfer came to
+                return
             self.late.append(LateTransfer(lead, campaign, operator, late))
             self.wakened.set()
 
@@ -1168,6 +1230,7 @@ class TenantEngine:
                 transfer_timeout=account.transfer_wait,
                 bye_grace=self.bye_grace,
                 on_late_result=late_result,
+                on_hang_up=customer_hung_up,
             )
         except asyncio.CancelledError:
             raise
@@ -1186,6 +1249,13 @@ class TenantEngine:
             self.refer_refused[account_id] = self.refer_refused.get(account_id, 0) + 1
         elif attempt.transfer_result is not None:
             self.refer_refused[account_id] = 0
+        if fallback:  # abandoned: handed to the fallback, or (its transfer failed) hung up
+            handed = attempt.transfer_result in (
+                TransferResult.SUCCEEDED,
+                TransferResult.UNCONFIRMED,
+            )
+            attempt.outcome = Outcome.TECHNICAL_ERROR
+            attempt.detail = Detail.SENT_TO_FALLBACK if handed else Detail.NO_FREE_OPERATOR
         if (pacer := self.pacers.get(lead.campaign_id)) is not None:
             self._observe(pacer, lead.campaign_id, attempt, operator)
         if operator is not None:
@@ -1199,6 +1269,7 @@ class TenantEngine:
                 )
             finally:
                 self.taken.discard(operator)
+                self._operator_freed()  # free again, perhaps: a held customer may take them
         self.metrics.add(ATTEMPTS, outcome=attempt.outcome or "", detail=attempt.detail or "")
         log.debug(
             "attempt ended: %s %s, SIP %s, transfer %s",

@@ -66,6 +66,12 @@ class CampaignSettings:
     #: over the regulatory window (days: 1 or 30) under this cap.
     abandon_rate_cap: float = 3.0
     abandon_rate_window_days: int = 30
+    #: Seconds an answered customer is held for an operator about to be free before the
+    #: call counts as abandoned (0: let go at once).
+    abandon_tolerance: float = 2.0
+    #: Where an abandoned customer is sent by REFER (an extension or number at the PBX: an
+    #: announcement, a voicemail, an overflow queue); "": hung up.
+    fallback: str = ""
     wrap_up_timeout: float = 600.0
     failed_transfers_limit: int = 3
     #: Preview dialing: seconds after which a previewed lead is dialed by itself (0: never).

@@ -27,6 +27,7 @@ DETAIL_LABELS = {
     Detail.TRANSFER_FAILED.value: _l("the transfer failed"),
     Detail.TRANSFER_TIMEOUT.value: _l("no transfer result in time"),
     Detail.NO_FREE_OPERATOR.value: _l("no free operators"),
+    Detail.SENT_TO_FALLBACK.value: _l("no free operators: sent to the fallback"),
     Detail.CUSTOMER_HUNG_UP.value: _l("the customer hung up during the transfer"),
     Detail.ENGINE_LOST.value: _l("the engine stopped during the call"),
     Detail.ENGINE_STOPPED.value: _l("dialing stopped: the call was ended"),

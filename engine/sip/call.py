@@ -40,6 +40,9 @@ if TYPE_CHECKING:
 Target = str | tuple[str, list[tuple[str, str]]]
 #: What picks the operator at the moment of answer (None: nobody is free).
 Picker = Callable[[], Awaitable[Target | None]]
+#: What hears that the customer hung up while the picker ran (UserAgent.place_call's
+#: `on_hang_up`): a picker that holds the customer for an operator stops waiting.
+OnHangUp = Callable[[], None]
 
 #: Seconds the REFER's subscription stays alive after the wait for the transfer's result
 #: ended without one (our BYE ends the dialog's invite usage, not its subscription usage:
@@ -157,6 +160,7 @@ class Call:
         "dialog",
         "from_tag",
         "invite_tx",
+        "on_hang_up",
         "on_late_result",
         "refer_headers",
         "refer_to",
@@ -177,12 +181,14 @@ class Call:
         bye_grace: float,
         refer_headers: Iterable[tuple[str, str]],
         on_late_result: OnLateResult | None = None,
+        on_hang_up: OnHangUp | None = None,
     ):
         self.ua = ua
         #: Where every request of the call goes: where new requests went when it started
         #: (a failover of the user agent moves later calls, not this one).
         self.destination = ua.destination
         self.on_late_result = on_late_result
+        self.on_hang_up = on_hang_up
         self.call_id = f"{token_hex(12)}@{ua.contact_host}"
         logs.bind(call_id=self.call_id)  # every later record of the call's task names it
         self.from_tag = token_hex(6)
@@ -347,6 +353,8 @@ class Call:
                 held = self._held
                 assert held is not None  # picking: `_answered` made it
                 held.append((kind, msg))  # told once the REFER is out
+                if kind == _BYE and self.on_hang_up is not None:
+                    self.on_hang_up()  # a picker holding the customer stops waiting
             elif state == _LEAVING and kind == _DEADLINE and self._ending:
                 then = self._then
                 assert then is not None  # leaving: `_leave_with_bye` set it
@@ -549,7 +557,11 @@ class Call:
             self._leave_with_bye(Outcome.TECHNICAL_ERROR, Detail.ENGINE_STOPPED)
             return
         if refer_to is None:
-            self._leave_with_bye(Outcome.TECHNICAL_ERROR, Detail.NO_FREE_OPERATOR)
+            if any(kind == _BYE for kind, _ in self._held or ()):
+                # the customer hung up while held for an operator: nothing left to end
+                self._finish(Outcome.TECHNICAL_ERROR, Detail.NO_FREE_OPERATOR)
+            else:
+                self._leave_with_bye(Outcome.TECHNICAL_ERROR, Detail.NO_FREE_OPERATOR)
             return
         extra = self.refer_headers
         if isinstance(refer_to, tuple):  # the picker chose the headers with the target

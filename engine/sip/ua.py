@@ -32,6 +32,7 @@ from engine.sip.call import (
     Call,
     CallRecord,
     LateResult,
+    OnHangUp,
     OnLateResult,
     Picker,
     classify,
@@ -528,6 +529,7 @@ class UserAgent:
         bye_grace: float = 1.0,
         refer_headers: Sequence[tuple[str, str]] = (),
         on_late_result: OnLateResult | None = None,
+        on_hang_up: OnHangUp | None = None,
     ) -> CallRecord:
         """Dial `target_uri`; when answered, transfer to `refer_to` (a URI, or a coroutine
         function that picks one at the moment of answer, optionally with the REFER's extra
@@ -540,6 +542,10 @@ class UserAgent:
         A transfer whose result did not come within `transfer_timeout` ends the call as
         timed out; its final NOTIFY may still come within `late_window` seconds, and is then
         told to `on_late_result` (in the transport's callback: it must not block).
+
+        A customer who hangs up while the picker runs (it may hold them a moment for an
+        operator about to be free) is told to `on_hang_up` at once, in the transport's
+        callback; the call then ends without a REFER once the picker returns None.
 
         The call goes where new requests go when it starts (DNS asked again first when its
         answers are no longer kept), and stays there to its end."""
@@ -557,6 +563,7 @@ class UserAgent:
             bye_grace,
             refer_headers,
             on_late_result,
+            on_hang_up,
         )
         self._calls[call.call_id] = call
         return await call.run()

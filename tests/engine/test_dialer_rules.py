@@ -127,12 +127,22 @@ def test_a_lost_engines_calls_are_waited_for_the_longest_ring_timeout():
 
 def test_a_lost_engines_calls_are_waited_for_the_longest_transfer_wait():
     """Each SIP account waits for a transfer's result as long as it says; a lost engine's
-    calls may go on for the longest of them: 20 + 90 + 1 (the BYE) + 1 (the stop's grace)."""
+    calls may go on for the longest of them: 20 + 2 (the hold) + 90 + 1 (the BYE) + 1 (the
+    stop's grace)."""
     ring = campaign(ring_timeout=20.0)
     quick = AccountSettings(1, Account("pbx.example.com"), transfer_wait=12.0)
     slow = AccountSettings(2, Account("trunk.example.com"), transfer_wait=90.0)
     both = TenantSettings(1, accounts={1: quick, 2: slow}, campaigns=(ring,))
-    assert lost_call_bound(both, 1.0) == 20.0 + 90.0 + 1.0 + 1.0
+    assert lost_call_bound(both, 1.0) == 20.0 + 2.0 + 90.0 + 1.0 + 1.0
     alone = TenantSettings(1, accounts={1: quick}, campaigns=(ring,))
-    assert lost_call_bound(alone, 1.0) == 20.0 + 12.0 + 1.0 + 1.0
-    assert lost_call_bound(TenantSettings(1, campaigns=(ring,)), 1.0) == 20.0 + 30.0 + 2.0
+    assert lost_call_bound(alone, 1.0) == 20.0 + 2.0 + 12.0 + 1.0 + 1.0
+    assert lost_call_bound(TenantSettings(1, campaigns=(ring,)), 1.0) == 20.0 + 2.0 + 30.0 + 2.0
+
+
+def test_a_lost_engines_calls_are_waited_for_the_longest_hold():
+    """An answered customer may be held for an operator for the longest abandon tolerance
+    of the running campaigns before the REFER."""
+    brief, patient = campaign(abandon_tolerance=0.0), campaign(campaign_id=2, abandon_tolerance=5.0)
+    assert lost_call_bound(TenantSettings(1, campaigns=(brief, patient)), 1.0) == (
+        lost_call_bound(TenantSettings(1, campaigns=(brief,)), 1.0) + 5.0
+    )

@@ -57,6 +57,7 @@ CALLING = {
     "call_multiplier": "5",
     "abandon_rate_cap_percent": "20",
     "abandon_rate_window_days": "1",
+    "abandon_tolerance_seconds": "2",
     "max_calls_at_once": "1000",
     "max_calls_per_second": "500",
     "wrap_up_timeout_seconds": "0",

@@ -31,6 +31,7 @@ from wtforms.validators import (
 from engine.pacing_modes import PacingMode
 from webapp.labels import RESULT_ACTION_LABELS
 from webapp.models import OFFERED_PACING_MODES, LeadOrder
+from webapp.operators.forms import _EXTENSION
 from webapp.services.campaigns import KEY
 from webapp.services.results import RETRY_MINUTES, Action, ResultAction
 
@@ -242,6 +243,24 @@ class CallingForm(FlaskForm):
             "The regulatory window: predictive pacing keeps the abandon rate over it under the cap."
         ),
     )
+    abandon_tolerance_seconds = CommaDecimalField(
+        _l("Hold an answered customer for an operator, seconds"),
+        places=1,
+        validators=[InputRequired(), NumberRange(0, 10)],
+        description=_l(
+            "A customer who picks up when every operator is busy waits this long for the "
+            "first to be free; then the call counts as abandoned. Regulators allow 2 seconds."
+        ),
+    )
+    fallback_target = StringField(
+        _l("Fallback for abandoned calls"),
+        validators=[Length(max=32)],
+        description=_l(
+            "Optional: an extension or number at your PBX (a recorded message saying who "
+            "called and how to call back, a voicemail, an overflow queue). An abandoned "
+            "customer is transferred there instead of being hung up on."
+        ),
+    )
     max_calls_at_once = IntegerField(
         _l("Most calls at once"),
         validators=[InputRequired(), NumberRange(1, 1000)],
@@ -307,6 +326,11 @@ class CallingForm(FlaskForm):
         if any(len(line) > 100 for line in lines):
             raise ValidationError(_l("A result may have at most 100 characters."))
         field.data = "\n".join(lines)
+
+    def validate_fallback_target(self, field):
+        field.data = (field.data or "").strip() or None
+        if field.data is not None and not _EXTENSION.match(field.data):
+            raise ValidationError(_l("Use digits (and letters) only, up to 32, no spaces."))
 
     def validate_calling_hours_end(self, field):
         start = self.calling_hours_start.data

@@ -170,7 +170,11 @@ def _rules_form(campaign: Campaign) -> CallingForm:
     form.sip_account_id.choices = choices
     if request.method == "GET":
         form.calling_weekdays.data = list(campaign.calling_weekdays)
-        for field in (form.call_multiplier, form.abandon_rate_cap_percent):
+        for field in (
+            form.call_multiplier,
+            form.abandon_rate_cap_percent,
+            form.abandon_tolerance_seconds,
+        ):
             field.data = Decimal(str(field.data))  # 1.2, not 1.19999
         for name in campaign.result_choices:
             action = action_of(campaign, name)

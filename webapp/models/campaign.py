@@ -77,6 +77,8 @@ RULES = (
     "call_multiplier",
     "abandon_rate_cap_percent",
     "abandon_rate_window_days",
+    "abandon_tolerance_seconds",
+    "fallback_target",
     "max_calls_at_once",
     "max_calls_per_second",
     "wrap_up_timeout_seconds",
@@ -126,6 +128,9 @@ class Campaign(TenantOwned, db.Model):
         one_of("pacing_mode", OFFERED_PACING_MODES),
         one_of("lead_order", LeadOrder),
         CheckConstraint("length(calling_weekdays) BETWEEN 1 AND 7", name="calling_weekdays"),
+        CheckConstraint(
+            "abandon_tolerance_seconds BETWEEN 0 AND 10", name="abandon_tolerance_seconds"
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -168,6 +173,12 @@ class Campaign(TenantOwned, db.Model):
     abandon_rate_cap_percent: Mapped[float] = mapped_column(Float, default=3.0)
     #: The regulatory window the abandon rate is measured over: 1 (24 hours) or 30 days.
     abandon_rate_window_days: Mapped[int] = mapped_column(Integer, default=30)
+    #: Seconds an answered customer waits for an operator about to be free before the call
+    #: is abandoned (the regulators' limit is 2 s).
+    abandon_tolerance_seconds: Mapped[float] = mapped_column(Float, default=2.0)
+    #: Where an abandoned customer is transferred: an extension or number at the tenant's
+    #: PBX (an announcement, a voicemail, an overflow queue); none: they are hung up on.
+    fallback_target: Mapped[str | None] = mapped_column(String(64))
     # Ceilings that protect the PBX and the trunk, whatever the pacing mode asks for.
     max_calls_at_once: Mapped[int] = mapped_column(Integer, default=30)
     max_calls_per_second: Mapped[int] = mapped_column(Integer, default=10)
@@ -197,6 +208,14 @@ class Campaign(TenantOwned, db.Model):
     @property
     def running(self) -> bool:
         return self.state == CampaignState.RUNNING.value
+
+    @property
+    def can_abandon(self) -> bool:
+        """Whether its pacing may start more calls than there are free operators, so that a
+        customer who picks up may find nobody (docs/pacing.md)."""
+        return self.pacing_mode == PacingMode.PREDICTIVE.value or (
+            self.pacing_mode == PacingMode.MULTIPLIER.value and self.call_multiplier > 1
+        )
 
     @property
     def result_choices(self) -> list[str]:

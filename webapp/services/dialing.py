@@ -63,7 +63,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection, Engine
 
-from engine.outcomes import Detail, Outcome, TransferResult
+from engine.outcomes import ABANDONED, Detail, Outcome, TransferResult
 from engine.sip.ua import Account
 from engine.store import (
     AccountSettings,
@@ -146,6 +146,8 @@ def _campaign_settings(row, weights: dict[int, int] | None) -> CampaignSettings:
         max_calls_per_second=row["max_calls_per_second"],
         abandon_rate_cap=float(row["abandon_rate_cap_percent"]),
         abandon_rate_window_days=row["abandon_rate_window_days"],
+        abandon_tolerance=float(row["abandon_tolerance_seconds"]),
+        fallback=row["fallback_target"] or "",
         wrap_up_timeout=float(row["wrap_up_timeout_seconds"]),
         failed_transfers_limit=row["failed_transfers_limit"],
         preview_countdown=float(row["preview_countdown_seconds"]),
@@ -335,13 +337,14 @@ class DialingStore:
         self, tenant_id: int, since: datetime, campaign_id: int | None = None
     ) -> tuple[int, int]:
         """(picked up, abandoned) attempts (of the campaign, or of every campaign) that
-        started since `since`: the customer picked up, and of those, found no free operator.
+        started since `since`: the customer picked up, and of those, found no free operator
+        (hung up, or sent to the campaign's fallback: both count against the cap).
         The measured abandon rate of a campaign's predictive pacing (engine/pacer.py), read
         every minute or so, never every tick. The whole hours the
         reports' roll-up holds (webapp/services/rollup.py) are summed from `report_hours`
         (some 720 rows for a 30-day window), the rest is counted from the attempts: the part
         hour at the start and everything since the last hour rolled up."""
-        abandoned = attempts.c.detail == Detail.NO_FREE_OPERATOR.value
+        abandoned = attempts.c.detail.in_([detail.value for detail in ABANDONED])
         with self._begin(tenant_id) as connection:
             until = _utc(
                 connection.scalar(
@@ -356,7 +359,8 @@ class DialingStore:
             if until is not None and until > first:
                 hours = report_hours.c
                 no_operator = case(
-                    (hours.detail == Detail.NO_FREE_OPERATOR.value, hours.attempts), else_=0
+                    (hours.detail.in_([detail.value for detail in ABANDONED]), hours.attempts),
+                    else_=0,
                 )
                 rolled = connection.execute(
                     select(

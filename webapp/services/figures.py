@@ -355,8 +355,9 @@ class Summary:
     no_answer: int = 0
     busy: int = 0
     unavailable: int = 0
-    technical_error: int = 0  # without no_free_operator
-    no_free_operator: int = 0
+    technical_error: int = 0  # without the abandoned calls
+    no_free_operator: int = 0  # abandoned, hung up
+    sent_to_fallback: int = 0  # abandoned, sent to the campaign's fallback
     rang: int = 0
     talks: int = 0
     very_short: int = 0
@@ -369,9 +370,15 @@ class Summary:
     details: dict[str, int] = field(default_factory=dict)
 
     @property
+    def abandoned(self) -> int:
+        """Customers who picked up and found no free operator: hung up, or sent to the
+        fallback."""
+        return self.no_free_operator + self.sent_to_fallback
+
+    @property
     def abandon_rate(self) -> float | None:
         """Customers who picked up and found no free operator, of all who picked up."""
-        return ratio(self.no_free_operator, self.picked_up)
+        return ratio(self.abandoned, self.picked_up)
 
     @property
     def contact_rate(self) -> float | None:
@@ -413,6 +420,8 @@ def _summary_of(rows) -> Summary:
             setattr(result, name, getattr(result, name) + values[name])
         if detail == Detail.NO_FREE_OPERATOR.value:
             result.no_free_operator += values["attempts"]
+        elif detail == Detail.SENT_TO_FALLBACK.value:
+            result.sent_to_fallback += values["attempts"]
         elif outcome in (
             Outcome.NO_ANSWER,
             Outcome.BUSY,

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import case, func, select
 
-from engine.outcomes import Detail, TransferResult
+from engine.outcomes import ABANDONED, TransferResult
 from engine.presence import decode_all
 from webapp import bus
 from webapp.extensions import db
@@ -51,7 +51,7 @@ def _counted():
         func.count(Attempt.answer_at),
         func.coalesce(func.sum(case((transferred, 1), else_=0)), 0),
         func.coalesce(
-            func.sum(case((Attempt.detail == Detail.NO_FREE_OPERATOR.value, 1), else_=0)), 0
+            func.sum(case((Attempt.detail.in_([d.value for d in ABANDONED]), 1), else_=0)), 0
         ),
     )
 

@@ -1,7 +1,9 @@
 """The engine in predictive mode against SIPp behaves as the call-centre simulator says it
 will for the same tenant: it keeps more calls in flight than it has operators (progressive
-pacing never does), it abandons no more than the simulator within a small run's tolerance,
-and its pacer learns from the calls and the operators' handle and wrap-up times."""
+pacing never does), it holds a customer who finds every operator busy for the campaign's
+abandon tolerance as the simulator does (`abandon_tolerance`) and abandons no more than the
+simulator within a small run's tolerance, and its pacer learns from the calls and the
+operators' handle and wrap-up times."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import update
 
 from engine.sim.callcentre import Workload, pacer_class, simulate
+from engine.store import CampaignSettings
 from tests.engine.dialing import (
     HostThread,
     add_leads,
@@ -36,6 +39,8 @@ RING_MS = 300
 HISTORY = 300
 #: Seconds each operator spends in wrap-up (their console says the talk is over at once).
 WRAP_UP = 0.3
+#: Seconds an answered customer waits for an operator: the campaign's default, 2 s.
+TOLERANCE = CampaignSettings(0).abandon_tolerance
 
 
 def the_same_tenant_simulated() -> dict:
@@ -52,7 +57,7 @@ def the_same_tenant_simulated() -> dict:
             },
             "talk_time": {"uniform": [0.1, 0.4]},  # REFER, NOTIFY, then the test's wrap-up
             "wrap_up_time": {"constant": WRAP_UP},
-            "abandon_tolerance": 0,
+            "abandon_tolerance": TOLERANCE,
             "ceilings": {"max_calls_at_once": 30, "calls_per_second": 10},
         }
     )
@@ -147,3 +152,60 @@ def test_predictive_engine_behaves_as_the_simulator_says(app, database_url, pbx)
         assert store.abandon_counts(tenant_id + 1, day_ago) == (0, 0)  # another tenant's
     finally:
         store.close()
+
+
+def held_and_abandoned(tolerance: float) -> dict:
+    """What the simulator says of two customers dialed for each free operator (a multiplier
+    of 2, one operator), all answering together: with a tolerance the second waits for the
+    operator's wrap-up to end, without one it is abandoned."""
+    workload = Workload.from_dict(
+        {
+            "name": "two for one",
+            "duration": 600,
+            "leads": HELD_LEADS,
+            "operators": 1,
+            "answer_probability": 1.0,
+            "ring_time": {
+                "answered": {"constant": RING_MS / 1000},
+                "unanswered": {"constant": 1.0},
+            },
+            "talk_time": {"uniform": [0.1, 0.4]},
+            "wrap_up_time": {"constant": HELD_WRAP_UP},
+            "abandon_tolerance": tolerance,
+        }
+    )
+    return simulate(workload, "multiplier", seed=1, multiplier=2.0)
+
+
+HELD_LEADS = 10
+HELD_WRAP_UP = 0.5
+
+
+def test_the_engine_holds_an_answered_customer_as_the_simulator_does(app, database_url, pbx):
+    simulated = held_and_abandoned(TOLERANCE)
+    # What the hold is worth, in the simulator: half the customers abandoned without it.
+    assert held_and_abandoned(0)["abandoned"] == HELD_LEADS // 2
+    assert simulated["abandoned"] == 0
+
+    peer = pbx("pbx.xml", calls=HELD_LEADS * 2, timeout=120, fill={"ring_ms": RING_MS})
+    tenant_id, operators = dialing_tenant(
+        app, "Acme", peer, extensions=("101",), pacing_mode="multiplier", call_multiplier=2.0
+    )
+    add_leads(app, tenant_id, [f"+1555000{n:03d}0" for n in range(HELD_LEADS)])
+    go_on_line(app, tenant_id, *operators.values())
+    with HostThread(database_url):
+        finish_as_they_come(app, tenant_id, HELD_LEADS, timeout=90, wrap_up=HELD_WRAP_UP)
+
+    attempts = attempts_of(app, tenant_id)
+    assert len(attempts) == HELD_LEADS
+    abandoned = [a for a in attempts if a.detail == "no_free_operator"]
+    assert len(abandoned) <= simulated["abandoned"] + 1
+    # Customers who found the operator busy were held, not let go: transferred once the
+    # operator was free, within the tolerance.
+    held = [
+        a
+        for a in attempts
+        if a.outcome == "answered" and (a.refer_at - a.answer_at).total_seconds() > 0.2
+    ]
+    assert len(held) >= HELD_LEADS // 2 - 1 - len(abandoned)
+    assert all((a.refer_at - a.answer_at).total_seconds() < TOLERANCE + 0.5 for a in held)

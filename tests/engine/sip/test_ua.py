@@ -5,6 +5,7 @@ Each test checks what our user agent concluded and what SIPp saw. Timers are sho
 """
 
 import asyncio
+import contextlib
 import hashlib
 import re
 import socket
@@ -916,3 +917,37 @@ def test_closing_sends_nothing_when_nothing_is_registered():
 
     refused, took = asyncio.run(run())
     assert refused.code == 403 and took < 0.1
+
+
+def test_a_customer_hanging_up_while_held_for_an_operator_ends_the_wait(pbx):
+    """The picker holds the customer for an operator (engine/dialer.py); the PBX's BYE half a
+    second in is told to `on_hang_up` at once, the picker stops waiting and returns None, and
+    the call ends with neither REFER nor BYE from us: abandoned (`no_free_operator`)."""
+    peer = pbx("hang_up_while_held.xml")
+
+    async def run():
+        gone = asyncio.Event()
+        waited = []
+
+        async def hold_for_nobody():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(10):
+                    await gone.wait()
+            waited.append(gone.is_set())
+            return None
+
+        async with user_agent(peer) as ua:
+            target = f"sip:{NUMBER}@127.0.0.1:{peer.port}"
+            attempt = await ua.place_call(target, hold_for_nobody, on_hang_up=gone.set)
+        return attempt, waited
+
+    attempt, waited = asyncio.run(run())
+    seen = peer.wait()
+    assert seen.succeeded, seen.errors
+    assert waited == [True]  # woken by the hang-up, not by its own timeout
+    assert (attempt.outcome, attempt.detail, attempt.refer_to, attempt.refer_at) == (
+        "technical_error",
+        "no_free_operator",
+        None,
+        None,
+    )

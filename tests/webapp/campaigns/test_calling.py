@@ -32,6 +32,7 @@ CALLING = {
     "call_multiplier": "1.2",
     "abandon_rate_cap_percent": "3",
     "abandon_rate_window_days": "30",
+    "abandon_tolerance_seconds": "2",
     "max_calls_at_once": "30",
     "max_calls_per_second": "10",
     "wrap_up_timeout_seconds": "600",
@@ -146,6 +147,10 @@ def test_one_campaigns_rules_leave_the_others_alone(app, client, admin, account)
         ("results", " \n ", "from 1 to 30 results"),
         ("results", "x" * 101, "at most 100 characters"),
         ("sip_account_id", "999999", "Not a valid choice"),
+        ("abandon_tolerance_seconds", "10.5", "between 0 and 10"),
+        ("abandon_tolerance_seconds", "", "This field is required"),
+        ("fallback_target", "70 0", "Use digits (and letters) only"),
+        ("fallback_target", "7" * 33, "up to 32"),
     ],
 )
 def test_the_calling_tab_explains_bad_values(app, client, admin, account, field, value, words):
@@ -398,3 +403,46 @@ def test_preview_with_its_countdown_is_saved_and_reaches_the_engine(app, client,
         finally:
             store.close()
     assert (settings.pacing_mode, settings.preview_countdown) == ("preview", 15.0)
+def test_the_hold_and_the_fallback_for_abandoned_calls_are_saved(app, client, admin, account):
+    campaign_id = _default_id(app, admin.id)
+    assert (
+        _get(app, campaign_id).abandon_tolerance_seconds,
+        _get(app, campaign_id).fallback_target,
+    ) == (2.0, None)
+    response = _post(
+        client, campaign_id, account, abandon_tolerance_seconds="1,5", fallback_target=" 700 "
+    )
+    assert response.status_code == 302
+    campaign = _get(app, campaign_id)
+    assert (campaign.abandon_tolerance_seconds, campaign.fallback_target) == (1.5, "700")
+    page = client.get(f"/campaigns/{campaign_id}/calling").get_data(as_text=True)
+    assert 'value="1.5"' in page and 'value="700"' in page
+    _post(client, campaign_id, account, fallback_target="  ")  # none: hung up
+    assert _get(app, campaign_id).fallback_target is None
+
+
+@pytest.mark.parametrize(
+    ("pacing", "fallback", "warned"),
+    [
+        ({"pacing_mode": "predictive"}, "", True),
+        ({"pacing_mode": "multiplier", "call_multiplier": "1.5"}, "", True),
+        ({"pacing_mode": "multiplier", "call_multiplier": "1"}, "", False),
+        ({"pacing_mode": "progressive"}, "", False),
+        ({"pacing_mode": "predictive"}, "*700", False),
+    ],
+)
+def test_the_calling_tab_warns_when_abandoned_calls_have_no_fallback(
+    app, client, admin, account, pacing, fallback, warned
+):
+    campaign_id = _default_id(app, admin.id)
+    assert (
+        _post(client, campaign_id, account, fallback_target=fallback, **pacing).status_code == 302
+    )
+    page = client.get(f"/campaigns/{campaign_id}/calling").get_data(as_text=True)
+    assert ('id="no-fallback-warning"' in page) is warned
+    assert ("This pacing can abandon calls" in page) is warned
+    if warned:
+        client.get("/lang/ru")
+        page = client.get(f"/campaigns/{campaign_id}/calling").get_data(as_text=True)
+        assert "При таком темпе набора вызовы могут быть брошены" in page
+        assert "Куда переводить брошенные вызовы" in page
