@@ -124,6 +124,8 @@ def choose(operator: Operator, lead_id: int, choice: str, reason: str = "") -> b
     they preview no such lead (any more); ValueError: not a choice."""
     text = choice_text(choice, reason)
     return bool(bus.presence(operator.tenant_id).choose(operator.id, lead_id, text))
+
+
 @dataclass(frozen=True)
 class Callback:
     """A callback of the operator's, as their console lists it."""

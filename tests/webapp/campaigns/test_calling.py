@@ -403,6 +403,8 @@ def test_preview_with_its_countdown_is_saved_and_reaches_the_engine(app, client,
         finally:
             store.close()
     assert (settings.pacing_mode, settings.preview_countdown) == ("preview", 15.0)
+
+
 def test_the_hold_and_the_fallback_for_abandoned_calls_are_saved(app, client, admin, account):
     campaign_id = _default_id(app, admin.id)
     assert (
