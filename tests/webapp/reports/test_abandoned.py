@@ -50,6 +50,8 @@ def test_both_kinds_of_abandoned_calls_are_shown_apart_and_counted_together(
 
     state = client.get("/live/state").get_json()
     assert state["today"]["abandoned"] == 3
+    wall = client.get("/live/").get_data(as_text=True)  # Russian, as chosen above
+    assert "Брошено (трубка положена или переведено на резервный номер)" in wall
 
     store = DialingStore(database_url, SecretBox(DEV_ENCRYPTION_KEY))
     try:
