@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from flask import jsonify
 
+from engine.preview import SKIP_REASONS
 from webapp.api import bp
 from webapp.api.auth import SCOPE_NEEDED_FOR, scope_needed
 from webapp.api.common import DEFAULT_LIMIT, MAX_ID, MAX_LIMIT
@@ -182,6 +183,7 @@ SCHEMAS = {
             "next_attempt_at",
             "call_at",
             "created_at",
+            "last_skip",
             "last_result",
         ],
         "properties": {
@@ -208,10 +210,27 @@ SCHEMAS = {
                 "description": "The callback promised to the customer, until that call is made.",
             },
             "created_at": TIME,
+            "last_skip": {
+                **_nullable(_ref("LastSkip")),
+                "description": "Preview dialing: why an operator last skipped the lead instead "
+                "of calling it, and when; null: never skipped. A skip is no attempt.",
+            },
             "last_result": {
                 **_nullable(_ref("LastResult")),
                 "description": "The operator's latest result on this lead; null: none yet.",
             },
+        },
+    },
+    "LastSkip": {
+        "type": "object",
+        "required": ["reason", "at"],
+        "properties": {
+            "reason": {
+                "enum": list(SKIP_REASONS),
+                "description": "not_now: not a good moment; wrong_data: the lead's data is "
+                "wrong; other.",
+            },
+            "at": TIME,
         },
     },
     "LastResult": {

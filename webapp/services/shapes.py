@@ -81,6 +81,10 @@ def lead_json(lead: Lead, results: dict[int, Attempt] | None = None) -> dict:
         "next_attempt_at": iso(lead.next_attempt_at),
         "call_at": iso(lead.callback_at),
         "created_at": iso(lead.created_at),
+        # Preview dialing: why an operator last skipped the lead, and when (null: never).
+        "last_skip": (
+            {"reason": lead.skip_reason, "at": iso(lead.skipped_at)} if lead.skip_reason else None
+        ),
         # The operator's latest result, comment and call-back time (null: none yet).
         "last_result": (
             {"attempt_id": last.id, "operator_id": last.operator_id, **result_json(last)}

@@ -48,3 +48,22 @@ def test_the_attempt_and_the_lead_carry_the_operators_result(app, client, auth, 
     listed = {row["id"]: row for row in api.get("/leads").get_json()["leads"]}
     assert listed[tenant_a.lead_id]["last_result"] == lead["last_result"]
     assert listed[created["id"]]["last_result"] is None
+
+
+def test_a_lead_skipped_in_preview_says_why_and_when(app, api, tenant_a):
+    """Preview dialing: the lead's latest skip (engine/preview.py, written on the lead by the
+    store's `put_back`) is in the API's lead object, in the list too; null before."""
+    assert api.get(f"/leads/{tenant_a.lead_id}").get_json()["last_skip"] is None
+    with app.app_context():
+        from datetime import UTC, datetime
+
+        from webapp.extensions import db
+        from webapp.models import Lead
+
+        lead = db.session.get(Lead, tenant_a.lead_id)
+        lead.skip_reason, lead.skipped_at = "wrong_data", datetime(2030, 1, 2, 9, 30, tzinfo=UTC)
+        db.session.commit()
+    skip = {"reason": "wrong_data", "at": "2030-01-02T09:30:00+00:00"}
+    assert api.get(f"/leads/{tenant_a.lead_id}").get_json()["last_skip"] == skip
+    listed = {row["id"]: row for row in api.get("/leads").get_json()["leads"]}
+    assert listed[tenant_a.lead_id]["last_skip"] == skip
