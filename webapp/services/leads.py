@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import phonenumbers
 from phonenumbers import timezone as phone_time_zones
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from webapp.bus import wake_engine
 from webapp.extensions import db
@@ -202,15 +203,16 @@ def put_on_do_not_call(
 ) -> tuple[DoNotCall, bool]:
     """The entry for an E.164 number (or prefix), added to the session when it is not on the
     list yet; (entry, added). The caller commits and wakes the engine (`do_not_call`)."""
-    entry = db.session.scalar(
-        select(DoNotCall).where(
-            DoNotCall.tenant_id == tenant_id,
-            DoNotCall.number == number,
-            DoNotCall.prefix == prefix,
-        )
+    known = select(DoNotCall).where(
+        DoNotCall.tenant_id == tenant_id, DoNotCall.number == number, DoNotCall.prefix == prefix
     )
+    entry = db.session.scalar(known)
     if entry is not None:
         return entry, False
     entry = DoNotCall(tenant_id=tenant_id, number=number, prefix=prefix, note=note[:200])
-    db.session.add(entry)
+    try:
+        with db.session.begin_nested():  # a savepoint: someone may add the number meanwhile
+            db.session.add(entry)
+    except IntegrityError:  # they did (two operators marking one number wrong at once)
+        return db.session.scalars(known).one(), False
     return entry, True

@@ -6,9 +6,12 @@ the signed `attempt.result` a real HTTP receiver gets, tried again like every we
 from __future__ import annotations
 
 import re
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy import select
 
 from tests.webapp.jobs import Wakes, emptied, run_jobs
@@ -158,6 +161,54 @@ def test_a_wrong_number_goes_on_the_do_not_call_list_once(app, operator, tenant_
         assert [(e.number, e.prefix, e.note) for e in entries] == [
             (lead.phone, False, f"Wrong number · lead {lead.id}")
         ]
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_wrong_number_marked_by_someone_else_at_the_same_moment_is_no_error(
+    app, operator, tenant_a
+):
+    """The number is being put on the list by another transaction (another operator's Finish,
+    an admin's paste) not committed yet: our Finish waits on the list's unique index, then
+    finds the number there and finishes as usual, no 500; the number is listed once."""
+    lead, _ = lead_and_attempt(app, tenant_a)
+    with app.app_context():
+        other = db.engine.connect()
+        other.begin()
+        other.execute(sa.text("SELECT set_config('autocall.tenant_id', 'all', true)"))
+        other.execute(
+            sa.text(
+                "INSERT INTO do_not_call (tenant_id, number, prefix, note, created_at) "
+                "VALUES (:tenant, :number, false, 'the other one', now())"
+            ),
+            {"tenant": tenant_a.id, "number": lead.phone},
+        )
+        answers: list = []
+        finishing = threading.Thread(
+            target=lambda: answers.append(
+                operator.post("/console/finish", data={"result": "Wrong number"}, headers=JSON)
+            )
+        )
+        finishing.start()
+        waiting = sa.text(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        with db.engine.connect() as watcher:
+            for _ in range(400):  # until our Finish waits on the index (at most 20 s)
+                if watcher.execute(waiting).scalar():
+                    break
+                time.sleep(0.05)
+            else:
+                raise AssertionError("the Finish never waited on the other transaction")
+        other.commit()
+        other.close()
+        finishing.join(30)
+    [answer] = answers
+    assert answer.status_code == 200 and answer.get_json()["state"] == "free"
+    with app.app_context():
+        listed = db.session.scalars(select(DoNotCall).where(DoNotCall.number == lead.phone))
+        assert [entry.note for entry in listed] == ["the other one"]
+        assert db.session.get(Lead, lead.id).status == "do_not_call"
 
 
 def test_attempt_result_reaches_the_receiver_signed_and_is_retried(app, operator, tenant_a):
