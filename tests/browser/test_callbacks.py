@@ -56,8 +56,9 @@ def test_a_personal_callback_waits_for_its_operator_in_the_browser(
         expect(mine).to_contain_text("Callback Customer")
         expect(mine).to_contain_text("after the meeting")
         expect(mine).to_contain_text("yours")
+        page.locator("select[name=reason]").select_option(label="Lunch")  # going off line asks why
         page.get_by_role("button", name="Go off line").click()
-        expect(state).to_have_text("Off line")
+        expect(state).to_have_text("Off line · Lunch")
 
         with app.app_context():  # the clock reaches the callback's time
             lead = db.session.get(Lead, lead_id)
